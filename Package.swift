@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "liandong",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "liandongd", targets: ["liandongd"]),
+        .executable(name: "liandong-sim", targets: ["liandong-sim"]),
+        .executable(name: "liandong-tail", targets: ["liandong-tail"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    ],
+    targets: [
+        // C shims: modulemap + header only, imported by the wrappers and nothing else.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // Small safe wrappers: one owner per C handle.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "LibPQ", dependencies: ["CLibPQ"]),
+        // Pure core: wire models, validation, coordinates, policies. No I/O.
+        .target(name: "LiandongCore"),
+        // Services: config, store, ingest, writer, publisher, importers.
+        .target(
+            name: "LiandongServices",
+            dependencies: [
+                "LiandongCore", "ZeroMQ", "LibPQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "liandongd",
+            dependencies: [
+                "LiandongServices", "LiandongCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "liandong-sim",
+            dependencies: [
+                "LiandongCore", "ZeroMQ", "LibPQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "liandong-tail",
+            dependencies: [
+                "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "LibPQTests", dependencies: ["LibPQ"]),
+        .testTarget(name: "LiandongCoreTests", dependencies: ["LiandongCore"]),
+        .testTarget(
+            name: "LiandongIntegrationTests",
+            dependencies: ["LiandongServices", "LiandongCore", "ZeroMQ", "LibPQ"]
+        ),
+    ]
+)

@@ -1,0 +1,49 @@
+/// A failed libpq operation. `description` stays free of connection secrets; the server's
+/// message, SQLSTATE and detail are kept for logs and for deciding what to do.
+public struct PQError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// Could not connect, or the connection broke: worth retrying later.
+        case connection
+        /// The server refused a statement (see `sqlState`).
+        case query
+        /// libpq misuse or an unexpected result shape.
+        case client
+    }
+
+    public let kind: Kind
+    public let message: String
+    /// Five-character SQLSTATE when the server sent one (e.g. "23505", "42P01").
+    public let sqlState: String?
+    public let detail: String?
+    public let hint: String?
+
+    public init(kind: Kind, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil) {
+        self.kind = kind
+        self.message = message.trimmingTrailingNewlines()
+        self.sqlState = sqlState
+        self.detail = detail
+        self.hint = hint
+    }
+
+    public var description: String {
+        var text = message
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += "; \(detail)" }
+        if let hint { text += "; hint: \(hint)" }
+        return text
+    }
+
+    /// True when the connection itself is gone (class 08 or a libpq connection failure).
+    public var isConnectionFailure: Bool {
+        kind == .connection || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02"
+            || sqlState == "57P03"
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var s = self
+        while s.last == "\n" || s.last == " " { s.removeLast() }
+        return s
+    }
+}

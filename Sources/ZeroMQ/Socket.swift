@@ -1,0 +1,141 @@
+import CZeroMQ
+
+/// The socket types Liandong uses.
+public enum SocketType: Sendable {
+    case pub, sub, router, dealer, req, rep, push, pull
+
+    var raw: Int32 {
+        switch self {
+        case .pub: ZMQ_PUB
+        case .sub: ZMQ_SUB
+        case .router: ZMQ_ROUTER
+        case .dealer: ZMQ_DEALER
+        case .req: ZMQ_REQ
+        case .rep: ZMQ_REP
+        case .push: ZMQ_PUSH
+        case .pull: ZMQ_PULL
+        }
+    }
+}
+
+/// Owns one zmq socket. A socket belongs to one thread at a time: create it, use it and let it
+/// go on the same dedicated thread. It is closed in deinit and keeps its context alive.
+public final class ZMQSocket {
+    public let context: ZMQContext
+    private let handle: UnsafeMutableRawPointer
+    public let type: SocketType
+
+    public init(context: ZMQContext, type: SocketType) throws {
+        guard let handle = zmq_socket(context.handle, type.raw) else {
+            throw ZMQError.last("zmq_socket")
+        }
+        self.context = context
+        self.handle = handle
+        self.type = type
+    }
+
+    deinit {
+        zmq_close(handle)
+    }
+
+    // MARK: options
+
+    private func setInt(_ option: Int32, _ value: Int32, _ name: String) throws {
+        var v = value
+        try zmqCall("zmq_setsockopt(\(name))") {
+            zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size)
+        }
+    }
+
+    /// Milliseconds a close waits to deliver pending messages (-1 forever, 0 drop).
+    public func setLinger(milliseconds: Int32) throws { try setInt(ZMQ_LINGER, milliseconds, "ZMQ_LINGER") }
+    /// Receive timeout in milliseconds: receive() returns nil when it elapses.
+    public func setReceiveTimeout(milliseconds: Int32) throws { try setInt(ZMQ_RCVTIMEO, milliseconds, "ZMQ_RCVTIMEO") }
+    /// Send timeout in milliseconds: send() throws a timeout error when it elapses.
+    public func setSendTimeout(milliseconds: Int32) throws { try setInt(ZMQ_SNDTIMEO, milliseconds, "ZMQ_SNDTIMEO") }
+    public func setReceiveHighWaterMark(_ messages: Int32) throws { try setInt(ZMQ_RCVHWM, messages, "ZMQ_RCVHWM") }
+    public func setSendHighWaterMark(_ messages: Int32) throws { try setInt(ZMQ_SNDHWM, messages, "ZMQ_SNDHWM") }
+    /// Messages larger than this are refused by libzmq and the peer disconnected (-1 no limit).
+    public func setMaxMessageSize(_ bytes: Int64) throws {
+        var v = bytes
+        try zmqCall("zmq_setsockopt(ZMQ_MAXMSGSIZE)") {
+            zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size)
+        }
+    }
+
+    /// Subscribes a SUB socket to every topic starting with `prefix` ("" for everything).
+    public func subscribe(_ prefix: String) throws {
+        let bytes = Array(prefix.utf8)
+        try zmqCall("zmq_setsockopt(ZMQ_SUBSCRIBE)") {
+            bytes.withUnsafeBytes { zmq_setsockopt(handle, ZMQ_SUBSCRIBE, $0.baseAddress, $0.count) }
+        }
+    }
+
+    // MARK: endpoints
+
+    public func bind(_ endpoint: String) throws {
+        try zmqCall("bind \(endpoint)") { zmq_bind(handle, endpoint) }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        try zmqCall("connect \(endpoint)") { zmq_connect(handle, endpoint) }
+    }
+
+    /// The endpoint actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
+    public func lastEndpoint() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        try zmqCall("zmq_getsockopt(ZMQ_LAST_ENDPOINT)") {
+            zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: messages
+
+    /// Sends a multipart message. Throws a timeout ZMQError when a send timeout elapses.
+    public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws {
+        precondition(!frames.isEmpty, "a message has at least one frame")
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if dontWait { flags |= ZMQ_DONTWAIT }
+            try zmqCall("zmq_send") {
+                frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            }
+        }
+    }
+
+    /// Sends UTF-8 string frames.
+    public func send(strings: [String]) throws {
+        try send(strings.map { Array($0.utf8) })
+    }
+
+    /// Receives one whole multipart message, or nil when the receive timeout elapses first.
+    public func receive() throws -> [[UInt8]]? {
+        let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        defer { message.deallocate() }
+        var frames: [[UInt8]] = []
+        while true {
+            guard zmq_msg_init(message) == 0 else { throw ZMQError.last("zmq_msg_init") }
+            defer { zmq_msg_close(message) }
+            var rc: Int32
+            repeat {
+                rc = zmq_msg_recv(message, handle, 0)
+            } while rc < 0 && zmq_errno() == EINTR
+            if rc < 0 {
+                let error = ZMQError.last("zmq_msg_recv")
+                // Only the first frame can time out: the rest of a message arrives atomically.
+                if error.isTimeout && frames.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(message)
+            if size == 0 {
+                frames.append([])
+            } else {
+                let data = zmq_msg_data(message)!.assumingMemoryBound(to: UInt8.self)
+                frames.append(Array(UnsafeBufferPointer(start: data, count: size)))
+            }
+            if zmq_msg_more(message) == 0 { return frames }
+        }
+    }
+}
