@@ -1,0 +1,46 @@
+/// Where an event came from.
+public enum EventSource: String, Sendable, Codable {
+    case alert, report
+}
+
+/// A validated alert or report, ready for the store: category mapped, priority on the 1...4
+/// scale, time in Unix seconds, position (when sent) converted to WGS-84.
+public struct IngestEvent: Sendable, Equatable {
+    public var source: EventSource
+    /// alert_id or report_id.
+    public var sourceID: String
+    public var gatewayID: String?
+    public var gatewaySeq: Int64?
+    public var deviceID: String?
+    public var workerID: String?
+    public var gridCode: String?
+    public var category: String
+    /// Alert priority or report severity: 1 most urgent ... 4 least.
+    public var priority: Int
+    public var observedAt: Double
+    /// WGS-84 position, nil when the message had none (camera or grid position is used).
+    public var position: LonLat?
+    public var crs: CRS
+    /// The JSON body as received.
+    public var body: String
+
+    public init(
+        source: EventSource, sourceID: String, gatewayID: String? = nil, gatewaySeq: Int64? = nil,
+        deviceID: String? = nil, workerID: String? = nil, gridCode: String? = nil, category: String,
+        priority: Int, observedAt: Double, position: LonLat?, crs: CRS, body: String
+    ) {
+        self.source = source
+        self.sourceID = sourceID
+        self.gatewayID = gatewayID
+        self.gatewaySeq = gatewaySeq
+        self.deviceID = deviceID
+        self.workerID = workerID
+        self.gridCode = gridCode
+        self.category = category
+        self.priority = priority
+        self.observedAt = observedAt
+        self.position = position
+        self.crs = crs
+        self.body = body
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+
+/// Limits applied to every incoming message before it reaches the store.
+public struct IngestLimits: Sendable, Equatable {
+    /// Largest accepted body, in bytes.
+    public var maxBodyBytes: Int
+    /// How far observed_at may lie in the future (clock skew), in seconds.
+    public var maxFutureSeconds: Double
+    /// How old observed_at may be, in seconds.
+    public var maxAgeSeconds: Double
+
+    public init(maxBodyBytes: Int = 65_536, maxFutureSeconds: Double = 600, maxAgeSeconds: Double = 7 * 86_400) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxFutureSeconds = maxFutureSeconds
+        self.maxAgeSeconds = maxAgeSeconds
+    }
+}
+
+/// Turns the frames of one ingest message into a validated `IngestEvent` or a `Rejection`.
+/// Pure: the clock is passed in.
+public struct MessageDecoder: Sendable {
+    public static let alertSchema = "liandong.alert.v1"
+    public static let reportSchema = "liandong.report.v1"
+
+    public var rules: Rules
+    public var limits: IngestLimits
+
+    public init(rules: Rules = Rules(), limits: IngestLimits = IngestLimits()) {
+        self.rules = rules
+        self.limits = limits
+    }
+
+    /// Decodes [topic frame][JSON body frame].
+    public func decode(frames: [[UInt8]], now: Double) -> Result<IngestEvent, Rejection> {
+        Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }
+    }
+
+    func decodeOrThrow(frames: [[UInt8]], now: Double) throws -> IngestEvent {
+        guard frames.count == 2 else {
+            throw Rejection(.wrongFrameCount, "expected 2 frames [topic][JSON body], got \(frames.count)")
+        }
+        let body = frames[1]
+        guard body.count <= limits.maxBodyBytes else {
+            throw Rejection(.oversized, "body is \(body.count) bytes, limit is \(limits.maxBodyBytes)")
+        }
+        guard let topic = String(validating: frames[0], as: UTF8.self) else {
+            throw Rejection(.invalidUTF8, "topic frame is not valid UTF-8")
+        }
+        let source: EventSource
+        if topic == "alert" || topic.hasPrefix("alert.") {
+            source = .alert
+        } else if topic == "report" || topic.hasPrefix("report.") {
+            source = .report
+        } else {
+            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is neither alert[.*] nor report[.*]")
+        }
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw Rejection(.invalidUTF8, "body is not valid UTF-8")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+        } catch {
+            throw Rejection(.malformedJSON, "body is not valid JSON")
+        }
+        guard case .object(let object) = value else {
+            throw Rejection(.malformedJSON, "body is a JSON \(value.typeName), expected an object")
+        }
+        var fields = Fields(object)
+        let schema = try fields.string("schema")
+        let expected = source == .alert ? Self.alertSchema : Self.reportSchema
+        guard schema == expected else {
+            if schema == Self.alertSchema || schema == Self.reportSchema {
+                throw Rejection(.topicMismatch, "schema \(schema) sent on topic \(topic.prefix(64))")
+            }
+            throw Rejection(.unknownSchema, "schema \"\(schema.prefix(64))\" is not supported (expected \(expected))")
+        }
+        return source == .alert
+            ? try decodeAlert(&fields, body: text, now: now)
+            : try decodeReport(&fields, body: text, now: now)
+    }
+
+    private func decodeAlert(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {
+        let alertID = try f.identifier("alert_id")
+        let deviceText = try f.string("device_id")
+        guard let device = DeviceID(deviceText) else {
+            throw Rejection(.invalidDeviceID, "device_id \"\(deviceText.prefix(40))\" is not a 20-digit GB/T 28181 id")
+        }
+        let method = try f.integer("alarm_method", in: 1...99_999_999)
+        let type = try f.integer("alarm_type", in: 0...9_999)
+        let priority = try f.integer("priority", in: 1...4)
+        let observedAt = try time(&f, now: now)
+        let (position, crs) = try location(&f, required: false)
+        _ = try f.optionalInteger("event_type", in: 0...9_999)
+        _ = try f.optionalNumber("confidence", in: 0...1)
+        return IngestEvent(
+            source: .alert, sourceID: alertID, gatewayID: try f.optionalString("gateway_id"),
+            gatewaySeq: try f.optionalInteger("seq", in: 0...Int.max).map(Int64.init),
+            deviceID: device.rawValue, category: rules.category(alarmMethod: method, alarmType: type),
+            priority: priority, observedAt: observedAt, position: position, crs: crs, body: body)
+    }
+
+    private func decodeReport(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {
+        let reportID = try f.identifier("report_id")
+        let workerID = try f.identifier("worker_id")
+        let category = try f.string("category")
+        guard !category.isEmpty, category.count <= 64 else {
+            throw Rejection(.invalidField, "category must be 1-64 characters")
+        }
+        let severity = try f.integer("severity", in: 1...4)
+        let observedAt = try time(&f, now: now)
+        let gridCode = try f.optionalString("grid_code")
+        if let gridCode, gridCode.utf8.count != 15 || !gridCode.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            throw Rejection(.invalidField, "grid_code \"\(gridCode.prefix(40))\" is not a 15-digit grid code")
+        }
+        let (position, crs) = try location(&f, required: gridCode == nil)
+        return IngestEvent(
+            source: .report, sourceID: reportID, workerID: workerID, gridCode: gridCode,
+            category: rules.category(report: category), priority: severity, observedAt: observedAt,
+            position: position, crs: crs, body: body)
+    }
+
+    private func time(_ f: inout Fields, now: Double) throws -> Double {
+        let text = try f.string("observed_at")
+        guard let t = Timestamp.parse(text) else {
+            throw Rejection(.invalidTime, "observed_at \"\(text.prefix(40))\" is not an RFC 3339 time")
+        }
+        if t > now + limits.maxFutureSeconds {
+            throw Rejection(.timeOutOfRange, "observed_at \(text) is more than \(Int(limits.maxFutureSeconds)) s in the future")
+        }
+        if t < now - limits.maxAgeSeconds {
+            throw Rejection(.timeOutOfRange, "observed_at \(text) is more than \(Int(limits.maxAgeSeconds)) s in the past")
+        }
+        return t
+    }
+
+    private func location(_ f: inout Fields, required: Bool) throws -> (LonLat?, CRS) {
+        let crsText = try f.optionalString("crs") ?? "wgs84"
+        guard let crs = CRS(rawValue: crsText.lowercased()) else {
+            throw Rejection(.invalidField, "crs \"\(crsText.prefix(20))\" is not one of wgs84, gcj02, bd09")
+        }
+        let lon = try f.optionalNumber("lon", in: nil)
+        let lat = try f.optionalNumber("lat", in: nil)
+        switch (lon, lat) {
+        case (nil, nil):
+            if required { throw Rejection(.missingField, "a report needs lon/lat or grid_code") }
+            return (nil, crs)
+        case (let lon?, let lat?):
+            let point = LonLat(lon: lon, lat: lat)
+            guard point.isValid else {
+                throw Rejection(.coordinatesOutOfRange, "lon \(lon), lat \(lat) is not a position on Earth")
+            }
+            return (CoordinateConverter.toWGS84(point, from: crs), crs)
+        default:
+            throw Rejection(.missingField, "lon and lat must be sent together")
+        }
+    }
+}
+
+/// Typed access to a JSON object's fields, throwing precise rejections.
+struct Fields {
+    let object: [String: JSONValue]
+    init(_ object: [String: JSONValue]) { self.object = object }
+
+    private func present(_ key: String) -> JSONValue? {
+        if let v = object[key], v != .null { return v }
+        return nil
+    }
+
+    func string(_ key: String) throws -> String {
+        guard let v = present(key) else { throw Rejection(.missingField, "\(key) is required") }
+        guard case .string(let s) = v else { throw Rejection(.invalidField, "\(key) must be a string, got \(v.typeName)") }
+        return s
+    }
+
+    func optionalString(_ key: String) throws -> String? {
+        guard present(key) != nil else { return nil }
+        return try string(key)
+    }
+
+    /// A non-empty id of at most 128 characters.
+    func identifier(_ key: String) throws -> String {
+        let s = try string(key)
+        guard !s.isEmpty, s.utf8.count <= 128 else { throw Rejection(.invalidField, "\(key) must be 1-128 bytes") }
+        return s
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int {
+        guard let v = try optionalInteger(key, in: range) else { throw Rejection(.missingField, "\(key) is required") }
+        return v
+    }
+
+    func optionalInteger(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let v = present(key) else { return nil }
+        guard case .number(let d) = v, d.rounded() == d, abs(d) < 9.0e15 else {
+            throw Rejection(.invalidField, "\(key) must be an integer, got \(v.typeName)")
+        }
+        guard range.contains(Int(d)) else {
+            throw Rejection(.invalidField, "\(key) \(Int(d)) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return Int(d)
+    }
+
+    func optionalNumber(_ key: String, in range: ClosedRange<Double>?) throws -> Double? {
+        guard let v = present(key) else { return nil }
+        guard case .number(let d) = v else { throw Rejection(.invalidField, "\(key) must be a number, got \(v.typeName)") }
+        if let range, !range.contains(d) {
+            throw Rejection(.invalidField, "\(key) \(d) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return d
+    }
+}

@@ -1,0 +1,36 @@
+/// Why a message was not accepted. The raw value is what lands in rejected_messages.reason and in
+/// the `reason` label of the rejection metric.
+public enum RejectReason: String, Sendable, CaseIterable {
+    case wrongFrameCount = "wrong_frame_count"
+    case oversized
+    case invalidUTF8 = "invalid_utf8"
+    case malformedJSON = "malformed_json"
+    case unknownTopic = "unknown_topic"
+    case unknownSchema = "unknown_schema"
+    case topicMismatch = "topic_mismatch"
+    case missingField = "missing_field"
+    case invalidField = "invalid_field"
+    case invalidDeviceID = "invalid_device_id"
+    case invalidTime = "invalid_time"
+    case timeOutOfRange = "time_out_of_range"
+    case coordinatesOutOfRange = "coordinates_out_of_range"
+    /// Decided by the store: the alert has no position and its camera is not registered.
+    case unknownDevice = "unknown_device"
+    /// Decided by the store: the report has no position and its grid_code is unknown.
+    case unknownGrid = "unknown_grid"
+    /// Decided by the store: the position lies outside every grid.
+    case outsideArea = "outside_area"
+}
+
+/// A refused message: a reason code and a sentence a gateway operator can act on.
+public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: RejectReason
+    public let detail: String
+
+    public init(_ reason: RejectReason, _ detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var description: String { "\(reason.rawValue): \(detail)" }
+}

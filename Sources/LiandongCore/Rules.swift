@@ -1,0 +1,157 @@
+/// Tiers of the escalation ladder, lowest first.
+public enum Tier: String, Sendable, CaseIterable, Codable, Comparable {
+    case village, township, county
+
+    public static func < (a: Tier, b: Tier) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// Correlation parameters of one incident category.
+public struct CategoryRule: Sendable, Equatable {
+    /// Two events join when within this many metres of each other ...
+    public var radiusMeters: Double
+    /// ... and within this many seconds of observed time.
+    public var windowSeconds: Double
+    /// Departments a task of this category involves.
+    public var departments: [String]
+
+    public init(radiusMeters: Double, windowSeconds: Double, departments: [String]) {
+        self.radiusMeters = radiusMeters
+        self.windowSeconds = windowSeconds
+        self.departments = departments
+    }
+}
+
+/// Response and resolution deadlines of one tier, indexed by priority 1...4.
+public struct SLA: Sendable, Equatable {
+    public var respondMinutes: [Double]
+    public var resolveMinutes: [Double]
+
+    public init(respondMinutes: [Double], resolveMinutes: [Double]) {
+        precondition(respondMinutes.count == 4 && resolveMinutes.count == 4, "one deadline per priority 1...4")
+        self.respondMinutes = respondMinutes
+        self.resolveMinutes = resolveMinutes
+    }
+
+    public func respondSeconds(priority: Int) -> Double { respondMinutes[min(max(priority, 1), 4) - 1] * 60 }
+    public func resolveSeconds(priority: Int) -> Double { resolveMinutes[min(max(priority, 1), 4) - 1] * 60 }
+}
+
+/// Every rule the correlator and the emission policy use. Each has a default that works with no
+/// configuration; the config file overrides it.
+public struct Rules: Sendable, Equatable {
+    /// Per-category correlation and routing; categories not listed use `defaultCategory`.
+    public var categories: [String: CategoryRule]
+    public var defaultCategory: CategoryRule
+    /// GB/T 28181 "alarm_method/alarm_type" (e.g. "5/6") or "alarm_method" -> incident category.
+    public var alarmCategories: [String: String]
+    /// Category for alarm codes not in `alarmCategories`.
+    public var unmappedAlarmCategory: String
+    /// Report category (as sent, lower-cased) -> incident category; unlisted ones pass unchanged.
+    public var reportCategories: [String: String]
+    /// A report alone at this severity or more urgent (1 = most urgent) gets a `dispatch` task.
+    public var dispatchSeverity: Int
+    /// Deadlines per tier.
+    public var sla: [Tier: SLA]
+
+    public init(
+        categories: [String: CategoryRule] = Rules.defaultCategories,
+        defaultCategory: CategoryRule = CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
+        alarmCategories: [String: String] = Rules.defaultAlarmCategories,
+        unmappedAlarmCategory: String = "other",
+        reportCategories: [String: String] = Rules.defaultReportCategories,
+        dispatchSeverity: Int = 2,
+        sla: [Tier: SLA] = Rules.defaultSLA
+    ) {
+        self.categories = categories
+        self.defaultCategory = defaultCategory
+        self.alarmCategories = alarmCategories
+        self.unmappedAlarmCategory = unmappedAlarmCategory
+        self.reportCategories = reportCategories
+        self.dispatchSeverity = dispatchSeverity
+        self.sla = sla
+    }
+
+    public func rule(for category: String) -> CategoryRule { categories[category] ?? defaultCategory }
+
+    /// The incident category of a camera alarm. Vendors sometimes concatenate several method
+    /// digits ("25"): video analytics (5) wins, then device (2), then the first digit.
+    public func category(alarmMethod: Int, alarmType: Int?) -> String {
+        var methods = [alarmMethod]
+        if alarmMethod > 9 {
+            let digits = String(alarmMethod).compactMap { $0.wholeNumberValue }
+            methods = [5, 2].filter(digits.contains) + digits
+        }
+        for method in methods {
+            if let type = alarmType, let c = alarmCategories["\(method)/\(type)"] { return c }
+            if let c = alarmCategories["\(method)"] { return c }
+        }
+        return unmappedAlarmCategory
+    }
+
+    /// The incident category of a grid report.
+    public func category(report: String) -> String {
+        let key = report.lowercased()
+        return reportCategories[key] ?? key
+    }
+
+    public func sla(for tier: Tier) -> SLA { sla[tier] ?? Rules.defaultSLA[tier]! }
+
+    public static let defaultCategories: [String: CategoryRule] = [
+        "intrusion": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
+        "crowd": CategoryRule(radiusMeters: 500, windowSeconds: 1800, departments: ["police", "urban_management"]),
+        "fire": CategoryRule(radiusMeters: 800, windowSeconds: 1800, departments: ["fire", "police"]),
+        "fight": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
+        "traffic": CategoryRule(radiusMeters: 500, windowSeconds: 1200, departments: ["traffic_police"]),
+        "loitering": CategoryRule(radiusMeters: 200, windowSeconds: 1800, departments: ["police"]),
+        "left_object": CategoryRule(radiusMeters: 150, windowSeconds: 1800, departments: ["police"]),
+        "theft": CategoryRule(radiusMeters: 300, windowSeconds: 1800, departments: ["police"]),
+        "dispute": CategoryRule(radiusMeters: 300, windowSeconds: 3600, departments: ["civil_affairs", "judicial"]),
+        "public_order": CategoryRule(radiusMeters: 300, windowSeconds: 1800, departments: ["police"]),
+        "environment": CategoryRule(radiusMeters: 1000, windowSeconds: 7200, departments: ["environment", "urban_management"]),
+        "medical": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["health"]),
+        "device_fault": CategoryRule(radiusMeters: 50, windowSeconds: 3600, departments: ["video_network"]),
+        "tamper": CategoryRule(radiusMeters: 50, windowSeconds: 3600, departments: ["video_network", "police"]),
+    ]
+
+    /// GB/T 28181 codes (reference/gb28181-alarm.md). Fire/smoke have no standard code; vendors'
+    /// own codes can be mapped in the config.
+    public static let defaultAlarmCategories: [String: String] = [
+        "5/1": "public_order",  // manual
+        "5/2": "intrusion",  // moving target
+        "5/3": "left_object",
+        "5/4": "theft",  // object removed
+        "5/5": "intrusion",  // tripwire
+        "5/6": "intrusion",
+        "5/7": "traffic",  // wrong-way
+        "5/8": "loitering",
+        "5/9": "crowd",  // flow counting
+        "5/10": "crowd",  // density
+        "5/11": "public_order",  // video anomaly
+        "5/12": "fight",  // fast movement
+        "2/2": "tamper",
+        "2": "device_fault",
+        "6": "device_fault",
+    ]
+
+    /// Report categories from grid-worker apps (English keys and common Chinese names).
+    public static let defaultReportCategories: [String: String] = [
+        "治安隐患": "public_order", "public_order_hazard": "public_order",
+        "消防隐患": "fire", "fire_hazard": "fire", "火情": "fire", "smoke": "fire",
+        "矛盾纠纷": "dispute", "矛盾纠纷隐患": "dispute", "neighbour_dispute": "dispute", "family_dispute": "dispute",
+        "聚集": "crowd", "gathering": "crowd",
+        "打架": "fight", "斗殴": "fight",
+        "交通事故": "traffic", "traffic_accident": "traffic",
+        "盗窃": "theft",
+        "闯入": "intrusion", "trespass": "intrusion",
+        "环境污染": "environment", "pollution": "environment",
+        "医疗": "medical",
+    ]
+
+    public static let defaultSLA: [Tier: SLA] = [
+        .village: SLA(respondMinutes: [10, 30, 120, 480], resolveMinutes: [60, 240, 1440, 4320]),
+        .township: SLA(respondMinutes: [10, 20, 60, 240], resolveMinutes: [60, 180, 720, 2880]),
+        .county: SLA(respondMinutes: [5, 15, 30, 120], resolveMinutes: [30, 120, 480, 1440]),
+    ]
+}
