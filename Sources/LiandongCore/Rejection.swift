@@ -20,6 +20,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case unknownGrid = "unknown_grid"
     /// Decided by the store: the position lies outside every grid.
     case outsideArea = "outside_area"
+    /// The database refused the event even when written alone (a bug or a constraint): kept here, not lost.
+    case storeError = "store_error"
 }
 
 /// A refused message: a reason code and a sentence a gateway operator can act on.

@@ -19,7 +19,7 @@ BEGIN
         SELECT * FROM jsonb_to_recordset(batch) AS x(
             idx integer, source text, source_id text, gateway_id text, seq bigint, device_id text,
             worker_id text, grid_code text, category text, priority smallint, observed_at timestamptz,
-            lon float8, lat float8, crs text, radius_m float8, window_s float8, payload jsonb)
+            lon float8, lat float8, crs text, radius_m float8, window_s float8, payload text)
         ORDER BY x.observed_at, x.idx
     LOOP
         idx := e.idx; reason := NULL; detail := NULL; event_id := NULL; incident_id := NULL;
@@ -91,7 +91,7 @@ BEGIN
                                      priority, observed_at, geog, source_crs, grid_code, village_code,
                                      incident_id, payload)
         VALUES (e.source, e.source_id, e.gateway_id, e.seq, e.device_id, e.worker_id, e.category,
-                e.priority, e.observed_at, pt, crs, g.grid_code, g.village_code, inc, e.payload)
+                e.priority, e.observed_at, pt, crs, g.grid_code, g.village_code, inc, e.payload::jsonb)
         RETURNING id INTO eid;
 
         UPDATE liandong.incidents i

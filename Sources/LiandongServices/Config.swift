@@ -1,0 +1,277 @@
+import Foundation
+import LiandongCore
+import Yams
+
+/// A configuration mistake, phrased for the operator who has to fix it.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The daemon's configuration: a YAML file, then `LIANDONG_<SECTION>_<KEY>` environment variables
+/// on top (e.g. LIANDONG_DATABASE_URL, LIANDONG_INGEST_BATCH_SIZE, LIANDONG_SLA_VILLAGE_RESPOND_MINUTES
+/// with a comma-separated list). Every key has a default; deploy/liandong.example.yaml documents them.
+public struct Config: Sendable {
+    /// database.url: any libpq conninfo or URI; empty means the PG* environment, as with psql.
+    public var databaseURL = ""
+    /// ingest.bind: endpoint the SUB socket binds ("" for none). Default tcp://*:7601.
+    public var ingestBind = "tcp://*:7601"
+    /// ingest.connect: endpoints the SUB socket connects to (gateways that bind their PUB).
+    public var ingestConnect: [String] = []
+    /// ingest.batch_size: most events per database transaction.
+    public var batchSize = 500
+    /// ingest.batch_ms: longest wait, in milliseconds, for a batch to fill.
+    public var batchMilliseconds = 20
+    /// ingest.queue_capacity: messages held between the socket and the writer; the reader
+    /// blocks when it is full (and libzmq's high-water mark applies upstream).
+    public var queueCapacity = 20_000
+    /// ingest.max_body_bytes, max_future_s, max_age_s: validation limits.
+    public var limits = IngestLimits()
+    /// ingest.max_dead_letter_bytes: raw bytes kept per rejected message.
+    public var maxDeadLetterBytes = 65_536
+    /// feed.bind: endpoint of the task feed PUB socket. Default tcp://*:7611.
+    public var feedBind = "tcp://*:7611"
+    /// log.level: trace, debug, info, notice, warning, error, critical.
+    public var logLevel = "info"
+    /// correlation.* and sla.*: the rules.
+    public var rules = Rules()
+
+    public init() {}
+
+    /// Loads `path` (nil: defaults only) and applies the environment.
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> Config
+    {
+        var tree: [String: Any] = [:]
+        if let path {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigError("cannot read config file \(path): \((error as NSError).localizedDescription)")
+            }
+            let loaded: Any?
+            do {
+                loaded = try Yams.load(yaml: text)
+            } catch {
+                throw ConfigError("config file \(path) is not valid YAML: \(error)")
+            }
+            if let loaded {
+                guard let map = loaded as? [String: Any] else {
+                    throw ConfigError("config file \(path) must be a mapping of sections (database, ingest, feed, ...)")
+                }
+                tree = map
+            }
+        }
+        try applyEnvironment(environment, to: &tree)
+        return try Config(tree: tree)
+    }
+
+    static let sections: [String: Set<String>] = [
+        "database": ["url"],
+        "ingest": ["bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
+                   "max_age_s", "max_dead_letter_bytes"],
+        "feed": ["bind"],
+        "log": ["level"],
+        "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
+                        "unmapped_alarm_category"],
+        "sla": ["village", "township", "county"],
+    ]
+
+    /// LIANDONG_<SECTION>_<KEY>: the section is the first word; SLA keys take a tier
+    /// (LIANDONG_SLA_TOWNSHIP_RESOLVE_MINUTES). Values are strings; lists are comma-separated.
+    static func applyEnvironment(_ environment: [String: String], to tree: inout [String: Any]) throws {
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("LIANDONG_") {
+            let rest = name.dropFirst("LIANDONG_".count).lowercased()
+            guard let section = sections.keys.first(where: { rest.hasPrefix($0 + "_") }) else { continue }
+            let key = String(rest.dropFirst(section.count + 1))
+            var sectionMap = tree[section] as? [String: Any] ?? [:]
+            if section == "sla" {
+                guard let tier = Tier.allCases.first(where: { key.hasPrefix($0.rawValue + "_") }) else {
+                    throw ConfigError("environment variable \(name): expected LIANDONG_SLA_<VILLAGE|TOWNSHIP|COUNTY>_<KEY>")
+                }
+                var tierMap = sectionMap[tier.rawValue] as? [String: Any] ?? [:]
+                tierMap[String(key.dropFirst(tier.rawValue.count + 1))] = value
+                sectionMap[tier.rawValue] = tierMap
+            } else {
+                guard sections[section]!.contains(key) else {
+                    throw ConfigError("environment variable \(name) names no config key: \(section) has "
+                        + sections[section]!.sorted().joined(separator: ", "))
+                }
+                sectionMap[key] = value
+            }
+            tree[section] = sectionMap
+        }
+    }
+
+    init(tree: [String: Any]) throws {
+        let root = ConfigNode(path: "", value: tree)
+        try root.checkKeys(Set(Self.sections.keys))
+        if let db = try root.child("database") {
+            try db.checkKeys(Self.sections["database"]!)
+            databaseURL = try db.string("url") ?? databaseURL
+        }
+        if let ingest = try root.child("ingest") {
+            try ingest.checkKeys(Self.sections["ingest"]!)
+            ingestBind = try ingest.string("bind") ?? ingestBind
+            ingestConnect = try ingest.stringList("connect") ?? ingestConnect
+            batchSize = try ingest.int("batch_size", 1...100_000) ?? batchSize
+            batchMilliseconds = try ingest.int("batch_ms", 0...60_000) ?? batchMilliseconds
+            queueCapacity = try ingest.int("queue_capacity", 1...10_000_000) ?? queueCapacity
+            limits.maxBodyBytes = try ingest.int("max_body_bytes", 256...64 << 20) ?? limits.maxBodyBytes
+            limits.maxFutureSeconds = try ingest.double("max_future_s", 0...86_400 * 365) ?? limits.maxFutureSeconds
+            limits.maxAgeSeconds = try ingest.double("max_age_s", 0...86_400 * 3650) ?? limits.maxAgeSeconds
+            maxDeadLetterBytes = try ingest.int("max_dead_letter_bytes", 0...64 << 20) ?? maxDeadLetterBytes
+        }
+        if let feed = try root.child("feed") {
+            try feed.checkKeys(Self.sections["feed"]!)
+            feedBind = try feed.string("bind") ?? feedBind
+        }
+        if let log = try root.child("log") {
+            try log.checkKeys(Self.sections["log"]!)
+            logLevel = try log.string("level") ?? logLevel
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(logLevel) else {
+                throw ConfigError("config key log.level: \"\(logLevel)\" is not one of \(levels.joined(separator: ", "))")
+            }
+        }
+        if let c = try root.child("correlation") {
+            try c.checkKeys(Self.sections["correlation"]!)
+            rules.dispatchSeverity = try c.int("dispatch_severity", 1...4) ?? rules.dispatchSeverity
+            rules.unmappedAlarmCategory = try c.string("unmapped_alarm_category") ?? rules.unmappedAlarmCategory
+            if let d = try c.child("default") {
+                rules.defaultCategory = try Self.categoryRule(d, base: rules.defaultCategory)
+            }
+            if let cats = try c.child("categories") {
+                for key in try cats.keys() {
+                    let node = try cats.child(key)!
+                    rules.categories[key] = try Self.categoryRule(node, base: rules.categories[key] ?? rules.defaultCategory)
+                }
+            }
+            if let map = try c.child("alarm_categories") {
+                for key in try map.keys() {
+                    let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+                    guard (1...2).contains(parts.count), parts.allSatisfy({ Int($0) != nil }) else {
+                        throw ConfigError("config key correlation.alarm_categories.\(key): keys are \"method/type\" or \"method\", e.g. \"5/6\"")
+                    }
+                    rules.alarmCategories[key] = try map.string(key)
+                }
+            }
+            if let map = try c.child("report_categories") {
+                for key in try map.keys() { rules.reportCategories[key.lowercased()] = try map.string(key) }
+            }
+        }
+        if let sla = try root.child("sla") {
+            try sla.checkKeys(Self.sections["sla"]!)
+            for tier in Tier.allCases {
+                guard let node = try sla.child(tier.rawValue) else { continue }
+                try node.checkKeys(["respond_minutes", "resolve_minutes"])
+                let base = rules.sla(for: tier)
+                let respond = try node.doubleList("respond_minutes", count: 4) ?? base.respondMinutes
+                let resolve = try node.doubleList("resolve_minutes", count: 4) ?? base.resolveMinutes
+                rules.sla[tier] = SLA(respondMinutes: respond, resolveMinutes: resolve)
+            }
+        }
+        if ingestBind.isEmpty && ingestConnect.isEmpty {
+            throw ConfigError("ingest.bind is empty and ingest.connect lists no endpoint: the daemon would receive nothing")
+        }
+    }
+
+    private static func categoryRule(_ node: ConfigNode, base: CategoryRule) throws -> CategoryRule {
+        try node.checkKeys(["radius_m", "window_s", "departments"])
+        return CategoryRule(
+            radiusMeters: try node.double("radius_m", 1...100_000) ?? base.radiusMeters,
+            windowSeconds: try node.double("window_s", 1...30 * 86_400) ?? base.windowSeconds,
+            departments: try node.stringList("departments") ?? base.departments)
+    }
+}
+
+/// One mapping in the config tree, with its dotted path for error messages.
+struct ConfigNode {
+    let path: String
+    let map: [String: Any]
+
+    init(path: String, value: [String: Any]) {
+        self.path = path
+        self.map = value
+    }
+
+    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func keys() throws -> [String] { map.keys.sorted() }
+
+    func checkKeys(_ allowed: Set<String>) throws {
+        for key in map.keys where !allowed.contains(key) {
+            throw ConfigError("unknown config key \(name(key)) (known here: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func child(_ key: String) throws -> ConfigNode? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        guard let m = value as? [String: Any] else { throw ConfigError("config key \(name(key)) must be a mapping") }
+        return ConfigNode(path: name(key), value: m)
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        if let s = value as? String { return s }
+        if value is Int || value is Double || value is Bool { return "\(value)" }
+        throw ConfigError("config key \(name(key)) must be a string")
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        let parsed: Int? = (value as? Int) ?? (value as? String).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard let v = parsed else { throw ConfigError("config key \(name(key)) must be an integer, got \"\(value)\"") }
+        guard range.contains(v) else {
+            throw ConfigError("config key \(name(key)) = \(v) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    func double(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        guard let v = Self.number(value) else { throw ConfigError("config key \(name(key)) must be a number, got \"\(value)\"") }
+        guard range.contains(v) else {
+            throw ConfigError("config key \(name(key)) = \(v) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    static func number(_ value: Any) -> Double? {
+        if let d = value as? Double { return d }
+        if let i = value as? Int { return Double(i) }
+        if let s = value as? String { return Double(s.trimmingCharacters(in: .whitespaces)) }
+        return nil
+    }
+
+    func stringList(_ key: String) throws -> [String]? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        if let s = value as? String {
+            return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        guard let list = value as? [Any] else { throw ConfigError("config key \(name(key)) must be a list") }
+        return try list.map {
+            guard let s = $0 as? String else { throw ConfigError("config key \(name(key)) must be a list of strings") }
+            return s
+        }
+    }
+
+    func doubleList(_ key: String, count: Int) throws -> [Double]? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        let items: [Any]
+        if let s = value as? String {
+            items = s.split(separator: ",").map { String($0) }
+        } else if let list = value as? [Any] {
+            items = list
+        } else {
+            throw ConfigError("config key \(name(key)) must be a list of \(count) numbers")
+        }
+        let numbers = items.compactMap(Self.number)
+        guard numbers.count == count, items.count == count, numbers.allSatisfy({ $0 > 0 }) else {
+            throw ConfigError("config key \(name(key)) must be \(count) positive numbers (priority 1...\(count))")
+        }
+        return numbers
+    }
+}

@@ -1,0 +1,57 @@
+import LiandongCore
+
+/// The frames of one message as they arrived, for dead letters and acknowledgements.
+public struct RawMessage: Sendable {
+    /// Which socket it came in on ("ingest.sub", ...).
+    public var endpoint: String
+    public var frames: [[UInt8]]
+    public var receivedAt: Double
+
+    public init(endpoint: String, frames: [[UInt8]], receivedAt: Double) {
+        self.endpoint = endpoint
+        self.frames = frames
+        self.receivedAt = receivedAt
+    }
+}
+
+/// One unit of work for the writer: a validated event, or a message already refused by the decoder.
+public enum Inbound: Sendable {
+    case event(IngestEvent, RawMessage)
+    case rejected(Rejection, RawMessage)
+
+    public var raw: RawMessage {
+        switch self {
+        case .event(_, let raw), .rejected(_, let raw): raw
+        }
+    }
+}
+
+/// A committed feed message, ready to publish.
+public struct FeedMessage: Sendable, Equatable {
+    public var seq: Int64
+    public var topic: String
+    public var body: String
+
+    public init(seq: Int64, topic: String, body: String) {
+        self.seq = seq
+        self.topic = topic
+        self.body = body
+    }
+}
+
+/// What happened to each item of a batch, in input order.
+public enum ItemOutcome: Sendable, Equatable {
+    case stored(incidentID: String)
+    case duplicate
+    case rejected(Rejection)
+}
+
+/// The result of writing one batch.
+public struct BatchResult: Sendable {
+    public var outcomes: [ItemOutcome]
+    public var messages: [FeedMessage]
+
+    public var stored: Int { outcomes.filter { if case .stored = $0 { true } else { false } }.count }
+    public var duplicates: Int { outcomes.filter { $0 == .duplicate }.count }
+    public var rejected: Int { outcomes.filter { if case .rejected = $0 { true } else { false } }.count }
+}
