@@ -1,0 +1,43 @@
+import Foundation
+import LibPQ
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// Checks what an operator can get wrong before any socket opens: the database is reachable,
+/// PostGIS is installed, and the schema is migrated.
+public func preflight(config: Config, migrator: Migrator) throws {
+    let db = try openDatabase(config.databaseURL)
+    try migrator.checkCurrent(db)
+}
+
+/// Connects, turning a libpq failure into an error that names the config key to fix.
+public func openDatabase(_ conninfo: String) throws -> PGConnection {
+    do {
+        return try PGConnection(conninfo: conninfo)
+    } catch let error as PQError {
+        throw ConfigError("cannot connect to the database (database.url or LIANDONG_DATABASE_URL, "
+            + "or the PG* environment when empty): \(error.message)")
+    }
+}
+
+/// Builds the daemon's service group. Shutdown runs in reverse order: ingest stops reading first,
+/// the writer drains and commits what was received, the publisher sends what was committed.
+public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGroup {
+    let context = try ZMQContext()
+    let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
+    let outbound = BoundedQueue<FeedMessage>(capacity: 1_000_000)
+    let publisher = PublisherService(context: context, config: config, input: outbound, logger: logger)
+    let writer = WriterService(config: config, input: inbound, output: outbound, logger: logger)
+    let ingest = IngestService(context: context, config: config, queue: inbound, logger: logger)
+    var configuration = ServiceGroupConfiguration(
+        services: [
+            .init(service: publisher, serviceName: "publisher"),
+            .init(service: writer, serviceName: "writer"),
+            .init(service: ingest, serviceName: "ingest"),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger)
+    configuration.maximumGracefulShutdownDuration = .seconds(30)
+    return ServiceGroup(configuration: configuration)
+}

@@ -1,0 +1,311 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// Problems found in an import file; nothing was imported.
+public struct ImportError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let problems: [String]
+
+    public var description: String {
+        let shown = problems.prefix(20).map { "  \(file): \($0)" }.joined(separator: "\n")
+        let more = problems.count > 20 ? "\n  ... and \(problems.count - 20) more" : ""
+        return "\(problems.count) problem(s), nothing imported:\n\(shown)\(more)"
+    }
+}
+
+/// Counts of one import.
+public struct ImportSummary: Sendable, CustomStringConvertible {
+    public var kind: String
+    public var inserted: Int
+    public var updated: Int
+    public var extra: String = ""
+
+    public var description: String { "\(kind): \(inserted) new, \(updated) updated\(extra)" }
+}
+
+/// Loads reference data: each file all or nothing, in one transaction; re-importing the same
+/// file updates rows in place (keyed by code / grid_code / device_id), never duplicates.
+public struct Importer {
+    let db: PGConnection
+    private let encoder: JSONEncoder
+
+    public init(db: PGConnection) {
+        self.db = db
+        encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+    }
+
+    private func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ImportError(file: path, problems: ["cannot read the file"])
+        }
+        guard var text = String(data: data, encoding: .utf8) else {
+            throw ImportError(file: path, problems: ["the file is not UTF-8 text"])
+        }
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+        return text
+    }
+
+    /// Reads a CSV with a header; `required` columns must be present. Returns rows as dictionaries.
+    static func readCSV(_ path: String, required: [String]) throws -> [(line: Int, row: [String: String])] {
+        let rows = parseCSV(try readText(path))
+        guard let header = rows.first else { throw ImportError(file: path, problems: ["the file is empty"]) }
+        let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let missing = required.filter { !names.contains($0) }
+        guard missing.isEmpty else {
+            throw ImportError(file: path, problems: ["line 1: header lacks column(s) \(missing.joined(separator: ", ")) (has \(names.joined(separator: ",")))"])
+        }
+        var problems: [String] = []
+        var out: [(Int, [String: String])] = []
+        for row in rows.dropFirst() {
+            guard row.fields.count == names.count else {
+                problems.append("line \(row.line): \(row.fields.count) fields, the header has \(names.count)")
+                continue
+            }
+            var dict: [String: String] = [:]
+            for (name, value) in zip(names, row.fields) { dict[name] = value.trimmingCharacters(in: .whitespaces) }
+            out.append((row.line, dict))
+        }
+        if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        return out.map { (line: $0.0, row: $0.1) }
+    }
+
+    // MARK: divisions
+
+    /// code,name,kind[,parent_code]. kind: county, town (镇), township (乡), street (街道),
+    /// village (村), community (社区). parent_code defaults to the code's own prefix.
+    public func importDivisions(path: String) throws -> ImportSummary {
+        struct Row: Encodable { let code, name, level, kind: String; let parent_code: String? }
+        let levels: [String: String] = [
+            "county": "county", "town": "township", "township": "township", "street": "township",
+            "subdistrict": "township", "village": "village", "community": "village",
+        ]
+        var problems: [String] = []
+        var rows: [Row] = []
+        for (line, r) in try Self.readCSV(path, required: ["code", "name", "kind"]) {
+            let code = r["code"]!, name = r["name"]!, kind = r["kind"]!.lowercased()
+            guard [6, 9, 12].contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                problems.append("line \(line): code \"\(code)\" must be 6, 9 or 12 digits")
+                continue
+            }
+            guard let level = levels[kind] else {
+                problems.append("line \(line): kind \"\(kind)\" is not one of \(levels.keys.sorted().joined(separator: ", "))")
+                continue
+            }
+            let expectedLength = ["county": 6, "township": 9, "village": 12][level]!
+            guard code.count == expectedLength else {
+                problems.append("line \(line): a \(kind) code has \(expectedLength) digits, \"\(code)\" has \(code.count)")
+                continue
+            }
+            guard !name.isEmpty else {
+                problems.append("line \(line): name is empty")
+                continue
+            }
+            var parent = r["parent_code"].flatMap { $0.isEmpty ? nil : $0 }
+            if level != "county" {
+                let implied = String(code.prefix(expectedLength - (level == "township" ? 3 : 3)))
+                if parent == nil { parent = implied }
+                guard parent == implied else {
+                    problems.append("line \(line): parent_code \(parent!) is not the prefix of \(code)")
+                    continue
+                }
+            } else if parent != nil {
+                problems.append("line \(line): a county has no parent_code")
+                continue
+            }
+            if rows.contains(where: { $0.code == code }) {
+                problems.append("line \(line): code \(code) appears twice")
+                continue
+            }
+            rows.append(Row(code: code, name: name, level: level, kind: kind, parent_code: parent))
+        }
+        if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        rows.sort { $0.code.count < $1.code.count || ($0.code.count == $1.code.count && $0.code < $1.code) }
+        let known = Set(rows.map(\.code))
+        let parents = Set(rows.compactMap(\.parent_code)).subtracting(known)
+        if !parents.isEmpty {
+            let existing = try db.query(
+                "SELECT code FROM liandong.divisions WHERE code = ANY($1::text[])", ["{" + parents.sorted().joined(separator: ",") + "}"])
+            let missing = parents.subtracting(existing.rows.map { $0[0]! })
+            if !missing.isEmpty {
+                throw ImportError(file: path, problems: missing.sorted().map { "parent division \($0) is neither in the file nor in the database" })
+            }
+        }
+        let result = try db.transaction { db in
+            try db.query("""
+                INSERT INTO liandong.divisions AS d (code, name, level, kind, parent_code)
+                SELECT x.code, x.name, x.level, x.kind, x.parent_code
+                FROM jsonb_to_recordset($1::jsonb) AS x(code text, name text, level text, kind text, parent_code text)
+                ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level, kind = excluded.kind,
+                    parent_code = excluded.parent_code, updated_at = now()
+                RETURNING (xmax = 0)
+                """, [try json(rows)])
+        }
+        let inserted = result.rows.filter { $0[0] == "t" }.count
+        return ImportSummary(kind: "divisions", inserted: inserted, updated: result.count - inserted)
+    }
+
+    // MARK: cameras
+
+    /// device_id,name,lon,lat[,crs]. Positions are converted to WGS-84 and assigned a grid.
+    public func importCameras(path: String) throws -> ImportSummary {
+        struct Row: Encodable { let device_id, name: String; let lon, lat: Double; let crs: String }
+        var problems: [String] = []
+        var rows: [Row] = []
+        var seen = Set<String>()
+        for (line, r) in try Self.readCSV(path, required: ["device_id", "name", "lon", "lat"]) {
+            let id = r["device_id"]!
+            guard DeviceID(id) != nil else {
+                problems.append("line \(line): device_id \"\(id)\" is not a 20-digit GB/T 28181 id")
+                continue
+            }
+            guard seen.insert(id).inserted else {
+                problems.append("line \(line): device_id \(id) appears twice")
+                continue
+            }
+            guard let lon = Double(r["lon"]!), let lat = Double(r["lat"]!), LonLat(lon: lon, lat: lat).isValid else {
+                problems.append("line \(line): lon/lat \"\(r["lon"]!)\",\"\(r["lat"]!)\" is not a valid position")
+                continue
+            }
+            let crsText = (r["crs"] ?? "").isEmpty ? "wgs84" : r["crs"]!.lowercased()
+            guard let crs = CRS(rawValue: crsText) else {
+                problems.append("line \(line): crs \"\(crsText)\" is not one of wgs84, gcj02, bd09")
+                continue
+            }
+            let p = CoordinateConverter.toWGS84(LonLat(lon: lon, lat: lat), from: crs)
+            rows.append(Row(device_id: id, name: r["name"]!, lon: p.lon, lat: p.lat, crs: crs.rawValue))
+        }
+        if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        let result = try db.transaction { db in
+            try db.query("""
+                INSERT INTO liandong.cameras AS c (device_id, name, geom, source_crs, grid_code)
+                SELECT x.device_id, x.name, p.geom, x.crs,
+                       (SELECT g.grid_code FROM liandong.grids g WHERE ST_Covers(g.geom, p.geom) ORDER BY g.grid_code LIMIT 1)
+                FROM jsonb_to_recordset($1::jsonb) AS x(device_id text, name text, lon float8, lat float8, crs text)
+                CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326) AS geom) p
+                ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, geom = excluded.geom,
+                    source_crs = excluded.source_crs, grid_code = excluded.grid_code, updated_at = now()
+                RETURNING (xmax = 0), grid_code IS NULL
+                """, [try json(rows)])
+        }
+        let inserted = result.rows.filter { $0[0] == "t" }.count
+        let outside = result.rows.filter { $0[1] == "t" }.count
+        return ImportSummary(kind: "cameras", inserted: inserted, updated: result.count - inserted,
+                             extra: outside > 0 ? ", \(outside) outside every grid" : "")
+    }
+
+    // MARK: grids
+
+    /// A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties grid_code,
+    /// name, village_code, worker_id, worker_name (WGS-84).
+    public func importGrids(path: String) throws -> ImportSummary {
+        struct Row: Encodable {
+            let idx: Int
+            let grid_code, name, village_code: String
+            let worker_id, worker_name: String?
+            let geometry: JSONValue
+        }
+        let text = try Self.readText(path)
+        guard case .object(let root)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            throw ImportError(file: path, problems: ["not a JSON object (expected a GeoJSON FeatureCollection)"])
+        }
+        guard root["type"] == .string("FeatureCollection"), case .array(let features)? = root["features"] else {
+            throw ImportError(file: path, problems: ["expected {\"type\":\"FeatureCollection\",\"features\":[...]}"])
+        }
+        var problems: [String] = []
+        var rows: [Row] = []
+        var seen = Set<String>()
+        for (i, feature) in features.enumerated() {
+            let at = "feature \(i)"
+            guard case .object(let f) = feature, case .object(let props)? = f["properties"],
+                case .object(let geometry)? = f["geometry"]
+            else {
+                problems.append("\(at): needs \"properties\" and \"geometry\" objects")
+                continue
+            }
+            func prop(_ k: String) -> String? {
+                if case .string(let s)? = props[k], !s.isEmpty { return s }
+                return nil
+            }
+            guard let code = prop("grid_code"), code.count == 15, code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                problems.append("\(at): properties.grid_code must be 15 digits")
+                continue
+            }
+            guard let village = prop("village_code"), village == String(code.prefix(12)) else {
+                problems.append("\(at): properties.village_code must be the first 12 digits of grid_code \(code)")
+                continue
+            }
+            guard geometry["type"] == .string("Polygon") || geometry["type"] == .string("MultiPolygon") else {
+                problems.append("\(at): geometry must be a Polygon or MultiPolygon")
+                continue
+            }
+            guard seen.insert(code).inserted else {
+                problems.append("\(at): grid_code \(code) appears twice")
+                continue
+            }
+            if (prop("worker_id") == nil) != (prop("worker_name") == nil) {
+                problems.append("\(at): worker_id and worker_name go together")
+                continue
+            }
+            rows.append(Row(idx: i, grid_code: code, name: prop("name") ?? code, village_code: village,
+                            worker_id: prop("worker_id"), worker_name: prop("worker_name"), geometry: .object(geometry)))
+        }
+        if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        let payload = try json(rows)
+        let villages = Set(rows.map(\.village_code))
+        if !villages.isEmpty {
+            let existing = try db.query(
+                "SELECT code FROM liandong.divisions WHERE level = 'village' AND code = ANY($1::text[])",
+                ["{" + villages.sorted().joined(separator: ",") + "}"])
+            let missing = villages.subtracting(existing.rows.map { $0[0]! })
+            if !missing.isEmpty {
+                let missingRows = rows.filter { missing.contains($0.village_code) }
+                throw ImportError(file: path, problems: missingRows.map {
+                    "feature \($0.idx): village_code \($0.village_code) is not an imported village (import divisions first)"
+                })
+            }
+        }
+        let invalid = try db.query("""
+            SELECT x.idx, coalesce(v.reason, 'unreadable geometry')
+            FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, geometry jsonb)
+            CROSS JOIN LATERAL (SELECT CASE WHEN ST_IsValid(ST_GeomFromGeoJSON(x.geometry::text)) THEN NULL
+                                       ELSE ST_IsValidReason(ST_GeomFromGeoJSON(x.geometry::text)) END AS reason) v
+            WHERE v.reason IS NOT NULL
+            ORDER BY x.idx
+            """, [payload])
+        if invalid.count > 0 {
+            throw ImportError(file: path, problems: invalid.rows.map { "feature \($0[0]!): invalid polygon: \($0[1]!)" })
+        }
+        let result = try db.transaction { db -> PGRows in
+            let grids = try db.query("""
+                INSERT INTO liandong.grids AS g (grid_code, name, village_code, geom)
+                SELECT x.grid_code, x.name, x.village_code, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(x.geometry::text), 4326))
+                FROM jsonb_to_recordset($1::jsonb) AS x(grid_code text, name text, village_code text, geometry jsonb)
+                ON CONFLICT (grid_code) DO UPDATE SET name = excluded.name, village_code = excluded.village_code,
+                    geom = excluded.geom, updated_at = now()
+                RETURNING (xmax = 0)
+                """, [payload])
+            try db.query("""
+                INSERT INTO liandong.grid_workers AS w (worker_id, name, grid_code)
+                SELECT x.worker_id, x.worker_name, x.grid_code
+                FROM jsonb_to_recordset($1::jsonb) AS x(grid_code text, worker_id text, worker_name text)
+                WHERE x.worker_id IS NOT NULL
+                ON CONFLICT (worker_id) DO UPDATE SET name = excluded.name, grid_code = excluded.grid_code, updated_at = now()
+                """, [payload])
+            // Cameras imported before their grid get it now.
+            try db.query("""
+                UPDATE liandong.cameras c SET grid_code = (SELECT g.grid_code FROM liandong.grids g
+                    WHERE ST_Covers(g.geom, c.geom) ORDER BY g.grid_code LIMIT 1)
+                WHERE c.grid_code IS NULL
+                """)
+            return grids
+        }
+        let inserted = result.rows.filter { $0[0] == "t" }.count
+        return ImportSummary(kind: "grids", inserted: inserted, updated: result.count - inserted)
+    }
+}

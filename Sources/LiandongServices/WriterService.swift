@@ -1,0 +1,87 @@
+import Foundation
+import LiandongCore
+import LibPQ
+import Logging
+import ServiceLifecycle
+
+/// Takes validated messages off the ingest queue in batches (ingest.batch_size / batch_ms), writes
+/// each batch in one transaction and hands the committed feed messages to the publisher. When the
+/// database is unreachable it keeps the batch and retries with backoff; nothing is dropped.
+/// Runs until the ingest queue is closed and drained.
+public final class WriterService: Service, @unchecked Sendable {
+    // @unchecked: immutable after init; the store lives only inside the dedicated thread.
+    let config: Config
+    let input: BoundedQueue<Inbound>
+    let output: BoundedQueue<FeedMessage>
+    let logger: Logger
+    let cancelled = StopFlag()
+
+    public init(config: Config, input: BoundedQueue<Inbound>, output: BoundedQueue<FeedMessage>, logger: Logger) {
+        self.config = config
+        self.input = input
+        self.output = output
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await runOnDedicatedThread(name: "liandong-writer") { [self] in
+                defer { output.close() }
+                try loop()
+            }
+            // Stay in the group until it is our turn to stop, so shutdown runs in order.
+            try? await gracefulShutdown()
+        } onCancel: { [cancelled] in
+            cancelled.set()
+        }
+    }
+
+    private func connect() throws -> EventStore {
+        var delay = 0.1
+        while true {
+            do {
+                return try EventStore(conninfo: config.databaseURL, rules: config.rules,
+                                      maxDeadLetterBytes: config.maxDeadLetterBytes)
+            } catch let error as PQError where error.isConnectionFailure {
+                if cancelled.isSet { throw error }
+                logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)"])
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 5)
+            }
+        }
+    }
+
+    private func loop() throws {
+        var store = try connect()
+        let linger = Double(config.batchMilliseconds) / 1000
+        while let batch = input.popBatch(max: config.batchSize, idle: 0.2, linger: linger) {
+            if batch.isEmpty { continue }
+            var delay = 0.1
+            while true {
+                let started = Date()
+                do {
+                    let result = try store.write(batch)
+                    logger.debug("batch committed", metadata: [
+                        "batch.size": "\(batch.count)", "batch.stored": "\(result.stored)",
+                        "batch.duplicates": "\(result.duplicates)", "batch.rejected": "\(result.rejected)",
+                        "batch.messages": "\(result.messages.count)",
+                        "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
+                    ])
+                    for message in result.messages { output.push(message) }
+                    break
+                } catch let error as PQError where error.isConnectionFailure {
+                    if cancelled.isSet {
+                        throw ConfigError("shutdown while the database was unreachable: \(batch.count + input.count) "
+                            + "received messages were not written")
+                    }
+                    logger.error("database connection lost, retrying the batch",
+                                 metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
+                    Thread.sleep(forTimeInterval: delay)
+                    delay = min(delay * 2, 5)
+                    store = try connect()
+                }
+            }
+        }
+        logger.info("writer drained")
+    }
+}

@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import LiandongServices
+import LibPQ
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+@main
+struct Liandongd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "liandongd",
+        abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self])
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML config file (every key can be overridden by LIANDONG_<SECTION>_<KEY>).")
+    var config: String?
+
+    @Option(name: .long, help: "Directory of numbered SQL migrations (default: schemas/migrations, found automatically).")
+    var migrations: String?
+
+    func validate() throws {
+        if let config, !FileManager.default.fileExists(atPath: config) {
+            throw ValidationError("config file \(config) does not exist")
+        }
+    }
+
+    func loadConfig() throws -> Config { try Config.load(path: config) }
+}
+
+/// Runs `body`, printing operator mistakes as one clear line instead of a trace.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("liandongd: error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func bootstrapLogging(level: String) -> Logger {
+    let parsed = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+    return Logger(label: "liandongd")
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon until SIGTERM or SIGINT.")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let config = try options.loadConfig()
+            let logger = bootstrapLogging(level: config.logLevel)
+            let migrator = try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations))
+            try preflight(config: config, migrator: migrator)
+            logger.info("liandongd starting", metadata: [
+                "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
+                "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
+            ])
+            let group = try makeServiceGroup(config: config, logger: logger)
+            try await group.run()
+            logger.info("liandongd stopped")
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations (a no-op when current).")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let config = try options.loadConfig()
+            let migrator = try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations))
+            let db = try openDatabase(config.databaseURL)
+            let applied = try migrator.migrate(db)
+            if applied.isEmpty {
+                print("database is current (version \(migrator.latestVersion)); nothing to do")
+            } else {
+                for m in applied { print("applied \(m.name)") }
+                print("database is at version \(migrator.latestVersion)")
+            }
+        }
+    }
+}
+
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import reference data; each file all or nothing, re-imports update in place.",
+        subcommands: [Divisions.self, Grids.self, Cameras.self])
+
+    struct Divisions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Divisions CSV: code,name,kind[,parent_code].")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "CSV file") var file: String
+        func run() async throws { try await runImport(options: options) { try $0.importDivisions(path: file) } }
+    }
+
+    struct Grids: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Grids GeoJSON FeatureCollection (grid_code, name, village_code, worker_id, worker_name).")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "GeoJSON file") var file: String
+        func run() async throws { try await runImport(options: options) { try $0.importGrids(path: file) } }
+    }
+
+    struct Cameras: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cameras CSV: device_id,name,lon,lat[,crs].")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "CSV file") var file: String
+        func run() async throws { try await runImport(options: options) { try $0.importCameras(path: file) } }
+    }
+}
+
+func runImport(options: CommonOptions, _ body: (Importer) throws -> ImportSummary) async throws {
+    try await reportingErrors {
+        let config = try options.loadConfig()
+        let db = try openDatabase(config.databaseURL)
+        if let migrator = try? Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations)) {
+            try migrator.checkCurrent(db)
+        }
+        print(try body(Importer(db: db)))
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate the configuration and print the effective values.")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let c = try options.loadConfig()
+            print("database.url: \(c.databaseURL.isEmpty ? "(PG* environment)" : "(set)")")
+            print("ingest.bind: \(c.ingestBind)")
+            print("ingest.connect: \(c.ingestConnect)")
+            print("ingest.batch_size: \(c.batchSize)  ingest.batch_ms: \(c.batchMilliseconds)")
+            print("feed.bind: \(c.feedBind)")
+            print("correlation.dispatch_severity: \(c.rules.dispatchSeverity)")
+            for (name, rule) in c.rules.categories.sorted(by: { $0.key < $1.key }) {
+                print("correlation.categories.\(name): radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) departments=\(rule.departments)")
+            }
+            print("config OK")
+        }
+    }
+}
