@@ -2,12 +2,13 @@ import CZeroMQ
 
 /// The socket types Liandong uses.
 public enum SocketType: Sendable {
-    case pub, sub, router, dealer, req, rep, push, pull
+    case pub, sub, xpub, router, dealer, req, rep, push, pull
 
     var raw: Int32 {
         switch self {
         case .pub: ZMQ_PUB
         case .sub: ZMQ_SUB
+        case .xpub: ZMQ_XPUB
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
         case .req: ZMQ_REQ
@@ -69,6 +70,23 @@ public final class ZMQSocket {
         try zmqCall("zmq_setsockopt(ZMQ_SUBSCRIBE)") {
             bytes.withUnsafeBytes { zmq_setsockopt(handle, ZMQ_SUBSCRIBE, $0.baseAddress, $0.count) }
         }
+    }
+
+    /// Blocks until an XPUB socket has seen subscriptions covering every topic in `topics`
+    /// (the cure for the "slow joiner": nothing sent before a subscription arrives is lost).
+    /// Returns false when `timeoutMilliseconds` passes first.
+    public func waitForSubscribers(covering topics: [String], timeoutMilliseconds: Int32) throws -> Bool {
+        precondition(type == .xpub, "only an XPUB socket sees subscriptions")
+        var missing = Set(topics)
+        var remaining = Int64(timeoutMilliseconds)
+        try setReceiveTimeout(milliseconds: 50)
+        while !missing.isEmpty && remaining > 0 {
+            remaining -= 50
+            guard let frames = try receive(), let frame = frames.first, frame.first == 1 else { continue }
+            let prefix = String(decoding: frame.dropFirst(), as: UTF8.self)
+            missing = missing.filter { !$0.hasPrefix(prefix) }
+        }
+        return missing.isEmpty
     }
 
     // MARK: endpoints

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import LiandongCore
+import LibPQ
+import ZeroMQ
+
+/// Publishes realistic Sharp Eyes alerts and grid-worker reports for the demo, with known ground
+/// truth: true incidents (camera alert + a worker's report nearby, in GCJ-02 as phones send),
+/// camera-only alerts, serious reports alone and minor reports.
+@main
+struct Simulator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "liandong-sim", abstract: "Publish simulated camera alerts and grid reports to liandongd.")
+
+    @Option(help: "liandongd ingest endpoint to connect to.") var connect = "tcp://127.0.0.1:7601"
+    @Option(help: "libpq conninfo of the Liandong database (cameras and grids are read from it).")
+    var database = ProcessInfo.processInfo.environment["LIANDONG_DATABASE_URL"] ?? ""
+    @Option(help: "Scenarios per second.") var rate = 4.0
+    @Option(help: "Seconds to run.") var duration = 20.0
+    @Option(help: "Random seed.") var seed: UInt64 = 620922
+    @Option(help: "Gateway id used in alert ids.") var gateway = "gw-sim"
+
+    func run() throws {
+        let db = try PGConnection(conninfo: database)
+        let cameras = try db.query("""
+            SELECT device_id, ST_X(geom), ST_Y(geom), grid_code FROM liandong.cameras
+            WHERE grid_code IS NOT NULL ORDER BY device_id
+            """).rows.map { Camera(id: $0[0]!, lon: Double($0[1]!)!, lat: Double($0[2]!)!, grid: $0[3]!) }
+        guard !cameras.isEmpty else {
+            throw ValidationError("no cameras inside grids in the database: import divisions, grids and cameras first")
+        }
+        let workers = Dictionary(uniqueKeysWithValues: try db.query(
+            "SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows.map { ($0[0]!, $0[1]!) })
+
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context: context, type: .xpub)
+        try socket.setLinger(milliseconds: 5000)
+        try socket.connect(connect)
+        guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
+            throw ValidationError("liandongd did not subscribe within 10 s at \(connect): is it running?")
+        }
+        var rng = SplitMix64(seed: seed)
+        var seq = 0
+        var tally: [String: Int] = [:]
+        let started = Date()
+        var n = 0
+        while Date().timeIntervalSince(started) < duration {
+            let due = started.addingTimeInterval(Double(n) / rate)
+            let wait = due.timeIntervalSinceNow
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            n += 1
+            let camera = cameras[Int(rng.next() % UInt64(cameras.count))]
+            let kind = Scenario.allCases[Int(rng.next() % UInt64(Scenario.allCases.count))]
+            let now = Date().timeIntervalSince1970
+            let (method, type, reportCategory) = [(5, 6, "闯入"), (5, 10, "聚集"), (5, 12, "打架")][Int(rng.next() % 3)]
+            tally[kind.rawValue, default: 0] += 1
+            func alert(observed: Double) throws {
+                seq += 1
+                var body: [String: Any] = [
+                    "schema": "liandong.alert.v1", "alert_id": "\(gateway):\(String(format: "%07d", seq))",
+                    "gateway_id": gateway, "seq": seq, "device_id": camera.id, "alarm_method": method,
+                    "alarm_type": type, "event_type": 1, "priority": 1 + Int(rng.next() % 3),
+                    "observed_at": Timestamp.formatCST(observed), "confidence": 0.6 + Double(rng.next() % 40) / 100,
+                    "description": "video analytics alarm (simulated)",
+                ]
+                if rng.next() % 2 == 0 {
+                    body["lon"] = camera.lon
+                    body["lat"] = camera.lat
+                    body["crs"] = "wgs84"
+                }
+                try send("alert", body)
+            }
+            func report(observed: Double, severity: Int, category: String, near: Bool) throws {
+                let angle = Double(rng.next() % 360) * .pi / 180
+                let metres = near ? Double(rng.next() % 80) : 0
+                let wgs = LonLat(
+                    lon: camera.lon + metres * cos(angle) / (111_320 * cos(camera.lat * .pi / 180)),
+                    lat: camera.lat + metres * sin(angle) / 110_574)
+                let gcj = CoordinateConverter.fromWGS84(wgs, to: .gcj02)
+                try send("report", [
+                    "schema": "liandong.report.v1", "report_id": "r-\(seed)-\(n)", "worker_id": workers[camera.grid] ?? "w-unknown",
+                    "grid_code": camera.grid, "category": category, "severity": severity,
+                    "observed_at": Timestamp.formatCST(observed), "lon": gcj.lon, "lat": gcj.lat, "crs": "gcj02",
+                    "description": "grid worker report (simulated)",
+                ])
+            }
+            func send(_ topic: String, _ body: [String: Any]) throws {
+                let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+                try socket.send([Array(topic.utf8), Array(data)])
+            }
+            switch kind {
+            case .joint:
+                try alert(observed: now - 30 - Double(rng.next() % 90))
+                try report(observed: now, severity: 2 + Int(rng.next() % 2), category: reportCategory, near: true)
+            case .cameraOnly:
+                try alert(observed: now)
+            case .seriousReport:
+                try report(observed: now, severity: 1 + Int(rng.next() % 2), category: "矛盾纠纷", near: false)
+            case .minorReport:
+                try report(observed: now, severity: 3 + Int(rng.next() % 2), category: "治安隐患", near: false)
+            }
+        }
+        let summary = Scenario.allCases.map { "\($0.rawValue) \(tally[$0.rawValue] ?? 0)" }.joined(separator: ", ")
+        print("liandong-sim: \(n) scenarios in \(Int(duration)) s: \(summary)")
+    }
+}
+
+struct Camera {
+    let id: String
+    let lon, lat: Double
+    let grid: String
+}
+
+enum Scenario: String, CaseIterable {
+    case joint = "camera+report", cameraOnly = "camera-only", seriousReport = "serious-report",
+        minorReport = "minor-report"
+}
+
+/// A small deterministic generator (Steele et al.'s SplitMix64).
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
