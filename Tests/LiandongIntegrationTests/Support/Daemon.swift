@@ -1,0 +1,150 @@
+import Foundation
+import LibPQ
+import LiandongCore
+import ZeroMQ
+
+/// A real `liandongd run` process on its own database and ipc:// endpoints, driven with real
+/// ZeroMQ sockets and real signals.
+final class DaemonProcess {
+    let database: String
+    let ingest: String
+    let feed: String
+    let process = Process()
+    let logURL: URL
+    let context: ZMQContext
+    private(set) var gateway: ZMQSocket!
+
+    static let binaries = ProcessInfo.processInfo.environment["LIANDONG_TEST_BIN"]
+        ?? TestDatabase.repository.appendingPathComponent(".build/debug").path
+
+    init(database: String, environment extra: [String: String] = [:], start: Bool = true) throws {
+        self.database = database
+        let id = UUID().uuidString.prefix(8)
+        ingest = "ipc:///tmp/ld-\(id)-ingest"
+        feed = "ipc:///tmp/ld-\(id)-feed"
+        logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
+        context = try ZMQContext()
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/liandongd")
+        process.arguments = ["run", "--migrations", TestDatabase.migrations]
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
+        env["LIANDONG_DATABASE_URL"] = database
+        env["LIANDONG_INGEST_BIND"] = ingest
+        env["LIANDONG_FEED_BIND"] = feed
+        env["LIANDONG_INGEST_BATCH_MS"] = "5"
+        env["LIANDONG_LOG_LEVEL"] = "info"
+        for (k, v) in extra { env[k] = v }
+        process.environment = env
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = log
+        process.standardError = log
+        if start { try launch() }
+    }
+
+    /// Starts the process and connects a gateway, returning once the daemon has subscribed.
+    func launch() throws {
+        try process.run()
+        let socket = try ZMQSocket(context: context, type: .xpub)
+        try socket.setLinger(milliseconds: 1000)
+        try socket.connect(ingest)
+        guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 15_000) else {
+            throw TestFailure("liandongd did not subscribe; log:\n\(log)")
+        }
+        gateway = socket
+    }
+
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    func send(_ topic: String, _ body: String) throws {
+        try gateway.send([Array(topic.utf8), Array(body.utf8)])
+    }
+
+    func send(frames: [[UInt8]]) throws { try gateway.send(frames) }
+
+    /// Sends SIGTERM (or another signal) and waits for the exit status.
+    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 20) throws -> Int32 {
+        kill(process.processIdentifier, signal)
+        try waitUntil(timeout: timeout, "liandongd to exit") { !process.isRunning }
+        return process.terminationStatus
+    }
+
+    /// A SUB socket on the feed that has seen a heartbeat, so no task can slip past it.
+    func subscribeFeed(prefix: String = "task.") throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: context, type: .sub)
+        try socket.setReceiveTimeout(milliseconds: 100)
+        try socket.setLinger(milliseconds: 0)
+        try socket.subscribe(prefix)
+        try socket.subscribe("hb")
+        try socket.connect(feed)
+        try waitUntil(timeout: 10, "a feed heartbeat") {
+            guard let frames = try socket.receive() else { return false }
+            return frames.first == Array("hb".utf8)
+        }
+        return socket
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: logURL)
+    }
+}
+
+/// Receives task messages (skipping heartbeats) until `count` arrived or the deadline passes.
+func receiveTasks(_ socket: ZMQSocket, count: Int, timeout: TimeInterval = 10) throws -> [(topic: String, body: [String: Any])] {
+    var out: [(String, [String: Any])] = []
+    try waitUntil(timeout: timeout, "\(count) task messages") {
+        if let frames = try socket.receive(), frames.count == 2, frames[0] != Array("hb".utf8) {
+            let body = try JSONSerialization.jsonObject(with: Data(frames[1])) as! [String: Any]
+            out.append((String(decoding: frames[0], as: UTF8.self), body))
+        }
+        return out.count >= count
+    }
+    return out.map { (topic: $0.0, body: $0.1) }
+}
+
+/// Builders of v1 messages for tests.
+enum Wire {
+    static func alert(id: String, device: String = "62092200001320000004", method: Int = 5, type: Int = 6,
+                      priority: Int = 2, at: Double, position: LonLat? = nil, crs: String = "wgs84",
+                      extra: [String: Any] = [:]) -> String {
+        var body: [String: Any] = [
+            "schema": "liandong.alert.v1", "alert_id": id, "gateway_id": "gw-test", "device_id": device,
+            "alarm_method": method, "alarm_type": type, "priority": priority, "observed_at": Timestamp.formatCST(at),
+        ]
+        if let position {
+            body["lon"] = position.lon
+            body["lat"] = position.lat
+            body["crs"] = crs
+        }
+        for (k, v) in extra { body[k] = v }
+        return json(body)
+    }
+
+    static func report(id: String, category: String = "闯入", severity: Int = 2, at: Double, position: LonLat?,
+                       crs: String = "wgs84", grid: String? = nil, extra: [String: Any] = [:]) -> String {
+        var body: [String: Any] = [
+            "schema": "liandong.report.v1", "report_id": id, "worker_id": "w-test", "category": category,
+            "severity": severity, "observed_at": Timestamp.formatCST(at),
+        ]
+        if let position {
+            body["lon"] = position.lon
+            body["lat"] = position.lat
+            body["crs"] = crs
+        }
+        if let grid { body["grid_code"] = grid }
+        for (k, v) in extra { body[k] = v }
+        return json(body)
+    }
+
+    static func json(_ object: [String: Any]) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+    }
+}
+
+/// Moves a point `metres` east and `north` metres north.
+func offset(_ p: LonLat, east: Double = 0, north: Double = 0) -> LonLat {
+    LonLat(lon: p.lon + east / (111_320 * cos(p.lat * .pi / 180)), lat: p.lat + north / 110_574)
+}
