@@ -74,8 +74,8 @@ struct CorrelationTests {
     @Test("a GCJ-02 report joins only after conversion to WGS-84")
     func gcj02Conversion() throws {
         let s = try Scene()
-        // left_object correlates within 150 m; the GCJ-02 offset here is about 200 m.
-        let truth = offset(s.centre, east: -20)
+        // left_object correlates within 150 m; the GCJ-02 offset here is about 160 m, eastward.
+        let truth = offset(s.centre, east: 40)
         let gcj = CoordinateConverter.fromWGS84(truth, to: .gcj02)
         #expect(gcj.distance(to: s.centre) > 150, "read naively as WGS-84 the phone's numbers would be too far")
         try s.send("alert", Wire.alert(id: "a-1", type: 3, at: s.now - 30, position: s.centre))
