@@ -1,0 +1,36 @@
+import Foundation
+
+/// Runs `liandongd` with arguments and environment, capturing exit status and output.
+struct CLIResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+func liandongd(_ arguments: [String], database: String? = nil, environment: [String: String] = [:],
+               timeout: TimeInterval = 60) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: DaemonProcess.binaries + "/liandongd")
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
+    if let database { env["LIANDONG_DATABASE_URL"] = database }
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    process.currentDirectoryURL = TestDatabase.repository
+    let id = UUID().uuidString
+    let outURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).out"), errURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).err")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    try process.run()
+    try waitUntil(timeout: timeout, "liandongd \(arguments.first ?? "") to finish") { !process.isRunning }
+    return CLIResult(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+}
