@@ -55,7 +55,8 @@ public struct Config: Sendable {
             do {
                 loaded = try Yams.load(yaml: text)
             } catch {
-                throw ConfigError("config file \(path) is not valid YAML: \(error)")
+                let text = "\(error)".split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+                throw ConfigError("config file \(path) is not valid YAML: \(text)")
             }
             if let loaded {
                 guard let map = loaded as? [String: Any] else {
