@@ -1,0 +1,63 @@
+import Foundation
+import LibPQ
+import Testing
+
+/// Against the real server started by tools/test (LIANDONG_TEST_PG).
+@Suite("libpq wrapper")
+struct ConnectionTests {
+    static let conninfo = ProcessInfo.processInfo.environment["LIANDONG_TEST_PG"]
+        ?? "host=127.0.0.1 port=55433 user=postgres dbname=postgres"
+
+    @Test("parameters are bound, never interpolated: quotes, unicode and NULL round-trip")
+    func parameters() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        let rows = try db.query("SELECT $1::text AS a, $2::text AS b, $3::int + 1 AS c", ["'; DROP TABLE x; --", nil, "41"])
+        #expect(rows[0, "a"] == "'; DROP TABLE x; --")
+        #expect(rows[0, "b"] == nil)
+        #expect(rows[0, "c"] == "42")
+        #expect(try db.query("SELECT $1::text", ["瓜州县 渊泉镇"]).scalar == "瓜州县 渊泉镇")
+    }
+
+    @Test("server errors carry their SQLSTATE")
+    func sqlState() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        #expect { try db.query("SELECT * FROM no_such_table") } throws: { ($0 as? PQError)?.sqlState == "42P01" }
+        #expect { try db.execute("SELEKT 1") } throws: { ($0 as? PQError)?.sqlState == "42601" }
+        #expect { try db.query("SELECT 1/0") } throws: { error in
+            let e = error as? PQError
+            return e?.sqlState == "22012" && e?.kind == .query && e?.isConnectionFailure == false
+        }
+        #expect(try db.query("SELECT 1").scalar == "1", "the connection is usable after errors")
+    }
+
+    @Test("a refused connection is a connection failure")
+    func refused() {
+        #expect { try PGConnection(conninfo: "host=127.0.0.1 port=1 connect_timeout=2") } throws: {
+            ($0 as? PQError)?.isConnectionFailure == true
+        }
+    }
+
+    @Test("a transaction commits on success and rolls back when the body throws")
+    func transactions() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        try db.execute("CREATE TEMP TABLE t (v int)")
+        try db.transaction { try $0.query("INSERT INTO t VALUES (1)") }
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try db.transaction { db in
+                try db.query("INSERT INTO t VALUES (2)")
+                throw Boom()
+            }
+        }
+        #expect(try db.query("SELECT array_agg(v) FROM t").scalar == "{1}")
+    }
+
+    @Test("affected row counts and column names are reported")
+    func metadata() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        try db.execute("CREATE TEMP TABLE m (v int)")
+        #expect(try db.query("INSERT INTO m SELECT generate_series(1, 5)").affected == 5)
+        let rows = try db.query("SELECT v AS value FROM m ORDER BY v")
+        #expect(rows.columns == ["value"] && rows.count == 5 && rows[4, "value"] == "5")
+    }
+}
