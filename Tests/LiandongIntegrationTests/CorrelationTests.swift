@@ -1,5 +1,6 @@
 import Foundation
 import LiandongCore
+import LibPQ
 import Testing
 
 /// Correlation v1 through the real daemon: events in over ZeroMQ, incidents and tasks in PostGIS,
@@ -153,5 +154,18 @@ struct CorrelationTests {
         let row = try s.db.query("SELECT grid_code, source_crs FROM liandong.events WHERE source_id = 'a-cam'")
         #expect(row[0, "grid_code"] == camera[0, "grid_code"])
         #expect(row[0, "source_crs"] == "camera")
+    }
+
+    @Test("with ingest.connect the daemon subscribes to a gateway that binds its PUB")
+    func ingestConnect() throws {
+        let url = try TestDatabase.create()
+        let daemon = try DaemonProcess(database: url, gatewayBinds: true)
+        let db = try PGConnection(conninfo: url)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        try daemon.send("alert.gw-9", Wire.alert(id: "via-connect", at: Date().timeIntervalSince1970, position: centre))
+        try waitUntil(timeout: 10, "the alert") {
+            try db.int("SELECT count(*) FROM liandong.events WHERE source_id = 'via-connect'") == 1
+        }
+        #expect(try daemon.stop() == 0)
     }
 }

@@ -17,7 +17,12 @@ final class DaemonProcess {
     static let binaries = ProcessInfo.processInfo.environment["LIANDONG_TEST_BIN"]
         ?? TestDatabase.repository.appendingPathComponent(".build/debug").path
 
-    init(database: String, environment extra: [String: String] = [:], start: Bool = true) throws {
+    /// With `gatewayBinds` the gateway binds its PUB and the daemon connects to it
+    /// (ingest.connect, ingest.bind empty) instead of the other way round.
+    let gatewayBinds: Bool
+
+    init(database: String, environment extra: [String: String] = [:], gatewayBinds: Bool = false, start: Bool = true) throws {
+        self.gatewayBinds = gatewayBinds
         self.database = database
         let id = UUID().uuidString.prefix(8)
         ingest = "ipc:///tmp/ld-\(id)-ingest"
@@ -28,7 +33,8 @@ final class DaemonProcess {
         process.arguments = ["run", "--migrations", TestDatabase.migrations]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_DATABASE_URL"] = database
-        env["LIANDONG_INGEST_BIND"] = ingest
+        env["LIANDONG_INGEST_BIND"] = gatewayBinds ? "" : ingest
+        if gatewayBinds { env["LIANDONG_INGEST_CONNECT"] = ingest }
         env["LIANDONG_FEED_BIND"] = feed
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
@@ -43,10 +49,11 @@ final class DaemonProcess {
 
     /// Starts the process and connects a gateway, returning once the daemon has subscribed.
     func launch() throws {
-        try process.run()
         let socket = try ZMQSocket(context: context, type: .xpub)
         try socket.setLinger(milliseconds: 1000)
-        try socket.connect(ingest)
+        if gatewayBinds { try socket.bind(ingest) }
+        try process.run()
+        if !gatewayBinds { try socket.connect(ingest) }
         guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 15_000) else {
             throw TestFailure("liandongd did not subscribe; log:\n\(log)")
         }
