@@ -35,11 +35,15 @@ struct Simulator: ParsableCommand {
         let context = try ZMQContext()
         let socket = try ZMQSocket(context: context, type: .xpub)
         try socket.setLinger(milliseconds: 5000)
+        // PUB drops silently at the high-water mark; a simulator must not lose its own messages.
+        try socket.setSendHighWaterMark(0)
         try socket.connect(connect)
         guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
             throw ValidationError("liandongd did not subscribe within 10 s at \(connect): is it running?")
         }
         var rng = SplitMix64(seed: seed)
+        // Ids unique per run, so a second run against the same database is not all duplicates.
+        let run = String(Int(Date().timeIntervalSince1970), radix: 36)
         var seq = 0
         var tally: [String: Int] = [:]
         let started = Date()
@@ -57,7 +61,7 @@ struct Simulator: ParsableCommand {
             func alert(observed: Double) throws {
                 seq += 1
                 var body: [String: Any] = [
-                    "schema": "liandong.alert.v1", "alert_id": "\(gateway):\(String(format: "%07d", seq))",
+                    "schema": "liandong.alert.v1", "alert_id": "\(gateway):\(run)-\(String(format: "%07d", seq))",
                     "gateway_id": gateway, "seq": seq, "device_id": camera.id, "alarm_method": method,
                     "alarm_type": type, "event_type": 1, "priority": 1 + Int(rng.next() % 3),
                     "observed_at": Timestamp.formatCST(observed), "confidence": 0.6 + Double(rng.next() % 40) / 100,
@@ -78,7 +82,7 @@ struct Simulator: ParsableCommand {
                     lat: camera.lat + metres * sin(angle) / 110_574)
                 let gcj = CoordinateConverter.fromWGS84(wgs, to: .gcj02)
                 try send("report", [
-                    "schema": "liandong.report.v1", "report_id": "r-\(seed)-\(n)", "worker_id": workers[camera.grid] ?? "w-unknown",
+                    "schema": "liandong.report.v1", "report_id": "r-\(run)-\(n)", "worker_id": workers[camera.grid] ?? "w-unknown",
                     "grid_code": camera.grid, "category": category, "severity": severity,
                     "observed_at": Timestamp.formatCST(observed), "lon": gcj.lon, "lat": gcj.lat, "crs": "gcj02",
                     "description": "grid worker report (simulated)",

@@ -4,7 +4,11 @@
 
 CREATE FUNCTION liandong.ingest_batch(batch jsonb)
 RETURNS TABLE (idx integer, outcome text, reason text, detail text, event_id bigint, incident_id uuid)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Every lookup here has an index; plans cached while a table is still small (no statistics yet)
+-- must not fall back to scanning it once it has grown.
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     e   record;
@@ -69,15 +73,19 @@ BEGIN
 
         -- Correlation: the nearest open incident of the same category with an event within
         -- radius_m metres and window_s seconds of observed time.
-        SELECT v.incident_id INTO inc
-        FROM liandong.events v
-        JOIN liandong.incidents i ON i.id = v.incident_id
-        WHERE v.category = e.category
-          AND i.status = 'open'
-          AND v.observed_at BETWEEN e.observed_at - make_interval(secs => e.window_s)
-                                AND e.observed_at + make_interval(secs => e.window_s)
-          AND ST_DWithin(v.geog, pt, e.radius_m)
-        ORDER BY ST_Distance(v.geog, pt), abs(extract(epoch FROM v.observed_at - e.observed_at)), v.id
+        -- The inner query is fenced (OFFSET 0) so the GiST index on (category, geog, observed_at)
+        -- drives the search whatever the table statistics say, and the open check is a primary-key
+        -- lookup per candidate: a join could scan every open incident for every event.
+        SELECT c.incident_id INTO inc
+        FROM (SELECT v.id, v.incident_id, v.geog, v.observed_at
+              FROM liandong.events v
+              WHERE v.category = e.category
+                AND v.observed_at BETWEEN e.observed_at - make_interval(secs => e.window_s)
+                                      AND e.observed_at + make_interval(secs => e.window_s)
+                AND ST_DWithin(v.geog, pt, e.radius_m)
+              OFFSET 0) c
+        WHERE (SELECT i.status FROM liandong.incidents i WHERE i.id = c.incident_id) = 'open'
+        ORDER BY ST_Distance(c.geog, pt), abs(extract(epoch FROM c.observed_at - e.observed_at)), c.id
         LIMIT 1;
 
         IF inc IS NULL THEN
