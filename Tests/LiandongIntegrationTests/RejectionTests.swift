@@ -106,4 +106,22 @@ struct RejectionTests {
             try s.count("SELECT count(*) FROM liandong.events WHERE source_id = 'after-fuzz'") == 1
         }
     }
+
+    @Test("an event the database refuses is dead-lettered alone; the rest of its batch is stored")
+    func poisonEventInBatch() throws {
+        // Valid JSON, but PostgreSQL's jsonb refuses the NUL escape: only the store can tell.
+        let s = try Scene(environment: ["LIANDONG_INGEST_BATCH_MS": "200"])
+        let poison = Wire.alert(id: "poison", at: s.now, position: s.centre, extra: ["description": "a\u{0}b"])
+        #expect(poison.contains("\\u0000"))
+        try s.send("alert", Wire.alert(id: "good-1", at: s.now, position: s.centre))
+        try s.send("alert", poison)
+        try s.send("report", Wire.report(id: "good-2", at: s.now, position: s.centre))
+        try s.waitProcessed(3)
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id IN ('good-1', 'good-2')") == 2)
+        let row = try s.db.query("SELECT reason, convert_from(raw, 'UTF8') FROM liandong.rejected_messages")
+        #expect(row.count == 1 && row[0, "reason"] == "store_error")
+        #expect(row[0, "convert_from"] == poison)
+        // The refused batch is retried item by item, so the camera alert is announced before the report joins it.
+        #expect(try s.feedKinds() == ["verify", "joint_dispatch"])
+    }
 }
