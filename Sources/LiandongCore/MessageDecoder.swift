@@ -97,7 +97,7 @@ public struct MessageDecoder: Sendable {
             source: .alert, sourceID: alertID, gatewayID: try f.optionalString("gateway_id"),
             gatewaySeq: try f.optionalInteger("seq", in: 0...Int.max).map(Int64.init),
             deviceID: device.rawValue, category: rules.category(alarmMethod: method, alarmType: type),
-            priority: priority, observedAt: observedAt, position: position, crs: crs, body: body)
+            priority: rules.alertPriority(priority, device: device.rawValue), observedAt: observedAt, position: position, crs: crs, body: body)
     }
 
     private func decodeReport(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {

@@ -22,6 +22,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case outsideArea = "outside_area"
     /// The database refused the event even when written alone (a bug or a constraint): kept here, not lost.
     case storeError = "store_error"
+    /// A task_update on the updates socket that could not be read.
+    case invalidUpdate = "invalid_update"
 }
 
 /// A refused message: a reason code and a sentence a gateway operator can act on.

@@ -13,14 +13,29 @@ public struct CategoryRule: Sendable, Equatable {
     public var radiusMeters: Double
     /// ... and within this many seconds of observed time.
     public var windowSeconds: Double
-    /// Departments a task of this category involves.
-    public var departments: [String]
 
-    public init(radiusMeters: Double, windowSeconds: Double, departments: [String]) {
+    public init(radiusMeters: Double, windowSeconds: Double) {
         self.radiusMeters = radiusMeters
         self.windowSeconds = windowSeconds
-        self.departments = departments
     }
+}
+
+/// Where a category's tasks go: the departments to involve and the starting tier by priority
+/// (minor -> the grid's village, serious -> township, critical -> county).
+public struct Route: Sendable, Equatable {
+    public var departments: [String]
+    /// Starting tier for priority 1...4.
+    public var startTiers: [Tier]
+
+    public init(departments: [String], startTiers: [Tier] = Route.defaultStartTiers) {
+        precondition(startTiers.count == 4, "one tier per priority 1...4")
+        self.departments = departments
+        self.startTiers = startTiers
+    }
+
+    public func startTier(priority: Int) -> Tier { startTiers[min(max(priority, 1), 4) - 1] }
+
+    public static let defaultStartTiers: [Tier] = [.county, .township, .village, .village]
 }
 
 /// Response and resolution deadlines of one tier, indexed by priority 1...4.
@@ -54,15 +69,26 @@ public struct Rules: Sendable, Equatable {
     public var dispatchSeverity: Int
     /// Deadlines per tier.
     public var sla: [Tier: SLA]
+    /// Per-category routing; categories not listed use `defaultRoute`.
+    public var routes: [String: Route]
+    public var defaultRoute: Route
+    /// Optional working hours for deadlines (nil: around the clock).
+    public var calendar: WorkingCalendar?
+    /// Per-camera priority demotion (device_id -> steps towards 4), for cameras with many false alarms.
+    public var cameraDemotion: [String: Int]
 
     public init(
         categories: [String: CategoryRule] = Rules.defaultCategories,
-        defaultCategory: CategoryRule = CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
+        defaultCategory: CategoryRule = CategoryRule(radiusMeters: 300, windowSeconds: 900),
         alarmCategories: [String: String] = Rules.defaultAlarmCategories,
         unmappedAlarmCategory: String = "other",
         reportCategories: [String: String] = Rules.defaultReportCategories,
         dispatchSeverity: Int = 2,
-        sla: [Tier: SLA] = Rules.defaultSLA
+        sla: [Tier: SLA] = Rules.defaultSLA,
+        routes: [String: Route] = Rules.defaultRoutes,
+        defaultRoute: Route = Route(departments: ["police"]),
+        calendar: WorkingCalendar? = nil,
+        cameraDemotion: [String: Int] = [:]
     ) {
         self.categories = categories
         self.defaultCategory = defaultCategory
@@ -71,6 +97,27 @@ public struct Rules: Sendable, Equatable {
         self.reportCategories = reportCategories
         self.dispatchSeverity = dispatchSeverity
         self.sla = sla
+        self.routes = routes
+        self.defaultRoute = defaultRoute
+        self.calendar = calendar
+        self.cameraDemotion = cameraDemotion
+    }
+
+    public func route(for category: String) -> Route { routes[category] ?? defaultRoute }
+
+    /// Alert priority after any per-camera demotion (capped at 4, the least urgent).
+    public func alertPriority(_ priority: Int, device: String) -> Int {
+        min(4, priority + max(0, cameraDemotion[device] ?? 0))
+    }
+
+    /// respond_by and resolve_by for a task given to `tier` at `start`, honouring the calendar.
+    public func deadlines(tier: Tier, priority: Int, from start: Double) -> (respondBy: Double, resolveBy: Double) {
+        let s = sla(for: tier)
+        let respond = s.respondSeconds(priority: priority), resolve = s.resolveSeconds(priority: priority)
+        if let calendar, calendar.tiers.contains(tier), priority > calendar.alwaysPriority {
+            return (calendar.add(seconds: respond, to: start), calendar.add(seconds: resolve, to: start))
+        }
+        return (start + respond, start + resolve)
     }
 
     public func rule(for category: String) -> CategoryRule { categories[category] ?? defaultCategory }
@@ -99,20 +146,39 @@ public struct Rules: Sendable, Equatable {
     public func sla(for tier: Tier) -> SLA { sla[tier] ?? Rules.defaultSLA[tier]! }
 
     public static let defaultCategories: [String: CategoryRule] = [
-        "intrusion": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
-        "crowd": CategoryRule(radiusMeters: 500, windowSeconds: 1800, departments: ["police", "urban_management"]),
-        "fire": CategoryRule(radiusMeters: 800, windowSeconds: 1800, departments: ["fire", "police"]),
-        "fight": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["police"]),
-        "traffic": CategoryRule(radiusMeters: 500, windowSeconds: 1200, departments: ["traffic_police"]),
-        "loitering": CategoryRule(radiusMeters: 200, windowSeconds: 1800, departments: ["police"]),
-        "left_object": CategoryRule(radiusMeters: 150, windowSeconds: 1800, departments: ["police"]),
-        "theft": CategoryRule(radiusMeters: 300, windowSeconds: 1800, departments: ["police"]),
-        "dispute": CategoryRule(radiusMeters: 300, windowSeconds: 3600, departments: ["civil_affairs", "judicial"]),
-        "public_order": CategoryRule(radiusMeters: 300, windowSeconds: 1800, departments: ["police"]),
-        "environment": CategoryRule(radiusMeters: 1000, windowSeconds: 7200, departments: ["environment", "urban_management"]),
-        "medical": CategoryRule(radiusMeters: 300, windowSeconds: 900, departments: ["health"]),
-        "device_fault": CategoryRule(radiusMeters: 50, windowSeconds: 3600, departments: ["video_network"]),
-        "tamper": CategoryRule(radiusMeters: 50, windowSeconds: 3600, departments: ["video_network", "police"]),
+        "intrusion": CategoryRule(radiusMeters: 300, windowSeconds: 900),
+        "crowd": CategoryRule(radiusMeters: 500, windowSeconds: 1800),
+        "fire": CategoryRule(radiusMeters: 800, windowSeconds: 1800),
+        "fight": CategoryRule(radiusMeters: 300, windowSeconds: 900),
+        "traffic": CategoryRule(radiusMeters: 500, windowSeconds: 1200),
+        "loitering": CategoryRule(radiusMeters: 200, windowSeconds: 1800),
+        "left_object": CategoryRule(radiusMeters: 150, windowSeconds: 1800),
+        "theft": CategoryRule(radiusMeters: 300, windowSeconds: 1800),
+        "dispute": CategoryRule(radiusMeters: 300, windowSeconds: 3600),
+        "public_order": CategoryRule(radiusMeters: 300, windowSeconds: 1800),
+        "environment": CategoryRule(radiusMeters: 1000, windowSeconds: 7200),
+        "medical": CategoryRule(radiusMeters: 300, windowSeconds: 900),
+        "device_fault": CategoryRule(radiusMeters: 50, windowSeconds: 3600),
+        "tamper": CategoryRule(radiusMeters: 50, windowSeconds: 3600),
+    ]
+
+    /// Departments per category; every category starts minor -> village, serious -> township,
+    /// critical -> county unless the config says otherwise (fire starts one tier higher).
+    public static let defaultRoutes: [String: Route] = [
+        "intrusion": Route(departments: ["police"]),
+        "crowd": Route(departments: ["police", "urban_management"]),
+        "fire": Route(departments: ["fire", "police", "health"], startTiers: [.county, .county, .township, .village]),
+        "fight": Route(departments: ["police", "health"]),
+        "traffic": Route(departments: ["traffic_police", "health"]),
+        "loitering": Route(departments: ["police"]),
+        "left_object": Route(departments: ["police"]),
+        "theft": Route(departments: ["police"]),
+        "dispute": Route(departments: ["civil_affairs", "judicial", "police"]),
+        "public_order": Route(departments: ["police", "urban_management"]),
+        "environment": Route(departments: ["environment", "urban_management"]),
+        "medical": Route(departments: ["health"]),
+        "device_fault": Route(departments: ["video_network"], startTiers: [.township, .township, .township, .township]),
+        "tamper": Route(departments: ["video_network", "police"]),
     ]
 
     /// GB/T 28181 codes (reference/gb28181-alarm.md). Fire/smoke have no standard code; vendors'

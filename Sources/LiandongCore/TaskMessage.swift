@@ -28,6 +28,10 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     public var topic: String
     public var messageID: String
     public var kind: TaskKind
+    /// The task's state after the change announced (open, accepted, in_progress, resolved, false_alarm).
+    public var state: TaskState
+    /// True once the task missed a deadline at the county.
+    public var overdue: Bool
     public var taskID: String
     public var incidentID: String
     public var tier: Tier
@@ -44,9 +48,18 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     public var resolveBy: String
     public var evidence: TaskEvidence
     public var emittedAt: String
+    /// Why (escalation: "respond_by missed", a reject's note ...), when there is a reason.
+    public var reason: String?
+    /// For an escalation: the division the task came from.
+    public var previousDivisionCode: String?
+    /// For an update caused by a dispatcher: who acted, and the update's id.
+    public var actor: String?
+    public var updateID: String?
 
     enum CodingKeys: String, CodingKey {
-        case schema, seq, topic, kind, tier, category, priority, lon, lat, departments, evidence
+        case schema, seq, topic, kind, state, overdue, tier, category, priority, lon, lat, departments, evidence, reason, actor
+        case previousDivisionCode = "previous_division_code"
+        case updateID = "update_id"
         case messageID = "message_id"
         case taskID = "task_id"
         case incidentID = "incident_id"
@@ -59,7 +72,7 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     }
 
     public init(
-        topic: String, messageID: String, kind: TaskKind, taskID: String, incidentID: String, tier: Tier,
+        topic: String, messageID: String, kind: TaskKind, state: TaskState = .open, overdue: Bool = false, taskID: String, incidentID: String, tier: Tier,
         divisionCode: String, gridCode: String, workerID: String?, category: String, priority: Int,
         lon: Double, lat: Double, departments: [String], respondBy: String, resolveBy: String,
         evidence: TaskEvidence, emittedAt: String
@@ -67,6 +80,8 @@ public struct TaskMessage: Sendable, Codable, Equatable {
         self.topic = topic
         self.messageID = messageID
         self.kind = kind
+        self.state = state
+        self.overdue = overdue
         self.taskID = taskID
         self.incidentID = incidentID
         self.tier = tier
@@ -84,9 +99,9 @@ public struct TaskMessage: Sendable, Codable, Equatable {
         self.emittedAt = emittedAt
     }
 
-    /// The feed topic of a task: its grid code for a verify task (the grid worker's), otherwise
-    /// the responsible division's code; always under "task.".
-    public static func topic(kind: TaskKind, divisionCode: String, gridCode: String) -> String {
-        "task." + (kind == .verify ? gridCode : divisionCode)
+    /// The feed topic of a task: its grid code for a verify task still with the grid's village (the
+    /// grid worker's), otherwise the responsible division's code; always under "task.".
+    public static func topic(kind: TaskKind, tier: Tier = .village, divisionCode: String, gridCode: String) -> String {
+        "task." + (kind == .verify && tier == .village ? gridCode : divisionCode)
     }
 }

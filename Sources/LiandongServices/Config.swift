@@ -32,6 +32,12 @@ public struct Config: Sendable {
     public var maxDeadLetterBytes = 65_536
     /// feed.bind: endpoint of the task feed PUB socket. Default tcp://*:7611.
     public var feedBind = "tcp://*:7611"
+    /// updates.bind: ROUTER for task_update messages from dispatchers. Default tcp://*:7621.
+    public var updatesBind = "tcp://*:7621"
+    /// escalation.sweep_ms: how often deadlines are checked.
+    public var sweepMilliseconds = 1000
+    /// escalation.reannounce_minutes: how often an overdue county task is announced again.
+    public var reannounceMinutes = 30.0
     /// log.level: trace, debug, info, notice, warning, error, critical.
     public var logLevel = "info"
     /// correlation.* and sla.*: the rules.
@@ -74,6 +80,11 @@ public struct Config: Sendable {
         "ingest": ["bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
                    "max_age_s", "max_dead_letter_bytes"],
         "feed": ["bind"],
+        "updates": ["bind"],
+        "escalation": ["sweep_ms", "reannounce_minutes"],
+        "routing": ["start_tier", "default_departments", "categories"],
+        "calendar": ["enabled", "days", "hours", "tiers", "always_priority"],
+        "cameras": ["demote"],
         "log": ["level"],
         "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
@@ -129,6 +140,70 @@ public struct Config: Sendable {
             try feed.checkKeys(Self.sections["feed"]!)
             feedBind = try feed.string("bind") ?? feedBind
         }
+        if let updates = try root.child("updates") {
+            try updates.checkKeys(Self.sections["updates"]!)
+            updatesBind = try updates.string("bind") ?? updatesBind
+        }
+        if let e = try root.child("escalation") {
+            try e.checkKeys(Self.sections["escalation"]!)
+            sweepMilliseconds = try e.int("sweep_ms", 10...3_600_000) ?? sweepMilliseconds
+            reannounceMinutes = try e.double("reannounce_minutes", 0.01...10_080) ?? reannounceMinutes
+        }
+        if let r = try root.child("routing") {
+            try r.checkKeys(Self.sections["routing"]!)
+            if let tiers = try r.tierList("start_tier") { rules.defaultRoute.startTiers = tiers }
+            if let d = try r.stringList("default_departments") { rules.defaultRoute.departments = d }
+            if let cats = try r.child("categories") {
+                for key in try cats.keys() {
+                    let node = try cats.child(key)!
+                    try node.checkKeys(["departments", "start_tier"])
+                    var route = rules.routes[key] ?? rules.defaultRoute
+                    if let d = try node.stringList("departments") { route.departments = d }
+                    if let t = try node.tierList("start_tier") { route.startTiers = t }
+                    rules.routes[key] = route
+                }
+            }
+        }
+        if let c = try root.child("calendar") {
+            try c.checkKeys(Self.sections["calendar"]!)
+            if try c.bool("enabled") ?? false {
+                var calendar = WorkingCalendar()
+                if let days = try c.stringList("days") {
+                    let parsed = days.compactMap(Int.init)
+                    guard parsed.count == days.count, parsed.allSatisfy((1...7).contains) else {
+                        throw ConfigError("config key calendar.days: ISO weekdays 1 (Monday) ... 7 (Sunday)")
+                    }
+                    calendar.days = Set(parsed)
+                }
+                if let hours = try c.stringList("hours") {
+                    let parsed = hours.compactMap(WorkingCalendar.period)
+                    guard parsed.count == hours.count, !parsed.isEmpty else {
+                        throw ConfigError("config key calendar.hours: periods like \"08:30-12:00\"")
+                    }
+                    calendar.periods = parsed.sorted { $0.lowerBound < $1.lowerBound }
+                }
+                if let tiers = try c.stringList("tiers") {
+                    let parsed = tiers.compactMap(Tier.init(rawValue:))
+                    guard parsed.count == tiers.count else {
+                        throw ConfigError("config key calendar.tiers: a list of village, township, county")
+                    }
+                    calendar.tiers = Set(parsed)
+                }
+                calendar.alwaysPriority = try c.int("always_priority", 0...4) ?? calendar.alwaysPriority
+                rules.calendar = calendar
+            }
+        }
+        if let cams = try root.child("cameras") {
+            try cams.checkKeys(Self.sections["cameras"]!)
+            if let demote = try cams.child("demote") {
+                for key in try demote.keys() {
+                    guard DeviceID(key) != nil else {
+                        throw ConfigError("config key cameras.demote.\(key): not a 20-digit GB/T 28181 device id")
+                    }
+                    rules.cameraDemotion[key] = try demote.int(key, 0...3)
+                }
+            }
+        }
         if let log = try root.child("log") {
             try log.checkKeys(Self.sections["log"]!)
             logLevel = try log.string("level") ?? logLevel
@@ -180,11 +255,10 @@ public struct Config: Sendable {
     }
 
     private static func categoryRule(_ node: ConfigNode, base: CategoryRule) throws -> CategoryRule {
-        try node.checkKeys(["radius_m", "window_s", "departments"])
+        try node.checkKeys(["radius_m", "window_s"])
         return CategoryRule(
             radiusMeters: try node.double("radius_m", 1...100_000) ?? base.radiusMeters,
-            windowSeconds: try node.double("window_s", 1...30 * 86_400) ?? base.windowSeconds,
-            departments: try node.stringList("departments") ?? base.departments)
+            windowSeconds: try node.double("window_s", 1...30 * 86_400) ?? base.windowSeconds)
     }
 }
 
@@ -254,9 +328,29 @@ struct ConfigNode {
         }
         guard let list = value as? [Any] else { throw ConfigError("config key \(name(key)) must be a list") }
         return try list.map {
-            guard let s = $0 as? String else { throw ConfigError("config key \(name(key)) must be a list of strings") }
-            return s
+            if let s = $0 as? String { return s }
+            if $0 is Int || $0 is Double || $0 is Bool { return "\($0)" }
+            throw ConfigError("config key \(name(key)) must be a list of strings")
         }
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = map[key], !(value is NSNull) else { return nil }
+        if let b = value as? Bool { return b }
+        if let s = value as? String, ["true", "false", "yes", "no", "1", "0"].contains(s.lowercased()) {
+            return ["true", "yes", "1"].contains(s.lowercased())
+        }
+        throw ConfigError("config key \(name(key)) must be true or false")
+    }
+
+    /// Four tiers, one per priority 1...4.
+    func tierList(_ key: String) throws -> [Tier]? {
+        guard let items = try stringList(key) else { return nil }
+        let tiers = items.compactMap(Tier.init(rawValue:))
+        guard tiers.count == 4, items.count == 4 else {
+            throw ConfigError("config key \(name(key)) must list 4 tiers (village, township or county) for priority 1...4")
+        }
+        return tiers
     }
 
     func doubleList(_ key: String, count: Int) throws -> [Double]? {

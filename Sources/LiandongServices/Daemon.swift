@@ -22,7 +22,8 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 }
 
 /// Builds the daemon's service group. Shutdown runs in reverse order: ingest stops reading first,
-/// the writer drains and commits what was received, the publisher sends what was committed.
+/// the writer drains and commits what was received, the update receiver and the sweeper stop, and
+/// the publisher sends everything committed.
 public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGroup {
     let context = try ZMQContext()
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
@@ -30,9 +31,13 @@ public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGr
     let publisher = PublisherService(context: context, config: config, input: outbound, logger: logger)
     let writer = WriterService(config: config, input: inbound, output: outbound, logger: logger)
     let ingest = IngestService(context: context, config: config, queue: inbound, logger: logger)
+    let updates = UpdateService(context: context, config: config, output: outbound, logger: logger)
+    let sweeper = SweeperService(config: config, output: outbound, logger: logger)
     var configuration = ServiceGroupConfiguration(
         services: [
             .init(service: publisher, serviceName: "publisher"),
+            .init(service: sweeper, serviceName: "sweeper"),
+            .init(service: updates, serviceName: "updates"),
             .init(service: writer, serviceName: "writer"),
             .init(service: ingest, serviceName: "ingest"),
         ],

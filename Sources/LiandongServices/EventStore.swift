@@ -8,7 +8,6 @@ public final class EventStore {
     private let db: PGConnection
     private let rules: Rules
     private let maxDeadLetterBytes: Int
-    private let encoder: JSONEncoder
     /// Events stored since the last ANALYZE, and how many trigger the next one.
     private var storedSinceAnalyze = 0
     private var analyzeThreshold = 1000
@@ -18,8 +17,6 @@ public final class EventStore {
         try db.execute("SET client_min_messages = warning")
         self.rules = rules
         self.maxDeadLetterBytes = maxDeadLetterBytes
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
 
     public var isConnected: Bool { db.isOK }
@@ -103,108 +100,54 @@ public final class EventStore {
 
     private func emitTasks(for incidentIDs: [String], now: Double) throws -> [FeedMessage] {
         guard !incidentIDs.isEmpty else { return [] }
-        let rows = try db.query(Self.incidentQuery, ["{" + incidentIDs.joined(separator: ",") + "}"])
-        var tasks: [TaskRow] = []
+        var tasks: [TaskFields] = []
         var messages: [TaskMessage] = []
-        for r in 0..<rows.count {
-            let incident = IncidentRow(rows, r)
+        for snapshot in try TaskStore.load(db, incidentIDs: incidentIDs) {
+            let current = snapshot.task
+            if let current, current.taskState.isTerminal { continue }
             let decision = emissionDecision(
                 for: IncidentEvidence(
-                    alertCount: incident.alertCount, reportCount: incident.reportCount,
-                    priority: incident.priority, taskKind: incident.taskKind),
+                    alertCount: snapshot.alertCount, reportCount: snapshot.reportCount,
+                    priority: snapshot.incidentPriority, taskKind: current?.taskKind),
                 dispatchSeverity: rules.dispatchSeverity)
-            let kind: TaskKind
-            var task: TaskRow
             switch decision {
             case .none:
                 continue
-            case .create(let k), .upgrade(let k):
-                kind = k
-                let tier = incident.tier ?? .village
-                let sla = rules.sla(for: tier)
-                task = TaskRow(
-                    id: incident.taskID ?? UUID().uuidString.lowercased(), incident_id: incident.id, kind: k.rawValue,
-                    tier: tier.rawValue, division_code: incident.divisionCode ?? incident.villageCode,
-                    grid_code: incident.gridCode, category: incident.category, priority: incident.priority,
-                    departments: rules.rule(for: incident.category).departments,
-                    respond_by: Timestamp.formatUTC(now + sla.respondSeconds(priority: incident.priority)),
-                    resolve_by: Timestamp.formatUTC(now + sla.resolveSeconds(priority: incident.priority)))
+            case .create(let kind), .upgrade(let kind):
+                let task = route(snapshot, kind: kind, current: current, now: now)
                 tasks.append(task)
+                messages.append(TaskStore.message(snapshot, task, kind: kind, now: now))
             case .update:
-                kind = .update
-                task = incident.existingTask!
+                messages.append(TaskStore.message(snapshot, current!, kind: .update, now: now))
             }
-            let taskKind = TaskKind(rawValue: task.kind)!
-            messages.append(TaskMessage(
-                topic: TaskMessage.topic(kind: taskKind, divisionCode: task.division_code, gridCode: task.grid_code),
-                messageID: UUID().uuidString.lowercased(), kind: kind, taskID: task.id, incidentID: incident.id,
-                tier: Tier(rawValue: task.tier)!, divisionCode: task.division_code, gridCode: task.grid_code,
-                workerID: incident.workerID, category: incident.category, priority: task.priority,
-                lon: incident.lon, lat: incident.lat, departments: task.departments,
-                respondBy: Timestamp.formatCST(Timestamp.parse(task.respond_by)!),
-                resolveBy: Timestamp.formatCST(Timestamp.parse(task.resolve_by)!),
-                evidence: incident.evidence, emittedAt: Timestamp.formatCST(now)))
         }
         if !tasks.isEmpty {
-            try db.query("SELECT liandong.upsert_tasks($1::jsonb)", [try json(tasks)])
+            try db.query("SELECT liandong.upsert_tasks($1::jsonb)", [try TaskStore.json(tasks)])
         }
-        guard !messages.isEmpty else { return [] }
-        let feed = try db.query("SELECT seq, topic, body FROM liandong.append_feed($1::jsonb)", [try json(messages)])
-        return feed.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }.sorted { $0.seq < $1.seq }
+        return try TaskStore.appendFeed(db, messages)
     }
 
-    static let incidentQuery = """
-        SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
-               i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.tier, t.division_code,
-               extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
-               (SELECT w.worker_id FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code
-                ORDER BY w.worker_id LIMIT 1),
-               (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
-                    SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'alert'
-                    ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s),
-               (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
-                    SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'report'
-                    ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s)
-        FROM liandong.incidents i
-        LEFT JOIN liandong.tasks t ON t.incident_id = i.id
-        WHERE i.id = ANY($1::uuid[])
-        ORDER BY i.first_observed_at, i.id
-        """
-
-    // MARK: dead letters
+    /// Where a new (or upgraded) task goes: a verify task to the grid's village; others by the
+    /// routing table (minor -> village, serious -> township, critical -> county), never below the
+    /// tier an upgraded task already reached.
+    private func route(_ s: TaskSnapshot, kind: TaskKind, current: TaskFields?, now: Double) -> TaskFields {
+        let route = rules.route(for: s.category)
+        var tier = kind == .verify ? Tier.village : route.startTier(priority: s.incidentPriority)
+        if let current, current.taskTier > tier { tier = current.taskTier }
+        let deadlines = rules.deadlines(tier: tier, priority: s.incidentPriority, from: now)
+        return TaskFields(
+            id: current?.id ?? UUID().uuidString.lowercased(), incident_id: s.incidentID, kind: kind.rawValue,
+            state: TaskState.open.rawValue, tier: tier.rawValue, division_code: tier.divisionCode(village: s.villageCode),
+            grid_code: s.gridCode, category: s.category, priority: s.incidentPriority, departments: route.departments,
+            respond_by: Timestamp.formatUTC(deadlines.respondBy), resolve_by: Timestamp.formatUTC(deadlines.resolveBy),
+            overdue: false)
+    }
 
     private func insertDeadLetters(_ letters: [(Rejection, RawMessage)]) throws {
-        guard !letters.isEmpty else { return }
-        let rows = letters.map { rejection, raw -> DeadLetterRow in
-            let topic = raw.frames.count > 1 ? raw.frames[0] : nil
-            let body = Array((raw.frames.count > 1 ? raw.frames.dropFirst() : raw.frames[...]).joined())
-            return DeadLetterRow(
-                received_at: Timestamp.formatUTC(raw.receivedAt), endpoint: raw.endpoint,
-                topic: topic.map(hex), raw: hex(Array(body.prefix(maxDeadLetterBytes))), raw_size: body.count,
-                reason: rejection.reason.rawValue, detail: rejection.detail)
-        }
-        try db.query("""
-            INSERT INTO liandong.rejected_messages (received_at, endpoint, topic, raw, raw_size, reason, detail)
-            SELECT x.received_at, x.endpoint, decode(x.topic, 'hex'), decode(x.raw, 'hex'), x.raw_size, x.reason, x.detail
-            FROM jsonb_to_recordset($1::jsonb) AS x(received_at timestamptz, endpoint text, topic text, raw text,
-                                                   raw_size integer, reason text, detail text)
-            """, [try json(rows)])
+        try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes)
     }
 
-    private func json<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-}
-
-private func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
+    private func json<T: Encodable>(_ value: T) throws -> String { try TaskStore.json(value) }
 }
 
 /// One event as ingest_batch() reads it.
@@ -246,81 +189,4 @@ private struct BatchItem: Encodable {
         window_s = rule.windowSeconds
         payload = event.body
     }
-}
-
-/// One task as upsert_tasks() reads it.
-private struct TaskRow: Encodable {
-    let id: String
-    let incident_id: String
-    let kind: String
-    let tier: String
-    let division_code: String
-    let grid_code: String
-    let category: String
-    let priority: Int
-    let departments: [String]
-    let respond_by: String
-    let resolve_by: String
-}
-
-/// One dead letter as the rejected_messages insert reads it.
-private struct DeadLetterRow: Encodable {
-    let received_at: String
-    let endpoint: String
-    let topic: String?
-    let raw: String
-    let raw_size: Int
-    let reason: String
-    let detail: String
-}
-
-/// One row of `incidentQuery`.
-private struct IncidentRow {
-    let id, category, gridCode, villageCode: String
-    let priority, alertCount, reportCount: Int
-    let lon, lat: Double
-    let taskID: String?
-    let taskKind: TaskKind?
-    let tier: Tier?
-    let divisionCode: String?
-    let workerID: String?
-    let evidence: TaskEvidence
-    let existingTask: TaskRow?
-
-    init(_ rows: PGRows, _ r: Int) {
-        let v = rows.rows[r]
-        id = v[0]!
-        category = v[1]!
-        priority = Int(v[2]!)!
-        lon = Double(v[3]!)!
-        lat = Double(v[4]!)!
-        gridCode = v[5]!
-        villageCode = v[6]!
-        alertCount = Int(v[7]!)!
-        reportCount = Int(v[8]!)!
-        taskID = v[9]
-        taskKind = v[10].flatMap(TaskKind.init(rawValue:))
-        tier = v[11].flatMap(Tier.init(rawValue:))
-        divisionCode = v[12]
-        workerID = v[17]
-        let decode = { (text: String?) -> [String] in
-            (try? JSONDecoder().decode([String].self, from: Data((text ?? "[]").utf8))) ?? []
-        }
-        evidence = TaskEvidence(alerts: decode(v[18]), reports: decode(v[19]), alertCount: alertCount, reportCount: reportCount)
-        if let taskID, let kind = v[10], let tier = v[11], let division = v[12] {
-            existingTask = TaskRow(
-                id: taskID, incident_id: id, kind: kind, tier: tier, division_code: division, grid_code: gridCode,
-                category: category, priority: Int(v[16]!)!, departments: parsePGTextArray(v[15] ?? "{}"),
-                respond_by: Timestamp.formatUTC(Double(v[13]!)!), resolve_by: Timestamp.formatUTC(Double(v[14]!)!))
-        } else {
-            existingTask = nil
-        }
-    }
-}
-
-/// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
-func parsePGTextArray(_ text: String) -> [String] {
-    let inner = text.dropFirst().dropLast()
-    guard !inner.isEmpty else { return [] }
-    return inner.split(separator: ",").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
 }

@@ -5,15 +5,19 @@ import Logging
 import ServiceLifecycle
 import ZeroMQ
 
-/// Publishes committed feed messages on the feed PUB socket ([topic][JSON]), marks them published,
-/// and sends a heartbeat on topic `hb` with the head seq every second. At start it republishes
-/// feed rows a previous run committed but did not publish. Runs until the writer closes its queue.
+/// Publishes committed feed messages on the feed PUB socket ([topic][JSON]) strictly in seq order,
+/// marks them published, and sends a heartbeat on topic `hb` with the head seq every second.
+/// Several services commit feed messages; one that committed seq N but has not handed it over yet
+/// holds back N+1 for at most `gapWait`, after which N is read from the feed table. At start it
+/// republishes rows a previous run committed but did not publish. At graceful shutdown (it is the
+/// last service to stop) it publishes what is left and exits.
 public final class PublisherService: Service, @unchecked Sendable {
     // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
     let context: ZMQContext
     let config: Config
     let input: BoundedQueue<FeedMessage>
     let logger: Logger
+    let gapWait: TimeInterval = 0.5
 
     public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, logger: Logger) {
         self.context = context
@@ -23,9 +27,15 @@ public final class PublisherService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await runOnDedicatedThread(name: "liandong-publisher") { [self] in try loop() }
-        // Stay in the group until it is our turn to stop, so shutdown runs in order.
-        try? await gracefulShutdown()
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnDedicatedThread(name: "liandong-publisher") { [self] in try loop() }
+            } onGracefulShutdown: { [input] in
+                input.close()
+            }
+        } onCancel: { [input] in
+            input.close()
+        }
     }
 
     func openSocket() throws -> ZMQSocket {
@@ -41,39 +51,66 @@ public final class PublisherService: Service, @unchecked Sendable {
     private func loop() throws {
         let socket = try openSocket()
         let db = try PGConnection(conninfo: config.databaseURL)
-        var head = Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0
-        let pending = try db.query(
-            "SELECT seq, topic, body FROM liandong.feed WHERE published_at IS NULL ORDER BY seq")
+        let pending = try db.query("SELECT seq, topic, body FROM liandong.feed WHERE published_at IS NULL ORDER BY seq")
         if pending.count > 0 {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
-            try publish(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket, db)
+            try send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket, db)
         }
-        logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(head)"])
+        var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
+        logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
+        var waiting: [Int64: FeedMessage] = [:]
+        var waitingSince: Date? = nil
         var lastBeat = Date.distantPast
         while true {
-            let batch = input.popBatch(max: 1000, idle: 0.25, linger: 0)
-            if let batch, !batch.isEmpty {
-                try publish(batch, socket, db)
-                head = max(head, batch.map(\.seq).max()!)
+            let batch = input.popBatch(max: 1000, idle: 0.1, linger: 0)
+            for message in batch ?? [] where message.seq >= next { waiting[message.seq] = message }
+            var ready: [FeedMessage] = []
+            while let m = waiting.removeValue(forKey: next) {
+                ready.append(m)
+                next += 1
             }
+            if waiting.isEmpty {
+                waitingSince = nil
+            } else if waitingSince == nil {
+                waitingSince = Date()
+            }
+            // A hole that does not fill: read the committed rows from the table (their producer
+            // may have died between commit and hand-over), or at shutdown, publish what we have.
+            if let since = waitingSince, Date().timeIntervalSince(since) > gapWait || batch == nil,
+                let first = waiting.keys.min()
+            {
+                let rows = try db.query(
+                    "SELECT seq, topic, body FROM liandong.feed WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+                    [String(next), String(first)])
+                ready += rows.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }
+                next = first
+                while let m = waiting.removeValue(forKey: next) {
+                    ready.append(m)
+                    next += 1
+                }
+                waitingSince = waiting.isEmpty ? nil : Date()
+            }
+            if !ready.isEmpty { try send(ready, socket, db) }
             if Date().timeIntervalSince(lastBeat) >= 1 {
-                try socket.send(strings: ["hb", "{\"head\":\(head),\"at\":\"\(Timestamp.formatCST(Date().timeIntervalSince1970))\"}"])
+                let beat = "{\"head\":\(next - 1),\"at\":\"\(Timestamp.formatCST(Date().timeIntervalSince1970))\"}"
+                try socket.send(strings: ["hb", beat])
                 lastBeat = Date()
             }
-            if batch == nil { break }
+            if batch == nil && waiting.isEmpty { break }
         }
-        logger.info("publisher drained", metadata: ["feed.head": "\(head)"])
+        logger.info("publisher drained", metadata: ["feed.head": "\(next - 1)"])
     }
 
-    private func publish(_ messages: [FeedMessage], _ socket: ZMQSocket, _ db: PGConnection) throws {
+    private func send(_ messages: [FeedMessage], _ socket: ZMQSocket, _ db: PGConnection) throws {
         for message in messages {
             try socket.send(strings: [message.topic, message.body])
         }
         let seqs = "{" + messages.map { String($0.seq) }.joined(separator: ",") + "}"
         do {
-            try db.query("UPDATE liandong.feed SET published_at = now() WHERE seq = ANY($1::bigint[])", [seqs])
+            try db.query("UPDATE liandong.feed SET published_at = now() WHERE seq = ANY($1::bigint[]) AND published_at IS NULL",
+                         [seqs])
         } catch {
-            // Published but not marked: a restart republishes with the same message_id and seq.
+            // Published but not marked: a restart republishes them with the same message_id and seq.
             logger.warning("could not mark feed messages published", metadata: ["db.error": "\(error)"])
         }
     }

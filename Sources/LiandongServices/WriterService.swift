@@ -25,10 +25,7 @@ public final class WriterService: Service, @unchecked Sendable {
 
     public func run() async throws {
         try await withTaskCancellationHandler {
-            try await runOnDedicatedThread(name: "liandong-writer") { [self] in
-                defer { output.close() }
-                try loop()
-            }
+            try await runOnDedicatedThread(name: "liandong-writer") { [self] in try loop() }
             // Stay in the group until it is our turn to stop, so shutdown runs in order.
             try? await gracefulShutdown()
         } onCancel: { [cancelled] in

@@ -148,9 +148,14 @@ struct CheckConfig: AsyncParsableCommand {
             print("ingest.connect: \(c.ingestConnect)")
             print("ingest.batch_size: \(c.batchSize)  ingest.batch_ms: \(c.batchMilliseconds)")
             print("feed.bind: \(c.feedBind)")
+            print("updates.bind: \(c.updatesBind)")
+            print("escalation.sweep_ms: \(c.sweepMilliseconds)  escalation.reannounce_minutes: \(c.reannounceMinutes)")
+            print("calendar: \(c.rules.calendar == nil ? "off (deadlines around the clock)" : "on")")
             print("correlation.dispatch_severity: \(c.rules.dispatchSeverity)")
             for (name, rule) in c.rules.categories.sorted(by: { $0.key < $1.key }) {
-                print("correlation.categories.\(name): radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) departments=\(rule.departments)")
+                let route = c.rules.route(for: name)
+                print("category \(name): radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) "
+                    + "departments=\(route.departments) start_tier=\(route.startTiers.map(\.rawValue))")
             }
             print("config OK")
         }

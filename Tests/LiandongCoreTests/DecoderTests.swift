@@ -153,8 +153,9 @@ struct EmissionTests {
         #expect(decide(0, 2, task: .dispatch) == .update)
     }
 
-    @Test("a verify task's topic is its grid code; other tasks use the division code")
+    @Test("a verify task's topic is its grid code; other tasks, and escalated verify tasks, use the division code")
     func topics() {
+        #expect(TaskMessage.topic(kind: .verify, tier: .township, divisionCode: "620922100", gridCode: "620922100001003") == "task.620922100")
         #expect(TaskMessage.topic(kind: .verify, divisionCode: "620922100001", gridCode: "620922100001003") == "task.620922100001003")
         #expect(TaskMessage.topic(kind: .jointDispatch, divisionCode: "620922100001", gridCode: "620922100001003") == "task.620922100001")
     }

@@ -22,7 +22,9 @@ struct CorrelationTests {
         let first = tasks[0].body
         #expect(first["grid_code"] as? String == Scene.ruralGrid)
         #expect(first["category"] as? String == "intrusion")
-        #expect(tasks[0].topic.hasPrefix("task.620922102201"))
+        // Priority 2 (serious): the township of 三道沟镇 is responsible.
+        #expect(tasks[0].topic == "task.620922102")
+        #expect(first["tier"] as? String == "township")
     }
 
     @Test("a report 1 km away opens its own incident: verify for the camera, dispatch for the serious report")

@@ -9,6 +9,7 @@ final class DaemonProcess {
     let database: String
     let ingest: String
     let feed: String
+    let updates: String
     let process = Process()
     let logURL: URL
     let context: ZMQContext
@@ -27,6 +28,7 @@ final class DaemonProcess {
         let id = UUID().uuidString.prefix(8)
         ingest = "ipc:///tmp/ld-\(id)-ingest"
         feed = "ipc:///tmp/ld-\(id)-feed"
+        updates = "ipc:///tmp/ld-\(id)-updates"
         logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
         context = try ZMQContext()
         process.executableURL = URL(fileURLWithPath: Self.binaries + "/liandongd")
@@ -36,6 +38,7 @@ final class DaemonProcess {
         env["LIANDONG_INGEST_BIND"] = gatewayBinds ? "" : ingest
         if gatewayBinds { env["LIANDONG_INGEST_CONNECT"] = ingest }
         env["LIANDONG_FEED_BIND"] = feed
+        env["LIANDONG_UPDATES_BIND"] = updates
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }

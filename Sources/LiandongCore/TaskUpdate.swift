@@ -1,0 +1,64 @@
+import Foundation
+
+/// A validated liandong.task_update.v1 message from a dispatcher.
+public struct TaskUpdate: Sendable, Equatable {
+    public static let schema = "liandong.task_update.v1"
+
+    public var updateID: String
+    public var taskID: String
+    public var action: TaskAction
+    public var actor: String
+    public var at: Double
+    public var note: String?
+    /// The JSON as received.
+    public var body: String
+
+    /// Decodes one body. On failure returns the refusal and, when it could be read, the update_id
+    /// (so the answer can name it).
+    public static func decode(_ bytes: [UInt8]) -> Result<TaskUpdate, TaskUpdateError> {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(TaskUpdateError(updateID: nil, message: "body is not valid UTF-8")) }
+        guard case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
+            return .failure(TaskUpdateError(updateID: nil, message: "body is not a JSON object"))
+        }
+        var updateID: String? = nil
+        if case .string(let s)? = o["update_id"], !s.isEmpty, s.utf8.count <= 128 { updateID = s }
+        func fail(_ message: String) -> Result<TaskUpdate, TaskUpdateError> {
+            .failure(TaskUpdateError(updateID: updateID, message: message))
+        }
+        guard o["schema"] == .string(schema) else { return fail("schema must be \(schema)") }
+        guard let updateID else { return fail("update_id is required (a string of 1-128 bytes)") }
+        guard case .string(let taskID)? = o["task_id"], !taskID.isEmpty else { return fail("task_id is required") }
+        guard case .string(let actionText)? = o["action"], let action = TaskAction(rawValue: actionText) else {
+            return fail("action must be one of " + TaskAction.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard case .string(let actor)? = o["actor"], !actor.isEmpty else { return fail("actor is required") }
+        guard case .string(let atText)? = o["at"], let at = Timestamp.parse(atText) else {
+            return fail("at must be an RFC 3339 time")
+        }
+        var note: String? = nil
+        switch o["note"] {
+        case nil, .null?: break
+        case .string(let s)?: note = s
+        default: return fail("note must be a string")
+        }
+        if action == .reject && (note ?? "").isEmpty { return fail("a reject needs a note giving the reason") }
+        return .success(TaskUpdate(updateID: updateID, taskID: taskID, action: action, actor: actor, at: at,
+                                   note: note, body: text))
+    }
+
+    public init(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double, note: String?, body: String) {
+        self.updateID = updateID
+        self.taskID = taskID
+        self.action = action
+        self.actor = actor
+        self.at = at
+        self.note = note
+        self.body = body
+    }
+}
+
+/// Why a task_update could not be read, with its update_id when that much was readable.
+public struct TaskUpdateError: Error, Sendable, Equatable {
+    public let updateID: String?
+    public let message: String
+}

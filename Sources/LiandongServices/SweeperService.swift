@@ -1,0 +1,109 @@
+import Foundation
+import LiandongCore
+import LibPQ
+import Logging
+import ServiceLifecycle
+
+/// Enforces deadlines from PostgreSQL (so they survive restarts): every escalation.sweep_ms it
+/// escalates tasks that missed respond_by (while open) or resolve_by one tier up — village ->
+/// township -> county — with new deadlines and an `escalation` (督办) message on the new
+/// division's topic; at the county it marks them overdue and re-announces them every
+/// escalation.reannounce_minutes. One task per transaction.
+public final class SweeperService: Service, @unchecked Sendable {
+    // @unchecked: immutable after init; the connection lives only inside the dedicated thread.
+    let config: Config
+    let output: BoundedQueue<FeedMessage>
+    let logger: Logger
+    let stop = StopFlag()
+
+    public init(config: Config, output: BoundedQueue<FeedMessage>, logger: Logger) {
+        self.config = config
+        self.output = output
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnDedicatedThread(name: "liandong-sweeper") { [self] in try loop() }
+            } onGracefulShutdown: { [stop] in
+                stop.set()
+            }
+        } onCancel: { [stop] in
+            stop.set()
+        }
+    }
+
+    static let dueCondition = """
+        t.state NOT IN ('resolved', 'false_alarm')
+        AND ((NOT t.overdue AND ((t.state = 'open' AND t.respond_by <= now()) OR t.resolve_by <= now()))
+             OR (t.overdue AND t.last_announced_at <= now() - make_interval(secs => $1::float8)))
+        """
+
+    private func loop() throws {
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        let interval = Double(config.sweepMilliseconds) / 1000
+        let reannounce = String(config.reannounceMinutes * 60)
+        while !stop.isSet {
+            let started = Date()
+            let due = try session.run { db in
+                try db.query("SELECT t.id FROM liandong.tasks t WHERE \(Self.dueCondition) ORDER BY t.respond_by LIMIT 500",
+                             [reannounce]).rows.map { $0[0]! }
+            }
+            for id in due where !stop.isSet {
+                let messages = try session.run { db in
+                    try db.transaction { db in try sweep(id, db: db, reannounce: reannounce) }
+                }
+                for m in messages { output.push(m) }
+            }
+            let wait = interval - Date().timeIntervalSince(started)
+            var slept = 0.0
+            while slept < wait && !stop.isSet {
+                Thread.sleep(forTimeInterval: min(0.05, wait - slept))
+                slept += 0.05
+            }
+        }
+        logger.info("sweeper stopped")
+    }
+
+    /// Escalates or re-announces one task if it is still due (checked under its row lock).
+    private func sweep(_ id: String, db: PGConnection, reannounce: String) throws -> [FeedMessage] {
+        let locked = try db.query(
+            "SELECT extract(epoch FROM t.overdue_since) FROM liandong.tasks t WHERE t.id = $2::uuid AND \(Self.dueCondition) FOR UPDATE",
+            [reannounce, id])
+        guard locked.count == 1, let snapshot = try TaskStore.load(db, taskIDs: [id]).first, var task = snapshot.task else {
+            return []
+        }
+        let now = Date().timeIntervalSince1970
+        let from = task.division_code
+        let missed = task.taskState == .open && Timestamp.parse(task.respond_by)! <= now ? "respond_by" : "resolve_by"
+        let missedAt = Timestamp.formatCST(Timestamp.parse(missed == "respond_by" ? task.respond_by : task.resolve_by)!)
+        var lifecycle = TaskLifecycle(state: task.taskState, tier: task.taskTier)
+        let change: TaskChange
+        let reason: String
+        if task.overdue {
+            let since = locked.scalar.flatMap(Double.init).map(Timestamp.formatCST) ?? "?"
+            reason = "overdue at the county since \(since)"
+            change = TaskChange(task, event: "reannounced", note: reason)
+        } else if let tier = lifecycle.escalateForDeadline() {
+            let deadlines = config.rules.deadlines(tier: tier, priority: task.priority, from: now)
+            task.tier = tier.rawValue
+            task.division_code = tier.divisionCode(village: snapshot.villageCode)
+            task.state = TaskState.open.rawValue
+            task.respond_by = Timestamp.formatUTC(deadlines.respondBy)
+            task.resolve_by = Timestamp.formatUTC(deadlines.resolveBy)
+            reason = "\(missed) \(missedAt) missed at \(from)"
+            change = TaskChange(task, event: "escalated", escalated: true, from: from, note: reason)
+        } else {
+            task.overdue = true
+            reason = "\(missed) \(missedAt) missed at the county: overdue"
+            change = TaskChange(task, event: "overdue", note: reason)
+        }
+        try TaskStore.apply(db, [change])
+        logger.notice("task escalated", metadata: [
+            "task.id": "\(task.id)", "task.event": "\(change.event)", "task.division": "\(task.division_code)",
+        ])
+        return try TaskStore.appendFeed(db, [TaskStore.message(snapshot, task, kind: .escalation, now: now, reason: reason,
+                                                                previousDivision: change.escalated ? from : nil)])
+    }
+}

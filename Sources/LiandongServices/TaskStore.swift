@@ -1,0 +1,238 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// An incident and its task (if any) with everything a task message carries.
+struct TaskSnapshot {
+    let incidentID, category, gridCode, villageCode: String
+    let incidentPriority, alertCount, reportCount: Int
+    let lon, lat: Double
+    let workerID: String?
+    let evidence: TaskEvidence
+    var task: TaskFields?
+}
+
+/// The columns of a liandong.tasks row that change over its life.
+struct TaskFields: Encodable {
+    var id: String
+    var incident_id: String
+    var kind: String
+    var state: String
+    var tier: String
+    var division_code: String
+    var grid_code: String
+    var category: String
+    var priority: Int
+    var departments: [String]
+    var respond_by: String
+    var resolve_by: String
+    var overdue: Bool
+
+    var taskKind: TaskKind { TaskKind(rawValue: kind)! }
+    var taskState: TaskState { TaskState(rawValue: state)! }
+    var taskTier: Tier { Tier(rawValue: tier)! }
+    var topic: String { TaskMessage.topic(kind: taskKind, tier: taskTier, divisionCode: division_code, gridCode: grid_code) }
+}
+
+/// One step of a task's life, applied set-based by `TaskStore.apply`.
+struct TaskChange: Encodable {
+    let task_id: String
+    let state: String
+    let tier: String
+    let division_code: String
+    let respond_by: String
+    let resolve_by: String
+    let escalated: Bool
+    let overdue: Bool
+    let terminal: Bool
+    /// task_history.event
+    let event: String
+    let from_division_code: String?
+    let actor: String
+    let note: String?
+    let update_id: String?
+
+    init(_ task: TaskFields, event: String, escalated: Bool = false, from: String? = nil, actor: String = "liandong",
+         note: String? = nil, updateID: String? = nil) {
+        task_id = task.id
+        state = task.state
+        tier = task.tier
+        division_code = task.division_code
+        respond_by = task.respond_by
+        resolve_by = task.resolve_by
+        self.escalated = escalated
+        overdue = task.overdue
+        terminal = task.taskState.isTerminal
+        self.event = event
+        from_division_code = from
+        self.actor = actor
+        self.note = note
+        update_id = updateID
+    }
+}
+
+/// Queries and statements about tasks shared by the writer, the update receiver and the sweeper.
+/// Each call runs on the caller's connection, inside the caller's transaction.
+enum TaskStore {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func uuidArray(_ ids: [String]) -> String { "{" + ids.joined(separator: ",") + "}" }
+
+    /// Loads incidents by id and/or tasks by id; `lock` takes the task rows FOR UPDATE.
+    static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
+        throws -> [TaskSnapshot]
+    {
+        let rows = try db.query("""
+            SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
+                   i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
+                   extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
+                   t.overdue,
+                   (SELECT w.worker_id FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code
+                    ORDER BY w.worker_id LIMIT 1),
+                   (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
+                        SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'alert'
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s),
+                   (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
+                        SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'report'
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s)
+            FROM liandong.incidents i
+            LEFT JOIN LATERAL (SELECT * FROM liandong.tasks t WHERE t.incident_id = i.id) t ON true
+            WHERE i.id = ANY($1::uuid[])
+               OR i.id IN (SELECT x.incident_id FROM liandong.tasks x WHERE x.id = ANY($2::uuid[]))
+            ORDER BY i.first_observed_at, i.id
+            """ + (lock ? " FOR UPDATE OF i" : ""), [uuidArray(incidentIDs), uuidArray(taskIDs)])
+        return rows.rows.map { v in
+            let decode = { (text: String?) -> [String] in
+                (try? JSONDecoder().decode([String].self, from: Data((text ?? "[]").utf8))) ?? []
+            }
+            let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
+            var snapshot = TaskSnapshot(
+                incidentID: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, incidentPriority: Int(v[2]!)!,
+                alertCount: alertCount, reportCount: reportCount, lon: Double(v[3]!)!, lat: Double(v[4]!)!,
+                workerID: v[19],
+                evidence: TaskEvidence(alerts: decode(v[20]), reports: decode(v[21]), alertCount: alertCount,
+                                       reportCount: reportCount))
+            if let id = v[9] {
+                snapshot.task = TaskFields(
+                    id: id, incident_id: v[0]!, kind: v[10]!, state: v[11]!, tier: v[12]!, division_code: v[13]!,
+                    grid_code: v[5]!, category: v[1]!, priority: Int(v[17]!)!,
+                    departments: parsePGTextArray(v[16] ?? "{}"),
+                    respond_by: Timestamp.formatUTC(Double(v[14]!)!), resolve_by: Timestamp.formatUTC(Double(v[15]!)!),
+                    overdue: v[18] == "t")
+            }
+            return snapshot
+        }
+    }
+
+    /// The message announcing `task` (as it is after the change) with `kind`.
+    static func message(_ s: TaskSnapshot, _ task: TaskFields, kind: TaskKind, now: Double, reason: String? = nil,
+                        previousDivision: String? = nil, actor: String? = nil, updateID: String? = nil) -> TaskMessage
+    {
+        var m = TaskMessage(
+            topic: task.topic, messageID: UUID().uuidString.lowercased(), kind: kind, state: task.taskState,
+            overdue: task.overdue, taskID: task.id, incidentID: s.incidentID, tier: task.taskTier,
+            divisionCode: task.division_code, gridCode: task.grid_code, workerID: s.workerID, category: s.category,
+            priority: task.priority, lon: s.lon, lat: s.lat, departments: task.departments,
+            respondBy: Timestamp.formatCST(Timestamp.parse(task.respond_by)!),
+            resolveBy: Timestamp.formatCST(Timestamp.parse(task.resolve_by)!),
+            evidence: s.evidence, emittedAt: Timestamp.formatCST(now))
+        m.reason = reason
+        m.previousDivisionCode = previousDivision
+        m.actor = actor
+        m.updateID = updateID
+        return m
+    }
+
+    /// Applies task changes: task columns, one history row each, and closes the incident of a task
+    /// that reached a terminal state.
+    static func apply(_ db: PGConnection, _ changes: [TaskChange]) throws {
+        guard !changes.isEmpty else { return }
+        try db.query("""
+            WITH x AS (
+                SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+                    task_id uuid, state text, tier text, division_code text, respond_by timestamptz,
+                    resolve_by timestamptz, escalated boolean, overdue boolean, terminal boolean, event text,
+                    from_division_code text, actor text, note text, update_id text)
+            ), u AS (
+                UPDATE liandong.tasks t
+                SET state = x.state, tier = x.tier, division_code = x.division_code, respond_by = x.respond_by,
+                    resolve_by = x.resolve_by, escalations = t.escalations + x.escalated::integer,
+                    overdue = x.overdue,
+                    overdue_since = CASE WHEN x.overdue AND NOT t.overdue THEN now() ELSE t.overdue_since END,
+                    closed_at = CASE WHEN x.terminal THEN now() ELSE NULL END,
+                    last_announced_at = now(), updated_at = now()
+                FROM x WHERE t.id = x.task_id
+                RETURNING t.id, t.incident_id
+            ), h AS (
+                INSERT INTO liandong.task_history (task_id, event, tier, division_code, from_division_code,
+                                                   respond_by, resolve_by, actor, note, update_id)
+                SELECT x.task_id, x.event, x.tier, x.division_code, x.from_division_code,
+                       x.respond_by, x.resolve_by, x.actor, x.note, x.update_id
+                FROM x
+            )
+            UPDATE liandong.incidents i
+            SET status = 'closed', resolution = x.state, closed_at = now(), updated_at = now()
+            FROM x JOIN u ON u.id = x.task_id
+            WHERE i.id = u.incident_id AND x.terminal
+            """, [try json(changes)])
+    }
+
+    /// Appends messages to the feed outbox (gap-free seqs); returns them ready to publish.
+    static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage]) throws -> [FeedMessage] {
+        guard !messages.isEmpty else { return [] }
+        let feed = try db.query("SELECT seq, topic, body FROM liandong.append_feed($1::jsonb)", [try json(messages)])
+        return feed.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }.sorted { $0.seq < $1.seq }
+    }
+
+    /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`.
+    static func insertDeadLetters(_ db: PGConnection, _ letters: [(Rejection, RawMessage)], maxBytes: Int) throws {
+        struct Row: Encodable {
+            let received_at, endpoint: String
+            let topic: String?
+            let raw: String
+            let raw_size: Int
+            let reason, detail: String
+        }
+        guard !letters.isEmpty else { return }
+        let rows = letters.map { rejection, raw -> Row in
+            let topic = raw.frames.count > 1 ? raw.frames[0] : nil
+            let body = Array((raw.frames.count > 1 ? raw.frames.dropFirst() : raw.frames[...]).joined())
+            return Row(
+                received_at: Timestamp.formatUTC(raw.receivedAt), endpoint: raw.endpoint, topic: topic.map(hex),
+                raw: hex(Array(body.prefix(maxBytes))), raw_size: body.count, reason: rejection.reason.rawValue,
+                detail: rejection.detail)
+        }
+        try db.query("""
+            INSERT INTO liandong.rejected_messages (received_at, endpoint, topic, raw, raw_size, reason, detail)
+            SELECT x.received_at, x.endpoint, decode(x.topic, 'hex'), decode(x.raw, 'hex'), x.raw_size, x.reason, x.detail
+            FROM jsonb_to_recordset($1::jsonb) AS x(received_at timestamptz, endpoint text, topic text, raw text,
+                                                   raw_size integer, reason text, detail text)
+            """, [try json(rows)])
+    }
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
+func parsePGTextArray(_ text: String) -> [String] {
+    let inner = text.dropFirst().dropLast()
+    guard !inner.isEmpty else { return [] }
+    return inner.split(separator: ",").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import LiandongCore
+import LibPQ
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// Receives liandong.task_update.v1 messages on a ROUTER (DEALER and REQ clients alike), applies
+/// each in one transaction, answers {"ok":true} only after commit (or {"ok":false,"error":...}),
+/// and hands the resulting feed messages to the publisher. The same update_id gets the same answer.
+public final class UpdateService: Service, @unchecked Sendable {
+    // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
+    let context: ZMQContext
+    let config: Config
+    let output: BoundedQueue<FeedMessage>
+    let logger: Logger
+    let stop = StopFlag()
+
+    public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, logger: Logger) {
+        self.context = context
+        self.config = config
+        self.output = output
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnDedicatedThread(name: "liandong-updates") { [self] in try loop() }
+            } onGracefulShutdown: { [stop] in
+                stop.set()
+            }
+        } onCancel: { [stop] in
+            stop.set()
+        }
+    }
+
+    private func loop() throws {
+        let socket = try ZMQSocket(context: context, type: .router)
+        try socket.setReceiveTimeout(milliseconds: 100)
+        try socket.setLinger(milliseconds: 1000)
+        do { try socket.bind(config.updatesBind) } catch let e as ZMQError {
+            throw SocketSetupError(key: "updates.bind", endpoint: config.updatesBind, underlying: e)
+        }
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        logger.info("updates listening", metadata: ["zmq.bind": "\(config.updatesBind)"])
+        while !stop.isSet {
+            guard let frames = try socket.receive(), let identity = frames.first else { continue }
+            // DEALER: [identity][body]; REQ: [identity][empty][body].
+            let envelope = frames.count >= 3 && frames[1].isEmpty ? [identity, []] : [identity]
+            let body = frames.count >= 3 && frames[1].isEmpty ? Array(frames.dropFirst(2)) : Array(frames.dropFirst())
+            let answer: Answer
+            do {
+                answer = try handle(body, session: session)
+            } catch {
+                // Nothing was committed: the client may retry with the same update_id.
+                logger.error("task update failed", metadata: ["error": "\(error)"])
+                answer = Answer(ok: false, updateID: nil, error: "temporary failure, retry: \(error)")
+            }
+            try socket.send(envelope + [Array(answer.json.utf8)])
+        }
+        logger.info("updates stopped")
+    }
+
+    struct Answer {
+        let ok: Bool
+        let updateID: String?
+        let error: String?
+
+        var json: String {
+            var o: [String: Any] = ["ok": ok]
+            if let updateID { o["update_id"] = updateID }
+            if let error { o["error"] = error }
+            return String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+        }
+    }
+
+    private func handle(_ frames: [[UInt8]], session: DatabaseSession) throws -> Answer {
+        let now = Date().timeIntervalSince1970
+        guard frames.count == 1 else {
+            let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
+            let message = "expected one JSON frame after the envelope, got \(frames.count)"
+            try session.run { db in
+                try TaskStore.insertDeadLetters(db, [(Rejection(.wrongFrameCount, message), raw)], maxBytes: config.maxDeadLetterBytes)
+            }
+            return Answer(ok: false, updateID: nil, error: message)
+        }
+        let update: TaskUpdate
+        switch TaskUpdate.decode(frames[0]) {
+        case .success(let u): update = u
+        case .failure(let e):
+            let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
+            try session.run { db in
+                try TaskStore.insertDeadLetters(db, [(Rejection(.invalidUpdate, e.message), raw)], maxBytes: config.maxDeadLetterBytes)
+            }
+            return Answer(ok: false, updateID: e.updateID, error: e.message)
+        }
+        var messages: [FeedMessage] = []
+        let answer = try session.run { db in
+            try db.transaction { db -> Answer in
+                messages = []
+                let previous = try db.query("SELECT ok, error FROM liandong.task_updates WHERE update_id = $1", [update.updateID])
+                if previous.count == 1 {
+                    return Answer(ok: previous[0, "ok"] == "t", updateID: update.updateID, error: previous[0, "error"])
+                }
+                let result = try apply(update, db: db, now: now)
+                try db.query("""
+                    INSERT INTO liandong.task_updates (update_id, task_id, action, actor, at, note, ok, error, body)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+                    """, [update.updateID, update.taskID, update.action.rawValue, update.actor, Timestamp.formatUTC(update.at),
+                          update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body])
+                if result.refusal == nil {
+                    try TaskStore.apply(db, result.changes)
+                    messages = try TaskStore.appendFeed(db, result.messages)
+                }
+                return Answer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
+            }
+        }
+        for m in messages { output.push(m) }
+        return answer
+    }
+
+    private struct Outcome {
+        var refusal: String?
+        var changes: [TaskChange] = []
+        var messages: [TaskMessage] = []
+    }
+
+    private func apply(_ update: TaskUpdate, db: PGConnection, now: Double) throws -> Outcome {
+        guard UUID(uuidString: update.taskID) != nil,
+            let snapshot = try TaskStore.load(db, taskIDs: [update.taskID.lowercased()], lock: true).first,
+            var task = snapshot.task
+        else {
+            return Outcome(refusal: "unknown task \(update.taskID)")
+        }
+        var lifecycle = TaskLifecycle(state: task.taskState, tier: task.taskTier)
+        switch lifecycle.apply(update.action) {
+        case .failure(let refusal):
+            return Outcome(refusal: refusal.message)
+        case .success(.moved(let state)):
+            task.state = state.rawValue
+            let event = ["accept": "accepted", "start": "started", "resolve": "resolved", "false_alarm": "false_alarm"][
+                update.action.rawValue]!
+            return Outcome(
+                changes: [TaskChange(task, event: event, actor: update.actor, note: update.note, updateID: update.updateID)],
+                messages: [TaskStore.message(snapshot, task, kind: .update, now: now, reason: update.note,
+                                             actor: update.actor, updateID: update.updateID)])
+        case .success(.escalate(let tier)):
+            let from = task.division_code
+            let deadlines = config.rules.deadlines(tier: tier, priority: task.priority, from: now)
+            task.tier = tier.rawValue
+            task.division_code = tier.divisionCode(village: snapshot.villageCode)
+            task.state = TaskState.open.rawValue
+            task.respond_by = Timestamp.formatUTC(deadlines.respondBy)
+            task.resolve_by = Timestamp.formatUTC(deadlines.resolveBy)
+            let reason = "rejected by \(update.actor) at \(from): \(update.note ?? "")"
+            return Outcome(
+                changes: [TaskChange(task, event: "rejected", escalated: true, from: from, actor: update.actor,
+                                     note: update.note, updateID: update.updateID)],
+                messages: [TaskStore.message(snapshot, task, kind: .escalation, now: now, reason: reason,
+                                             previousDivision: from, actor: update.actor, updateID: update.updateID)])
+        }
+    }
+}
