@@ -22,7 +22,8 @@ final class DaemonProcess {
     /// (ingest.connect, ingest.bind empty) instead of the other way round.
     let gatewayBinds: Bool
 
-    init(database: String, environment extra: [String: String] = [:], gatewayBinds: Bool = false, start: Bool = true) throws {
+    init(database: String, environment extra: [String: String] = [:], arguments: [String] = [], gatewayBinds: Bool = false,
+         start: Bool = true) throws {
         self.gatewayBinds = gatewayBinds
         self.database = database
         let id = UUID().uuidString.prefix(8)
@@ -32,7 +33,7 @@ final class DaemonProcess {
         logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
         context = try ZMQContext()
         process.executableURL = URL(fileURLWithPath: Self.binaries + "/liandongd")
-        process.arguments = ["run", "--migrations", TestDatabase.migrations]
+        process.arguments = ["run", "--migrations", TestDatabase.migrations] + arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_DATABASE_URL"] = database
         env["LIANDONG_INGEST_BIND"] = gatewayBinds ? "" : ingest
