@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "liandongd", targets: ["liandongd"]),
         .executable(name: "liandong-sim", targets: ["liandong-sim"]),
         .executable(name: "liandong-tail", targets: ["liandong-tail"]),
+        .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -62,6 +63,13 @@ let package = Package(
             name: "liandong-tail",
             dependencies: [
                 "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "liandong-dispatcher",
+            dependencies: [
+                "LiandongCore", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -47,8 +47,9 @@ struct Tail: ParsableCommand {
         let evidence = object["evidence"] as? [String: Any]
         let alerts = evidence?["alert_count"].map { "\($0)" } ?? "?"
         let reports = evidence?["report_count"].map { "\($0)" } ?? "?"
-        let kind = s("kind").padding(toLength: 14, withPad: " ", startingAt: 0)
-        return "#\(s("seq")) \(kind) \(topic)  \(s("category")) p\(s("priority")) grid \(s("grid_code")) "
-            + "worker \(s("worker_id")) alerts \(alerts) reports \(reports) respond_by \(s("respond_by"))"
+        let kind = (s("kind") + "/" + s("state")).padding(toLength: 26, withPad: " ", startingAt: 0)
+        let overdue = object["overdue"] as? Bool == true ? " OVERDUE" : ""
+        return "#\(s("seq")) \(kind) \(topic) [\(s("tier"))\(overdue)] \(s("category")) p\(s("priority")) "
+            + "grid \(s("grid_code")) alerts \(alerts) reports \(reports) respond_by \(s("respond_by"))"
     }
 }

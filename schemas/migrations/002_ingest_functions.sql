@@ -73,19 +73,21 @@ BEGIN
 
         -- Correlation: the nearest open incident of the same category with an event within
         -- radius_m metres and window_s seconds of observed time.
-        -- The inner query is fenced (OFFSET 0) so the GiST index on (category, geog, observed_at)
-        -- drives the search whatever the table statistics say, and the open check is a primary-key
-        -- lookup per candidate: a join could scan every open incident for every event.
+        -- The GiST index on (category, geog, observed_at) drives the search and returns candidates
+        -- nearest first (KNN), so a dense cluster (a crowd with hundreds of alerts) costs the 64
+        -- nearest, not all of them. The open check is a primary-key lookup per candidate: a join
+        -- could scan every open incident for every event while statistics are stale.
         SELECT c.incident_id INTO inc
-        FROM (SELECT v.id, v.incident_id, v.geog, v.observed_at
+        FROM (SELECT v.id, v.incident_id, v.observed_at, v.geog <-> pt AS distance
               FROM liandong.events v
               WHERE v.category = e.category
                 AND v.observed_at BETWEEN e.observed_at - make_interval(secs => e.window_s)
                                       AND e.observed_at + make_interval(secs => e.window_s)
                 AND ST_DWithin(v.geog, pt, e.radius_m)
-              OFFSET 0) c
+              ORDER BY v.geog <-> pt
+              LIMIT 64) c
         WHERE (SELECT i.status FROM liandong.incidents i WHERE i.id = c.incident_id) = 'open'
-        ORDER BY ST_Distance(c.geog, pt), abs(extract(epoch FROM c.observed_at - e.observed_at)), c.id
+        ORDER BY c.distance, abs(extract(epoch FROM c.observed_at - e.observed_at)), c.id
         LIMIT 1;
 
         IF inc IS NULL THEN

@@ -73,7 +73,7 @@ final class DaemonProcess {
     func send(frames: [[UInt8]]) throws { try gateway.send(frames) }
 
     /// Sends SIGTERM (or another signal) and waits for the exit status.
-    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 20) throws -> Int32 {
+    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 60) throws -> Int32 {
         kill(process.processIdentifier, signal)
         try waitUntil(timeout: timeout, "liandongd to exit") { !process.isRunning }
         return process.terminationStatus

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import LiandongCore
+import ZeroMQ
+
+/// A simulated dispatcher for the demo: watches the task feed and, for each new task, accepts and
+/// later resolves it, calls a verify task a false alarm, or leaves it unanswered so that it climbs
+/// village -> township -> county. Every answer comes back from liandongd's updates socket.
+@main
+struct SimulatedDispatcher: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "liandong-dispatcher", abstract: "Answer Liandong tasks like a (somewhat slow) dispatcher.")
+
+    @Option(help: "Feed endpoint.") var feed = "tcp://127.0.0.1:7611"
+    @Option(help: "Updates endpoint.") var updates = "tcp://127.0.0.1:7621"
+    @Option(help: "Seconds to run.") var duration = 30.0
+    @Option(help: "Share of new tasks left unanswered (they escalate).") var ignore = 0.35
+    @Option(help: "Random seed.") var seed: UInt64 = 7
+
+    struct Planned {
+        let at: Date
+        let task: String
+        let action: String
+        let note: String?
+    }
+
+    func run() throws {
+        let context = try ZMQContext()
+        let sub = try ZMQSocket(context: context, type: .sub)
+        try sub.setReceiveTimeout(milliseconds: 100)
+        try sub.setLinger(milliseconds: 0)
+        try sub.subscribe("task.")
+        try sub.connect(feed)
+        let dealer = try ZMQSocket(context: context, type: .dealer)
+        try dealer.setReceiveTimeout(milliseconds: 5000)
+        try dealer.setLinger(milliseconds: 0)
+        try dealer.connect(updates)
+        var state = seed
+        func random() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        var plan: [Planned] = []
+        var seen = Set<String>()
+        var counts: [String: Int] = [:]
+        let started = Date()
+        var n = 0
+        while Date().timeIntervalSince(started) < duration {
+            if let frames = try sub.receive(), frames.count == 2,
+                let body = try? JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any],
+                let task = body["task_id"] as? String, let kind = body["kind"] as? String
+            {
+                let tier = body["tier"] as? String ?? "?"
+                let fresh = ["verify", "dispatch", "joint_dispatch"].contains(kind) && !seen.contains(task + kind)
+                let escalated = kind == "escalation" && body["overdue"] as? Bool == false
+                if fresh || escalated {
+                    seen.insert(task + kind)
+                    let r = random()
+                    let now = Date()
+                    if r < ignore {
+                        counts["left unanswered", default: 0] += 1
+                    } else if kind == "verify" && r < ignore + 0.15 {
+                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: "false_alarm", note: "nothing there"))
+                    } else {
+                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: "accept", note: nil))
+                        plan.append(Planned(at: now + 4 + 4 * random(), task: task, action: "resolve", note: "handled at \(tier)"))
+                    }
+                }
+            }
+            let due = plan.filter { $0.at <= Date() }
+            plan.removeAll { $0.at <= Date() }
+            for p in due {
+                n += 1
+                var update: [String: Any] = [
+                    "schema": "liandong.task_update.v1", "update_id": "sim-\(seed)-\(n)", "task_id": p.task,
+                    "action": p.action, "actor": "demo-dispatcher", "at": Timestamp.formatCST(Date().timeIntervalSince1970),
+                ]
+                if let note = p.note { update["note"] = note }
+                try dealer.send([Array(try JSONSerialization.data(withJSONObject: update))])
+                guard let reply = try dealer.receive(),
+                    let answer = try? JSONSerialization.jsonObject(with: Data(reply.last!)) as? [String: Any]
+                else { continue }
+                let ok = answer["ok"] as? Bool == true
+                counts[ok ? p.action : "refused", default: 0] += 1
+                print("  dispatcher: \(p.action.padding(toLength: 11, withPad: " ", startingAt: 0)) \(p.task.prefix(8)) -> "
+                    + (ok ? "ok" : "refused: \(answer["error"] ?? "")"))
+                fflush(nil)
+            }
+        }
+        print("liandong-dispatcher: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    }
+}
