@@ -31,6 +31,8 @@ let package = Package(
         // Small safe wrappers: one owner per C handle.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "LibPQ", dependencies: ["CLibPQ"]),
+        // Client side of the wire contract for gateways and dispatchers (acknowledged ingest, replay).
+        .target(name: "LiandongClient", dependencies: ["ZeroMQ"]),
         // Pure core: wire models, validation, coordinates, policies. No I/O.
         .target(name: "LiandongCore"),
         // Services: config, store, ingest, writer, publisher, importers.
@@ -55,14 +57,14 @@ let package = Package(
         .executableTarget(
             name: "liandong-sim",
             dependencies: [
-                "LiandongCore", "ZeroMQ", "LibPQ",
+                "LiandongCore", "LiandongClient", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "liandong-tail",
             dependencies: [
-                "ZeroMQ",
+                "ZeroMQ", "LiandongClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,7 +80,7 @@ let package = Package(
         .testTarget(name: "LiandongCoreTests", dependencies: ["LiandongCore"]),
         .testTarget(
             name: "LiandongIntegrationTests",
-            dependencies: ["LiandongServices", "LiandongCore", "ZeroMQ", "LibPQ"]
+            dependencies: ["LiandongServices", "LiandongCore", "LiandongClient", "ZeroMQ", "LibPQ"]
         ),
     ]
 )

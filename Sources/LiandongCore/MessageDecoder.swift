@@ -30,6 +30,17 @@ public struct MessageDecoder: Sendable {
         self.limits = limits
     }
 
+    /// The alert_id or report_id of a message, when it can be read at all (for answering a refusal).
+    public static func peekID(_ frames: [[UInt8]]) -> String? {
+        guard frames.count >= 2, case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(frames[1])) else {
+            return nil
+        }
+        for key in ["alert_id", "report_id"] {
+            if case .string(let id)? = o[key] { return id }
+        }
+        return nil
+    }
+
     /// Decodes [topic frame][JSON body frame].
     public func decode(frames: [[UInt8]], now: Double) -> Result<IngestEvent, Rejection> {
         Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }

@@ -17,6 +17,8 @@ public struct Config: Sendable {
     public var databaseURL = ""
     /// ingest.bind: endpoint the SUB socket binds ("" for none). Default tcp://*:7601.
     public var ingestBind = "tcp://*:7601"
+    /// ingest.ack_bind: ROUTER for acknowledged ingest ("" for none). Default tcp://*:7602.
+    public var ingestAckBind = "tcp://*:7602"
     /// ingest.connect: endpoints the SUB socket connects to (gateways that bind their PUB).
     public var ingestConnect: [String] = []
     /// ingest.batch_size: most events per database transaction.
@@ -77,7 +79,7 @@ public struct Config: Sendable {
 
     static let sections: [String: Set<String>] = [
         "database": ["url"],
-        "ingest": ["bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
+        "ingest": ["bind", "ack_bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
                    "max_age_s", "max_dead_letter_bytes"],
         "feed": ["bind"],
         "updates": ["bind"],
@@ -127,6 +129,7 @@ public struct Config: Sendable {
         if let ingest = try root.child("ingest") {
             try ingest.checkKeys(Self.sections["ingest"]!)
             ingestBind = try ingest.string("bind") ?? ingestBind
+            ingestAckBind = try ingest.string("ack_bind") ?? ingestAckBind
             ingestConnect = try ingest.stringList("connect") ?? ingestConnect
             batchSize = try ingest.int("batch_size", 1...100_000) ?? batchSize
             batchMilliseconds = try ingest.int("batch_ms", 0...60_000) ?? batchMilliseconds
@@ -249,8 +252,8 @@ public struct Config: Sendable {
                 rules.sla[tier] = SLA(respondMinutes: respond, resolveMinutes: resolve)
             }
         }
-        if ingestBind.isEmpty && ingestConnect.isEmpty {
-            throw ConfigError("ingest.bind is empty and ingest.connect lists no endpoint: the daemon would receive nothing")
+        if ingestBind.isEmpty && ingestConnect.isEmpty && ingestAckBind.isEmpty {
+            throw ConfigError("ingest.bind, ingest.ack_bind and ingest.connect are all empty: the daemon would receive nothing")
         }
     }
 

@@ -29,8 +29,10 @@ public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGr
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 1_000_000)
     let publisher = PublisherService(context: context, config: config, input: outbound, logger: logger)
-    let writer = WriterService(config: config, input: inbound, output: outbound, logger: logger)
-    let ingest = IngestService(context: context, config: config, queue: inbound, logger: logger)
+    let ackEndpoint = "inproc://liandong-acks"
+    let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
+                               output: outbound, logger: logger)
+    let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, logger: logger)
     let updates = UpdateService(context: context, config: config, output: outbound, logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, logger: logger)
     var configuration = ServiceGroupConfiguration(

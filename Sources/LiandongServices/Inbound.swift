@@ -6,11 +6,14 @@ public struct RawMessage: Sendable {
     public var endpoint: String
     public var frames: [[UInt8]]
     public var receivedAt: Double
+    /// For a message from the acknowledged ROUTER: the envelope to answer to after commit.
+    public var replyEnvelope: [[UInt8]]?
 
-    public init(endpoint: String, frames: [[UInt8]], receivedAt: Double) {
+    public init(endpoint: String, frames: [[UInt8]], receivedAt: Double, replyEnvelope: [[UInt8]]? = nil) {
         self.endpoint = endpoint
         self.frames = frames
         self.receivedAt = receivedAt
+        self.replyEnvelope = replyEnvelope
     }
 }
 

@@ -19,20 +19,28 @@ public struct SocketSetupError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Receives alert and report messages on a SUB socket, validates them and queues them for the
-/// writer. Stops reading at graceful shutdown, then closes the queue so the writer drains it.
+/// Receives alert and report messages — on the SUB socket (ingest.bind / ingest.connect) and on
+/// the acknowledged ROUTER (ingest.ack_bind) — validates them and queues them for the writer.
+/// The writer's answers for the ROUTER come back over an inproc socket and are forwarded to the
+/// gateways. At graceful shutdown it stops reading, closes the queue so the writer drains it, and
+/// keeps forwarding answers until the writer says it is done.
 public final class IngestService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; the socket lives only inside the dedicated thread.
+    // @unchecked: immutable after init; the sockets live only inside the dedicated thread.
     let context: ZMQContext
     let config: Config
     let queue: BoundedQueue<Inbound>
     let logger: Logger
     let stop = StopFlag()
+    /// inproc endpoint where the writer sends acknowledgements.
+    let ackEndpoint: String
+    /// The writer sends this single frame when it has written its last batch.
+    static let writerDone: [UInt8] = Array("writer-done".utf8)
 
-    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, logger: Logger) {
+    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, logger: Logger) {
         self.context = context
         self.config = config
         self.queue = queue
+        self.ackEndpoint = ackEndpoint
         self.logger = logger
     }
 
@@ -51,10 +59,14 @@ public final class IngestService: Service, @unchecked Sendable {
         }
     }
 
-    /// Opens the socket; throws SocketSetupError naming the config key at fault.
-    func openSocket() throws -> ZMQSocket {
+    private func setupError(_ key: String, _ endpoint: String, _ body: () throws -> Void) throws {
+        do { try body() } catch let e as ZMQError { throw SocketSetupError(key: key, endpoint: endpoint, underlying: e) }
+    }
+
+    /// Opens the SUB socket; throws SocketSetupError naming the config key at fault.
+    func openSubscriber() throws -> ZMQSocket? {
+        guard !config.ingestBind.isEmpty || !config.ingestConnect.isEmpty else { return nil }
         let socket = try ZMQSocket(context: context, type: .sub)
-        try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 0)
         try socket.setReceiveHighWaterMark(100_000)
         // libzmq drops frames above the limit before we see them; keep headroom so our own
@@ -62,50 +74,91 @@ public final class IngestService: Service, @unchecked Sendable {
         try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
         try socket.subscribe("alert")
         try socket.subscribe("report")
-        if !config.ingestBind.isEmpty {
-            do { try socket.bind(config.ingestBind) } catch let e as ZMQError {
-                throw SocketSetupError(key: "ingest.bind", endpoint: config.ingestBind, underlying: e)
-            }
-        }
+        if !config.ingestBind.isEmpty { try setupError("ingest.bind", config.ingestBind) { try socket.bind(config.ingestBind) } }
         for endpoint in config.ingestConnect {
-            do { try socket.connect(endpoint) } catch let e as ZMQError {
-                throw SocketSetupError(key: "ingest.connect", endpoint: endpoint, underlying: e)
-            }
+            try setupError("ingest.connect", endpoint) { try socket.connect(endpoint) }
         }
         return socket
     }
 
+    func openRouter() throws -> ZMQSocket? {
+        guard !config.ingestAckBind.isEmpty else { return nil }
+        let socket = try ZMQSocket(context: context, type: .router)
+        try socket.setLinger(milliseconds: 1000)
+        try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
+        try setupError("ingest.ack_bind", config.ingestAckBind) { try socket.bind(config.ingestAckBind) }
+        return socket
+    }
+
     private func loop() throws {
-        let socket = try openSocket()
+        let acks = try ZMQSocket(context: context, type: .pull)
+        // Unbounded: a full pipe would block the writer while we wait for it (acks are few).
+        try acks.setReceiveHighWaterMark(0)
+        try acks.bind(ackEndpoint)
+        let sub = try openSubscriber()
+        let router = try openRouter()
         logger.info("ingest listening", metadata: [
             "zmq.bind": "\(config.ingestBind)", "zmq.connect": "\(config.ingestConnect.joined(separator: ","))",
+            "zmq.ack_bind": "\(config.ingestAckBind)",
         ])
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
-        while !stop.isSet {
-            guard let frames = try socket.receive() else { continue }
-            let now = Date().timeIntervalSince1970
-            let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: now)
-            let inbound: Inbound
-            switch decoder.decode(frames: frames, now: now) {
-            case .success(let event): inbound = .event(event, raw)
-            case .failure(let rejection): inbound = .rejected(rejection, raw)
+        let sockets = [acks] + [sub, router].compactMap { $0 }
+        var reading = true
+        var writerDone = false
+        var drainDeadline = Date.distantFuture
+        while !writerDone && Date() < drainDeadline {
+            if reading && stop.isSet {
+                reading = false
+                queue.close()
+                drainDeadline = Date().addingTimeInterval(Double(config.batchMilliseconds) / 1000 + 30)
+                logger.info("ingest stopped reading")
             }
-            // Blocks while the writer is behind; wakes up to honour a stop request.
-            while !queue.push(inbound, timeout: 0.2) {
-                if stop.isSet {
-                    // Keep the message: the writer still drains the queue after we return.
-                    queue.forcePush(inbound)
-                    break
+            let readable = try ZMQSocket.poll(reading ? sockets : [acks], timeoutMilliseconds: 100)
+            if readable[0] {
+                while let frames = try acks.receiveNow() {
+                    if frames == [Self.writerDone] {
+                        writerDone = true
+                    } else if let router {
+                        try router.send(frames, dontWait: true)
+                    }
+                }
+            }
+            guard reading else { continue }
+            if let sub, readable[1] {
+                for _ in 0..<1000 {
+                    guard let frames = try sub.receiveNow() else { break }
+                    enqueue(decode(RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970), decoder))
+                }
+            }
+            if let router, readable[sub == nil ? 1 : 2] {
+                for _ in 0..<1000 {
+                    guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
+                    // DEALER: [identity][topic][body]; REQ: [identity][empty][topic][body].
+                    let req = frames.count >= 3 && frames[1].isEmpty
+                    let envelope = req ? [frames[0], []] : [frames[0]]
+                    let raw = RawMessage(endpoint: "ingest.ack", frames: Array(frames.dropFirst(envelope.count)),
+                                         receivedAt: Date().timeIntervalSince1970, replyEnvelope: envelope)
+                    enqueue(decode(raw, decoder))
                 }
             }
         }
-        logger.info("ingest stopped reading")
+        logger.info("ingest stopped", metadata: ["writer.done": "\(writerDone)"])
     }
-}
 
-extension BoundedQueue {
-    /// Appends even when full (used once, for the last message read before a shutdown).
-    func forcePush(_ element: Element) {
-        _ = push(element, timeout: 5)
+    private func decode(_ raw: RawMessage, _ decoder: MessageDecoder) -> Inbound {
+        switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
+        case .success(let event): .event(event, raw)
+        case .failure(let rejection): .rejected(rejection, raw)
+        }
+    }
+
+    /// Blocks while the writer is behind (backpressure); a stop request still gets this message in.
+    private func enqueue(_ inbound: Inbound) {
+        while !queue.push(inbound, timeout: 0.2) {
+            if stop.isSet {
+                _ = queue.push(inbound, timeout: 5)
+                return
+            }
+        }
     }
 }

@@ -48,13 +48,27 @@ public final class PublisherService: Service, @unchecked Sendable {
         return socket
     }
 
+    /// The publisher's connection, reopened on demand: publishing what is in memory never waits
+    /// for the database, only marking rows published and filling holes do.
+    private var connection: PGConnection?
+    /// Published but not yet marked (the database was away); marked as soon as it is back.
+    private var unmarked: [Int64] = []
+
+    private func database() throws -> PGConnection {
+        if let c = connection, c.isOK { return c }
+        connection = nil
+        let c = try PGConnection(conninfo: config.databaseURL)
+        connection = c
+        return c
+    }
+
     private func loop() throws {
         let socket = try openSocket()
-        let db = try PGConnection(conninfo: config.databaseURL)
+        let db = try database()
         let pending = try db.query("SELECT seq, topic, body FROM liandong.feed WHERE published_at IS NULL ORDER BY seq")
         if pending.count > 0 {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
-            try send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket, db)
+            try send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket)
         }
         var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
@@ -79,18 +93,23 @@ public final class PublisherService: Service, @unchecked Sendable {
             if let since = waitingSince, Date().timeIntervalSince(since) > gapWait || batch == nil,
                 let first = waiting.keys.min()
             {
-                let rows = try db.query(
-                    "SELECT seq, topic, body FROM liandong.feed WHERE seq >= $1 AND seq < $2 ORDER BY seq",
-                    [String(next), String(first)])
-                ready += rows.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }
-                next = first
-                while let m = waiting.removeValue(forKey: next) {
-                    ready.append(m)
-                    next += 1
+                do {
+                    let rows = try database().query(
+                        "SELECT seq, topic, body FROM liandong.feed WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+                        [String(next), String(first)])
+                    ready += rows.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }
+                    next = first
+                    while let m = waiting.removeValue(forKey: next) {
+                        ready.append(m)
+                        next += 1
+                    }
+                    waitingSince = waiting.isEmpty ? nil : Date()
+                } catch {
+                    logger.warning("cannot read the feed to fill a hole; retrying", metadata: ["db.error": "\(error)"])
+                    if batch == nil { Thread.sleep(forTimeInterval: 0.5) }
                 }
-                waitingSince = waiting.isEmpty ? nil : Date()
             }
-            if !ready.isEmpty { try send(ready, socket, db) }
+            if !ready.isEmpty { try send(ready, socket) } else if !unmarked.isEmpty && Date().timeIntervalSince(lastBeat) >= 1 { markPublished() }
             if Date().timeIntervalSince(lastBeat) >= 1 {
                 let beat = "{\"head\":\(next - 1),\"at\":\"\(Timestamp.formatCST(Date().timeIntervalSince1970))\"}"
                 try socket.send(strings: ["hb", beat])
@@ -101,17 +120,25 @@ public final class PublisherService: Service, @unchecked Sendable {
         logger.info("publisher drained", metadata: ["feed.head": "\(next - 1)"])
     }
 
-    private func send(_ messages: [FeedMessage], _ socket: ZMQSocket, _ db: PGConnection) throws {
+    private func send(_ messages: [FeedMessage], _ socket: ZMQSocket) throws {
         for message in messages {
             try socket.send(strings: [message.topic, message.body])
         }
-        let seqs = "{" + messages.map { String($0.seq) }.joined(separator: ",") + "}"
+        unmarked += messages.map(\.seq)
+        markPublished()
+    }
+
+    private func markPublished() {
+        guard !unmarked.isEmpty else { return }
+        let seqs = "{" + unmarked.map(String.init).joined(separator: ",") + "}"
         do {
-            try db.query("UPDATE liandong.feed SET published_at = now() WHERE seq = ANY($1::bigint[]) AND published_at IS NULL",
-                         [seqs])
+            try database().query(
+                "UPDATE liandong.feed SET published_at = now() WHERE seq = ANY($1::bigint[]) AND published_at IS NULL", [seqs])
+            unmarked.removeAll()
         } catch {
-            // Published but not marked: a restart republishes them with the same message_id and seq.
-            logger.warning("could not mark feed messages published", metadata: ["db.error": "\(error)"])
+            // Published but not marked yet: retried each round; a restart before that republishes
+            // them with the same message_id and seq.
+            logger.warning("could not mark feed messages published", metadata: ["db.error": "\(error)", "feed.count": "\(unmarked.count)"])
         }
     }
 }

@@ -3,6 +3,7 @@ import LiandongCore
 import LibPQ
 import Logging
 import ServiceLifecycle
+import ZeroMQ
 
 /// Takes validated messages off the ingest queue in batches (ingest.batch_size / batch_ms), writes
 /// each batch in one transaction and hands the committed feed messages to the publisher. When the
@@ -10,13 +11,18 @@ import ServiceLifecycle
 /// Runs until the ingest queue is closed and drained.
 public final class WriterService: Service, @unchecked Sendable {
     // @unchecked: immutable after init; the store lives only inside the dedicated thread.
+    let context: ZMQContext
+    let ackEndpoint: String
     let config: Config
     let input: BoundedQueue<Inbound>
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
     let cancelled = StopFlag()
 
-    public init(config: Config, input: BoundedQueue<Inbound>, output: BoundedQueue<FeedMessage>, logger: Logger) {
+    public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
+                output: BoundedQueue<FeedMessage>, logger: Logger) {
+        self.context = context
+        self.ackEndpoint = ackEndpoint
         self.config = config
         self.input = input
         self.output = output
@@ -49,6 +55,12 @@ public final class WriterService: Service, @unchecked Sendable {
     }
 
     private func loop() throws {
+        // Answers for acknowledged gateways go back through the ingest thread, which owns the ROUTER.
+        let acks = try ZMQSocket(context: context, type: .push)
+        try acks.setSendHighWaterMark(0)
+        try acks.setLinger(milliseconds: 1000)
+        try acks.connect(ackEndpoint)
+        defer { try? acks.send([IngestService.writerDone]) }
         var store = try connect()
         let linger = Double(config.batchMilliseconds) / 1000
         while let batch = input.popBatch(max: config.batchSize, idle: 0.2, linger: linger) {
@@ -65,6 +77,7 @@ public final class WriterService: Service, @unchecked Sendable {
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
                     for message in result.messages { output.push(message) }
+                    try sendAcks(batch, result, acks)
                     break
                 } catch let error as PQError where error.isConnectionFailure {
                     if cancelled.isSet {
@@ -80,5 +93,26 @@ public final class WriterService: Service, @unchecked Sendable {
             }
         }
         logger.info("writer drained")
+    }
+
+    /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.
+    private func sendAcks(_ batch: [Inbound], _ result: BatchResult, _ acks: ZMQSocket) throws {
+        for (inbound, outcome) in zip(batch, result.outcomes) {
+            guard let envelope = inbound.raw.replyEnvelope else { continue }
+            var answer: [String: Any]
+            switch (inbound, outcome) {
+            case (.event(let event, _), .stored):
+                answer = ["ok": true, "id": event.sourceID]
+            case (.event(let event, _), .duplicate):
+                answer = ["ok": true, "id": event.sourceID, "duplicate": true]
+            case (_, .rejected(let rejection)):
+                answer = ["ok": false, "error": "\(rejection.reason.rawValue): \(rejection.detail)"]
+                if let id = MessageDecoder.peekID(inbound.raw.frames) { answer["id"] = id }
+            default:
+                continue
+            }
+            let json = try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])
+            try acks.send(envelope + [Array(json)])
+        }
     }
 }

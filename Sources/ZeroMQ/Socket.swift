@@ -26,6 +26,9 @@ public final class ZMQSocket {
     private let handle: UnsafeMutableRawPointer
     public let type: SocketType
 
+    /// For zmq_poll within this module only.
+    var rawHandle: UnsafeMutableRawPointer { handle }
+
     public init(context: ZMQContext, type: SocketType) throws {
         guard let handle = zmq_socket(context.handle, type.raw) else {
             throw ZMQError.last("zmq_socket")
@@ -63,6 +66,10 @@ public final class ZMQSocket {
             zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size)
         }
     }
+
+    /// XPUB: pass every subscription message up, including repeats (a subscriber that came back
+    /// after a crash, while its old connection was not yet noticed gone).
+    public func setXPubVerbose(_ on: Bool = true) throws { try setInt(ZMQ_XPUB_VERBOSE, on ? 1 : 0, "ZMQ_XPUB_VERBOSE") }
 
     /// Subscribes a SUB socket to every topic starting with `prefix` ("" for everything).
     public func subscribe(_ prefix: String) throws {

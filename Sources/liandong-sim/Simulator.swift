@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongClient
 import LiandongCore
 import LibPQ
 import ZeroMQ
@@ -19,6 +20,8 @@ struct Simulator: ParsableCommand {
     @Option(help: "Seconds to run.") var duration = 20.0
     @Option(help: "Random seed.") var seed: UInt64 = 620922
     @Option(help: "Gateway id used in alert ids.") var gateway = "gw-sim"
+    @Option(help: "Send over acknowledged ingest (liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602) instead of PUB: every message is resent until liandongd has committed it.")
+    var ack: String?
 
     func run() throws {
         let db = try PGConnection(conninfo: database)
@@ -37,9 +40,12 @@ struct Simulator: ParsableCommand {
         try socket.setLinger(milliseconds: 5000)
         // PUB drops silently at the high-water mark; a simulator must not lose its own messages.
         try socket.setSendHighWaterMark(0)
-        try socket.connect(connect)
-        guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
-            throw ValidationError("liandongd did not subscribe within 10 s at \(connect): is it running?")
+        let client = try ack.map { try IngestClient(context: context, endpoint: $0) }
+        if client == nil {
+            try socket.connect(connect)
+            guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
+                throw ValidationError("liandongd did not subscribe within 10 s at \(connect): is it running?")
+            }
         }
         var rng = SplitMix64(seed: seed)
         // Ids unique per run, so a second run against the same database is not all duplicates.
@@ -90,7 +96,13 @@ struct Simulator: ParsableCommand {
             }
             func send(_ topic: String, _ body: [String: Any]) throws {
                 let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-                try socket.send([Array(topic.utf8), Array(data)])
+                if let client {
+                    let id = (body["alert_id"] ?? body["report_id"]) as! String
+                    try client.send(topic: topic, body: Array(data), id: id)
+                    try client.poll(timeout: 0)
+                } else {
+                    try socket.send([Array(topic.utf8), Array(data)])
+                }
             }
             switch kind {
             case .joint:
@@ -106,6 +118,12 @@ struct Simulator: ParsableCommand {
         }
         let summary = Scenario.allCases.map { "\($0.rawValue) \(tally[$0.rawValue] ?? 0)" }.joined(separator: ", ")
         print("liandong-sim: \(n) scenarios in \(Int(duration)) s: \(summary)")
+        if let client {
+            let all = try client.flush(timeout: 60)
+            print("liandong-sim: acknowledged path: \(all ? "every message committed" : "\(client.unanswered) unanswered"), "
+                + "\(client.resent) resent")
+            if !all { throw ExitCode(1) }
+        }
     }
 }
 

@@ -44,7 +44,7 @@ struct ConfigTests {
         ("ingest:\n  batch_size: 0\n", [:], "ingest.batch_size = 0 is outside"),
         ("sla:\n  village: {respond_minutes: [1, 2]}\n", [:], "sla.village.respond_minutes must be 4"),
         ("correlation:\n  alarm_categories: {\"five/six\": x}\n", [:], "correlation.alarm_categories.five/six"),
-        ("ingest:\n  bind: \"\"\n", [:], "would receive nothing"),
+        ("ingest:\n  bind: \"\"\n  ack_bind: \"\"\n", [:], "would receive nothing"),
         ("", ["LIANDONG_INGEST_BACH_SIZE": "3"], "LIANDONG_INGEST_BACH_SIZE names no config key"),
         ("log:\n  level: loud\n", [:], "log.level"),
     ] as [(String, [String: String], String)])

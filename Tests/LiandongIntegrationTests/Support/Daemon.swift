@@ -10,7 +10,9 @@ final class DaemonProcess {
     let ingest: String
     let feed: String
     let updates: String
-    let process = Process()
+    let ack: String
+    var process = Process()
+    private var environment: [String: String] = [:]
     let logURL: URL
     let context: ZMQContext
     private(set) var gateway: ZMQSocket!
@@ -21,40 +23,66 @@ final class DaemonProcess {
     /// With `gatewayBinds` the gateway binds its PUB and the daemon connects to it
     /// (ingest.connect, ingest.bind empty) instead of the other way round.
     let gatewayBinds: Bool
+    let arguments: [String]
 
     init(database: String, environment extra: [String: String] = [:], arguments: [String] = [], gatewayBinds: Bool = false,
          start: Bool = true) throws {
         self.gatewayBinds = gatewayBinds
         self.database = database
+        self.arguments = arguments
         let id = UUID().uuidString.prefix(8)
         ingest = "ipc:///tmp/ld-\(id)-ingest"
         feed = "ipc:///tmp/ld-\(id)-feed"
         updates = "ipc:///tmp/ld-\(id)-updates"
+        ack = "ipc:///tmp/ld-\(id)-ack"
         logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
         context = try ZMQContext()
-        process.executableURL = URL(fileURLWithPath: Self.binaries + "/liandongd")
-        process.arguments = ["run", "--migrations", TestDatabase.migrations] + arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_DATABASE_URL"] = database
         env["LIANDONG_INGEST_BIND"] = gatewayBinds ? "" : ingest
         if gatewayBinds { env["LIANDONG_INGEST_CONNECT"] = ingest }
         env["LIANDONG_FEED_BIND"] = feed
         env["LIANDONG_UPDATES_BIND"] = updates
+        env["LIANDONG_INGEST_ACK_BIND"] = ack
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }
-        process.environment = env
+        environment = env
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
+        configureProcess()
         if start { try launch() }
+    }
+
+    private func configureProcess() {
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/liandongd")
+        process.arguments = ["run", "--migrations", TestDatabase.migrations] + arguments
+        process.environment = environment
+        if let log = try? FileHandle(forWritingTo: logURL) {
+            log.seekToEndOfFile()
+            process.standardOutput = log
+            process.standardError = log
+        }
+    }
+
+    /// kill -9, then a new process on the same database and endpoints (the gateway socket and
+    /// any client sockets reconnect by themselves).
+    func crashAndRestart() throws {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        process = Process()
+        configureProcess()
+        try process.run()
+        // The gateway's XPUB sees the new subscription once the new daemon is up.
+        guard try gateway.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 15_000) else {
+            throw TestFailure("restarted liandongd did not subscribe; log:\n\(log)")
+        }
     }
 
     /// Starts the process and connects a gateway, returning once the daemon has subscribed.
     func launch() throws {
         let socket = try ZMQSocket(context: context, type: .xpub)
         try socket.setLinger(milliseconds: 1000)
+        try socket.setXPubVerbose()
         if gatewayBinds { try socket.bind(ingest) }
         try process.run()
         if !gatewayBinds { try socket.connect(ingest) }

@@ -1,0 +1,92 @@
+import Foundation
+import ZeroMQ
+
+/// A gateway's side of acknowledged ingest: sends [topic][body] to liandongd's ingest ROUTER over a
+/// DEALER and keeps every message until it is answered, resending what is not answered within
+/// `retryAfter` (liandongd answers only after commit, and a repeated id has one effect, so
+/// resending is always safe). Use it from one thread.
+public final class IngestClient {
+    public struct Answer: Sendable {
+        public let id: String
+        public let ok: Bool
+        public let duplicate: Bool
+        public let error: String?
+    }
+
+    private let socket: ZMQSocket
+    private var pending: [String: (frames: [[UInt8]], sentAt: Date, attempts: Int)] = [:]
+    private var order: [String] = []
+    public let retryAfter: TimeInterval
+    public private(set) var resent = 0
+
+    /// - Parameters:
+    ///   - endpoint: liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602.
+    ///   - retryAfter: seconds without an answer before a message is sent again.
+    public init(context: ZMQContext, endpoint: String, retryAfter: TimeInterval = 2) throws {
+        socket = try ZMQSocket(context: context, type: .dealer)
+        try socket.setLinger(milliseconds: 0)
+        try socket.setSendHighWaterMark(0)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.connect(endpoint)
+        self.retryAfter = retryAfter
+    }
+
+    /// Messages sent and not yet answered.
+    public var unanswered: Int { pending.count }
+
+    /// Sends one message; `id` is its alert_id or report_id (the answer names it).
+    public func send(topic: String, body: [UInt8], id: String) throws {
+        let frames = [Array(topic.utf8), body]
+        if pending[id] == nil { order.append(id) }
+        pending[id] = (frames, Date(), 1)
+        try socket.send(frames)
+    }
+
+    /// Reads answers for up to `timeout` seconds (at least one poll), resending overdue messages.
+    /// Returns the answers received.
+    @discardableResult
+    public func poll(timeout: TimeInterval) throws -> [Answer] {
+        var answers: [Answer] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            let wait = max(0, min(deadline.timeIntervalSinceNow, 0.05))
+            if try ZMQSocket.poll([socket], timeoutMilliseconds: Int(wait * 1000))[0] {
+                while let frames = try socket.receiveNow() {
+                    guard let last = frames.last,
+                        let o = try? JSONSerialization.jsonObject(with: Data(last)) as? [String: Any]
+                    else { continue }
+                    let id = o["id"] as? String
+                    let answer = Answer(id: id ?? "", ok: o["ok"] as? Bool == true, duplicate: o["duplicate"] as? Bool == true,
+                                        error: o["error"] as? String)
+                    if let id { pending[id] = nil }
+                    answers.append(answer)
+                }
+            }
+            try resendOverdue()
+        } while Date() < deadline
+        if pending.isEmpty { order.removeAll() }
+        return answers
+    }
+
+    /// Waits until every message is answered or `timeout` passes; returns whether all were.
+    public func flush(timeout: TimeInterval) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !pending.isEmpty && Date() < deadline {
+            try poll(timeout: min(0.2, max(0, deadline.timeIntervalSinceNow)))
+        }
+        return pending.isEmpty
+    }
+
+    private func resendOverdue() throws {
+        let now = Date()
+        order.removeAll { pending[$0] == nil }
+        for id in order {
+            guard var p = pending[id], now.timeIntervalSince(p.sentAt) >= retryAfter else { continue }
+            p.sentAt = now
+            p.attempts += 1
+            pending[id] = p
+            resent += 1
+            try socket.send(p.frames)
+        }
+    }
+}

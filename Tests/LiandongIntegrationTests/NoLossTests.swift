@@ -1,0 +1,86 @@
+import Foundation
+import LiandongClient
+import LiandongCore
+import LibPQ
+import Testing
+import ZeroMQ
+
+/// Acknowledged ingest and crash survival: every acknowledged event is stored exactly once.
+@Suite("No message lost")
+struct NoLossTests {
+    @Test("acknowledged ingest answers after commit: ok, duplicate, or the refusal with its reason")
+    func acknowledged() throws {
+        let s = try Scene()
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack)
+        for i in 0..<200 {
+            let p = offset(s.centre, east: Double(i % 20) * 40 - 400, north: Double(i / 20) * 40 - 200)
+            try client.send(topic: "alert", body: Array(Wire.alert(id: "ack-\(i)", at: s.now - Double(i), position: p).utf8), id: "ack-\(i)")
+        }
+        #expect(try client.flush(timeout: 30))
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'ack-%'") == 200)
+        // The same id again: answered ok, marked duplicate, stored once.
+        try client.send(topic: "alert", body: Array(Wire.alert(id: "ack-7", at: s.now, position: s.centre).utf8), id: "ack-7")
+        let dup = try answer(client, "ack-7")
+        #expect(dup.ok && dup.duplicate)
+        // An invalid one: refused with the reason, and dead-lettered.
+        try client.send(topic: "alert", body: Array(Wire.alert(id: "ack-bad", priority: 9, at: s.now).utf8), id: "ack-bad")
+        let bad = try answer(client, "ack-bad")
+        #expect(!bad.ok && (bad.error ?? "").hasPrefix("invalid_field"))
+        #expect(try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE endpoint = 'ingest.ack'") == 1)
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events") == 200)
+    }
+
+    func answer(_ client: IngestClient, _ id: String) throws -> IngestClient.Answer {
+        var found: IngestClient.Answer? = nil
+        try waitUntil(timeout: 10, "the answer for \(id)") {
+            found = try client.poll(timeout: 0.1).first { $0.id == id } ?? found
+            return found != nil
+        }
+        return found!
+    }
+
+    @Test("a REQ gateway is answered the same way (empty delimiter frame)")
+    func reqGateway() throws {
+        let s = try Scene()
+        let req = try ZMQSocket(context: s.daemon.context, type: .req)
+        try req.setReceiveTimeout(milliseconds: 10_000)
+        try req.connect(s.daemon.ack)
+        try req.send(strings: ["report", Wire.report(id: "req-1", at: s.now, position: s.centre)])
+        let reply = try #require(try req.receive())
+        let o = try JSONSerialization.jsonObject(with: Data(reply[0])) as! [String: Any]
+        #expect(o["ok"] as? Bool == true && o["id"] as? String == "req-1")
+    }
+
+    @Test("kill -9 in the middle of an acknowledged stream, restart: N acknowledged, exactly N rows")
+    func killNineMidStream() throws {
+        let s = try Scene()
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 1)
+        let n = 3000
+        for i in 0..<n {
+            let p = offset(s.centre, east: Double(i % 50) * 30 - 750, north: Double(i / 50) * 20 - 600)
+            let body = i % 3 == 0
+                ? Wire.report(id: "kr-\(i)", category: "闯入", severity: 2, at: s.now - Double(i % 300), position: p)
+                : Wire.alert(id: "ka-\(i)", at: s.now - Double(i % 300), position: p)
+            try client.send(topic: i % 3 == 0 ? "report" : "alert", body: Array(body.utf8), id: i % 3 == 0 ? "kr-\(i)" : "ka-\(i)")
+        }
+        try waitUntil(timeout: 30, "a third of the stream committed") {
+            try client.poll(timeout: 0.05)
+            return try s.db.int("SELECT count(*) FROM liandong.events") >= n / 3
+        }
+        try s.daemon.crashAndRestart()
+        #expect(try client.flush(timeout: 120), "\(client.unanswered) unanswered")
+        #expect(client.resent > 0, "the crash left messages to resend")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events") == n)
+        #expect(try s.db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
+        // No incident lost its task, and everything committed went out.
+        #expect(try s.db.int("""
+            SELECT count(*) FROM liandong.incidents i WHERE i.alert_count > 0
+            AND NOT EXISTS (SELECT 1 FROM liandong.tasks t WHERE t.incident_id = i.id)
+            """) == 0)
+        try waitUntil(timeout: 10, "every feed row published") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE published_at IS NULL") == 0
+        }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.feed") == s.db.int("SELECT max(seq) FROM liandong.feed"),
+                "committed seqs have no holes")
+    }
+}
