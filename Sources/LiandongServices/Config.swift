@@ -34,6 +34,8 @@ public struct Config: Sendable {
     public var maxDeadLetterBytes = 65_536
     /// feed.bind: endpoint of the task feed PUB socket. Default tcp://*:7611.
     public var feedBind = "tcp://*:7611"
+    /// feed.replay_bind: ROUTER answering replay requests. Default tcp://*:7612.
+    public var replayBind = "tcp://*:7612"
     /// updates.bind: ROUTER for task_update messages from dispatchers. Default tcp://*:7621.
     public var updatesBind = "tcp://*:7621"
     /// escalation.sweep_ms: how often deadlines are checked.
@@ -81,7 +83,7 @@ public struct Config: Sendable {
         "database": ["url"],
         "ingest": ["bind", "ack_bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
                    "max_age_s", "max_dead_letter_bytes"],
-        "feed": ["bind"],
+        "feed": ["bind", "replay_bind"],
         "updates": ["bind"],
         "escalation": ["sweep_ms", "reannounce_minutes"],
         "routing": ["start_tier", "default_departments", "categories"],
@@ -142,6 +144,7 @@ public struct Config: Sendable {
         if let feed = try root.child("feed") {
             try feed.checkKeys(Self.sections["feed"]!)
             feedBind = try feed.string("bind") ?? feedBind
+            replayBind = try feed.string("replay_bind") ?? replayBind
         }
         if let updates = try root.child("updates") {
             try updates.checkKeys(Self.sections["updates"]!)

@@ -35,9 +35,11 @@ public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGr
     let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, logger: logger)
     let updates = UpdateService(context: context, config: config, output: outbound, logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, logger: logger)
+    let replay = ReplayService(context: context, config: config, logger: logger)
     var configuration = ServiceGroupConfiguration(
         services: [
             .init(service: publisher, serviceName: "publisher"),
+            .init(service: replay, serviceName: "replay"),
             .init(service: sweeper, serviceName: "sweeper"),
             .init(service: updates, serviceName: "updates"),
             .init(service: writer, serviceName: "writer"),

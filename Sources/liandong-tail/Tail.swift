@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongClient
 import ZeroMQ
 
 /// A minimal dispatcher console: subscribes to the task feed and prints each task on one line.
@@ -14,8 +15,12 @@ struct Tail: ParsableCommand {
     @Option(help: "Exit after this many seconds (0 = never).") var duration = 0.0
     @Flag(help: "Print the raw JSON body instead of a summary line.") var json = false
     @Flag(help: "Also print heartbeats (topic hb).") var heartbeats = false
+    @Option(help: "Replay endpoint (liandongd's feed.replay_bind, e.g. tcp://127.0.0.1:7612): detect gaps from the heartbeat and fetch what was missed, from PostgreSQL.")
+    var replay: String?
+    @Option(help: "With --replay: the last seq already processed (0 = everything in the feed).") var since: Int64 = 0
 
     func run() throws {
+        if let replay { return try runWithReplay(replay) }
         let context = try ZMQContext()
         let socket = try ZMQSocket(context: context, type: .sub)
         try socket.setReceiveTimeout(milliseconds: 200)
@@ -37,6 +42,27 @@ struct Tail: ParsableCommand {
             print(json ? "\(topic) \(body)" : summary(topic: topic, body: frames[1]))
             fflush(nil)
         }
+    }
+
+    /// Gap-free mode: live messages plus whatever the heartbeat shows was missed.
+    func runWithReplay(_ endpoint: String) throws {
+        let context = try ZMQContext()
+        let client = try FeedClient(context: context, feed: connect, replay: endpoint, prefix: prefix, since: since)
+        let started = Date()
+        var seen = 0
+        for item in try client.catchUp() {
+            seen += 1
+            print((json ? "\(item.topic) \(item.body)" : summary(topic: item.topic, body: Array(item.body.utf8))) + " (replayed)")
+        }
+        while (count == 0 || seen < count) && (duration == 0 || Date().timeIntervalSince(started) < duration) {
+            for item in try client.next(timeout: 0.5) {
+                seen += 1
+                let line = json ? "\(item.topic) \(item.body)" : summary(topic: item.topic, body: Array(item.body.utf8))
+                print(line + (item.replayed ? " (replayed)" : ""))
+            }
+            fflush(nil)
+        }
+        FileHandle.standardError.write(Data("liandong-tail: \(client.liveCount) live, \(client.replayedCount) replayed, caught up to seq \(client.caughtUp)\n".utf8))
     }
 
     func summary(topic: String, body: [UInt8]) -> String {

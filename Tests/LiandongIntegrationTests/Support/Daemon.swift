@@ -11,6 +11,7 @@ final class DaemonProcess {
     let feed: String
     let updates: String
     let ack: String
+    let replay: String
     var process = Process()
     private var environment: [String: String] = [:]
     let logURL: URL
@@ -35,6 +36,7 @@ final class DaemonProcess {
         feed = "ipc:///tmp/ld-\(id)-feed"
         updates = "ipc:///tmp/ld-\(id)-updates"
         ack = "ipc:///tmp/ld-\(id)-ack"
+        replay = "ipc:///tmp/ld-\(id)-replay"
         logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
         context = try ZMQContext()
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
@@ -44,6 +46,7 @@ final class DaemonProcess {
         env["LIANDONG_FEED_BIND"] = feed
         env["LIANDONG_UPDATES_BIND"] = updates
         env["LIANDONG_INGEST_ACK_BIND"] = ack
+        env["LIANDONG_FEED_REPLAY_BIND"] = replay
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }

@@ -1,0 +1,101 @@
+import Foundation
+import ZeroMQ
+
+/// A dispatcher's side of the task feed that misses nothing: it subscribes to a topic prefix, and
+/// whenever the heartbeat's head seq is ahead of what it has caught up to, it asks the replay
+/// ROUTER for every message after that point (from PostgreSQL). Live messages are delivered at
+/// once; replayed ones fill what the subscription missed (slow joiner, high-water mark, time away).
+/// Each seq is delivered once. Use it from one thread.
+public final class FeedClient {
+    public struct Item: Sendable {
+        public let seq: Int64
+        public let topic: String
+        public let body: String
+        /// True when it came from the replay socket rather than the live feed.
+        public let replayed: Bool
+    }
+
+    private let sub: ZMQSocket
+    private let replay: ZMQSocket
+    public let prefix: String
+    /// Every message for the prefix with seq <= caughtUp has been delivered.
+    public private(set) var caughtUp: Int64
+    private var delivered = Set<Int64>()
+    public private(set) var replayedCount = 0
+    public private(set) var liveCount = 0
+
+    /// - Parameters:
+    ///   - feed: liandongd's feed.bind; replay: its feed.replay_bind.
+    ///   - since: the last seq this dispatcher processed before (0: everything still in the feed table).
+    public init(context: ZMQContext, feed: String, replay replayEndpoint: String, prefix: String = "task.", since: Int64 = 0)
+        throws
+    {
+        sub = try ZMQSocket(context: context, type: .sub)
+        try sub.setLinger(milliseconds: 0)
+        try sub.subscribe(prefix)
+        try sub.subscribe("hb")
+        try sub.connect(feed)
+        replay = try ZMQSocket(context: context, type: .dealer)
+        try replay.setLinger(milliseconds: 0)
+        try replay.setReceiveTimeout(milliseconds: 10_000)
+        try replay.connect(replayEndpoint)
+        self.prefix = prefix
+        caughtUp = since
+    }
+
+    /// Waits up to `timeout` seconds for messages; returns those not delivered before, in seq order.
+    public func next(timeout: TimeInterval) throws -> [Item] {
+        var out: [Item] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            let wait = Int(max(0, min(deadline.timeIntervalSinceNow, 0.1)) * 1000)
+            guard try ZMQSocket.poll([sub], timeoutMilliseconds: wait)[0] else { continue }
+            while let frames = try sub.receiveNow(), frames.count == 2 {
+                let topic = String(decoding: frames[0], as: UTF8.self)
+                guard let o = try? JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any] else { continue }
+                if topic == "hb" {
+                    if let head = (o["head"] as? NSNumber)?.int64Value, head > caughtUp { out += try catchUp() }
+                } else if let seq = (o["seq"] as? NSNumber)?.int64Value, seq > caughtUp, delivered.insert(seq).inserted {
+                    liveCount += 1
+                    out.append(Item(seq: seq, topic: topic, body: String(decoding: frames[1], as: UTF8.self), replayed: false))
+                }
+            }
+        } while Date() < deadline && out.isEmpty
+        return out.sorted { $0.seq < $1.seq }
+    }
+
+    /// Asks the replay socket for everything after `caughtUp` until it says there is no more.
+    public func catchUp() throws -> [Item] {
+        var out: [Item] = []
+        while true {
+            let request = try JSONSerialization.data(withJSONObject: ["since": caughtUp, "prefix": prefix, "limit": 1000])
+            try replay.send([Array(request)])
+            guard let frames = try replay.receive(), let last = frames.last,
+                let end = try? JSONSerialization.jsonObject(with: Data(last)) as? [String: Any], end["end"] as? Bool == true
+            else { throw ReplayError(message: "no answer from the replay socket") }
+            if let error = end["error"] as? String { throw ReplayError(message: error) }
+            var maxSeq = caughtUp
+            for frame in frames.dropLast() {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any],
+                    let seq = (o["seq"] as? NSNumber)?.int64Value
+                else { continue }
+                maxSeq = max(maxSeq, seq)
+                if delivered.insert(seq).inserted {
+                    replayedCount += 1
+                    out.append(Item(seq: seq, topic: o["topic"] as? String ?? "", body: String(decoding: frame, as: UTF8.self),
+                                    replayed: true))
+                }
+            }
+            let more = end["more"] as? Bool == true
+            let head = (end["head"] as? NSNumber)?.int64Value ?? maxSeq
+            caughtUp = more ? maxSeq : max(maxSeq, head)
+            delivered = delivered.filter { $0 > caughtUp }
+            if !more { return out }
+        }
+    }
+}
+
+public struct ReplayError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { "replay: \(message)" }
+}

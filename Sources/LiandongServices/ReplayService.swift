@@ -1,0 +1,90 @@
+import Foundation
+import LiandongCore
+import LibPQ
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// Answers dispatchers that missed feed messages: a request {"since":N,"prefix":P,"limit":L} on the
+/// replay ROUTER (feed.replay_bind) gets, from PostgreSQL, every feed message with seq > N whose
+/// topic starts with P, in seq order, one frame each, then {"end":true,"head":H,"more":...}.
+public final class ReplayService: Service, @unchecked Sendable {
+    // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
+    let context: ZMQContext
+    let config: Config
+    let logger: Logger
+    let stop = StopFlag()
+    public static let maxLimit = 10_000
+
+    public init(context: ZMQContext, config: Config, logger: Logger) {
+        self.context = context
+        self.config = config
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnDedicatedThread(name: "liandong-replay") { [self] in try loop() }
+            } onGracefulShutdown: { [stop] in
+                stop.set()
+            }
+        } onCancel: { [stop] in
+            stop.set()
+        }
+    }
+
+    private func loop() throws {
+        let socket = try ZMQSocket(context: context, type: .router)
+        try socket.setReceiveTimeout(milliseconds: 100)
+        try socket.setLinger(milliseconds: 1000)
+        try socket.setSendHighWaterMark(0)
+        do { try socket.bind(config.replayBind) } catch let e as ZMQError {
+            throw SocketSetupError(key: "feed.replay_bind", endpoint: config.replayBind, underlying: e)
+        }
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        logger.info("replay listening", metadata: ["zmq.bind": "\(config.replayBind)"])
+        while !stop.isSet {
+            guard let frames = try socket.receive(), frames.count >= 2 else { continue }
+            let req = frames.count >= 3 && frames[1].isEmpty
+            let envelope = req ? [frames[0], []] : [frames[0]]
+            let reply: [[UInt8]]
+            do {
+                reply = try answer(frames.last!, session: session)
+            } catch {
+                reply = [Self.json(["end": true, "error": "temporary failure, retry: \(error)"])]
+            }
+            try socket.send(envelope + reply)
+        }
+        logger.info("replay stopped")
+    }
+
+    static func json(_ o: [String: Any]) -> [UInt8] {
+        Array(try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]))
+    }
+
+    private func answer(_ body: [UInt8], session: DatabaseSession) throws -> [[UInt8]] {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return [Self.json(["end": true, "error": "request must be a JSON object {\"since\":N,\"prefix\":P,\"limit\":L}"])]
+        }
+        guard let since = (o["since"] as? NSNumber)?.int64Value, since >= 0 else {
+            return [Self.json(["end": true, "error": "since must be a non-negative integer"])]
+        }
+        let prefix = (o["prefix"] as? String) ?? "task."
+        let limit = min(max((o["limit"] as? NSNumber)?.intValue ?? 1000, 1), Self.maxLimit)
+        let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let (rows, head) = try session.run { db in
+            try db.transaction { db in
+                (try db.query("""
+                    SELECT body FROM liandong.feed WHERE seq > $1 AND topic LIKE $2 ORDER BY seq LIMIT $3
+                    """, [String(since), pattern, String(limit + 1)]),
+                 try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0")
+            }
+        }
+        let more = rows.count > limit
+        var frames = rows.rows.prefix(limit).map { Array($0[0]!.utf8) }
+        frames.append(Self.json(["end": true, "head": Int64(head) ?? 0, "more": more]))
+        return frames
+    }
+}
