@@ -42,6 +42,8 @@ public struct Config: Sendable {
     public var sweepMilliseconds = 1000
     /// escalation.reannounce_minutes: how often an overdue county task is announced again.
     public var reannounceMinutes = 30.0
+    /// metrics.bind: HTTP host:port for /metrics, /healthz, /readyz ("" for none). Default 127.0.0.1:9464.
+    public var metricsBind = "127.0.0.1:9464"
     /// log.level: trace, debug, info, notice, warning, error, critical.
     public var logLevel = "info"
     /// correlation.* and sla.*: the rules.
@@ -90,6 +92,7 @@ public struct Config: Sendable {
         "calendar": ["enabled", "days", "hours", "tiers", "always_priority"],
         "cameras": ["demote"],
         "log": ["level"],
+        "metrics": ["bind"],
         "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
@@ -209,6 +212,10 @@ public struct Config: Sendable {
                     rules.cameraDemotion[key] = try demote.int(key, 0...3)
                 }
             }
+        }
+        if let m = try root.child("metrics") {
+            try m.checkKeys(Self.sections["metrics"]!)
+            metricsBind = try m.string("bind") ?? metricsBind
         }
         if let log = try root.child("log") {
             try log.checkKeys(Self.sections["log"]!)

@@ -24,20 +24,25 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 /// Builds the daemon's service group. Shutdown runs in reverse order: ingest stops reading first,
 /// the writer drains and commits what was received, the update receiver and the sweeper stop, and
 /// the publisher sends everything committed.
-public func makeServiceGroup(config: Config, logger: Logger) throws -> ServiceGroup {
+public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger) throws -> ServiceGroup {
     let context = try ZMQContext()
+    let metrics = Metrics()
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 1_000_000)
-    let publisher = PublisherService(context: context, config: config, input: outbound, logger: logger)
+    metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }
+    let publisher = PublisherService(context: context, config: config, input: outbound, metrics: metrics, logger: logger)
     let ackEndpoint = "inproc://liandong-acks"
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
-                               output: outbound, logger: logger)
-    let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, logger: logger)
-    let updates = UpdateService(context: context, config: config, output: outbound, logger: logger)
-    let sweeper = SweeperService(config: config, output: outbound, logger: logger)
+                               output: outbound, metrics: metrics, logger: logger)
+    let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint,
+                               metrics: metrics, logger: logger)
+    let updates = UpdateService(context: context, config: config, output: outbound, metrics: metrics, logger: logger)
+    let sweeper = SweeperService(config: config, output: outbound, metrics: metrics, logger: logger)
+    let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, logger: logger)
     let replay = ReplayService(context: context, config: config, logger: logger)
     var configuration = ServiceGroupConfiguration(
         services: [
+            .init(service: health, serviceName: "health"),
             .init(service: publisher, serviceName: "publisher"),
             .init(service: replay, serviceName: "replay"),
             .init(service: sweeper, serviceName: "sweeper"),

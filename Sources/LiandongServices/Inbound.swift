@@ -34,11 +34,14 @@ public struct FeedMessage: Sendable, Equatable {
     public var seq: Int64
     public var topic: String
     public var body: String
+    /// verify, dispatch, joint_dispatch, escalation or update ("" when read back for republishing).
+    public var kind: String
 
-    public init(seq: Int64, topic: String, body: String) {
+    public init(seq: Int64, topic: String, body: String, kind: String = "") {
         self.seq = seq
         self.topic = topic
         self.body = body
+        self.kind = kind
     }
 }
 

@@ -30,13 +30,16 @@ public final class IngestService: Service, @unchecked Sendable {
     let config: Config
     let queue: BoundedQueue<Inbound>
     let logger: Logger
+    let metrics: Metrics
     let stop = StopFlag()
     /// inproc endpoint where the writer sends acknowledgements.
     let ackEndpoint: String
     /// The writer sends this single frame when it has written its last batch.
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
-    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, logger: Logger) {
+    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, metrics: Metrics,
+                logger: Logger) {
+        self.metrics = metrics
         self.context = context
         self.config = config
         self.queue = queue
@@ -127,12 +130,14 @@ public final class IngestService: Service, @unchecked Sendable {
             if let sub, readable[1] {
                 for _ in 0..<1000 {
                     guard let frames = try sub.receiveNow() else { break }
+                    metrics.increment("liandong_events_received_total", ["path": "sub"])
                     enqueue(decode(RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970), decoder))
                 }
             }
             if let router, readable[sub == nil ? 1 : 2] {
                 for _ in 0..<1000 {
                     guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
+                    metrics.increment("liandong_events_received_total", ["path": "ack"])
                     // DEALER: [identity][topic][body]; REQ: [identity][empty][topic][body].
                     let req = frames.count >= 3 && frames[1].isEmpty
                     let envelope = req ? [frames[0], []] : [frames[0]]

@@ -17,9 +17,11 @@ public final class PublisherService: Service, @unchecked Sendable {
     let config: Config
     let input: BoundedQueue<FeedMessage>
     let logger: Logger
+    let metrics: Metrics
     let gapWait: TimeInterval = 0.5
 
-    public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, logger: Logger) {
+    public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+        self.metrics = metrics
         self.context = context
         self.config = config
         self.input = input
@@ -125,6 +127,7 @@ public final class PublisherService: Service, @unchecked Sendable {
             try socket.send(strings: [message.topic, message.body])
         }
         unmarked += messages.map(\.seq)
+        if let last = messages.last { metrics.set("liandong_feed_head", Double(last.seq)) }
         markPublished()
     }
 

@@ -14,9 +14,11 @@ public final class SweeperService: Service, @unchecked Sendable {
     let config: Config
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
+    let metrics: Metrics
     let stop = StopFlag()
 
-    public init(config: Config, output: BoundedQueue<FeedMessage>, logger: Logger) {
+    public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+        self.metrics = metrics
         self.config = config
         self.output = output
         self.logger = logger
@@ -54,7 +56,11 @@ public final class SweeperService: Service, @unchecked Sendable {
                 let messages = try session.run { db in
                     try db.transaction { db in try sweep(id, db: db, reannounce: reannounce) }
                 }
-                for m in messages { output.push(m) }
+                for m in messages {
+                    metrics.increment("liandong_escalations_total")
+                    metrics.increment("liandong_feed_messages_total", ["kind": m.kind])
+                    output.push(m)
+                }
             }
             let wait = interval - Date().timeIntervalSince(started)
             var slept = 0.0

@@ -188,8 +188,9 @@ enum TaskStore {
     /// Appends messages to the feed outbox (gap-free seqs); returns them ready to publish.
     static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage]) throws -> [FeedMessage] {
         guard !messages.isEmpty else { return [] }
-        let feed = try db.query("SELECT seq, topic, body FROM liandong.append_feed($1::jsonb)", [try json(messages)])
-        return feed.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }.sorted { $0.seq < $1.seq }
+        let feed = try db.query("SELECT seq, topic, kind, body FROM liandong.append_feed($1::jsonb)", [try json(messages)])
+        return feed.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[3]!, kind: $0[2]!) }
+            .sorted { $0.seq < $1.seq }
     }
 
     /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`.

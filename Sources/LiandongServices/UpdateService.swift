@@ -14,9 +14,11 @@ public final class UpdateService: Service, @unchecked Sendable {
     let config: Config
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
+    let metrics: Metrics
     let stop = StopFlag()
 
-    public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, logger: Logger) {
+    public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+        self.metrics = metrics
         self.context = context
         self.config = config
         self.output = output
@@ -57,6 +59,7 @@ public final class UpdateService: Service, @unchecked Sendable {
                 logger.error("task update failed", metadata: ["error": "\(error)"])
                 answer = Answer(ok: false, updateID: nil, error: "temporary failure, retry: \(error)")
             }
+            metrics.increment("liandong_task_updates_total", ["result": answer.ok ? "ok" : "refused"])
             try socket.send(envelope + [Array(answer.json.utf8)])
         }
         logger.info("updates stopped")
@@ -116,7 +119,10 @@ public final class UpdateService: Service, @unchecked Sendable {
                 return Answer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
             }
         }
-        for m in messages { output.push(m) }
+        for m in messages {
+            metrics.increment("liandong_feed_messages_total", ["kind": m.kind])
+            output.push(m)
+        }
         return answer
     }
 

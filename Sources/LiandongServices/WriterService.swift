@@ -17,10 +17,12 @@ public final class WriterService: Service, @unchecked Sendable {
     let input: BoundedQueue<Inbound>
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
+    let metrics: Metrics
     let cancelled = StopFlag()
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
-                output: BoundedQueue<FeedMessage>, logger: Logger) {
+                output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+        self.metrics = metrics
         self.context = context
         self.ackEndpoint = ackEndpoint
         self.config = config
@@ -62,6 +64,7 @@ public final class WriterService: Service, @unchecked Sendable {
         try acks.connect(ackEndpoint)
         defer { try? acks.send([IngestService.writerDone]) }
         var store = try connect()
+        metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         while let batch = input.popBatch(max: config.batchSize, idle: 0.2, linger: linger) {
             if batch.isEmpty { continue }
@@ -76,6 +79,7 @@ public final class WriterService: Service, @unchecked Sendable {
                         "batch.messages": "\(result.messages.count)",
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
+                    record(batch, result, seconds: Date().timeIntervalSince(started))
                     for message in result.messages { output.push(message) }
                     try sendAcks(batch, result, acks)
                     break
@@ -84,6 +88,8 @@ public final class WriterService: Service, @unchecked Sendable {
                         throw ConfigError("shutdown while the database was unreachable: \(batch.count + input.count) "
                             + "received messages were not written")
                     }
+                    metrics.set("liandong_database_up", 0)
+                    metrics.increment("liandong_db_reconnects_total")
                     logger.error("database connection lost, retrying the batch",
                                  metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
                     Thread.sleep(forTimeInterval: delay)
@@ -93,6 +99,21 @@ public final class WriterService: Service, @unchecked Sendable {
             }
         }
         logger.info("writer drained")
+    }
+
+    private func record(_ batch: [Inbound], _ result: BatchResult, seconds: Double) {
+        metrics.set("liandong_database_up", 1)
+        metrics.observe("liandong_batch_size", Double(batch.count), bounds: Metrics.batchSizeBounds)
+        metrics.observe("liandong_batch_commit_seconds", seconds, bounds: Metrics.latencyBounds)
+        for (inbound, outcome) in zip(batch, result.outcomes) {
+            switch (inbound, outcome) {
+            case (.event(let e, _), .stored): metrics.increment("liandong_events_accepted_total", ["source": e.source.rawValue])
+            case (_, .duplicate): metrics.increment("liandong_events_duplicate_total")
+            case (_, .rejected(let r)): metrics.increment("liandong_events_rejected_total", ["reason": r.reason.rawValue])
+            default: break
+            }
+        }
+        for m in result.messages { metrics.increment("liandong_feed_messages_total", ["kind": m.kind]) }
     }
 
     /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.

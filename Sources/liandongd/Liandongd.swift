@@ -69,7 +69,9 @@ struct Run: AsyncParsableCommand {
                 "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
             ])
-            let group = try makeServiceGroup(config: config, logger: logger)
+            // A database that stops answering must not hang a connection attempt for ever.
+            if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
+            let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger)
             try await group.run()
             logger.info("liandongd stopped")
         }

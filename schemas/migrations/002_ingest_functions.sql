@@ -137,7 +137,7 @@ $$;
 COMMENT ON FUNCTION liandong.upsert_tasks(jsonb) IS 'Creates tasks, or changes the kind/priority/deadlines of an incident''s existing task (a verify task becoming joint_dispatch).';
 
 CREATE FUNCTION liandong.append_feed(messages jsonb)
-RETURNS TABLE (seq bigint, topic text, body jsonb)
+RETURNS TABLE (seq bigint, topic text, kind text, body jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -155,7 +155,7 @@ BEGIN
            a.m || jsonb_build_object('seq', base + a.ord)
     FROM jsonb_array_elements(messages) WITH ORDINALITY AS a(m, ord)
     ORDER BY a.ord
-    RETURNING f.seq, f.topic, f.body;
+    RETURNING f.seq, f.topic, f.kind, f.body;
 END;
 $$;
 COMMENT ON FUNCTION liandong.append_feed(jsonb) IS 'Appends task messages to the feed outbox with the next gap-free seqs; returns them for publishing after commit.';

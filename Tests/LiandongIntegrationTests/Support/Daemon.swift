@@ -12,6 +12,8 @@ final class DaemonProcess {
     let updates: String
     let ack: String
     let replay: String
+    /// 127.0.0.1 port of /metrics, /healthz, /readyz.
+    let metricsPort: Int
     var process = Process()
     private var environment: [String: String] = [:]
     let logURL: URL
@@ -37,6 +39,7 @@ final class DaemonProcess {
         updates = "ipc:///tmp/ld-\(id)-updates"
         ack = "ipc:///tmp/ld-\(id)-ack"
         replay = "ipc:///tmp/ld-\(id)-replay"
+        metricsPort = try freePort()
         logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
         context = try ZMQContext()
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
@@ -47,6 +50,7 @@ final class DaemonProcess {
         env["LIANDONG_UPDATES_BIND"] = updates
         env["LIANDONG_INGEST_ACK_BIND"] = ack
         env["LIANDONG_FEED_REPLAY_BIND"] = replay
+        env["LIANDONG_METRICS_BIND"] = "127.0.0.1:\(metricsPort)"
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }
@@ -189,4 +193,44 @@ enum Wire {
 /// Moves a point `metres` east and `north` metres north.
 func offset(_ p: LonLat, east: Double = 0, north: Double = 0) -> LonLat {
     LonLat(lon: p.lon + east / (111_320 * cos(p.lat * .pi / 180)), lat: p.lat + north / 110_574)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// GET http://127.0.0.1:port/path; returns the status code and body.
+func httpGet(port: Int, _ path: String) throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    let ok = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { throw TestFailure("cannot connect to 127.0.0.1:\(port)") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var response = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
 }

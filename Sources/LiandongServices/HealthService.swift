@@ -1,0 +1,140 @@
+import Foundation
+import LibPQ
+import Logging
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal HTTP/1.1 endpoint on metrics.bind (default 127.0.0.1:9464): GET /metrics (Prometheus
+/// text), /healthz (the process is alive), /readyz (the database answers and its migrations are
+/// current; 503 with the reason otherwise). One connection at a time, closed after each answer.
+public final class HealthService: Service, @unchecked Sendable {
+    // @unchecked: immutable after init; the socket and connection live inside the dedicated thread.
+    let config: Config
+    let metrics: Metrics
+    let expectedMigration: Int
+    let logger: Logger
+    let stop = StopFlag()
+    private var db: PGConnection?
+
+    public init(config: Config, metrics: Metrics, expectedMigration: Int, logger: Logger) {
+        self.config = config
+        self.metrics = metrics
+        self.expectedMigration = expectedMigration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        guard !config.metricsBind.isEmpty else { return try await gracefulShutdown() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnDedicatedThread(name: "liandong-health") { [self] in try loop() }
+            } onGracefulShutdown: { [stop] in
+                stop.set()
+            }
+        } onCancel: { [stop] in
+            stop.set()
+        }
+    }
+
+    struct BindError: Error, CustomStringConvertible {
+        let endpoint: String
+        let reason: String
+        var description: String { "cannot bind metrics.bind \(endpoint): \(reason) (choose another address with metrics.bind)" }
+    }
+
+    /// Parses "host:port" (host may be "*" or empty for all interfaces).
+    static func openListener(_ endpoint: String) throws -> Int32 {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
+            throw ConfigError("metrics.bind \"\(endpoint)\" must be host:port, e.g. 127.0.0.1:9464")
+        }
+        let host = String(endpoint[..<colon])
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = host.isEmpty || host == "*" || host == "0.0.0.0" ? INADDR_ANY.bigEndian : inet_addr(host)
+        guard addr.sin_addr.s_addr != INADDR_NONE || host == "255.255.255.255" else {
+            throw ConfigError("metrics.bind \"\(endpoint)\": host must be an IPv4 address")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BindError(endpoint: endpoint, reason: String(cString: strerror(errno))) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let reason = errno == EADDRINUSE ? "the address is already in use" : String(cString: strerror(errno))
+            close(fd)
+            throw BindError(endpoint: endpoint, reason: reason)
+        }
+        return fd
+    }
+
+    private func loop() throws {
+        let fd = try Self.openListener(config.metricsBind)
+        defer { close(fd) }
+        logger.info("metrics and health listening", metadata: ["http.bind": "\(config.metricsBind)"])
+        while !stop.isSet {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 200) > 0 else { continue }
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { continue }
+            serve(client)
+            close(client)
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var request = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while request.count < 16_384 {
+            let n = read(client, &buffer, buffer.count)
+            if n <= 0 { break }
+            request += buffer[0..<n]
+            if request.count >= 4 && request.suffix(4) == Array("\r\n\r\n".utf8) { break }
+            if String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }
+        }
+        let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
+        let (status, body, type): (String, String, String)
+        if line.count < 2 || line[0] != "GET" {
+            (status, body, type) = ("405 Method Not Allowed", "GET only\n", "text/plain")
+        } else {
+            switch line[1].split(separator: "?").first.map(String.init) ?? "" {
+            case "/metrics": (status, body, type) = ("200 OK", metrics.render(), "text/plain; version=0.0.4")
+            case "/healthz": (status, body, type) = ("200 OK", "ok\n", "text/plain")
+            case "/readyz":
+                let (ready, reason) = readiness()
+                (status, body, type) = (ready ? "200 OK" : "503 Service Unavailable", reason + "\n", "text/plain")
+            default: (status, body, type) = ("404 Not Found", "try /metrics, /healthz or /readyz\n", "text/plain")
+            }
+        }
+        let bytes = Array(body.utf8)
+        let response = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n".utf8) + bytes
+        var sent = 0
+        while sent < response.count {
+            let n = response[sent...].withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            sent += n
+        }
+    }
+
+    /// Ready when the database answers and holds every migration this binary knows.
+    func readiness() -> (Bool, String) {
+        do {
+            if db == nil || db?.isOK == false { db = try PGConnection(conninfo: config.databaseURL) }
+            let version = Int(try db!.query("SELECT coalesce(max(version), 0) FROM liandong.schema_migrations").scalar ?? "0") ?? 0
+            guard version >= expectedMigration else {
+                return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
+            }
+            guard metrics.value("liandong_database_up") == 1 else { return (false, "the writer cannot reach the database") }
+            return (true, "ready")
+        } catch {
+            db = nil
+            return (false, "database unreachable: \(error)")
+        }
+    }
+}
