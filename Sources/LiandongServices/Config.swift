@@ -30,6 +30,11 @@ public struct Config: Sendable {
     public var queueCapacity = 20_000
     /// ingest.max_body_bytes, max_future_s, max_age_s: validation limits.
     public var limits = IngestLimits()
+    /// ingest.spill_path: append-only file for messages received while the queue is full (database
+    /// away); relative paths are relative to the working directory. "" disables spilling.
+    public var spillPath = "liandong.spill"
+    /// ingest.spill_max_bytes: largest spill; beyond it the reader waits (backpressure).
+    public var spillMaxBytes = 1 << 30
     /// ingest.max_dead_letter_bytes: raw bytes kept per rejected message.
     public var maxDeadLetterBytes = 65_536
     /// feed.bind: endpoint of the task feed PUB socket. Default tcp://*:7611.
@@ -84,7 +89,7 @@ public struct Config: Sendable {
     static let sections: [String: Set<String>] = [
         "database": ["url"],
         "ingest": ["bind", "ack_bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
-                   "max_age_s", "max_dead_letter_bytes"],
+                   "max_age_s", "max_dead_letter_bytes", "spill_path", "spill_max_bytes"],
         "feed": ["bind", "replay_bind"],
         "updates": ["bind"],
         "escalation": ["sweep_ms", "reannounce_minutes"],
@@ -143,6 +148,8 @@ public struct Config: Sendable {
             limits.maxFutureSeconds = try ingest.double("max_future_s", 0...86_400 * 365) ?? limits.maxFutureSeconds
             limits.maxAgeSeconds = try ingest.double("max_age_s", 0...86_400 * 3650) ?? limits.maxAgeSeconds
             maxDeadLetterBytes = try ingest.int("max_dead_letter_bytes", 0...64 << 20) ?? maxDeadLetterBytes
+            spillPath = try ingest.string("spill_path") ?? spillPath
+            spillMaxBytes = try ingest.int("spill_max_bytes", 1 << 20...Int.max) ?? spillMaxBytes
         }
         if let feed = try root.child("feed") {
             try feed.checkKeys(Self.sections["feed"]!)

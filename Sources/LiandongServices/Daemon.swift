@@ -32,9 +32,17 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }
     let publisher = PublisherService(context: context, config: config, input: outbound, metrics: metrics, logger: logger)
     let ackEndpoint = "inproc://liandong-acks"
+    let spill = config.spillPath.isEmpty ? nil : try SpillFile(path: config.spillPath, maxBytes: config.spillMaxBytes)
+    if let spill {
+        metrics.gauge("liandong_spill_pending_bytes") { Double(spill.pendingBytes) }
+        if !spill.isEmpty {
+            logger.notice("messages spilled by a previous run will be written first",
+                          metadata: ["spill.path": "\(spill.path)", "spill.bytes": "\(spill.pendingBytes)"])
+        }
+    }
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
-                               output: outbound, metrics: metrics, logger: logger)
-    let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint,
+                               output: outbound, spill: spill, metrics: metrics, logger: logger)
+    let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, spill: spill,
                                metrics: metrics, logger: logger)
     let updates = UpdateService(context: context, config: config, output: outbound, metrics: metrics, logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, metrics: metrics, logger: logger)

@@ -31,14 +31,16 @@ public final class IngestService: Service, @unchecked Sendable {
     let queue: BoundedQueue<Inbound>
     let logger: Logger
     let metrics: Metrics
+    let spill: SpillFile?
     let stop = StopFlag()
     /// inproc endpoint where the writer sends acknowledgements.
     let ackEndpoint: String
     /// The writer sends this single frame when it has written its last batch.
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
-    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, metrics: Metrics,
-                logger: Logger) {
+    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
+                metrics: Metrics, logger: Logger) {
+        self.spill = spill
         self.metrics = metrics
         self.context = context
         self.config = config
@@ -131,7 +133,10 @@ public final class IngestService: Service, @unchecked Sendable {
                 for _ in 0..<1000 {
                     guard let frames = try sub.receiveNow() else { break }
                     metrics.increment("liandong_events_received_total", ["path": "sub"])
-                    enqueue(decode(RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970), decoder))
+                    let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970)
+                    // Once spilling, keep spilling until the writer has caught up, so order holds.
+                    if let spill, !spill.isEmpty || queue.count >= queue.capacity, spill.append(raw) { continue }
+                    enqueue(decode(raw, decoder))
                 }
             }
             if let router, readable[sub == nil ? 1 : 2] {

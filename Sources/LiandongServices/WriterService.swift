@@ -18,10 +18,12 @@ public final class WriterService: Service, @unchecked Sendable {
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
     let metrics: Metrics
+    let spill: SpillFile?
     let cancelled = StopFlag()
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
-                output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+                output: BoundedQueue<FeedMessage>, spill: SpillFile?, metrics: Metrics, logger: Logger) {
+        self.spill = spill
         self.metrics = metrics
         self.context = context
         self.ackEndpoint = ackEndpoint
@@ -66,8 +68,32 @@ public final class WriterService: Service, @unchecked Sendable {
         var store = try connect()
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
-        while let batch = input.popBatch(max: config.batchSize, idle: 0.2, linger: linger) {
-            if batch.isEmpty { continue }
+        let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
+        var closed = false
+        while true {
+            let spillPending = !(spill?.isEmpty ?? true)
+            var batch: [Inbound] = []
+            if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
+                batch = taken
+            } else {
+                closed = true
+            }
+            // The queue first (older), then what was spilled to disk while it was full.
+            var spillEnd: UInt64? = nil
+            if batch.isEmpty, let spill, spillPending {
+                let (raws, end) = spill.read(max: config.batchSize)
+                batch = raws.map { raw in
+                    switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
+                    case .success(let event): .event(event, raw)
+                    case .failure(let rejection): .rejected(rejection, raw)
+                    }
+                }
+                spillEnd = end
+            }
+            if batch.isEmpty {
+                if closed && (spill?.isEmpty ?? true) { break }
+                continue
+            }
             var delay = 0.1
             while true {
                 let started = Date()
@@ -82,16 +108,22 @@ public final class WriterService: Service, @unchecked Sendable {
                     record(batch, result, seconds: Date().timeIntervalSince(started))
                     for message in result.messages { output.push(message) }
                     try sendAcks(batch, result, acks)
+                    if let spillEnd { try spill?.commit(spillEnd) }
                     break
                 } catch let error as PQError where error.isConnectionFailure {
                     if cancelled.isSet {
                         throw ConfigError("shutdown while the database was unreachable: \(batch.count + input.count) "
-                            + "received messages were not written")
+                            + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps its part)" } ?? ""))
                     }
                     metrics.set("liandong_database_up", 0)
                     metrics.increment("liandong_db_reconnects_total")
-                    logger.error("database connection lost, retrying the batch",
-                                 metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
+                    logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
+                    // With a spill file, what is in hand and in memory goes to disk for the outage,
+                    // so a crash meanwhile loses nothing read from the sockets.
+                    if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) {
+                        store = try reconnect(spilling: spill)
+                        break
+                    }
                     Thread.sleep(forTimeInterval: delay)
                     delay = min(delay * 2, 5)
                     store = try connect()
@@ -99,6 +131,32 @@ public final class WriterService: Service, @unchecked Sendable {
             }
         }
         logger.info("writer drained")
+    }
+
+    /// Waits for the database with backoff, moving whatever reaches the queue meanwhile to the spill.
+    private func reconnect(spilling spill: SpillFile) throws -> EventStore {
+        var delay = 0.1
+        while true {
+            while let waiting = input.popBatch(max: 10_000, idle: 0, linger: 0), !waiting.isEmpty {
+                guard spill.appendAll(waiting.map(\.raw)) else {
+                    // The spill is full: keep these in memory and write them first once back.
+                    for item in waiting { _ = input.push(item, timeout: 0) }
+                    break
+                }
+            }
+            do {
+                let store = try EventStore(conninfo: config.databaseURL, rules: config.rules,
+                                           maxDeadLetterBytes: config.maxDeadLetterBytes)
+                logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
+                return store
+            } catch let error as PQError where error.isConnectionFailure {
+                if cancelled.isSet { throw error }
+                logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)",
+                                                                        "spill.bytes": "\(spill.pendingBytes)"])
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 5)
+            }
+        }
     }
 
     private func record(_ batch: [Inbound], _ result: BatchResult, seconds: Double) {

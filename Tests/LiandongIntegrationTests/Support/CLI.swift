@@ -14,6 +14,7 @@ func liandongd(_ arguments: [String], database: String? = nil, environment: [Str
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
     if let database { env["LIANDONG_DATABASE_URL"] = database }
+    env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-cli-\(UUID().uuidString.prefix(8)).spill"
     for (k, v) in environment { env[k] = v }
     process.environment = env
     process.currentDirectoryURL = TestDatabase.repository

@@ -51,6 +51,7 @@ final class DaemonProcess {
         env["LIANDONG_INGEST_ACK_BIND"] = ack
         env["LIANDONG_FEED_REPLAY_BIND"] = replay
         env["LIANDONG_METRICS_BIND"] = "127.0.0.1:\(metricsPort)"
+        env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-\(id).spill"
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }
@@ -135,6 +136,10 @@ final class DaemonProcess {
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: logURL)
+        if let spill = environment["LIANDONG_INGEST_SPILL_PATH"] {
+            try? FileManager.default.removeItem(atPath: spill)
+            try? FileManager.default.removeItem(atPath: spill + ".offset")
+        }
     }
 }
 

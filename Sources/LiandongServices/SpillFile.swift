@@ -1,0 +1,131 @@
+import Foundation
+
+/// An append-only file that holds received messages once the in-memory queue is full (typically
+/// while the database is away). The ingest thread appends; the writer reads in order and, after
+/// each commit, records how far it got in `<path>.offset` (fsync'd), so a crash replays at most the
+/// last uncommitted read — harmless, since ids deduplicate. When everything is consumed the file
+/// is truncated. Records: [u32 size][f64 receivedAt][u16 endpoint length][endpoint]
+/// [u32 frame count]{[u32 length][bytes]}*, little-endian.
+public final class SpillFile: @unchecked Sendable {
+    // @unchecked: every access to the file state happens with `lock` held.
+    private let lock = NSLock()
+    public let path: String
+    public let maxBytes: Int
+    private let handle: FileHandle
+    private var writeOffset: UInt64
+    private var readOffset: UInt64
+
+    public init(path: String, maxBytes: Int) throws {
+        self.path = path
+        self.maxBytes = maxBytes
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw ConfigError("cannot create the spill file \(path) (ingest.spill_path): check the directory exists and is writable")
+            }
+        }
+        guard let h = FileHandle(forUpdatingAtPath: path) else {
+            throw ConfigError("cannot open the spill file \(path) (ingest.spill_path) for writing")
+        }
+        handle = h
+        writeOffset = h.seekToEndOfFile()
+        let saved = (try? String(contentsOfFile: path + ".offset", encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        readOffset = min(saved ?? 0, writeOffset)
+    }
+
+    deinit { try? handle.close() }
+
+    /// Bytes written and not yet consumed.
+    public var pendingBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return Int(writeOffset - readOffset)
+    }
+
+    public var isEmpty: Bool { pendingBytes == 0 }
+
+    /// Appends one message; false when the file has reached `maxBytes` (the caller waits).
+    public func append(_ raw: RawMessage) -> Bool {
+        var record = Data()
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { record.append(contentsOf: $0) } }
+        withUnsafeBytes(of: raw.receivedAt.bitPattern.littleEndian) { record.append(contentsOf: $0) }
+        let endpoint = Array(raw.endpoint.utf8.prefix(255))
+        withUnsafeBytes(of: UInt16(endpoint.count).littleEndian) { record.append(contentsOf: $0) }
+        record.append(contentsOf: endpoint)
+        u32(raw.frames.count)
+        for f in raw.frames {
+            u32(f.count)
+            record.append(contentsOf: f)
+        }
+        var sized = Data()
+        withUnsafeBytes(of: UInt32(record.count).littleEndian) { sized.append(contentsOf: $0) }
+        sized.append(record)
+        lock.lock()
+        defer { lock.unlock() }
+        guard Int(writeOffset - readOffset) + sized.count <= maxBytes else { return false }
+        handle.seek(toFileOffset: writeOffset)
+        handle.write(sized)
+        writeOffset += UInt64(sized.count)
+        return true
+    }
+
+    /// Appends several messages; false (and nothing appended beyond the first that did not fit)
+    /// when the file is full.
+    public func appendAll(_ raws: [RawMessage]) -> Bool {
+        for raw in raws where !append(raw) { return false }
+        return true
+    }
+
+    /// Reads up to `max` messages after the consumed point; returns them and the offset to pass to
+    /// `commit` once they are written.
+    public func read(max: Int) -> (messages: [RawMessage], end: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        var messages: [RawMessage] = []
+        var offset = readOffset
+        handle.seek(toFileOffset: offset)
+        let available = Int(writeOffset - offset)
+        guard available > 0 else { return ([], offset) }
+        let data = handle.readData(ofLength: min(available, 16 << 20))
+        var pos = 0
+        func u32(_ at: Int) -> Int { Int(data.subdata(in: at..<(at + 4)).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian) }
+        while messages.count < max && pos + 4 <= data.count {
+            let size = u32(pos)
+            guard pos + 4 + size <= data.count else { break }
+            var p = pos + 4
+            let bits = data.subdata(in: p..<(p + 8)).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            p += 8
+            let endpointLength = Int(data.subdata(in: p..<(p + 2)).withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }.littleEndian)
+            p += 2
+            let endpoint = String(decoding: data.subdata(in: p..<(p + endpointLength)), as: UTF8.self)
+            p += endpointLength
+            let count = u32(p)
+            p += 4
+            var frames: [[UInt8]] = []
+            for _ in 0..<count {
+                let length = u32(p)
+                p += 4
+                frames.append(Array(data.subdata(in: p..<(p + length))))
+                p += length
+            }
+            messages.append(RawMessage(endpoint: endpoint, frames: frames, receivedAt: Double(bitPattern: bits)))
+            pos += 4 + size
+        }
+        offset += UInt64(pos)
+        return (messages, offset)
+    }
+
+    /// Records that everything before `offset` is committed; truncates the file once all is.
+    public func commit(_ offset: UInt64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        readOffset = max(readOffset, offset)
+        if readOffset >= writeOffset {
+            handle.truncateFile(atOffset: 0)
+            handle.synchronizeFile()
+            writeOffset = 0
+            readOffset = 0
+        }
+        let marker = path + ".offset"
+        try String(readOffset).write(toFile: marker, atomically: true, encoding: .utf8)
+    }
+}

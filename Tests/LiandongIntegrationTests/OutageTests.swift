@@ -1,0 +1,81 @@
+import Foundation
+import LiandongClient
+import LiandongCore
+import LibPQ
+import Testing
+import ZeroMQ
+
+/// The database goes away in the middle of a stream: the daemon keeps receiving (memory, then the
+/// spill file), reports not ready, and writes everything exactly once when it is back.
+@Suite("Database outage", .serialized)
+struct OutageTests {
+    @Test("acknowledged path: N acknowledged events and exactly N rows across a PostgreSQL restart")
+    func ackedAcrossRestart() throws {
+        let cluster = try PrivateCluster()
+        let daemon = try DaemonProcess(database: cluster.conninfo)
+        let db0 = try PGConnection(conninfo: cluster.conninfo)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
+        let client = try IngestClient(context: daemon.context, endpoint: daemon.ack, retryAfter: 1)
+        let n = 1500
+        let now = Date().timeIntervalSince1970
+        func send(_ range: Range<Int>) throws {
+            for i in range {
+                let p = offset(centre, east: Double(i % 30) * 40 - 600, north: Double(i / 30) * 20 - 500)
+                try client.send(topic: "alert", body: Array(Wire.alert(id: "o-\(i)", at: now - Double(i % 600), position: p).utf8),
+                                id: "o-\(i)")
+            }
+            try client.poll(timeout: 0.1)
+        }
+        try send(0..<500)
+        #expect(try client.flush(timeout: 30))
+        try cluster.stop()
+        try send(500..<1000)
+        try waitUntil(timeout: 10, "/readyz to report the outage") {
+            try httpGet(port: daemon.metricsPort, "/readyz").status == 503
+        }
+        try client.poll(timeout: 1)
+        #expect(client.unanswered > 0, "nothing can be acknowledged while the database is away")
+        try cluster.start()
+        try send(1000..<n)
+        #expect(try client.flush(timeout: 120), "\(client.unanswered) unanswered")
+        let db = try PGConnection(conninfo: cluster.conninfo)
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == n)
+        #expect(try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
+        try waitUntil(timeout: 10, "/readyz to recover") { try httpGet(port: daemon.metricsPort, "/readyz").status == 200 }
+        #expect(try daemon.stop() == 0)
+    }
+
+    @Test("SUB path: messages beyond the queue spill to disk, survive a kill -9 during the outage, and all land once")
+    func spillAcrossOutageAndCrash() throws {
+        let cluster = try PrivateCluster()
+        let daemon = try DaemonProcess(database: cluster.conninfo, environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
+        let db0 = try PGConnection(conninfo: cluster.conninfo)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
+        let now = Date().timeIntervalSince1970
+        try cluster.stop()
+        let n = 3000
+        for i in 0..<n {
+            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50) * 15 - 450)
+            try daemon.send("alert", Wire.alert(id: "s-\(i)", at: now - Double(i % 600), position: p))
+        }
+        var spilled = 0.0
+        try waitUntil(timeout: 20, "the spill file to hold the overflow") {
+            let text = try httpGet(port: daemon.metricsPort, "/metrics").body
+            let received = text.contains("liandong_events_received_total{path=\"sub\"} \(n)\n")
+            spilled = text.split(separator: "\n").first { $0.hasPrefix("liandong_spill_pending_bytes ") }
+                .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            return received && spilled > 0
+        }
+        // Crash while the database is still away, then bring both back.
+        try cluster.start()
+        try daemon.crashAndRestart()
+        let db = try PGConnection(conninfo: cluster.conninfo)
+        try waitUntil(timeout: 120, "every message written") { try db.int("SELECT count(*) FROM liandong.events") >= n }
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == n)
+        #expect(try db.int("SELECT count(*) FROM liandong.rejected_messages") == 0)
+        try waitUntil(timeout: 10, "the spill file to empty") {
+            try httpGet(port: daemon.metricsPort, "/metrics").body.contains("liandong_spill_pending_bytes 0\n")
+        }
+        #expect(try daemon.stop() == 0)
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import LibPQ
+import LiandongServices
+
+/// A PostgreSQL cluster of the test's own, so it can be stopped and started without disturbing
+/// the other tests: initdb as the `postgres` user when running as root (PostgreSQL refuses root).
+final class PrivateCluster {
+    static let bin = ProcessInfo.processInfo.environment["PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+    let directory: String
+    let port: Int
+    var conninfo: String { "host=127.0.0.1 port=\(port) user=postgres dbname=liandong" }
+
+    init() throws {
+        directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
+        port = try freePort()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if getuid() == 0 { try Self.run(["/bin/chown", "postgres:", directory]) }
+        try Self.run([Self.bin + "/initdb", "-D", directory + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                      "--locale=C.UTF-8"], asPostgres: true)
+        try start()
+        let admin = try PGConnection(conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres")
+        try admin.execute("CREATE DATABASE liandong")
+        let db = try PGConnection(conninfo: conninfo)
+        try Migrator(directory: TestDatabase.migrations).migrate(db)
+        let importer = Importer(db: db)
+        _ = try importer.importDivisions(path: TestDatabase.data + "/divisions.csv")
+        _ = try importer.importGrids(path: TestDatabase.data + "/grids.geojson")
+        _ = try importer.importCameras(path: TestDatabase.data + "/cameras.csv")
+    }
+
+    func start() throws {
+        try Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60",
+                      "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"], asPostgres: true)
+    }
+
+    func stop() throws {
+        try Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-m", "fast", "-w", "stop"], asPostgres: true)
+    }
+
+    deinit {
+        try? Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "stop"], asPostgres: true)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs a command to completion with posix_spawn and waitpid (stdio to /dev/null).
+    static func run(_ command: [String], asPostgres: Bool = false) throws {
+        let argv = asPostgres && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + command : command
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
+        guard rc == 0 else { throw TestFailure("cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw TestFailure("\(command.joined(separator: " ")) failed (status \(status))") }
+    }
+}
