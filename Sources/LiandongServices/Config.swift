@@ -30,6 +30,8 @@ public struct Config: Sendable {
     public var queueCapacity = 20_000
     /// ingest.max_body_bytes, max_future_s, max_age_s: validation limits.
     public var limits = IngestLimits()
+    /// ingest.gap_grace_ms: how long a missing per-gateway seq may be late before it is a gap.
+    public var gapGraceMilliseconds = 5000
     /// ingest.spill_path: append-only file for messages received while the queue is full (database
     /// away); relative paths are relative to the working directory. "" disables spilling.
     public var spillPath = "liandong.spill"
@@ -89,7 +91,7 @@ public struct Config: Sendable {
     static let sections: [String: Set<String>] = [
         "database": ["url"],
         "ingest": ["bind", "ack_bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
-                   "max_age_s", "max_dead_letter_bytes", "spill_path", "spill_max_bytes"],
+                   "max_age_s", "max_dead_letter_bytes", "spill_path", "spill_max_bytes", "gap_grace_ms"],
         "feed": ["bind", "replay_bind"],
         "updates": ["bind"],
         "escalation": ["sweep_ms", "reannounce_minutes"],
@@ -149,6 +151,7 @@ public struct Config: Sendable {
             limits.maxAgeSeconds = try ingest.double("max_age_s", 0...86_400 * 3650) ?? limits.maxAgeSeconds
             maxDeadLetterBytes = try ingest.int("max_dead_letter_bytes", 0...64 << 20) ?? maxDeadLetterBytes
             spillPath = try ingest.string("spill_path") ?? spillPath
+            gapGraceMilliseconds = try ingest.int("gap_grace_ms", 0...3_600_000) ?? gapGraceMilliseconds
             spillMaxBytes = try ingest.int("spill_max_bytes", 1 << 20...Int.max) ?? spillMaxBytes
         }
         if let feed = try root.child("feed") {

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import LiandongCore
 import Logging
 import ServiceLifecycle
 import ZeroMQ
@@ -26,6 +27,11 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 /// the publisher sends everything committed.
 public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger) throws -> ServiceGroup {
     let context = try ZMQContext()
+    // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs.
+    let seeds = try openDatabase(config.databaseURL).query(
+        "SELECT gateway_id, max(gateway_seq) FROM liandong.events WHERE gateway_seq IS NOT NULL GROUP BY gateway_id"
+    ).rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
+    let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 1_000_000)
@@ -41,9 +47,9 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
         }
     }
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
-                               output: outbound, spill: spill, metrics: metrics, logger: logger)
+                               output: outbound, spill: spill, gaps: gaps, metrics: metrics, logger: logger)
     let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, spill: spill,
-                               metrics: metrics, logger: logger)
+                               gaps: gaps, seeds: seeds, metrics: metrics, logger: logger)
     let updates = UpdateService(context: context, config: config, output: outbound, metrics: metrics, logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, metrics: metrics, logger: logger)
     let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, logger: logger)

@@ -143,6 +143,16 @@ public final class EventStore {
             overdue: false)
     }
 
+    /// Records per-gateway seq gaps found on the SUB path.
+    public func recordGaps(_ gaps: [SeqGap]) throws {
+        struct Row: Encodable { let gateway_id: String; let from_seq, to_seq: Int64 }
+        try db.query("""
+            INSERT INTO liandong.ingest_gaps (gateway_id, from_seq, to_seq)
+            SELECT x.gateway_id, x.from_seq, x.to_seq
+            FROM jsonb_to_recordset($1::jsonb) AS x(gateway_id text, from_seq bigint, to_seq bigint)
+            """, [try json(gaps.map { Row(gateway_id: $0.gateway, from_seq: $0.from, to_seq: $0.to) })])
+    }
+
     private func insertDeadLetters(_ letters: [(Rejection, RawMessage)]) throws {
         try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes)
     }

@@ -32,6 +32,10 @@ public final class IngestService: Service, @unchecked Sendable {
     let logger: Logger
     let metrics: Metrics
     let spill: SpillFile?
+    /// Gaps found on the SUB path, for the writer to record.
+    let gaps: BoundedQueue<SeqGap>
+    /// Highest stored seq per gateway when the daemon started.
+    let seeds: [String: Int64]
     let stop = StopFlag()
     /// inproc endpoint where the writer sends acknowledgements.
     let ackEndpoint: String
@@ -39,7 +43,9 @@ public final class IngestService: Service, @unchecked Sendable {
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
     public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
-                metrics: Metrics, logger: Logger) {
+                gaps: BoundedQueue<SeqGap>, seeds: [String: Int64], metrics: Metrics, logger: Logger) {
+        self.gaps = gaps
+        self.seeds = seeds
         self.spill = spill
         self.metrics = metrics
         self.context = context
@@ -108,6 +114,8 @@ public final class IngestService: Service, @unchecked Sendable {
         ])
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         let sockets = [acks] + [sub, router].compactMap { $0 }
+        var tracker = GapTracker(grace: Double(config.gapGraceMilliseconds) / 1000)
+        for (gateway, seq) in seeds { tracker.seed(gateway: gateway, highest: seq) }
         var reading = true
         var writerDone = false
         var drainDeadline = Date.distantFuture
@@ -129,14 +137,26 @@ public final class IngestService: Service, @unchecked Sendable {
                 }
             }
             guard reading else { continue }
+            for gap in tracker.due(now: Date().timeIntervalSince1970) {
+                metrics.increment("liandong_ingest_gaps_total")
+                metrics.increment("liandong_ingest_gap_messages_total", by: Double(gap.count))
+                logger.warning("messages lost before reaching liandongd", metadata: [
+                    "gateway.id": "\(gap.gateway)", "gap.from": "\(gap.from)", "gap.to": "\(gap.to)",
+                ])
+                gaps.push(gap, timeout: 1)
+            }
             if let sub, readable[1] {
                 for _ in 0..<1000 {
                     guard let frames = try sub.receiveNow() else { break }
                     metrics.increment("liandong_events_received_total", ["path": "sub"])
                     let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970)
                     // Once spilling, keep spilling until the writer has caught up, so order holds.
+                    let inbound = decode(raw, decoder)
+                    if case .event(let e, _) = inbound, let gateway = e.gatewayID, let seq = e.gatewaySeq {
+                        tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+                    }
                     if let spill, !spill.isEmpty || queue.count >= queue.capacity, spill.append(raw) { continue }
-                    enqueue(decode(raw, decoder))
+                    enqueue(inbound)
                 }
             }
             if let router, readable[sub == nil ? 1 : 2] {

@@ -19,10 +19,13 @@ public final class WriterService: Service, @unchecked Sendable {
     let logger: Logger
     let metrics: Metrics
     let spill: SpillFile?
+    let gaps: BoundedQueue<SeqGap>
     let cancelled = StopFlag()
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
-                output: BoundedQueue<FeedMessage>, spill: SpillFile?, metrics: Metrics, logger: Logger) {
+                output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, metrics: Metrics,
+                logger: Logger) {
+        self.gaps = gaps
         self.spill = spill
         self.metrics = metrics
         self.context = context
@@ -70,7 +73,10 @@ public final class WriterService: Service, @unchecked Sendable {
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         var closed = false
+        var unrecorded: [SeqGap] = []
         while true {
+            unrecorded += gaps.popBatch(max: 1000, idle: 0, linger: 0) ?? []
+            if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
             let spillPending = !(spill?.isEmpty ?? true)
             var batch: [Inbound] = []
             if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {

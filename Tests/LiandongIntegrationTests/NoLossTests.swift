@@ -84,3 +84,20 @@ struct NoLossTests {
                 "committed seqs have no holes")
     }
 }
+
+@Suite("SUB path loss is visible")
+struct GapTests {
+    @Test("per-gateway seq gaps are stored and counted; reordering and duplicates are not gaps")
+    func gapsRecorded() throws {
+        let s = try Scene(environment: ["LIANDONG_INGEST_GAP_GRACE_MS": "300"])
+        for seq in [1, 2, 3, 5, 4, 7, 7, 11, 10] {
+            try s.send("alert", Wire.alert(id: "gw-gap:\(seq)", at: s.now, position: s.centre,
+                                           extra: ["gateway_id": "gw-gap", "seq": seq]))
+        }
+        try waitUntil(timeout: 10, "the gaps") { try s.db.int("SELECT count(*) FROM liandong.ingest_gaps") == 2 }
+        let rows = try s.db.query("SELECT gateway_id, from_seq, to_seq, missing FROM liandong.ingest_gaps ORDER BY from_seq")
+        #expect(rows.rows.map { $0.compactMap { $0 } } == [["gw-gap", "6", "6", "1"], ["gw-gap", "8", "9", "2"]])
+        let text = try httpGet(port: s.daemon.metricsPort, "/metrics").body
+        #expect(text.contains("liandong_ingest_gaps_total 2\n") && text.contains("liandong_ingest_gap_messages_total 3\n"))
+    }
+}
