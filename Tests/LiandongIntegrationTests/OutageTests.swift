@@ -9,7 +9,7 @@ import ZeroMQ
 /// spill file), reports not ready, and writes everything exactly once when it is back.
 @Suite("Database outage", .serialized)
 struct OutageTests {
-    @Test("acknowledged path: N acknowledged events and exactly N rows across a PostgreSQL restart")
+    @Test("acknowledged path: N acknowledged events, exactly N rows across a PostgreSQL restart and a kill -9")
     func ackedAcrossRestart() throws {
         let cluster = try PrivateCluster()
         let daemon = try DaemonProcess(database: cluster.conninfo)
@@ -36,6 +36,8 @@ struct OutageTests {
         try client.poll(timeout: 1)
         #expect(client.unanswered > 0, "nothing can be acknowledged while the database is away")
         try cluster.start()
+        // And the daemon dies before it has written what it holds.
+        try daemon.crashAndRestart()
         try send(1000..<n)
         #expect(try client.flush(timeout: 120), "\(client.unanswered) unanswered")
         let db = try PGConnection(conninfo: cluster.conninfo)
