@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "liandong-sim", targets: ["liandong-sim"]),
         .executable(name: "liandong-tail", targets: ["liandong-tail"]),
         .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
+        .executable(name: "liandong-bench", targets: ["liandong-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -72,6 +73,13 @@ let package = Package(
             name: "liandong-dispatcher",
             dependencies: [
                 "LiandongCore", "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "liandong-bench",
+            dependencies: [
+                "LiandongCore", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import LiandongCore
+import LibPQ
+import ZeroMQ
+
+/// Drives a running liandongd with a load whose ground truth is known and reports throughput,
+/// publish-to-task latency, correlation precision/recall and the daemon's memory. tools/bench
+/// starts the cluster and the daemon and runs this; it also times raw COPY of the same rows.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "liandong-bench",
+                                                    abstract: "Benchmark liandongd against generated ground truth.")
+
+    @Option(help: "libpq conninfo of the daemon's database.") var database: String
+    @Option(help: "The daemon's ingest.bind endpoint.") var ingest = "tcp://127.0.0.1:7601"
+    @Option(help: "The daemon's feed.bind endpoint.") var feed = "tcp://127.0.0.1:7611"
+    @Option(help: "The daemon's pid (for memory).") var pid: Int32 = 0
+    @Option(help: "Events in the throughput phase.") var events = 60_000
+    @Option(help: "Offered rate (events/s) in the latency phase.") var rate = 2000.0
+    @Option(help: "Seconds of the latency phase.") var latencySeconds = 15.0
+    @Option(help: "Write the throughput phase's rows as CSV here (for the COPY ceiling).") var copyFile: String?
+    @Option(help: "Random seed.") var seed: UInt64 = 5
+
+    struct Camera { let id: String; let grid: String; let p: LonLat }
+    struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
+
+    func run() throws {
+        let db = try PGConnection(conninfo: database)
+        // Cameras at least 1.5 km apart, so concurrent true incidents never touch.
+        var cameras: [Camera] = []
+        for r in try db.query("SELECT device_id, grid_code, ST_X(geom), ST_Y(geom) FROM liandong.cameras WHERE grid_code IS NOT NULL ORDER BY device_id").rows {
+            let c = Camera(id: r[0]!, grid: r[1]!, p: LonLat(lon: Double(r[2]!)!, lat: Double(r[3]!)!))
+            if cameras.allSatisfy({ $0.p.distance(to: c.p) > 1500 }) { cameras.append(c) }
+        }
+        var rng = SplitMix64(seed: seed)
+        let context = try ZMQContext()
+        let pub = try ZMQSocket(context: context, type: .xpub)
+        try pub.setSendHighWaterMark(0)
+        try pub.setXPubVerbose()
+        try pub.setLinger(milliseconds: 10_000)
+        try pub.connect(ingest)
+        guard try pub.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 15_000) else {
+            throw ValidationError("liandongd did not subscribe at \(ingest)")
+        }
+        let run = String(Int(Date().timeIntervalSince1970), radix: 36)
+        let now = Date().timeIntervalSince1970
+        // Ground truth: groups on (camera, 2.5-hour slot: longer than any correlation window): 60 % true incidents (two alerts and a
+        // grid report within 80 m and 3 minutes), 25 % false alarms (one alert), 15 % unrelated
+        // minor reports (another category).
+        func makeGroups(count: Int, firstGroup: Int, slotBase: Double, slotLength: Double) -> [Event] {
+            var out: [Event] = []
+            for g in 0..<count {
+                let camera = cameras[g % cameras.count]
+                let slot = Double(g / cameras.count)
+                let t0 = slotBase - slot * slotLength
+                let group = firstGroup + g
+                let kind = rng.next() % 100
+                func alert(_ k: Int, at: Double) -> Event {
+                    let id = "b\(run)-\(group)-a\(k)"
+                    let body: [String: Any] = ["schema": "liandong.alert.v1", "alert_id": id, "device_id": camera.id,
+                        "alarm_method": 5, "alarm_type": 6, "priority": 3, "observed_at": Timestamp.formatCST(at),
+                        "lon": camera.p.lon, "lat": camera.p.lat, "gateway_id": "bench"]
+                    return Event(topic: "alert", id: id, group: group, body: json(body), p: camera.p, at: at)
+                }
+                func report(category: String, severity: Int, at: Double, metres: Double) -> Event {
+                    let angle = Double(rng.next() % 360) * .pi / 180
+                    let p = LonLat(lon: camera.p.lon + metres * cos(angle) / (111_320 * cos(camera.p.lat * .pi / 180)),
+                                   lat: camera.p.lat + metres * sin(angle) / 110_574)
+                    let gcj = CoordinateConverter.fromWGS84(p, to: .gcj02)
+                    let id = "b\(run)-\(group)-r"
+                    let body: [String: Any] = ["schema": "liandong.report.v1", "report_id": id, "worker_id": "w-bench",
+                        "category": category, "severity": severity, "observed_at": Timestamp.formatCST(at),
+                        "lon": gcj.lon, "lat": gcj.lat, "crs": "gcj02", "grid_code": camera.grid]
+                    return Event(topic: "report", id: id, group: group, body: json(body), p: p, at: at)
+                }
+                if kind < 60 {
+                    out += [alert(0, at: t0), alert(1, at: t0 + 40),
+                            report(category: "闯入", severity: 3, at: t0 + 60 + Double(rng.next() % 120), metres: Double(rng.next() % 80))]
+                } else if kind < 85 {
+                    out.append(alert(0, at: t0))
+                } else {
+                    out.append(report(category: "矛盾纠纷", severity: 4, at: t0, metres: 0))
+                }
+            }
+            return out
+        }
+        func send(_ e: Event) throws { try pub.send([Array(e.topic.utf8), Array(e.body.utf8)]) }
+        func stored() throws -> Int {
+            try Int(db.query("SELECT (SELECT count(*) FROM liandong.events) + (SELECT count(*) FROM liandong.rejected_messages)").scalar!)!
+        }
+
+        // ---- throughput
+        let groups = Int(Double(events) / 2.2)
+        let load = makeGroups(count: groups, firstGroup: 0, slotBase: now - 3600, slotLength: 9000)
+        if let copyFile { try writeCopyFile(load, copyFile) }
+        let before = try stored()
+        let started = Date()
+        for e in load { try send(e) }
+        let sentIn = Date().timeIntervalSince(started)
+        while try stored() < before + load.count { Thread.sleep(forTimeInterval: 0.05) }
+        let elapsed = Date().timeIntervalSince(started)
+        let throughput = Double(load.count) / elapsed
+        let rssAfterLoad = memory()
+
+        // ---- precision / recall (pairwise, against the generated groups)
+        var incidentOf: [String: String] = [:]
+        for r in try db.query("SELECT source_id, incident_id FROM liandong.events WHERE source_id LIKE $1", ["b\(run)-%"]).rows {
+            incidentOf[r[0]!] = r[1]!
+        }
+        var cell: [String: Int] = [:], byIncident: [String: Int] = [:], byGroup: [Int: Int] = [:]
+        for e in load {
+            guard let inc = incidentOf[e.id] else { continue }
+            cell["\(inc)/\(e.group)", default: 0] += 1
+            byIncident[inc, default: 0] += 1
+            byGroup[e.group, default: 0] += 1
+        }
+        func pairs(_ n: Int) -> Double { Double(n * (n - 1) / 2) }
+        let tp = cell.values.map(pairs).reduce(0, +)
+        let precision = tp / max(1, byIncident.values.map(pairs).reduce(0, +))
+        let recall = tp / max(1, byGroup.values.map(pairs).reduce(0, +))
+        let expectedJoint = Set(load.filter { $0.topic == "report" && $0.id.hasSuffix("-r") }.map(\.group)).count
+
+        // ---- latency at a fixed offered rate
+        let sub = try ZMQSocket(context: context, type: .sub)
+        try sub.subscribe("task.")
+        try sub.subscribe("hb")
+        try sub.setLinger(milliseconds: 0)
+        try sub.connect(feed)
+        while true {
+            if try ZMQSocket.poll([sub], timeoutMilliseconds: 3000)[0], let f = try sub.receiveNow(), f.first == Array("hb".utf8) { break }
+        }
+        let live = makeGroups(count: Int(rate * latencySeconds / 2.2), firstGroup: 10_000_000, slotBase: Date().timeIntervalSince1970,
+                              slotLength: 9000).filter { $0.at <= Date().timeIntervalSince1970 + 300 }
+        var sentAt: [String: Double] = [:]
+        var latencies: [Double] = []
+        let t0 = Date()
+        var i = 0
+        func drain() throws {
+            while let f = try sub.receiveNow(), f.count == 2, f[0] != Array("hb".utf8) {
+                let received = Date().timeIntervalSince1970
+                guard let o = try? JSONSerialization.jsonObject(with: Data(f[1])) as? [String: Any],
+                    let ev = o["evidence"] as? [String: Any] else { continue }
+                for id in (ev["alerts"] as? [String] ?? []) + (ev["reports"] as? [String] ?? []) {
+                    if let s = sentAt.removeValue(forKey: id) { latencies.append(received - s) }
+                }
+            }
+        }
+        while i < live.count {
+            let due = t0.addingTimeInterval(Double(i) / rate)
+            if due > Date() {
+                _ = try ZMQSocket.poll([sub], timeoutMilliseconds: max(0, Int(due.timeIntervalSinceNow * 1000)))
+                try drain()
+                continue
+            }
+            sentAt[live[i].id] = Date().timeIntervalSince1970
+            try send(live[i])
+            i += 1
+        }
+        let end = Date().addingTimeInterval(5)
+        while Date() < end && !sentAt.isEmpty {
+            _ = try ZMQSocket.poll([sub], timeoutMilliseconds: 100)
+            try drain()
+        }
+        latencies.sort()
+        func pct(_ p: Double) -> String {
+            latencies.isEmpty ? "n/a" : String(format: "%.1f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000)
+        }
+        let mem = memory()
+        print("""
+            cameras used (>=1.5 km apart): \(cameras.count)
+            throughput phase: \(load.count) events (\(groups) ground-truth groups), sent in \(String(format: "%.2f", sentIn)) s, all stored after \(String(format: "%.2f", elapsed)) s
+            sustained_events_per_s: \(Int(throughput))
+            latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s, \(latencies.count) of \(live.count) events matched to a task message
+            latency_ms: p50 \(pct(0.50)) p95 \(pct(0.95)) p99 \(pct(0.99)) max \(pct(0.999999))
+            precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
+            daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
+            """)
+    }
+
+    func memory() -> (rss: String, hwm: String) {
+        guard pid > 0, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return ("?", "?") }
+        func field(_ name: String) -> String {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
+                let kb = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return "?" }
+            return String(format: "%.1f", kb / 1024)
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// The same rows as the events table would hold, for COPY (the ceiling).
+    func writeCopyFile(_ load: [Event], _ path: String) throws {
+        var out = ""
+        out.reserveCapacity(load.count * 400)
+        for e in load {
+            let body = "\"" + e.body.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            out += "\(e.topic),\(e.id),intrusion,3,\(Timestamp.formatUTC(e.at)),SRID=4326;POINT(\(e.p.lon) \(e.p.lat)),wgs84,"
+                + "620922102201001,620922102201,\(UUID().uuidString.lowercased()),\(body)\n"
+        }
+        try out.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+func json(_ o: [String: Any]) -> String {
+    String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+}
+
