@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 
 /// A blocking, bounded FIFO between dedicated threads: producers wait when it is full (explicit
 /// backpressure, never unbounded memory), the consumer takes batches bounded by size and time.
@@ -103,5 +104,20 @@ public func runOnDedicatedThread(name: String, _ body: @escaping @Sendable () th
         thread.name = name
         thread.stackSize = 4 << 20
         thread.start()
+    }
+}
+
+/// Runs a service whose work loop is blocking (libzmq, libpq) on a dedicated thread; graceful
+/// shutdown and cancellation both call `onStop`, which must make the loop return soon.
+func runThreadService(name: String, onStop: @escaping @Sendable () -> Void,
+                      _ body: @escaping @Sendable () throws -> Void) async throws {
+    try await withTaskCancellationHandler {
+        try await withGracefulShutdownHandler {
+            try await runOnDedicatedThread(name: name, body)
+        } onGracefulShutdown: {
+            onStop()
+        }
+    } onCancel: {
+        onStop()
     }
 }

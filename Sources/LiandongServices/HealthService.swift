@@ -27,15 +27,7 @@ public final class HealthService: Service, @unchecked Sendable {
 
     public func run() async throws {
         guard !config.metricsBind.isEmpty else { return try await gracefulShutdown() }
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnDedicatedThread(name: "liandong-health") { [self] in try loop() }
-            } onGracefulShutdown: { [stop] in
-                stop.set()
-            }
-        } onCancel: { [stop] in
-            stop.set()
-        }
+        try await runThreadService(name: "liandong-health", onStop: { [stop] in stop.set() }) { [self] in try loop() }
     }
 
     struct BindError: Error, CustomStringConvertible {

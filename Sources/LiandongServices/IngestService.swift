@@ -56,17 +56,9 @@ public final class IngestService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnDedicatedThread(name: "liandong-ingest") { [self] in
-                    defer { queue.close() }
-                    try loop()
-                }
-            } onGracefulShutdown: { [stop] in
-                stop.set()
-            }
-        } onCancel: { [stop] in
-            stop.set()
+        try await runThreadService(name: "liandong-ingest", onStop: { [stop] in stop.set() }) { [self] in
+            defer { queue.close() }
+            try loop()
         }
     }
 

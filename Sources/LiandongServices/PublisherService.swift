@@ -29,15 +29,7 @@ public final class PublisherService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnDedicatedThread(name: "liandong-publisher") { [self] in try loop() }
-            } onGracefulShutdown: { [input] in
-                input.close()
-            }
-        } onCancel: { [input] in
-            input.close()
-        }
+        try await runThreadService(name: "liandong-publisher", onStop: { [input] in input.close() }) { [self] in try loop() }
     }
 
     func openSocket() throws -> ZMQSocket {

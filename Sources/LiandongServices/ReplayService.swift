@@ -23,15 +23,7 @@ public final class ReplayService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnDedicatedThread(name: "liandong-replay") { [self] in try loop() }
-            } onGracefulShutdown: { [stop] in
-                stop.set()
-            }
-        } onCancel: { [stop] in
-            stop.set()
-        }
+        try await runThreadService(name: "liandong-replay", onStop: { [stop] in stop.set() }) { [self] in try loop() }
     }
 
     private func loop() throws {

@@ -25,15 +25,7 @@ public final class SweeperService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnDedicatedThread(name: "liandong-sweeper") { [self] in try loop() }
-            } onGracefulShutdown: { [stop] in
-                stop.set()
-            }
-        } onCancel: { [stop] in
-            stop.set()
-        }
+        try await runThreadService(name: "liandong-sweeper", onStop: { [stop] in stop.set() }) { [self] in try loop() }
     }
 
     static let dueCondition = """
