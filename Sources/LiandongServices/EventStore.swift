@@ -8,9 +8,6 @@ public final class EventStore {
     private let db: PGConnection
     private let rules: Rules
     private let maxDeadLetterBytes: Int
-    /// Events stored since the last ANALYZE, and how many trigger the next one.
-    private var storedSinceAnalyze = 0
-    private var analyzeThreshold = 1000
 
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536) throws {
         db = try PGConnection(conninfo: conninfo)
@@ -27,9 +24,7 @@ public final class EventStore {
     /// thrown for the caller to retry.
     public func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         do {
-            let result = try db.transaction { _ in try writeInTransaction(batch, now: now) }
-            try refreshStatistics(stored: result.stored)
-            return result
+            return try db.transaction { _ in try writeInTransaction(batch, now: now) }
         } catch let error as PQError where !error.isConnectionFailure && batch.count > 1 {
             var result = BatchResult(outcomes: [], messages: [])
             for item in batch {
@@ -45,17 +40,6 @@ public final class EventStore {
                 return BatchResult(outcomes: [.rejected(rejection)], messages: [])
             }
         }
-    }
-
-    /// Keeps planner statistics in step with fast-growing tables: without them, plans made while
-    /// the tables were nearly empty stay in use long after (autovacuum runs only every minute).
-    /// ANALYZE runs each time the stored count doubles, so O(log n) times.
-    private func refreshStatistics(stored: Int) throws {
-        storedSinceAnalyze += stored
-        guard storedSinceAnalyze >= analyzeThreshold else { return }
-        try db.execute("ANALYZE liandong.events, liandong.incidents, liandong.tasks, liandong.feed")
-        analyzeThreshold = max(analyzeThreshold, storedSinceAnalyze) * 2
-        storedSinceAnalyze = 0
     }
 
     private func writeInTransaction(_ batch: [Inbound], now: Double) throws -> BatchResult {
