@@ -27,7 +27,7 @@ public struct Config: Sendable {
     public var batchMilliseconds = 20
     /// ingest.queue_capacity: messages held between the socket and the writer; the reader
     /// blocks when it is full (and libzmq's high-water mark applies upstream).
-    public var queueCapacity = 20_000
+    public var queueCapacity = 5_000
     /// ingest.max_body_bytes, max_future_s, max_age_s: validation limits.
     public var limits = IngestLimits()
     /// ingest.gap_grace_ms: how long a missing per-gateway seq may be late before it is a gap.
