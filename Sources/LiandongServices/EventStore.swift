@@ -59,7 +59,7 @@ public final class EventStore {
         if !items.isEmpty {
             let rows = try db.query(
                 "SELECT idx, outcome, reason, detail, incident_id FROM liandong.ingest_batch($1::jsonb)",
-                [try json(items)])
+                [try TaskStore.json(items)])
             for row in rows.rows {
                 let index = Int(row[0]!)!
                 switch row[1]! {
@@ -134,14 +134,12 @@ public final class EventStore {
             INSERT INTO liandong.ingest_gaps (gateway_id, from_seq, to_seq)
             SELECT x.gateway_id, x.from_seq, x.to_seq
             FROM jsonb_to_recordset($1::jsonb) AS x(gateway_id text, from_seq bigint, to_seq bigint)
-            """, [try json(gaps.map { Row(gateway_id: $0.gateway, from_seq: $0.from, to_seq: $0.to) })])
+            """, [try TaskStore.json(gaps.map { Row(gateway_id: $0.gateway, from_seq: $0.from, to_seq: $0.to) })])
     }
 
     private func insertDeadLetters(_ letters: [(Rejection, RawMessage)]) throws {
         try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes)
     }
-
-    private func json<T: Encodable>(_ value: T) throws -> String { try TaskStore.json(value) }
 }
 
 /// One event as ingest_batch() reads it.
