@@ -4,19 +4,35 @@ import LibPQ
 
 /// Writes batches of inbound messages: events, incidents, tasks, feed outbox and dead letters,
 /// each batch in one transaction. Owns its connection; use it from one thread.
+///
+/// The hot path asks the database nothing per event: positions and grids come from `ReferenceData`,
+/// correlation from the `HotWindow` of recent events of open incidents (only events observed
+/// before the window's start are matched in PostgreSQL, in one query per batch), and the batch is
+/// written with COPY plus one set-based incident update.
 public final class EventStore {
     private let db: PGConnection
     private let rules: Rules
     private let maxDeadLetterBytes: Int
+    private var reference: ReferenceData?
+    private var window: HotWindow?
+    /// Seconds of observed time the window keeps behind the newest event, and its size limit.
+    private let retention: Double
+    private let windowCapacity: Int
 
-    public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536) throws {
+    public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, windowCapacity: Int = 100_000) throws {
         db = try PGConnection(conninfo: conninfo)
         try db.execute("SET client_min_messages = warning")
         self.rules = rules
         self.maxDeadLetterBytes = maxDeadLetterBytes
+        let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
+        retention = max(2 * widest, 3600)
+        self.windowCapacity = windowCapacity
     }
 
     public var isConnected: Bool { db.isOK }
+
+    /// Events held in the correlation window (for the metrics).
+    public var windowCount: Int { window?.count ?? 0 }
 
     /// Writes a batch in one transaction. When the database refuses the batch for a reason other
     /// than a broken connection, the items are written one by one so one bad item cannot block the
@@ -24,13 +40,16 @@ public final class EventStore {
     /// thrown for the caller to retry.
     public func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         do {
-            return try db.transaction { _ in try writeInTransaction(batch, now: now) }
+            let result = try writeOnce(batch, now: now)
+            window?.advance()
+            return result
         } catch let error as PQError where !error.isConnectionFailure && batch.count > 1 {
             var result = BatchResult(outcomes: [], messages: [])
             for item in batch {
                 let one = try write([item], now: now)
                 result.outcomes += one.outcomes
                 result.messages += one.messages
+                result.late += one.late
             }
             return result
         } catch let error as PQError where !error.isConnectionFailure {
@@ -42,43 +61,320 @@ public final class EventStore {
         }
     }
 
+    /// One transaction. The window is changed as the batch is correlated, so any failure
+    /// (including at COMMIT) discards it; the next batch reloads it from what was committed.
+    private func writeOnce(_ batch: [Inbound], now: Double) throws -> BatchResult {
+        do {
+            return try db.transaction { _ in try writeInTransaction(batch, now: now) }
+        } catch {
+            window = nil
+            throw error
+        }
+    }
+
     private func writeInTransaction(_ batch: [Inbound], now: Double) throws -> BatchResult {
         var outcomes = [ItemOutcome?](repeating: nil, count: batch.count)
         var deadLetters: [(Rejection, RawMessage)] = []
-        var items: [BatchItem] = []
+        func reject(_ index: Int, _ rejection: Rejection) {
+            outcomes[index] = .rejected(rejection)
+            deadLetters.append((rejection, batch[index].raw))
+        }
+        var events: [(index: Int, event: IngestEvent)] = []
         for (index, inbound) in batch.enumerated() {
             switch inbound {
-            case .rejected(let rejection, let raw):
-                outcomes[index] = .rejected(rejection)
-                deadLetters.append((rejection, raw))
-            case .event(let event, _):
-                items.append(BatchItem(index: index, event: event, rule: rules.rule(for: event.category)))
+            case .rejected(let rejection, _): reject(index, rejection)
+            case .event(let event, _): events.append((index, event))
             }
         }
-        var touched: [String] = []
-        if !items.isEmpty {
-            let rows = try db.query(
-                "SELECT idx, outcome, reason, detail, incident_id FROM liandong.ingest_batch($1::jsonb)",
-                [try TaskStore.json(items)])
-            for row in rows.rows {
-                let index = Int(row[0]!)!
-                switch row[1]! {
-                case "stored":
-                    outcomes[index] = .stored(incidentID: row[4]!)
-                    if !touched.contains(row[4]!) { touched.append(row[4]!) }
-                case "duplicate":
+        var touched: [UUID] = []
+        var late = 0
+        if !events.isEmpty {
+            // Observed-time order: late and out-of-order events correlate as in-order ones do.
+            events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
+            let stored = try storedAlready(events.map(\.event))
+            var seen = Set<String>()
+            let reference = try currentReference()
+            var placed: [Placed] = []
+            for (index, event) in events {
+                guard seen.insert(Self.key(event)).inserted, !stored.contains(Self.key(event)) else {
                     outcomes[index] = .duplicate
-                default:
-                    let rejection = Rejection(RejectReason(rawValue: row[2] ?? "") ?? .storeError, row[3] ?? "")
-                    outcomes[index] = .rejected(rejection)
-                    deadLetters.append((rejection, batch[index].raw))
+                    continue
+                }
+                switch reference.place(event) {
+                case .failure(let rejection): reject(index, rejection)
+                case .success(let at):
+                    placed.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
+                                         point: at.point, crs: at.crs, grid: at.grid))
+                }
+            }
+            if !placed.isEmpty {
+                let correlated = try correlate(placed)
+                late = correlated.late
+                try insert(placed, correlated)
+                for (item, incident) in zip(placed, correlated.incidents) {
+                    outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
+                    if !touched.contains(incident) { touched.append(incident) }
                 }
             }
         }
         try insertDeadLetters(deadLetters)
-        let messages = try emitTasks(for: touched, now: now)
-        return BatchResult(outcomes: outcomes.map { $0 ?? .duplicate }, messages: messages)
+        let messages = try emitTasks(for: touched.map { $0.uuidString.lowercased() }, now: now)
+        return BatchResult(outcomes: outcomes.map { $0 ?? .duplicate }, messages: messages, late: late)
     }
+
+    // MARK: dedup, reference data, window
+
+    private static func key(_ e: IngestEvent) -> String { e.source.rawValue + "\u{1F}" + e.sourceID }
+
+    /// The batch's events already stored (by source and id), in one query on the unique index.
+    private func storedAlready(_ events: [IngestEvent]) throws -> Set<String> {
+        struct Key: Encodable { let s, i: String }
+        let rows = try db.query("""
+            SELECT x.s, x.i FROM jsonb_to_recordset($1::jsonb) AS x(s text, i text)
+            WHERE EXISTS (SELECT 1 FROM liandong.events v WHERE v.source = x.s AND v.source_id = x.i)
+            """, [try TaskStore.json(events.map { Key(s: $0.source.rawValue, i: $0.sourceID) })])
+        return Set(rows.rows.map { $0[0]! + "\u{1F}" + $0[1]! })
+    }
+
+    /// Grids and cameras, reloaded when an import has changed them since the last batch.
+    private func currentReference() throws -> ReferenceData {
+        if let reference, try ReferenceData.currentVersion(db) == reference.version { return reference }
+        let loaded = try ReferenceData.load(db)
+        reference = loaded
+        return loaded
+    }
+
+    /// The window, loaded from the events of open incidents observed within `retention` of the
+    /// newest (at most `windowCapacity` of them, newest first).
+    private func currentWindow() throws -> HotWindow {
+        if let window { return window }
+        let newest = try db.query("""
+            SELECT extract(epoch FROM max(last_observed_at)) FROM liandong.incidents WHERE status = 'open'
+            """).scalar.flatMap(Double.init)
+        guard let newest else {
+            // No open incident: nothing stored can be joined, the empty window is complete.
+            let empty = HotWindow(retention: retention, capacity: windowCapacity)
+            window = empty
+            return empty
+        }
+        let from = newest - retention
+        let rows = try db.query("""
+            SELECT e.category, ST_X(e.geog::geometry), ST_Y(e.geog::geometry), extract(epoch FROM e.observed_at),
+                   e.incident_id, e.id
+            FROM liandong.incidents i JOIN liandong.events e ON e.incident_id = i.id
+            WHERE i.status = 'open' AND i.last_observed_at >= to_timestamp($1) AND e.observed_at >= to_timestamp($1)
+            ORDER BY e.observed_at DESC, e.id DESC
+            LIMIT $2
+            """, [String(from), String(windowCapacity)])
+        var start = from
+        if rows.count == windowCapacity, let oldest = rows.rows.last.flatMap({ Double($0[3]!) }) {
+            // Full: complete only after the oldest time loaded (some of its peers may be missing).
+            start = oldest.nextUp
+        }
+        var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start)
+        for row in rows.rows.reversed() {
+            loaded.insert(category: row[0]!, at: LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t: Double(row[3]!)!,
+                          incident: UUID(uuidString: row[4]!)!, ordinal: Int64(row[5]!)!)
+        }
+        window = loaded
+        return loaded
+    }
+
+    // MARK: correlation
+
+    /// Joins each event to the nearest open incident of its category with an event within the
+    /// category's radius and window, or opens a new incident; in observed-time order, so events
+    /// of the same batch join each other.
+    private func correlate(_ placed: [Placed]) throws -> Correlated {
+        var window = try currentWindow()
+        // Incidents closed since they entered the window (by dispatchers' updates) are not joined.
+        var candidates = Set<UUID>()
+        for p in placed {
+            candidates.formUnion(window.incidents(category: p.event.category, near: p.point, at: p.event.observedAt,
+                                                  radius: p.rule.radiusMeters, window: p.rule.windowSeconds))
+        }
+        if !candidates.isEmpty {
+            let closed = try db.query(
+                "SELECT id FROM liandong.incidents WHERE id = ANY($1::uuid[]) AND status <> 'open'",
+                [TaskStore.uuidArray(candidates.map { $0.uuidString })])
+            window.markClosed(closed.rows.compactMap { UUID(uuidString: $0[0]!) })
+        }
+        let uncovered = placed.indices.filter {
+            !window.covers(t: placed[$0].event.observedAt, window: placed[$0].rule.windowSeconds)
+        }
+        let stored = try storedMatches(uncovered.map { placed[$0] }, before: window.start)
+        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count)
+        // Events of this batch observed before the window's start: not in the window, not yet in the database.
+        var lateInBatch: [(category: String, point: LonLat, t: Double, incident: UUID)] = []
+        var storedByItem: [Int: CorrelationMatch] = [:]
+        for (n, i) in uncovered.enumerated() { storedByItem[i] = stored[n] }
+        for (i, p) in placed.enumerated() {
+            let t = p.event.observedAt
+            var best = window.best(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
+                                   window: p.rule.windowSeconds)
+            if let fromStore = storedByItem[i] { best = [best, fromStore].compactMap { $0 }.min() }
+            if !lateInBatch.isEmpty {
+                for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= p.rule.windowSeconds {
+                    let distance = p.point.ellipsoidDistance(to: other.point)
+                    guard distance <= p.rule.radiusMeters else { continue }
+                    let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t),
+                                                 ordinal: Int64.max)
+                    if best == nil || match < best! { best = match }
+                }
+            }
+            let incident: UUID
+            if let best {
+                incident = best.incident
+                if result.opened[incident] != nil {
+                    result.opened[incident]!.add(p.event)
+                } else {
+                    result.grown[incident, default: IncidentGrowth(first: p.event)].add(p.event)
+                }
+            } else {
+                incident = UUID()
+                result.opened[incident] = NewIncident(first: p)
+            }
+            result.incidents.append(incident)
+            if t >= window.start {
+                window.insert(category: p.event.category, at: p.point, t: t, incident: incident)
+            } else {
+                lateInBatch.append((p.event.category, p.point, t, incident))
+            }
+        }
+        self.window = window
+        return result
+    }
+
+    /// For events whose window reaches before the hot window's start: the best open incident among
+    /// stored events observed before `before`, one query for all of them. As before the hot
+    /// window existed, the search takes the 64 nearest candidates by KNN on the GiST index.
+    private func storedMatches(_ items: [Placed], before: Double) throws -> [CorrelationMatch?] {
+        guard !items.isEmpty else { return [] }
+        struct Probe: Encodable {
+            let k: Int
+            let category: String
+            let lon, lat, t, radius, window_s, before: Double
+        }
+        let probes = items.enumerated().map { k, p in
+            Probe(k: k, category: p.event.category, lon: p.point.lon, lat: p.point.lat, t: p.event.observedAt,
+                  radius: p.rule.radiusMeters, window_s: p.rule.windowSeconds, before: before)
+        }
+        let rows = try db.query("""
+            SELECT x.k, c.incident_id, ST_X(c.geog::geometry), ST_Y(c.geog::geometry), extract(epoch FROM c.observed_at), c.id
+            FROM jsonb_to_recordset($1::jsonb) AS x(k integer, category text, lon float8, lat float8, t float8,
+                                                      radius float8, window_s float8, before float8)
+            CROSS JOIN LATERAL (
+                SELECT v.id, v.incident_id, v.geog, v.observed_at
+                FROM liandong.events v
+                WHERE v.category = x.category
+                  AND v.observed_at BETWEEN to_timestamp(x.t - x.window_s) AND to_timestamp(x.t + x.window_s)
+                  AND v.observed_at < to_timestamp(x.before)
+                  AND ST_DWithin(v.geog, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography, x.radius)
+                ORDER BY v.geog <-> ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography
+                LIMIT 64) c
+            WHERE (SELECT i.status FROM liandong.incidents i WHERE i.id = c.incident_id) = 'open'
+            """, [try TaskStore.json(probes)])
+        var best = [CorrelationMatch?](repeating: nil, count: items.count)
+        for row in rows.rows {
+            let k = Int(row[0]!)!
+            let item = items[k]
+            let at = LonLat(lon: Double(row[2]!)!, lat: Double(row[3]!)!)
+            let match = CorrelationMatch(
+                incident: UUID(uuidString: row[1]!)!, distance: item.point.ellipsoidDistance(to: at),
+                seconds: abs(Double(row[4]!)! - item.event.observedAt), ordinal: Int64(row[5]!)!)
+            if best[k] == nil || match < best[k]! { best[k] = match }
+        }
+        return best
+    }
+
+    // MARK: writing
+
+    /// New incidents and events by COPY, grown incidents in one UPDATE.
+    private func insert(_ placed: [Placed], _ c: Correlated) throws {
+        if !c.opened.isEmpty {
+            var copy = PGCopyText(reservingCapacity: c.opened.count * 200)
+            for (id, n) in c.opened {
+                copy.plain(id.uuidString)
+                copy.field(n.category)
+                copy.plain(String(n.growth.priority))
+                copy.plain(Self.ewkb(n.point))
+                copy.plain(n.gridCode)
+                copy.plain(n.villageCode)
+                copy.plain(Timestamp.formatUTC(n.growth.first))
+                copy.plain(Timestamp.formatUTC(n.growth.last))
+                copy.plain(String(n.growth.alerts))
+                copy.plain(String(n.growth.reports))
+                copy.endRow()
+            }
+            try db.copy("""
+                COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
+                                         last_observed_at, alert_count, report_count) FROM STDIN
+                """, copy.bytes)
+        }
+        var copy = PGCopyText(reservingCapacity: placed.count * 600)
+        for (p, incident) in zip(placed, c.incidents) {
+            let e = p.event
+            copy.plain(e.source.rawValue)
+            copy.field(e.sourceID)
+            copy.field(e.gatewayID)
+            if let seq = e.gatewaySeq { copy.plain(String(seq)) } else { copy.field(nil) }
+            copy.field(e.deviceID)
+            copy.field(e.workerID)
+            copy.field(e.category)
+            copy.plain(String(e.priority))
+            copy.plain(Timestamp.formatUTC(e.observedAt))
+            copy.plain(Self.ewkb(p.point))
+            copy.plain(p.crs)
+            copy.plain(p.grid.gridCode)
+            copy.plain(p.grid.villageCode)
+            copy.plain(incident.uuidString)
+            copy.field(e.body)
+            copy.endRow()
+        }
+        try db.copy("""
+            COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
+                                  observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
+            """, copy.bytes)
+        if !c.grown.isEmpty {
+            struct Row: Encodable {
+                let id: String
+                let priority, alerts, reports: Int
+                let first, last: Double
+            }
+            let rows = c.grown.map { id, g in
+                Row(id: id.uuidString, priority: g.priority, alerts: g.alerts, reports: g.reports, first: g.first, last: g.last)
+            }
+            try db.query("""
+                UPDATE liandong.incidents i
+                SET priority          = least(i.priority, x.priority),
+                    first_observed_at = least(i.first_observed_at, to_timestamp(x.first)),
+                    last_observed_at  = greatest(i.last_observed_at, to_timestamp(x.last)),
+                    alert_count       = i.alert_count + x.alerts,
+                    report_count      = i.report_count + x.reports,
+                    updated_at        = now()
+                FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, priority smallint, alerts integer, reports integer,
+                                                         first float8, last float8)
+                WHERE i.id = x.id
+                """, [try TaskStore.json(rows)])
+        }
+    }
+
+    /// A WGS-84 point as hex EWKB (SRID 4326), which geography columns take as text input.
+    static func ewkb(_ p: LonLat) -> String {
+        var hex = "0101000020E6100000"
+        for value in [p.lon, p.lat] {
+            var bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: &bits) { bytes in
+                for b in bytes {
+                    hex.append(Self.hexDigits[Int(b >> 4)])
+                    hex.append(Self.hexDigits[Int(b & 0xF)])
+                }
+            }
+        }
+        return hex
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF")
 
     // MARK: tasks
 
@@ -142,43 +438,60 @@ public final class EventStore {
     }
 }
 
-/// One event as ingest_batch() reads it.
-private struct BatchItem: Encodable {
-    let idx: Int
-    let source: String
-    let source_id: String
-    let gateway_id: String?
-    let seq: Int64?
-    let device_id: String?
-    let worker_id: String?
-    let grid_code: String?
-    let category: String
-    let priority: Int
-    let observed_at: String
-    let lon: Double?
-    let lat: Double?
+/// An event with its position and grid, ready to correlate.
+private struct Placed {
+    let index: Int
+    let event: IngestEvent
+    let rule: CategoryRule
+    let point: LonLat
     let crs: String
-    let radius_m: Double
-    let window_s: Double
-    let payload: String
+    let grid: GridShape
+}
 
-    init(index: Int, event: IngestEvent, rule: CategoryRule) {
-        idx = index
-        source = event.source.rawValue
-        source_id = event.sourceID
-        gateway_id = event.gatewayID
-        seq = event.gatewaySeq
-        device_id = event.deviceID
-        worker_id = event.workerID
-        grid_code = event.gridCode
-        category = event.category
+/// What a batch adds to one incident.
+private struct IncidentGrowth {
+    var priority: Int
+    var first, last: Double
+    var alerts = 0, reports = 0
+
+    init(first event: IngestEvent) {
         priority = event.priority
-        observed_at = Timestamp.formatUTC(event.observedAt)
-        lon = event.position?.lon
-        lat = event.position?.lat
-        crs = event.crs.rawValue
-        radius_m = rule.radiusMeters
-        window_s = rule.windowSeconds
-        payload = event.body
+        first = event.observedAt
+        last = event.observedAt
     }
+
+    mutating func add(_ e: IngestEvent) {
+        priority = min(priority, e.priority)
+        first = min(first, e.observedAt)
+        last = max(last, e.observedAt)
+        if e.source == .alert { alerts += 1 } else { reports += 1 }
+    }
+}
+
+/// An incident opened by this batch: at its first event's position and grid.
+private struct NewIncident {
+    let category: String
+    let point: LonLat
+    let gridCode, villageCode: String
+    var growth: IncidentGrowth
+
+    init(first p: Placed) {
+        category = p.event.category
+        point = p.point
+        gridCode = p.grid.gridCode
+        villageCode = p.grid.villageCode
+        growth = IncidentGrowth(first: p.event)
+        growth.add(p.event)
+    }
+
+    mutating func add(_ e: IngestEvent) { growth.add(e) }
+}
+
+/// The outcome of correlating a batch: the incident of each placed event, in order.
+private struct Correlated {
+    var incidents: [UUID]
+    var opened: [UUID: NewIncident]
+    var grown: [UUID: IncidentGrowth]
+    /// Events matched against stored history (observed before the window's start).
+    var late: Int
 }

@@ -56,6 +56,14 @@ public enum ItemOutcome: Sendable, Equatable {
 public struct BatchResult: Sendable {
     public var outcomes: [ItemOutcome]
     public var messages: [FeedMessage]
+    /// Events whose correlation window reached before the in-memory window (matched in PostgreSQL).
+    public var late = 0
+
+    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0) {
+        self.outcomes = outcomes
+        self.messages = messages
+        self.late = late
+    }
 
     public var stored: Int { outcomes.filter { if case .stored = $0 { true } else { false } }.count }
     public var duplicates: Int { outcomes.filter { $0 == .duplicate }.count }

@@ -45,6 +45,50 @@ public final class PGConnection {
         _ = try consume(PQexec(handle, sql))
     }
 
+    /// Streams rows in PostgreSQL's COPY text format (`COPY table (columns) FROM STDIN`); see
+    /// `PGCopyText` for building them. Returns the number of rows copied.
+    @discardableResult
+    public func copy(_ sql: String, _ data: [UInt8]) throws -> Int {
+        let started = try consumeCopyStart(PQexec(handle, sql))
+        guard started else {
+            throw PQError(kind: .client, message: "not a COPY ... FROM STDIN statement: \(sql)")
+        }
+        var offset = 0
+        let chunk = 1 << 20
+        while offset < data.count {
+            let n = min(chunk, data.count - offset)
+            let sent = data.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.advanced(by: offset).withMemoryRebound(to: CChar.self, capacity: n) {
+                    PQputCopyData(handle, $0, Int32(n))
+                }
+            }
+            guard sent == 1 else {
+                throw PQError(kind: isOK ? .client : .connection, message: String(cString: PQerrorMessage(handle)))
+            }
+            offset += n
+        }
+        guard PQputCopyEnd(handle, nil) == 1 else {
+            throw PQError(kind: isOK ? .client : .connection, message: String(cString: PQerrorMessage(handle)))
+        }
+        // The COPY's own result, then NULL.
+        var rows = 0
+        var failure: Error? = nil
+        while let result = PQgetResult(handle) {
+            do { rows = try consume(result).affected } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+        return rows
+    }
+
+    private func consumeCopyStart(_ result: OpaquePointer?) throws -> Bool {
+        if let result, PQresultStatus(result) == PGRES_COPY_IN {
+            PQclear(result)
+            return true
+        }
+        _ = try consume(result)
+        return false
+    }
+
     /// Runs `body` inside BEGIN/COMMIT; rolls back when it throws.
     public func transaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
         try execute("BEGIN")
@@ -141,4 +185,46 @@ private func withCStrings<R>(_ values: [String?], _ body: ([UnsafePointer<CChar>
     let storage: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0)! } }
     defer { storage.forEach { free($0) } }
     return body(storage.map { UnsafePointer($0) })
+}
+
+/// Builds the body of a `COPY ... FROM STDIN` in text format: fields separated by tabs, rows by
+/// newlines, `\N` for NULL, backslash escapes for the characters that would break a field.
+public struct PGCopyText {
+    public private(set) var bytes: [UInt8] = []
+    private var fieldsInRow = 0
+
+    public init(reservingCapacity: Int = 0) { bytes.reserveCapacity(reservingCapacity) }
+
+    public mutating func field(_ value: String?) {
+        separate()
+        guard let value else {
+            bytes.append(contentsOf: [0x5C, 0x4E])  // \N
+            return
+        }
+        for byte in value.utf8 {
+            switch byte {
+            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
+            default: bytes.append(byte)
+            }
+        }
+    }
+
+    /// A field known to need no escaping (numbers, hex, UUIDs, codes).
+    public mutating func plain(_ value: String) {
+        separate()
+        bytes.append(contentsOf: value.utf8)
+    }
+
+    public mutating func endRow() {
+        bytes.append(0x0A)
+        fieldsInRow = 0
+    }
+
+    private mutating func separate() {
+        if fieldsInRow > 0 { bytes.append(0x09) }
+        fieldsInRow += 1
+    }
 }

@@ -1,0 +1,171 @@
+import Foundation
+
+/// A candidate for correlation: an open incident with an event in reach.
+public struct CorrelationMatch: Sendable, Equatable, Comparable {
+    public let incident: UUID
+    /// Metres between the two events.
+    public let distance: Double
+    /// Seconds of observed time between them.
+    public let seconds: Double
+    /// Order of the matched event (stored event id, or arrival order): the last tie-break.
+    public let ordinal: Int64
+
+    public init(incident: UUID, distance: Double, seconds: Double, ordinal: Int64) {
+        self.incident = incident
+        self.distance = distance
+        self.seconds = seconds
+        self.ordinal = ordinal
+    }
+
+    /// Nearest in space first, then in time, then the earlier event.
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.distance, a.seconds, a.ordinal) < (b.distance, b.seconds, b.ordinal)
+    }
+}
+
+/// The recent events of open incidents, in memory, indexed by category and position, so that a
+/// new event finds the incident it belongs to without asking the database.
+///
+/// Invariant: every stored event of an open incident observed at or after `start` is here (plus,
+/// until the next sweep, some older or closed ones that searches skip). An event whose window
+/// reaches before `start` (`covers` is false) must also be matched against the database for the
+/// older part. `start` moves forward as the newest observed time does (`retention` behind it) and
+/// when more than `capacity` events would be held.
+public struct HotWindow: Sendable {
+    struct Entry: Sendable {
+        var lon, lat, t: Double
+        var incident: UUID
+        var ordinal: Int64
+    }
+
+    struct CellKey: Hashable, Sendable {
+        var category: Int32
+        var x: Int32
+        var y: Int32
+    }
+
+    public let retention: Double
+    public let capacity: Int
+    public private(set) var start: Double
+    public private(set) var watermark: Double = -.infinity
+    public private(set) var count = 0
+
+    private let cellDegrees = 0.01
+    private var cells: [CellKey: [Entry]] = [:]
+    private var categoryIDs: [String: Int32] = [:]
+    private var closed = Set<UUID>()
+    private var nextOrdinal: Int64 = 1
+    private var insertsSinceSweep = 0
+
+    /// - Parameters:
+    ///   - retention: seconds of observed time kept behind the newest event.
+    ///   - capacity: most events held; beyond it `start` moves forward.
+    ///   - start: the window is complete from this observed time on (-infinity: complete).
+    public init(retention: Double, capacity: Int, start: Double = -.infinity) {
+        precondition(retention > 0 && capacity > 0)
+        self.retention = retention
+        self.capacity = capacity
+        self.start = start
+    }
+
+    /// True when every stored event that an event at `t` with this window could join is here.
+    public func covers(t: Double, window: Double) -> Bool { t - window >= start }
+
+    /// Every open incident with an event of `category` within `radius` metres and `window` seconds.
+    public func incidents(category: String, near p: LonLat, at t: Double, radius: Double, window: Double) -> Set<UUID> {
+        var found = Set<UUID>()
+        visit(category: category, near: p, at: t, radius: radius, window: window) { entry, _ in
+            found.insert(entry.incident)
+        }
+        return found
+    }
+
+    /// The best open incident to join: an event of `category` within `radius` metres and `window`
+    /// seconds, nearest first (see `CorrelationMatch`).
+    public func best(category: String, near p: LonLat, at t: Double, radius: Double, window: Double) -> CorrelationMatch? {
+        var best: CorrelationMatch? = nil
+        visit(category: category, near: p, at: t, radius: radius, window: window) { entry, distance in
+            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: abs(entry.t - t),
+                                         ordinal: entry.ordinal)
+            if best == nil || match < best! { best = match }
+        }
+        return best
+    }
+
+    private func visit(category: String, near p: LonLat, at t: Double, radius: Double, window: Double,
+                       _ body: (Entry, Double) -> Void)
+    {
+        guard let id = categoryIDs[category] else { return }
+        let reachLat = radius / 110_000 + 1e-9
+        let reachLon = radius / (111_000 * max(cos(p.lat * .pi / 180), 0.01)) + 1e-9
+        let x0 = cell(p.lon - reachLon), x1 = cell(p.lon + reachLon)
+        let y0 = cell(p.lat - reachLat), y1 = cell(p.lat + reachLat)
+        for x in x0...x1 {
+            for y in y0...y1 {
+                guard let entries = cells[CellKey(category: id, x: x, y: y)] else { continue }
+                for entry in entries where abs(entry.t - t) <= window && !closed.contains(entry.incident) {
+                    let distance = p.ellipsoidDistance(to: LonLat(lon: entry.lon, lat: entry.lat))
+                    if distance <= radius { body(entry, distance) }
+                }
+            }
+        }
+    }
+
+    private func cell(_ degrees: Double) -> Int32 {
+        Int32(clamping: Int64((degrees / cellDegrees).rounded(.down)))
+    }
+
+    /// Adds a stored event. `ordinal` is its stored id when known (loading), else arrival order.
+    /// Events observed before `start` are not kept (they are matched in the database).
+    public mutating func insert(category: String, at p: LonLat, t: Double, incident: UUID, ordinal: Int64? = nil) {
+        let ord = ordinal ?? nextOrdinal
+        nextOrdinal = max(nextOrdinal, ord + 1)
+        watermark = max(watermark, t)
+        guard t >= start else { return }
+        let id: Int32
+        if let known = categoryIDs[category] {
+            id = known
+        } else {
+            id = Int32(categoryIDs.count)
+            categoryIDs[category] = id
+        }
+        cells[CellKey(category: id, x: cell(p.lon), y: cell(p.lat)), default: []].append(
+            Entry(lon: p.lon, lat: p.lat, t: t, incident: incident, ordinal: ord))
+        count += 1
+        insertsSinceSweep += 1
+    }
+
+    /// Incidents closed since they were loaded: their events are no longer candidates.
+    public mutating func markClosed<S: Sequence>(_ incidents: S) where S.Element == UUID {
+        closed.formUnion(incidents)
+    }
+
+    /// Moves `start` to `retention` behind the newest observed time and, from time to time (or
+    /// when over capacity), drops what no search can use any more.
+    public mutating func advance() {
+        start = max(start, watermark - retention)
+        if insertsSinceSweep >= max(8192, count / 2) || count > capacity || closed.count > 4096 {
+            sweep()
+        }
+    }
+
+    private mutating func sweep() {
+        if count > capacity {
+            // Keep the newest three quarters of the capacity.
+            var times: [Double] = []
+            times.reserveCapacity(count)
+            for entries in cells.values { for e in entries { times.append(e.t) } }
+            times.sort(by: >)
+            start = max(start, times[capacity * 3 / 4])
+        }
+        var kept = 0
+        for key in Array(cells.keys) {
+            let entries = cells[key]!.filter { $0.t >= start && !closed.contains($0.incident) }
+            if entries.isEmpty { cells[key] = nil } else { cells[key] = entries }
+            kept += entries.count
+        }
+        count = kept
+        closed.removeAll()
+        insertsSinceSweep = 0
+    }
+}

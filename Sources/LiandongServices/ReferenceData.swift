@@ -1,0 +1,80 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// Grids and cameras in memory for the writer: where an event is and which grid covers it,
+/// without a query per event. Reloaded when an import changes the tables.
+struct ReferenceData {
+    /// Row counts and last change of grids and cameras; a different value means reload.
+    let version: String
+    let grids: GridMap
+    /// Grid code -> the grid and a point on its surface (where a report without position goes).
+    let gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)]
+    /// Registered camera positions (WGS-84) by device id.
+    let cameras: [String: LonLat]
+
+    static let versionSQL = """
+        SELECT (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.grids) || ' '
+            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.cameras)
+        """
+
+    static func currentVersion(_ db: PGConnection) throws -> String {
+        try db.query(versionSQL).scalar ?? ""
+    }
+
+    static func load(_ db: PGConnection) throws -> ReferenceData {
+        let version = try currentVersion(db)
+        var shapes: [GridShape] = []
+        var byCode: [String: (GridShape, LonLat)] = [:]
+        let rows = try db.query("""
+            SELECT grid_code, village_code, ST_AsGeoJSON(geom, 15), ST_X(p), ST_Y(p)
+            FROM liandong.grids, ST_PointOnSurface(geom) AS p
+            """)
+        for row in rows.rows {
+            let geometry = try JSONDecoder().decode(GeoJSONMultiPolygon.self, from: Data(row[2]!.utf8))
+            let shape = GridShape(
+                gridCode: row[0]!, villageCode: row[1]!,
+                polygons: geometry.coordinates.map { $0.map { $0.map { LonLat(lon: $0[0], lat: $0[1]) } } })
+            shapes.append(shape)
+            byCode[shape.gridCode] = (shape, LonLat(lon: Double(row[3]!)!, lat: Double(row[4]!)!))
+        }
+        var cameras: [String: LonLat] = [:]
+        for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom) FROM liandong.cameras").rows {
+            cameras[row[0]!] = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!)
+        }
+        return ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras)
+    }
+
+    /// Where an event is and which grid covers it, or why it cannot be placed: the position as
+    /// sent (already WGS-84), else the registered camera, else a point inside the sender's grid.
+    func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape), Rejection> {
+        let point: LonLat
+        var crs = event.crs.rawValue
+        if let p = event.position {
+            point = p
+        } else if event.source == .alert {
+            guard let camera = cameras[event.deviceID ?? ""] else {
+                return .failure(Rejection(.unknownDevice,
+                    "device_id \(event.deviceID ?? "") is not a registered camera and the alert carries no lon/lat"))
+            }
+            point = camera
+            crs = "camera"
+        } else {
+            guard let grid = gridByCode[event.gridCode ?? ""] else {
+                return .failure(Rejection(.unknownGrid,
+                    "grid_code \(event.gridCode ?? "") is not a known grid and the report carries no lon/lat"))
+            }
+            point = grid.surfacePoint
+            crs = "grid"
+        }
+        guard let grid = grids.locate(point, preferring: event.gridCode) else {
+            return .failure(Rejection(.outsideArea, "position (\(point.lon), \(point.lat)) lies outside every grid"))
+        }
+        return .success((point, crs, grid))
+    }
+}
+
+/// ST_AsGeoJSON of a MultiPolygon: polygons -> rings -> [lon, lat].
+private struct GeoJSONMultiPolygon: Decodable {
+    let coordinates: [[[[Double]]]]
+}
