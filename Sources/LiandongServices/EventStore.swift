@@ -18,6 +18,8 @@ public final class EventStore {
     /// Seconds of observed time the window keeps behind the newest event, and its size limit.
     private let retention: Double
     private let windowCapacity: Int
+    /// Where the writer's time goes, by phase (seconds, cumulative; see `takePhases`).
+    private var clock = PhaseClock()
 
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, windowCapacity: Int = 100_000) throws {
         db = try PGConnection(conninfo: conninfo)
@@ -33,6 +35,9 @@ public final class EventStore {
 
     /// Events held in the correlation window (for the metrics).
     public var windowCount: Int { window?.count ?? 0 }
+
+    /// Seconds spent per phase since the last call (for liandong_writer_seconds_total).
+    public func takePhases() -> [String: Double] { clock.take() }
 
     /// Writes a batch in one transaction. When the database refuses the batch for a reason other
     /// than a broken connection, the items are written one by one so one bad item cannot block the
@@ -65,7 +70,10 @@ public final class EventStore {
     /// (including at COMMIT) discards it; the next batch reloads it from what was committed.
     private func writeOnce(_ batch: [Inbound], now: Double) throws -> BatchResult {
         do {
-            return try db.transaction { _ in try writeInTransaction(batch, now: now) }
+            clock.start()
+            let result = try db.transaction { _ in try writeInTransaction(batch, now: now) }
+            clock.lap("commit")
+            return result
         } catch {
             window = nil
             throw error
@@ -91,9 +99,12 @@ public final class EventStore {
         if !events.isEmpty {
             // Observed-time order: late and out-of-order events correlate as in-order ones do.
             events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
+            clock.lap("begin")
             let stored = try storedAlready(events.map(\.event))
+            clock.lap("dedup")
             var seen = Set<String>()
             let reference = try currentReference()
+            clock.lap("reference")
             var placed: [Placed] = []
             for (index, event) in events {
                 guard seen.insert(Self.key(event)).inserted, !stored.contains(Self.key(event)) else {
@@ -109,8 +120,10 @@ public final class EventStore {
             }
             if !placed.isEmpty {
                 let correlated = try correlate(placed)
+                clock.lap("correlate")
                 late = correlated.late
                 try insert(placed, correlated)
+                clock.lap("write_events")
                 for (item, incident) in zip(placed, correlated.incidents) {
                     outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
                     if !touched.contains(incident) { touched.append(incident) }
@@ -118,6 +131,7 @@ public final class EventStore {
             }
         }
         try insertDeadLetters(deadLetters)
+        clock.lap("dead_letters")
         let messages = try emitTasks(for: touched.map { $0.uuidString.lowercased() }, now: now)
         return BatchResult(outcomes: outcomes.map { $0 ?? .duplicate }, messages: messages, late: late)
     }
@@ -202,7 +216,9 @@ public final class EventStore {
         let uncovered = placed.indices.filter {
             !window.covers(t: placed[$0].event.observedAt, window: placed[$0].rule.windowSeconds)
         }
+        clock.lap("correlate")
         let stored = try storedMatches(uncovered.map { placed[$0] }, before: window.start)
+        clock.lap("history")
         var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count)
         // Events of this batch observed before the window's start: not in the window, not yet in the database.
         var lateInBatch: [(category: String, point: LonLat, t: Double, incident: UUID)] = []
@@ -380,9 +396,11 @@ public final class EventStore {
 
     private func emitTasks(for incidentIDs: [String], now: Double) throws -> [FeedMessage] {
         guard !incidentIDs.isEmpty else { return [] }
-        var tasks: [TaskFields] = []
+        var tasks: [(task: TaskFields, isNew: Bool)] = []
         var messages: [TaskMessage] = []
-        for snapshot in try TaskStore.load(db, incidentIDs: incidentIDs) {
+        let snapshots = try TaskStore.load(db, incidentIDs: incidentIDs)
+        clock.lap("snapshots")
+        for snapshot in snapshots {
             let current = snapshot.task
             if let current, current.taskState.isTerminal { continue }
             let decision = emissionDecision(
@@ -395,16 +413,54 @@ public final class EventStore {
                 continue
             case .create(let kind), .upgrade(let kind):
                 let task = route(snapshot, kind: kind, current: current, now: now)
-                tasks.append(task)
+                tasks.append((task, isNew: current == nil))
                 messages.append(TaskStore.message(snapshot, task, kind: kind, now: now))
             case .update:
                 messages.append(TaskStore.message(snapshot, current!, kind: .update, now: now))
             }
         }
-        if !tasks.isEmpty {
-            try db.query("SELECT liandong.upsert_tasks($1::jsonb)", [try TaskStore.json(tasks)])
+        try saveTasks(tasks)
+        clock.lap("upsert_tasks")
+        let feed = try TaskStore.appendFeed(db, messages)
+        clock.lap("feed")
+        return feed
+    }
+
+    /// New tasks (and their 'created' history rows) by COPY; upgraded ones (verify -> joint_dispatch) by liandong.upsert_tasks().
+    private func saveTasks(_ tasks: [(task: TaskFields, isNew: Bool)]) throws {
+        let upgraded = tasks.filter { !$0.isNew }.map(\.task)
+        if !upgraded.isEmpty {
+            try db.query("SELECT liandong.upsert_tasks($1::jsonb)", [try TaskStore.json(upgraded)])
         }
-        return try TaskStore.appendFeed(db, messages)
+        let created = tasks.filter(\.isNew).map(\.task)
+        guard !created.isEmpty else { return }
+        var copy = PGCopyText(reservingCapacity: created.count * 256)
+        for t in created {
+            copy.plain(t.id)
+            copy.plain(t.incident_id)
+            copy.plain(t.kind)
+            copy.plain(t.tier)
+            copy.field(t.division_code)
+            copy.field(t.grid_code)
+            copy.field(t.category)
+            copy.plain(String(t.priority))
+            copy.field(PGCopyText.arrayLiteral(t.departments))
+            copy.plain(t.respond_by)
+            copy.plain(t.resolve_by)
+            copy.endRow()
+        }
+        try db.copy("""
+            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
+                                 respond_by, resolve_by) FROM STDIN
+            """, copy.bytes)
+        var history = PGCopyText(reservingCapacity: created.count * 128)
+        for t in created {
+            for value in [t.id, "created", t.tier, t.division_code, t.respond_by, t.resolve_by, "liandong"] { history.field(value) }
+            history.endRow()
+        }
+        try db.copy("""
+            COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
+            """, history.bytes)
     }
 
     /// Where a new (or upgraded) task goes: a verify task to the grid's village; others by the
@@ -494,4 +550,23 @@ private struct Correlated {
     var grown: [UUID: IncidentGrowth]
     /// Events matched against stored history (observed before the window's start).
     var late: Int
+}
+
+/// Cumulative wall time per named phase, measured between laps.
+struct PhaseClock {
+    private var last: UInt64 = 0
+    private var totals: [String: Double] = [:]
+
+    mutating func start() { last = DispatchTime.now().uptimeNanoseconds }
+
+    mutating func lap(_ phase: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        totals[phase, default: 0] += Double(now &- last) / 1e9
+        last = now
+    }
+
+    mutating func take() -> [String: Double] {
+        defer { totals = [:] }
+        return totals
+    }
 }

@@ -34,6 +34,9 @@ public final class Metrics: @unchecked Sendable {
         describe("liandong_ingest_queue_depth", "gauge", "Messages waiting in memory for the writer.")
         describe("liandong_spill_pending_bytes", "gauge", "Bytes waiting in the spill file for the writer.")
         describe("liandong_feed_head", "gauge", "Highest feed seq published.")
+        describe("liandong_events_late_total", "counter", "Events observed before the in-memory correlation window, matched against stored history.")
+        describe("liandong_correlation_window_events", "gauge", "Recent events of open incidents held in memory for correlation.")
+        describe("liandong_writer_seconds_total", "counter", "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).")
         describe("liandong_database_up", "gauge", "1 when the writer's last database operation succeeded.")
     }
 

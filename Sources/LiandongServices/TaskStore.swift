@@ -86,39 +86,55 @@ enum TaskStore {
 
     static func uuidArray(_ ids: [String]) -> String { "{" + ids.joined(separator: ",") + "}" }
 
-    /// Loads incidents by id and/or tasks by id; `lock` takes the task rows FOR UPDATE.
+    /// Loads incidents by id and/or tasks by id; `lock` takes the incident rows FOR UPDATE.
+    /// Two set-based queries whatever the count: incidents with their tasks and grid workers, then
+    /// the 20 most recent alert and report ids of each.
     static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
         throws -> [TaskSnapshot]
     {
+        var filters: [String] = [], parameters: [String?] = []
+        if !incidentIDs.isEmpty {
+            parameters.append(uuidArray(incidentIDs))
+            filters.append("i.id = ANY($\(parameters.count)::uuid[])")
+        }
+        if !taskIDs.isEmpty {
+            parameters.append(uuidArray(taskIDs))
+            filters.append("i.id IN (SELECT x.incident_id FROM liandong.tasks x WHERE x.id = ANY($\(parameters.count)::uuid[]))")
+        }
+        guard !filters.isEmpty else { return [] }
         let rows = try db.query("""
             SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
                    i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
                    extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
                    t.overdue,
-                   (SELECT w.worker_id FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code
-                    ORDER BY w.worker_id LIMIT 1),
-                   (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
-                        SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'alert'
-                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s),
-                   (SELECT coalesce(json_agg(s.source_id), '[]') FROM (
-                        SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'report'
-                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) s)
+                   (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code)
             FROM liandong.incidents i
-            LEFT JOIN LATERAL (SELECT * FROM liandong.tasks t WHERE t.incident_id = i.id) t ON true
-            WHERE i.id = ANY($1::uuid[])
-               OR i.id IN (SELECT x.incident_id FROM liandong.tasks x WHERE x.id = ANY($2::uuid[]))
+            LEFT JOIN liandong.tasks t ON t.incident_id = i.id
+            WHERE \(filters.joined(separator: " OR "))
             ORDER BY i.first_observed_at, i.id
-            """ + (lock ? " FOR UPDATE OF i" : ""), [uuidArray(incidentIDs), uuidArray(taskIDs)])
-        return rows.rows.map { v in
-            let decode = { (text: String?) -> [String] in
-                (try? JSONDecoder().decode([String].self, from: Data((text ?? "[]").utf8))) ?? []
+            """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
+        var alerts: [String: [String]] = [:], reports: [String: [String]] = [:]
+        if rows.count > 0 {
+            let evidence = try db.query("""
+                SELECT x.incident_id, x.source, x.source_id
+                FROM (SELECT e.incident_id, e.source, e.source_id,
+                             row_number() OVER (PARTITION BY e.incident_id, e.source
+                                                ORDER BY e.observed_at DESC, e.id DESC) AS n
+                      FROM liandong.events e WHERE e.incident_id = ANY($1::uuid[])) x
+                WHERE x.n <= 20
+                ORDER BY x.incident_id, x.source, x.n
+                """, [uuidArray(rows.rows.map { $0[0]! })])
+            for row in evidence.rows {
+                if row[1] == "alert" { alerts[row[0]!, default: []].append(row[2]!) } else { reports[row[0]!, default: []].append(row[2]!) }
             }
+        }
+        return rows.rows.map { v in
             let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
             var snapshot = TaskSnapshot(
                 incidentID: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, incidentPriority: Int(v[2]!)!,
                 alertCount: alertCount, reportCount: reportCount, lon: Double(v[3]!)!, lat: Double(v[4]!)!,
                 workerID: v[19],
-                evidence: TaskEvidence(alerts: decode(v[20]), reports: decode(v[21]), alertCount: alertCount,
+                evidence: TaskEvidence(alerts: alerts[v[0]!] ?? [], reports: reports[v[0]!] ?? [], alertCount: alertCount,
                                        reportCount: reportCount))
             if let id = v[9] {
                 snapshot.task = TaskFields(
@@ -185,12 +201,30 @@ enum TaskStore {
             """, [try json(changes)])
     }
 
-    /// Appends messages to the feed outbox (gap-free seqs); returns them ready to publish.
+    /// Appends messages to the feed outbox with the next gap-free seqs (the row lock on feed_head
+    /// serialises writers until commit); returns them ready to publish after commit.
     static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage]) throws -> [FeedMessage] {
         guard !messages.isEmpty else { return [] }
-        let feed = try db.query("SELECT seq, topic, kind, body FROM liandong.append_feed($1::jsonb)", [try json(messages)])
-        return feed.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[3]!, kind: $0[2]!) }
-            .sorted { $0.seq < $1.seq }
+        let head = try db.query("UPDATE liandong.feed_head SET seq = seq + $1 RETURNING seq - $1", [String(messages.count)])
+        guard let base = head.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+        var copy = PGCopyText(reservingCapacity: messages.count * 1024)
+        var out: [FeedMessage] = []
+        out.reserveCapacity(messages.count)
+        for (k, message) in messages.enumerated() {
+            var m = message
+            m.seq = base + 1 + Int64(k)
+            let body = try json(m)
+            copy.plain(String(m.seq!))
+            copy.plain(m.messageID)
+            copy.field(m.topic)
+            copy.plain(m.kind.rawValue)
+            copy.plain(m.taskID)
+            copy.field(body)
+            copy.endRow()
+            out.append(FeedMessage(seq: m.seq!, topic: m.topic, body: body, kind: m.kind.rawValue))
+        }
+        try db.copy("COPY liandong.feed (seq, message_id, topic, kind, task_id, body) FROM STDIN", copy.bytes)
+        return out
     }
 
     /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`.

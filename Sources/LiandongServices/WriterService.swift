@@ -112,6 +112,7 @@ public final class WriterService: Service, @unchecked Sendable {
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
                     record(batch, result, seconds: Date().timeIntervalSince(started))
+                    recordStore(store)
                     for message in result.messages { output.push(message) }
                     try sendAcks(batch, result, acks)
                     if let spillEnd { try spill?.commit(spillEnd) }
@@ -178,6 +179,14 @@ public final class WriterService: Service, @unchecked Sendable {
             }
         }
         for m in result.messages { metrics.increment("liandong_feed_messages_total", ["kind": m.kind]) }
+        if result.late > 0 { metrics.increment("liandong_events_late_total", by: Double(result.late)) }
+    }
+
+    private func recordStore(_ store: EventStore) {
+        metrics.set("liandong_correlation_window_events", Double(store.windowCount))
+        for (phase, seconds) in store.takePhases() {
+            metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds)
+        }
     }
 
     /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.

@@ -218,6 +218,21 @@ public struct PGCopyText {
         bytes.append(contentsOf: value.utf8)
     }
 
+    /// A text[] literal: {"a","b"} with quotes and backslashes escaped.
+    public static func arrayLiteral(_ values: [String]) -> String {
+        var out = "{"
+        for (n, value) in values.enumerated() {
+            if n > 0 { out += "," }
+            out += "\""
+            for ch in value {
+                if ch == "\\" || ch == "\"" { out += "\\" }
+                out.append(ch)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
     public mutating func endRow() {
         bytes.append(0x0A)
         fieldsInRow = 0
