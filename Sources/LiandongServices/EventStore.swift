@@ -94,7 +94,8 @@ public final class EventStore {
             case .event(let event, _): events.append((index, event))
             }
         }
-        var touched: [UUID] = []
+        var touched: [UUID] = [], touchedSet = Set<UUID>()
+        var fresh: [UUID: TaskSnapshot] = [:]
         var late = 0
         if !events.isEmpty {
             // Observed-time order: late and out-of-order events correlate as in-order ones do.
@@ -126,13 +127,14 @@ public final class EventStore {
                 clock.lap("write_events")
                 for (item, incident) in zip(placed, correlated.incidents) {
                     outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
-                    if !touched.contains(incident) { touched.append(incident) }
+                    if touchedSet.insert(incident).inserted { touched.append(incident) }
                 }
+                fresh = snapshots(opened: correlated, placed, workers: reference.workers)
             }
         }
         try insertDeadLetters(deadLetters)
         clock.lap("dead_letters")
-        let messages = try emitTasks(for: touched.map { $0.uuidString.lowercased() }, now: now)
+        let messages = try emitTasks(for: touched, fresh: fresh, now: now)
         return BatchResult(outcomes: outcomes.map { $0 ?? .duplicate }, messages: messages, late: late)
     }
 
@@ -394,13 +396,46 @@ public final class EventStore {
 
     // MARK: tasks
 
-    private func emitTasks(for incidentIDs: [String], now: Double) throws -> [FeedMessage] {
-        guard !incidentIDs.isEmpty else { return [] }
+    /// Incidents this batch opened, as `TaskStore.load` would read them back: everything about
+    /// them is in hand, so only incidents that existed before the batch are read.
+    private func snapshots(opened c: Correlated, _ placed: [Placed], workers: [String: String]) -> [UUID: TaskSnapshot] {
+        guard !c.opened.isEmpty else { return [:] }
+        var evidence: [UUID: (alerts: [String], reports: [String])] = [:]
+        // Most recent first, as the stored evidence is read (observed time, then arrival).
+        for (p, incident) in zip(placed, c.incidents).reversed() where c.opened[incident] != nil {
+            if p.event.source == .alert {
+                if (evidence[incident]?.alerts.count ?? 0) < 20 { evidence[incident, default: ([], [])].alerts.append(p.event.sourceID) }
+            } else if (evidence[incident]?.reports.count ?? 0) < 20 {
+                evidence[incident, default: ([], [])].reports.append(p.event.sourceID)
+            }
+        }
+        var out: [UUID: TaskSnapshot] = [:]
+        for (id, n) in c.opened {
+            let g = n.growth
+            out[id] = TaskSnapshot(
+                incidentID: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
+                incidentPriority: g.priority, alertCount: g.alerts, reportCount: g.reports, lon: n.point.lon, lat: n.point.lat,
+                workerID: workers[n.gridCode],
+                evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
+                                       alertCount: g.alerts, reportCount: g.reports),
+                task: nil)
+        }
+        return out
+    }
+
+    private func emitTasks(for incidents: [UUID], fresh: [UUID: TaskSnapshot], now: Double) throws -> [FeedMessage] {
+        guard !incidents.isEmpty else { return [] }
         var tasks: [(task: TaskFields, isNew: Bool)] = []
         var messages: [TaskMessage] = []
-        let snapshots = try TaskStore.load(db, incidentIDs: incidentIDs)
+        var stored: [UUID: TaskSnapshot] = [:]
+        let existing = incidents.filter { fresh[$0] == nil }
+        if !existing.isEmpty {
+            for snapshot in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
+                stored[UUID(uuidString: snapshot.incidentID)!] = snapshot
+            }
+        }
         clock.lap("snapshots")
-        for snapshot in snapshots {
+        for snapshot in incidents.compactMap({ fresh[$0] ?? stored[$0] }) {
             let current = snapshot.task
             if let current, current.taskState.isTerminal { continue }
             let decision = emissionDecision(

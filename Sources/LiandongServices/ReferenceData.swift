@@ -2,7 +2,7 @@ import Foundation
 import LiandongCore
 import LibPQ
 
-/// Grids and cameras in memory for the writer: where an event is and which grid covers it,
+/// Grids, cameras and grid workers in memory for the writer: where an event is and which grid covers it,
 /// without a query per event. Reloaded when an import changes the tables.
 struct ReferenceData {
     /// Row counts and last change of grids and cameras; a different value means reload.
@@ -12,10 +12,13 @@ struct ReferenceData {
     let gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)]
     /// Registered camera positions (WGS-84) by device id.
     let cameras: [String: LonLat]
+    /// The grid worker responsible for each grid (the lowest worker id when several are registered).
+    let workers: [String: String]
 
     static let versionSQL = """
         SELECT (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.grids) || ' '
-            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.cameras)
+            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.cameras) || ' '
+            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.grid_workers)
         """
 
     static func currentVersion(_ db: PGConnection) throws -> String {
@@ -42,7 +45,12 @@ struct ReferenceData {
         for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom) FROM liandong.cameras").rows {
             cameras[row[0]!] = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!)
         }
-        return ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras)
+        var workers: [String: String] = [:]
+        for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows {
+            workers[row[0]!] = row[1]!
+        }
+        return ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
+                             workers: workers)
     }
 
     /// Where an event is and which grid covers it, or why it cannot be placed: the position as
