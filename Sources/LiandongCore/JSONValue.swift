@@ -50,3 +50,224 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 }
+
+/// A strict RFC 8259 parser straight from UTF-8 bytes into `JSONValue`: the ingest path parses
+/// every message, and Foundation's JSONDecoder (through Codable) cost most of the daemon's CPU.
+/// Rejects trailing commas, leading zeros, control characters in strings, lone surrogates and
+/// anything after the value; nesting deeper than `maxDepth` is refused rather than recursed into.
+public struct JSONParseError: Error, Equatable, CustomStringConvertible {
+    public let offset: Int
+    public let reason: String
+    public var description: String { "\(reason) at byte \(offset)" }
+}
+
+extension JSONValue {
+    public static let maxDepth = 128
+
+    public static func parse<C: Collection<UInt8>>(_ bytes: C) throws(JSONParseError) -> JSONValue {
+        let buffer = Array(bytes)
+        var parser = JSONBytesParser(bytes: buffer)
+        parser.skipSpace()
+        let value = try parser.value(depth: 0)
+        parser.skipSpace()
+        guard parser.at == buffer.count else { throw parser.fail("unexpected content after the value") }
+        return value
+    }
+}
+
+private struct JSONBytesParser {
+    let bytes: [UInt8]
+    var at = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: at, reason: reason) }
+
+    mutating func skipSpace() {
+        while at < bytes.count, bytes[at] == 0x20 || bytes[at] == 0x0A || bytes[at] == 0x0D || bytes[at] == 0x09 { at += 1 }
+    }
+
+    mutating func literal(_ word: StaticString, _ value: JSONValue) throws(JSONParseError) -> JSONValue {
+        let n = word.utf8CodeUnitCount
+        guard at + n <= bytes.count else { throw fail("truncated literal") }
+        let matches = word.withUTF8Buffer { w in (0..<n).allSatisfy { bytes[at + $0] == w[$0] } }
+        guard matches else { throw fail("invalid literal") }
+        at += n
+        return value
+    }
+
+    mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard at < bytes.count else { throw fail("unexpected end") }
+        switch bytes[at] {
+        case UInt8(ascii: "{"):
+            guard depth < JSONValue.maxDepth else { throw fail("nested too deeply") }
+            at += 1
+            var object: [String: JSONValue] = [:]
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "}") {
+                at += 1
+                return .object(object)
+            }
+            while true {
+                skipSpace()
+                guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let key = try string()
+                skipSpace()
+                guard at < bytes.count, bytes[at] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                at += 1
+                skipSpace()
+                object[key] = try value(depth: depth + 1)
+                skipSpace()
+                guard at < bytes.count else { throw fail("unexpected end in object") }
+                if bytes[at] == UInt8(ascii: ",") {
+                    at += 1
+                } else if bytes[at] == UInt8(ascii: "}") {
+                    at += 1
+                    return .object(object)
+                } else {
+                    throw fail("expected ',' or '}'")
+                }
+            }
+        case UInt8(ascii: "["):
+            guard depth < JSONValue.maxDepth else { throw fail("nested too deeply") }
+            at += 1
+            var array: [JSONValue] = []
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "]") {
+                at += 1
+                return .array(array)
+            }
+            while true {
+                skipSpace()
+                array.append(try value(depth: depth + 1))
+                skipSpace()
+                guard at < bytes.count else { throw fail("unexpected end in array") }
+                if bytes[at] == UInt8(ascii: ",") {
+                    at += 1
+                } else if bytes[at] == UInt8(ascii: "]") {
+                    at += 1
+                    return .array(array)
+                } else {
+                    throw fail("expected ',' or ']'")
+                }
+            }
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try number())
+        default:
+            throw fail("unexpected character")
+        }
+    }
+
+    mutating func number() throws(JSONParseError) -> Double {
+        let start = at
+        func digits() -> Int {
+            let from = at
+            while at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 { at += 1 }
+            return at - from
+        }
+        if bytes[at] == UInt8(ascii: "-") { at += 1 }
+        guard at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 else { throw fail("invalid number") }
+        if bytes[at] == 0x30 {
+            at += 1
+            if at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 { throw fail("leading zero in number") }
+        } else {
+            _ = digits()
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: ".") {
+            at += 1
+            guard digits() > 0 else { throw fail("invalid fraction") }
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: "e") || bytes[at] == UInt8(ascii: "E") {
+            at += 1
+            if at < bytes.count, bytes[at] == UInt8(ascii: "+") || bytes[at] == UInt8(ascii: "-") { at += 1 }
+            guard digits() > 0 else { throw fail("invalid exponent") }
+        }
+        guard let value = Double(String(decoding: bytes[start..<at], as: UTF8.self)), value.isFinite else {
+            throw fail("number out of range")
+        }
+        return value
+    }
+
+    /// A string starting at the opening quote.
+    mutating func string() throws(JSONParseError) -> String {
+        at += 1
+        let start = at
+        // Fast path: no escapes.
+        while at < bytes.count {
+            let c = bytes[at]
+            if c == UInt8(ascii: "\"") {
+                defer { at += 1 }
+                return String(decoding: bytes[start..<at], as: UTF8.self)
+            }
+            if c == UInt8(ascii: "\\") { break }
+            guard c >= 0x20 else { throw fail("control character in string") }
+            at += 1
+        }
+        var out = Array(bytes[start..<at])
+        while at < bytes.count {
+            let c = bytes[at]
+            if c == UInt8(ascii: "\"") {
+                at += 1
+                return String(decoding: out, as: UTF8.self)
+            }
+            guard c >= 0x20 else { throw fail("control character in string") }
+            guard c == UInt8(ascii: "\\") else {
+                out.append(c)
+                at += 1
+                continue
+            }
+            at += 1
+            guard at < bytes.count else { break }
+            let e = bytes[at]
+            at += 1
+            switch e {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4()
+                if (0xD800...0xDBFF).contains(scalar) {
+                    guard at + 1 < bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else {
+                        throw fail("lone surrogate")
+                    }
+                    at += 2
+                    let low = try hex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("lone surrogate") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00...0xDFFF).contains(scalar) {
+                    throw fail("lone surrogate")
+                }
+                out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar)!)).utf8))
+            default:
+                throw fail("invalid escape")
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    mutating func hex4() throws(JSONParseError) -> UInt32 {
+        guard at + 4 <= bytes.count else { throw fail("truncated \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[at]
+            let digit: UInt8
+            switch c {
+            case 0x30...0x39: digit = c - 0x30
+            case 0x41...0x46: digit = c - 0x41 + 10
+            case 0x61...0x66: digit = c - 0x61 + 10
+            default: throw fail("invalid \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+            at += 1
+        }
+        return value
+    }
+}

@@ -32,7 +32,7 @@ public struct MessageDecoder: Sendable {
 
     /// The alert_id or report_id of a message, when it can be read at all (for answering a refusal).
     public static func peekID(_ frames: [[UInt8]]) -> String? {
-        guard frames.count >= 2, case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(frames[1])) else {
+        guard frames.count >= 2, case .object(let o)? = try? JSONValue.parse(frames[1]) else {
             return nil
         }
         for key in ["alert_id", "report_id"] {
@@ -70,7 +70,7 @@ public struct MessageDecoder: Sendable {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            value = try JSONValue.parse(body)
         } catch {
             throw Rejection(.malformedJSON, "body is not valid JSON")
         }

@@ -17,7 +17,7 @@ public struct TaskUpdate: Sendable, Equatable {
     /// (so the answer can name it).
     public static func decode(_ bytes: [UInt8]) -> Result<TaskUpdate, TaskUpdateError> {
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(TaskUpdateError(updateID: nil, message: "body is not valid UTF-8")) }
-        guard case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
+        guard case .object(let o)? = try? JSONValue.parse(bytes) else {
             return .failure(TaskUpdateError(updateID: nil, message: "body is not a JSON object"))
         }
         var updateID: String? = nil

@@ -6,58 +6,60 @@ public enum Timestamp {
     /// Parses "2026-11-29T10:15:32+08:00", "...Z", "...32.250+08:00", "2026-11-29 10:15:32" (CST),
     /// also unpadded fields as some vendors send ("2026-11-29T9:5:3"). Returns Unix seconds.
     public static func parse(_ text: String) -> Double? {
-        var s = Substring(text.trimmingSpaces())
-        guard !s.isEmpty, s.count <= 40 else { return nil }
+        var bytes = Array(text.utf8)[...]
+        while let c = bytes.first, c == 0x20 || c == 0x09 { bytes.removeFirst() }
+        while let c = bytes.last, c == 0x20 || c == 0x09 { bytes.removeLast() }
+        guard !bytes.isEmpty, bytes.count <= 40 else { return nil }
         func number(maxDigits: Int) -> Int? {
             var value = 0, n = 0
-            while let c = s.first, let d = c.wholeNumberValue, c.isASCII, n < maxDigits {
-                value = value * 10 + d
+            while let c = bytes.first, c >= 0x30, c <= 0x39, n < maxDigits {
+                value = value * 10 + Int(c - 0x30)
                 n += 1
-                s.removeFirst()
+                bytes.removeFirst()
             }
             return n == 0 ? nil : value
         }
-        func expect(_ chars: Set<Character>) -> Bool {
-            guard let c = s.first, chars.contains(c) else { return false }
-            s.removeFirst()
+        func expect(_ chars: String) -> Bool {
+            guard let c = bytes.first, chars.utf8.contains(c) else { return false }
+            bytes.removeFirst()
             return true
         }
-        guard let year = number(maxDigits: 4), year >= 1970, expect(["-"]),
-            let month = number(maxDigits: 2), (1...12).contains(month), expect(["-"]),
+        guard let year = number(maxDigits: 4), year >= 1970, expect("-"),
+            let month = number(maxDigits: 2), (1...12).contains(month), expect("-"),
             let day = number(maxDigits: 2), (1...daysIn(month: month, year: year)).contains(day),
-            expect(["T", "t", " "]),
-            let hour = number(maxDigits: 2), hour < 24, expect([":"]),
-            let minute = number(maxDigits: 2), minute < 60, expect([":"]),
+            expect("Tt "),
+            let hour = number(maxDigits: 2), hour < 24, expect(":"),
+            let minute = number(maxDigits: 2), minute < 60, expect(":"),
             let second = number(maxDigits: 2), second < 61
         else { return nil }
         var fraction = 0.0
-        if expect(["."]) {
+        if expect(".") {
             var scale = 0.1
             var n = 0
-            while let c = s.first, let d = c.wholeNumberValue, c.isASCII {
-                fraction += Double(d) * scale
+            while let c = bytes.first, c >= 0x30, c <= 0x39 {
+                fraction += Double(c - 0x30) * scale
                 scale /= 10
                 n += 1
-                s.removeFirst()
+                bytes.removeFirst()
             }
             if n == 0 { return nil }
         }
         var offset = chinaOffsetSeconds
-        if s.isEmpty {
+        if bytes.isEmpty {
             // No zone: China Standard Time.
-        } else if expect(["Z", "z"]) {
+        } else if expect("Zz") {
             offset = 0
-        } else if let sign = s.first, sign == "+" || sign == "-" {
-            s.removeFirst()
+        } else if let sign = bytes.first, sign == 0x2B || sign == 0x2D {
+            bytes.removeFirst()
             guard let oh = number(maxDigits: 2), oh < 24 else { return nil }
-            _ = expect([":"])
+            _ = expect(":")
             let om = number(maxDigits: 2) ?? 0
             guard om < 60 else { return nil }
-            offset = (oh * 3600 + om * 60) * (sign == "-" ? -1 : 1)
+            offset = (oh * 3600 + om * 60) * (sign == 0x2D ? -1 : 1)
         } else {
             return nil
         }
-        guard s.isEmpty else { return nil }
+        guard bytes.isEmpty else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let local = Double(days * 86400 + hour * 3600 + minute * 60 + second) + fraction
         return local - Double(offset)
@@ -130,14 +132,5 @@ public enum Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp + (mp < 10 ? 3 : -9)
         return (m <= 2 ? y + 1 : y, m, d)
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> Substring {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
-        return s
     }
 }

@@ -138,9 +138,11 @@ public final class IngestService: Service, @unchecked Sendable {
                 gaps.push(gap, timeout: 1)
             }
             if let sub, readable[1] {
+                var received = 0
+                defer { metrics.increment("liandong_events_received_total", ["path": "sub"], by: Double(received)) }
                 for _ in 0..<1000 {
                     guard let frames = try sub.receiveNow() else { break }
-                    metrics.increment("liandong_events_received_total", ["path": "sub"])
+                    received += 1
                     let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970)
                     // Once spilling, keep spilling until the writer has caught up, so order holds.
                     let inbound = decode(raw, decoder)
@@ -152,9 +154,11 @@ public final class IngestService: Service, @unchecked Sendable {
                 }
             }
             if let router, readable[sub == nil ? 1 : 2] {
+                var received = 0
+                defer { metrics.increment("liandong_events_received_total", ["path": "ack"], by: Double(received)) }
                 for _ in 0..<1000 {
                     guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
-                    metrics.increment("liandong_events_received_total", ["path": "ack"])
+                    received += 1
                     // DEALER: [identity][topic][body]; REQ: [identity][empty][topic][body].
                     let req = frames.count >= 3 && frames[1].isEmpty
                     let envelope = req ? [frames[0], []] : [frames[0]]

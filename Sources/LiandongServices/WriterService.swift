@@ -170,15 +170,22 @@ public final class WriterService: Service, @unchecked Sendable {
         metrics.set("liandong_database_up", 1)
         metrics.observe("liandong_batch_size", Double(batch.count), bounds: Metrics.batchSizeBounds)
         metrics.observe("liandong_batch_commit_seconds", seconds, bounds: Metrics.latencyBounds)
+        // Counted per batch, then added: one registry call per label, not per event.
+        var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:]
+        var duplicates = 0
         for (inbound, outcome) in zip(batch, result.outcomes) {
             switch (inbound, outcome) {
-            case (.event(let e, _), .stored): metrics.increment("liandong_events_accepted_total", ["source": e.source.rawValue])
-            case (_, .duplicate): metrics.increment("liandong_events_duplicate_total")
-            case (_, .rejected(let r)): metrics.increment("liandong_events_rejected_total", ["reason": r.reason.rawValue])
+            case (.event(let e, _), .stored): accepted[e.source.rawValue, default: 0] += 1
+            case (_, .duplicate): duplicates += 1
+            case (_, .rejected(let r)): rejected[r.reason.rawValue, default: 0] += 1
             default: break
             }
         }
-        for m in result.messages { metrics.increment("liandong_feed_messages_total", ["kind": m.kind]) }
+        for m in result.messages { kinds[m.kind, default: 0] += 1 }
+        for (source, n) in accepted { metrics.increment("liandong_events_accepted_total", ["source": source], by: Double(n)) }
+        for (reason, n) in rejected { metrics.increment("liandong_events_rejected_total", ["reason": reason], by: Double(n)) }
+        for (kind, n) in kinds { metrics.increment("liandong_feed_messages_total", ["kind": kind], by: Double(n)) }
+        if duplicates > 0 { metrics.increment("liandong_events_duplicate_total", by: Double(duplicates)) }
         if result.late > 0 { metrics.increment("liandong_events_late_total", by: Double(result.late)) }
     }
 
