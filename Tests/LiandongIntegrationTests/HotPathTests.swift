@@ -1,0 +1,78 @@
+import Foundation
+import LiandongCore
+import LibPQ
+import Testing
+
+/// The in-memory hot path against the database: events older than the correlation window are
+/// matched in stored history, the window survives a restart, and the hot-path tables keep their
+/// references although they no longer check them row by row.
+@Suite("Hot path", .serialized)
+struct HotPathTests {
+    @Test("events observed long before the newest still join stored incidents, and each other")
+    func lateEvents() throws {
+        let s = try Scene()
+        let old = s.now - 10 * 3600, older = s.now - 20 * 3600
+        let elsewhere = offset(s.centre, east: 600)
+        try s.send("alert", Wire.alert(id: "late-a1", at: old, position: s.centre))
+        try s.waitProcessed(1)
+        // The newest observed time moves ten hours on: the first alert is outside the window now.
+        try s.send("alert", Wire.alert(id: "late-a2", at: s.now, position: elsewhere))
+        try s.waitProcessed(2)
+        try s.send("report", Wire.report(id: "late-r1", at: old + 60, position: offset(s.centre, north: 50)))
+        // Two late events with no history: they must find each other (same batch or not).
+        try s.send("alert", Wire.alert(id: "late-b1", at: older, position: elsewhere))
+        try s.send("report", Wire.report(id: "late-b2", at: older + 30, position: offset(elsewhere, north: 40)))
+        try s.waitProcessed(5)
+        func incident(_ id: String) throws -> String {
+            try s.db.query("SELECT incident_id FROM liandong.events WHERE source_id = $1", [id]).scalar ?? "missing \(id)"
+        }
+        #expect(try incident("late-r1") == incident("late-a1"), "joined the stored incident through the database")
+        #expect(try incident("late-b2") == incident("late-b1"))
+        #expect(try incident("late-a2") != incident("late-b1"), "ten hours apart at the same place: two incidents")
+        #expect(try s.count("SELECT count(*) FROM liandong.incidents") == 3)
+        #expect(try s.count("SELECT alert_count + report_count FROM liandong.incidents i JOIN liandong.events e ON e.incident_id = i.id WHERE e.source_id = 'late-a1'") == 2)
+        var late = 0.0
+        try waitUntil(timeout: 10, "the late events counted") {
+            let text = try httpGet(port: s.daemon.metricsPort, "/metrics").body
+            let line = text.split(separator: "\n").first { $0.hasPrefix("liandong_events_late_total ") }
+            late = line.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+            return late >= 3
+        }
+        #expect(late == 3, "late-r1, late-b1 and late-b2 were matched against stored history")
+    }
+
+    @Test("after a kill -9 the window is rebuilt from the database: the next report joins the open incident")
+    func windowAfterRestart() throws {
+        let s = try Scene()
+        try s.send("alert", Wire.alert(id: "rs-a1", at: s.now - 60, position: s.centre))
+        try s.waitProcessed(1)
+        try s.daemon.crashAndRestart()
+        try s.send("report", Wire.report(id: "rs-r1", at: s.now, position: offset(s.centre, east: 80)))
+        try s.waitProcessed(2)
+        #expect(try s.count("SELECT count(DISTINCT incident_id) FROM liandong.events") == 1)
+        #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE kind = 'joint_dispatch'") == 1)
+    }
+
+    @Test("hot-path rows reference existing grids, villages, incidents and tasks; deleting a referenced grid is refused")
+    func references() throws {
+        let s = try Scene()
+        for i in 0..<20 {
+            try s.send("alert", Wire.alert(id: "ref-a\(i)", at: s.now - Double(i * 200), position: offset(s.centre, east: Double(i * 30))))
+        }
+        try s.send("report", Wire.report(id: "ref-r1", at: s.now, position: s.centre))
+        try s.waitProcessed(21)
+        for orphans in [
+            "SELECT count(*) FROM liandong.events e WHERE NOT EXISTS (SELECT 1 FROM liandong.incidents i WHERE i.id = e.incident_id)",
+            "SELECT count(*) FROM liandong.events e WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = e.grid_code AND g.village_code = e.village_code)",
+            "SELECT count(*) FROM liandong.incidents i WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = i.grid_code AND g.village_code = i.village_code)",
+            "SELECT count(*) FROM liandong.feed f WHERE NOT EXISTS (SELECT 1 FROM liandong.tasks t WHERE t.id = f.task_id)",
+        ] {
+            #expect(try s.count(orphans) == 0, "\(orphans)")
+        }
+        #expect(try s.count("SELECT count(*) FROM liandong.feed") > 0)
+        #expect(throws: PQError.self) { try s.db.query("DELETE FROM liandong.grids WHERE grid_code = $1", [Scene.ruralGrid]) }
+        let refused = try? s.db.query("DELETE FROM liandong.incidents")
+        #expect(refused == nil, "incidents with events cannot be deleted")
+        #expect(try s.count("SELECT count(*) FROM liandong.grids WHERE grid_code = '\(Scene.ruralGrid)'") == 1)
+    }
+}
