@@ -34,7 +34,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
-    let outbound = BoundedQueue<FeedMessage>(capacity: 1_000_000)
+    let outbound = BoundedQueue<FeedMessage>(capacity: 5_000)
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }
     let publisher = PublisherService(context: context, config: config, input: outbound, metrics: metrics, logger: logger)
     let ackEndpoint = "inproc://liandong-acks"

@@ -594,6 +594,9 @@ struct PhaseClock {
 
     mutating func start() { last = DispatchTime.now().uptimeNanoseconds }
 
+    /// Moves on without counting the time since the last lap.
+    mutating func skip() { start() }
+
     mutating func lap(_ phase: String) {
         let now = DispatchTime.now().uptimeNanoseconds
         totals[phase, default: 0] += Double(now &- last) / 1e9

@@ -80,38 +80,51 @@ public final class SpillFile: @unchecked Sendable {
     public func read(max: Int) -> (messages: [RawMessage], end: UInt64) {
         lock.lock()
         defer { lock.unlock() }
+        let available = Int(writeOffset - readOffset)
+        guard available > 0, max > 0 else { return ([], readOffset) }
+        // Read about what `max` records need (not the whole backlog); grow when one record is larger.
+        var length = min(available, Swift.max(64 << 10, max * 1024))
+        while true {
+            handle.seek(toFileOffset: readOffset)
+            let bytes = [UInt8](handle.readData(ofLength: length))
+            let (messages, used) = Self.parse(bytes, max: max)
+            if !messages.isEmpty || length >= available || bytes.count < length {
+                return (messages, readOffset + UInt64(used))
+            }
+            length = min(available, length * 2)
+        }
+    }
+
+    /// Complete records at the start of `bytes` (at most `max`) and the bytes they take.
+    private static func parse(_ data: [UInt8], max: Int) -> ([RawMessage], Int) {
         var messages: [RawMessage] = []
-        var offset = readOffset
-        handle.seek(toFileOffset: offset)
-        let available = Int(writeOffset - offset)
-        guard available > 0 else { return ([], offset) }
-        let data = handle.readData(ofLength: min(available, 16 << 20))
         var pos = 0
-        func u32(_ at: Int) -> Int { Int(data.subdata(in: at..<(at + 4)).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian) }
+        func load<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
+            data.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
+        }
         while messages.count < max && pos + 4 <= data.count {
-            let size = u32(pos)
+            let size = Int(load(pos, UInt32.self))
             guard pos + 4 + size <= data.count else { break }
             var p = pos + 4
-            let bits = data.subdata(in: p..<(p + 8)).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            let bits = load(p, UInt64.self)
             p += 8
-            let endpointLength = Int(data.subdata(in: p..<(p + 2)).withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }.littleEndian)
+            let endpointLength = Int(load(p, UInt16.self))
             p += 2
-            let endpoint = String(decoding: data.subdata(in: p..<(p + endpointLength)), as: UTF8.self)
+            let endpoint = String(decoding: data[p..<(p + endpointLength)], as: UTF8.self)
             p += endpointLength
-            let count = u32(p)
+            let count = Int(load(p, UInt32.self))
             p += 4
             var frames: [[UInt8]] = []
             for _ in 0..<count {
-                let length = u32(p)
+                let length = Int(load(p, UInt32.self))
                 p += 4
-                frames.append(Array(data.subdata(in: p..<(p + length))))
+                frames.append(Array(data[p..<(p + length)]))
                 p += length
             }
             messages.append(RawMessage(endpoint: endpoint, frames: frames, receivedAt: Double(bitPattern: bits)))
             pos += 4 + size
         }
-        offset += UInt64(pos)
-        return (messages, offset)
+        return (messages, pos)
     }
 
     /// Records that everything before `offset` is committed; truncates the file once all is.

@@ -115,14 +115,17 @@ enum TaskStore {
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
         var alerts: [String: [String]] = [:], reports: [String: [String]] = [:]
         if rows.count > 0 {
+            // Twenty per incident and source from events_incident_recent_idx, however large the incident.
             let evidence = try db.query("""
-                SELECT x.incident_id, x.source, x.source_id
-                FROM (SELECT e.incident_id, e.source, e.source_id,
-                             row_number() OVER (PARTITION BY e.incident_id, e.source
-                                                ORDER BY e.observed_at DESC, e.id DESC) AS n
-                      FROM liandong.events e WHERE e.incident_id = ANY($1::uuid[])) x
-                WHERE x.n <= 20
-                ORDER BY x.incident_id, x.source, x.n
+                SELECT x.id, s.source, e.source_id
+                FROM unnest($1::uuid[]) AS x(id)
+                CROSS JOIN (VALUES ('alert'), ('report')) AS s(source)
+                CROSS JOIN LATERAL (
+                    SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
+                    WHERE e.incident_id = x.id AND e.source = s.source
+                    ORDER BY e.observed_at DESC, e.id DESC
+                    LIMIT 20) e
+                ORDER BY x.id, s.source, e.observed_at DESC, e.id DESC
                 """, [uuidArray(rows.rows.map { $0[0]! })])
             for row in evidence.rows {
                 if row[1] == "alert" { alerts[row[0]!, default: []].append(row[2]!) } else { reports[row[0]!, default: []].append(row[2]!) }

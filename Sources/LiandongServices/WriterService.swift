@@ -74,6 +74,9 @@ public final class WriterService: Service, @unchecked Sendable {
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         var closed = false
         var unrecorded: [SeqGap] = []
+        // Where the writer thread's time goes outside the store (waiting, spill, handing on).
+        var clock = PhaseClock()
+        clock.start()
         while true {
             unrecorded += gaps.popBatch(max: 1000, idle: 0, linger: 0) ?? []
             if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
@@ -85,6 +88,7 @@ public final class WriterService: Service, @unchecked Sendable {
                 closed = true
             }
             // The queue first (older), then what was spilled to disk while it was full.
+            clock.lap("wait")
             var spillEnd: UInt64? = nil
             if batch.isEmpty, let spill, spillPending {
                 let (raws, end) = spill.read(max: config.batchSize)
@@ -95,6 +99,7 @@ public final class WriterService: Service, @unchecked Sendable {
                     }
                 }
                 spillEnd = end
+                clock.lap("spill_read")
             }
             if batch.isEmpty {
                 if closed && (spill?.isEmpty ?? true) { break }
@@ -105,6 +110,7 @@ public final class WriterService: Service, @unchecked Sendable {
                 let started = Date()
                 do {
                     let result = try store.write(batch)
+                    clock.skip()  // the store measures its own phases
                     logger.debug("batch committed", metadata: [
                         "batch.size": "\(batch.count)", "batch.stored": "\(result.stored)",
                         "batch.duplicates": "\(result.duplicates)", "batch.rejected": "\(result.rejected)",
@@ -112,10 +118,11 @@ public final class WriterService: Service, @unchecked Sendable {
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
                     record(batch, result, seconds: Date().timeIntervalSince(started))
-                    recordStore(store)
                     for message in result.messages { output.push(message) }
                     try sendAcks(batch, result, acks)
                     if let spillEnd { try spill?.commit(spillEnd) }
+                    clock.lap("hand_on")
+                    recordStore(store, clock.take())
                     break
                 } catch let error as PQError where error.isConnectionFailure {
                     if cancelled.isSet {
@@ -189,9 +196,9 @@ public final class WriterService: Service, @unchecked Sendable {
         if result.late > 0 { metrics.increment("liandong_events_late_total", by: Double(result.late)) }
     }
 
-    private func recordStore(_ store: EventStore) {
+    private func recordStore(_ store: EventStore, _ loop: [String: Double]) {
         metrics.set("liandong_correlation_window_events", Double(store.windowCount))
-        for (phase, seconds) in store.takePhases() {
+        for (phase, seconds) in store.takePhases().merging(loop, uniquingKeysWith: +) {
             metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds)
         }
     }

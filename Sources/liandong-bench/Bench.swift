@@ -21,6 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Seconds of the latency phase.") var latencySeconds = 15.0
     @Option(help: "Write the throughput phase's rows as CSV here (for the COPY ceiling).") var copyFile: String?
     @Option(help: "Random seed.") var seed: UInt64 = 5
+    @Option(help: "The daemon's metrics.bind (host:port), for the writer's profile per phase.") var metrics: String?
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
     struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
@@ -111,6 +112,7 @@ struct Bench: ParsableCommand {
         let load = onTime + late
         if let copyFile { try writeCopyFile(load, copyFile) }
         let before = try stored()
+        let phasesBefore = writerPhases()
         let started = Date()
         for e in load { try send(e) }
         let sentIn = Date().timeIntervalSince(started)
@@ -118,6 +120,7 @@ struct Bench: ParsableCommand {
         let elapsed = Date().timeIntervalSince(started)
         let throughput = Double(load.count) / elapsed
         let rssAfterLoad = memory()
+        let phasesAfter = writerPhases()
 
         // ---- precision / recall (pairwise, against the generated groups)
         var incidentOf: [String: String] = [:]
@@ -196,6 +199,27 @@ struct Bench: ParsableCommand {
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
             """)
+        let spent = phasesAfter.merging(phasesBefore.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value > 0.0005 }
+        let total = spent.values.reduce(0, +)
+        if total > 0 {
+            print("writer thread during the throughput phase (liandong_writer_seconds_total; 'wait' includes the idle time before it), \(String(format: "%.2f", total)) s:")
+            for (phase, seconds) in spent.sorted(by: { $0.value > $1.value }) {
+                let name = phase.padding(toLength: 14, withPad: " ", startingAt: 0)
+                print("  " + name + String(format: " %7.2f s %5.1f %%  %6.1f µs/event", seconds, 100 * seconds / total,
+                                                 seconds * 1e6 / Double(load.count)))
+            }
+        }
+    }
+
+    /// liandong_writer_seconds_total by phase, read from /metrics (empty without --metrics).
+    func writerPhases() -> [String: Double] {
+        guard let metrics, let text = httpGet(metrics, "/metrics") else { return [:] }
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("liandong_writer_seconds_total{phase=\"") {
+            let phase = line.dropFirst("liandong_writer_seconds_total{phase=\"".count).prefix { $0 != "\"" }
+            out[String(phase)] = Double(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return out
     }
 
     func memory() -> (rss: String, hwm: String) {
@@ -225,3 +249,31 @@ func json(_ o: [String: Any]) -> String {
     String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
 }
 
+/// A plain HTTP/1.1 GET over a TCP socket (the daemon's metrics endpoint); nil on any failure.
+func httpGet(_ hostPort: String, _ path: String) -> String? {
+    let parts = hostPort.split(separator: ":")
+    guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    guard inet_pton(AF_INET, String(parts[0]), &address.sin_addr) == 1 else { return nil }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
+    guard send(fd, request, request.count, 0) == request.count else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { return nil }
+    return String(text[split.upperBound...])
+}
