@@ -105,3 +105,118 @@ public struct TaskMessage: Sendable, Codable, Equatable {
         "task." + (kind == .verify && tier == .village ? gridCode : divisionCode)
     }
 }
+
+extension TaskMessage {
+    /// The message as JSON text, keys sorted, optional fields left out when nil: the same document
+    /// `JSONEncoder` (with `.sortedKeys`) produces, written directly (the writer encodes one per
+    /// touched incident per batch, and Foundation's encoder was a visible share of its time).
+    public func jsonText() -> String {
+        var out = JSONText()
+        out.object {
+            $0.field("actor", actor)
+            $0.field("category", category)
+            $0.field("departments") { o in o.array(departments) }
+            $0.field("division_code", divisionCode)
+            $0.field("emitted_at", emittedAt)
+            $0.field("evidence") { o in
+                o.object {
+                    $0.field("alert_count", integer: evidence.alertCount)
+                    $0.field("alerts") { o in o.array(evidence.alerts) }
+                    $0.field("report_count", integer: evidence.reportCount)
+                    $0.field("reports") { o in o.array(evidence.reports) }
+                }
+            }
+            $0.field("grid_code", gridCode)
+            $0.field("incident_id", incidentID)
+            $0.field("kind", kind.rawValue)
+            $0.field("lat") { o in o.number(lat) }
+            $0.field("lon") { o in o.number(lon) }
+            $0.field("message_id", messageID)
+            $0.field("overdue") { o in o.raw(overdue ? "true" : "false") }
+            $0.field("previous_division_code", previousDivisionCode)
+            $0.field("priority") { o in o.raw(String(priority)) }
+            $0.field("reason", reason)
+            $0.field("resolve_by", resolveBy)
+            $0.field("respond_by", respondBy)
+            $0.field("schema", schema)
+            if let seq { $0.field("seq") { o in o.raw(String(seq)) } }
+            $0.field("state", state.rawValue)
+            $0.field("task_id", taskID)
+            $0.field("tier", tier.rawValue)
+            $0.field("topic", topic)
+            $0.field("update_id", updateID)
+            $0.field("worker_id", workerID)
+        }
+        return out.text
+    }
+}
+
+/// A minimal JSON writer: objects with keys in the order given, strings escaped per RFC 8259.
+struct JSONText {
+    private(set) var text = ""
+    private var first = true
+
+    init() { text.reserveCapacity(1024) }
+
+    mutating func raw(_ s: String) { text += s }
+
+    mutating func number(_ d: Double) {
+        precondition(d.isFinite, "JSON has no NaN or infinity")
+        text += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+    }
+
+    mutating func string(_ s: String) {
+        text += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
+    }
+
+    mutating func array(_ values: [String]) {
+        text += "["
+        for (i, v) in values.enumerated() {
+            if i > 0 { text += "," }
+            string(v)
+        }
+        text += "]"
+    }
+
+    mutating func object(_ body: (inout JSONText) -> Void) {
+        text += "{"
+        let outer = first
+        first = true
+        body(&self)
+        first = outer
+        text += "}"
+    }
+
+    /// A key and a value written by `value`.
+    mutating func field(_ key: String, _ value: (inout JSONText) -> Void) {
+        if !first { text += "," }
+        first = false
+        string(key)
+        text += ":"
+        value(&self)
+    }
+
+    /// A string field, left out when nil.
+    mutating func field(_ key: String, _ value: String?) {
+        guard let value else { return }
+        field(key) { $0.string(value) }
+    }
+
+    mutating func field(_ key: String, integer value: Int) {
+        field(key) { $0.raw(String(value)) }
+    }
+}

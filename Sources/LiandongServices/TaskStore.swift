@@ -216,7 +216,7 @@ enum TaskStore {
         for (k, message) in messages.enumerated() {
             var m = message
             m.seq = base + 1 + Int64(k)
-            let body = try json(m)
+            let body = m.jsonText()
             copy.plain(String(m.seq!))
             copy.plain(m.messageID)
             copy.field(m.topic)

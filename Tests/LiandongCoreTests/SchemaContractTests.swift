@@ -51,4 +51,27 @@ struct SchemaContractTests {
         encoded.insert("seq")  // assigned by the feed outbox
         #expect(encoded == required)
     }
+
+    @Test("TaskMessage.jsonText is the same document JSONEncoder writes, with and without the optional fields")
+    func handWrittenEncoding() throws {
+        var message = TaskMessage(
+            topic: "task.620922102", messageID: "6a3c", kind: .escalation, state: .accepted, overdue: true, taskID: "t-1",
+            incidentID: "i-1", tier: .township, divisionCode: "620922102", gridCode: "620922102201005", workerID: "w-7",
+            category: "火灾 \"quoted\" \\ back\nline\u{01}", priority: 1, lon: 95.783_219_4, lat: 40.5, departments: ["fire", "police"],
+            respondBy: "2026-11-29T08:00:00+08:00", resolveBy: "2026-11-29T09:00:00.500+08:00",
+            evidence: TaskEvidence(alerts: ["a/1", "a2"], reports: [], alertCount: 2, reportCount: 0), emittedAt: "e")
+        for optional in [false, true] {
+            if optional {
+                message.seq = 42
+                message.reason = "respond_by missed"
+                message.previousDivisionCode = "620922102201"
+                message.actor = "dispatcher-3"
+                message.updateID = "u-9"
+            }
+            let hand = try JSONSerialization.jsonObject(with: Data(message.jsonText().utf8)) as! NSDictionary
+            let foundation = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(message)) as! NSDictionary
+            #expect(hand == foundation)
+            #expect(try JSONDecoder().decode(TaskMessage.self, from: Data(message.jsonText().utf8)) == message)
+        }
+    }
 }
