@@ -49,10 +49,10 @@ struct Bench: ParsableCommand {
         // Ground truth: groups on (camera, 2.5-hour slot: longer than any correlation window): 60 % true incidents (two alerts and a
         // grid report within 80 m and 3 minutes), 25 % false alarms (one alert), 15 % unrelated
         // minor reports (another category).
-        func makeGroups(count: Int, firstGroup: Int, start: (Int) -> Double) -> [[Event]] {
+        func makeGroups(count: Int, firstGroup: Int, sites: [Camera] = cameras, start: (Int) -> Double) -> [[Event]] {
             var out: [[Event]] = []
             for g in 0..<count {
-                let camera = cameras[g % cameras.count]
+                let camera = sites[g % sites.count]
                 let t0 = start(g)
                 let group = firstGroup + g
                 let kind = rng.next() % 100
@@ -149,10 +149,13 @@ struct Bench: ParsableCommand {
         while true {
             if try ZMQSocket.poll([sub], timeoutMilliseconds: 3000)[0], let f = try sub.receiveNow(), f.first == Array("hb".utf8) { break }
         }
-        // Observed as sent: group g starts when it is due. At this rate groups at one camera
-        // within a correlation window join one incident (a crowd); each event still gets a message.
+        // Observed as sent: group g starts when it is due, at its own site of a 500 m lattice over
+        // the grids (alerts carry lon/lat), so that groups do not merge while sites last and every
+        // event is named in its incident's task message.
+        let sites = try latticeSites(db, metres: 500, camera: cameras[0].id)
+        let liveGroups = Int(rate * latencySeconds / 2.2)
         let liveStart = Date().timeIntervalSince1970
-        let live = makeGroups(count: Int(rate * latencySeconds / 2.2), firstGroup: 10_000_000) { g in
+        let live = makeGroups(count: liveGroups, firstGroup: 10_000_000, sites: sites) { g in
             liveStart + Double(g) * 2.2 / rate
         }.flatMap { $0 }
         var sentAt: [String: Double] = [:]
@@ -194,7 +197,7 @@ struct Bench: ParsableCommand {
             cameras used (>=1.5 km apart): \(cameras.count)
             throughput phase: \(load.count) events (\(groups) ground-truth groups, \(late.count) events sent late), sent in \(String(format: "%.2f", sentIn)) s, all stored after \(String(format: "%.2f", elapsed)) s
             sustained_events_per_s: \(Int(throughput))
-            latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s, \(latencies.count) of \(live.count) events matched to a task message
+            latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s at \(min(sites.count, liveGroups)) sites (\(sites.count) lattice sites for \(liveGroups) groups), \(latencies.count) of \(live.count) events matched to a task message (minor reports get none)
             latency_ms: p50 \(pct(0.50)) p95 \(pct(0.95)) p99 \(pct(0.99)) max \(pct(0.999999))
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
@@ -209,6 +212,24 @@ struct Bench: ParsableCommand {
                                                  seconds * 1e6 / Double(load.count)))
             }
         }
+    }
+
+    /// Points of a lattice with `metres` spacing that lie inside a grid, in random order.
+    func latticeSites(_ db: PGConnection, metres: Double, camera: String) throws -> [Camera] {
+        let rows = try db.query("""
+            WITH b AS (SELECT ST_Extent(geom) AS e FROM liandong.grids),
+                 s AS (SELECT $1::float8 / (111320 * cos(radians((ST_YMin(e) + ST_YMax(e)) / 2))) AS dx, $1::float8 / 110574 AS dy, e FROM b),
+                 p AS (SELECT ST_SetSRID(ST_MakePoint(x, y), 4326) AS p
+                       FROM s, generate_series(ST_XMin(e)::numeric, ST_XMax(e)::numeric, dx::numeric) x,
+                               generate_series(ST_YMin(e)::numeric, ST_YMax(e)::numeric, dy::numeric) y)
+            SELECT DISTINCT ON (p.p) ST_X(p.p), ST_Y(p.p), g.grid_code
+            FROM p JOIN liandong.grids g ON ST_Covers(g.geom, p.p)
+            ORDER BY p.p, g.grid_code
+            """, [String(metres)])
+        var rng = SplitMix64(seed: seed &+ 1)
+        var sites = rows.rows.map { Camera(id: camera, grid: $0[2]!, p: LonLat(lon: Double($0[0]!)!, lat: Double($0[1]!)!)) }
+        for i in stride(from: sites.count - 1, to: 0, by: -1) { sites.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return sites
     }
 
     /// liandong_writer_seconds_total by phase, read from /metrics (empty without --metrics).
