@@ -24,7 +24,7 @@ public struct Config: Sendable {
     /// ingest.batch_size: most events per database transaction.
     public var batchSize = 500
     /// ingest.batch_ms: longest wait, in milliseconds, for a batch to fill.
-    public var batchMilliseconds = 20
+    public var batchMilliseconds = 2
     /// ingest.queue_capacity: messages held between the socket and the writer; the reader
     /// blocks when it is full (and libzmq's high-water mark applies upstream).
     public var queueCapacity = 5_000

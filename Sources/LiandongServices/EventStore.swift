@@ -14,6 +14,7 @@ public final class EventStore {
     private let rules: Rules
     private let maxDeadLetterBytes: Int
     private var reference: ReferenceData?
+    private var referenceCheckedAt: UInt64 = 0
     private var window: HotWindow?
     /// Seconds of observed time the window keeps behind the newest event, and its size limit.
     private let retention: Double
@@ -104,7 +105,8 @@ public final class EventStore {
             let stored = try storedAlready(events.map(\.event))
             clock.lap("dedup")
             var seen = Set<String>()
-            let reference = try currentReference()
+            var reference = try currentReference()
+            var rechecked = false
             clock.lap("reference")
             var placed: [Placed] = []
             for (index, event) in events {
@@ -112,7 +114,14 @@ public final class EventStore {
                     outcomes[index] = .duplicate
                     continue
                 }
-                switch reference.place(event) {
+                var placement = reference.place(event)
+                if case .failure = placement, !rechecked {
+                    // Before refusing: an import may have added the camera or grid a moment ago.
+                    rechecked = true
+                    reference = try currentReference(force: true)
+                    placement = reference.place(event)
+                }
+                switch placement {
                 case .failure(let rejection): reject(index, rejection)
                 case .success(let at):
                     placed.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
@@ -152,8 +161,13 @@ public final class EventStore {
         return Set(rows.rows.map { $0[0]! + "\u{1F}" + $0[1]! })
     }
 
-    /// Grids and cameras, reloaded when an import has changed them since the last batch.
-    private func currentReference() throws -> ReferenceData {
+    /// Grids, cameras and workers, reloaded when an import has changed them: checked at most once
+    /// a second (the check reads the three tables), and always before an event is refused as
+    /// unknown or outside (`force`).
+    private func currentReference(force: Bool = false) throws -> ReferenceData {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let reference, !force, now &- referenceCheckedAt < 1_000_000_000 { return reference }
+        referenceCheckedAt = now
         if let reference, try ReferenceData.currentVersion(db) == reference.version { return reference }
         let loaded = try ReferenceData.load(db)
         reference = loaded

@@ -75,4 +75,21 @@ struct HotPathTests {
         #expect(refused == nil, "incidents with events cannot be deleted")
         #expect(try s.count("SELECT count(*) FROM liandong.grids WHERE grid_code = '\(Scene.ruralGrid)'") == 1)
     }
+
+    @Test("a camera registered while the daemon runs is known to the very next alert")
+    func cameraAddedWhileRunning() throws {
+        let s = try Scene()
+        try s.send("alert", Wire.alert(id: "cam-0", at: s.now, position: s.centre))
+        try s.waitProcessed(1)
+        let device = "62092200001320009999"
+        try s.db.query("""
+            INSERT INTO liandong.cameras (device_id, name, geom, grid_code)
+            VALUES ($1, 'test camera', ST_SetSRID(ST_MakePoint($2::float8, $3::float8), 4326), $4)
+            """, [device, String(s.centre.lon), String(s.centre.lat), Scene.ruralGrid])
+        try s.send("alert", Wire.alert(id: "cam-1", device: device, at: s.now, position: nil))
+        try s.waitProcessed(2)
+        #expect(try s.count("SELECT count(*) FROM liandong.rejected_messages") == 0)
+        #expect(try s.db.query("SELECT source_crs, grid_code FROM liandong.events WHERE source_id = 'cam-1'").rows.first
+                    == ["camera", Scene.ruralGrid])
+    }
 }
