@@ -30,6 +30,10 @@ public final class EventStore {
         let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
         retention = max(2 * widest, 3600)
         self.windowCapacity = windowCapacity
+        // Loaded now, not on the first batch: at a province's scale this takes seconds.
+        reference = try ReferenceData.load(db)
+        referenceCheckedAt = DispatchTime.now().uptimeNanoseconds
+        window = try currentWindow()
     }
 
     public var isConnected: Bool { db.isOK }
@@ -162,8 +166,7 @@ public final class EventStore {
     }
 
     /// Grids, cameras and workers, reloaded when an import has changed them: checked at most once
-    /// a second (the check reads the three tables), and always before an event is refused as
-    /// unknown or outside (`force`).
+    /// a second, and always before an event is refused as unknown or outside (`force`).
     private func currentReference(force: Bool = false) throws -> ReferenceData {
         let now = DispatchTime.now().uptimeNanoseconds
         if let reference, !force, now &- referenceCheckedAt < 1_000_000_000 { return reference }

@@ -5,7 +5,7 @@ import LibPQ
 /// Grids, cameras and grid workers in memory for the writer: where an event is and which grid covers it,
 /// without a query per event. Reloaded when an import changes the tables.
 struct ReferenceData {
-    /// Row counts and last change of grids and cameras; a different value means reload.
+    /// liandong.reference_version when loaded; a different value means reload.
     let version: String
     let grids: GridMap
     /// Grid code -> the grid and a point on its surface (where a report without position goes).
@@ -15,11 +15,8 @@ struct ReferenceData {
     /// The grid worker responsible for each grid (the lowest worker id when several are registered).
     let workers: [String: String]
 
-    static let versionSQL = """
-        SELECT (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.grids) || ' '
-            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.cameras) || ' '
-            || (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM liandong.grid_workers)
-        """
+    /// Bumped by a statement trigger on each of the three tables (migration 008).
+    static let versionSQL = "SELECT version::text FROM liandong.reference_version"
 
     static func currentVersion(_ db: PGConnection) throws -> String {
         try db.query(versionSQL).scalar ?? ""

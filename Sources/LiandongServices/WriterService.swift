@@ -74,6 +74,7 @@ public final class WriterService: Service, @unchecked Sendable {
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         var closed = false
         var unrecorded: [SeqGap] = []
+        var busySinceTrim = false
         // Where the writer thread's time goes outside the store (waiting, spill, handing on).
         var clock = PhaseClock()
         clock.start()
@@ -103,8 +104,15 @@ public final class WriterService: Service, @unchecked Sendable {
             }
             if batch.isEmpty {
                 if closed && (spill?.isEmpty ?? true) { break }
+                if busySinceTrim {
+                    // Idle after work: give the memory a burst needed back to the system, so the
+                    // resident size returns to the steady state.
+                    busySinceTrim = false
+                    releaseFreeMemory()
+                }
                 continue
             }
+            busySinceTrim = true
             var delay = 0.1
             while true {
                 let started = Date()
@@ -223,4 +231,17 @@ public final class WriterService: Service, @unchecked Sendable {
             try acks.send(envelope + [Array(json)])
         }
     }
+}
+
+#if canImport(Glibc)
+/// glibc's malloc_trim(3); malloc.h is not part of the Glibc module.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
+
+/// Returns freed heap memory to the operating system (glibc keeps it otherwise).
+func releaseFreeMemory() {
+    #if canImport(Glibc)
+    _ = glibcMallocTrim(0)
+    #endif
 }
