@@ -70,7 +70,7 @@ pg_start() {
     as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$PG_STATE/initdb.log" 2>&1 \
         || { cat "$PG_STATE/initdb.log" >&2; die "initdb failed"; }
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_STATE/server.log" -w -t 60 start \
-        -o "-p $port -k $PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB" \
+        -o "-p $port -k $PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB ${PG_EXTRA_OPTS:-}" \
         >/dev/null || { cat "$PG_STATE/server.log" >&2; die "PostgreSQL did not start"; }
     PG_RUNNING=1
     export PG_ADMIN_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
