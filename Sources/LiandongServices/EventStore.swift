@@ -25,6 +25,14 @@ public final class EventStore {
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, windowCapacity: Int = 100_000) throws {
         db = try PGConnection(conninfo: conninfo)
         try db.execute("SET client_min_messages = warning")
+        // If this client vanishes without closing (a network partition), the server ends the
+        // session - and releases the writer lock below - within about half a minute.
+        try db.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3")
+        // One writer per database: the correlation window is this process's memory, a second
+        // writer would correlate without seeing the first one's events. Held for the session.
+        guard try db.query("SELECT pg_try_advisory_lock($1::bigint)", [String(Self.writerLockKey)]).scalar == "t" else {
+            throw WriterLockBusy()
+        }
         self.rules = rules
         self.maxDeadLetterBytes = maxDeadLetterBytes
         let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
@@ -37,6 +45,12 @@ public final class EventStore {
     }
 
     public var isConnected: Bool { db.isOK }
+
+    /// Ends the session (and releases the writer lock) before a new store is opened.
+    public func close() { db.close() }
+
+    /// Session advisory lock taken by the writer ("liandong" in ASCII, 0x6c69616e646f6e67).
+    public static let writerLockKey: Int64 = 0x6c69_616e_646f_6e67
 
     /// Events held in the correlation window (for the metrics).
     public var windowCount: Int { window?.count ?? 0 }
@@ -623,5 +637,12 @@ struct PhaseClock {
     mutating func take() -> [String: Double] {
         defer { totals = [:] }
         return totals
+    }
+}
+
+/// Another session holds the writer lock: another liandongd writes to this database.
+public struct WriterLockBusy: Error, CustomStringConvertible {
+    public var description: String {
+        "another liandongd holds the writer lock on this database (pg_advisory_lock \(EventStore.writerLockKey))"
     }
 }

@@ -49,16 +49,28 @@ public final class WriterService: Service, @unchecked Sendable {
     private func connect() throws -> EventStore {
         var delay = 0.1
         while true {
-            do {
-                return try EventStore(conninfo: config.databaseURL, rules: config.rules,
-                                      maxDeadLetterBytes: config.maxDeadLetterBytes)
-            } catch let error as PQError where error.isConnectionFailure {
-                if cancelled.isSet { throw error }
-                logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)"])
-                Thread.sleep(forTimeInterval: delay)
-                delay = min(delay * 2, 5)
-            }
+            if let store = try openStore(retryIn: delay) { return store }
+            Thread.sleep(forTimeInterval: delay)
+            delay = min(delay * 2, 5)
         }
+    }
+
+    /// One attempt to open the store; nil (logged) while the database is unreachable or another
+    /// liandongd's writer holds it (the correlation window lives in one writer's memory).
+    private func openStore(retryIn delay: Double, _ extra: Logger.Metadata = [:]) throws -> EventStore? {
+        do {
+            return try EventStore(conninfo: config.databaseURL, rules: config.rules,
+                                  maxDeadLetterBytes: config.maxDeadLetterBytes)
+        } catch let error as PQError where error.isConnectionFailure {
+            if cancelled.isSet { throw error }
+            logger.error("database unreachable, retrying",
+                         metadata: extra.merging(["db.error": "\(error)", "retry.s": "\(delay)"]) { $1 })
+        } catch let error as WriterLockBusy {
+            if cancelled.isSet { throw ConfigError("\(error)") }
+            logger.warning("another liandongd is writing to this database; waiting until it stops",
+                           metadata: extra.merging(["retry.s": "\(delay)"]) { $1 })
+        }
+        return nil
     }
 
     private func loop() throws {
@@ -142,6 +154,7 @@ public final class WriterService: Service, @unchecked Sendable {
                     logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
                     // With a spill file, what is in hand and in memory goes to disk for the outage,
                     // so a crash meanwhile loses nothing read from the sockets.
+                    store.close()
                     if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) {
                         store = try reconnect(spilling: spill)
                         break
@@ -166,18 +179,12 @@ public final class WriterService: Service, @unchecked Sendable {
                     break
                 }
             }
-            do {
-                let store = try EventStore(conninfo: config.databaseURL, rules: config.rules,
-                                           maxDeadLetterBytes: config.maxDeadLetterBytes)
+            if let store = try openStore(retryIn: delay, ["spill.bytes": "\(spill.pendingBytes)"]) {
                 logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
                 return store
-            } catch let error as PQError where error.isConnectionFailure {
-                if cancelled.isSet { throw error }
-                logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)",
-                                                                        "spill.bytes": "\(spill.pendingBytes)"])
-                Thread.sleep(forTimeInterval: delay)
-                delay = min(delay * 2, 5)
             }
+            Thread.sleep(forTimeInterval: delay)
+            delay = min(delay * 2, 5)
         }
     }
 

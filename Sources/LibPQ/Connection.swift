@@ -24,11 +24,20 @@ public final class PGConnection {
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
 
+    private var closed = false
+
     deinit {
+        close()
+    }
+
+    /// Ends the session now (its locks are released); the connection is unusable afterwards.
+    public func close() {
+        guard !closed else { return }
+        closed = true
         PQfinish(handle)
     }
 
-    public var isOK: Bool { PQstatus(handle) == CONNECTION_OK }
+    public var isOK: Bool { !closed && PQstatus(handle) == CONNECTION_OK }
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
     /// Runs one statement with text parameters ($1, $2, ...; nil is NULL) and returns its rows.

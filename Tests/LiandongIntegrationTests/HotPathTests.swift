@@ -92,4 +92,19 @@ struct HotPathTests {
         #expect(try s.db.query("SELECT source_crs, grid_code FROM liandong.events WHERE source_id = 'cam-1'").rows.first
                     == ["camera", Scene.ruralGrid])
     }
+
+    @Test("a second liandongd on the same database waits for the first one's writer, then writes what it received")
+    func oneWriterPerDatabase() throws {
+        let s = try Scene()
+        let second = try DaemonProcess(database: s.daemon.database)
+        try second.send("alert", Wire.alert(id: "two-a1", at: s.now, position: s.centre))
+        try waitUntil(timeout: 10, "the second daemon to report the busy writer lock") {
+            second.log.contains("another liandongd is writing to this database")
+        }
+        #expect(try s.count("SELECT count(*) FROM liandong.events") == 0)
+        #expect(try s.daemon.stop() == 0)
+        try s.waitProcessed(1)
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id = 'two-a1'") == 1)
+        #expect(try second.stop() == 0)
+    }
 }
