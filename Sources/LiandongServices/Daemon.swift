@@ -29,7 +29,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let context = try ZMQContext()
     // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs.
     let seeds = try openDatabase(config.databaseURL).query(
-        "SELECT gateway_id, max(gateway_seq) FROM liandong.events WHERE gateway_seq IS NOT NULL GROUP BY gateway_id"
+        "SELECT gateway_id, highest_seq FROM liandong.gateway_seqs"
     ).rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()

@@ -384,6 +384,20 @@ public final class EventStore {
             COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
                                   observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
             """, copy.bytes)
+        // Highest seq per gateway, for the gap tracker's seed at the next start.
+        var highest: [String: Int64] = [:]
+        for p in placed {
+            if let gateway = p.event.gatewayID, let seq = p.event.gatewaySeq { highest[gateway] = max(highest[gateway] ?? seq, seq) }
+        }
+        if !highest.isEmpty {
+            struct Row: Encodable { let g: String; let s: Int64 }
+            try db.query("""
+                INSERT INTO liandong.gateway_seqs AS t (gateway_id, highest_seq)
+                SELECT x.g, x.s FROM jsonb_to_recordset($1::jsonb) AS x(g text, s bigint)
+                ON CONFLICT (gateway_id) DO UPDATE SET highest_seq = greatest(t.highest_seq, excluded.highest_seq), updated_at = now()
+                WHERE excluded.highest_seq > t.highest_seq
+                """, [try TaskStore.json(highest.map { Row(g: $0.key, s: $0.value) })])
+        }
         if !c.grown.isEmpty {
             struct Row: Encodable {
                 let id: String

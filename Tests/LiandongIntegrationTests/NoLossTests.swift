@@ -100,4 +100,23 @@ struct GapTests {
         let text = try httpGet(port: s.daemon.metricsPort, "/metrics").body
         #expect(text.contains("liandong_ingest_gaps_total 2\n") && text.contains("liandong_ingest_gap_messages_total 3\n"))
     }
+
+    @Test("loss while the daemon was down is a gap too: the highest stored seq per gateway seeds the tracker")
+    func gapAcrossRestart() throws {
+        let s = try Scene(environment: ["LIANDONG_INGEST_GAP_GRACE_MS": "300"])
+        for seq in [1, 2, 3] {
+            try s.send("alert", Wire.alert(id: "gw-r:\(seq)", at: s.now, position: s.centre,
+                                           extra: ["gateway_id": "gw-r", "seq": seq]))
+        }
+        try s.waitProcessed(3)
+        #expect(try s.count("SELECT highest_seq FROM liandong.gateway_seqs WHERE gateway_id = 'gw-r'") == 3)
+        try s.daemon.crashAndRestart()
+        try s.send("alert", Wire.alert(id: "gw-r:7", at: s.now, position: s.centre, extra: ["gateway_id": "gw-r", "seq": 7]))
+        try waitUntil(timeout: 10, "the gap") { try s.db.int("SELECT count(*) FROM liandong.ingest_gaps") == 1 }
+        let row = try s.db.query("SELECT from_seq, to_seq FROM liandong.ingest_gaps")
+        #expect(row.rows.first == ["4", "6"])
+        try waitUntil(timeout: 10, "the seq recorded") {
+            try s.db.int("SELECT highest_seq FROM liandong.gateway_seqs WHERE gateway_id = 'gw-r'") == 7
+        }
+    }
 }
