@@ -239,16 +239,3 @@ public final class WriterService: Service, @unchecked Sendable {
         }
     }
 }
-
-#if canImport(Glibc)
-/// glibc's malloc_trim(3); malloc.h is not part of the Glibc module.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
-
-/// Returns freed heap memory to the operating system (glibc keeps it otherwise).
-func releaseFreeMemory() {
-    #if canImport(Glibc)
-    _ = glibcMallocTrim(0)
-    #endif
-}

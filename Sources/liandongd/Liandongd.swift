@@ -6,12 +6,6 @@ import Logging
 import ServiceLifecycle
 import ZeroMQ
 
-#if canImport(Glibc)
-/// glibc's mallopt(3); malloc.h is not part of the Glibc module.
-@_silgen_name("mallopt")
-func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif
-
 @main
 struct Liandongd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,11 +60,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
-        #if canImport(Glibc)
-        // glibc gives every thread that allocates its own 64 MiB arena; the daemon's dedicated
-        // threads would multiply resident memory for no gain. Two arenas are plenty.
-        _ = glibcMallopt(-8 /* M_ARENA_MAX, malloc.h */, 2)
-        #endif
+        limitMallocArenas()
         try await reportingErrors {
             let config = try options.loadConfig()
             let logger = bootstrapLogging(level: config.logLevel)

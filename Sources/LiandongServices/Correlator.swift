@@ -1,0 +1,253 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// The writer's correlation state and the only code that reads it: reference data (grids,
+/// cameras, workers) and the hot window of recent events of open incidents, on the writer's
+/// connection. Joins each batch's events to incidents without a query per event; only events
+/// observed before the window's start are matched in stored history. Use it from one thread.
+final class Correlator {
+    private let db: PGConnection
+    private var reference: ReferenceData?
+    private var referenceCheckedAt: UInt64 = 0
+    private var window: HotWindow?
+    /// Seconds of observed time the window keeps behind the newest event, and its size limit.
+    private let retention: Double
+    private let windowCapacity: Int
+
+    init(db: PGConnection, rules: Rules, windowCapacity: Int) throws {
+        self.db = db
+        let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
+        retention = max(2 * widest, 3600)
+        self.windowCapacity = windowCapacity
+        // Loaded now, not on the first batch: at a province's scale this takes seconds.
+        reference = try ReferenceData.load(db)
+        referenceCheckedAt = DispatchTime.now().uptimeNanoseconds
+        window = try currentWindow()
+    }
+
+    /// Events held in the window.
+    var windowCount: Int { window?.count ?? 0 }
+
+    /// After a commit: the window moves on with the newest observed time.
+    func committed() { window?.advance() }
+
+    /// After any failure (the window was changed as the batch was correlated): rebuilt from what
+    /// was committed before the next batch.
+    func discardWindow() { window = nil }
+
+    /// Grids, cameras and workers, reloaded when an import has changed them: checked at most once
+    /// a second, and always before an event is refused as unknown or outside (`force`).
+    func currentReference(force: Bool = false) throws -> ReferenceData {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let reference, !force, now &- referenceCheckedAt < 1_000_000_000 { return reference }
+        referenceCheckedAt = now
+        if let reference, try ReferenceData.currentVersion(db) == reference.version { return reference }
+        let loaded = try ReferenceData.load(db)
+        reference = loaded
+        return loaded
+    }
+
+    /// The window, loaded from the events of open incidents observed within `retention` of the
+    /// newest (at most `windowCapacity` of them, newest first).
+    private func currentWindow() throws -> HotWindow {
+        if let window { return window }
+        let newest = try db.query("""
+            SELECT extract(epoch FROM max(last_observed_at)) FROM liandong.incidents WHERE status = 'open'
+            """).scalar.flatMap(Double.init)
+        guard let newest else {
+            // No open incident: nothing stored can be joined, the empty window is complete.
+            let empty = HotWindow(retention: retention, capacity: windowCapacity)
+            window = empty
+            return empty
+        }
+        let from = newest - retention
+        let rows = try db.query("""
+            SELECT e.category, ST_X(e.geog::geometry), ST_Y(e.geog::geometry), extract(epoch FROM e.observed_at),
+                   e.incident_id, e.id
+            FROM liandong.incidents i JOIN liandong.events e ON e.incident_id = i.id
+            WHERE i.status = 'open' AND i.last_observed_at >= to_timestamp($1) AND e.observed_at >= to_timestamp($1)
+            ORDER BY e.observed_at DESC, e.id DESC
+            LIMIT $2
+            """, [String(from), String(windowCapacity)])
+        var start = from
+        if rows.count == windowCapacity, let oldest = rows.rows.last.flatMap({ Double($0[3]!) }) {
+            // Full: complete only after the oldest time loaded (some of its peers may be missing).
+            start = oldest.nextUp
+        }
+        var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start)
+        for row in rows.rows.reversed() {
+            loaded.insert(category: row[0]!, at: LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t: Double(row[3]!)!,
+                          incident: UUID(uuidString: row[4]!)!, ordinal: Int64(row[5]!)!)
+        }
+        window = loaded
+        return loaded
+    }
+
+
+    /// Joins each event to the nearest open incident of its category with an event within the
+    /// category's radius and window, or opens a new incident; in observed-time order, so events
+    /// of the same batch join each other.
+    func correlate(_ placed: [Placed], _ clock: inout PhaseClock) throws -> Correlated {
+        var window = try currentWindow()
+        // Incidents closed since they entered the window (by dispatchers' updates) are not joined.
+        var candidates = Set<UUID>()
+        for p in placed {
+            candidates.formUnion(window.incidents(category: p.event.category, near: p.point, at: p.event.observedAt,
+                                                  radius: p.rule.radiusMeters, window: p.rule.windowSeconds))
+        }
+        if !candidates.isEmpty {
+            let closed = try db.query(
+                "SELECT id FROM liandong.incidents WHERE id = ANY($1::uuid[]) AND status <> 'open'",
+                [TaskStore.uuidArray(candidates.map { $0.uuidString })])
+            window.markClosed(closed.rows.compactMap { UUID(uuidString: $0[0]!) })
+        }
+        let uncovered = placed.indices.filter {
+            !window.covers(t: placed[$0].event.observedAt, window: placed[$0].rule.windowSeconds)
+        }
+        clock.lap("correlate")
+        let stored = try storedMatches(uncovered.map { placed[$0] }, before: window.start)
+        clock.lap("history")
+        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count)
+        // Events of this batch observed before the window's start: not in the window, not yet in the database.
+        var lateInBatch: [(category: String, point: LonLat, t: Double, incident: UUID)] = []
+        var storedByItem: [Int: CorrelationMatch] = [:]
+        for (n, i) in uncovered.enumerated() { storedByItem[i] = stored[n] }
+        for (i, p) in placed.enumerated() {
+            let t = p.event.observedAt
+            var best = window.best(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
+                                   window: p.rule.windowSeconds)
+            if let fromStore = storedByItem[i] { best = [best, fromStore].compactMap { $0 }.min() }
+            if !lateInBatch.isEmpty {
+                for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= p.rule.windowSeconds {
+                    let distance = p.point.ellipsoidDistance(to: other.point)
+                    guard distance <= p.rule.radiusMeters else { continue }
+                    let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t),
+                                                 ordinal: Int64.max)
+                    if best == nil || match < best! { best = match }
+                }
+            }
+            let incident: UUID
+            if let best {
+                incident = best.incident
+                if result.opened[incident] != nil {
+                    result.opened[incident]!.add(p.event)
+                } else {
+                    result.grown[incident, default: IncidentGrowth(first: p.event)].add(p.event)
+                }
+            } else {
+                incident = UUID()
+                result.opened[incident] = NewIncident(first: p)
+            }
+            result.incidents.append(incident)
+            if t >= window.start {
+                window.insert(category: p.event.category, at: p.point, t: t, incident: incident)
+            } else {
+                lateInBatch.append((p.event.category, p.point, t, incident))
+            }
+        }
+        self.window = window
+        clock.lap("correlate")
+        return result
+    }
+
+    /// For events whose window reaches before the hot window's start: the best open incident among
+    /// stored events observed before `before`, one query for all of them. As before the hot
+    /// window existed, the search takes the 64 nearest candidates by KNN on the GiST index.
+    private func storedMatches(_ items: [Placed], before: Double) throws -> [CorrelationMatch?] {
+        guard !items.isEmpty else { return [] }
+        struct Probe: Encodable {
+            let k: Int
+            let category: String
+            let lon, lat, t, radius, window_s, before: Double
+        }
+        let probes = items.enumerated().map { k, p in
+            Probe(k: k, category: p.event.category, lon: p.point.lon, lat: p.point.lat, t: p.event.observedAt,
+                  radius: p.rule.radiusMeters, window_s: p.rule.windowSeconds, before: before)
+        }
+        let rows = try db.query("""
+            SELECT x.k, c.incident_id, ST_X(c.geog::geometry), ST_Y(c.geog::geometry), extract(epoch FROM c.observed_at), c.id
+            FROM jsonb_to_recordset($1::jsonb) AS x(k integer, category text, lon float8, lat float8, t float8,
+                                                      radius float8, window_s float8, before float8)
+            CROSS JOIN LATERAL (
+                SELECT v.id, v.incident_id, v.geog, v.observed_at
+                FROM liandong.events v
+                WHERE v.category = x.category
+                  AND v.observed_at BETWEEN to_timestamp(x.t - x.window_s) AND to_timestamp(x.t + x.window_s)
+                  AND v.observed_at < to_timestamp(x.before)
+                  AND ST_DWithin(v.geog, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography, x.radius)
+                ORDER BY v.geog <-> ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography
+                LIMIT 64) c
+            WHERE (SELECT i.status FROM liandong.incidents i WHERE i.id = c.incident_id) = 'open'
+            """, [try TaskStore.json(probes)])
+        var best = [CorrelationMatch?](repeating: nil, count: items.count)
+        for row in rows.rows {
+            let k = Int(row[0]!)!
+            let item = items[k]
+            let at = LonLat(lon: Double(row[2]!)!, lat: Double(row[3]!)!)
+            let match = CorrelationMatch(
+                incident: UUID(uuidString: row[1]!)!, distance: item.point.ellipsoidDistance(to: at),
+                seconds: abs(Double(row[4]!)! - item.event.observedAt), ordinal: Int64(row[5]!)!)
+            if best[k] == nil || match < best[k]! { best[k] = match }
+        }
+        return best
+    }
+}
+
+/// An event with its position and grid, ready to correlate.
+struct Placed {
+    let index: Int
+    let event: IngestEvent
+    let rule: CategoryRule
+    let point: LonLat
+    let crs: String
+    let grid: GridShape
+}
+
+/// What a batch adds to one incident.
+struct IncidentGrowth {
+    var priority: Int
+    var first, last: Double
+    var alerts = 0, reports = 0
+
+    init(first event: IngestEvent) {
+        priority = event.priority
+        first = event.observedAt
+        last = event.observedAt
+    }
+
+    mutating func add(_ e: IngestEvent) {
+        priority = min(priority, e.priority)
+        first = min(first, e.observedAt)
+        last = max(last, e.observedAt)
+        if e.source == .alert { alerts += 1 } else { reports += 1 }
+    }
+}
+
+/// An incident opened by this batch: at its first event's position and grid.
+struct NewIncident {
+    let category: String
+    let point: LonLat
+    let gridCode, villageCode: String
+    var growth: IncidentGrowth
+
+    init(first p: Placed) {
+        category = p.event.category
+        point = p.point
+        gridCode = p.grid.gridCode
+        villageCode = p.grid.villageCode
+        growth = IncidentGrowth(first: p.event)
+        growth.add(p.event)
+    }
+
+    mutating func add(_ e: IngestEvent) { growth.add(e) }
+}
+
+/// The outcome of correlating a batch: the incident of each placed event, in order.
+struct Correlated {
+    var incidents: [UUID]
+    var opened: [UUID: NewIncident]
+    var grown: [UUID: IncidentGrowth]
+    /// Events matched against stored history (observed before the window's start).
+    var late: Int
+}
