@@ -80,7 +80,7 @@ public final class WriterService: Service, @unchecked Sendable {
         try acks.setLinger(milliseconds: 1000)
         try acks.connect(ackEndpoint)
         defer { try? acks.send([IngestService.writerDone]) }
-        var store = try connect()
+        var store = try spill.map { try reconnect(spilling: $0, after: false) } ?? connect()
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
@@ -156,7 +156,7 @@ public final class WriterService: Service, @unchecked Sendable {
                     // so a crash meanwhile loses nothing read from the sockets.
                     store.close()
                     if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) {
-                        store = try reconnect(spilling: spill)
+                        store = try reconnect(spilling: spill, after: true)
                         break
                     }
                     Thread.sleep(forTimeInterval: delay)
@@ -168,23 +168,41 @@ public final class WriterService: Service, @unchecked Sendable {
         logger.info("writer drained")
     }
 
-    /// Waits for the database with backoff, moving whatever reaches the queue meanwhile to the spill.
-    private func reconnect(spilling spill: SpillFile) throws -> EventStore {
+    /// Opens the store, retrying with backoff; while the database is unreachable whatever reaches
+    /// the queue goes to the spill as it arrives, so a crash meanwhile loses nothing read from the
+    /// sockets. This holds at start too: a daemon that starts before its database must not keep
+    /// a queue's worth of events only in memory.
+    private func reconnect(spilling spill: SpillFile, after failure: Bool) throws -> EventStore {
         var delay = 0.1
+        var waited = failure
         while true {
-            while let waiting = input.popBatch(max: 10_000, idle: 0, linger: 0), !waiting.isEmpty {
-                guard spill.appendAll(waiting.map(\.raw)) else {
-                    // The spill is full: keep these in memory and write them first once back.
-                    for item in waiting { _ = input.push(item, timeout: 0) }
-                    break
-                }
-            }
             if let store = try openStore(retryIn: delay, ["spill.bytes": "\(spill.pendingBytes)"]) {
-                logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
+                if waited {
+                    logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
+                }
                 return store
             }
-            Thread.sleep(forTimeInterval: delay)
+            waited = true
+            spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay))
             delay = min(delay * 2, 5)
+        }
+    }
+
+    /// Moves messages to the spill as they reach the queue, until `deadline`.
+    private func spillArrivals(to spill: SpillFile, until deadline: Date) {
+        while !cancelled.isSet {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return }
+            guard let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else {
+                Thread.sleep(forTimeInterval: left)  // closed and drained: nothing more will come
+                return
+            }
+            if !spill.appendAll(waiting.map(\.raw)) {
+                // The spill is full: keep these in memory and write them first once back.
+                for item in waiting { _ = input.push(item, timeout: 0) }
+                Thread.sleep(forTimeInterval: max(0, deadline.timeIntervalSinceNow))
+                return
+            }
         }
     }
 

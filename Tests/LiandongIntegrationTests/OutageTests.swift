@@ -61,18 +61,20 @@ struct OutageTests {
             try daemon.send("alert", Wire.alert(id: "s-\(i)", at: now - Double(i % 600), position: p))
         }
         var spilled = 0.0
-        try waitUntil(timeout: 20, "the spill file to hold the overflow") {
+        try daemon.waitUntil(timeout: 20, "the spill file to hold the overflow") {
             let text = try httpGet(port: daemon.metricsPort, "/metrics").body
             let received = text.contains("liandong_events_received_total{path=\"sub\"} \(n)\n")
             spilled = text.split(separator: "\n").first { $0.hasPrefix("liandong_spill_pending_bytes ") }
                 .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
-            return received && spilled > 0
+            // Nothing left only in memory: what the queue held went to disk too.
+            let queued = text.contains("liandong_ingest_queue_depth 0\n")
+            return received && queued && spilled > 0
         }
         // Crash while the database is still away, then bring both back.
         try cluster.start()
         try daemon.crashAndRestart()
         let db = try PGConnection(conninfo: cluster.conninfo)
-        try waitUntil(timeout: 120, "every message written") { try db.int("SELECT count(*) FROM liandong.events") >= n }
+        try daemon.waitUntil(timeout: 120, "every message written") { try db.int("SELECT count(*) FROM liandong.events") >= n }
         #expect(try db.int("SELECT count(*) FROM liandong.events") == n)
         #expect(try db.int("SELECT count(*) FROM liandong.rejected_messages") == 0)
         try waitUntil(timeout: 10, "the spill file to empty") {

@@ -102,6 +102,17 @@ final class DaemonProcess {
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
+    /// Like `waitUntil`, but a timeout carries the end of the daemon's log, so a failure on a CI
+    /// machine says what the daemon was doing.
+    func waitUntil(timeout: TimeInterval = 10, _ what: String, _ condition: () throws -> Bool) throws {
+        do {
+            try LiandongIntegrationTests.waitUntil(timeout: timeout, what, condition)
+        } catch let failure as TestFailure {
+            let tail = log.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
+            throw TestFailure("\(failure); liandongd log (last 40 lines):\n\(tail)")
+        }
+    }
+
     func send(_ topic: String, _ body: String) throws {
         try gateway.send([Array(topic.utf8), Array(body.utf8)])
     }
