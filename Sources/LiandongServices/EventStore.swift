@@ -238,6 +238,8 @@ public final class EventStore {
             let rows = c.grown.map { id, g in
                 Row(id: id.uuidString, priority: g.priority, alerts: g.alerts, reports: g.reports, first: g.first, last: g.last)
             }
+            // `= ANY` gives the planner the exact keys (it guesses 100 rows for jsonb_to_recordset
+            // and, on a young incidents table, chose a hash join over all of it: 4 ms a batch).
             try db.query("""
                 UPDATE liandong.incidents i
                 SET priority          = least(i.priority, x.priority),
@@ -248,8 +250,8 @@ public final class EventStore {
                     updated_at        = now()
                 FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, priority smallint, alerts integer, reports integer,
                                                          first float8, last float8)
-                WHERE i.id = x.id
-                """, [try TaskStore.json(rows)])
+                WHERE i.id = x.id AND i.id = ANY($2::uuid[])
+                """, [try TaskStore.json(rows), TaskStore.uuidArray(rows.map(\.id))])
         }
     }
 

@@ -109,7 +109,9 @@ enum TaskStore {
                    t.overdue,
                    (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code)
             FROM liandong.incidents i
-            LEFT JOIN liandong.tasks t ON t.incident_id = i.id
+            -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
+            -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
+            LEFT JOIN LATERAL (SELECT * FROM liandong.tasks t WHERE t.incident_id = i.id LIMIT 1) t ON true
             WHERE \(filters.joined(separator: " OR "))
             ORDER BY i.first_observed_at, i.id
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)

@@ -113,6 +113,7 @@ struct Bench: ParsableCommand {
         if let copyFile { try writeCopyFile(load, copyFile) }
         let before = try stored()
         let phasesBefore = writerPhases()
+        resetStatements(db)
         let started = Date()
         for e in load { try send(e) }
         let sentIn = Date().timeIntervalSince(started)
@@ -121,6 +122,7 @@ struct Bench: ParsableCommand {
         let throughput = Double(load.count) / elapsed
         let rssAfterLoad = memory()
         let phasesAfter = writerPhases()
+        let throughputStatements = statements(db)
 
         // ---- precision / recall (pairwise, against the generated groups)
         var incidentOf: [String: String] = [:]
@@ -160,6 +162,9 @@ struct Bench: ParsableCommand {
         }.flatMap { $0 }
         var sentAt: [String: Double] = [:]
         var latencies: [Double] = []
+        let latencyPhasesBefore = writerPhases()
+        resetStatements(db)
+        let batchesBefore = metricValues("liandong_batch_commit_seconds_")
         let t0 = Date()
         var i = 0
         func drain() throws {
@@ -188,6 +193,9 @@ struct Bench: ParsableCommand {
             _ = try ZMQSocket.poll([sub], timeoutMilliseconds: 100)
             try drain()
         }
+        let latencyPhasesAfter = writerPhases()
+        let latencyStatements = statements(db)
+        let batchesAfter = metricValues("liandong_batch_commit_seconds_")
         latencies.sort()
         func pct(_ p: Double) -> String {
             latencies.isEmpty ? "n/a" : String(format: "%.1f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000)
@@ -202,15 +210,50 @@ struct Bench: ParsableCommand {
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
             """)
-        let spent = phasesAfter.merging(phasesBefore.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value > 0.0005 }
+        printPhases(phasesBefore, phasesAfter, events: load.count,
+                    "writer thread during the throughput phase (liandong_writer_seconds_total; 'wait' includes the idle time before it)")
+        printPhases(latencyPhasesBefore, latencyPhasesAfter, events: live.count, "writer thread during the latency phase")
+        let batches = (batchesAfter["liandong_batch_commit_seconds_count"] ?? 0) - (batchesBefore["liandong_batch_commit_seconds_count"] ?? 0)
+        let batchSeconds = (batchesAfter["liandong_batch_commit_seconds_sum"] ?? 0) - (batchesBefore["liandong_batch_commit_seconds_sum"] ?? 0)
+        if batches > 0 {
+            print(String(format: "latency phase batches: %.0f, %.1f events/batch, %.2f ms/batch in the store", batches,
+                         Double(live.count) / batches, batchSeconds * 1000 / batches))
+        }
+        printStatements(throughputStatements, events: load.count, "PostgreSQL during the throughput phase (pg_stat_statements)")
+        printStatements(latencyStatements, events: live.count, "PostgreSQL during the latency phase (pg_stat_statements)")
+    }
+
+    /// Clears pg_stat_statements (when the cluster has it: tools/bench loads it).
+    func resetStatements(_ db: PGConnection) { _ = try? db.query("SELECT pg_stat_statements_reset()") }
+
+    /// The statements that took the server's time since the last reset: (total ms, calls, text).
+    func statements(_ db: PGConnection) -> [(ms: Double, calls: Int, text: String)] {
+        guard let rows = try? db.query("""
+            SELECT total_exec_time, calls, regexp_replace(query, '\\s+', ' ', 'g')
+            FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+            ORDER BY total_exec_time DESC LIMIT 12
+            """) else { return [] }
+        return rows.rows.map { (Double($0[0]!) ?? 0, Int($0[1]!) ?? 0, $0[2]!) }
+    }
+
+    func printStatements(_ top: [(ms: Double, calls: Int, text: String)], events: Int, _ title: String) {
+        guard !top.isEmpty else { return }
+        print("\(title), top statements by server time:")
+        for s in top {
+            print(String(format: "  %8.1f ms %6d calls %6.1f µs/event  ", s.ms, s.calls, s.ms * 1000 / Double(events))
+                  + String(s.text.prefix(110)))
+        }
+    }
+
+    func printPhases(_ before: [String: Double], _ after: [String: Double], events: Int, _ title: String) {
+        let spent = after.merging(before.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value > 0.0005 }
         let total = spent.values.reduce(0, +)
-        if total > 0 {
-            print("writer thread during the throughput phase (liandong_writer_seconds_total; 'wait' includes the idle time before it), \(String(format: "%.2f", total)) s:")
-            for (phase, seconds) in spent.sorted(by: { $0.value > $1.value }) {
-                let name = phase.padding(toLength: 14, withPad: " ", startingAt: 0)
-                print("  " + name + String(format: " %7.2f s %5.1f %%  %6.1f µs/event", seconds, 100 * seconds / total,
-                                                 seconds * 1e6 / Double(load.count)))
-            }
+        guard total > 0 else { return }
+        print("\(title), \(String(format: "%.2f", total)) s:")
+        for (phase, seconds) in spent.sorted(by: { $0.value > $1.value }) {
+            let name = phase.padding(toLength: 14, withPad: " ", startingAt: 0)
+            print("  " + name + String(format: " %7.2f s %5.1f %%  %6.1f µs/event", seconds, 100 * seconds / total,
+                                             seconds * 1e6 / Double(events)))
         }
     }
 
@@ -230,6 +273,17 @@ struct Bench: ParsableCommand {
         var sites = rows.rows.map { Camera(id: camera, grid: $0[2]!, p: LonLat(lon: Double($0[0]!)!, lat: Double($0[1]!)!)) }
         for i in stride(from: sites.count - 1, to: 0, by: -1) { sites.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         return sites
+    }
+
+    /// Unlabelled samples whose name starts with `prefix`, read from /metrics (empty without --metrics).
+    func metricValues(_ prefix: String) -> [String: Double] {
+        guard let metrics, let text = httpGet(metrics, "/metrics") else { return [:] }
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix(prefix) && !line.contains("{") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { out[String(parts[0])] = v }
+        }
+        return out
     }
 
     /// liandong_writer_seconds_total by phase, read from /metrics (empty without --metrics).
