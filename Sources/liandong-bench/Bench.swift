@@ -180,7 +180,9 @@ struct Bench: ParsableCommand {
         while i < live.count {
             let due = t0.addingTimeInterval(Double(i) / rate)
             if due > Date() {
-                _ = try ZMQSocket.poll([sub], timeoutMilliseconds: max(0, Int(due.timeIntervalSinceNow * 1000)))
+                // At least 1 ms: a zero timeout would spin a core that the daemon and PostgreSQL
+                // need (due times are absolute, so events due meanwhile go out together next).
+                _ = try ZMQSocket.poll([sub], timeoutMilliseconds: max(1, Int((due.timeIntervalSinceNow * 1000).rounded(.up))))
                 try drain()
                 continue
             }
