@@ -90,6 +90,9 @@ final class Correlator {
     /// of the same batch join each other.
     func correlate(_ placed: [Placed], _ clock: inout PhaseClock) throws -> Correlated {
         var window = try currentWindow()
+        // Taken out while it changes: the only reference, so inserting does not copy the whole
+        // window (copy-on-write), and a failure part-way leaves no window (rebuilt next batch).
+        self.window = nil
         // Incidents closed since they entered the window (by dispatchers' updates) are not joined.
         var candidates = Set<UUID>()
         for p in placed {

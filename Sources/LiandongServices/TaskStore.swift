@@ -102,12 +102,18 @@ enum TaskStore {
             filters.append("i.id IN (SELECT x.incident_id FROM liandong.tasks x WHERE x.id = ANY($\(parameters.count)::uuid[]))")
         }
         guard !filters.isEmpty else { return [] }
+        // One round trip: each incident with its task, its grid's worker and the 20 most recent
+        // alert and report ids (from events_incident_recent_idx, however large the incident).
         let rows = try db.query("""
             SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
                    i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
                    extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
                    t.overdue,
-                   (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code)
+                   (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code),
+                   to_json(ARRAY(SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'alert'
+                                 ORDER BY e.observed_at DESC, e.id DESC LIMIT 20)),
+                   to_json(ARRAY(SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'report'
+                                 ORDER BY e.observed_at DESC, e.id DESC LIMIT 20))
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -115,32 +121,14 @@ enum TaskStore {
             WHERE \(filters.joined(separator: " OR "))
             ORDER BY i.first_observed_at, i.id
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
-        var alerts: [String: [String]] = [:], reports: [String: [String]] = [:]
-        if rows.count > 0 {
-            // Twenty per incident and source from events_incident_recent_idx, however large the incident.
-            let evidence = try db.query("""
-                SELECT x.id, s.source, e.source_id
-                FROM unnest($1::uuid[]) AS x(id)
-                CROSS JOIN (VALUES ('alert'), ('report')) AS s(source)
-                CROSS JOIN LATERAL (
-                    SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
-                    WHERE e.incident_id = x.id AND e.source = s.source
-                    ORDER BY e.observed_at DESC, e.id DESC
-                    LIMIT 20) e
-                ORDER BY x.id, s.source, e.observed_at DESC, e.id DESC
-                """, [uuidArray(rows.rows.map { $0[0]! })])
-            for row in evidence.rows {
-                if row[1] == "alert" { alerts[row[0]!, default: []].append(row[2]!) } else { reports[row[0]!, default: []].append(row[2]!) }
-            }
-        }
-        return rows.rows.map { v in
+        return try rows.rows.map { v in
             let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
             var snapshot = TaskSnapshot(
                 incidentID: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, incidentPriority: Int(v[2]!)!,
                 alertCount: alertCount, reportCount: reportCount, lon: Double(v[3]!)!, lat: Double(v[4]!)!,
                 workerID: v[19],
-                evidence: TaskEvidence(alerts: alerts[v[0]!] ?? [], reports: reports[v[0]!] ?? [], alertCount: alertCount,
-                                       reportCount: reportCount))
+                evidence: TaskEvidence(alerts: try jsonStrings(v[20]), reports: try jsonStrings(v[21]),
+                                       alertCount: alertCount, reportCount: reportCount))
             if let id = v[9] {
                 snapshot.task = TaskFields(
                     id: id, incident_id: v[0]!, kind: v[10]!, state: v[11]!, tier: v[12]!, division_code: v[13]!,
@@ -271,6 +259,15 @@ func hex(_ bytes: [UInt8]) -> String {
 }
 
 /// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
+/// The strings of a JSON array as PostgreSQL's to_json writes it (ids may hold any character).
+func jsonStrings(_ text: String?) throws -> [String] {
+    guard let text else { return [] }
+    guard case .array(let items) = try JSONValue.parse(Array(text.utf8)) else {
+        throw PQError(kind: .query, message: "expected a JSON array of strings, got \(text.prefix(80))")
+    }
+    return items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+}
+
 func parsePGTextArray(_ text: String) -> [String] {
     let inner = text.dropFirst().dropLast()
     guard !inner.isEmpty else { return [] }

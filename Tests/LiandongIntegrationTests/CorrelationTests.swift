@@ -100,8 +100,10 @@ struct CorrelationTests {
         try s.waitProcessed(1)
         try s.send("report", Wire.report(id: "r-1", at: s.now - 50, position: s.centre))
         try s.waitProcessed(2)
+        // Ids may hold any character; the evidence read back from PostgreSQL keeps them intact.
+        let odd = (2...4).map { "a-\($0), \"q\" {b} \\ NULL" }
         for i in 2...4 {
-            try s.send("alert", Wire.alert(id: "a-\(i)", at: s.now - 40 + Double(i), position: offset(s.centre, east: 20)))
+            try s.send("alert", Wire.alert(id: odd[i - 2], at: s.now - 40 + Double(i), position: offset(s.centre, east: 20)))
             try s.waitProcessed(i + 1)
         }
         try s.send("report", Wire.report(id: "r-2", at: s.now, position: s.centre))
@@ -115,6 +117,9 @@ struct CorrelationTests {
         #expect(seqs == Array(1...6))
         let last = tasks.last!.body["evidence"] as! [String: Any]
         #expect(last["alert_count"] as? Int == 4 && last["report_count"] as? Int == 2)
+        // Most recent first.
+        #expect(last["alerts"] as? [String] == odd.reversed() + ["a-1"])
+        #expect(last["reports"] as? [String] == ["r-2", "r-1"])
     }
 
     @Test("a minor report alone is recorded without a task; a serious one is dispatched")
