@@ -6,7 +6,7 @@ import ServiceLifecycle
 import ZeroMQ
 
 /// Publishes committed feed messages on the feed PUB socket ([topic][JSON]) strictly in seq order,
-/// marks them published, and sends a heartbeat on topic `hb` with the head seq every second.
+/// records how far it got in liandong.feed_published, and sends a heartbeat on topic `hb` with the head seq every second.
 /// Several services commit feed messages; one that committed seq N but has not handed it over yet
 /// holds back N+1 for at most `gapWait`, after which N is read from the feed table. At start it
 /// republishes rows a previous run committed but did not publish. At graceful shutdown (it is the
@@ -45,8 +45,10 @@ public final class PublisherService: Service, @unchecked Sendable {
     /// The publisher's connection, reopened on demand: publishing what is in memory never waits
     /// for the database, only marking rows published and filling holes do.
     private var connection: PGConnection?
-    /// Published but not yet marked (the database was away); marked as soon as it is back.
-    private var unmarked: [Int64] = []
+    /// Highest seq sent (the feed goes out strictly in seq order) and highest recorded in
+    /// liandong.feed_published; recorded after each send, or as soon as the database is back.
+    private var sentThrough: Int64 = 0
+    private var markedThrough: Int64 = 0
 
     private func database() throws -> PGConnection {
         if let c = connection, c.isOK { return c }
@@ -59,7 +61,9 @@ public final class PublisherService: Service, @unchecked Sendable {
     private func loop() throws {
         let socket = try openSocket()
         let db = try database()
-        let pending = try db.query("SELECT seq, topic, body FROM liandong.feed WHERE published_at IS NULL ORDER BY seq")
+        let pending = try db.query("""
+            SELECT seq, topic, body FROM liandong.feed WHERE seq > (SELECT seq FROM liandong.feed_published) ORDER BY seq
+            """)
         if pending.count > 0 {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
             try send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket)
@@ -103,7 +107,11 @@ public final class PublisherService: Service, @unchecked Sendable {
                     if batch == nil { Thread.sleep(forTimeInterval: 0.5) }
                 }
             }
-            if !ready.isEmpty { try send(ready, socket) } else if !unmarked.isEmpty && Date().timeIntervalSince(lastBeat) >= 1 { markPublished() }
+            if !ready.isEmpty {
+                try send(ready, socket)
+            } else if markedThrough < sentThrough && Date().timeIntervalSince(lastBeat) >= 1 {
+                markPublished()
+            }
             if Date().timeIntervalSince(lastBeat) >= 1 {
                 let beat = "{\"head\":\(next - 1),\"at\":\"\(Timestamp.formatCST(Date().timeIntervalSince1970))\"}"
                 try socket.send(strings: ["hb", beat])
@@ -118,22 +126,25 @@ public final class PublisherService: Service, @unchecked Sendable {
         for message in messages {
             try socket.send(strings: [message.topic, message.body])
         }
-        unmarked += messages.map(\.seq)
-        if let last = messages.last { metrics.set("liandong_feed_head", Double(last.seq)) }
+        if let last = messages.last {
+            sentThrough = max(sentThrough, last.seq)
+            metrics.set("liandong_feed_head", Double(last.seq))
+        }
         markPublished()
     }
 
     private func markPublished() {
-        guard !unmarked.isEmpty else { return }
-        let seqs = "{" + unmarked.map(String.init).joined(separator: ",") + "}"
+        guard markedThrough < sentThrough else { return }
         do {
-            try database().query(
-                "UPDATE liandong.feed SET published_at = now() WHERE seq = ANY($1::bigint[]) AND published_at IS NULL", [seqs])
-            unmarked.removeAll()
+            try database().query("""
+                UPDATE liandong.feed_published SET seq = $1, published_at = now() WHERE seq < $1
+                """, [String(sentThrough)])
+            markedThrough = sentThrough
         } catch {
-            // Published but not marked yet: retried each round; a restart before that republishes
+            // Sent but not recorded yet: retried each round; a restart before that republishes
             // them with the same message_id and seq.
-            logger.warning("could not mark feed messages published", metadata: ["db.error": "\(error)", "feed.count": "\(unmarked.count)"])
+            logger.warning("could not record how far the feed was published",
+                           metadata: ["db.error": "\(error)", "feed.seq": "\(sentThrough)"])
         }
     }
 }
