@@ -210,7 +210,18 @@ public struct PGCopyText {
             bytes.append(contentsOf: [0x5C, 0x4E])  // \N
             return
         }
-        for byte in value.utf8 {
+        var text = value
+        text.withUTF8 { append(escaping: $0) }
+    }
+
+    private mutating func append(escaping utf8: UnsafeBufferPointer<UInt8>) {
+        func special(_ b: UInt8) -> Bool { b == 0x5C || b == 0x09 || b == 0x0A || b == 0x0D }
+        // Most fields need no escaping: one bulk append.
+        guard utf8.contains(where: special) else {
+            bytes.append(contentsOf: utf8)
+            return
+        }
+        for byte in utf8 {
             switch byte {
             case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
             case 0x09: bytes.append(contentsOf: [0x5C, 0x74])

@@ -18,6 +18,28 @@ struct ConnectionTests {
         #expect(try db.query("SELECT $1::text", ["瓜州县 渊泉镇"]).scalar == "瓜州县 渊泉镇")
     }
 
+    @Test("COPY text: backslash, tab, newline, CR, unicode, NULL and text[] values round-trip")
+    func copyText() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        try db.execute("CREATE TEMP TABLE copy_probe (n int, t text, a text[])")
+        let values: [String?] = ["plain", "back\\slash", "tab\there", "new\nline", "cr\rhere", "瓜州县 渊泉镇", "", nil,
+                                 "\\N", "mixed \\ \t \n \r end"]
+        var copy = PGCopyText()
+        for (n, value) in values.enumerated() {
+            copy.plain(String(n))
+            copy.field(value)
+            copy.field(PGCopyText.arrayLiteral([value ?? "x", "a,b", "q\"uote", "NULL"]))
+            copy.endRow()
+        }
+        #expect(try db.copy("COPY copy_probe (n, t, a) FROM STDIN", copy.bytes) == values.count)
+        let rows = try db.query("SELECT t, a[1], a[2], a[3], a[4], a[4] IS NULL FROM copy_probe ORDER BY n")
+        for (n, value) in values.enumerated() {
+            #expect(rows.rows[n][0] == value)
+            #expect(rows.rows[n][1] == (value ?? "x"))
+            #expect(rows.rows[n][2] == "a,b" && rows.rows[n][3] == "q\"uote" && rows.rows[n][4] == "NULL" && rows.rows[n][5] == "f")
+        }
+    }
+
     @Test("server errors carry their SQLSTATE")
     func sqlState() throws {
         let db = try PGConnection(conninfo: Self.conninfo)
