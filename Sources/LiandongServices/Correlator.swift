@@ -85,26 +85,27 @@ final class Correlator {
     }
 
 
-    /// Joins each event to the nearest open incident of its category with an event within the
-    /// category's radius and window, or opens a new incident; in observed-time order, so events
-    /// of the same batch join each other.
-    func correlate(_ placed: [Placed], _ clock: inout PhaseClock) throws -> Correlated {
-        var window = try currentWindow()
-        // Taken out while it changes: the only reference, so inserting does not copy the whole
-        // window (copy-on-write), and a failure part-way leaves no window (rebuilt next batch).
-        self.window = nil
-        // Incidents closed since they entered the window (by dispatchers' updates) are not joined.
+    /// Incidents in the window that these events could join: the writer asks PostgreSQL which of
+    /// them were closed meanwhile (by dispatchers' updates) in the same query as its dedup.
+    func candidates(_ placed: [Placed]) throws -> Set<UUID> {
+        let window = try currentWindow()
         var candidates = Set<UUID>()
         for p in placed {
             candidates.formUnion(window.incidents(category: p.event.category, near: p.point, at: p.event.observedAt,
                                                   radius: p.rule.radiusMeters, window: p.rule.windowSeconds))
         }
-        if !candidates.isEmpty {
-            let closed = try db.query(
-                "SELECT id FROM liandong.incidents WHERE id = ANY($1::uuid[]) AND status <> 'open'",
-                [TaskStore.uuidArray(candidates.map { $0.uuidString })])
-            window.markClosed(closed.rows.compactMap { UUID(uuidString: $0[0]!) })
-        }
+        return candidates
+    }
+
+    /// Joins each event to the nearest open incident of its category with an event within the
+    /// category's radius and window, or opens a new incident; in observed-time order, so events
+    /// of the same batch join each other. `closed`: candidates closed since they entered the window.
+    func correlate(_ placed: [Placed], closed: [UUID], _ clock: inout PhaseClock) throws -> Correlated {
+        var window = try currentWindow()
+        // Taken out while it changes: the only reference, so inserting does not copy the whole
+        // window (copy-on-write), and a failure part-way leaves no window (rebuilt next batch).
+        self.window = nil
+        window.markClosed(closed)
         let uncovered = placed.indices.filter {
             !window.covers(t: placed[$0].event.observedAt, window: placed[$0].rule.windowSeconds)
         }

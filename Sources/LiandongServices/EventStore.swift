@@ -109,18 +109,15 @@ public final class EventStore {
             // Observed-time order: late and out-of-order events correlate as in-order ones do.
             events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
             clock.lap("begin")
-            let stored = try storedAlready(events.map(\.event))
-            clock.lap("dedup")
-            var seen = Set<String>()
             var reference = try correlator.currentReference()
             var rechecked = false
             clock.lap("reference")
-            var placed: [Placed] = []
+            // Placement first (in memory), so that one query answers both which events are stored
+            // already and which window incidents they could join were closed meanwhile.
+            var refusals: [Rejection?] = []  // per event; nil: placed, the next of `candidates`
+            refusals.reserveCapacity(events.count)
+            var candidates: [Placed] = []
             for (index, event) in events {
-                guard seen.insert(Self.key(event)).inserted, !stored.contains(Self.key(event)) else {
-                    outcomes[index] = .duplicate
-                    continue
-                }
                 var placement = reference.place(event)
                 if case .failure = placement, !rechecked {
                     // Before refusing: an import may have added the camera or grid a moment ago.
@@ -129,14 +126,28 @@ public final class EventStore {
                     placement = reference.place(event)
                 }
                 switch placement {
-                case .failure(let rejection): reject(index, rejection)
+                case .failure(let rejection): refusals.append(rejection)
                 case .success(let at):
-                    placed.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
-                                         point: at.point, crs: at.crs, grid: at.grid))
+                    refusals.append(nil)
+                    candidates.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
+                                             point: at.point, crs: at.crs, grid: at.grid))
                 }
             }
+            let (stored, closed) = try storedAlready(events.map(\.event), closedAmong: try correlator.candidates(candidates))
+            clock.lap("dedup")
+            var seen = Set<String>()
+            var placed: [Placed] = []
+            var next = candidates.makeIterator()
+            for ((index, event), refusal) in zip(events, refusals) {
+                let item = refusal == nil ? next.next() : nil
+                guard seen.insert(Self.key(event)).inserted, !stored.contains(Self.key(event)) else {
+                    outcomes[index] = .duplicate
+                    continue
+                }
+                if let refusal { reject(index, refusal) } else { placed.append(item!) }
+            }
             if !placed.isEmpty {
-                let correlated = try correlator.correlate(placed, &clock)
+                let correlated = try correlator.correlate(placed, closed: closed, &clock)
                 late = correlated.late
                 try insert(placed, correlated)
                 clock.lap("write_events")
@@ -157,14 +168,24 @@ public final class EventStore {
 
     private static func key(_ e: IngestEvent) -> String { e.source.rawValue + "\u{1F}" + e.sourceID }
 
-    /// The batch's events already stored (by source and id), in one query on the unique index.
-    private func storedAlready(_ events: [IngestEvent]) throws -> Set<String> {
+    /// The batch's events already stored (by source and id, on the unique index) and which of
+    /// `incidents` are no longer open, in one round trip.
+    private func storedAlready(_ events: [IngestEvent], closedAmong incidents: Set<UUID>) throws
+        -> (stored: Set<String>, closed: [UUID])
+    {
         struct Key: Encodable { let s, i: String }
         let rows = try db.query("""
             SELECT x.s, x.i FROM jsonb_to_recordset($1::jsonb) AS x(s text, i text)
             WHERE EXISTS (SELECT 1 FROM liandong.events v WHERE v.source = x.s AND v.source_id = x.i)
-            """, [try TaskStore.json(events.map { Key(s: $0.source.rawValue, i: $0.sourceID) })])
-        return Set(rows.rows.map { $0[0]! + "\u{1F}" + $0[1]! })
+            UNION ALL
+            SELECT NULL, id::text FROM liandong.incidents WHERE id = ANY($2::uuid[]) AND status <> 'open'
+            """, [try TaskStore.json(events.map { Key(s: $0.source.rawValue, i: $0.sourceID) }),
+                  TaskStore.uuidArray(incidents.map(\.uuidString))])
+        var stored = Set<String>(), closed: [UUID] = []
+        for row in rows.rows {
+            if let source = row[0] { stored.insert(source + "\u{1F}" + row[1]!) } else if let id = UUID(uuidString: row[1]!) { closed.append(id) }
+        }
+        return (stored, closed)
     }
 
     // MARK: writing
@@ -333,21 +354,28 @@ public final class EventStore {
                 messages.append(TaskStore.message(snapshot, current!, kind: .update, now: now))
             }
         }
-        try saveTasks(tasks)
+        let base = try saveTasks(tasks, feedMessages: messages.count)
         clock.lap("upsert_tasks")
-        let feed = try TaskStore.appendFeed(db, messages)
+        let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")
         return feed
     }
 
     /// New tasks (and their 'created' history rows) by COPY; upgraded ones (verify -> joint_dispatch) by liandong.upsert_tasks().
-    private func saveTasks(_ tasks: [(task: TaskFields, isNew: Bool)]) throws {
+    /// With upgrades, the same statement reserves the feed seqs of the batch's `feedMessages`
+    /// (one round trip less) and their base is returned.
+    private func saveTasks(_ tasks: [(task: TaskFields, isNew: Bool)], feedMessages: Int) throws -> Int64? {
+        var base: Int64? = nil
         let upgraded = tasks.filter { !$0.isNew }.map(\.task)
         if !upgraded.isEmpty {
-            try db.query("SELECT liandong.upsert_tasks($1::jsonb)", [try TaskStore.json(upgraded)])
+            // Every upgrade is announced, so there are feed messages to reserve seqs for.
+            let row = try db.query("\(TaskStore.feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
+                                   [String(feedMessages), try TaskStore.json(upgraded)])
+            guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+            base = seq
         }
         let created = tasks.filter(\.isNew).map(\.task)
-        guard !created.isEmpty else { return }
+        guard !created.isEmpty else { return base }
         var copy = PGCopyText(reservingCapacity: created.count * 256)
         for t in created {
             copy.plain(t.id)
@@ -375,6 +403,7 @@ public final class EventStore {
         try db.copy("""
             COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
             """, history.bytes)
+        return base
     }
 
     /// Where a new (or upgraded) task goes: a verify task to the grid's village; others by the

@@ -196,10 +196,22 @@ enum TaskStore {
 
     /// Appends messages to the feed outbox with the next gap-free seqs (the row lock on feed_head
     /// serialises writers until commit); returns them ready to publish after commit.
-    static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage]) throws -> [FeedMessage] {
+    /// A CTE `head(base)` that advances the feed head by $1 under its row lock (held until commit,
+    /// so committed seqs have no holes); `base` is the seq before the first new one.
+    static let feedHeadAdvance = "WITH head AS (UPDATE liandong.feed_head SET seq = seq + $1 RETURNING seq - $1 AS base)"
+
+    /// `base`: the seq before the first of `messages` when the caller has already advanced
+    /// feed_head by their count in this transaction (see `feedHeadAdvance`).
+    static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage], base reserved: Int64? = nil) throws -> [FeedMessage] {
         guard !messages.isEmpty else { return [] }
-        let head = try db.query("UPDATE liandong.feed_head SET seq = seq + $1 RETURNING seq - $1", [String(messages.count)])
-        guard let base = head.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+        let base: Int64
+        if let reserved {
+            base = reserved
+        } else {
+            let head = try db.query("\(feedHeadAdvance) SELECT base FROM head", [String(messages.count)])
+            guard let seq = head.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+            base = seq
+        }
         var copy = PGCopyText(reservingCapacity: messages.count * 1024)
         var out: [FeedMessage] = []
         out.reserveCapacity(messages.count)
