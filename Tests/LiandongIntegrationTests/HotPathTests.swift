@@ -53,7 +53,7 @@ struct HotPathTests {
         #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE kind = 'joint_dispatch'") == 1)
     }
 
-    @Test("hot-path rows reference existing grids, villages, incidents and tasks; deleting a referenced grid is refused")
+    @Test("hot-path rows reference existing grids, divisions, incidents and tasks; deleting a referenced grid, incident or task is refused")
     func references() throws {
         let s = try Scene()
         for i in 0..<20 {
@@ -66,6 +66,11 @@ struct HotPathTests {
             "SELECT count(*) FROM liandong.events e WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = e.grid_code AND g.village_code = e.village_code)",
             "SELECT count(*) FROM liandong.incidents i WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = i.grid_code AND g.village_code = i.village_code)",
             "SELECT count(*) FROM liandong.feed f WHERE NOT EXISTS (SELECT 1 FROM liandong.tasks t WHERE t.id = f.task_id)",
+            "SELECT count(*) FROM liandong.tasks t WHERE NOT EXISTS (SELECT 1 FROM liandong.incidents i WHERE i.id = t.incident_id)",
+            "SELECT count(*) FROM liandong.tasks t WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = t.grid_code)",
+            "SELECT count(*) FROM liandong.tasks t WHERE NOT EXISTS (SELECT 1 FROM liandong.divisions d WHERE d.code = t.division_code)",
+            "SELECT count(*) FROM liandong.task_history h WHERE NOT EXISTS (SELECT 1 FROM liandong.tasks t WHERE t.id = h.task_id)",
+            "SELECT count(*) FROM liandong.task_history h WHERE NOT EXISTS (SELECT 1 FROM liandong.divisions d WHERE d.code = h.division_code)",
         ] {
             #expect(try s.count(orphans) == 0, "\(orphans)")
         }
@@ -73,6 +78,9 @@ struct HotPathTests {
         #expect(throws: PQError.self) { try s.db.query("DELETE FROM liandong.grids WHERE grid_code = $1", [Scene.ruralGrid]) }
         let refused = try? s.db.query("DELETE FROM liandong.incidents")
         #expect(refused == nil, "incidents with events cannot be deleted")
+        // A task is referenced by its history and feed messages.
+        #expect { try s.db.query("DELETE FROM liandong.tasks") } throws: { ($0 as? PQError)?.sqlState == "23503" }
+        #expect(try s.count("SELECT count(*) FROM liandong.tasks") > 0)
         #expect(try s.count("SELECT count(*) FROM liandong.grids WHERE grid_code = '\(Scene.ruralGrid)'") == 1)
     }
 
