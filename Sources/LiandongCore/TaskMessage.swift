@@ -153,60 +153,73 @@ extension TaskMessage {
 
 /// A minimal JSON writer: objects with keys in the order given, strings escaped per RFC 8259.
 struct JSONText {
-    private(set) var text = ""
+    /// UTF-8 as it is written (appending bytes is much cheaper than appending to a String).
+    private var bytes: [UInt8] = []
     private var first = true
 
-    init() { text.reserveCapacity(1024) }
+    init() { bytes.reserveCapacity(1024) }
 
-    mutating func raw(_ s: String) { text += s }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    private mutating func raw(_ byte: UInt8) { bytes.append(byte) }
 
     mutating func number(_ d: Double) {
         precondition(d.isFinite, "JSON has no NaN or infinity")
-        text += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        raw(d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)")
     }
 
     mutating func string(_ s: String) {
-        text += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: text.unicodeScalars.append(scalar)
+        raw(0x22)
+        var s = s
+        s.withUTF8 { utf8 in
+            // Most strings need no escaping: one bulk append.
+            guard utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
+                switch byte {
+                case 0x22: bytes.append(contentsOf: [0x5C, 0x22])  // \"
+                case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])  // \\
+                case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])  // \n
+                case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])  // \r
+                case 0x09: bytes.append(contentsOf: [0x5C, 0x74])  // \t
+                case ..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])  // \u00XX
+                default: bytes.append(byte)
+                }
             }
         }
-        text += "\""
+        raw(0x22)
     }
 
     mutating func array(_ values: [String]) {
-        text += "["
+        raw(0x5B)
         for (i, v) in values.enumerated() {
-            if i > 0 { text += "," }
+            if i > 0 { raw(0x2C) }
             string(v)
         }
-        text += "]"
+        raw(0x5D)
     }
 
     mutating func object(_ body: (inout JSONText) -> Void) {
-        text += "{"
+        raw(0x7B)
         let outer = first
         first = true
         body(&self)
         first = outer
-        text += "}"
+        raw(0x7D)
     }
 
     /// A key and a value written by `value`.
     mutating func field(_ key: String, _ value: (inout JSONText) -> Void) {
-        if !first { text += "," }
+        if !first { raw(0x2C) }
         first = false
         string(key)
-        text += ":"
+        raw(0x3A)
         value(&self)
     }
 
