@@ -110,10 +110,15 @@ enum TaskStore {
                    extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
                    t.overdue,
                    (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code),
-                   to_json(ARRAY(SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'alert'
-                                 ORDER BY e.observed_at DESC, e.id DESC LIMIT 20)),
-                   to_json(ARRAY(SELECT e.source_id FROM liandong.events e WHERE e.incident_id = i.id AND e.source = 'report'
-                                 ORDER BY e.observed_at DESC, e.id DESC LIMIT 20))
+                   -- The source comes from VALUES, not a constant: with a constant the planner used
+                   -- its statistics for 'report' (none in a history of alerts) and scanned every
+                   -- report through the (source, source_id) index, 60 ms a batch at 1M events.
+                   (SELECT json_agg(json_build_array(s.source, e.source_id) ORDER BY s.source, e.observed_at DESC, e.id DESC)
+                    FROM (VALUES ('alert'), ('report')) AS s(source)
+                    CROSS JOIN LATERAL (
+                        SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
+                        WHERE e.incident_id = i.id AND e.source = s.source
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -123,11 +128,12 @@ enum TaskStore {
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
         return try rows.rows.map { v in
             let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
+            let evidence = try evidenceIDs(v[20])
             var snapshot = TaskSnapshot(
                 incidentID: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, incidentPriority: Int(v[2]!)!,
                 alertCount: alertCount, reportCount: reportCount, lon: Double(v[3]!)!, lat: Double(v[4]!)!,
                 workerID: v[19],
-                evidence: TaskEvidence(alerts: try jsonStrings(v[20]), reports: try jsonStrings(v[21]),
+                evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount))
             if let id = v[9] {
                 snapshot.task = TaskFields(
@@ -271,13 +277,19 @@ func hex(_ bytes: [UInt8]) -> String {
 }
 
 /// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
-/// The strings of a JSON array as PostgreSQL's to_json writes it (ids may hold any character).
-func jsonStrings(_ text: String?) throws -> [String] {
-    guard let text else { return [] }
-    guard case .array(let items) = try JSONValue.parse(Array(text.utf8)) else {
-        throw PQError(kind: .query, message: "expected a JSON array of strings, got \(text.prefix(80))")
+/// Evidence ids from a JSON array of [source, id] pairs, most recent first (ids may hold any
+/// character; NULL when the incident has no events).
+func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]) {
+    guard let text else { return ([], []) }
+    guard case .array(let pairs) = try JSONValue.parse(Array(text.utf8)) else {
+        throw PQError(kind: .query, message: "expected a JSON array of evidence pairs, got \(text.prefix(80))")
     }
-    return items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+    var alerts: [String] = [], reports: [String] = []
+    for pair in pairs {
+        guard case .array(let p) = pair, p.count == 2, case .string(let source) = p[0], case .string(let id) = p[1] else { continue }
+        if source == "alert" { alerts.append(id) } else { reports.append(id) }
+    }
+    return (alerts, reports)
 }
 
 func parsePGTextArray(_ text: String) -> [String] {
