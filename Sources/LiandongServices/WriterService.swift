@@ -122,6 +122,8 @@ public final class WriterService: Service, @unchecked Sendable {
                     busySinceTrim = false
                     releaseFreeMemory()
                 }
+                // Idle time counts as it passes, so rate(wait) reads 1 on an idle writer.
+                recordStore(store, clock.take())
                 continue
             }
             busySinceTrim = true

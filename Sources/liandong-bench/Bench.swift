@@ -229,7 +229,7 @@ struct Bench: ParsableCommand {
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
             """)
         printPhases(phasesBefore, phasesAfter, events: load.count,
-                    "writer thread during the throughput phase (liandong_writer_seconds_total; 'wait' includes the idle time before it)")
+                    "writer thread during the throughput phase (liandong_writer_seconds_total; 'wait': waiting for messages)")
         printPhases(latencyPhasesBefore, latencyPhasesAfter, events: live.count, "writer thread during the latency phase")
         let batches = (batchesAfter["liandong_batch_commit_seconds_count"] ?? 0) - (batchesBefore["liandong_batch_commit_seconds_count"] ?? 0)
         let batchSeconds = (batchesAfter["liandong_batch_commit_seconds_sum"] ?? 0) - (batchesBefore["liandong_batch_commit_seconds_sum"] ?? 0)
