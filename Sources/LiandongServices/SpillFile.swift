@@ -68,11 +68,10 @@ public final class SpillFile: @unchecked Sendable {
         return true
     }
 
-    /// Appends several messages; false (and nothing appended beyond the first that did not fit)
-    /// when the file is full.
-    public func appendAll(_ raws: [RawMessage]) -> Bool {
-        for raw in raws where !append(raw) { return false }
-        return true
+    /// Appends messages in order until one does not fit; returns how many were appended.
+    public func appendAll(_ raws: [RawMessage]) -> Int {
+        for (n, raw) in raws.enumerated() where !append(raw) { return n }
+        return raws.count
     }
 
     /// Reads up to `max` messages after the consumed point; returns them and the offset to pass to

@@ -80,7 +80,11 @@ public final class WriterService: Service, @unchecked Sendable {
         try acks.setLinger(milliseconds: 1000)
         try acks.connect(ackEndpoint)
         defer { try? acks.send([IngestService.writerDone]) }
-        var store = try spill.map { try reconnect(spilling: $0, after: false) } ?? connect()
+        // Messages taken off the queue during an outage that the full spill could not take:
+        // written first when the database is back.
+        var carried: [Inbound] = []
+        var store: EventStore
+        if let spill { (store, carried) = try reconnect(spilling: spill, after: false) } else { store = try connect() }
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
@@ -95,7 +99,10 @@ public final class WriterService: Service, @unchecked Sendable {
             if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
             let spillPending = !(spill?.isEmpty ?? true)
             var batch: [Inbound] = []
-            if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
+            if !carried.isEmpty {
+                batch = Array(carried.prefix(config.batchSize))
+                carried.removeFirst(batch.count)
+            } else if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
                 batch = taken
             } else {
                 closed = true
@@ -157,8 +164,10 @@ public final class WriterService: Service, @unchecked Sendable {
                     // With a spill file, what is in hand and in memory goes to disk for the outage,
                     // so a crash meanwhile loses nothing read from the sockets.
                     store.close()
-                    if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) {
-                        store = try reconnect(spilling: spill, after: true)
+                    if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) == batch.count {
+                        let held: [Inbound]
+                        (store, held) = try reconnect(spilling: spill, after: true)
+                        carried += held
                         break
                     }
                     Thread.sleep(forTimeInterval: delay)
@@ -173,37 +182,46 @@ public final class WriterService: Service, @unchecked Sendable {
     /// Opens the store, retrying with backoff; while the database is unreachable whatever reaches
     /// the queue goes to the spill as it arrives, so a crash meanwhile loses nothing read from the
     /// sockets. This holds at start too: a daemon that starts before its database must not keep
-    /// a queue's worth of events only in memory.
-    private func reconnect(spilling spill: SpillFile, after failure: Bool) throws -> EventStore {
+    /// a queue's worth of events only in memory. Returns the store and what was taken off the
+    /// queue but did not fit into a full spill (to be written first).
+    private func reconnect(spilling spill: SpillFile, after failure: Bool) throws -> (EventStore, [Inbound]) {
         var delay = 0.1
         var waited = failure
+        var held: [Inbound] = []
         while true {
-            if let store = try openStore(retryIn: delay, ["spill.bytes": "\(spill.pendingBytes)"]) {
+            let opened: EventStore?
+            do {
+                opened = try openStore(retryIn: delay, ["spill.bytes": "\(spill.pendingBytes)"])
+            } catch where cancelled.isSet {
+                throw ConfigError("shutdown while the database was unreachable: \(held.count + input.count) received "
+                    + "messages were not written (the spill file \(spill.path) keeps its part)")
+            }
+            if let store = opened {
                 if waited {
                     logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
                 }
-                return store
+                return (store, held)
             }
             waited = true
-            spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay))
+            spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
             delay = min(delay * 2, 5)
         }
     }
 
-    /// Moves messages to the spill as they reach the queue, until `deadline`.
-    private func spillArrivals(to spill: SpillFile, until deadline: Date) {
+    /// Moves messages to the spill as they reach the queue, until `deadline`. When the spill is
+    /// full, what did not fit is held (never pushed back: the reader may have refilled the queue)
+    /// and nothing more is taken, so the queue fills and the reader waits (backpressure).
+    private func spillArrivals(to spill: SpillFile, until deadline: Date, held: inout [Inbound]) {
         while !cancelled.isSet {
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else { return }
-            guard let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else {
-                Thread.sleep(forTimeInterval: left)  // closed and drained: nothing more will come
+            guard held.isEmpty, let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else {
+                Thread.sleep(forTimeInterval: left)  // holding what the full spill refused, or closed and drained
                 return
             }
-            if !spill.appendAll(waiting.map(\.raw)) {
-                // The spill is full: keep these in memory and write them first once back.
-                for item in waiting { _ = input.push(item, timeout: 0) }
-                Thread.sleep(forTimeInterval: max(0, deadline.timeIntervalSinceNow))
-                return
+            let spilled = spill.appendAll(waiting.map(\.raw))
+            if spilled < waiting.count {
+                held = Array(waiting[spilled...])
             }
         }
     }

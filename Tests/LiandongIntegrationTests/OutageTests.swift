@@ -82,4 +82,40 @@ struct OutageTests {
         }
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("SUB path: with the spill full too, the reader waits (backpressure) and nothing is lost when the database returns")
+    func spillFull() throws {
+        let cluster = try PrivateCluster()
+        let daemon = try DaemonProcess(database: cluster.conninfo, environment: [
+            "LIANDONG_INGEST_QUEUE_CAPACITY": "100", "LIANDONG_INGEST_SPILL_MAX_BYTES": "1048576",
+        ])
+        let db0 = try PGConnection(conninfo: cluster.conninfo)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
+        let now = Date().timeIntervalSince1970
+        try cluster.stop()
+        // About 1.6 MB of messages: the 1 MiB spill fills, then the queue, then the reader waits
+        // and the sockets buffer the rest.
+        let n = 5000
+        for i in 0..<n {
+            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50) * 15 - 750)
+            try daemon.send("alert", Wire.alert(id: "f-\(i)", at: now - Double(i % 600), position: p,
+                                                extra: ["note": String(repeating: "x", count: 100)]))
+        }
+        try daemon.waitUntil(timeout: 20, "the spill file to fill") {
+            let text = try httpGet(port: daemon.metricsPort, "/metrics").body
+            let spilled = text.split(separator: "\n").first { $0.hasPrefix("liandong_spill_pending_bytes ") }
+                .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            return spilled > 1_000_000 && text.contains("liandong_ingest_queue_depth 100\n")
+        }
+        // Let the writer's reconnect loop try (and fail) to move the full queue a few times.
+        try daemon.waitUntil(timeout: 20, "a few reconnect attempts") {
+            daemon.log.components(separatedBy: "database unreachable").count > 6
+        }
+        try cluster.start()
+        let db = try PGConnection(conninfo: cluster.conninfo)
+        try daemon.waitUntil(timeout: 120, "every message written") { try db.int("SELECT count(*) FROM liandong.events") >= n }
+        #expect(try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == n)
+        #expect(try daemon.stop() == 0)
+    }
 }
