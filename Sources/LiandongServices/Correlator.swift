@@ -156,8 +156,8 @@ final class Correlator {
     }
 
     /// For events whose window reaches before the hot window's start: the best open incident among
-    /// stored events observed before `before`, one query for all of them. As before the hot
-    /// window existed, the search takes the 64 nearest candidates by KNN on the GiST index.
+    /// stored events observed before `before`, one query for all of them: the 64 nearest events
+    /// of open incidents (KNN on the GiST index), the best of them by distance, time and order.
     private func storedMatches(_ items: [Placed], before: Double) throws -> [CorrelationMatch?] {
         guard !items.isEmpty else { return [] }
         struct Probe: Encodable {
@@ -180,9 +180,11 @@ final class Correlator {
                   AND v.observed_at BETWEEN to_timestamp(x.t - x.window_s) AND to_timestamp(x.t + x.window_s)
                   AND v.observed_at < to_timestamp(x.before)
                   AND ST_DWithin(v.geog, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography, x.radius)
+                  -- Open incidents only, before the limit: closed history nearer by must not hide
+                  -- an open incident a little farther away.
+                  AND EXISTS (SELECT 1 FROM liandong.incidents i WHERE i.id = v.incident_id AND i.status = 'open')
                 ORDER BY v.geog <-> ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography
                 LIMIT 64) c
-            WHERE (SELECT i.status FROM liandong.incidents i WHERE i.id = c.incident_id) = 'open'
             """, [try TaskStore.json(probes)])
         var best = [CorrelationMatch?](repeating: nil, count: items.count)
         for row in rows.rows {

@@ -41,6 +41,41 @@ struct HotPathTests {
         #expect(late == 3, "late-r1, late-b1 and late-b2 were matched against stored history")
     }
 
+    @Test("a late event joins the open incident nearby even when more than 64 nearer stored events belong to closed ones")
+    func lateBesideClosedHistory() throws {
+        let s = try Scene()
+        let old = s.now - 10 * 3600
+        let open = offset(s.centre, east: 120)
+        try s.send("alert", Wire.alert(id: "lh-open", at: old, position: open))
+        try s.waitProcessed(1)
+        // Seventy stored events of closed incidents right where the late report will be.
+        try s.db.query("""
+            WITH inc AS (
+                INSERT INTO liandong.incidents (id, category, status, priority, geog, grid_code, village_code,
+                                                first_observed_at, last_observed_at, alert_count, report_count,
+                                                closed_at, resolution)
+                SELECT gen_random_uuid(), 'intrusion', 'closed', 3, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography,
+                       $3, left($3, 12), to_timestamp($4), to_timestamp($4), 1, 0, now(), 'resolved'
+                FROM generate_series(1, 70)
+                RETURNING id, geog, first_observed_at)
+            INSERT INTO liandong.events (source, source_id, gateway_id, device_id, category, priority, observed_at, geog,
+                                         source_crs, grid_code, village_code, incident_id, payload)
+            SELECT 'alert', 'lh-closed-' || row_number() OVER (), 'history', '62092200001320000004', 'intrusion', 3,
+                   first_observed_at, geog, 'camera', $3, left($3, 12), id, '{}'::jsonb
+            FROM inc
+            """, [String(s.centre.lon), String(s.centre.lat), Scene.ruralGrid, String(old)])
+        // The newest observed time moves ten hours on, so the next report is late.
+        try s.send("alert", Wire.alert(id: "lh-now", at: s.now, position: offset(s.centre, east: 2000)))
+        try s.waitProcessed(72)
+        // A restart rebuilds the window from the last hours only: the open incident is found in
+        // stored history, past the closed ones.
+        try s.daemon.crashAndRestart()
+        try s.send("report", Wire.report(id: "lh-late", at: old + 30, position: s.centre))
+        try s.waitProcessed(73)
+        let incident = { (id: String) in try s.db.query("SELECT incident_id FROM liandong.events WHERE source_id = $1", [id]).scalar }
+        #expect(try incident("lh-late") == incident("lh-open"), "joined the open incident 120 m away")
+    }
+
     @Test("after a kill -9 the window is rebuilt from the database: the next report joins the open incident")
     func windowAfterRestart() throws {
         let s = try Scene()
