@@ -140,7 +140,8 @@ public final class EventStore {
             var next = candidates.makeIterator()
             for ((index, event), refusal) in zip(events, refusals) {
                 let item = refusal == nil ? next.next() : nil
-                guard seen.insert(Self.key(event)).inserted, !stored.contains(Self.key(event)) else {
+                let key = Self.key(event)
+                guard seen.insert(key).inserted, !stored.contains(key) else {
                     outcomes[index] = .duplicate
                     continue
                 }

@@ -46,15 +46,6 @@ public final class WriterService: Service, @unchecked Sendable {
         }
     }
 
-    private func connect() throws -> EventStore {
-        var delay = 0.1
-        while true {
-            if let store = try openStore(retryIn: delay) { return store }
-            Thread.sleep(forTimeInterval: delay)
-            delay = min(delay * 2, 5)
-        }
-    }
-
     /// One attempt to open the store; nil (logged) while the database is unreachable or another
     /// liandongd's writer holds it (the correlation window lives in one writer's memory).
     private func openStore(retryIn delay: Double, _ extra: Logger.Metadata = [:]) throws -> EventStore? {
@@ -84,7 +75,7 @@ public final class WriterService: Service, @unchecked Sendable {
         // written first when the database is back.
         var carried: [Inbound] = []
         var store: EventStore
-        if let spill { (store, carried) = try reconnect(spilling: spill, after: false) } else { store = try connect() }
+        (store, carried) = try reconnect(spilling: spill, after: false)
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
@@ -172,38 +163,42 @@ public final class WriterService: Service, @unchecked Sendable {
                     }
                     Thread.sleep(forTimeInterval: delay)
                     delay = min(delay * 2, 5)
-                    store = try connect()
+                    (store, _) = try reconnect(spilling: nil, after: true)
                 }
             }
         }
         logger.info("writer drained")
     }
 
-    /// Opens the store, retrying with backoff; while the database is unreachable whatever reaches
-    /// the queue goes to the spill as it arrives, so a crash meanwhile loses nothing read from the
-    /// sockets. This holds at start too: a daemon that starts before its database must not keep
-    /// a queue's worth of events only in memory. Returns the store and what was taken off the
-    /// queue but did not fit into a full spill (to be written first).
-    private func reconnect(spilling spill: SpillFile, after failure: Bool) throws -> (EventStore, [Inbound]) {
+    /// Opens the store, retrying with backoff. With a spill file, whatever reaches the queue while
+    /// the database is unreachable goes to the spill as it arrives, so a crash meanwhile loses
+    /// nothing read from the sockets; this holds at start too: a daemon that starts before its
+    /// database must not keep a queue's worth of events only in memory. Returns the store and what
+    /// was taken off the queue but did not fit into a full spill (to be written first).
+    private func reconnect(spilling spill: SpillFile?, after failure: Bool) throws -> (EventStore, [Inbound]) {
         var delay = 0.1
         var waited = failure
         var held: [Inbound] = []
         while true {
             let opened: EventStore?
             do {
-                opened = try openStore(retryIn: delay, ["spill.bytes": "\(spill.pendingBytes)"])
-            } catch where cancelled.isSet {
+                opened = try openStore(retryIn: delay, spill.map { ["spill.bytes": "\($0.pendingBytes)"] } ?? [:])
+            } catch where cancelled.isSet && spill != nil {
                 throw ConfigError("shutdown while the database was unreachable: \(held.count + input.count) received "
-                    + "messages were not written (the spill file \(spill.path) keeps its part)")
+                    + "messages were not written (the spill file \(spill!.path) keeps its part)")
             }
             if let store = opened {
-                if waited {
+                if waited, let spill {
                     logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
                 }
                 return (store, held)
             }
             waited = true
-            spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
+            if let spill {
+                spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
+            } else {
+                Thread.sleep(forTimeInterval: delay)
+            }
             delay = min(delay * 2, 5)
         }
     }

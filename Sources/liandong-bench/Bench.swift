@@ -93,14 +93,9 @@ struct Bench: ParsableCommand {
         /// Messages the daemon has committed (stored, duplicate or dead-lettered), from its
         /// counters: polling count(*) over the growing tables cost PostgreSQL 12 µs per event.
         func committed() -> Int? {
-            guard let metrics, let text = httpGet(metrics, "/metrics") else { return nil }
-            var sum = 0.0
-            for line in text.split(separator: "\n")
-            where line.hasPrefix("liandong_events_accepted_total") || line.hasPrefix("liandong_events_rejected_total")
-                || line.hasPrefix("liandong_events_duplicate_total") {
-                sum += Double(line.split(separator: " ").last ?? "") ?? 0
-            }
-            return Int(sum)
+            guard let series = scrape() else { return nil }
+            let counters = ["liandong_events_accepted_total", "liandong_events_rejected_total", "liandong_events_duplicate_total"]
+            return Int(series.filter { key, _ in counters.contains { key.hasPrefix($0) } }.values.reduce(0, +))
         }
         func stored() throws -> Int {
             try Int(db.query("""
@@ -295,22 +290,26 @@ struct Bench: ParsableCommand {
 
     /// Unlabelled samples whose name starts with `prefix`, read from /metrics (empty without --metrics).
     func metricValues(_ prefix: String) -> [String: Double] {
-        guard let metrics, let text = httpGet(metrics, "/metrics") else { return [:] }
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where line.hasPrefix(prefix) && !line.contains("{") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let v = Double(parts[1]) { out[String(parts[0])] = v }
-        }
-        return out
+        (scrape() ?? [:]).filter { $0.key.hasPrefix(prefix) && !$0.key.contains("{") }
     }
 
     /// liandong_writer_seconds_total by phase, read from /metrics (empty without --metrics).
     func writerPhases() -> [String: Double] {
-        guard let metrics, let text = httpGet(metrics, "/metrics") else { return [:] }
+        let prefix = "liandong_writer_seconds_total{phase=\""
         var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where line.hasPrefix("liandong_writer_seconds_total{phase=\"") {
-            let phase = line.dropFirst("liandong_writer_seconds_total{phase=\"".count).prefix { $0 != "\"" }
-            out[String(phase)] = Double(line.split(separator: " ").last ?? "") ?? 0
+        for (key, value) in scrape() ?? [:] where key.hasPrefix(prefix) {
+            out[String(key.dropFirst(prefix.count).prefix { $0 != "\"" })] = value
+        }
+        return out
+    }
+
+    /// Every sample on the daemon's /metrics by series (name and labels); nil without --metrics.
+    func scrape() -> [String: Double]? {
+        guard let metrics, let text = httpGet(metrics, "/metrics") else { return nil }
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            out[String(line[..<space])] = value
         }
         return out
     }

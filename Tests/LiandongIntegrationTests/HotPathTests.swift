@@ -33,9 +33,7 @@ struct HotPathTests {
         #expect(try s.count("SELECT alert_count + report_count FROM liandong.incidents i JOIN liandong.events e ON e.incident_id = i.id WHERE e.source_id = 'late-a1'") == 2)
         var late = 0.0
         try waitUntil(timeout: 10, "the late events counted") {
-            let text = try httpGet(port: s.daemon.metricsPort, "/metrics").body
-            let line = text.split(separator: "\n").first { $0.hasPrefix("liandong_events_late_total ") }
-            late = line.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+            late = try s.daemon.metric("liandong_events_late_total")
             return late >= 3
         }
         #expect(late == 3, "late-r1, late-b1 and late-b2 were matched against stored history")

@@ -35,11 +35,7 @@ struct MetricsTests {
         #expect(try httpGet(port: s.daemon.metricsPort, "/nope").status == 404)
         // The writer's time by phase; an idle writer's waiting counts as it passes (not only when
         // the next batch comes), so rate(wait) reads about 1 when nothing arrives.
-        func waited() throws -> Double {
-            let body = try httpGet(port: s.daemon.metricsPort, "/metrics").body
-            let line = body.split(separator: "\n").first { $0.hasPrefix("liandong_writer_seconds_total{phase=\"wait\"} ") }
-            return line.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
-        }
+        func waited() throws -> Double { try s.daemon.metric("liandong_writer_seconds_total{phase=\"wait\"}") }
         #expect(text.contains("liandong_writer_seconds_total{phase=\"write_events\"} "))
         let before = try waited()
         try waitUntil(timeout: 10, "idle waiting to be counted") { try waited() >= before + 1.0 }

@@ -56,16 +56,12 @@ struct OutageTests {
         let now = Date().timeIntervalSince1970
         try cluster.stop()
         let n = 3000
-        for i in 0..<n {
-            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50) * 15 - 450)
-            try daemon.send("alert", Wire.alert(id: "s-\(i)", at: now - Double(i % 600), position: p))
-        }
+        try sendAlerts(daemon, around: centre, count: n, id: "s", now: now)
         var spilled = 0.0
         try daemon.waitUntil(timeout: 20, "the spill file to hold the overflow") {
             let text = try httpGet(port: daemon.metricsPort, "/metrics").body
             let received = text.contains("liandong_events_received_total{path=\"sub\"} \(n)\n")
-            spilled = text.split(separator: "\n").first { $0.hasPrefix("liandong_spill_pending_bytes ") }
-                .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            spilled = DaemonProcess.metric("liandong_spill_pending_bytes", in: text)
             // Nothing left only in memory: what the queue held went to disk too.
             let queued = text.contains("liandong_ingest_queue_depth 0\n")
             return received && queued && spilled > 0
@@ -96,15 +92,10 @@ struct OutageTests {
         // About 1.6 MB of messages: the 1 MiB spill fills, then the queue, then the reader waits
         // and the sockets buffer the rest.
         let n = 5000
-        for i in 0..<n {
-            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50) * 15 - 750)
-            try daemon.send("alert", Wire.alert(id: "f-\(i)", at: now - Double(i % 600), position: p,
-                                                extra: ["note": String(repeating: "x", count: 100)]))
-        }
+        try sendAlerts(daemon, around: centre, count: n, id: "f", now: now, extra: ["note": String(repeating: "x", count: 100)])
         try daemon.waitUntil(timeout: 20, "the spill file to fill") {
             let text = try httpGet(port: daemon.metricsPort, "/metrics").body
-            let spilled = text.split(separator: "\n").first { $0.hasPrefix("liandong_spill_pending_bytes ") }
-                .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            let spilled = DaemonProcess.metric("liandong_spill_pending_bytes", in: text)
             return spilled > 1_000_000 && text.contains("liandong_ingest_queue_depth 100\n")
         }
         // Let the writer's reconnect loop try (and fail) to move the full queue a few times.
@@ -117,5 +108,15 @@ struct OutageTests {
         #expect(try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
         #expect(try db.int("SELECT count(*) FROM liandong.events") == n)
         #expect(try daemon.stop() == 0)
+    }
+
+    /// `count` alerts on the SUB path on a 25 x 15 m lattice centred on `centre`, observed within the
+    /// last ten minutes, ids `<id>-<i>`.
+    func sendAlerts(_ daemon: DaemonProcess, around centre: LonLat, count: Int, id: String, now: Double,
+                    extra: [String: Any] = [:]) throws {
+        for i in 0..<count {
+            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50 - count / 100) * 15)
+            try daemon.send("alert", Wire.alert(id: "\(id)-\(i)", at: now - Double(i % 600), position: p, extra: extra))
+        }
     }
 }

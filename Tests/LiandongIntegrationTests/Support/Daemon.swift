@@ -102,6 +102,17 @@ final class DaemonProcess {
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
+    /// The value of one series on /metrics, by its exact name and labels
+    /// (`liandong_events_late_total`, `liandong_writer_seconds_total{phase="wait"}`); 0 when absent.
+    func metric(_ series: String) throws -> Double {
+        Self.metric(series, in: try httpGet(port: metricsPort, "/metrics").body)
+    }
+
+    static func metric(_ series: String, in text: String) -> Double {
+        let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.dropFirst(series.count + 1)) } ?? 0
+    }
+
     /// Like `waitUntil`, but a timeout carries the end of the daemon's log, so a failure on a CI
     /// machine says what the daemon was doing.
     func waitUntil(timeout: TimeInterval = 10, _ what: String, _ condition: () throws -> Bool) throws {
