@@ -3,8 +3,8 @@ import LiandongCore
 import LibPQ
 
 /// The writer's correlation state and the only code that reads it: reference data (grids,
-/// cameras, workers) and the hot window of recent events of open incidents, on the writer's
-/// connection. Joins each batch's events to incidents without a query per event; only events
+/// cameras, workers) and the hot window of recent events of open incidents, read on the store's
+/// read session (committed data only). Joins each batch's events to incidents without a query per event; only events
 /// observed before the window's start are matched in stored history. Use it from one thread.
 final class Correlator {
     private let db: PGConnection
@@ -31,6 +31,10 @@ final class Correlator {
 
     /// After a commit: the window moves on with the newest observed time.
     func committed() { window?.advance() }
+
+    /// Whether the window is in memory: a batch may be correlated while the one before it is
+    /// still being written only then (a window reloaded from PostgreSQL would miss that batch).
+    var hasWindow: Bool { window != nil }
 
     /// After any failure (the window was changed as the batch was correlated): rebuilt from what
     /// was committed before the next batch.
@@ -100,7 +104,11 @@ final class Correlator {
     /// Joins each event to the nearest open incident of its category with an event within the
     /// category's radius and window, or opens a new incident; in observed-time order, so events
     /// of the same batch join each other. `closed`: candidates closed since they entered the window.
-    func correlate(_ placed: [Placed], closed: [UUID], _ clock: inout PhaseClock) throws -> Correlated {
+    /// `inFlight`: the late events of a batch correlated before this one and not yet committed
+    /// (neither in the window nor visible to the stored-history query).
+    func correlate(_ placed: [Placed], closed: [UUID], inFlight: [LateEvent] = [], _ clock: inout PhaseClock) throws
+        -> Correlated
+    {
         var window = try currentWindow()
         // Taken out while it changes: the only reference, so inserting does not copy the whole
         // window (copy-on-write), and a failure part-way leaves no window (rebuilt next batch).
@@ -112,9 +120,10 @@ final class Correlator {
         clock.lap("correlate")
         let stored = try storedMatches(uncovered.map { placed[$0] }, before: window.start)
         clock.lap("history")
-        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count)
-        // Events of this batch observed before the window's start: not in the window, not yet in the database.
-        var lateInBatch: [(category: String, point: LonLat, t: Double, incident: UUID)] = []
+        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count, lateEvents: [])
+        // Events of this batch (and of the batch in flight) observed before the window's start:
+        // not in the window, not yet in the database.
+        var lateInBatch = inFlight
         var storedByItem: [Int: CorrelationMatch] = [:]
         for (n, i) in uncovered.enumerated() { storedByItem[i] = stored[n] }
         for (i, p) in placed.enumerated() {
@@ -147,7 +156,8 @@ final class Correlator {
             if t >= window.start {
                 window.insert(category: p.event.category, at: p.point, t: t, incident: incident)
             } else {
-                lateInBatch.append((p.event.category, p.point, t, incident))
+                lateInBatch.append(LateEvent(category: p.event.category, point: p.point, t: t, incident: incident))
+                result.lateEvents.append(lateInBatch.last!)
             }
         }
         self.window = window
@@ -256,4 +266,15 @@ struct Correlated {
     var grown: [UUID: IncidentGrowth]
     /// Events matched against stored history (observed before the window's start).
     var late: Int
+    /// Those of them correlated before the window's start: the next batch, correlated before this
+    /// one is committed, must see them (`Correlator.correlate(inFlight:)`).
+    var lateEvents: [LateEvent]
+}
+
+/// An event observed before the window's start, with the incident it was put in.
+struct LateEvent {
+    let category: String
+    let point: LonLat
+    let t: Double
+    let incident: UUID
 }

@@ -10,33 +10,49 @@ import LibPQ
 /// before the window's start are matched in PostgreSQL, in one query per batch), and the batch is
 /// written with COPY plus one set-based incident update.
 public final class EventStore {
+    /// Writes, in transactions; holds the writer lock.
     private let db: PGConnection
+    /// Reads that prepare a batch (reference data, window, dedup, history), committed data only:
+    /// a batch can be prepared here while the one before it is written on `db`.
+    private let reader: PGConnection
     private let rules: Rules
     private let maxDeadLetterBytes: Int
     private let correlator: Correlator
-    /// Where the writer's time goes, by phase (seconds, cumulative; see `takePhases`).
+    /// Where the time goes, by phase (seconds, cumulative; see `takePhases`): writing, and
+    /// preparing (which may run on another thread meanwhile).
     private var clock = PhaseClock()
+    private var prepareClock = PhaseClock()
 
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, windowCapacity: Int = 100_000) throws {
-        db = try PGConnection(conninfo: conninfo)
-        try db.execute("SET client_min_messages = warning")
-        // If this client vanishes without closing (a network partition), the server ends the
-        // session - and releases the writer lock below - within about half a minute.
-        try db.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3")
+        db = try Self.open(conninfo)
         // One writer per database: the correlation window is this process's memory, a second
         // writer would correlate without seeing the first one's events. Held for the session.
         guard try db.query("SELECT pg_try_advisory_lock($1::bigint)", [String(Self.writerLockKey)]).scalar == "t" else {
             throw WriterLockBusy()
         }
+        reader = try Self.open(conninfo)
+        try reader.execute("SET default_transaction_read_only = on")
         self.rules = rules
         self.maxDeadLetterBytes = maxDeadLetterBytes
-        correlator = try Correlator(db: db, rules: rules, windowCapacity: windowCapacity)
+        correlator = try Correlator(db: reader, rules: rules, windowCapacity: windowCapacity)
     }
 
-    public var isConnected: Bool { db.isOK }
+    private static func open(_ conninfo: String) throws -> PGConnection {
+        let db = try PGConnection(conninfo: conninfo)
+        try db.execute("SET client_min_messages = warning")
+        // If this client vanishes without closing (a network partition), the server ends the
+        // session - and releases the writer lock below - within about half a minute.
+        try db.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3")
+        return db
+    }
 
-    /// Ends the session (and releases the writer lock) before a new store is opened.
-    public func close() { db.close() }
+    public var isConnected: Bool { db.isOK && reader.isOK }
+
+    /// Ends the sessions (and releases the writer lock) before a new store is opened.
+    public func close() {
+        db.close()
+        reader.close()
+    }
 
     /// Session advisory lock taken by the writer ("liandong" in ASCII, 0x6c69616e646f6e67).
     public static let writerLockKey: Int64 = 0x6c69_616e_646f_6e67
@@ -45,7 +61,7 @@ public final class EventStore {
     public var windowCount: Int { correlator.windowCount }
 
     /// Seconds spent per phase since the last call (for liandong_writer_seconds_total).
-    public func takePhases() -> [String: Double] { clock.take() }
+    public func takePhases() -> [String: Double] { clock.take().merging(prepareClock.take(), uniquingKeysWith: +) }
 
     /// Writes a batch in one transaction. When the database refuses the batch for a reason other
     /// than a broken connection, the items are written one by one so one bad item cannot block the
@@ -53,10 +69,24 @@ public final class EventStore {
     /// thrown for the caller to retry.
     public func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         do {
-            let result = try writeOnce(batch, now: now)
-            correlator.committed()
+            let result = try commit(try prepare(batch, now: now), now: now)
+            committed()
             return result
-        } catch let error as PQError where !error.isConnectionFailure && batch.count > 1 {
+        } catch let error as PQError where !error.isConnectionFailure {
+            discardPrepared()
+            return try writeSeparately(batch, refusedWith: error, now: now)
+        } catch {
+            discardPrepared()
+            throw error
+        }
+    }
+
+    /// After a batch the database refused (`error`): its items one by one, so one bad item cannot
+    /// block the rest; an item refused alone becomes a dead letter (store_error).
+    public func writeSeparately(_ batch: [Inbound], refusedWith error: PQError, now: Double = Date().timeIntervalSince1970)
+        throws -> BatchResult
+    {
+        guard batch.count == 1 else {
             var result = BatchResult(outcomes: [], messages: [])
             for item in batch {
                 let one = try write([item], now: now)
@@ -65,35 +95,40 @@ public final class EventStore {
                 result.late += one.late
             }
             return result
-        } catch let error as PQError where !error.isConnectionFailure {
-            let rejection = Rejection(.storeError, "the database refused the event: \(error)")
-            return try db.transaction { _ in
-                try insertDeadLetters([(rejection, batch[0].raw)])
-                return BatchResult(outcomes: [.rejected(rejection)], messages: [])
-            }
+        }
+        let rejection = Rejection(.storeError, "the database refused the event: \(error)")
+        return try db.transaction { _ in
+            try insertDeadLetters([(rejection, batch[0].raw)])
+            return BatchResult(outcomes: [.rejected(rejection)], messages: [])
         }
     }
 
-    /// One transaction. The window is changed as the batch is correlated, so any failure
-    /// (including at COMMIT) discards it; the next batch reloads it from what was committed.
-    private func writeOnce(_ batch: [Inbound], now: Double) throws -> BatchResult {
-        do {
-            clock.start()
-            let result = try db.transaction { _ in try writeInTransaction(batch, now: now) }
-            clock.lap("commit")
-            return result
-        } catch {
-            correlator.discardWindow()
-            throw error
-        }
-    }
+    // MARK: pipelining
 
-    private func writeInTransaction(_ batch: [Inbound], now: Double) throws -> BatchResult {
-        var outcomes = [ItemOutcome?](repeating: nil, count: batch.count)
-        var deadLetters: [(Rejection, RawMessage)] = []
+    /// Whether a batch can be prepared while `inFlight` is written: only with the window in memory
+    /// (it holds the in-flight batch's events; a window reloaded from PostgreSQL would not).
+    public var canPrepareAhead: Bool { correlator.hasWindow }
+
+    /// After a commit, with no other batch being prepared: the window moves on.
+    public func committed() { correlator.committed() }
+
+    /// After any failure: the window was changed as batches were correlated; it is rebuilt from
+    /// what was committed before the next batch. Batches prepared meanwhile must be prepared again.
+    public func discardPrepared() { correlator.discardWindow() }
+
+    /// Everything about a batch that needs no write: placement, dedup, correlation and the rows to
+    /// write, on the read session. `inFlight`: the batch being written meanwhile (prepared just
+    /// before this one, not yet committed): its events count as stored and its late events as
+    /// correlated. Changes the window; any failure after this, of this batch or of `inFlight`,
+    /// needs `discardPrepared()`.
+    public func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
+        throws -> PreparedBatch
+    {
+        prepareClock.start()
+        var p = PreparedBatch(batch: batch)
         func reject(_ index: Int, _ rejection: Rejection) {
-            outcomes[index] = .rejected(rejection)
-            deadLetters.append((rejection, batch[index].raw))
+            p.outcomes[index] = .rejected(rejection)
+            p.deadLetters.append((rejection, batch[index].raw))
         }
         var events: [(index: Int, event: IngestEvent)] = []
         for (index, inbound) in batch.enumerated() {
@@ -102,67 +137,78 @@ public final class EventStore {
             case .event(let event, _): events.append((index, event))
             }
         }
-        var touched: [UUID] = [], touchedSet = Set<UUID>()
-        var fresh: [UUID: TaskSnapshot] = [:]
-        var late = 0
-        if !events.isEmpty {
-            // Observed-time order: late and out-of-order events correlate as in-order ones do.
-            events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
-            clock.lap("begin")
-            var reference = try correlator.currentReference()
-            var rechecked = false
-            clock.lap("reference")
-            // Placement first (in memory), so that one query answers both which events are stored
-            // already and which window incidents they could join were closed meanwhile.
-            var refusals: [Rejection?] = []  // per event; nil: placed, the next of `candidates`
-            refusals.reserveCapacity(events.count)
-            var candidates: [Placed] = []
-            for (index, event) in events {
-                var placement = reference.place(event)
-                if case .failure = placement, !rechecked {
-                    // Before refusing: an import may have added the camera or grid a moment ago.
-                    rechecked = true
-                    reference = try correlator.currentReference(force: true)
-                    placement = reference.place(event)
-                }
-                switch placement {
-                case .failure(let rejection): refusals.append(rejection)
-                case .success(let at):
-                    refusals.append(nil)
-                    candidates.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
-                                             point: at.point, crs: at.crs, grid: at.grid))
-                }
+        guard !events.isEmpty else { return p }
+        // Observed-time order: late and out-of-order events correlate as in-order ones do.
+        events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
+        var reference = try correlator.currentReference()
+        var rechecked = false
+        prepareClock.lap("reference")
+        // Placement first (in memory), so that one query answers both which events are stored
+        // already and which window incidents they could join were closed meanwhile.
+        var refusals: [Rejection?] = []  // per event; nil: placed, the next of `candidates`
+        refusals.reserveCapacity(events.count)
+        var candidates: [Placed] = []
+        for (index, event) in events {
+            var placement = reference.place(event)
+            if case .failure = placement, !rechecked {
+                // Before refusing: an import may have added the camera or grid a moment ago.
+                rechecked = true
+                reference = try correlator.currentReference(force: true)
+                placement = reference.place(event)
             }
-            let (stored, closed) = try storedAlready(events.map(\.event), closedAmong: try correlator.candidates(candidates))
-            clock.lap("dedup")
-            var seen = Set<String>()
-            var placed: [Placed] = []
-            var next = candidates.makeIterator()
-            for ((index, event), refusal) in zip(events, refusals) {
-                let item = refusal == nil ? next.next() : nil
-                let key = Self.key(event)
-                guard seen.insert(key).inserted, !stored.contains(key) else {
-                    outcomes[index] = .duplicate
-                    continue
-                }
-                if let refusal { reject(index, refusal) } else { placed.append(item!) }
-            }
-            if !placed.isEmpty {
-                let correlated = try correlator.correlate(placed, closed: closed, &clock)
-                late = correlated.late
-                try insert(placed, correlated)
-                clock.lap("write_events")
-                for (item, incident) in zip(placed, correlated.incidents) {
-                    outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
-                    if touchedSet.insert(incident).inserted { touched.append(incident) }
-                }
-                fresh = snapshots(opened: correlated, placed, workers: reference.workers)
+            switch placement {
+            case .failure(let rejection): refusals.append(rejection)
+            case .success(let at):
+                refusals.append(nil)
+                candidates.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
+                                         point: at.point, crs: at.crs, grid: at.grid))
             }
         }
-        try insertDeadLetters(deadLetters)
-        clock.lap("dead_letters")
-        let messages = try emitTasks(for: touched, fresh: fresh, now: now)
-        return BatchResult(outcomes: outcomes.map { $0 ?? .duplicate }, messages: messages, late: late)
+        let (stored, closed) = try storedAlready(events.map(\.event), closedAmong: try correlator.candidates(candidates))
+        prepareClock.lap("dedup")
+        // The in-flight batch's events are stored by the time this one commits.
+        var seen = inFlight?.storedKeys ?? []
+        var placed: [Placed] = []
+        var next = candidates.makeIterator()
+        for ((index, event), refusal) in zip(events, refusals) {
+            let item = refusal == nil ? next.next() : nil
+            let key = Self.key(event)
+            guard seen.insert(key).inserted, !stored.contains(key) else {
+                p.outcomes[index] = .duplicate
+                continue
+            }
+            if let refusal { reject(index, refusal) } else { placed.append(item!) }
+        }
+        guard !placed.isEmpty else { return p }
+        let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &prepareClock)
+        p.late = correlated.late
+        p.lateEvents = correlated.lateEvents
+        for (item, incident) in zip(placed, correlated.incidents) {
+            p.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
+            p.storedKeys.insert(Self.key(item.event))
+            if p.touchedSet.insert(incident).inserted { p.touched.append(incident) }
+        }
+        p.fresh = snapshots(opened: correlated, placed, workers: reference.workers)
+        p.rows = try rows(placed, correlated)
+        prepareClock.lap("build_rows")
+        return p
+    }
+
+    /// Writes a prepared batch in one transaction. Any failure is thrown (the caller discards the
+    /// window and, when the database refused the batch, writes it with `writeSeparately`); on
+    /// success the caller calls `committed()` once no other batch is being prepared.
+    public func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
+        clock.start()
+        let result = try db.transaction { _ in
+            try insert(p.rows)
+            clock.lap("write_events")
+            try insertDeadLetters(p.deadLetters)
+            clock.lap("dead_letters")
+            let messages = try emitTasks(for: p.touched, fresh: p.fresh, now: now)
+            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
+        }
+        clock.lap("commit")
+        return result
     }
 
     // MARK: dedup, reference data, window
@@ -175,7 +221,7 @@ public final class EventStore {
         -> (stored: Set<String>, closed: [UUID])
     {
         struct Key: Encodable { let s, i: String }
-        let rows = try db.query("""
+        let rows = try reader.query("""
             SELECT x.s, x.i FROM jsonb_to_recordset($1::jsonb) AS x(s text, i text)
             WHERE EXISTS (SELECT 1 FROM liandong.events v WHERE v.source = x.s AND v.source_id = x.i)
             UNION ALL
@@ -191,8 +237,10 @@ public final class EventStore {
 
     // MARK: writing
 
-    /// New incidents and events by COPY, grown incidents in one UPDATE.
-    private func insert(_ placed: [Placed], _ c: Correlated) throws {
+    /// The rows a correlated batch adds: new incidents and events as COPY data, grown incidents
+    /// and gateway seqs as statement parameters.
+    private func rows(_ placed: [Placed], _ c: Correlated) throws -> BatchRows {
+        var rows = BatchRows()
         if !c.opened.isEmpty {
             var copy = PGCopyText(reservingCapacity: c.opened.count * 200)
             for (id, n) in c.opened {
@@ -208,10 +256,7 @@ public final class EventStore {
                 copy.plain(String(n.growth.reports))
                 copy.endRow()
             }
-            try db.copy("""
-                COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
-                                         last_observed_at, alert_count, report_count) FROM STDIN
-                """, copy.bytes)
+            rows.incidents = copy.bytes
         }
         var copy = PGCopyText(reservingCapacity: placed.count * 600)
         for (p, incident) in zip(placed, c.incidents) {
@@ -233,16 +278,13 @@ public final class EventStore {
             copy.field(e.body)
             copy.endRow()
         }
-        try db.copy("""
-            COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
-                                  observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
-            """, copy.bytes)
+        rows.events = copy.bytes
         // Highest seq per gateway, for the gap tracker's seed at the next start.
         var highest: [String: Int64] = [:]
         for p in placed {
             if let gateway = p.event.gatewayID, let seq = p.event.gatewaySeq { highest[gateway] = max(highest[gateway] ?? seq, seq) }
         }
-        guard !highest.isEmpty || !c.grown.isEmpty else { return }
+        guard !highest.isEmpty || !c.grown.isEmpty else { return rows }
         struct Seq: Encodable { let g: String; let s: Int64 }
         struct Grown: Encodable {
             let id: String
@@ -252,6 +294,26 @@ public final class EventStore {
         let grown = c.grown.map { id, g in
             Grown(id: id.uuidString, priority: g.priority, alerts: g.alerts, reports: g.reports, first: g.first, last: g.last)
         }
+        rows.update = [try TaskStore.json(highest.map { Seq(g: $0.key, s: $0.value) }), try TaskStore.json(grown),
+                       TaskStore.uuidArray(grown.map(\.id))]
+        return rows
+    }
+
+    /// New incidents and events by COPY, grown incidents and gateway seqs in one statement.
+    private func insert(_ rows: BatchRows) throws {
+        if let incidents = rows.incidents {
+            try db.copy("""
+                COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
+                                         last_observed_at, alert_count, report_count) FROM STDIN
+                """, incidents)
+        }
+        if let events = rows.events {
+            try db.copy("""
+                COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
+                                      observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
+                """, events)
+        }
+        guard let update = rows.update else { return }
         // One round trip for both. `= ANY` gives the planner the exact incident keys (it guesses
         // 100 rows for jsonb_to_recordset and, on a young incidents table, chose a hash join over
         // all of it: 4 ms a batch).
@@ -274,8 +336,7 @@ public final class EventStore {
                 WHERE i.id = x.id AND i.id = ANY($3::uuid[])
             )
             SELECT 1
-            """, [try TaskStore.json(highest.map { Seq(g: $0.key, s: $0.value) }), try TaskStore.json(grown),
-                  TaskStore.uuidArray(grown.map(\.id))])
+            """, update)
     }
 
     /// A WGS-84 point as hex EWKB (SRID 4326), which geography columns take as text input.
@@ -443,4 +504,31 @@ public struct WriterLockBusy: Error, CustomStringConvertible {
     public var description: String {
         "another liandongd holds the writer lock on this database (pg_advisory_lock \(EventStore.writerLockKey))"
     }
+}
+
+/// A batch ready to write: what `EventStore.prepare` decided, and the rows that say it.
+public struct PreparedBatch {
+    let batch: [Inbound]
+    var outcomes: [ItemOutcome?]
+    var deadLetters: [(Rejection, RawMessage)] = []
+    /// Incidents the batch's events went to, in first-touched order, and those it opened.
+    var touched: [UUID] = [], touchedSet = Set<UUID>()
+    var fresh: [UUID: TaskSnapshot] = [:]
+    var late = 0
+    var lateEvents: [LateEvent] = []
+    /// Dedup keys of the events it stores.
+    var storedKeys = Set<String>()
+    var rows = BatchRows()
+
+    init(batch: [Inbound]) {
+        self.batch = batch
+        outcomes = [ItemOutcome?](repeating: nil, count: batch.count)
+    }
+}
+
+/// COPY data for new incidents and events; parameters of the grown-incident and gateway-seq statement.
+struct BatchRows {
+    var incidents: [UInt8]?
+    var events: [UInt8]?
+    var update: [String?]?
 }

@@ -74,21 +74,22 @@ public final class SpillFile: @unchecked Sendable {
         return raws.count
     }
 
-    /// Reads up to `max` messages after the consumed point; returns them and the offset to pass to
-    /// `commit` once they are written.
-    public func read(max: Int) -> (messages: [RawMessage], end: UInt64) {
+    /// Reads up to `max` messages after the consumed point, or after `from` (the end of a read
+    /// not yet committed); returns them and the offset to pass to `commit` once they are written.
+    public func read(max: Int, from: UInt64? = nil) -> (messages: [RawMessage], end: UInt64) {
         lock.lock()
         defer { lock.unlock() }
-        let available = Int(writeOffset - readOffset)
-        guard available > 0, max > 0 else { return ([], readOffset) }
+        let start = Swift.max(readOffset, from ?? 0)
+        guard start < writeOffset, max > 0 else { return ([], start) }
+        let available = Int(writeOffset - start)
         // Read about what `max` records need (not the whole backlog); grow when one record is larger.
         var length = min(available, Swift.max(64 << 10, max * 1024))
         while true {
-            handle.seek(toFileOffset: readOffset)
+            handle.seek(toFileOffset: start)
             let bytes = [UInt8](handle.readData(ofLength: length))
             let (messages, used) = Self.parse(bytes, max: max)
             if !messages.isEmpty || length >= available || bytes.count < length {
-                return (messages, readOffset + UInt64(used))
+                return (messages, start + UInt64(used))
             }
             length = min(available, length * 2)
         }

@@ -21,6 +21,8 @@ public final class WriterService: Service, @unchecked Sendable {
     let spill: SpillFile?
     let gaps: BoundedQueue<SeqGap>
     let cancelled = StopFlag()
+    /// Where the next batch is prepared while the writer thread writes the current one.
+    let prepareQueue = DispatchQueue(label: "liandong-prepare")
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
                 output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, metrics: Metrics,
@@ -71,8 +73,8 @@ public final class WriterService: Service, @unchecked Sendable {
         try acks.setLinger(milliseconds: 1000)
         try acks.connect(ackEndpoint)
         defer { try? acks.send([IngestService.writerDone]) }
-        // Messages taken off the queue during an outage that the full spill could not take:
-        // written first when the database is back.
+        // Messages taken off the queue during an outage that the full spill could not take, and a
+        // batch taken ahead when the one before it failed: written first.
         var carried: [Inbound] = []
         var store: EventStore
         (store, carried) = try reconnect(spilling: spill, after: false)
@@ -85,34 +87,37 @@ public final class WriterService: Service, @unchecked Sendable {
         // Where the writer thread's time goes outside the store (waiting, spill, handing on).
         var clock = PhaseClock()
         clock.start()
+        // The next batch, taken and prepared while the last one was written.
+        var ahead: LookAhead? = nil
         while true {
             unrecorded += gaps.popBatch(max: 1000, idle: 0, linger: 0) ?? []
             if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
-            let spillPending = !(spill?.isEmpty ?? true)
-            var batch: [Inbound] = []
-            if !carried.isEmpty {
-                batch = Array(carried.prefix(config.batchSize))
-                carried.removeFirst(batch.count)
-            } else if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
-                batch = taken
+            var current = Taken(batch: [])
+            var prepared: PreparedBatch? = nil
+            if let next = ahead {
+                ahead = nil
+                current = next.taken
+                // A failed preparation is done again below, where its error is handled.
+                prepared = try? next.prepared.get()
             } else {
-                closed = true
-            }
-            // The queue first (older), then what was spilled to disk while it was full.
-            clock.lap("wait")
-            var spillEnd: UInt64? = nil
-            if batch.isEmpty, let spill, spillPending {
-                let (raws, end) = spill.read(max: config.batchSize)
-                batch = raws.map { raw in
-                    switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
-                    case .success(let event): .event(event, raw)
-                    case .failure(let rejection): .rejected(rejection, raw)
-                    }
+                let spillPending = !(spill?.isEmpty ?? true)
+                if !carried.isEmpty {
+                    current.batch = Array(carried.prefix(config.batchSize))
+                    carried.removeFirst(current.batch.count)
+                } else if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
+                    current.batch = taken
+                } else {
+                    closed = true
                 }
-                spillEnd = end
-                clock.lap("spill_read")
+                // The queue first (older), then what was spilled to disk while it was full.
+                clock.lap("wait")
+                if current.batch.isEmpty, let spill, spillPending {
+                    let (raws, end) = spill.read(max: config.batchSize)
+                    current = Taken(batch: Self.decode(raws, decoder), spillEnd: end)
+                    clock.lap("spill_read")
+                }
             }
-            if batch.isEmpty {
+            if current.batch.isEmpty {
                 if closed && (spill?.isEmpty ?? true) { break }
                 if busySinceTrim {
                     // Idle after work: give the memory a burst needed back to the system, so the
@@ -129,33 +134,47 @@ public final class WriterService: Service, @unchecked Sendable {
             while true {
                 let started = Date()
                 do {
-                    let result = try store.write(batch)
+                    let (result, pending) = try write(current, prepared: prepared, store, carried: &carried, decoder)
+                    prepared = nil
                     clock.skip()  // the store measures its own phases
                     logger.debug("batch committed", metadata: [
-                        "batch.size": "\(batch.count)", "batch.stored": "\(result.stored)",
+                        "batch.size": "\(current.batch.count)", "batch.stored": "\(result.stored)",
                         "batch.duplicates": "\(result.duplicates)", "batch.rejected": "\(result.rejected)",
                         "batch.messages": "\(result.messages.count)",
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
-                    record(batch, result, seconds: Date().timeIntervalSince(started))
+                    record(current.batch, result, seconds: Date().timeIntervalSince(started))
                     for message in result.messages { output.push(message) }
-                    try sendAcks(batch, result, acks)
-                    if let spillEnd { try spill?.commit(spillEnd) }
+                    try sendAcks(current.batch, result, acks)
                     clock.lap("hand_on")
+                    if let pending {
+                        ahead = pending.wait()
+                        clock.lap("prepare_wait")
+                        // Failed part-way, it may have left its events in the window: rebuilt.
+                        if let next = ahead, case .failure = next.prepared { store.discardPrepared() }
+                        for (phase, seconds) in ahead?.phases ?? [:] { metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds) }
+                    }
+                    // Only now: the window moves on with nothing being prepared, and the spill
+                    // is not truncated under a read ahead.
+                    store.committed()
+                    if let end = current.spillEnd { try spill?.commit(end) }
                     recordStore(store, clock.take())
                     break
                 } catch let error as PQError where error.isConnectionFailure {
+                    let batch = current.batch
                     if cancelled.isSet {
-                        throw ConfigError("shutdown while the database was unreachable: \(batch.count + input.count) "
+                        throw ConfigError("shutdown while the database was unreachable: \(batch.count + carried.count + input.count) "
                             + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps its part)" } ?? ""))
                     }
+                    prepared = nil
                     metrics.set("liandong_database_up", 0)
                     metrics.increment("liandong_db_reconnects_total")
                     logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
                     // With a spill file, what is in hand and in memory goes to disk for the outage,
                     // so a crash meanwhile loses nothing read from the sockets.
                     store.close()
-                    if let spill, spillEnd != nil || spill.appendAll(batch.map(\.raw)) == batch.count {
+                    if let spill, current.spillEnd != nil || spill.appendAll(batch.map(\.raw)) == batch.count {
+                        carried.removeFirst(spill.appendAll(carried.map(\.raw)))
                         let held: [Inbound]
                         (store, held) = try reconnect(spilling: spill, after: true)
                         carried += held
@@ -168,6 +187,73 @@ public final class WriterService: Service, @unchecked Sendable {
             }
         }
         logger.info("writer drained")
+    }
+
+    private static func decode(_ raws: [RawMessage], _ decoder: MessageDecoder) -> [Inbound] {
+        raws.map { raw in
+            switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
+            case .success(let event): .event(event, raw)
+            case .failure(let rejection): .rejected(rejection, raw)
+            }
+        }
+    }
+
+    /// Writes `current` (prepared ahead, or now) in one transaction and meanwhile, on the prepare
+    /// thread, takes the next batch if one is waiting and prepares it: PostgreSQL writes one batch
+    /// while this process places, deduplicates and correlates the next. Returns the result and the
+    /// batch being prepared, to be waited for after the result is handed on. When the database
+    /// refuses `current`, it is written item by item (one bad item cannot block the rest). A
+    /// connection failure is thrown, with a batch taken ahead put back into `carried` (one read
+    /// from the spill stays there).
+    private func write(_ current: Taken, prepared: PreparedBatch?, _ store: EventStore, carried: inout [Inbound],
+                       _ decoder: MessageDecoder) throws -> (BatchResult, Pending<LookAhead?>?)
+    {
+        let p: PreparedBatch
+        do {
+            p = try prepared ?? store.prepare(current.batch)
+        } catch let error as PQError where !error.isConnectionFailure {
+            store.discardPrepared()
+            return (try store.writeSeparately(current.batch, refusedWith: error), nil)
+        } catch {
+            store.discardPrepared()
+            throw error
+        }
+        // Ahead only from the queue or the spill: what is carried goes first, batch by batch.
+        let pending = carried.isEmpty && store.canPrepareAhead
+            ? lookAhead(store, after: p, spillFrom: current.spillEnd, decoder) : nil
+        do {
+            return (try store.commit(p), pending)
+        } catch {
+            // The batch prepared ahead was correlated with this one's incidents: prepared again later.
+            if let next = pending?.wait(), next.taken.spillEnd == nil { carried.insert(contentsOf: next.taken.batch, at: 0) }
+            store.discardPrepared()
+            guard let refused = error as? PQError, !refused.isConnectionFailure else { throw error }
+            return (try store.writeSeparately(current.batch, refusedWith: refused), nil)
+        }
+    }
+
+    /// On the prepare thread: the next batch if one is waiting now (the queue first, then the
+    /// spill after `spillFrom`), prepared with `inFlight` being written meanwhile.
+    private func lookAhead(_ store: EventStore, after inFlight: PreparedBatch, spillFrom: UInt64?, _ decoder: MessageDecoder)
+        -> Pending<LookAhead?>
+    {
+        Pending(on: prepareQueue) { [input, spill, config] in
+            var clock = PhaseClock()
+            clock.start()
+            var taken: Taken
+            if let batch = input.popBatch(max: config.batchSize, idle: 0, linger: 0), !batch.isEmpty {
+                taken = Taken(batch: batch)
+            } else if let spill {
+                let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
+                guard !raws.isEmpty else { return nil }
+                taken = Taken(batch: Self.decode(raws, decoder), spillEnd: end)
+                clock.lap("spill_read")
+            } else {
+                return nil
+            }
+            let prepared = Result { try store.prepare(taken.batch, after: inFlight) }
+            return LookAhead(taken: taken, prepared: prepared, phases: clock.take())
+        }
     }
 
     /// Opens the store, retrying with backoff. With a spill file, whatever reaches the queue while
@@ -270,5 +356,43 @@ public final class WriterService: Service, @unchecked Sendable {
             let json = try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])
             try acks.send(envelope + [Array(json)])
         }
+    }
+}
+
+/// A batch taken for writing.
+struct Taken {
+    var batch: [Inbound]
+    /// Read from the spill: the offset to commit once it is written.
+    var spillEnd: UInt64? = nil
+}
+
+/// A batch taken and prepared while the one before it was written.
+struct LookAhead {
+    var taken: Taken
+    var prepared: Result<PreparedBatch, Error>
+    /// Time spent taking it (spill reads), for liandong_writer_seconds_total.
+    var phases: [String: Double]
+}
+
+/// One job on a queue, waited for by the thread that started it. Until `wait()` returns, the
+/// job owns what it uses (here the store's correlation side); that hand-over is why it is
+/// @unchecked Sendable.
+final class Pending<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let body: () -> T
+    private var result: T?
+
+    init(on queue: DispatchQueue, _ body: @escaping () -> T) {
+        self.body = body
+        queue.async { [self] in
+            result = self.body()
+            done.signal()
+        }
+    }
+
+    /// Waits for the job (once).
+    func wait() -> T {
+        done.wait()
+        return result!
     }
 }
