@@ -73,6 +73,22 @@ extension JSONValue {
         guard parser.at == buffer.count else { throw parser.fail("unexpected content after the value") }
         return value
     }
+
+    /// The fields named `keys` of a document that must be a JSON object (the last of repeated
+    /// keys, as `parse` keeps), validated as strictly as `parse` validates the whole document but
+    /// without building the values of other fields: for reading a few fields of many messages.
+    public static func fields<C: Collection<UInt8>>(_ bytes: C, _ keys: Set<String>) throws(JSONParseError)
+        -> [String: JSONValue]
+    {
+        let buffer = Array(bytes)
+        var parser = JSONBytesParser(bytes: buffer)
+        parser.skipSpace()
+        guard parser.at < buffer.count, buffer[parser.at] == UInt8(ascii: "{") else { throw parser.fail("expected an object") }
+        let found = try parser.object(depth: 0, keeping: keys)
+        parser.skipSpace()
+        guard parser.at == buffer.count else { throw parser.fail("unexpected content after the value") }
+        return found
+    }
 }
 
 private struct JSONBytesParser {
@@ -100,34 +116,7 @@ private struct JSONBytesParser {
         guard at < bytes.count else { throw fail("unexpected end") }
         switch bytes[at] {
         case UInt8(ascii: "{"):
-            guard depth < JSONValue.maxDepth else { throw fail("nested too deeply") }
-            at += 1
-            var object: [String: JSONValue] = [:]
-            skipSpace()
-            if at < bytes.count, bytes[at] == UInt8(ascii: "}") {
-                at += 1
-                return .object(object)
-            }
-            while true {
-                skipSpace()
-                guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try string()
-                skipSpace()
-                guard at < bytes.count, bytes[at] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                at += 1
-                skipSpace()
-                object[key] = try value(depth: depth + 1)
-                skipSpace()
-                guard at < bytes.count else { throw fail("unexpected end in object") }
-                if bytes[at] == UInt8(ascii: ",") {
-                    at += 1
-                } else if bytes[at] == UInt8(ascii: "}") {
-                    at += 1
-                    return .object(object)
-                } else {
-                    throw fail("expected ',' or '}'")
-                }
-            }
+            return .object(try object(depth: depth, keeping: nil))
         case UInt8(ascii: "["):
             guard depth < JSONValue.maxDepth else { throw fail("nested too deeply") }
             at += 1
@@ -161,6 +150,76 @@ private struct JSONBytesParser {
         default:
             throw fail("unexpected character")
         }
+    }
+
+    /// An object starting at "{": its fields, or with `keeping` only those (the others are
+    /// validated and skipped, not built).
+    mutating func object(depth: Int, keeping keys: Set<String>?) throws(JSONParseError) -> [String: JSONValue] {
+        guard depth < JSONValue.maxDepth else { throw fail("nested too deeply") }
+        at += 1
+        var object: [String: JSONValue] = [:]
+        skipSpace()
+        if at < bytes.count, bytes[at] == UInt8(ascii: "}") {
+            at += 1
+            return object
+        }
+        while true {
+            skipSpace()
+            guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let key = try string()
+            skipSpace()
+            guard at < bytes.count, bytes[at] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            at += 1
+            skipSpace()
+            if let keys, !keys.contains(key) {
+                try skip(depth: depth + 1)
+            } else {
+                object[key] = try value(depth: depth + 1)
+            }
+            skipSpace()
+            guard at < bytes.count else { throw fail("unexpected end in object") }
+            if bytes[at] == UInt8(ascii: ",") {
+                at += 1
+            } else if bytes[at] == UInt8(ascii: "}") {
+                at += 1
+                return object
+            } else {
+                throw fail("expected ',' or '}'")
+            }
+        }
+    }
+
+    /// Validates a value as `value` does, without building it.
+    mutating func skip(depth: Int) throws(JSONParseError) {
+        guard at < bytes.count else { throw fail("unexpected end") }
+        switch bytes[at] {
+        case UInt8(ascii: "{"):
+            _ = try object(depth: depth, keeping: [])
+        case UInt8(ascii: "\""):
+            try skipString()
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            _ = try number()
+        default:
+            // Arrays and literals: rare in the fields skipped, built and dropped.
+            _ = try value(depth: depth)
+        }
+    }
+
+    /// A string starting at the opening quote, validated as `string` does; built only when it
+    /// holds escapes (to check them).
+    mutating func skipString() throws(JSONParseError) {
+        var end = at + 1
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == UInt8(ascii: "\"") {
+                at = end + 1
+                return
+            }
+            if c == UInt8(ascii: "\\") { break }
+            guard c >= 0x20 else { break }
+            end += 1
+        }
+        _ = try string()
     }
 
     mutating func number() throws(JSONParseError) -> Double {

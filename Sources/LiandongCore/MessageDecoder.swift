@@ -41,6 +41,19 @@ public struct MessageDecoder: Sendable {
         return nil
     }
 
+    /// The gateway_id and seq of a message, read without decoding the rest (for the gap tracker,
+    /// on messages that go to the spill and are decoded when they are written): nil when the body
+    /// is not a JSON object or carries no usable pair.
+    public static func peekSequence(_ frames: [[UInt8]]) -> (gateway: String, seq: Int64)? {
+        guard frames.count == 2, let fields = try? JSONValue.fields(frames[1], sequenceKeys),
+              case .string(let gateway)? = fields["gateway_id"], case .number(let d)? = fields["seq"],
+              d >= 0, d.rounded() == d, d < 9.0e15
+        else { return nil }
+        return (gateway, Int64(d))
+    }
+
+    private static let sequenceKeys: Set<String> = ["gateway_id", "seq"]
+
     /// Decodes [topic frame][JSON body frame].
     public func decode(frames: [[UInt8]], now: Double) -> Result<IngestEvent, Rejection> {
         Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }

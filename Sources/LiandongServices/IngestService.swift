@@ -148,11 +148,21 @@ public final class IngestService: Service, @unchecked Sendable {
                     received += 1
                     let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970)
                     // Once spilling, keep spilling until the writer has caught up, so order holds.
+                    // A message that arrived counts for its gateway's seq whatever else is wrong
+                    // with it (it is dead-lettered, not lost). What is spilled is decoded when it
+                    // is written: here only its gateway_id and seq are read.
+                    if let spill, !spill.isEmpty || queue.count >= queue.capacity, spill.append(raw) {
+                        if let (gateway, seq) = MessageDecoder.peekSequence(frames) {
+                            tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+                        }
+                        continue
+                    }
                     let inbound = decode(raw, decoder)
                     if case .event(let e, _) = inbound, let gateway = e.gatewayID, let seq = e.gatewaySeq {
                         tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+                    } else if case .rejected = inbound, let (gateway, seq) = MessageDecoder.peekSequence(frames) {
+                        tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
                     }
-                    if let spill, !spill.isEmpty || queue.count >= queue.capacity, spill.append(raw) { continue }
                     enqueue(inbound)
                 }
             }

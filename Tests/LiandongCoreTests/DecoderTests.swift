@@ -31,6 +31,24 @@ struct DecoderTests {
         #expect(e.position == LonLat(lon: 95.7801, lat: 40.5203))
     }
 
+    @Test("the gap tracker's peek reads the gateway_id and seq the decoder reads, and nothing from other messages")
+    func peekSequence() throws {
+        let e = try decoder.decode(frames: frames("alert.gw-7", alert), now: now).get()
+        let peeked = MessageDecoder.peekSequence(frames("alert.gw-7", alert))
+        #expect(peeked?.gateway == e.gatewayID && peeked?.seq == e.gatewaySeq && peeked?.seq == 123)
+        // A message the decoder refuses still tells which seq arrived (it is dead-lettered, not lost).
+        var bad = alert
+        bad["device_id"] = "nope"
+        #expect(MessageDecoder.peekSequence(frames("alert.gw-7", bad))?.seq == 123)
+        for seq in [-1, 1.5] as [Any] {
+            var odd = alert
+            odd["seq"] = seq
+            #expect(MessageDecoder.peekSequence(frames("alert.gw-7", odd)) == nil)
+        }
+        #expect(MessageDecoder.peekSequence(frames("report", report)) == nil)
+        #expect(MessageDecoder.peekSequence([Array("alert".utf8), Array(#"{"gateway_id":"g","seq":1"#.utf8)]) == nil)
+    }
+
     @Test("a GCJ-02 report is converted to WGS-84 before anything else sees it")
     func reportConverted() throws {
         let e = try decoder.decode(frames: frames("report", report), now: now).get()

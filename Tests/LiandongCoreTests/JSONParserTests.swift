@@ -33,4 +33,20 @@ struct JSONParserTests {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: JSONParseError.self) { try parse(deep) }
     }
+
+    @Test("reading a few fields validates the whole document as parsing it does and returns the same values", arguments: [
+        #"{"gateway_id":"gw-1","seq":7,"x":{"y":[1,{"z":"\u00e9"}],"w":"a\"b"},"n":null}"#,
+        #"{"seq":1,"seq":2,"gateway_id":"g\u00e9"}"#, #"{}"#, #" {"o":{"gateway_id":"inner"}} "#,
+        #"{"gateway_id":"g","seq":1,}"#, #"{"gateway_id":"g","x":"\x"}"#, #"{"x":"\ud83d","seq":1}"#,
+        #"{"x":01}"#, #"{"x":[1 2]}"#, #"{"x":{"a" 1}}"#, #"{"seq":1}x"#, #"[1]"#, #"{"x":"a"#, "{\"x\":\"\u{01}\"}",
+    ])
+    func fields(_ text: String) throws {
+        let keys: Set<String> = ["gateway_id", "seq"]
+        let bytes = Array(text.utf8)
+        guard case .object(let all)? = try? JSONValue.parse(bytes) else {
+            #expect(throws: JSONParseError.self) { try JSONValue.fields(bytes, keys) }
+            return
+        }
+        #expect(try JSONValue.fields(bytes, keys) == all.filter { keys.contains($0.key) })
+    }
 }
