@@ -1,3 +1,4 @@
+import Foundation
 import LiandongCore
 import Testing
 
@@ -86,5 +87,21 @@ struct TimestampTests {
         #expect(Timestamp.formatUTC(expected) == "2026-11-29T02:15:32Z")
         #expect(Timestamp.formatCST(expected + 0.5) == "2026-11-29T10:15:32.500+08:00")
         #expect(Timestamp.parse(Timestamp.formatUTC(expected + 0.123456)) == expected + 0.123456)
+    }
+
+    @Test("formatting agrees with Foundation's ISO 8601 formatter over two centuries, and microseconds round-trip")
+    func formatAgreesWithFoundation() {
+        let utc = ISO8601DateFormatter()
+        let cst = ISO8601DateFormatter()
+        cst.timeZone = TimeZone(secondsFromGMT: 8 * 3600)
+        var random = SplitMix64(seed: 28181)
+        for _ in 0..<5000 {
+            let whole = Double(random.next() % 4_102_444_800)  // 1970 ... 2100
+            let date = Date(timeIntervalSince1970: whole)
+            #expect(Timestamp.formatUTC(whole) == utc.string(from: date))
+            #expect(Timestamp.formatCST(whole) == cst.string(from: date))
+            let micros = Double(random.next() % 1_000_000) / 1_000_000
+            #expect(abs(Timestamp.parse(Timestamp.formatUTC(whole + micros))! - (whole + micros)) < 1e-6)
+        }
     }
 }
