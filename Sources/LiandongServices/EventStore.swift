@@ -220,13 +220,12 @@ public final class EventStore {
     private func storedAlready(_ events: [IngestEvent], closedAmong incidents: Set<UUID>) throws
         -> (stored: Set<String>, closed: [UUID])
     {
-        struct Key: Encodable { let s, i: String }
         let rows = try reader.query("""
-            SELECT x.s, x.i FROM jsonb_to_recordset($1::jsonb) AS x(s text, i text)
+            SELECT x.s, x.i FROM unnest($1::text[], $2::text[]) AS x(s, i)
             WHERE EXISTS (SELECT 1 FROM liandong.events v WHERE v.source = x.s AND v.source_id = x.i)
             UNION ALL
-            SELECT NULL, id::text FROM liandong.incidents WHERE id = ANY($2::uuid[]) AND status <> 'open'
-            """, [try TaskStore.json(events.map { Key(s: $0.source.rawValue, i: $0.sourceID) }),
+            SELECT NULL, id::text FROM liandong.incidents WHERE id = ANY($3::uuid[]) AND status <> 'open'
+            """, [PGCopyText.arrayLiteral(events.map(\.source.rawValue)), PGCopyText.arrayLiteral(events.map(\.sourceID)),
                   TaskStore.uuidArray(incidents.map(\.uuidString))])
         var stored = Set<String>(), closed: [UUID] = []
         for row in rows.rows {

@@ -240,17 +240,19 @@ public struct PGCopyText {
 
     /// A text[] literal: {"a","b"} with quotes and backslashes escaped.
     public static func arrayLiteral(_ values: [String]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
         for (n, value) in values.enumerated() {
-            if n > 0 { out += "," }
-            out += "\""
-            for ch in value {
-                if ch == "\\" || ch == "\"" { out += "\\" }
-                out.append(ch)
+            if n > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     public mutating func endRow() {

@@ -40,6 +40,15 @@ struct ConnectionTests {
         }
     }
 
+    @Test("a text[] literal as a parameter: any id (quotes, backslashes, commas, braces, spaces, NULL, empty) round-trips")
+    func arrayParameter() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        let values = ["plain", "q\"uote", "back\\slash", "a,b", "{x}", " spaced ", "NULL", "", "瓜州县:001", "\\\"", "tab\there"]
+        let rows = try db.query("SELECT x, n FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n",
+                                [PGCopyText.arrayLiteral(values)])
+        #expect(rows.rows.map { $0[0] } == values.map { Optional($0) })
+    }
+
     @Test("server errors carry their SQLSTATE")
     func sqlState() throws {
         let db = try PGConnection(conninfo: Self.conninfo)
