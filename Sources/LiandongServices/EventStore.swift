@@ -188,9 +188,25 @@ public final class EventStore {
             p.storedKeys.insert(Self.key(item.event))
             if p.touchedSet.insert(incident).inserted { p.touched.append(incident) }
         }
-        p.fresh = snapshots(opened: correlated, placed, workers: reference.workers)
         p.rows = try rows(placed, correlated)
         prepareClock.lap("build_rows")
+        // Incidents this batch opens: nothing stored can change them before it commits, so their
+        // tasks are decided and built here, off the write session's path.
+        let fresh = snapshots(opened: correlated, placed, workers: reference.workers)
+        var created: [TaskFields] = []
+        for (id, snapshot) in fresh {
+            switch decision(snapshot) {
+            case .create(let kind), .upgrade(let kind):
+                let task = route(snapshot, kind: kind, current: nil, now: now)
+                created.append(task)
+                p.freshTasks[id] = (task, TaskStore.message(snapshot, task, kind: kind, now: now))
+            case .none, .update:
+                p.freshTasks[id] = nil
+            }
+        }
+        p.fresh = fresh
+        p.freshTaskRows = Self.taskRows(created)
+        prepareClock.lap("build_tasks")
         return p
     }
 
@@ -204,7 +220,7 @@ public final class EventStore {
             clock.lap("write_events")
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
-            let messages = try emitTasks(for: p.touched, fresh: p.fresh, now: now)
+            let messages = try emitTasks(p, now: now)
             return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
         }
         clock.lap("commit")
@@ -384,59 +400,67 @@ public final class EventStore {
         return out
     }
 
-    private func emitTasks(for incidents: [UUID], fresh: [UUID: TaskSnapshot], now: Double) throws -> [FeedMessage] {
-        guard !incidents.isEmpty else { return [] }
-        var tasks: [(task: TaskFields, isNew: Bool)] = []
+    private func decision(_ snapshot: TaskSnapshot) -> EmissionDecision {
+        emissionDecision(
+            for: IncidentEvidence(
+                alertCount: snapshot.alertCount, reportCount: snapshot.reportCount,
+                priority: snapshot.incidentPriority, taskKind: snapshot.task?.taskKind),
+            dispatchSeverity: rules.dispatchSeverity)
+    }
+
+    /// Tasks and messages for the incidents the batch touched, in the order it touched them:
+    /// those it opened were built by `prepare`; the others are read (with their tasks) and
+    /// decided here.
+    private func emitTasks(_ p: PreparedBatch, now: Double) throws -> [FeedMessage] {
+        guard !p.touched.isEmpty else { return [] }
+        var upgraded: [TaskFields] = [], created: [TaskFields] = []
         var messages: [TaskMessage] = []
         var stored: [UUID: TaskSnapshot] = [:]
-        let existing = incidents.filter { fresh[$0] == nil }
+        let existing = p.touched.filter { p.fresh[$0] == nil }
         if !existing.isEmpty {
             for snapshot in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
                 stored[UUID(uuidString: snapshot.incidentID)!] = snapshot
             }
         }
         clock.lap("snapshots")
-        for snapshot in incidents.compactMap({ fresh[$0] ?? stored[$0] }) {
+        let emittedAt = Timestamp.formatCST(now)
+        for id in p.touched {
+            if p.fresh[id] != nil {
+                guard var built = p.freshTasks[id]?.message else { continue }
+                built.emittedAt = emittedAt
+                messages.append(built)
+                continue
+            }
+            guard let snapshot = stored[id] else { continue }
             let current = snapshot.task
             if let current, current.taskState.isTerminal { continue }
-            let decision = emissionDecision(
-                for: IncidentEvidence(
-                    alertCount: snapshot.alertCount, reportCount: snapshot.reportCount,
-                    priority: snapshot.incidentPriority, taskKind: current?.taskKind),
-                dispatchSeverity: rules.dispatchSeverity)
-            switch decision {
+            switch decision(snapshot) {
             case .none:
                 continue
             case .create(let kind), .upgrade(let kind):
                 let task = route(snapshot, kind: kind, current: current, now: now)
-                tasks.append((task, isNew: current == nil))
+                if current == nil { created.append(task) } else { upgraded.append(task) }
                 messages.append(TaskStore.message(snapshot, task, kind: kind, now: now))
             case .update:
                 messages.append(TaskStore.message(snapshot, current!, kind: .update, now: now))
             }
         }
-        let base = try saveTasks(tasks, feedMessages: messages.count)
+        var rows = p.freshTaskRows
+        if !created.isEmpty {
+            let more = Self.taskRows(created)
+            rows.tasks += more.tasks
+            rows.history += more.history
+        }
+        let base = try saveTasks(upgraded: upgraded, created: rows, feedMessages: messages.count)
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")
         return feed
     }
 
-    /// New tasks (and their 'created' history rows) by COPY; upgraded ones (verify -> joint_dispatch) by liandong.upsert_tasks().
-    /// With upgrades, the same statement reserves the feed seqs of the batch's `feedMessages`
-    /// (one round trip less) and their base is returned.
-    private func saveTasks(_ tasks: [(task: TaskFields, isNew: Bool)], feedMessages: Int) throws -> Int64? {
-        var base: Int64? = nil
-        let upgraded = tasks.filter { !$0.isNew }.map(\.task)
-        if !upgraded.isEmpty {
-            // Every upgrade is announced, so there are feed messages to reserve seqs for.
-            let row = try db.query("\(TaskStore.feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
-                                   [String(feedMessages), try TaskStore.json(upgraded)])
-            guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
-            base = seq
-        }
-        let created = tasks.filter(\.isNew).map(\.task)
-        guard !created.isEmpty else { return base }
+    /// COPY data for new tasks and their 'created' history rows.
+    private static func taskRows(_ created: [TaskFields]) -> TaskRows {
+        guard !created.isEmpty else { return TaskRows() }
         var copy = PGCopyText(reservingCapacity: created.count * 256)
         for t in created {
             copy.plain(t.id)
@@ -452,18 +476,34 @@ public final class EventStore {
             copy.plain(t.resolve_by)
             copy.endRow()
         }
-        try db.copy("""
-            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
-                                 respond_by, resolve_by) FROM STDIN
-            """, copy.bytes)
         var history = PGCopyText(reservingCapacity: created.count * 128)
         for t in created {
             for value in [t.id, "created", t.tier, t.division_code, t.respond_by, t.resolve_by, "liandong"] { history.field(value) }
             history.endRow()
         }
+        return TaskRows(tasks: copy.bytes, history: history.bytes)
+    }
+
+    /// Upgraded tasks (verify -> joint_dispatch) by liandong.upsert_tasks(), new ones (and their
+    /// 'created' history rows) by COPY. With upgrades, the same statement reserves the feed seqs
+    /// of the batch's `feedMessages` (one round trip less) and their base is returned.
+    private func saveTasks(upgraded: [TaskFields], created: TaskRows, feedMessages: Int) throws -> Int64? {
+        var base: Int64? = nil
+        if !upgraded.isEmpty {
+            // Every upgrade is announced, so there are feed messages to reserve seqs for.
+            let row = try db.query("\(TaskStore.feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
+                                   [String(feedMessages), try TaskStore.json(upgraded)])
+            guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+            base = seq
+        }
+        guard !created.tasks.isEmpty else { return base }
+        try db.copy("""
+            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
+                                 respond_by, resolve_by) FROM STDIN
+            """, created.tasks)
         try db.copy("""
             COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
-            """, history.bytes)
+            """, created.history)
         return base
     }
 
@@ -518,6 +558,9 @@ public struct PreparedBatch {
     /// Dedup keys of the events it stores.
     var storedKeys = Set<String>()
     var rows = BatchRows()
+    /// Tasks for the incidents the batch opens (none when no task is due yet), and their rows.
+    var freshTasks: [UUID: (task: TaskFields, message: TaskMessage)] = [:]
+    var freshTaskRows = TaskRows()
 
     init(batch: [Inbound]) {
         self.batch = batch
@@ -530,4 +573,10 @@ struct BatchRows {
     var incidents: [UInt8]?
     var events: [UInt8]?
     var update: [String?]?
+}
+
+/// COPY data for new tasks and their 'created' history rows.
+struct TaskRows {
+    var tasks: [UInt8] = []
+    var history: [UInt8] = []
 }
