@@ -548,7 +548,8 @@ public struct WriterLockBusy: Error, CustomStringConvertible {
 /// A batch ready to write: what `EventStore.prepare` decided, and the rows that say it.
 public struct PreparedBatch {
     let batch: [Inbound]
-    var outcomes: [ItemOutcome?]
+    /// Per item, in input order (nil: refused before placement, recorded as a dead letter).
+    public internal(set) var outcomes: [ItemOutcome?]
     var deadLetters: [(Rejection, RawMessage)] = []
     /// Incidents the batch's events went to, in first-touched order, and those it opened.
     var touched: [UUID] = [], touchedSet = Set<UUID>()

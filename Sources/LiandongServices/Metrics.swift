@@ -37,6 +37,7 @@ public final class Metrics: @unchecked Sendable {
         describe("liandong_events_late_total", "counter", "Events observed before the in-memory correlation window, matched against stored history.")
         describe("liandong_correlation_window_events", "gauge", "Recent events of open incidents held in memory for correlation.")
         describe("liandong_writer_seconds_total", "counter", "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).")
+        describe("liandong_batches_prepared_ahead_total", "counter", "Batches prepared while the one before them was written, by outcome (used; discarded: the batch before failed or the preparation did, prepared again).")
         describe("liandong_database_up", "gauge", "1 when the writer's last database operation succeeded.")
     }
 

@@ -151,7 +151,12 @@ public final class WriterService: Service, @unchecked Sendable {
                         ahead = pending.wait()
                         clock.lap("prepare_wait")
                         // Failed part-way, it may have left its events in the window: rebuilt.
-                        if let next = ahead, case .failure = next.prepared { store.discardPrepared() }
+                        if let next = ahead {
+                            let failed: Bool
+                            if case .failure = next.prepared { failed = true } else { failed = false }
+                            if failed { store.discardPrepared() }
+                            metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": failed ? "discarded" : "used"])
+                        }
                         for (phase, seconds) in ahead?.phases ?? [:] { metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds) }
                     }
                     // Only now: the window moves on with nothing being prepared, and the spill
@@ -225,7 +230,10 @@ public final class WriterService: Service, @unchecked Sendable {
             return (try store.commit(p), pending)
         } catch {
             // The batch prepared ahead was correlated with this one's incidents: prepared again later.
-            if let next = pending?.wait(), next.taken.spillEnd == nil { carried.insert(contentsOf: next.taken.batch, at: 0) }
+            if let next = pending?.wait() {
+                metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": "discarded"])
+                if next.taken.spillEnd == nil { carried.insert(contentsOf: next.taken.batch, at: 0) }
+            }
             store.discardPrepared()
             guard let refused = error as? PQError, !refused.isConnectionFailure else { throw error }
             return (try store.writeSeparately(current.batch, refusedWith: refused), nil)
