@@ -143,6 +143,18 @@ public final class IngestService: Service, @unchecked Sendable {
             if let sub, readable[1] {
                 var received = 0
                 defer { metrics.increment("liandong_events_received_total", ["path": "sub"], by: Double(received)) }
+                // Messages bound for the spill, written together (one write, not one per message)
+                // before the next message is queued and before polling again.
+                var spilling: [RawMessage] = [], spillingBytes = 0
+                func flush() {
+                    guard let spill, !spilling.isEmpty else { return }
+                    let written = spill.appendAll(spilling)
+                    // The spill is full: the rest waits in the queue (backpressure), in order.
+                    for raw in spilling[written...] { enqueue(decode(raw, decoder)) }
+                    spilling = []
+                    spillingBytes = 0
+                }
+                defer { flush() }
                 for _ in 0..<1000 {
                     guard let frames = try sub.receiveNow() else { break }
                     received += 1
@@ -151,10 +163,13 @@ public final class IngestService: Service, @unchecked Sendable {
                     // A message that arrived counts for its gateway's seq whatever else is wrong
                     // with it (it is dead-lettered, not lost). What is spilled is decoded when it
                     // is written: here only its gateway_id and seq are read.
-                    if let spill, !spill.isEmpty || queue.count >= queue.capacity, spill.append(raw) {
+                    if let spill, !spilling.isEmpty || !spill.isEmpty || queue.count >= queue.capacity {
                         if let (gateway, seq) = MessageDecoder.peekSequence(frames) {
                             tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
                         }
+                        spilling.append(raw)
+                        spillingBytes += frames.reduce(0) { $0 + $1.count }
+                        if spillingBytes >= 256 << 10 { flush() }
                         continue
                     }
                     let inbound = decode(raw, decoder)

@@ -44,34 +44,51 @@ public final class SpillFile: @unchecked Sendable {
     public var isEmpty: Bool { pendingBytes == 0 }
 
     /// Appends one message; false when the file has reached `maxBytes` (the caller waits).
-    public func append(_ raw: RawMessage) -> Bool {
-        var record = Data()
-        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { record.append(contentsOf: $0) } }
-        withUnsafeBytes(of: raw.receivedAt.bitPattern.littleEndian) { record.append(contentsOf: $0) }
+    public func append(_ raw: RawMessage) -> Bool { appendAll([raw]) == 1 }
+
+    /// Appends messages in order until one does not fit; returns how many were appended. One
+    /// write for all of them: in the file (the page cache) once this returns, so a kill -9
+    /// afterwards loses none of them.
+    public func appendAll(_ raws: [RawMessage]) -> Int {
+        guard !raws.isEmpty else { return 0 }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(raws.reduce(0) { $0 + 64 + $1.endpoint.utf8.count + $1.frames.reduce(0) { $0 + $1.count + 4 } })
+        var ends: [Int] = []
+        ends.reserveCapacity(raws.count)
+        for raw in raws {
+            Self.encode(raw, into: &buffer)
+            ends.append(buffer.count)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        let room = maxBytes - Int(writeOffset - readOffset)
+        var fitting = 0
+        while fitting < ends.count && ends[fitting] <= room { fitting += 1 }
+        guard fitting > 0 else { return 0 }
+        let length = ends[fitting - 1]
+        handle.seek(toFileOffset: writeOffset)
+        handle.write(Data(buffer[0..<length]))
+        writeOffset += UInt64(length)
+        return fitting
+    }
+
+    /// One record: its size, then the arrival time, the endpoint and the frames.
+    private static func encode(_ raw: RawMessage, into out: inout [UInt8]) {
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out.append(contentsOf: $0) } }
+        let start = out.count
+        u32(0)  // the size, filled in below
+        withUnsafeBytes(of: raw.receivedAt.bitPattern.littleEndian) { out.append(contentsOf: $0) }
         let endpoint = Array(raw.endpoint.utf8.prefix(255))
-        withUnsafeBytes(of: UInt16(endpoint.count).littleEndian) { record.append(contentsOf: $0) }
-        record.append(contentsOf: endpoint)
+        withUnsafeBytes(of: UInt16(endpoint.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: endpoint)
         u32(raw.frames.count)
         for f in raw.frames {
             u32(f.count)
-            record.append(contentsOf: f)
+            out.append(contentsOf: f)
         }
-        var sized = Data()
-        withUnsafeBytes(of: UInt32(record.count).littleEndian) { sized.append(contentsOf: $0) }
-        sized.append(record)
-        lock.lock()
-        defer { lock.unlock() }
-        guard Int(writeOffset - readOffset) + sized.count <= maxBytes else { return false }
-        handle.seek(toFileOffset: writeOffset)
-        handle.write(sized)
-        writeOffset += UInt64(sized.count)
-        return true
-    }
-
-    /// Appends messages in order until one does not fit; returns how many were appended.
-    public func appendAll(_ raws: [RawMessage]) -> Int {
-        for (n, raw) in raws.enumerated() where !append(raw) { return n }
-        return raws.count
+        withUnsafeBytes(of: UInt32(out.count - start - 4).littleEndian) { size in
+            for (k, byte) in size.enumerated() { out[start + k] = byte }
+        }
     }
 
     /// Reads up to `max` messages after the consumed point, or after `from` (the end of a read
