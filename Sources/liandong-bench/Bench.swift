@@ -186,6 +186,7 @@ struct Bench: ParsableCommand {
         }.flatMap { $0 }
         var sentAt: [String: Double] = [:]
         var latencies: [Double] = []
+        var timeline: [(sent: Double, latency: Double)] = []
         let latencyPhasesBefore = writerPhases()
         resetStatements(db)
         let batchesBefore = metricValues("liandong_batch_commit_seconds_")
@@ -197,7 +198,10 @@ struct Bench: ParsableCommand {
                 guard let o = try? JSONSerialization.jsonObject(with: Data(f[1])) as? [String: Any],
                     let ev = o["evidence"] as? [String: Any] else { continue }
                 for id in (ev["alerts"] as? [String] ?? []) + (ev["reports"] as? [String] ?? []) {
-                    if let s = sentAt.removeValue(forKey: id) { latencies.append(received - s) }
+                    if let s = sentAt.removeValue(forKey: id) {
+                        latencies.append(received - s)
+                        timeline.append((sent: s, latency: received - s))
+                    }
                 }
             }
         }
@@ -223,6 +227,13 @@ struct Bench: ParsableCommand {
         let latencyStatements = statements(db)
         let batchesAfter = metricValues("liandong_batch_commit_seconds_")
         latencies.sort()
+        // The p99 of each 2 s of the phase: a tail from one stall shows as one window.
+        let phaseStart = timeline.map(\.sent).min() ?? 0
+        var windows: [String] = []
+        for from in stride(from: 0.0, to: latencySeconds, by: 2.0) {
+            let xs = timeline.filter { $0.sent - phaseStart >= from && $0.sent - phaseStart < from + 2 }.map(\.latency).sorted()
+            if !xs.isEmpty { windows.append(String(format: "%.0f", xs[min(xs.count - 1, Int(Double(xs.count) * 0.99))] * 1000)) }
+        }
         func pct(_ p: Double) -> String {
             latencies.isEmpty ? "n/a" : String(format: "%.1f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000)
         }
@@ -233,6 +244,7 @@ struct Bench: ParsableCommand {
             sustained_events_per_s: \(Int(throughput))
             latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s at \(min(sites.count, liveGroups)) sites (\(sites.count) lattice sites for \(liveGroups) groups), \(latencies.count) of \(live.count) events matched to a task message (minor reports get none)
             latency_ms: p50 \(pct(0.50)) p95 \(pct(0.95)) p99 \(pct(0.99)) max \(pct(0.999999))
+            latency p99 per 2 s of the phase (ms): \(windows.joined(separator: " "))
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
             """)
