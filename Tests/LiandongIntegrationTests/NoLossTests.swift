@@ -111,7 +111,7 @@ struct GapTests {
         try s.db.execute("""
             UPDATE liandong.feed_head SET seq = 2;
             INSERT INTO liandong.feed (seq, message_id, topic, kind, task_id, body)
-            SELECT 2, gen_random_uuid(), topic, 'update', task_id, jsonb_set(body, '{seq}', '2') FROM liandong.feed WHERE seq = 1;
+            SELECT 2, gen_random_uuid(), topic, 'update', task_id, jsonb_set(body::jsonb, '{seq}', '2') FROM liandong.feed WHERE seq = 1;
             """)
         try s.daemon.crashAndRestart()
         try s.daemon.waitUntil(timeout: 10, "the committed message published") {

@@ -74,4 +74,23 @@ struct ReplayTests {
         let bad = try ask("{\"since\":\"yesterday\"}")
         #expect((bad.end["error"] as? String ?? "").contains("since"))
     }
+
+    @Test("a replayed task message is byte for byte the one published")
+    func replayedAsPublished() throws {
+        let s = try Scene()
+        try s.send("alert", Wire.alert(id: "rp-bytes", priority: 3, at: s.now, position: s.centre))
+        var published: [[UInt8]] = []
+        try waitUntil(timeout: 10, "the task published") {
+            guard try ZMQSocket.poll([s.feed], timeoutMilliseconds: 200)[0], let frames = try s.feed.receiveNow() else { return false }
+            if frames.count == 2, String(decoding: frames[0], as: UTF8.self).hasPrefix("task.") { published = frames }
+            return !published.isEmpty
+        }
+        let dealer = try ZMQSocket(context: s.daemon.context, type: .dealer)
+        try dealer.setReceiveTimeout(milliseconds: 10_000)
+        try dealer.connect(s.daemon.replay)
+        try dealer.send([Array("{\"since\":0,\"prefix\":\"task.\"}".utf8)])
+        let replayed = try #require(try dealer.receive())
+        #expect(replayed.count == 2)
+        #expect(replayed.first == published[1], "the stored message is the published text, not a re-serialised document")
+    }
 }
