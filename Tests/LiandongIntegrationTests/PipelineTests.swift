@@ -148,4 +148,42 @@ struct PipelineTests {
         }
         #expect(ahead.used >= 1 && ahead.discarded >= 1, "the burst was pipelined and the refused batch's successor prepared again")
     }
+
+    /// Queue capacity 10,000: the batch prepared ahead comes from the queue (put back in front when
+    /// the batch before it fails); 100: from the spill (it stays there).
+    @Test("the write session killed in the middle of a burst, with the next batch prepared: every event lands once, every pair in one incident",
+          arguments: [10_000, 100])
+    func writeSessionLostMidBurst(queueCapacity: Int) throws {
+        let s = try Scene(environment: ["LIANDONG_INGEST_BATCH_SIZE": "20", "LIANDONG_INGEST_QUEUE_CAPACITY": String(queueCapacity)])
+        // 1,500 pairs (alert, report 30 m away 20 s later) at three spots 2 km apart, 1,000 s apart
+        // at each spot (beyond the 900 s window: one incident per pair), oldest first.
+        let spots = [s.centre, offset(s.centre, east: 2000), offset(s.centre, east: -2000)]
+        let pairs = 1500
+        for k in 0..<pairs {
+            let t = s.now - Double(pairs / 3 - 1 - k / 3) * 1000, spot = spots[k % 3]
+            try s.send("alert", Wire.alert(id: "k-a-\(k)", at: t, position: spot))
+            try s.send("report", Wire.report(id: "k-r-\(k)", at: t + 20, position: offset(spot, north: 30)))
+        }
+        try waitUntil(timeout: 30, "the first batches written") { try s.count("SELECT count(*) FROM liandong.events") >= 100 }
+        // The writer's write session (the holder of the writer lock) dies mid-burst.
+        let killed = try s.db.query("""
+            SELECT pg_terminate_backend(pid) FROM pg_locks
+            WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """)
+        let storedAtKill = try s.count("SELECT count(*) FROM liandong.events")
+        #expect(killed.count == 1 && killed.scalar == "t")
+        #expect(storedAtKill < 2 * pairs, "the session died before the burst was written")
+        try s.waitProcessed(2 * pairs, timeout: 60)
+        #expect(try s.count("SELECT count(*) FROM liandong.events") == 2 * pairs)
+        #expect(try s.count("SELECT count(DISTINCT source_id) FROM liandong.events") == 2 * pairs)
+        #expect(try s.count("SELECT count(*) FROM liandong.rejected_messages") == 0)
+        #expect(try s.count("""
+            SELECT count(*) FROM (SELECT split_part(source_id, '-', 3), count(DISTINCT incident_id) n
+                                  FROM liandong.events GROUP BY 1) pairs WHERE n <> 1
+            """) == 0, "each pair in one incident")
+        #expect(try s.count("SELECT count(*) FROM liandong.incidents") == pairs)
+        #expect(try s.count("SELECT count(*) FROM liandong.incidents WHERE alert_count <> 1 OR report_count <> 1") == 0)
+        #expect(try s.daemon.metric("liandong_db_reconnects_total") >= 1)
+        #expect(try s.daemon.metric("liandong_batches_prepared_ahead_total{outcome=\"discarded\"}") >= 1)
+    }
 }
