@@ -152,8 +152,7 @@ public final class WriterService: Service, @unchecked Sendable {
                         clock.lap("prepare_wait")
                         // Failed part-way, it may have left its events in the window: rebuilt.
                         if let next = ahead {
-                            let failed: Bool
-                            if case .failure = next.prepared { failed = true } else { failed = false }
+                            let failed = (try? next.prepared.get()) == nil
                             if failed { store.discardPrepared() }
                             metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": failed ? "discarded" : "used"])
                         }
