@@ -22,7 +22,7 @@ public final class WriterService: Service, @unchecked Sendable {
     let gaps: BoundedQueue<SeqGap>
     let cancelled = StopFlag()
     /// Where the next batch is prepared while the writer thread writes the current one.
-    let prepareQueue = DispatchQueue(label: "liandong-prepare")
+    let prepareThread = WorkerThread(name: "liandong-prepare", nice: 5)
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
                 output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, metrics: Metrics,
@@ -73,6 +73,7 @@ public final class WriterService: Service, @unchecked Sendable {
         try acks.setLinger(milliseconds: 1000)
         try acks.connect(ackEndpoint)
         defer { try? acks.send([IngestService.writerDone]) }
+        defer { prepareThread.stop() }
         // Messages taken off the queue during an outage that the full spill could not take, and a
         // batch taken ahead when the one before it failed: written first.
         var carried: [Inbound] = []
@@ -244,7 +245,7 @@ public final class WriterService: Service, @unchecked Sendable {
     private func lookAhead(_ store: EventStore, after inFlight: PreparedBatch, spillFrom: UInt64?, _ decoder: MessageDecoder)
         -> Pending<LookAhead?>
     {
-        Pending(on: prepareQueue) { [input, spill, config] in
+        Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
             clock.start()
             var taken: Taken
@@ -381,18 +382,16 @@ struct LookAhead {
     var phases: [String: Double]
 }
 
-/// One job on a queue, waited for by the thread that started it. Until `wait()` returns, the
-/// job owns what it uses (here the store's correlation side); that hand-over is why it is
-/// @unchecked Sendable.
+/// One job on the prepare thread, waited for by the thread that started it. Until `wait()`
+/// returns, the job owns what it uses (here the store's correlation side); that hand-over is why
+/// it is @unchecked Sendable.
 final class Pending<T>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private let body: () -> T
     private var result: T?
 
-    init(on queue: DispatchQueue, _ body: @escaping () -> T) {
-        self.body = body
-        queue.async { [self] in
-            result = self.body()
+    init(on worker: WorkerThread, _ body: @escaping () -> T) {
+        worker.run { [self] in
+            result = body()
             done.signal()
         }
     }
@@ -401,5 +400,47 @@ final class Pending<T>: @unchecked Sendable {
     func wait() -> T {
         done.wait()
         return result!
+    }
+}
+
+/// A dedicated thread that runs the jobs handed to it one at a time, at a lower scheduling
+/// priority (`nice`): the prepare stage has slack, the write stage does not, so when the writer
+/// thread or PostgreSQL's backend wakes on a busy machine it gets a core before this thread.
+final class WorkerThread: @unchecked Sendable {
+    // @unchecked: `jobs` and `stopped` are guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var stopped = false
+
+    init(name: String, nice: Int32) {
+        let thread = Thread { [condition] in
+            // Linux: the nice value is per thread; 0 means the calling one.
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
+            while true {
+                condition.lock()
+                while self.jobs.isEmpty && !self.stopped { condition.wait() }
+                let job = self.jobs.isEmpty ? nil : self.jobs.removeFirst()
+                condition.unlock()
+                guard let job else { return }
+                job()
+            }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    func run(_ job: @escaping () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The thread ends once the jobs handed to it are done.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
     }
 }
