@@ -166,18 +166,23 @@ public final class EventStore {
         }
         let (stored, closed) = try storedAlready(events.map(\.event), closedAmong: try correlator.candidates(candidates))
         prepareClock.lap("dedup")
-        // The in-flight batch's events are stored by the time this one commits.
+        // A repeat of an id stored already (or by this batch, or by the in-flight batch by the
+        // time this one commits) has no effect; a repeat of a refused one is judged on its own,
+        // as it would be in a later batch.
         var seen = inFlight?.storedKeys ?? []
         var placed: [Placed] = []
         var next = candidates.makeIterator()
         for ((index, event), refusal) in zip(events, refusals) {
             let item = refusal == nil ? next.next() : nil
             let key = Self.key(event)
-            guard seen.insert(key).inserted, !stored.contains(key) else {
+            if seen.contains(key) || stored.contains(key) {
                 p.outcomes[index] = .duplicate
-                continue
+            } else if let refusal {
+                reject(index, refusal)
+            } else {
+                seen.insert(key)
+                placed.append(item!)
             }
-            if let refusal { reject(index, refusal) } else { placed.append(item!) }
         }
         guard !placed.isEmpty else { return p }
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &prepareClock)

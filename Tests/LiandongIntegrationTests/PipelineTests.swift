@@ -69,6 +69,27 @@ struct PipelineTests {
             """).scalar == "joint_dispatch")
     }
 
+    @Test("a repeat of a stored id has no effect; a repeat of a refused id is judged on its own, in one batch as across batches")
+    func repeatsOfRefusedIDs() throws {
+        let store = try EventStore(conninfo: url, rules: Rules())
+        defer { store.close() }
+        let outside = LonLat(lon: 120.0, lat: 30.0)  // far outside the county: refused at placement
+        let batch = [
+            item("alert", Wire.alert(id: "r-x", at: now - 60, position: outside)),  // refused
+            item("alert", Wire.alert(id: "r-x", at: now - 30, position: centre)),  // stored
+            item("alert", Wire.alert(id: "r-y", at: now - 60, position: centre)),  // stored
+            item("alert", Wire.alert(id: "r-y", at: now - 30, position: outside)),  // a repeat of a stored id
+        ]
+        let result = try store.write(batch)
+        #expect(result.outcomes[1] != .duplicate && result.outcomes[3] == .duplicate)
+        if case .rejected(let r) = result.outcomes[0] { #expect(r.reason == .outsideArea) } else { Issue.record("r-x outside was not refused") }
+        // The same ids again in a later batch: both stored already, both without effect.
+        let again = try store.write([batch[0], batch[2]])
+        #expect(again.outcomes == [.duplicate, .duplicate])
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == 2)
+        #expect(try db.int("SELECT count(*) FROM liandong.rejected_messages") == 1)
+    }
+
     @Test("when the database refuses the batch written first, the one prepared after it is prepared again and nothing is lost")
     func refusedBatchInvalidatesNext() throws {
         let store = try EventStore(conninfo: url, rules: Rules())
