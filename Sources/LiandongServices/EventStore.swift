@@ -125,7 +125,7 @@ public final class EventStore {
         throws -> PreparedBatch
     {
         prepareClock.start()
-        var p = PreparedBatch(batch: batch)
+        var p = PreparedBatch(count: batch.count)
         func reject(_ index: Int, _ rejection: Rejection) {
             p.outcomes[index] = .rejected(rejection)
             p.deadLetters.append((rejection, batch[index].raw))
@@ -185,13 +185,14 @@ public final class EventStore {
             }
         }
         guard !placed.isEmpty else { return p }
+        var touched = Set<UUID>()
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &prepareClock)
         p.late = correlated.late
         p.lateEvents = correlated.lateEvents
         for (item, incident) in zip(placed, correlated.incidents) {
             p.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
             p.storedKeys.insert(Self.key(item.event))
-            if p.touchedSet.insert(incident).inserted { p.touched.append(incident) }
+            if touched.insert(incident).inserted { p.touched.append(incident) }
         }
         p.rows = try rows(placed, correlated)
         prepareClock.lap("build_rows")
@@ -552,12 +553,11 @@ public struct WriterLockBusy: Error, CustomStringConvertible {
 
 /// A batch ready to write: what `EventStore.prepare` decided, and the rows that say it.
 public struct PreparedBatch {
-    let batch: [Inbound]
-    /// Per item, in input order (nil: refused before placement, recorded as a dead letter).
+    /// Per item, in input order (stored, duplicate or refused; nil only while being prepared).
     public internal(set) var outcomes: [ItemOutcome?]
     var deadLetters: [(Rejection, RawMessage)] = []
-    /// Incidents the batch's events went to, in first-touched order, and those it opened.
-    var touched: [UUID] = [], touchedSet = Set<UUID>()
+    /// Incidents the batch's events went to, in first-touched order; snapshots of those it opened.
+    var touched: [UUID] = []
     var fresh: [UUID: TaskSnapshot] = [:]
     var late = 0
     var lateEvents: [LateEvent] = []
@@ -568,9 +568,8 @@ public struct PreparedBatch {
     var freshTasks: [UUID: (task: TaskFields, message: TaskMessage)] = [:]
     var freshTaskRows = TaskRows()
 
-    init(batch: [Inbound]) {
-        self.batch = batch
-        outcomes = [ItemOutcome?](repeating: nil, count: batch.count)
+    init(count: Int) {
+        outcomes = [ItemOutcome?](repeating: nil, count: count)
     }
 }
 

@@ -27,6 +27,14 @@ public enum Inbound: Sendable {
         case .event(_, let raw), .rejected(_, let raw): raw
         }
     }
+
+    /// A message as received, validated by the pure decoder (at its arrival time).
+    init(_ raw: RawMessage, decodedBy decoder: MessageDecoder) {
+        switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
+        case .success(let event): self = .event(event, raw)
+        case .failure(let rejection): self = .rejected(rejection, raw)
+        }
+    }
 }
 
 /// A committed feed message, ready to publish.

@@ -150,7 +150,7 @@ public final class IngestService: Service, @unchecked Sendable {
                     guard let spill, !spilling.isEmpty else { return }
                     let written = spill.appendAll(spilling)
                     // The spill is full: the rest waits in the queue (backpressure), in order.
-                    for raw in spilling[written...] { enqueue(decode(raw, decoder)) }
+                    for raw in spilling[written...] { enqueue(Inbound(raw, decodedBy: decoder)) }
                     spilling = []
                     spillingBytes = 0
                 }
@@ -172,7 +172,7 @@ public final class IngestService: Service, @unchecked Sendable {
                         if spillingBytes >= 256 << 10 { flush() }
                         continue
                     }
-                    let inbound = decode(raw, decoder)
+                    let inbound = Inbound(raw, decodedBy: decoder)
                     if case .event(let e, _) = inbound, let gateway = e.gatewayID, let seq = e.gatewaySeq {
                         tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
                     } else if case .rejected = inbound, let (gateway, seq) = MessageDecoder.peekSequence(frames) {
@@ -192,18 +192,11 @@ public final class IngestService: Service, @unchecked Sendable {
                     let envelope = req ? [frames[0], []] : [frames[0]]
                     let raw = RawMessage(endpoint: "ingest.ack", frames: Array(frames.dropFirst(envelope.count)),
                                          receivedAt: Date().timeIntervalSince1970, replyEnvelope: envelope)
-                    enqueue(decode(raw, decoder))
+                    enqueue(Inbound(raw, decodedBy: decoder))
                 }
             }
         }
         logger.info("ingest stopped", metadata: ["writer.done": "\(writerDone)"])
-    }
-
-    private func decode(_ raw: RawMessage, _ decoder: MessageDecoder) -> Inbound {
-        switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
-        case .success(let event): .event(event, raw)
-        case .failure(let rejection): .rejected(rejection, raw)
-        }
     }
 
     /// Blocks while the writer is behind (backpressure); a stop request still gets this message in.

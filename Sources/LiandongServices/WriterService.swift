@@ -114,7 +114,7 @@ public final class WriterService: Service, @unchecked Sendable {
                 clock.lap("wait")
                 if current.batch.isEmpty, let spill, spillPending {
                     let (raws, end) = spill.read(max: config.batchSize)
-                    current = Taken(batch: Self.decode(raws, decoder), spillEnd: end)
+                    current = Taken(batch: raws.map { Inbound($0, decodedBy: decoder) }, spillEnd: end)
                     clock.lap("spill_read")
                 }
             }
@@ -194,15 +194,6 @@ public final class WriterService: Service, @unchecked Sendable {
         logger.info("writer drained")
     }
 
-    private static func decode(_ raws: [RawMessage], _ decoder: MessageDecoder) -> [Inbound] {
-        raws.map { raw in
-            switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
-            case .success(let event): .event(event, raw)
-            case .failure(let rejection): .rejected(rejection, raw)
-            }
-        }
-    }
-
     /// Writes `current` (prepared ahead, or now) in one transaction and meanwhile, on the prepare
     /// thread, takes the next batch if one is waiting and prepares it: PostgreSQL writes one batch
     /// while this process places, deduplicates and correlates the next. Returns the result and the
@@ -254,7 +245,7 @@ public final class WriterService: Service, @unchecked Sendable {
             } else if let spill {
                 let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
                 guard !raws.isEmpty else { return nil }
-                taken = Taken(batch: Self.decode(raws, decoder), spillEnd: end)
+                taken = Taken(batch: raws.map { Inbound($0, decodedBy: decoder) }, spillEnd: end)
                 clock.lap("spill_read")
             } else {
                 return nil
