@@ -108,12 +108,15 @@ public func runOnDedicatedThread(name: String, _ body: @escaping @Sendable () th
 }
 
 /// Runs a service whose work loop is blocking (libzmq, libpq) on a dedicated thread; graceful
-/// shutdown and cancellation both call `onStop`, which must make the loop return soon.
+/// shutdown and cancellation both call `onStop`, which must make the loop return soon. A loop
+/// stopped while its database was unreachable (`SessionStopped`) ends normally.
 func runThreadService(name: String, onStop: @escaping @Sendable () -> Void,
                       _ body: @escaping @Sendable () throws -> Void) async throws {
     try await withTaskCancellationHandler {
         try await withGracefulShutdownHandler {
-            try await runOnDedicatedThread(name: name, body)
+            try await runOnDedicatedThread(name: name) {
+                do { try body() } catch is SessionStopped {}
+            }
         } onGracefulShutdown: {
             onStop()
         }

@@ -16,7 +16,8 @@ final class DatabaseSession {
     }
 
     /// Runs `body` on a live connection; on a connection failure it reconnects and retries, until
-    /// `stop` is set (then the failure is thrown). Other errors are thrown at once.
+    /// `stop` is set (then `SessionStopped` is thrown: the service ends normally, see
+    /// `runThreadService`). Other errors are thrown at once.
     func run<T>(_ body: (PGConnection) throws -> T) throws -> T {
         var delay = 0.1
         while true {
@@ -28,11 +29,21 @@ final class DatabaseSession {
                 return try body(connection!)
             } catch let error as PQError where error.isConnectionFailure {
                 connection = nil
-                if stop.isSet { throw error }
+                if stop.isSet { throw SessionStopped(underlying: error) }
                 logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)"])
-                Thread.sleep(forTimeInterval: delay)
+                // The backoff ends early when the service is asked to stop.
+                let deadline = Date(timeIntervalSinceNow: delay)
+                while !stop.isSet && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
                 delay = min(delay * 2, 5)
             }
         }
     }
+}
+
+/// A service asked to stop while its database was unreachable: it has nothing left to do that
+/// the next start would not do (sweeps, updates and replays are answered from PostgreSQL), so it
+/// ends normally instead of failing the daemon's exit status.
+struct SessionStopped: Error, CustomStringConvertible {
+    let underlying: PQError
+    var description: String { "stopped while the database was unreachable: \(underlying)" }
 }

@@ -57,7 +57,8 @@ public final class HealthService: Service, @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
-            let reason = errno == EADDRINUSE ? "the address is already in use" : String(cString: strerror(errno))
+            let code = errno
+            let reason = (code == EADDRINUSE ? "the address is already in use" : String(cString: strerror(code))) + " (errno \(code))"
             close(fd)
             throw BindError(endpoint: endpoint, reason: reason)
         }
@@ -121,6 +122,9 @@ public final class HealthService: Service, @unchecked Sendable {
             let version = Int(try db!.query("SELECT coalesce(max(version), 0) FROM liandong.schema_migrations").scalar ?? "0") ?? 0
             guard version >= expectedMigration else {
                 return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
+            }
+            guard metrics.value("liandong_writer_standby") != 1 else {
+                return (false, "standby: another liandongd holds this database's writer lock; this one takes over when it stops")
             }
             guard metrics.value("liandong_database_up") == 1 else { return (false, "the writer cannot reach the database") }
             return (true, "ready")

@@ -12,10 +12,10 @@ public struct SocketSetupError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         if underlying.isAddressInUse {
-            return "cannot bind \(key) \(endpoint): the address is already in use "
+            return "cannot bind \(key) \(endpoint): the address is already in use (errno \(underlying.errno)) "
                 + "(another liandongd running? choose another port with \(key))"
         }
-        return "cannot use \(key) \(endpoint): \(underlying.message) (check \(key))"
+        return "cannot use \(key) \(endpoint): \(underlying.message) (errno \(underlying.errno)) (check \(key))"
     }
 }
 

@@ -59,26 +59,27 @@ public final class WriterService: Service, @unchecked Sendable {
             logger.error("database unreachable, retrying",
                          metadata: extra.merging(["db.error": "\(error)", "retry.s": "\(delay)"]) { $1 })
         } catch let error as WriterLockBusy {
-            if cancelled.isSet { throw ConfigError("\(error)") }
-            logger.warning("another liandongd is writing to this database; waiting until it stops",
-                           metadata: extra.merging(["retry.s": "\(delay)"]) { $1 })
+            if cancelled.isSet { throw WriterStopped(reason: "\(error)") }
+            if metrics.value("liandong_writer_standby") != 1 {
+                metrics.set("liandong_writer_standby", 1)
+                logger.warning("another liandongd is writing to this database; standing by until it stops",
+                               metadata: extra.merging(["retry.s": "\(delay)"]) { $1 })
+            }
         }
         return nil
     }
 
     private func loop() throws {
         // Answers for acknowledged gateways go back through the ingest thread, which owns the ROUTER.
-        let acks = try ZMQSocket(context: context, type: .push)
-        try acks.setSendHighWaterMark(0)
-        try acks.setLinger(milliseconds: 1000)
-        try acks.connect(ackEndpoint)
-        defer { try? acks.send([IngestService.writerDone]) }
+        let acks = try AckChannel(context: context, endpoint: ackEndpoint, logger: logger)
+        defer { acks.finish() }
         defer { prepareThread.stop() }
         // Messages taken off the queue during an outage that the full spill could not take, and a
         // batch taken ahead when the one before it failed: written first.
         var carried: [Inbound] = []
         var store: EventStore
-        (store, carried) = try reconnect(spilling: spill, after: false)
+        guard let opened = try reconnect(spilling: spill, after: false) else { return }
+        (store, carried) = opened
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
@@ -168,7 +169,7 @@ public final class WriterService: Service, @unchecked Sendable {
                 } catch let error as PQError where error.isConnectionFailure {
                     let batch = current.batch
                     if cancelled.isSet {
-                        throw ConfigError("shutdown while the database was unreachable: \(batch.count + carried.count + input.count) "
+                        throw WriterStopped(reason: "shutdown while the database was unreachable: \(batch.count + carried.count + input.count) "
                             + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps its part)" } ?? ""))
                     }
                     prepared = nil
@@ -180,14 +181,18 @@ public final class WriterService: Service, @unchecked Sendable {
                     store.close()
                     if let spill, current.spillEnd != nil || spill.appendAll(batch.map(\.raw)) == batch.count {
                         carried.removeFirst(spill.appendAll(carried.map(\.raw)))
-                        let held: [Inbound]
-                        (store, held) = try reconnect(spilling: spill, after: true)
+                        guard let (reopened, held) = try reconnect(spilling: spill, after: true, holding: carried) else {
+                            return
+                        }
+                        store = reopened
                         carried += held
                         break
                     }
                     Thread.sleep(forTimeInterval: delay)
                     delay = min(delay * 2, 5)
-                    (store, _) = try reconnect(spilling: nil, after: true)
+                    // Without a spill the batch is only in memory: keep trying until the graceful
+                    // shutdown time is up (then cancelled: the loss is counted and reported).
+                    store = try reconnect(spilling: nil, after: true)!.0
                 }
             }
         }
@@ -260,7 +265,13 @@ public final class WriterService: Service, @unchecked Sendable {
     /// nothing read from the sockets; this holds at start too: a daemon that starts before its
     /// database must not keep a queue's worth of events only in memory. Returns the store and what
     /// was taken off the queue but did not fit into a full spill (to be written first).
-    private func reconnect(spilling spill: SpillFile?, after failure: Bool) throws -> (EventStore, [Inbound]) {
+    ///
+    /// Returns nil when the daemon stops meanwhile with everything it received on disk: the ingest
+    /// has closed the queue, the queue is drained into the spill and nothing is held in memory
+    /// (`holding`: what the caller still keeps). What is spilled is written at the next start.
+    private func reconnect(spilling spill: SpillFile?, after failure: Bool, holding: [Inbound] = []) throws
+        -> (EventStore, [Inbound])?
+    {
         var delay = 0.1
         var waited = failure
         var held: [Inbound] = []
@@ -268,11 +279,13 @@ public final class WriterService: Service, @unchecked Sendable {
             let opened: EventStore?
             do {
                 opened = try openStore(retryIn: delay, spill.map { ["spill.bytes": "\($0.pendingBytes)"] } ?? [:])
-            } catch where cancelled.isSet && spill != nil {
-                throw ConfigError("shutdown while the database was unreachable: \(held.count + input.count) received "
-                    + "messages were not written (the spill file \(spill!.path) keeps its part)")
+            } catch where cancelled.isSet {
+                let lost = held.count + holding.count + input.count
+                throw WriterStopped(reason: "stopped before the database could be written (\(error)): \(lost) received "
+                    + "messages were not written" + (spill.map { " (the spill file \($0.path) keeps the rest)" } ?? ""))
             }
             if let store = opened {
+                metrics.set("liandong_writer_standby", 0)
                 if waited, let spill {
                     logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
                 }
@@ -280,7 +293,16 @@ public final class WriterService: Service, @unchecked Sendable {
             }
             waited = true
             if let spill {
-                spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
+                let drained = spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
+                if drained && held.isEmpty && holding.isEmpty {
+                    if spill.isEmpty {
+                        logger.notice("stopped before writing; nothing received is left unwritten")
+                    } else {
+                        logger.notice("stopped before writing; what was received is in the spill file and is written at the next start",
+                                      metadata: ["spill.path": "\(spill.path)", "spill.bytes": "\(spill.pendingBytes)"])
+                    }
+                    return nil
+                }
             } else {
                 Thread.sleep(forTimeInterval: delay)
             }
@@ -291,19 +313,22 @@ public final class WriterService: Service, @unchecked Sendable {
     /// Moves messages to the spill as they reach the queue, until `deadline`. When the spill is
     /// full, what did not fit is held (never pushed back: the reader may have refilled the queue)
     /// and nothing more is taken, so the queue fills and the reader waits (backpressure).
-    private func spillArrivals(to spill: SpillFile, until deadline: Date, held: inout [Inbound]) {
+    /// Returns true once the queue is closed and drained (the ingest has stopped).
+    private func spillArrivals(to spill: SpillFile, until deadline: Date, held: inout [Inbound]) -> Bool {
         while !cancelled.isSet {
             let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { return }
-            guard held.isEmpty, let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else {
-                Thread.sleep(forTimeInterval: left)  // holding what the full spill refused, or closed and drained
-                return
+            guard left > 0 else { return false }
+            guard held.isEmpty else {
+                Thread.sleep(forTimeInterval: left)  // holding what the full spill refused
+                return false
             }
+            guard let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else { return true }
             let spilled = spill.appendAll(waiting.map(\.raw))
             if spilled < waiting.count {
                 held = Array(waiting[spilled...])
             }
         }
+        return false
     }
 
     private func record(_ batch: [Inbound], _ result: BatchResult, seconds: Double) {
@@ -337,7 +362,7 @@ public final class WriterService: Service, @unchecked Sendable {
     }
 
     /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.
-    private func sendAcks(_ batch: [Inbound], _ result: BatchResult, _ acks: ZMQSocket) throws {
+    private func sendAcks(_ batch: [Inbound], _ result: BatchResult, _ acks: AckChannel) throws {
         for (inbound, outcome) in zip(batch, result.outcomes) {
             guard let envelope = inbound.raw.replyEnvelope else { continue }
             var answer: [String: Any]
@@ -353,9 +378,54 @@ public final class WriterService: Service, @unchecked Sendable {
                 continue
             }
             let json = try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])
-            try acks.send(envelope + [Array(json)])
+            acks.send(envelope + [Array(json)])
         }
     }
+}
+
+/// The writer's side of the inproc channel to the ingest thread, which owns the ROUTER and sends
+/// the answers on. A send never blocks: when the ingest thread is gone (it failed to start, or has
+/// stopped), the answers have nowhere to go - the gateways resend what was not answered, and a
+/// resent id has one effect - so they are dropped, said once in the log.
+final class AckChannel {
+    private let socket: ZMQSocket
+    private let logger: Logger
+    private var dropping = false
+
+    init(context: ZMQContext, endpoint: String, logger: Logger) throws {
+        socket = try ZMQSocket(context: context, type: .push)
+        // Unbounded while the ingest thread reads it: a send fails only when nobody is there.
+        try socket.setSendHighWaterMark(0)
+        // Answers already sent are delivered after close (the last one is `writerDone`).
+        try socket.setLinger(milliseconds: 1000)
+        try socket.connect(endpoint)
+        self.logger = logger
+    }
+
+    func send(_ frames: [[UInt8]]) {
+        do {
+            try socket.send(frames, dontWait: true)
+        } catch {
+            noteDropped()
+        }
+    }
+
+    /// Tells the ingest thread the writer has written its last batch (nobody to tell when it is gone).
+    func finish() {
+        try? socket.send([IngestService.writerDone], dontWait: true)
+    }
+
+    private func noteDropped() {
+        guard !dropping else { return }
+        dropping = true
+        logger.warning("the ingest thread is gone; acknowledgements are dropped (gateways resend what was not answered)")
+    }
+}
+
+/// The writer stopped (shutdown or cancellation) before it could write what it holds.
+public struct WriterStopped: Error, CustomStringConvertible, Sendable {
+    public let reason: String
+    public var description: String { reason }
 }
 
 /// A batch taken for writing.

@@ -29,7 +29,15 @@ func liandongd(_ arguments: [String], database: String? = nil, environment: [Str
     process.standardOutput = try FileHandle(forWritingTo: outURL)
     process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()
-    try waitUntil(timeout: timeout, "liandongd \(arguments.first ?? "") to finish") { !process.isRunning }
+    do {
+        try waitUntil(timeout: timeout, "liandongd \(arguments.first ?? "") to finish") { !process.isRunning }
+    } catch {
+        // A hung process must not outlive the test (nor hide what it printed).
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let err = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        throw TestFailure("\(error); stderr (last 2,000 characters):\n\(err.suffix(2000))")
+    }
     return CLIResult(
         status: process.terminationStatus,
         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",

@@ -1,0 +1,113 @@
+import Foundation
+import LibPQ
+import Testing
+
+/// Startup and shutdown never hang: a service that cannot start ends the daemon with one clear
+/// error and a non-zero status within seconds; SIGTERM ends it quickly in every state, standby
+/// and database outage included, with nothing received lost.
+@Suite("Startup and shutdown never hang")
+struct StartStopTests {
+    /// Endpoints of their own for a second daemon on the same database.
+    func ownEndpoints() throws -> [String: String] {
+        let id = UUID().uuidString.prefix(8)
+        return [
+            "LIANDONG_INGEST_BIND": "ipc:///tmp/ld-\(id)-ingest", "LIANDONG_INGEST_ACK_BIND": "ipc:///tmp/ld-\(id)-ack",
+            "LIANDONG_FEED_BIND": "ipc:///tmp/ld-\(id)-feed", "LIANDONG_FEED_REPLAY_BIND": "ipc:///tmp/ld-\(id)-replay",
+            "LIANDONG_UPDATES_BIND": "ipc:///tmp/ld-\(id)-updates", "LIANDONG_METRICS_BIND": "127.0.0.1:\(try freePort())",
+        ]
+    }
+
+    @Test("a second daemon whose ingest port is taken exits 1 within seconds, naming the key, while the first keeps the writer lock",
+          arguments: ["port in use", "bad scheme"])
+    func ingestCannotBind(_ what: String) throws {
+        let url = try TestDatabase.create()
+        // The first daemon holds the writer lock, so the second one's writer stands by: the
+        // state in which it used to block for ever once its ingest thread had failed.
+        let first = try DaemonProcess(database: url)
+        var env = try ownEndpoints()
+        env["LIANDONG_INGEST_BIND"] = what == "port in use" ? "tcp://127.0.0.1:\(try heldPort())" : "htp://nowhere"
+        let started = Date()
+        let r = try liandongd(["run", "--migrations", TestDatabase.migrations], database: url, environment: env, timeout: 20)
+        let seconds = Date().timeIntervalSince(started)
+        #expect(r.status == 1, "stderr: \(r.stderr)")
+        #expect(seconds < 10, "took \(seconds) s")
+        #expect(r.stderr.contains("liandongd: error:") && r.stderr.contains("ingest.bind"), "\(r.stderr)")
+        #expect(r.stderr.contains(what == "port in use" ? "already in use" : "Protocol not supported"), "\(r.stderr)")
+        #expect(r.stderr.contains("errno"), "\(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"))
+        #expect(try first.stop() == 0)
+    }
+
+    @Test("a standby says so on /readyz, keeps what it receives in its spill, stops at once on SIGTERM, and writes it later")
+    func standby() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        let first = try DaemonProcess(database: url)
+        let spill = "/tmp/ld-standby-\(UUID().uuidString.prefix(8)).spill"
+        var env = ["LIANDONG_INGEST_SPILL_PATH": spill]
+        let standby = try DaemonProcess(database: url, environment: env)
+        try standby.waitUntil(timeout: 10, "the standby to report itself") {
+            let ready = try httpGet(port: standby.metricsPort, "/readyz")
+            return ready.status == 503 && ready.body.hasPrefix("standby")
+        }
+        #expect(try standby.metric("liandong_writer_standby") == 1)
+        #expect(try first.metric("liandong_writer_standby") == 0)
+        let n = 300
+        let now = Date().timeIntervalSince1970
+        for i in 0..<n {
+            let p = offset(centre, east: Double(i % 20) * 30 - 300, north: Double(i / 20) * 30 - 200)
+            try standby.send("alert", Wire.alert(id: "sb-\(i)", at: now - Double(i), position: p))
+        }
+        try standby.waitUntil(timeout: 10, "the standby to spill what it received") {
+            let text = try httpGet(port: standby.metricsPort, "/metrics").body
+            return DaemonProcess.metric("liandong_events_received_total{path=\"sub\"}", in: text) == Double(n)
+                && DaemonProcess.metric("liandong_ingest_queue_depth", in: text) == 0
+                && DaemonProcess.metric("liandong_spill_pending_bytes", in: text) > 0
+        }
+        let started = Date()
+        #expect(try standby.stop(timeout: 20) == 0, "log:\n\(standby.log)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(standby.log.contains("in the spill file"))
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == 0)
+
+        // The first daemon stops; the standby's successor, on the same spill, writes it all.
+        #expect(try first.stop() == 0)
+        env["LIANDONG_INGEST_SPILL_PATH"] = spill
+        let successor = try DaemonProcess(database: url, environment: env)
+        try successor.waitUntil(timeout: 30, "the spilled events") { try db.int("SELECT count(*) FROM liandong.events") == n }
+        #expect(try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
+        #expect(try successor.stop() == 0)
+    }
+
+    @Test("SIGTERM during a database outage ends the daemon at once with exit 0; what it received is written at the next start")
+    func sigtermDuringOutage() throws {
+        let cluster = try PrivateCluster()
+        let daemon = try DaemonProcess(database: cluster.conninfo, environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
+        let db0 = try PGConnection(conninfo: cluster.conninfo)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
+        let now = Date().timeIntervalSince1970
+        try cluster.stop()
+        let n = 500
+        for i in 0..<n {
+            let p = offset(centre, east: Double(i % 25) * 30 - 400, north: Double(i / 25) * 30 - 300)
+            try daemon.send("alert", Wire.alert(id: "t-\(i)", at: now - Double(i), position: p))
+        }
+        try daemon.waitUntil(timeout: 20, "the outage to be ridden out in the spill") {
+            let text = try httpGet(port: daemon.metricsPort, "/metrics").body
+            return DaemonProcess.metric("liandong_events_received_total{path=\"sub\"}", in: text) == Double(n)
+                && DaemonProcess.metric("liandong_ingest_queue_depth", in: text) == 0
+                && DaemonProcess.metric("liandong_database_up", in: text) == 0
+        }
+        let started = Date()
+        #expect(try daemon.stop(timeout: 40) == 0, "log:\n\(daemon.log)")
+        #expect(Date().timeIntervalSince(started) < 5, "took \(Date().timeIntervalSince(started)) s")
+        #expect(daemon.log.contains("in the spill file"))
+        try cluster.start()
+        try daemon.crashAndRestart()  // not running: starts it again on the same spill
+        let db = try PGConnection(conninfo: cluster.conninfo)
+        try daemon.waitUntil(timeout: 60, "every message written") { try db.int("SELECT count(*) FROM liandong.events") >= n }
+        #expect(try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n)
+        #expect(try daemon.stop() == 0)
+    }
+}
