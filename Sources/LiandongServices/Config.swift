@@ -1,4 +1,5 @@
 import Foundation
+import LibPQ
 import LiandongCore
 import Yams
 
@@ -105,12 +106,21 @@ public struct Config: Sendable {
         "sla": ["village", "township", "county"],
     ]
 
+    /// Environment variables of the project's own scripts and tests, not config keys.
+    static let toolVariablePrefixes = ["LIANDONG_TEST_", "LIANDONG_PG_", "LIANDONG_BENCH_"]
+
     /// LIANDONG_<SECTION>_<KEY>: the section is the first word; SLA keys take a tier
     /// (LIANDONG_SLA_TOWNSHIP_RESOLVE_MINUTES). Values are strings; lists are comma-separated.
+    /// A LIANDONG_ variable that names no section is refused (a misspelt LIANDONG_DATABSE_URL
+    /// would otherwise leave the daemon on another database), except the tools' own variables.
     static func applyEnvironment(_ environment: [String: String], to tree: inout [String: Any]) throws {
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("LIANDONG_") {
+            if toolVariablePrefixes.contains(where: name.hasPrefix) { continue }
             let rest = name.dropFirst("LIANDONG_".count).lowercased()
-            guard let section = sections.keys.first(where: { rest.hasPrefix($0 + "_") }) else { continue }
+            guard let section = sections.keys.first(where: { rest.hasPrefix($0 + "_") }) else {
+                throw ConfigError("environment variable \(name) names no config section: LIANDONG_<SECTION>_<KEY> with a section of "
+                    + sections.keys.sorted().joined(separator: ", ") + " (unset it, or fix its spelling)")
+            }
             let key = String(rest.dropFirst(section.count + 1))
             var sectionMap = tree[section] as? [String: Any] ?? [:]
             if section == "sla" {
@@ -170,7 +180,14 @@ public struct Config: Sendable {
         }
         if let r = try root.child("routing") {
             try r.checkKeys(Self.sections["routing"]!)
-            if let tiers = try r.tierList("start_tier") { rules.defaultRoute.startTiers = tiers }
+            if let tiers = try r.tierList("start_tier") {
+                // Every category without a start tier of its own: the built-in ones too, except
+                // those with their own (fire, device_fault), and any the config gives one below.
+                for (name, route) in Rules.defaultRoutes where route.startTiers == rules.defaultRoute.startTiers {
+                    rules.routes[name]?.startTiers = tiers
+                }
+                rules.defaultRoute.startTiers = tiers
+            }
             if let d = try r.stringList("default_departments") { rules.defaultRoute.departments = d }
             if let cats = try r.child("categories") {
                 for key in try cats.keys() {
@@ -275,6 +292,62 @@ public struct Config: Sendable {
         if ingestBind.isEmpty && ingestConnect.isEmpty && ingestAckBind.isEmpty {
             throw ConfigError("ingest.bind, ingest.ack_bind and ingest.connect are all empty: the daemon would receive nothing")
         }
+        try checkEndpoints()
+        try checkCategories()
+        do {
+            _ = try PGConnection.parseConninfo(databaseURL)
+        } catch let error as PQError {
+            throw ConfigError("config key database.url (or LIANDONG_DATABASE_URL) is not a libpq conninfo or URI: \(error.message)")
+        }
+    }
+
+    /// Every ZeroMQ endpoint and metrics.bind, by the key that sets it.
+    private func checkEndpoints() throws {
+        var binds = [("ingest.bind", ingestBind), ("ingest.ack_bind", ingestAckBind)].filter { !$0.1.isEmpty }
+        binds += [("feed.bind", feedBind), ("feed.replay_bind", replayBind), ("updates.bind", updatesBind)]
+        for (key, endpoint) in binds {
+            if let problem = Endpoint.problem(endpoint, binding: true) { throw ConfigError("config key \(key): \(problem)") }
+        }
+        for endpoint in ingestConnect {
+            if let problem = Endpoint.problem(endpoint, binding: false) { throw ConfigError("config key ingest.connect: \(problem)") }
+        }
+        var seen: [String: String] = [:]
+        for (key, endpoint) in binds {
+            if let other = seen[endpoint] { throw ConfigError("config keys \(other) and \(key) both bind \(endpoint)") }
+            seen[endpoint] = key
+        }
+        if !metricsBind.isEmpty { _ = try Self.metricsAddress(metricsBind) }
+    }
+
+    /// metrics.bind "host:port" (host an IPv4 address, or * / empty for every interface).
+    static func metricsAddress(_ endpoint: String) throws -> (host: String, port: UInt16) {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]), port > 0 else {
+            throw ConfigError("config key metrics.bind: \"\(endpoint)\" must be host:port, e.g. 127.0.0.1:9464")
+        }
+        let host = String(endpoint[..<colon])
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        let ipv4 = octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }
+        guard host.isEmpty || host == "*" || ipv4 else {
+            throw ConfigError("config key metrics.bind: host \"\(host)\" must be an IPv4 address (or * for every interface)")
+        }
+        return (host, port)
+    }
+
+    /// Categories the config names in routing and in the category maps must exist: built in,
+    /// "other" (the default rule), or given a rule under correlation.categories. A misspelt name
+    /// would otherwise make a new category that no event ever reaches, or one with default rules.
+    private func checkCategories() throws {
+        let known = Set(Rules.defaultCategories.keys).union(rules.categories.keys).union(["other"])
+        func check(_ name: String, _ key: String) throws {
+            guard known.contains(name) else {
+                throw ConfigError("config key \(key): no category \"\(name)\" (known: \(known.sorted().joined(separator: ", "))); "
+                    + "a new category needs an entry under correlation.categories, e.g. \(name): {radius_m: 300}")
+            }
+        }
+        for name in rules.routes.keys.sorted() { try check(name, "routing.categories.\(name)") }
+        for (code, name) in rules.alarmCategories.sorted(by: { $0.key < $1.key }) { try check(name, "correlation.alarm_categories.\(code)") }
+        for (report, name) in rules.reportCategories.sorted(by: { $0.key < $1.key }) { try check(name, "correlation.report_categories.\(report)") }
+        try check(rules.unmappedAlarmCategory, "correlation.unmapped_alarm_category")
     }
 
     private static func categoryRule(_ node: ConfigNode, base: CategoryRule) throws -> CategoryRule {

@@ -38,17 +38,11 @@ public final class HealthService: Service, @unchecked Sendable {
 
     /// Parses "host:port" (host may be "*" or empty for all interfaces).
     static func openListener(_ endpoint: String) throws -> Int32 {
-        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
-            throw ConfigError("metrics.bind \"\(endpoint)\" must be host:port, e.g. 127.0.0.1:9464")
-        }
-        let host = String(endpoint[..<colon])
+        let (host, port) = try Config.metricsAddress(endpoint)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = host.isEmpty || host == "*" || host == "0.0.0.0" ? INADDR_ANY.bigEndian : inet_addr(host)
-        guard addr.sin_addr.s_addr != INADDR_NONE || host == "255.255.255.255" else {
-            throw ConfigError("metrics.bind \"\(endpoint)\": host must be an IPv4 address")
-        }
+        addr.sin_addr.s_addr = host.isEmpty || host == "*" ? INADDR_ANY.bigEndian : inet_addr(host)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BindError(endpoint: endpoint, reason: String(cString: strerror(errno))) }
         var one: Int32 = 1

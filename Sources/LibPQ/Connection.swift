@@ -265,3 +265,27 @@ public struct PGCopyText {
         fieldsInRow += 1
     }
 }
+
+extension PGConnection {
+    /// Parses a conninfo string or URI without connecting (PQconninfoParse): the settings it
+    /// names, or an error with libpq's explanation. Passwords are left out of the result.
+    public static func parseConninfo(_ conninfo: String) throws -> [(key: String, value: String)] {
+        var message: UnsafeMutablePointer<CChar>? = nil
+        guard let options = PQconninfoParse(conninfo, &message) else {
+            defer { if let message { PQfreemem(message) } }
+            let text = message.map { String(cString: $0) } ?? "libpq could not parse it (out of memory?)"
+            throw PQError(kind: .client, message: text)
+        }
+        defer { PQconninfoFree(options) }
+        var settings: [(key: String, value: String)] = []
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val {
+                let key = String(cString: keyword)
+                settings.append((key, key == "password" ? "(set)" : String(cString: value)))
+            }
+            option += 1
+        }
+        return settings
+    }
+}

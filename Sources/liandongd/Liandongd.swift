@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongCore
 import LiandongServices
 import LibPQ
 import Logging
@@ -11,6 +12,7 @@ struct Liandongd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
+        version: LiandongVersion.current,
         subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self])
 }
 
@@ -64,14 +66,14 @@ struct Run: AsyncParsableCommand {
         try await reportingErrors {
             let config = try options.loadConfig()
             let logger = bootstrapLogging(level: config.logLevel)
+            // A database that stops answering must not hang a connection attempt for ever.
+            if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
             let migrator = try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations))
             try preflight(config: config, migrator: migrator)
             logger.info("liandongd starting", metadata: [
                 "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
             ])
-            // A database that stops answering must not hang a connection attempt for ever.
-            if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
             let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger)
             try await group.run()
             logger.info("liandongd stopped")
@@ -146,20 +148,7 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let c = try options.loadConfig()
-            print("database.url: \(c.databaseURL.isEmpty ? "(PG* environment)" : "(set)")")
-            print("ingest.bind: \(c.ingestBind)")
-            print("ingest.connect: \(c.ingestConnect)")
-            print("ingest.batch_size: \(c.batchSize)  ingest.batch_ms: \(c.batchMilliseconds)")
-            print("feed.bind: \(c.feedBind)")
-            print("updates.bind: \(c.updatesBind)")
-            print("escalation.sweep_ms: \(c.sweepMilliseconds)  escalation.reannounce_minutes: \(c.reannounceMinutes)")
-            print("calendar: \(c.rules.calendar == nil ? "off (deadlines around the clock)" : "on")")
-            print("correlation.dispatch_severity: \(c.rules.dispatchSeverity)")
-            for (name, rule) in c.rules.categories.sorted(by: { $0.key < $1.key }) {
-                let route = c.rules.route(for: name)
-                print("category \(name): radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) "
-                    + "departments=\(route.departments) start_tier=\(route.startTiers.map(\.rawValue))")
-            }
+            for (key, value) in c.effectiveSettings { print("\(key): \(value)") }
             print("config OK")
         }
     }

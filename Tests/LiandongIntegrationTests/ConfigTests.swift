@@ -53,3 +53,96 @@ struct ConfigTests {
         #expect { try Config.load(path: file, environment: env) } throws: { "\($0)".contains(message) }
     }
 }
+
+/// check-config refuses what `run` would fail on, naming the key.
+@Suite("Configuration checks")
+struct ConfigCheckTests {
+    func refused(_ yaml: String? = nil, environment: [String: String] = [:]) throws -> String {
+        let file = try yaml.map { try temporaryFile($0) }
+        do {
+            _ = try Config.load(path: file, environment: environment)
+            return "(accepted)"
+        } catch let error as ConfigError {
+            return error.message
+        }
+    }
+
+    @Test("invalid endpoints are refused with their key")
+    func endpoints() throws {
+        #expect(try refused("ingest:\n  bind: htp://nowhere\n").contains("ingest.bind: \"htp://nowhere\": unknown transport"))
+        #expect(try refused(environment: ["LIANDONG_FEED_BIND": "tcp://*:99999"]).contains("feed.bind"))
+        #expect(try refused("ingest:\n  connect: [\"tcp://*:7600\"]\n").contains("ingest.connect"))
+        #expect(try refused("updates:\n  bind: \"\"\n").contains("updates.bind"))
+        #expect(try refused("feed:\n  replay_bind: tcp://*:7611\n").contains("feed.bind and feed.replay_bind both bind"))
+        #expect(try refused("metrics:\n  bind: localhost:9464\n").contains("metrics.bind"))
+        #expect(try refused("metrics:\n  bind: 127.0.0.1\n").contains("metrics.bind"))
+        #expect(try refused("ingest:\n  bind: \"\"\nmetrics:\n  bind: \"\"\n") == "(accepted)")
+    }
+
+    @Test("a database.url libpq cannot parse is refused with libpq's reason; the password is never printed")
+    func databaseURL() throws {
+        #expect(try refused(environment: ["LIANDONG_DATABASE_URL": "host=db1 colour=blue"]).contains("invalid connection option \"colour\""))
+        #expect(try refused(environment: ["LIANDONG_DATABASE_URL": "postgresql://[db1/liandong"]).contains("database.url"))
+        let c = try Config.load(path: nil, environment: ["LIANDONG_DATABASE_URL": "postgresql://ops:s3cret@db1:5433/liandong"])
+        let line = c.effectiveSettings.first { $0.key == "database.url" }!.value
+        #expect(line.contains("host=db1") && line.contains("port=5433") && line.contains("dbname=liandong"))
+        #expect(!line.contains("s3cret") && line.contains("password=(set)"))
+    }
+
+    @Test("categories named in routing and the category maps must exist")
+    func unknownCategories() throws {
+        #expect(try refused("routing:\n  categories:\n    fier:\n      departments: [fire]\n")
+            .contains("routing.categories.fier: no category \"fier\""))
+        #expect(try refused("correlation:\n  alarm_categories:\n    \"5/6\": intruson\n").contains("correlation.alarm_categories.5/6"))
+        #expect(try refused("correlation:\n  report_categories:\n    flood: flooding\n").contains("correlation.report_categories.flood"))
+        #expect(try refused("correlation:\n  unmapped_alarm_category: misc\n").contains("unmapped_alarm_category"))
+        // A new category with a rule of its own may be routed and mapped to.
+        let c = try Config.load(path: try temporaryFile("""
+            correlation:
+              categories:
+                flooding: {radius_m: 2000}
+              report_categories:
+                flood: flooding
+            routing:
+              categories:
+                flooding: {departments: [water_resources]}
+            """), environment: [:])
+        #expect(c.rules.route(for: "flooding").departments == ["water_resources"])
+    }
+
+    @Test("a LIANDONG_ variable naming no section is refused; the tools' own variables are not config")
+    func unknownSection() throws {
+        #expect(try refused(environment: ["LIANDONG_DATABSE_URL": "host=elsewhere"]).contains("LIANDONG_DATABSE_URL names no config section"))
+        #expect(try refused(environment: ["LIANDONG_TEST_PG": "x", "LIANDONG_PG_PORT": "1", "LIANDONG_BENCH_EVENTS": "2"]) == "(accepted)")
+    }
+
+    @Test("routing.start_tier applies to built-in categories without a start tier of their own, not to fire or device_fault")
+    func startTier() throws {
+        let c = try Config.load(path: try temporaryFile("routing:\n  start_tier: [county, county, township, township]\n"), environment: [:])
+        let tiers: [Tier] = [.county, .county, .township, .township]
+        #expect(c.rules.route(for: "crowd").startTiers == tiers)
+        #expect(c.rules.route(for: "some_new_report_category").startTiers == tiers)
+        #expect(c.rules.route(for: "fire").startTiers == Rules.defaultRoutes["fire"]!.startTiers)
+        #expect(c.rules.route(for: "device_fault").startTiers == Rules.defaultRoutes["device_fault"]!.startTiers)
+        #expect(c.rules.route(for: "crowd").departments == ["police", "urban_management"])
+    }
+
+    @Test("check-config prints every key in effect, and --version the release")
+    func printsEverything() throws {
+        let r = try liandongd(["check-config"], environment: ["LIANDONG_INGEST_BATCH_SIZE": "123"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let keys = Set(r.stdout.split(separator: "\n").compactMap { $0.split(separator: ":", maxSplits: 1).first.map(String.init) })
+        let maps: Set<String> = ["categories", "default", "demote", "enabled", "days", "hours", "tiers", "always_priority", "sla"]
+        for (section, names) in Config.sections where section != "sla" {
+            for name in names where !maps.contains(name) || section == "cameras" {
+                let key = section == "cameras" ? "cameras.demote" : "\(section).\(name)"
+                #expect(keys.contains(key), "check-config does not print \(key)")
+            }
+        }
+        for tier in Tier.allCases { #expect(keys.contains("sla.\(tier.rawValue).resolve_minutes")) }
+        #expect(keys.contains("calendar.enabled") && keys.contains("correlation.default") && keys.contains("category fire"))
+        #expect(r.stdout.contains("ingest.batch_size: 123\n") && r.stdout.hasSuffix("config OK\n"))
+        let version = try liandongd(["--version"])
+        #expect(version.status == 0 && version.stdout == LiandongVersion.current + "\n")
+    }
+}

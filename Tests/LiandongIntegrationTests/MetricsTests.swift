@@ -1,5 +1,7 @@
 import Foundation
 import LiandongCore
+import LiandongServices
+import ZeroMQ
 import Testing
 
 @Suite("Metrics and health")
@@ -26,6 +28,8 @@ struct MetricsTests {
             "liandong_events_rejected_total{reason=\"malformed_json\"} 1",
             "liandong_events_rejected_total{reason=\"missing_field\"} 1",
             "liandong_database_up 1",
+            "liandong_writer_standby 0",
+            "liandong_build_info{schema=\"\(try Migrator(directory: TestDatabase.migrations).latestVersion)\",version=\"\(LiandongVersion.current)\",zmq=\"\(ZMQContext.version)\"} 1",
             "# TYPE liandong_batch_commit_seconds histogram",
         ] {
             #expect(text.contains(line + "\n"), "missing: \(line)")

@@ -1,0 +1,79 @@
+import LibPQ
+import LiandongCore
+
+extension Config {
+    /// Every key with the value in effect (defaults, file and environment applied), as
+    /// `check-config` prints it: one "key: value" line each, in the order of the example config.
+    /// The database password is never shown.
+    public var effectiveSettings: [(key: String, value: String)] {
+        var out: [(String, String)] = []
+        func add(_ key: String, _ value: Any) { out.append((key, "\(value)")) }
+        func list(_ items: [String]) -> String { items.isEmpty ? "[]" : "[" + items.joined(separator: ", ") + "]" }
+        func minutes(_ m: Double) -> String { m == m.rounded() ? String(Int(m)) : String(m) }
+
+        let db = (try? PGConnection.parseConninfo(databaseURL)) ?? []
+        add("database.url", databaseURL.isEmpty ? "(from the PG* environment, .pgpass and pg_service.conf)"
+            : db.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        add("ingest.bind", ingestBind.isEmpty ? "(none)" : ingestBind)
+        add("ingest.ack_bind", ingestAckBind.isEmpty ? "(none)" : ingestAckBind)
+        add("ingest.connect", list(ingestConnect))
+        add("ingest.batch_size", batchSize)
+        add("ingest.batch_ms", batchMilliseconds)
+        add("ingest.queue_capacity", queueCapacity)
+        add("ingest.max_body_bytes", limits.maxBodyBytes)
+        add("ingest.max_future_s", Int(limits.maxFutureSeconds))
+        add("ingest.max_age_s", Int(limits.maxAgeSeconds))
+        add("ingest.max_dead_letter_bytes", maxDeadLetterBytes)
+        add("ingest.gap_grace_ms", gapGraceMilliseconds)
+        add("ingest.spill_path", spillPath.isEmpty ? "(none: no spill, an outage is ridden out in memory only)" : spillPath)
+        add("ingest.spill_max_bytes", spillMaxBytes)
+        add("feed.bind", feedBind)
+        add("feed.replay_bind", replayBind)
+        add("updates.bind", updatesBind)
+        add("escalation.sweep_ms", sweepMilliseconds)
+        add("escalation.reannounce_minutes", minutes(reannounceMinutes))
+        add("metrics.bind", metricsBind.isEmpty ? "(none)" : metricsBind)
+        add("log.level", logLevel)
+        if let c = rules.calendar {
+            let hm = { (m: Int) in String(format: "%02d:%02d", m / 60, m % 60) }
+            add("calendar.enabled", true)
+            add("calendar.days", list(c.days.sorted().map(String.init)))
+            add("calendar.hours", list(c.periods.map { hm($0.lowerBound) + "-" + hm($0.upperBound) }))
+            add("calendar.tiers", list(Tier.allCases.filter(c.tiers.contains).map(\.rawValue)))
+            add("calendar.always_priority", c.alwaysPriority)
+        } else {
+            add("calendar.enabled", "false (deadlines count around the clock)")
+        }
+        add("cameras.demote", rules.cameraDemotion.isEmpty ? "(none)"
+            : rules.cameraDemotion.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        add("routing.start_tier", list(rules.defaultRoute.startTiers.map(\.rawValue))
+            + " (every category without its own start_tier)")
+        add("routing.default_departments", list(rules.defaultRoute.departments)
+            + " (categories without departments of their own; every built-in category has its own)")
+        add("correlation.dispatch_severity", rules.dispatchSeverity)
+        add("correlation.unmapped_alarm_category", rules.unmappedAlarmCategory)
+        add("correlation.default", "radius_m=\(rules.defaultCategory.radiusMeters) window_s=\(rules.defaultCategory.windowSeconds)")
+        let categories = Set(rules.categories.keys).union(rules.routes.keys).union(["other"]).sorted()
+        for name in categories {
+            let rule = rules.rule(for: name), route = rules.route(for: name)
+            add("category \(name)", "radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) "
+                + "departments=\(list(route.departments)) start_tier=\(list(route.startTiers.map(\.rawValue)))")
+        }
+        add("correlation.alarm_categories", rules.alarmCategories.sorted { Self.alarmKeyOrder($0.key, $1.key) }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        add("correlation.report_categories", rules.reportCategories.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + " (others: their own name)")
+        for tier in Tier.allCases {
+            let sla = rules.sla(for: tier)
+            add("sla.\(tier.rawValue).respond_minutes", list(sla.respondMinutes.map(minutes)))
+            add("sla.\(tier.rawValue).resolve_minutes", list(sla.resolveMinutes.map(minutes)))
+        }
+        return out
+    }
+
+    /// "5/10" after "5/9": method, then type, numerically.
+    static func alarmKeyOrder(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: "/").compactMap { Int($0) }, y = b.split(separator: "/").compactMap { Int($0) }
+        return x.lexicographicallyPrecedes(y)
+    }
+}
