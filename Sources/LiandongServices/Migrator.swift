@@ -61,6 +61,17 @@ public struct Migrator {
 
     public var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
 
+    /// Migrations amended after release in ways that change nothing for a database that already
+    /// applied them, with the checksums of their earlier texts (accepted as applied):
+    /// 003 creates liandong_operator only when it does not exist, so an owner without
+    /// CREATEROLE can migrate once a DBA created the role (deploy/dba-setup.sql).
+    static let amended: [Int: Set<String>] = [3: ["b309756e01c33032"]]
+
+    /// True when `checksum` (as recorded) is `migration`'s text or an earlier one it amends.
+    static func matches(_ migration: Migration, _ checksum: String) -> Bool {
+        checksum == migration.checksum || amended[migration.version, default: []].contains(checksum)
+    }
+
     /// Versions already applied, with their checksums (empty on a new database).
     public static func applied(_ db: PGConnection) throws -> [Int: String] {
         let exists = try db.query("SELECT to_regclass('liandong.schema_migrations') IS NOT NULL").scalar == "t"
@@ -95,7 +106,7 @@ public struct Migrator {
                 let existing = try db.query(
                     "SELECT checksum FROM liandong.schema_migrations WHERE version = $1", [String(migration.version)])
                 if let checksum = existing.scalar {
-                    guard checksum == migration.checksum else {
+                    guard Self.matches(migration, checksum) else {
                         throw ConfigError("migration \(migration.name) was changed after it was applied; "
                             + "add a new numbered migration instead of editing an applied one")
                     }
@@ -116,9 +127,25 @@ public struct Migrator {
         return done
     }
 
-    /// Throws unless every known migration is applied (used before `run`).
+    /// Throws unless the database holds exactly this binary's migrations (used before `run` and
+    /// `import`): none pending, none this binary does not know (a newer liandongd migrated it),
+    /// none applied from a different text.
     public func checkCurrent(_ db: PGConnection) throws {
         let applied = try Self.applied(db)
+        let known = Set(migrations.map(\.version))
+        let unknown = applied.keys.filter { !known.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            let names = try db.query("SELECT name FROM liandong.schema_migrations WHERE version = ANY($1::int[]) ORDER BY version",
+                                     ["{" + unknown.map(String.init).joined(separator: ",") + "}"]).rows.compactMap { $0[0] }
+            throw ConfigError("the database holds migration(s) this liandongd does not know (\(names.joined(separator: ", "))): "
+                + "it was migrated by a newer release (this one knows up to \(latestVersion)); run that release, "
+                + "or restore the backup taken before the upgrade")
+        }
+        let changed = migrations.filter { m in applied[m.version].map { !Self.matches(m, $0) } ?? false }
+        if !changed.isEmpty {
+            throw ConfigError("migration(s) \(changed.map(\.name).joined(separator: ", ")) differ from the text applied to this "
+                + "database: this liandongd's schemas/migrations (--migrations) belong to another release")
+        }
         let pending = migrations.filter { applied[$0.version] == nil }
         if !pending.isEmpty {
             throw ConfigError("the database lacks \(pending.count) migration(s) (\(pending.map(\.name).joined(separator: ", "))): "
@@ -133,8 +160,17 @@ public struct Migrator {
                 + "(install postgresql-15-postgis-3 there): \(text)")
         }
         if error.sqlState == "42501" {
-            return ConfigError("migration \(migration.name) needs more privileges (CREATE EXTENSION postgis and "
-                + "btree_gist need a superuser or a trusted-extension owner): \(text)")
+            let setup = "a DBA runs deploy/dba-setup.sql once (as a superuser), then `liandongd migrate` works as the database owner"
+            if text.contains("extension") {
+                return ConfigError("migration \(migration.name) cannot create the extensions postgis and btree_gist "
+                    + "(that needs a superuser): \(setup): \(text)")
+            }
+            if text.contains("create role") {
+                return ConfigError("migration \(migration.name) cannot create the role liandong_operator (that needs CREATEROLE): "
+                    + "\(setup): \(text)")
+            }
+            return ConfigError("migration \(migration.name) lacks a privilege; the migrating role should own the database "
+                + "(\(setup)): \(text)")
         }
         return ConfigError("migration \(migration.name) failed: \(error)")
     }

@@ -283,14 +283,19 @@ COMMENT ON COLUMN liandong.grid_worker_load.reports_last_7_days IS 'Reports the 
 COMMENT ON COLUMN liandong.grid_worker_load.resolved_in_grid_last_7_days IS 'Tasks in the grid resolved in the last 7 days.';
 
 -- ---------------------------------------------------------------- operator role
+-- Roles are cluster-wide and creating one needs CREATEROLE: where the migrating role (the
+-- database owner) may not, a DBA creates it first (deploy/dba-setup.sql). Amended after release
+-- (the role was created unconditionally); Migrator.amended accepts the first text's checksum.
 DO $$
 BEGIN
-    CREATE ROLE liandong_operator NOLOGIN;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'liandong_operator') THEN
+        CREATE ROLE liandong_operator NOLOGIN;
+        COMMENT ON ROLE liandong_operator IS 'Operators (psql, Grafana): may read the assessment views in schema liandong and nothing else. GRANT liandong_operator TO a login role.';
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- roles are cluster-wide: another database of the cluster created it
+    NULL;  -- another database of the cluster created it meanwhile
 END
 $$;
-COMMENT ON ROLE liandong_operator IS 'Operators (psql, Grafana): may read the assessment views in schema liandong and nothing else. GRANT liandong_operator TO a login role.';
 GRANT USAGE ON SCHEMA liandong TO liandong_operator;
 GRANT SELECT ON liandong.open_incidents, liandong.overdue_tasks, liandong.division_kpis, liandong.camera_reliability,
     liandong.grid_worker_load TO liandong_operator;

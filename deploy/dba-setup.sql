@@ -1,0 +1,22 @@
+-- What a DBA (a superuser) does once per cluster and database before `liandongd migrate` can run
+-- as the database's owner, without cluster superpowers:
+--   psql -U postgres -v db=liandong -v owner=liandong -f deploy/dba-setup.sql
+-- It needs: SUPERUSER (CREATE EXTENSION postgis; postgis is not a trusted extension) and
+-- CREATEROLE (the cluster-wide role liandong_operator). Safe to run again.
+\set ON_ERROR_STOP on
+
+-- The login role that owns the database and runs `liandongd migrate` and `liandongd run`
+-- (give it a password or a pg_hba rule of your choice).
+SELECT format('CREATE ROLE %I LOGIN', :'owner')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+
+-- Operators (psql, Grafana, QGIS) are granted this role; it may read the assessment views only.
+SELECT 'CREATE ROLE liandong_operator NOLOGIN'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'liandong_operator') \gexec
+COMMENT ON ROLE liandong_operator IS 'Operators (psql, Grafana): may read the assessment views in schema liandong and nothing else. GRANT liandong_operator TO a login role.';
+
+\connect :db
+CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE EXTENSION IF NOT EXISTS btree_gist;
