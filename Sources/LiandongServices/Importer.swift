@@ -153,7 +153,9 @@ public struct Importer {
     // MARK: cameras
 
     /// device_id,name,lon,lat[,crs]. Positions are converted to WGS-84 and assigned a grid.
-    public func importCameras(path: String) throws -> ImportSummary {
+    /// `replace`: cameras of the file's counties (the first 6 digits of the device id) that the
+    /// file no longer holds are retired.
+    public func importCameras(path: String, replace: Bool = false) throws -> ImportSummary {
         struct Row: Encodable { let device_id, name: String; let lon, lat: Double; let crs: String }
         var problems: [String] = []
         var rows: [Row] = []
@@ -181,29 +183,49 @@ public struct Importer {
             rows.append(Row(device_id: id, name: r["name"]!, lon: p.lon, lat: p.lat, crs: crs.rawValue))
         }
         if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
-        let result = try db.transaction { db in
-            try db.query("""
+        let payload = try json(rows)
+        let (result, retired) = try db.transaction { db -> (PGRows, Int) in
+            let result = try db.query("""
                 INSERT INTO liandong.cameras AS c (device_id, name, geom, source_crs, grid_code)
                 SELECT x.device_id, x.name, p.geom, x.crs,
-                       (SELECT g.grid_code FROM liandong.grids g WHERE ST_Covers(g.geom, p.geom) ORDER BY g.grid_code LIMIT 1)
+                       (SELECT g.grid_code FROM liandong.grids g
+                        WHERE g.valid_to IS NULL AND ST_Covers(g.geom, p.geom) ORDER BY g.grid_code LIMIT 1)
                 FROM jsonb_to_recordset($1::jsonb) AS x(device_id text, name text, lon float8, lat float8, crs text)
                 CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326) AS geom) p
                 ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, geom = excluded.geom,
-                    source_crs = excluded.source_crs, grid_code = excluded.grid_code, updated_at = now()
+                    source_crs = excluded.source_crs, grid_code = excluded.grid_code, valid_to = NULL, updated_at = now()
                 RETURNING (xmax = 0), grid_code IS NULL
-                """, [try json(rows)])
+                """, [payload])
+            let retired = replace ? try db.query("""
+                WITH file AS (SELECT x.device_id FROM jsonb_to_recordset($1::jsonb) AS x(device_id text))
+                UPDATE liandong.cameras c SET valid_to = now(), updated_at = now()
+                WHERE c.valid_to IS NULL AND left(c.device_id, 6) IN (SELECT left(device_id, 6) FROM file)
+                  AND c.device_id NOT IN (SELECT device_id FROM file)
+                RETURNING device_id
+                """, [payload]).count : 0
+            return (result, retired)
         }
         let inserted = result.rows.filter { $0[0] == "t" }.count
         let outside = result.rows.filter { $0[1] == "t" }.count
         return ImportSummary(kind: "cameras", inserted: inserted, updated: result.count - inserted,
-                             extra: outside > 0 ? ", \(outside) outside every grid" : "")
+                             extra: (outside > 0 ? ", \(outside) outside every grid" : "") + (retired > 0 ? ", \(retired) retired" : ""))
     }
 
     // MARK: grids
 
+    /// Largest overlap between two grids, in square metres, taken for digitising noise.
+    public static let overlapToleranceSquareMetres = 100.0
+    /// A grid farther than this from every other grid of its county is refused: a shifted digit
+    /// or the wrong county code, not a place in the county (whose grids cover it without gaps).
+    public static let maxDistanceFromCountyKilometres = 100.0
+
     /// A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties grid_code,
-    /// name, village_code, worker_id, worker_name (WGS-84).
-    public func importGrids(path: String) throws -> ImportSummary {
+    /// name, village_code, worker_id, worker_name (WGS-84). Refused with the feature index: a
+    /// polygon not in WGS-84 degrees inside China (projected metres, swapped axes), invalid
+    /// (self-intersecting), far from the rest of its county, or overlapping another grid in service
+    /// by more than `overlapToleranceSquareMetres` (`allowOverlap` accepts overlaps and reports
+    /// them). `replace`: grids of the file's counties that the file no longer holds are retired.
+    public func importGrids(path: String, replace: Bool = false, allowOverlap: Bool = false) throws -> ImportSummary {
         struct Row: Encodable {
             let idx: Int
             let grid_code, name, village_code: String
@@ -244,6 +266,10 @@ public struct Importer {
                 problems.append("\(at): geometry must be a Polygon or MultiPolygon")
                 continue
             }
+            if let problem = GridGeometryCheck.coordinateProblem(geometry["coordinates"] ?? .null) {
+                problems.append("\(at) (grid \(code)): \(problem)")
+                continue
+            }
             guard seen.insert(code).inserted else {
                 problems.append("\(at): grid_code \(code) appears twice")
                 continue
@@ -281,15 +307,31 @@ public struct Importer {
         if invalid.count > 0 {
             throw ImportError(file: path, problems: invalid.rows.map { "feature \($0[0]!): invalid polygon: \($0[1]!)" })
         }
-        let result = try db.transaction { db -> PGRows in
+        var overlapNote = ""
+        let (result, retired) = try db.transaction { db -> (PGRows, Int) in
+            try db.query("""
+                CREATE TEMP TABLE import_grids ON COMMIT DROP AS
+                SELECT x.idx, x.grid_code, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(x.geometry::text), 4326)) AS geom
+                FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, grid_code text, geometry jsonb)
+                """, [payload])
+            try db.execute("CREATE INDEX ON import_grids USING gist (geom); ANALYZE import_grids; ANALYZE liandong.grids")
+            try checkCountyDistance(db, path: path, replace: replace)
+            overlapNote = try checkOverlaps(db, path: path, replace: replace, allow: allowOverlap)
             let grids = try db.query("""
                 INSERT INTO liandong.grids AS g (grid_code, name, village_code, geom)
-                SELECT x.grid_code, x.name, x.village_code, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(x.geometry::text), 4326))
-                FROM jsonb_to_recordset($1::jsonb) AS x(grid_code text, name text, village_code text, geometry jsonb)
+                SELECT x.grid_code, x.name, x.village_code, i.geom
+                FROM jsonb_to_recordset($1::jsonb) AS x(grid_code text, name text, village_code text)
+                JOIN import_grids i USING (grid_code)
                 ON CONFLICT (grid_code) DO UPDATE SET name = excluded.name, village_code = excluded.village_code,
-                    geom = excluded.geom, updated_at = now()
+                    geom = excluded.geom, valid_to = NULL, updated_at = now()
                 RETURNING (xmax = 0)
                 """, [payload])
+            let retired = replace ? try db.query("""
+                UPDATE liandong.grids g SET valid_to = now(), updated_at = now()
+                WHERE g.valid_to IS NULL AND g.county_code IN (SELECT left(grid_code, 6) FROM import_grids)
+                  AND NOT EXISTS (SELECT 1 FROM import_grids i WHERE i.grid_code = g.grid_code)
+                RETURNING grid_code
+                """).count : 0
             try db.query("""
                 INSERT INTO liandong.grid_workers AS w (worker_id, name, grid_code)
                 SELECT x.worker_id, x.worker_name, x.grid_code
@@ -297,15 +339,72 @@ public struct Importer {
                 WHERE x.worker_id IS NOT NULL
                 ON CONFLICT (worker_id) DO UPDATE SET name = excluded.name, grid_code = excluded.grid_code, updated_at = now()
                 """, [payload])
-            // Cameras imported before their grid get it now.
+            // Cameras imported before their grid get it now; those in a retired grid move to the
+            // grid in service that covers them.
             try db.query("""
                 UPDATE liandong.cameras c SET grid_code = (SELECT g.grid_code FROM liandong.grids g
-                    WHERE ST_Covers(g.geom, c.geom) ORDER BY g.grid_code LIMIT 1)
+                    WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom) ORDER BY g.grid_code LIMIT 1)
                 WHERE c.grid_code IS NULL
+                   OR EXISTS (SELECT 1 FROM liandong.grids r WHERE r.grid_code = c.grid_code AND r.valid_to IS NOT NULL)
                 """)
-            return grids
+            return (grids, retired)
         }
         let inserted = result.rows.filter { $0[0] == "t" }.count
-        return ImportSummary(kind: "grids", inserted: inserted, updated: result.count - inserted)
+        return ImportSummary(kind: "grids", inserted: inserted, updated: result.count - inserted,
+                             extra: (retired > 0 ? ", \(retired) retired" : "") + overlapNote)
+    }
+
+    /// Grids in service that the import is compared with: the file's (table import_grids) and
+    /// those in the database the file does not hold - except, with `replace`, the ones it retires.
+    private static func othersInService(replace: Bool) -> String {
+        """
+        SELECT g.grid_code, g.geom, NULL::integer AS idx FROM liandong.grids g
+        WHERE g.valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM import_grids i WHERE i.grid_code = g.grid_code)
+          \(replace ? "AND g.county_code NOT IN (SELECT left(grid_code, 6) FROM import_grids)" : "")
+        """
+    }
+
+    /// Refuses grids far from every other grid of their county (in the file or in service).
+    private func checkCountyDistance(_ db: PGConnection, path: String, replace: Bool) throws {
+        let far = try db.query("""
+            WITH others AS (SELECT grid_code, geom, idx FROM import_grids UNION ALL \(Self.othersInService(replace: replace)))
+            SELECT i.idx, i.grid_code, round(n.km::numeric, 1)
+            FROM import_grids i
+            CROSS JOIN LATERAL (
+                SELECT ST_Distance(i.geom::geography, o.geom::geography) / 1000 AS km FROM others o
+                WHERE left(o.grid_code, 6) = left(i.grid_code, 6) AND o.grid_code <> i.grid_code
+                ORDER BY i.geom <-> o.geom LIMIT 1) n
+            WHERE n.km > $1
+            ORDER BY i.idx
+            """, [String(Self.maxDistanceFromCountyKilometres)])
+        guard far.count == 0 else {
+            throw ImportError(file: path, problems: far.rows.map {
+                "feature \($0[0]!) (grid \($0[1]!)): \($0[2]!) km from the nearest other grid of county \($0[1]!.prefix(6)) "
+                    + "(more than \(Int(Self.maxDistanceFromCountyKilometres)) km: wrong coordinates or the wrong county code?)"
+            })
+        }
+    }
+
+    /// Overlaps above the tolerance between grids of the file and with grids in service: refused,
+    /// or with `allow` accepted and described for the summary.
+    private func checkOverlaps(_ db: PGConnection, path: String, replace: Bool, allow: Bool) throws -> String {
+        let overlaps = try db.query("""
+            WITH others AS (SELECT grid_code, geom, idx FROM import_grids UNION ALL \(Self.othersInService(replace: replace))),
+            pairs AS (
+                SELECT a.idx, a.grid_code, o.grid_code AS other, o.idx AS other_idx,
+                       ST_Area(ST_Intersection(a.geom, o.geom)::geography) AS m2
+                FROM import_grids a JOIN others o
+                  ON o.geom && a.geom AND ST_Intersects(a.geom, o.geom) AND (o.idx IS NULL OR o.idx > a.idx))
+            SELECT idx, grid_code, other, other_idx, round(m2) FROM pairs WHERE m2 > $1 ORDER BY m2 DESC, idx
+            """, [String(Self.overlapToleranceSquareMetres)])
+        guard overlaps.count > 0 else { return "" }
+        if allow {
+            let top = overlaps.rows[0]
+            return ", \(overlaps.count) overlap(s) accepted (largest \(top[4]!) m²: \(top[1]!) and \(top[2]!))"
+        }
+        throw ImportError(file: path, problems: overlaps.rows.map {
+            "feature \($0[0]!) (grid \($0[1]!)) overlaps grid \($0[2]!)" + ($0[3].map { " (feature \($0))" } ?? " (in service)")
+                + " by \($0[4]!) m² (tolerance \(Int(Self.overlapToleranceSquareMetres)) m²; --allow-overlap accepts overlaps)"
+        })
     }
 }

@@ -26,8 +26,9 @@ struct ReferenceData {
         let version = try currentVersion(db)
         var shapes: [GridShape] = []
         var byCode: [String: (GridShape, LonLat)] = [:]
+        // Retired grids place no event by position; a report naming one by grid_code still lands there.
         let rows = try db.query("""
-            SELECT grid_code, village_code, ST_AsGeoJSON(geom, 15), ST_X(p), ST_Y(p)
+            SELECT grid_code, village_code, ST_AsGeoJSON(geom, 15), ST_X(p), ST_Y(p), valid_to IS NULL
             FROM liandong.grids, ST_PointOnSurface(geom) AS p
             """)
         for row in rows.rows {
@@ -35,7 +36,7 @@ struct ReferenceData {
             let shape = GridShape(
                 gridCode: row[0]!, villageCode: row[1]!,
                 polygons: geometry.coordinates.map { $0.map { $0.map { LonLat(lon: $0[0], lat: $0[1]) } } })
-            shapes.append(shape)
+            if row[5] == "t" { shapes.append(shape) }
             byCode[shape.gridCode] = (shape, LonLat(lon: Double(row[3]!)!, lat: Double(row[4]!)!))
         }
         var cameras: [String: LonLat] = [:]

@@ -118,14 +118,19 @@ struct Import: AsyncParsableCommand {
             abstract: "Grids GeoJSON FeatureCollection (grid_code, name, village_code, worker_id, worker_name).")
         @OptionGroup var options: CommonOptions
         @Argument(help: "GeoJSON file") var file: String
-        func run() async throws { try await runImport(options: options) { try $0.importGrids(path: file) } }
+        @Flag(help: "Retire (valid_to) the grids of the file's counties that the file no longer holds.") var replace = false
+        @Flag(help: "Accept grids overlapping each other by more than 100 m² (reported in the summary).") var allowOverlap = false
+        func run() async throws {
+            try await runImport(options: options) { try $0.importGrids(path: file, replace: replace, allowOverlap: allowOverlap) }
+        }
     }
 
     struct Cameras: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cameras CSV: device_id,name,lon,lat[,crs].")
         @OptionGroup var options: CommonOptions
         @Argument(help: "CSV file") var file: String
-        func run() async throws { try await runImport(options: options) { try $0.importCameras(path: file) } }
+        @Flag(help: "Retire (valid_to) the cameras of the file's counties that the file no longer holds.") var replace = false
+        func run() async throws { try await runImport(options: options) { try $0.importCameras(path: file, replace: replace) } }
     }
 }
 
