@@ -14,8 +14,9 @@ public struct TaskUpdate: Sendable, Equatable {
     public var body: String
 
     /// Decodes one body. On failure returns the refusal and, when it could be read, the update_id
-    /// (so the answer can name it).
-    public static func decode(_ bytes: [UInt8]) -> Result<TaskUpdate, TaskUpdateError> {
+    /// (so the answer can name it). An `at` more than `maxFutureSeconds` after `now` is refused: a
+    /// dispatcher's clock that far ahead would falsify the assessment's times to accept and resolve.
+    public static func decode(_ bytes: [UInt8], now: Double, maxFutureSeconds: Double) -> Result<TaskUpdate, TaskUpdateError> {
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(TaskUpdateError(updateID: nil, message: "body is not valid UTF-8")) }
         guard case .object(let o)? = try? JSONValue.parse(bytes) else {
             return .failure(TaskUpdateError(updateID: nil, message: "body is not a JSON object"))
@@ -34,6 +35,9 @@ public struct TaskUpdate: Sendable, Equatable {
         guard case .string(let actor)? = o["actor"], !actor.isEmpty else { return fail("actor is required") }
         guard case .string(let atText)? = o["at"], let at = Timestamp.parse(atText) else {
             return fail("at must be an RFC 3339 time")
+        }
+        guard at <= now + maxFutureSeconds else {
+            return fail("at \(atText) is \(Int(at - now)) s in the future (more than \(Int(maxFutureSeconds)) s): check the sender's clock")
         }
         var note: String? = nil
         switch o["note"] {

@@ -81,7 +81,7 @@ public final class UpdateService: Service, @unchecked Sendable {
             return Answer(ok: false, updateID: nil, error: message)
         }
         let update: TaskUpdate
-        switch TaskUpdate.decode(frames[0]) {
+        switch TaskUpdate.decode(frames[0], now: Date().timeIntervalSince1970, maxFutureSeconds: config.limits.maxFutureSeconds) {
         case .success(let u): update = u
         case .failure(let e):
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)

@@ -121,8 +121,9 @@ struct RoutingTests {
 @Suite("Task updates")
 struct TaskUpdateDecodingTests {
     func decode(_ o: [String: Any]) -> Result<TaskUpdate, TaskUpdateError> {
-        TaskUpdate.decode(Array(try! JSONSerialization.data(withJSONObject: o)))
+        TaskUpdate.decode(Array(try! JSONSerialization.data(withJSONObject: o)), now: now, maxFutureSeconds: 600)
     }
+    let now = Timestamp.parse("2026-11-29T10:25:00+08:00")!
     let valid: [String: Any] = ["schema": "liandong.task_update.v1", "update_id": "u-1", "task_id": "t",
                                 "action": "accept", "actor": "township-7", "at": "2026-11-29T10:20:00+08:00"]
 
@@ -151,6 +152,21 @@ struct TaskUpdateDecodingTests {
         var o = valid
         o["action"] = "reject"
         if case .failure(let e) = decode(o) { #expect(e.message.contains("reason")) } else { Issue.record("no reason") }
-        if case .failure(let e) = TaskUpdate.decode(Array("{nope".utf8)) { #expect(e.updateID == nil) }
+        if case .failure(let e) = TaskUpdate.decode(Array("{nope".utf8), now: now, maxFutureSeconds: 600) { #expect(e.updateID == nil) }
+    }
+
+    @Test("an update dated more than the allowed clock skew ahead is refused; within it, accepted")
+    func future() throws {
+        var o = valid
+        o["at"] = "2026-11-29T10:34:59+08:00"
+        #expect((try? decode(o).get()) != nil)
+        o["at"] = "2026-11-29T10:35:01+08:00"
+        guard case .failure(let e) = decode(o) else {
+            Issue.record("accepted an update 601 s ahead")
+            return
+        }
+        #expect(e.message.contains("in the future") && e.message.contains("clock") && e.updateID == "u-1")
+        o["at"] = "2027-11-29T10:20:00+08:00"
+        #expect((try? decode(o).get()) == nil)
     }
 }
