@@ -152,25 +152,25 @@ extension TaskMessage {
 }
 
 /// A minimal JSON writer: objects with keys in the order given, strings escaped per RFC 8259.
-struct JSONText {
+public struct JSONText {
     /// UTF-8 as it is written (appending bytes is much cheaper than appending to a String).
     private var bytes: [UInt8] = []
     private var first = true
 
-    init() { bytes.reserveCapacity(1024) }
+    public init() { bytes.reserveCapacity(1024) }
 
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    public mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     private mutating func raw(_ byte: UInt8) { bytes.append(byte) }
 
-    mutating func number(_ d: Double) {
+    public mutating func number(_ d: Double) {
         precondition(d.isFinite, "JSON has no NaN or infinity")
         raw(d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)")
     }
 
-    mutating func string(_ s: String) {
+    public mutating func string(_ s: String) {
         raw(0x22)
         var s = s
         s.withUTF8 { utf8 in
@@ -196,7 +196,7 @@ struct JSONText {
         raw(0x22)
     }
 
-    mutating func array(_ values: [String]) {
+    public mutating func array(_ values: [String]) {
         raw(0x5B)
         for (i, v) in values.enumerated() {
             if i > 0 { raw(0x2C) }
@@ -205,7 +205,7 @@ struct JSONText {
         raw(0x5D)
     }
 
-    mutating func object(_ body: (inout JSONText) -> Void) {
+    public mutating func object(_ body: (inout JSONText) -> Void) {
         raw(0x7B)
         let outer = first
         first = true
@@ -215,7 +215,7 @@ struct JSONText {
     }
 
     /// A key and a value written by `value`.
-    mutating func field(_ key: String, _ value: (inout JSONText) -> Void) {
+    public mutating func field(_ key: String, _ value: (inout JSONText) -> Void) {
         if !first { raw(0x2C) }
         first = false
         string(key)
@@ -224,12 +224,12 @@ struct JSONText {
     }
 
     /// A string field, left out when nil.
-    mutating func field(_ key: String, _ value: String?) {
+    public mutating func field(_ key: String, _ value: String?) {
         guard let value else { return }
         field(key) { $0.string(value) }
     }
 
-    mutating func field(_ key: String, integer value: Int) {
+    public mutating func field(_ key: String, integer value: Int) {
         field(key) { $0.raw(String(value)) }
     }
 }

@@ -34,6 +34,7 @@ extension Config {
         add("escalation.reannounce_minutes", minutes(reannounceMinutes))
         add("metrics.bind", metricsBind.isEmpty ? "(none)" : metricsBind)
         add("log.level", logLevel)
+        add("log.format", logFormat)
         if let c = rules.calendar {
             let hm = { (m: Int) in String(format: "%02d:%02d", m / 60, m % 60) }
             add("calendar.enabled", true)

@@ -52,8 +52,10 @@ public struct Config: Sendable {
     public var reannounceMinutes = 30.0
     /// metrics.bind: HTTP host:port for /metrics, /healthz, /readyz ("" for none). Default 127.0.0.1:9464.
     public var metricsBind = "127.0.0.1:9464"
-    /// log.level: trace, debug, info, notice, warning, error, critical.
+    /// log.level: trace, debug, info, notice, warning, error, critical. SIGHUP applies a change.
     public var logLevel = "info"
+    /// log.format: text (one line per event) or json (one JSON object per line).
+    public var logFormat = "text"
     /// correlation.* and sla.*: the rules.
     public var rules = Rules()
 
@@ -99,7 +101,7 @@ public struct Config: Sendable {
         "routing": ["start_tier", "default_departments", "categories"],
         "calendar": ["enabled", "days", "hours", "tiers", "always_priority"],
         "cameras": ["demote"],
-        "log": ["level"],
+        "log": ["level", "format"],
         "metrics": ["bind"],
         "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
@@ -250,6 +252,10 @@ public struct Config: Sendable {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(logLevel) else {
                 throw ConfigError("config key log.level: \"\(logLevel)\" is not one of \(levels.joined(separator: ", "))")
+            }
+            logFormat = try log.string("format") ?? logFormat
+            guard ["text", "json"].contains(logFormat) else {
+                throw ConfigError("config key log.format: \"\(logFormat)\" is not text or json")
             }
         }
         if let c = try root.child("correlation") {

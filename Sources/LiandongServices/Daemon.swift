@@ -25,7 +25,8 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 /// Builds the daemon's service group. Shutdown runs in reverse order: ingest stops reading first,
 /// the writer drains and commits what was received, the update receiver and the sweeper stop, and
 /// the publisher sends everything committed.
-public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger) throws -> ServiceGroup {
+public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger,
+                             extra: [ServiceGroupConfiguration.ServiceConfiguration] = []) throws -> ServiceGroup {
     let context = try ZMQContext()
     // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs.
     let seeds = try openDatabase(config.databaseURL).query(
@@ -57,7 +58,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, logger: logger)
     let replay = ReplayService(context: context, config: config, logger: logger)
     var configuration = ServiceGroupConfiguration(
-        services: [
+        services: extra + [
             .init(service: health, serviceName: "health"),
             .init(service: publisher, serviceName: "publisher"),
             .init(service: replay, serviceName: "replay"),

@@ -47,14 +47,11 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     }
 }
 
-func bootstrapLogging(level: String) -> Logger {
-    let parsed = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = parsed
-        return handler
-    }
-    return Logger(label: "liandongd")
+/// One line per event on stderr (journald), in log.format; the level and format change on SIGHUP.
+func bootstrapLogging(_ config: Config) -> (Logger, LogSettings) {
+    let settings = LogSettings(level: Logger.Level(rawValue: config.logLevel) ?? .info, json: config.logFormat == "json")
+    LoggingSystem.bootstrap { label in LineLogHandler(label: label, settings: settings) }
+    return (Logger(label: "liandongd"), settings)
 }
 
 struct Run: AsyncParsableCommand {
@@ -65,7 +62,7 @@ struct Run: AsyncParsableCommand {
         limitMallocArenas()
         try await reportingErrors {
             let config = try options.loadConfig()
-            let logger = bootstrapLogging(level: config.logLevel)
+            let (logger, logSettings) = bootstrapLogging(config)
             // A database that stops answering must not hang a connection attempt for ever.
             if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
             let migrator = try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations))
@@ -74,7 +71,9 @@ struct Run: AsyncParsableCommand {
                 "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
             ])
-            let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger)
+            let reload = ReloadService(path: options.config, running: config, settings: logSettings, logger: logger)
+            let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger,
+                                             extra: [.init(service: reload, serviceName: "reload")])
             try await group.run()
             logger.info("liandongd stopped")
         }

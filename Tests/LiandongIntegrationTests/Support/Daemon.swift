@@ -28,8 +28,8 @@ final class DaemonProcess {
     let gatewayBinds: Bool
     let arguments: [String]
 
-    init(database: String, environment extra: [String: String] = [:], arguments: [String] = [], gatewayBinds: Bool = false,
-         start: Bool = true) throws {
+    init(database: String, environment extra: [String: String] = [:], unsetting: Set<String> = [], arguments: [String] = [],
+         gatewayBinds: Bool = false, start: Bool = true) throws {
         self.gatewayBinds = gatewayBinds
         self.database = database
         self.arguments = arguments
@@ -55,6 +55,7 @@ final class DaemonProcess {
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         for (k, v) in extra { env[k] = v }
+        for k in unsetting { env[k] = nil }
         environment = env
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         configureProcess()

@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP: reads the configuration again (the file given at start and the environment), applies
+/// what can change without a restart - log.level and log.format - and names every other key
+/// whose value changed, which applies at the next restart. A configuration that no longer loads
+/// is refused with its error and the running one kept.
+public final class ReloadService: Service, Sendable {
+    let path: String?
+    let running: Config
+    let settings: LogSettings
+    let logger: Logger
+
+    public init(path: String?, running: Config, settings: LogSettings, logger: Logger) {
+        self.path = path
+        self.running = running
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            reload()
+        }
+    }
+
+    /// What changed between the running configuration and the file now, and what was applied.
+    func reload() {
+        let fresh: Config
+        do {
+            fresh = try Config.load(path: path)
+        } catch {
+            logger.error("SIGHUP: the configuration does not load; keeping the running one", metadata: ["config.error": "\(error)"])
+            return
+        }
+        var applied: [String] = []
+        if let level = Logger.Level(rawValue: fresh.logLevel), level != settings.level {
+            settings.level = level
+            applied.append("log.level=\(fresh.logLevel)")
+        }
+        if (fresh.logFormat == "json") != settings.json {
+            settings.json = fresh.logFormat == "json"
+            applied.append("log.format=\(fresh.logFormat)")
+        }
+        let live: Set<String> = ["log.level", "log.format"]
+        let before = Dictionary(running.effectiveSettings.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let restart = fresh.effectiveSettings.filter { !live.contains($0.key) && before[$0.key] != $0.value }.map(\.key)
+        logger.notice("SIGHUP: configuration reloaded", metadata: [
+            "reload.applied": "\(applied.isEmpty ? "nothing changed that applies live" : applied.joined(separator: ", "))",
+            "reload.restart_needed": "\(restart.isEmpty ? "none" : restart.joined(separator: ", "))",
+        ])
+    }
+}
