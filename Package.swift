@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "liandong-tail", targets: ["liandong-tail"]),
         .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
         .executable(name: "liandong-bench", targets: ["liandong-bench"]),
+        // For integrators: the acknowledged gateway (IngestClient) and the gap-free dispatcher feed (FeedClient).
+        .library(name: "LiandongClient", targets: ["LiandongClient", "ZeroMQ"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -17,6 +17,7 @@ ensure_packages() {
     [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v python3 >/dev/null || missing+=(python3)
+    /usr/bin/python3 -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)  # docs/examples (Debian's python3, not a pyenv one)
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing ${missing[*]}"
     local sudo=""

@@ -9,14 +9,20 @@ struct CLIResult {
 
 func liandongd(_ arguments: [String], database: String? = nil, environment: [String: String] = [:],
                timeout: TimeInterval = 60) throws -> CLIResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: DaemonProcess.binaries + "/liandongd")
-    process.arguments = arguments
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
     if let database { env["LIANDONG_DATABASE_URL"] = database }
     env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-cli-\(UUID().uuidString.prefix(8)).spill"
     for (k, v) in environment { env[k] = v }
-    process.environment = env
+    return try runCaptured(DaemonProcess.binaries + "/liandongd", arguments, environment: env, timeout: timeout)
+}
+
+/// Runs a program to its end (killed after `timeout`, which fails the test) and captures its output.
+func runCaptured(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                 timeout: TimeInterval = 60) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
     process.currentDirectoryURL = TestDatabase.repository
     let id = UUID().uuidString
     let outURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).out"), errURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).err")
@@ -29,8 +35,9 @@ func liandongd(_ arguments: [String], database: String? = nil, environment: [Str
     process.standardOutput = try FileHandle(forWritingTo: outURL)
     process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()
+    let name = URL(fileURLWithPath: executable).lastPathComponent + " " + (arguments.first ?? "")
     do {
-        try waitUntil(timeout: timeout, "liandongd \(arguments.first ?? "") to finish") { !process.isRunning }
+        try waitUntil(timeout: timeout, "\(name) to finish") { !process.isRunning }
     } catch {
         // A hung process must not outlive the test (nor hide what it printed).
         kill(process.processIdentifier, SIGKILL)

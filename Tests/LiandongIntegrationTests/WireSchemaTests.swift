@@ -1,0 +1,79 @@
+import Foundation
+import LibPQ
+import LiandongCore
+import Testing
+import ZeroMQ
+
+/// Every message on every socket matches its JSON Schema in schemas/json, checked on what a real
+/// daemon sends.
+@Suite("Wire messages match their schemas")
+struct WireSchemaTests {
+    func expectValid(_ file: String, _ body: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let problems = try SchemaValidator(file: file).problems(body)
+        #expect(problems.isEmpty, "\(file): \(String(decoding: body, as: UTF8.self)): \(problems)", sourceLocation: sourceLocation)
+    }
+
+    @Test("the validator refuses what its schemas forbid")
+    func validatorBites() throws {
+        let answer = try SchemaValidator(file: "ingest_answer.v1.schema.json")
+        #expect(answer.problems(Array(#"{"ok":true,"id":"a"}"#.utf8)).isEmpty)
+        #expect(!answer.problems(Array(#"{"ok":true}"#.utf8)).isEmpty)
+        #expect(!answer.problems(Array(#"{"ok":false,"id":"a"}"#.utf8)).isEmpty)
+        #expect(!answer.problems(Array(#"{"ok":true,"id":"a","extra":1}"#.utf8)).isEmpty)
+        let hb = try SchemaValidator(file: "heartbeat.v1.schema.json")
+        #expect(!hb.problems(Array(#"{"head":1.5,"at":"x"}"#.utf8)).isEmpty)
+        let update = try SchemaValidator(file: "task_update_answer.v1.schema.json")
+        #expect(!update.problems(Array(#"{"ok":false}"#.utf8)).isEmpty)
+    }
+
+    @Test("ack answers, update answers, replay frames, the heartbeat and tasks as a daemon sends them")
+    func liveMessages() throws {
+        let s = try Scene()
+        let context = s.daemon.context
+        func dealer(_ endpoint: String) throws -> ZMQSocket {
+            let socket = try ZMQSocket(context: context, type: .dealer)
+            try socket.setReceiveTimeout(milliseconds: 10_000)
+            try socket.setLinger(milliseconds: 0)
+            try socket.connect(endpoint)
+            return socket
+        }
+        // Acknowledged ingest: stored, duplicate, refused with and without a readable id.
+        let ack = try dealer(s.daemon.ack)
+        let alert = Wire.alert(id: "schema-1", at: s.now, position: s.centre)
+        for body in [alert, alert, Wire.alert(id: "schema-2", at: s.now, position: s.centre, extra: ["priority": 9]), "{nope"] {
+            try ack.send([Array("alert".utf8), Array(body.utf8)])
+            let frames = try #require(try ack.receive())
+            try expectValid("ingest_answer.v1.schema.json", frames.last!)
+        }
+        // The verify task on the feed, then the heartbeat.
+        let tasks = try receiveTasks(s.feed, count: 1)
+        try expectValid("task.v1.schema.json", Array(try JSONSerialization.data(withJSONObject: tasks[0].body)))
+        try waitUntil(timeout: 5, "a heartbeat") {
+            guard let frames = try s.feed.receive(), frames.first == Array("hb".utf8) else { return false }
+            try expectValid("heartbeat.v1.schema.json", frames[1])
+            return true
+        }
+        // Updates: accepted, and refused.
+        let updates = try dealer(s.daemon.updates)
+        let taskID = tasks[0].body["task_id"] as! String
+        for (id, action) in [("u-schema-1", "accept"), ("u-schema-2", "approve")] {
+            let update = Wire.json(["schema": "liandong.task_update.v1", "update_id": id, "task_id": taskID, "action": action,
+                                    "actor": "schema-test", "at": Timestamp.formatCST(Date().timeIntervalSince1970)])
+            if action == "accept" { try expectValid("task_update.v1.schema.json", Array(update.utf8)) }
+            try updates.send([Array(update.utf8)])
+            try expectValid("task_update_answer.v1.schema.json", try #require(try updates.receive()).last!)
+        }
+        // Replay: the request, every message and the end frame; a bad request's end frame.
+        let replay = try dealer(s.daemon.replay)
+        let request = #"{"since":0,"prefix":"task.","limit":10}"#
+        try expectValid("replay_request.v1.schema.json", Array(request.utf8))
+        try replay.send([Array(request.utf8)])
+        // One multipart answer: a frame per message, the end frame last.
+        let frames = try #require(try replay.receive())
+        #expect(frames.count >= 2)
+        for body in frames.dropLast() { try expectValid("task.v1.schema.json", body) }
+        try expectValid("replay_end.v1.schema.json", frames.last!)
+        try replay.send([Array(#"{"since":-1}"#.utf8)])
+        try expectValid("replay_end.v1.schema.json", try #require(try replay.receive()).last!)
+    }
+}
