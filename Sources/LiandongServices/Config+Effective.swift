@@ -64,6 +64,12 @@ extension Config {
             .map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         add("correlation.report_categories", rules.reportCategories.sorted { $0.key < $1.key }
             .map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + " (others: their own name)")
+        let days = { (d: Int) in d == 0 ? "0 (kept for ever)" : String(d) }
+        add("retention.events_days", days(retention.eventsDays))
+        add("retention.feed_days", days(retention.feedDays))
+        add("retention.task_history_days", days(retention.taskHistoryDays))
+        add("retention.dead_letter_days", days(retention.deadLetterDays))
+        add("retention.dead_letter_bytes_per_hour", retention.deadLetterBytesPerHour)
         for tier in Tier.allCases {
             let sla = rules.sla(for: tier)
             add("sla.\(tier.rawValue).respond_minutes", list(sla.respondMinutes.map(minutes)))

@@ -58,6 +58,24 @@ public struct Config: Sendable {
     public var logFormat = "text"
     /// correlation.* and sla.*: the rules.
     public var rules = Rules()
+    /// retention.*: how long stored data is kept (days; 0 keeps for ever) and the hourly cap on
+    /// stored dead-letter bytes.
+    public var retention = Retention()
+
+    public struct Retention: Sendable, Equatable {
+        /// retention.events_days: events observed longer ago are removed (400).
+        public var eventsDays = 400
+        /// retention.feed_days: published feed messages (replay) kept this long (90).
+        public var feedDays = 90
+        /// retention.task_history_days: history of finished tasks kept this long (400).
+        public var taskHistoryDays = 400
+        /// retention.dead_letter_days: dead letters kept this long (30).
+        public var deadLetterDays = 30
+        /// retention.dead_letter_bytes_per_hour: raw bytes of dead letters stored per hour (64 MiB);
+        /// beyond it a dead letter keeps its row but not its bytes.
+        public var deadLetterBytesPerHour = 64 << 20
+        public init() {}
+    }
 
     public init() {}
 
@@ -106,6 +124,7 @@ public struct Config: Sendable {
         "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
+        "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -294,6 +313,14 @@ public struct Config: Sendable {
                 let resolve = try node.doubleList("resolve_minutes", count: 4) ?? base.resolveMinutes
                 rules.sla[tier] = SLA(respondMinutes: respond, resolveMinutes: resolve)
             }
+        }
+        if let r = try root.child("retention") {
+            try r.checkKeys(Self.sections["retention"]!)
+            retention.eventsDays = try r.int("events_days", 0...36_500) ?? retention.eventsDays
+            retention.feedDays = try r.int("feed_days", 0...36_500) ?? retention.feedDays
+            retention.taskHistoryDays = try r.int("task_history_days", 0...36_500) ?? retention.taskHistoryDays
+            retention.deadLetterDays = try r.int("dead_letter_days", 0...36_500) ?? retention.deadLetterDays
+            retention.deadLetterBytesPerHour = try r.int("dead_letter_bytes_per_hour", 0...Int.max) ?? retention.deadLetterBytesPerHour
         }
         if ingestBind.isEmpty && ingestConnect.isEmpty && ingestAckBind.isEmpty {
             throw ConfigError("ingest.bind, ingest.ack_bind and ingest.connect are all empty: the daemon would receive nothing")

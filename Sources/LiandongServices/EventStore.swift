@@ -23,7 +23,11 @@ public final class EventStore {
     private var clock = PhaseClock()
     private var prepareClock = PhaseClock()
 
-    public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, windowCapacity: Int = 100_000) throws {
+    /// Raw dead-letter bytes stored per hour at most (retention.dead_letter_bytes_per_hour).
+    private let deadLetterBytesPerHour: Int
+
+    public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, deadLetterBytesPerHour: Int = 64 << 20,
+                windowCapacity: Int = 100_000) throws {
         db = try Self.open(conninfo)
         // One writer per database: the correlation window is this process's memory, a second
         // writer would correlate without seeing the first one's events. Held for the session.
@@ -34,6 +38,7 @@ public final class EventStore {
         try reader.execute("SET default_transaction_read_only = on")
         self.rules = rules
         self.maxDeadLetterBytes = maxDeadLetterBytes
+        self.deadLetterBytesPerHour = deadLetterBytesPerHour
         correlator = try Correlator(db: reader, rules: rules, windowCapacity: windowCapacity)
     }
 
@@ -540,7 +545,7 @@ public final class EventStore {
     }
 
     private func insertDeadLetters(_ letters: [(Rejection, RawMessage)]) throws {
-        try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes)
+        try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes, bytesPerHour: deadLetterBytesPerHour)
     }
 }
 

@@ -39,6 +39,7 @@ public final class Metrics: @unchecked Sendable {
         describe("liandong_writer_seconds_total", "counter", "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).")
         describe("liandong_batches_prepared_ahead_total", "counter", "Batches prepared while the one before them was written, by outcome (used; discarded: the batch before failed or the preparation did, prepared again).")
         describe("liandong_database_up", "gauge", "1 when the writer's last database operation succeeded.")
+        describe("liandong_retention_deleted_total", "counter", "Rows removed by retention (retention.*), by table.")
         describe("liandong_writer_standby", "gauge", "1 while another liandongd holds this database's writer lock and this one waits (standby).")
         describe("liandong_build_info", "gauge", "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).")
     }

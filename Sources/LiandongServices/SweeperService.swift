@@ -54,11 +54,16 @@ public final class SweeperService: Service, @unchecked Sendable {
         let interval = Double(config.sweepMilliseconds) / 1000
         let reannounce = String(config.reannounceMinutes * 60)
         var lastStatistics = Date.distantPast
+        var lastRetention = Date.distantPast
         while !stop.isSet {
             let started = Date()
             if started.timeIntervalSince(lastStatistics) >= 5 {
                 try session.run { db in try refreshStatistics(db) }
                 lastStatistics = started
+            }
+            if started.timeIntervalSince(lastRetention) >= Self.retentionInterval {
+                try session.run { db in try enforceRetention(db) }
+                lastRetention = started
             }
             let due = try session.run { db in
                 try db.query(Self.dueQuery, [reannounce]).rows.map { $0[0]! }
@@ -81,6 +86,52 @@ public final class SweeperService: Service, @unchecked Sendable {
             }
         }
         logger.info("sweeper stopped")
+    }
+
+    /// Retention runs at start and then hourly.
+    static let retentionInterval: TimeInterval = 3600
+
+    /// What retention removes, per table: the rows a batch deletes (at most 10,000, oldest first
+    /// found through the BRIN indexes of migration 017) and the retention.* days that apply.
+    static func retentionStatements(_ r: Config.Retention) -> [(table: String, days: Int, sql: String)] {
+        [
+            ("events", r.eventsDays, """
+                DELETE FROM liandong.events WHERE id IN (
+                    SELECT id FROM liandong.events WHERE observed_at < now() - make_interval(days => $1::int) LIMIT 10000)
+                """),
+            // Only what was published: the feed is the outbox too.
+            ("feed", r.feedDays, """
+                DELETE FROM liandong.feed WHERE seq IN (
+                    SELECT seq FROM liandong.feed WHERE created_at < now() - make_interval(days => $1::int)
+                      AND seq <= (SELECT seq FROM liandong.feed_published) LIMIT 10000)
+                """),
+            ("task_history", r.taskHistoryDays, """
+                DELETE FROM liandong.task_history WHERE id IN (
+                    SELECT h.id FROM liandong.task_history h JOIN liandong.tasks t ON t.id = h.task_id
+                    WHERE h.at < now() - make_interval(days => $1::int) AND t.state IN ('resolved', 'false_alarm') LIMIT 10000)
+                """),
+            ("rejected_messages", r.deadLetterDays, """
+                DELETE FROM liandong.rejected_messages WHERE id IN (
+                    SELECT id FROM liandong.rejected_messages WHERE received_at < now() - make_interval(days => $1::int) LIMIT 10000)
+                """),
+            ("dead_letter_hours", 2, "DELETE FROM liandong.dead_letter_hours WHERE hour < now() - make_interval(days => $1::int)"),
+        ]
+    }
+
+    /// Removes what retention.* no longer keeps, in batches of short transactions (the writer is
+    /// never held up for long), and says what it removed.
+    private func enforceRetention(_ db: PGConnection) throws {
+        for (table, days, sql) in Self.retentionStatements(config.retention) where days > 0 {
+            var removed = 0
+            while !stop.isSet {
+                let n = try db.query(sql, [String(days)]).affected
+                removed += n
+                if n < 10_000 { break }
+            }
+            guard removed > 0 else { continue }
+            metrics.increment("liandong_retention_deleted_total", ["table": table], by: Double(removed))
+            logger.notice("retention: old rows removed", metadata: ["db.table": "\(table)", "db.rows": "\(removed)", "retention.days": "\(days)"])
+        }
     }
 
     /// Keeps planner statistics in step with fast-growing tables (autovacuum looks only once a

@@ -238,8 +238,10 @@ enum TaskStore {
         return out
     }
 
-    /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`.
-    static func insertDeadLetters(_ db: PGConnection, _ letters: [(Rejection, RawMessage)], maxBytes: Int) throws {
+    /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`, and none
+    /// once this hour's dead letters hold `bytesPerHour` (the row, size, reason and detail stay).
+    static func insertDeadLetters(_ db: PGConnection, _ letters: [(Rejection, RawMessage)], maxBytes: Int,
+                                  bytesPerHour: Int = 64 << 20) throws {
         struct Row: Encodable {
             let received_at, endpoint: String
             let topic: String?
@@ -248,13 +250,23 @@ enum TaskStore {
             let reason, detail: String
         }
         guard !letters.isEmpty else { return }
+        let hourSQL = "date_trunc('hour', now())"
+        var used = Int(try db.query("SELECT bytes FROM liandong.dead_letter_hours WHERE hour = \(hourSQL)").scalar ?? "0") ?? 0
+        var stored = 0
         let rows = letters.map { rejection, raw -> Row in
             let topic = raw.frames.count > 1 ? raw.frames[0] : nil
             let body = Array((raw.frames.count > 1 ? raw.frames.dropFirst() : raw.frames[...]).joined())
+            var kept = Array(body.prefix(maxBytes))
+            var detail = rejection.detail
+            if used + kept.count > bytesPerHour {
+                kept = []
+                detail += " [bytes not kept: retention.dead_letter_bytes_per_hour reached]"
+            }
+            used += kept.count
+            stored += kept.count
             return Row(
                 received_at: Timestamp.formatUTC(raw.receivedAt), endpoint: raw.endpoint, topic: topic.map(hex),
-                raw: hex(Array(body.prefix(maxBytes))), raw_size: body.count, reason: rejection.reason.rawValue,
-                detail: rejection.detail)
+                raw: hex(kept), raw_size: body.count, reason: rejection.reason.rawValue, detail: detail)
         }
         try db.query("""
             INSERT INTO liandong.rejected_messages (received_at, endpoint, topic, raw, raw_size, reason, detail)
@@ -262,6 +274,12 @@ enum TaskStore {
             FROM jsonb_to_recordset($1::jsonb) AS x(received_at timestamptz, endpoint text, topic text, raw text,
                                                    raw_size integer, reason text, detail text)
             """, [try json(rows)])
+        if stored > 0 {
+            try db.query("""
+                INSERT INTO liandong.dead_letter_hours (hour, bytes) VALUES (\(hourSQL), $1)
+                ON CONFLICT (hour) DO UPDATE SET bytes = liandong.dead_letter_hours.bytes + excluded.bytes
+                """, [String(stored)])
+        }
     }
 }
 

@@ -76,7 +76,8 @@ public final class UpdateService: Service, @unchecked Sendable {
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
             let message = "expected one JSON frame after the envelope, got \(frames.count)"
             try session.run { db in
-                try TaskStore.insertDeadLetters(db, [(Rejection(.wrongFrameCount, message), raw)], maxBytes: config.maxDeadLetterBytes)
+                try TaskStore.insertDeadLetters(db, [(Rejection(.wrongFrameCount, message), raw)], maxBytes: config.maxDeadLetterBytes,
+                                               bytesPerHour: config.retention.deadLetterBytesPerHour)
             }
             return Answer(ok: false, updateID: nil, error: message)
         }
@@ -86,7 +87,8 @@ public final class UpdateService: Service, @unchecked Sendable {
         case .failure(let e):
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
             try session.run { db in
-                try TaskStore.insertDeadLetters(db, [(Rejection(.invalidUpdate, e.message), raw)], maxBytes: config.maxDeadLetterBytes)
+                try TaskStore.insertDeadLetters(db, [(Rejection(.invalidUpdate, e.message), raw)], maxBytes: config.maxDeadLetterBytes,
+                                               bytesPerHour: config.retention.deadLetterBytesPerHour)
             }
             return Answer(ok: false, updateID: e.updateID, error: e.message)
         }

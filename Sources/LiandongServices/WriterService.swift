@@ -53,7 +53,8 @@ public final class WriterService: Service, @unchecked Sendable {
     private func openStore(retryIn delay: Double, _ extra: Logger.Metadata = [:]) throws -> EventStore? {
         do {
             return try EventStore(conninfo: config.databaseURL, rules: config.rules,
-                                  maxDeadLetterBytes: config.maxDeadLetterBytes)
+                                  maxDeadLetterBytes: config.maxDeadLetterBytes,
+                                  deadLetterBytesPerHour: config.retention.deadLetterBytesPerHour)
         } catch let error as PQError where error.isConnectionFailure {
             if cancelled.isSet { throw error }
             logger.error("database unreachable, retrying",
