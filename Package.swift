@@ -11,7 +11,7 @@ let package = Package(
         .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
         .executable(name: "liandong-bench", targets: ["liandong-bench"]),
         // For integrators: the acknowledged gateway (IngestClient) and the gap-free dispatcher feed (FeedClient).
-        .library(name: "LiandongClient", targets: ["LiandongClient", "ZeroMQ"]),
+        .library(name: "LiandongClient", targets: ["LiandongClient", "LiandongCore", "ZeroMQ"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "LibPQ", dependencies: ["CLibPQ"]),
         // Client side of the wire contract for gateways and dispatchers (acknowledged ingest, replay).
-        .target(name: "LiandongClient", dependencies: ["ZeroMQ"]),
+        .target(name: "LiandongClient", dependencies: ["ZeroMQ", "LiandongCore"]),
         // Pure core: wire models, validation, coordinates, policies. No I/O.
         .target(name: "LiandongCore"),
         // Services: config, store, ingest, writer, publisher, importers.

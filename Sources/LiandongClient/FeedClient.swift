@@ -1,4 +1,5 @@
 import Foundation
+import LiandongCore
 import ZeroMQ
 
 /// A dispatcher's side of the task feed that misses nothing: it subscribes to a topic prefix, and
@@ -52,10 +53,9 @@ public final class FeedClient {
             guard try ZMQSocket.poll([sub], timeoutMilliseconds: wait)[0] else { continue }
             while let frames = try sub.receiveNow(), frames.count == 2 {
                 let topic = String(decoding: frames[0], as: UTF8.self)
-                guard let o = try? JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any] else { continue }
                 if topic == "hb" {
-                    if let head = (o["head"] as? NSNumber)?.int64Value, head > caughtUp { out += try catchUp() }
-                } else if let seq = (o["seq"] as? NSNumber)?.int64Value, seq > caughtUp, delivered.insert(seq).inserted {
+                    if let beat = Heartbeat(json: frames[1]), beat.head > caughtUp { out += try catchUp() }
+                } else if let seq = Self.field("seq", of: frames[1])?.int64Value, seq > caughtUp, delivered.insert(seq).inserted {
                     liveCount += 1
                     out.append(Item(seq: seq, topic: topic, body: String(decoding: frames[1], as: UTF8.self), replayed: false))
                 }
@@ -64,30 +64,34 @@ public final class FeedClient {
         return out.sorted { $0.seq < $1.seq }
     }
 
+    /// One top-level field of a JSON object (nil when `bytes` is not one or lacks it).
+    static func field(_ key: String, of bytes: [UInt8]) -> JSONValue? {
+        guard case .object(let o)? = try? JSONValue.parse(bytes) else { return nil }
+        return o[key]
+    }
+
     /// Asks the replay socket for everything after `caughtUp` until it says there is no more.
     public func catchUp() throws -> [Item] {
         var out: [Item] = []
         while true {
-            let request = try JSONSerialization.data(withJSONObject: ["since": caughtUp, "prefix": prefix, "limit": 1000])
-            try replay.send([Array(request)])
-            guard let frames = try replay.receive(), let last = frames.last,
-                let end = try? JSONSerialization.jsonObject(with: Data(last)) as? [String: Any], end["end"] as? Bool == true
-            else { throw ReplayError(message: "no answer from the replay socket") }
-            if let error = end["error"] as? String { throw ReplayError(message: error) }
+            try replay.send([ReplayRequest(since: caughtUp, prefix: prefix).json()])
+            guard let frames = try replay.receive(), let last = frames.last, let end = ReplayEnd(json: last) else {
+                throw ReplayError(message: "no answer from the replay socket")
+            }
+            guard case .end(let head, let more) = end else {
+                if case .error(let message) = end { throw ReplayError(message: message) }
+                return out
+            }
             var maxSeq = caughtUp
             for frame in frames.dropLast() {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any],
-                    let seq = (o["seq"] as? NSNumber)?.int64Value
-                else { continue }
+                guard case .object(let o)? = try? JSONValue.parse(frame), let seq = o["seq"]?.int64Value else { continue }
                 maxSeq = max(maxSeq, seq)
                 if delivered.insert(seq).inserted {
                     replayedCount += 1
-                    out.append(Item(seq: seq, topic: o["topic"] as? String ?? "", body: String(decoding: frame, as: UTF8.self),
+                    out.append(Item(seq: seq, topic: o["topic"]?.stringValue ?? "", body: String(decoding: frame, as: UTF8.self),
                                     replayed: true))
                 }
             }
-            let more = end["more"] as? Bool == true
-            let head = (end["head"] as? NSNumber)?.int64Value ?? maxSeq
             caughtUp = more ? maxSeq : max(maxSeq, head)
             delivered = delivered.filter { $0 > caughtUp }
             if !more { return out }

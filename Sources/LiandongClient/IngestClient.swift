@@ -1,4 +1,5 @@
 import Foundation
+import LiandongCore
 import ZeroMQ
 
 /// A gateway's side of acknowledged ingest: sends [topic][body] to liandongd's ingest ROUTER over a
@@ -52,13 +53,9 @@ public final class IngestClient {
             let wait = max(0, min(deadline.timeIntervalSinceNow, 0.05))
             if try ZMQSocket.poll([socket], timeoutMilliseconds: Int(wait * 1000))[0] {
                 while let frames = try socket.receiveNow() {
-                    guard let last = frames.last,
-                        let o = try? JSONSerialization.jsonObject(with: Data(last)) as? [String: Any]
-                    else { continue }
-                    let id = o["id"] as? String
-                    let answer = Answer(id: id ?? "", ok: o["ok"] as? Bool == true, duplicate: o["duplicate"] as? Bool == true,
-                                        error: o["error"] as? String)
-                    if let id { pending[id] = nil }
+                    guard let last = frames.last, let wire = IngestAnswer(json: last) else { continue }
+                    let answer = Answer(id: wire.id ?? "", ok: wire.ok, duplicate: wire.duplicate, error: wire.error)
+                    if let id = wire.id { pending[id] = nil }
                     answers.append(answer)
                 }
             }

@@ -113,8 +113,8 @@ public final class PublisherService: Service, @unchecked Sendable {
                 markPublished()
             }
             if Date().timeIntervalSince(lastBeat) >= 1 {
-                let beat = "{\"head\":\(next - 1),\"at\":\"\(Timestamp.formatCST(Date().timeIntervalSince1970))\"}"
-                try socket.send(strings: ["hb", beat])
+                let beat = Heartbeat(head: next - 1, at: Timestamp.formatCST(Date().timeIntervalSince1970))
+                try socket.send([Array("hb".utf8), beat.json()])
                 lastBeat = Date()
             }
             if batch == nil && waiting.isEmpty { break }

@@ -14,7 +14,7 @@ public final class ReplayService: Service, @unchecked Sendable {
     let config: Config
     let logger: Logger
     let stop = StopFlag()
-    public static let maxLimit = 10_000
+    public static let maxLimit = ReplayRequest.maxLimit
 
     public init(context: ZMQContext, config: Config, logger: Logger) {
         self.context = context
@@ -44,26 +44,20 @@ public final class ReplayService: Service, @unchecked Sendable {
             do {
                 reply = try answer(frames.last!, session: session)
             } catch {
-                reply = [Self.json(["end": true, "error": "temporary failure, retry: \(error)"])]
+                reply = [ReplayEnd.error("temporary failure, retry: \(error)").json()]
             }
             try socket.send(envelope + reply)
         }
         logger.info("replay stopped")
     }
 
-    static func json(_ o: [String: Any]) -> [UInt8] {
-        Array(try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]))
-    }
-
     private func answer(_ body: [UInt8], session: DatabaseSession) throws -> [[UInt8]] {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            return [Self.json(["end": true, "error": "request must be a JSON object {\"since\":N,\"prefix\":P,\"limit\":L}"])]
+        let request: ReplayRequest
+        switch ReplayRequest.decode(body) {
+        case .success(let r): request = r
+        case .failure(let e): return [ReplayEnd.error(e.message).json()]
         }
-        guard let since = (o["since"] as? NSNumber)?.int64Value, since >= 0 else {
-            return [Self.json(["end": true, "error": "since must be a non-negative integer"])]
-        }
-        let prefix = (o["prefix"] as? String) ?? "task."
-        let limit = min(max((o["limit"] as? NSNumber)?.intValue ?? 1000, 1), Self.maxLimit)
+        let (since, prefix, limit) = (request.since, request.prefix, request.limit)
         let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
             .replacingOccurrences(of: "_", with: "\\_") + "%"
         let (rows, head) = try session.run { db in
@@ -76,7 +70,7 @@ public final class ReplayService: Service, @unchecked Sendable {
         }
         let more = rows.count > limit
         var frames = rows.rows.prefix(limit).map { Array($0[0]!.utf8) }
-        frames.append(Self.json(["end": true, "head": Int64(head) ?? 0, "more": more]))
+        frames.append(ReplayEnd.end(head: Int64(head) ?? 0, more: more).json())
         return frames
     }
 }

@@ -43,34 +43,22 @@ public final class UpdateService: Service, @unchecked Sendable {
             // DEALER: [identity][body]; REQ: [identity][empty][body].
             let envelope = frames.count >= 3 && frames[1].isEmpty ? [identity, []] : [identity]
             let body = frames.count >= 3 && frames[1].isEmpty ? Array(frames.dropFirst(2)) : Array(frames.dropFirst())
-            let answer: Answer
+            let answer: TaskUpdateAnswer
             do {
                 answer = try handle(body, session: session)
             } catch {
                 // Nothing was committed: the client may retry with the same update_id.
                 logger.error("task update failed", metadata: ["error": "\(error)"])
-                answer = Answer(ok: false, updateID: nil, error: "temporary failure, retry: \(error)")
+                answer = TaskUpdateAnswer(ok: false, updateID: nil, error: "temporary failure, retry: \(error)")
             }
             metrics.increment("liandong_task_updates_total", ["result": answer.ok ? "ok" : "refused"])
-            try socket.send(envelope + [Array(answer.json.utf8)])
+            try socket.send(envelope + [answer.json()])
         }
         logger.info("updates stopped")
     }
 
-    struct Answer {
-        let ok: Bool
-        let updateID: String?
-        let error: String?
 
-        var json: String {
-            var o: [String: Any] = ["ok": ok]
-            if let updateID { o["update_id"] = updateID }
-            if let error { o["error"] = error }
-            return String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
-        }
-    }
-
-    private func handle(_ frames: [[UInt8]], session: DatabaseSession) throws -> Answer {
+    private func handle(_ frames: [[UInt8]], session: DatabaseSession) throws -> TaskUpdateAnswer {
         let now = Date().timeIntervalSince1970
         guard frames.count == 1 else {
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
@@ -79,7 +67,7 @@ public final class UpdateService: Service, @unchecked Sendable {
                 try TaskStore.insertDeadLetters(db, [(Rejection(.wrongFrameCount, message), raw)], maxBytes: config.maxDeadLetterBytes,
                                                bytesPerHour: config.retention.deadLetterBytesPerHour)
             }
-            return Answer(ok: false, updateID: nil, error: message)
+            return TaskUpdateAnswer(ok: false, updateID: nil, error: message)
         }
         let update: TaskUpdate
         switch TaskUpdate.decode(frames[0], now: Date().timeIntervalSince1970, maxFutureSeconds: config.limits.maxFutureSeconds) {
@@ -90,15 +78,15 @@ public final class UpdateService: Service, @unchecked Sendable {
                 try TaskStore.insertDeadLetters(db, [(Rejection(.invalidUpdate, e.message), raw)], maxBytes: config.maxDeadLetterBytes,
                                                bytesPerHour: config.retention.deadLetterBytesPerHour)
             }
-            return Answer(ok: false, updateID: e.updateID, error: e.message)
+            return TaskUpdateAnswer(ok: false, updateID: e.updateID, error: e.message)
         }
         var messages: [FeedMessage] = []
         let answer = try session.run { db in
-            try db.transaction { db -> Answer in
+            try db.transaction { db -> TaskUpdateAnswer in
                 messages = []
                 let previous = try db.query("SELECT ok, error FROM liandong.task_updates WHERE update_id = $1", [update.updateID])
                 if previous.count == 1 {
-                    return Answer(ok: previous[0, "ok"] == "t", updateID: update.updateID, error: previous[0, "error"])
+                    return TaskUpdateAnswer(ok: previous[0, "ok"] == "t", updateID: update.updateID, error: previous[0, "error"])
                 }
                 let result = try apply(update, db: db, now: now)
                 try db.query("""
@@ -110,7 +98,7 @@ public final class UpdateService: Service, @unchecked Sendable {
                     try TaskStore.apply(db, result.changes)
                     messages = try TaskStore.appendFeed(db, result.messages)
                 }
-                return Answer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
+                return TaskUpdateAnswer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
             }
         }
         for m in messages {

@@ -148,7 +148,7 @@ public final class WriterService: Service, @unchecked Sendable {
                     ])
                     record(current.batch, result, seconds: Date().timeIntervalSince(started))
                     for message in result.messages { output.push(message) }
-                    try sendAcks(current.batch, result, acks)
+                    sendAcks(current.batch, result, acks)
                     clock.lap("hand_on")
                     if let pending {
                         ahead = pending.wait()
@@ -363,23 +363,18 @@ public final class WriterService: Service, @unchecked Sendable {
     }
 
     /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.
-    private func sendAcks(_ batch: [Inbound], _ result: BatchResult, _ acks: AckChannel) throws {
+    private func sendAcks(_ batch: [Inbound], _ result: BatchResult, _ acks: AckChannel) {
         for (inbound, outcome) in zip(batch, result.outcomes) {
             guard let envelope = inbound.raw.replyEnvelope else { continue }
-            var answer: [String: Any]
+            let answer: IngestAnswer
             switch (inbound, outcome) {
-            case (.event(let event, _), .stored):
-                answer = ["ok": true, "id": event.sourceID]
-            case (.event(let event, _), .duplicate):
-                answer = ["ok": true, "id": event.sourceID, "duplicate": true]
+            case (.event(let event, _), .stored): answer = .stored(event.sourceID)
+            case (.event(let event, _), .duplicate): answer = .duplicate(event.sourceID)
             case (_, .rejected(let rejection)):
-                answer = ["ok": false, "error": "\(rejection.reason.rawValue): \(rejection.detail)"]
-                if let id = MessageDecoder.peekID(inbound.raw.frames) { answer["id"] = id }
-            default:
-                continue
+                answer = .refused(MessageDecoder.peekID(inbound.raw.frames), error: "\(rejection.reason.rawValue): \(rejection.detail)")
+            default: continue
             }
-            let json = try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])
-            acks.send(envelope + [Array(json)])
+            acks.send(envelope + [answer.json()])
         }
     }
 }
