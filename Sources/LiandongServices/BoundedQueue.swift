@@ -1,9 +1,10 @@
 import Foundation
 import ServiceLifecycle
+import Synchronization
 
 /// A blocking, bounded FIFO between dedicated threads: producers wait when it is full (explicit
 /// backpressure, never unbounded memory), the consumer takes batches bounded by size and time.
-public final class BoundedQueue<Element>: @unchecked Sendable {
+public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     // @unchecked: every access to `items` and `closed` happens with `condition` locked.
     private let condition = NSCondition()
     private var items: [Element] = []
@@ -72,21 +73,11 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
 }
 
 /// A flag set from any thread and polled by a dedicated thread's loop.
-public final class StopFlag: @unchecked Sendable {
-    // @unchecked: the Bool is only touched with `lock` held.
-    private let lock = NSLock()
-    private var value = false
+public final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
     public init() {}
-    public func set() {
-        lock.lock()
-        value = true
-        lock.unlock()
-    }
-    public var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
+    public func set() { value.store(true, ordering: .releasing) }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// Runs blocking work (libzmq, libpq) on a dedicated thread, never on the cooperative pool,

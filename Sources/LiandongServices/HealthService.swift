@@ -9,14 +9,12 @@ import Glibc
 /// A minimal HTTP/1.1 endpoint on metrics.bind (default 127.0.0.1:9464): GET /metrics (Prometheus
 /// text), /healthz (the process is alive), /readyz (the database answers and its migrations are
 /// current; 503 with the reason otherwise). One connection at a time, closed after each answer.
-public final class HealthService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; the socket and connection live inside the dedicated thread.
+public final class HealthService: Service, Sendable {
     let config: Config
     let metrics: Metrics
     let expectedMigration: Int
     let logger: Logger
     let stop = StopFlag()
-    private var db: PGConnection?
 
     public init(config: Config, metrics: Metrics, expectedMigration: Int, logger: Logger) {
         self.config = config
@@ -63,17 +61,19 @@ public final class HealthService: Service, @unchecked Sendable {
         let fd = try Self.openListener(config.metricsBind)
         defer { close(fd) }
         logger.info("metrics and health listening", metadata: ["http.bind": "\(config.metricsBind)"])
+        // The readiness check's connection, on this thread only.
+        var db: PGConnection? = nil
         while !stop.isSet {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&pfd, 1, 200) > 0 else { continue }
             let client = accept(fd, nil, nil)
             guard client >= 0 else { continue }
-            serve(client)
+            serve(client, &db)
             close(client)
         }
     }
 
-    private func serve(_ client: Int32) {
+    private func serve(_ client: Int32, _ db: inout PGConnection?) {
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var request = [UInt8]()
@@ -94,7 +94,7 @@ public final class HealthService: Service, @unchecked Sendable {
             case "/metrics": (status, body, type) = ("200 OK", metrics.render(), "text/plain; version=0.0.4")
             case "/healthz": (status, body, type) = ("200 OK", "ok\n", "text/plain")
             case "/readyz":
-                let (ready, reason) = readiness()
+                let (ready, reason) = readiness(&db)
                 (status, body, type) = (ready ? "200 OK" : "503 Service Unavailable", reason + "\n", "text/plain")
             default: (status, body, type) = ("404 Not Found", "try /metrics, /healthz or /readyz\n", "text/plain")
             }
@@ -110,7 +110,7 @@ public final class HealthService: Service, @unchecked Sendable {
     }
 
     /// Ready when the database answers and holds every migration this binary knows.
-    func readiness() -> (Bool, String) {
+    func readiness(_ db: inout PGConnection?) -> (Bool, String) {
         do {
             if db == nil || db?.isOK == false { db = try PGConnection(conninfo: config.databaseURL) }
             let version = Int(try db!.query("SELECT coalesce(max(version), 0) FROM liandong.schema_migrations").scalar ?? "0") ?? 0

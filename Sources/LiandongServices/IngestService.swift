@@ -24,8 +24,7 @@ public struct SocketSetupError: Error, CustomStringConvertible, Sendable {
 /// The writer's answers for the ROUTER come back over an inproc socket and are forwarded to the
 /// gateways. At graceful shutdown it stops reading, closes the queue so the writer drains it, and
 /// keeps forwarding answers until the writer says it is done.
-public final class IngestService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; the sockets live only inside the dedicated thread.
+public final class IngestService: Service, Sendable {
     let context: ZMQContext
     let config: Config
     let queue: BoundedQueue<Inbound>

@@ -1,28 +1,25 @@
 import Foundation
 import LiandongCore
 import Logging
+import Synchronization
 
 /// How the daemon logs (log.level, log.format), shared by every logger and changed in place by
 /// SIGHUP. Thread-safe.
-public final class LogSettings: @unchecked Sendable {
-    // @unchecked: `level` and `json` are read and written with `lock` held.
-    private let lock = NSLock()
-    private var _level: Logger.Level
-    private var _json: Bool
+public final class LogSettings: Sendable {
+    private let state: Mutex<(level: Logger.Level, json: Bool)>
 
     public init(level: Logger.Level, json: Bool) {
-        _level = level
-        _json = json
+        state = Mutex((level, json))
     }
 
     public var level: Logger.Level {
-        get { lock.withLock { _level } }
-        set { lock.withLock { _level = newValue } }
+        get { state.withLock { $0.level } }
+        set { state.withLock { $0.level = newValue } }
     }
 
     public var json: Bool {
-        get { lock.withLock { _json } }
-        set { lock.withLock { _json = newValue } }
+        get { state.withLock { $0.json } }
+        set { state.withLock { $0.json = newValue } }
     }
 }
 

@@ -11,8 +11,7 @@ import ZeroMQ
 /// holds back N+1 for at most `gapWait`, after which N is read from the feed table. At start it
 /// republishes rows a previous run committed but did not publish. At graceful shutdown (it is the
 /// last service to stop) it publishes what is left and exits.
-public final class PublisherService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
+public final class PublisherService: Service, Sendable {
     let context: ZMQContext
     let config: Config
     let input: BoundedQueue<FeedMessage>
@@ -42,31 +41,16 @@ public final class PublisherService: Service, @unchecked Sendable {
         return socket
     }
 
-    /// The publisher's connection, reopened on demand: publishing what is in memory never waits
-    /// for the database, only marking rows published and filling holes do.
-    private var connection: PGConnection?
-    /// Highest seq sent (the feed goes out strictly in seq order) and highest recorded in
-    /// liandong.feed_published; recorded after each send, or as soon as the database is back.
-    private var sentThrough: Int64 = 0
-    private var markedThrough: Int64 = 0
-
-    private func database() throws -> PGConnection {
-        if let c = connection, c.isOK { return c }
-        connection = nil
-        let c = try PGConnection(conninfo: config.databaseURL)
-        connection = c
-        return c
-    }
-
     private func loop() throws {
         let socket = try openSocket()
-        let db = try database()
+        let cursor = FeedCursor(conninfo: config.databaseURL, metrics: metrics, logger: logger)
+        let db = try cursor.database()
         let pending = try db.query("""
             SELECT seq, topic, body FROM liandong.feed WHERE seq > (SELECT seq FROM liandong.feed_published) ORDER BY seq
             """)
         if pending.count > 0 {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
-            try send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket)
+            try cursor.send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket)
         }
         var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
@@ -92,7 +76,7 @@ public final class PublisherService: Service, @unchecked Sendable {
                 let first = waiting.keys.min()
             {
                 do {
-                    let rows = try database().query(
+                    let rows = try cursor.database().query(
                         "SELECT seq, topic, body FROM liandong.feed WHERE seq >= $1 AND seq < $2 ORDER BY seq",
                         [String(next), String(first)])
                     ready += rows.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }
@@ -108,9 +92,9 @@ public final class PublisherService: Service, @unchecked Sendable {
                 }
             }
             if !ready.isEmpty {
-                try send(ready, socket)
-            } else if markedThrough < sentThrough && Date().timeIntervalSince(lastBeat) >= 1 {
-                markPublished()
+                try cursor.send(ready, socket)
+            } else if cursor.markedThrough < cursor.sentThrough && Date().timeIntervalSince(lastBeat) >= 1 {
+                cursor.markPublished()
             }
             if Date().timeIntervalSince(lastBeat) >= 1 {
                 let beat = Heartbeat(head: next - 1, at: Timestamp.formatCST(Date().timeIntervalSince1970))
@@ -122,7 +106,36 @@ public final class PublisherService: Service, @unchecked Sendable {
         logger.info("publisher drained", metadata: ["feed.head": "\(next - 1)"])
     }
 
-    private func send(_ messages: [FeedMessage], _ socket: ZMQSocket) throws {
+}
+
+/// How far the feed went out, on the publisher's thread: the highest seq sent (strictly in seq
+/// order) and the highest recorded in liandong.feed_published - recorded after each send, or as
+/// soon as the database is back - and the connection for it, reopened on demand: publishing
+/// what is in memory never waits for the database, only marking rows published and filling
+/// holes do.
+private final class FeedCursor {
+    let conninfo: String
+    let metrics: Metrics
+    let logger: Logger
+    private var connection: PGConnection?
+    private(set) var sentThrough: Int64 = 0
+    private(set) var markedThrough: Int64 = 0
+
+    init(conninfo: String, metrics: Metrics, logger: Logger) {
+        self.conninfo = conninfo
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func database() throws -> PGConnection {
+        if let c = connection, c.isOK { return c }
+        connection = nil
+        let c = try PGConnection(conninfo: conninfo)
+        connection = c
+        return c
+    }
+
+    func send(_ messages: [FeedMessage], _ socket: ZMQSocket) throws {
         for message in messages {
             try socket.send(strings: [message.topic, message.body])
         }
@@ -133,7 +146,7 @@ public final class PublisherService: Service, @unchecked Sendable {
         markPublished()
     }
 
-    private func markPublished() {
+    func markPublished() {
         guard markedThrough < sentThrough else { return }
         do {
             try database().query("""

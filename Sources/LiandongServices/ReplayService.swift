@@ -8,8 +8,7 @@ import ZeroMQ
 /// Answers dispatchers that missed feed messages: a request {"since":N,"prefix":P,"limit":L} on the
 /// replay ROUTER (feed.replay_bind) gets, from PostgreSQL, every feed message with seq > N whose
 /// topic starts with P, in seq order, one frame each, then {"end":true,"head":H,"more":...}.
-public final class ReplayService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
+public final class ReplayService: Service, Sendable {
     let context: ZMQContext
     let config: Config
     let logger: Logger

@@ -9,8 +9,7 @@ import ServiceLifecycle
 /// township -> county — with new deadlines and an `escalation` (督办) message on the new
 /// division's topic; at the county it marks them overdue and re-announces them every
 /// escalation.reannounce_minutes. One task per transaction.
-public final class SweeperService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; the connection lives only inside the dedicated thread.
+public final class SweeperService: Service, Sendable {
     let config: Config
     let output: BoundedQueue<FeedMessage>
     let logger: Logger

@@ -8,8 +8,7 @@ import ZeroMQ
 /// Receives liandong.task_update.v1 messages on a ROUTER (DEALER and REQ clients alike), applies
 /// each in one transaction, answers {"ok":true} only after commit (or {"ok":false,"error":...}),
 /// and hands the resulting feed messages to the publisher. The same update_id gets the same answer.
-public final class UpdateService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; socket and connection live only inside the dedicated thread.
+public final class UpdateService: Service, Sendable {
     let context: ZMQContext
     let config: Config
     let output: BoundedQueue<FeedMessage>

@@ -9,8 +9,7 @@ import ZeroMQ
 /// each batch in one transaction and hands the committed feed messages to the publisher. When the
 /// database is unreachable it keeps the batch and retries with backoff; nothing is dropped.
 /// Runs until the ingest queue is closed and drained.
-public final class WriterService: Service, @unchecked Sendable {
-    // @unchecked: immutable after init; the store lives only inside the dedicated thread.
+public final class WriterService: Service, Sendable {
     let context: ZMQContext
     let ackEndpoint: String
     let config: Config
@@ -440,9 +439,11 @@ struct LookAhead {
 }
 
 /// One job on the prepare thread, waited for by the thread that started it. Until `wait()`
-/// returns, the job owns what it uses (here the store's correlation side); that hand-over is why
-/// it is @unchecked Sendable.
+/// returns, the job owns what it uses (here the store's correlation side).
 final class Pending<T>: @unchecked Sendable {
+    // @unchecked: `result` is written once by the job before `done` is signalled and read only
+    // after `wait()`; the semaphore orders the two. The hand-over of the store is by contract.
+
     private let done = DispatchSemaphore(value: 0)
     private var result: T?
 
