@@ -90,47 +90,76 @@ public final class SweeperService: Service, Sendable {
     /// Retention runs at start and then hourly.
     static let retentionInterval: TimeInterval = 3600
 
-    /// What retention removes, per table: the rows a batch deletes (at most 10,000, oldest first
-    /// found through the BRIN indexes of migration 017) and the retention.* days that apply.
-    static func retentionStatements(_ r: Config.Retention) -> [(table: String, days: Int, sql: String)] {
+    /// What retention removes: per table, its key (growing with insertion), the time column the
+    /// days apply to (insertion time, or near it), any further condition, and the retention.* days.
+    struct RetentionTarget {
+        let table: String
+        let key: String
+        let time: String
+        let condition: String
+        let days: Int
+    }
+
+    static func retentionTargets(_ r: Config.Retention) -> [RetentionTarget] {
         [
-            ("events", r.eventsDays, """
-                DELETE FROM liandong.events WHERE id IN (
-                    SELECT id FROM liandong.events WHERE observed_at < now() - make_interval(days => $1::int) LIMIT 10000)
-                """),
+            // By when received: an event is observed at most ingest.max_future_s after that, so
+            // none goes before it is events_days old (a late one stays up to max_age_s longer).
+            RetentionTarget(table: "events", key: "id", time: "received_at", condition: "true", days: r.eventsDays),
             // Only what was published: the feed is the outbox too.
-            ("feed", r.feedDays, """
-                DELETE FROM liandong.feed WHERE seq IN (
-                    SELECT seq FROM liandong.feed WHERE created_at < now() - make_interval(days => $1::int)
-                      AND seq <= (SELECT seq FROM liandong.feed_published) LIMIT 10000)
-                """),
-            ("task_history", r.taskHistoryDays, """
-                DELETE FROM liandong.task_history WHERE id IN (
-                    SELECT h.id FROM liandong.task_history h JOIN liandong.tasks t ON t.id = h.task_id
-                    WHERE h.at < now() - make_interval(days => $1::int) AND t.state IN ('resolved', 'false_alarm') LIMIT 10000)
-                """),
-            ("rejected_messages", r.deadLetterDays, """
-                DELETE FROM liandong.rejected_messages WHERE id IN (
-                    SELECT id FROM liandong.rejected_messages WHERE received_at < now() - make_interval(days => $1::int) LIMIT 10000)
-                """),
-            ("dead_letter_hours", 2, "DELETE FROM liandong.dead_letter_hours WHERE hour < now() - make_interval(days => $1::int)"),
+            RetentionTarget(table: "feed", key: "seq", time: "created_at",
+                            condition: "seq <= (SELECT seq FROM liandong.feed_published)", days: r.feedDays),
+            RetentionTarget(table: "task_history", key: "id", time: "at",
+                            condition: "task_id IN (SELECT id FROM liandong.tasks WHERE state IN ('resolved', 'false_alarm'))",
+                            days: r.taskHistoryDays),
+            RetentionTarget(table: "rejected_messages", key: "id", time: "received_at", condition: "true", days: r.deadLetterDays),
+            RetentionTarget(table: "dead_letter_hours", key: "hour", time: "hour", condition: "true", days: 2),
         ]
     }
 
     /// Removes what retention.* no longer keeps, in batches of short transactions (the writer is
-    /// never held up for long), and says what it removed.
+    /// never held up for long), and says what it removed. The boundary - the highest key inserted
+    /// before the cutoff - is found by a binary search on the primary key (keys grow with
+    /// insertion time), so the tables ingest writes need no index on their times.
     private func enforceRetention(_ db: PGConnection) throws {
-        for (table, days, sql) in Self.retentionStatements(config.retention) where days > 0 {
+        for target in Self.retentionTargets(config.retention) where target.days > 0 {
+            let cutoff = "now() - make_interval(days => \(target.days))"
+            let t = "liandong.\(target.table)"
+            guard let boundary = try retentionBoundary(db, target, cutoff: cutoff) else { continue }
             var removed = 0
             while !stop.isSet {
-                let n = try db.query(sql, [String(days)]).affected
+                let n = try db.query("""
+                    DELETE FROM \(t) WHERE \(target.key) IN (
+                        SELECT \(target.key) FROM \(t) WHERE \(target.key) <= $1 AND \(target.time) < \(cutoff) AND \(target.condition)
+                        ORDER BY \(target.key) LIMIT 10000)
+                    """, [boundary]).affected
                 removed += n
                 if n < 10_000 { break }
             }
             guard removed > 0 else { continue }
-            metrics.increment("liandong_retention_deleted_total", ["table": table], by: Double(removed))
-            logger.notice("retention: old rows removed", metadata: ["db.table": "\(table)", "db.rows": "\(removed)", "retention.days": "\(days)"])
+            metrics.increment("liandong_retention_deleted_total", ["table": target.table], by: Double(removed))
+            logger.notice("retention: old rows removed",
+                          metadata: ["db.table": "\(target.table)", "db.rows": "\(removed)", "retention.days": "\(target.days)"])
         }
+    }
+
+    /// The highest key whose row was inserted before `cutoff`, by bisection over the key range
+    /// (a few dozen primary-key probes); nil when the oldest row is newer.
+    private func retentionBoundary(_ db: PGConnection, _ target: RetentionTarget, cutoff: String) throws -> String? {
+        let t = "liandong.\(target.table)", key = target.key
+        if target.key == "hour" { return try db.query("SELECT max(hour)::text FROM \(t) WHERE hour < \(cutoff)").scalar }
+        let range = try db.query("SELECT min(\(key)), max(\(key)) FROM \(t)")
+        guard var low = range[0, "min"].flatMap({ Int64($0) }), var high = range[0, "max"].flatMap({ Int64($0) }) else { return nil }
+        // Is the first row at or after `key` older than the cutoff?
+        func old(_ at: Int64) throws -> Bool {
+            try db.query("SELECT \(target.time) < \(cutoff) FROM \(t) WHERE \(key) >= $1 ORDER BY \(key) LIMIT 1",
+                         [String(at)]).scalar == "t"
+        }
+        guard try old(low) else { return nil }
+        while low < high {
+            let mid = low + (high - low + 1) / 2
+            if try old(mid) { low = mid } else { high = mid - 1 }
+        }
+        return String(low)
     }
 
     /// Keeps planner statistics in step with fast-growing tables (autovacuum looks only once a
