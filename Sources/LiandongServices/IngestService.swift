@@ -186,10 +186,8 @@ public final class IngestService: Service, Sendable {
                 for _ in 0..<1000 {
                     guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
                     received += 1
-                    // DEALER: [identity][topic][body]; REQ: [identity][empty][topic][body].
-                    let req = frames.count >= 3 && frames[1].isEmpty
-                    let envelope = req ? [frames[0], []] : [frames[0]]
-                    let raw = RawMessage(endpoint: "ingest.ack", frames: Array(frames.dropFirst(envelope.count)),
+                    let (envelope, message) = RouterEnvelope.split(frames)
+                    let raw = RawMessage(endpoint: "ingest.ack", frames: message,
                                          receivedAt: Date().timeIntervalSince1970, replyEnvelope: envelope)
                     enqueue(Inbound(raw, decodedBy: decoder))
                 }

@@ -37,11 +37,10 @@ public final class ReplayService: Service, Sendable {
         logger.info("replay listening", metadata: ["zmq.bind": "\(config.replayBind)"])
         while !stop.isSet {
             guard let frames = try socket.receive(), frames.count >= 2 else { continue }
-            let req = frames.count >= 3 && frames[1].isEmpty
-            let envelope = req ? [frames[0], []] : [frames[0]]
+            let (envelope, request) = RouterEnvelope.split(frames)
             let reply: [[UInt8]]
             do {
-                reply = try answer(frames.last!, session: session)
+                reply = try answer(request.last ?? [], session: session)
             } catch {
                 reply = [ReplayEnd.error("temporary failure, retry: \(error)").json()]
             }

@@ -38,10 +38,8 @@ public final class UpdateService: Service, Sendable {
         let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
         logger.info("updates listening", metadata: ["zmq.bind": "\(config.updatesBind)"])
         while !stop.isSet {
-            guard let frames = try socket.receive(), let identity = frames.first else { continue }
-            // DEALER: [identity][body]; REQ: [identity][empty][body].
-            let envelope = frames.count >= 3 && frames[1].isEmpty ? [identity, []] : [identity]
-            let body = frames.count >= 3 && frames[1].isEmpty ? Array(frames.dropFirst(2)) : Array(frames.dropFirst())
+            guard let frames = try socket.receive(), !frames.isEmpty else { continue }
+            let (envelope, body) = RouterEnvelope.split(frames)
             let answer: TaskUpdateAnswer
             do {
                 answer = try handle(body, session: session)

@@ -62,16 +62,9 @@ struct StartStopTests {
         #expect(try standby.metric("liandong_writer_standby") == 1)
         #expect(try first.metric("liandong_writer_standby") == 0)
         let n = 300
-        let now = Date().timeIntervalSince1970
-        for i in 0..<n {
-            let p = offset(centre, east: Double(i % 20) * 30 - 300, north: Double(i / 20) * 30 - 200)
-            try standby.send("alert", Wire.alert(id: "sb-\(i)", at: now - Double(i), position: p))
-        }
-        try standby.waitUntil(timeout: 10, "the standby to spill what it received") {
-            let text = try httpGet(port: standby.metricsPort, "/metrics").body
-            return DaemonProcess.metric("liandong_events_received_total{path=\"sub\"}", in: text) == Double(n)
-                && DaemonProcess.metric("liandong_ingest_queue_depth", in: text) == 0
-                && DaemonProcess.metric("liandong_spill_pending_bytes", in: text) > 0
+        try standby.sendAlerts(around: centre, count: n, id: "sb", now: Date().timeIntervalSince1970)
+        try standby.waitUntilReceived(n, "the standby to spill what it received") {
+            DaemonProcess.metric("liandong_spill_pending_bytes", in: $0) > 0
         }
         let started = Date()
         #expect(try standby.stop(timeout: 20) == 0, "log:\n\(standby.log)")
@@ -97,15 +90,9 @@ struct StartStopTests {
         let now = Date().timeIntervalSince1970
         try cluster.stop()
         let n = 500
-        for i in 0..<n {
-            let p = offset(centre, east: Double(i % 25) * 30 - 400, north: Double(i / 25) * 30 - 300)
-            try daemon.send("alert", Wire.alert(id: "t-\(i)", at: now - Double(i), position: p))
-        }
-        try daemon.waitUntil(timeout: 20, "the outage to be ridden out in the spill") {
-            let text = try httpGet(port: daemon.metricsPort, "/metrics").body
-            return DaemonProcess.metric("liandong_events_received_total{path=\"sub\"}", in: text) == Double(n)
-                && DaemonProcess.metric("liandong_ingest_queue_depth", in: text) == 0
-                && DaemonProcess.metric("liandong_database_up", in: text) == 0
+        try daemon.sendAlerts(around: centre, count: n, id: "t", now: now)
+        try daemon.waitUntilReceived(n, "the outage to be ridden out in the spill") {
+            DaemonProcess.metric("liandong_database_up", in: $0) == 0
         }
         let started = Date()
         #expect(try daemon.stop(timeout: 40) == 0, "log:\n\(daemon.log)")

@@ -90,3 +90,19 @@ struct SocketTests {
     @Test("the library version is 4.x")
     func version() { #expect(ZMQContext.version.hasPrefix("4.")) }
 }
+
+@Suite("ROUTER envelopes")
+struct RouterEnvelopeTests {
+    @Test("a DEALER's message keeps its identity; a REQ's its identity and delimiter; the body is what follows")
+    func split() {
+        let id: [UInt8] = [0, 1, 2]
+        let dealer = RouterEnvelope.split([id, Array("alert".utf8), Array("{}".utf8)])
+        #expect(dealer.envelope == [id] && dealer.body == [Array("alert".utf8), Array("{}".utf8)])
+        let req = RouterEnvelope.split([id, [], Array("alert".utf8), Array("{}".utf8)])
+        #expect(req.envelope == [id, []] && req.body == [Array("alert".utf8), Array("{}".utf8)])
+        // One body frame after the identity is a DEALER's, even when empty.
+        let short = RouterEnvelope.split([id, []])
+        #expect(short.envelope == [id] && short.body == [[]])
+        #expect(RouterEnvelope.split([]).envelope.isEmpty)
+    }
+}

@@ -131,6 +131,25 @@ final class DaemonProcess {
 
     func send(frames: [[UInt8]]) throws { try gateway.send(frames) }
 
+    /// `count` alerts on the SUB path on a 25 x 15 m lattice centred on `centre`, observed within the
+    /// last ten minutes, ids `<id>-<i>`.
+    func sendAlerts(around centre: LonLat, count: Int, id: String, now: Double, extra: [String: Any] = [:]) throws {
+        for i in 0..<count {
+            let p = offset(centre, east: Double(i % 50) * 25 - 600, north: Double(i / 50 - count / 100) * 15)
+            try send("alert", Wire.alert(id: "\(id)-\(i)", at: now - Double(i % 600), position: p, extra: extra))
+        }
+    }
+
+    /// Waits until `count` messages arrived on the SUB path and none waits in memory any more (what
+    /// the daemon holds is written or spilled), and `also` holds for the metrics text.
+    func waitUntilReceived(_ count: Int, timeout: TimeInterval = 20, _ what: String, also: (String) -> Bool = { _ in true }) throws {
+        try waitUntil(timeout: timeout, what) {
+            let text = try httpGet(port: metricsPort, "/metrics").body
+            return Self.metric("liandong_events_received_total{path=\"sub\"}", in: text) == Double(count)
+                && Self.metric("liandong_ingest_queue_depth", in: text) == 0 && also(text)
+        }
+    }
+
     /// Sends SIGTERM (or another signal) and waits for the exit status.
     func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 60) throws -> Int32 {
         kill(process.processIdentifier, signal)
