@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "liandong-tail",
             dependencies: [
-                "ZeroMQ", "LiandongClient",
+                "ZeroMQ", "LiandongClient", "LiandongCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -232,4 +232,12 @@ public struct JSONText {
     public mutating func field(_ key: String, integer value: Int) {
         field(key) { $0.raw(String(value)) }
     }
+
+    public mutating func field(_ key: String, number value: Double) {
+        field(key) { $0.number(value) }
+    }
+
+    public mutating func field(_ key: String, bool value: Bool) {
+        field(key) { $0.raw(value ? "true" : "false") }
+    }
 }

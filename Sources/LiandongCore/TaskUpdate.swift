@@ -50,6 +50,22 @@ public struct TaskUpdate: Sendable, Equatable {
                                    note: note, body: text))
     }
 
+    /// The body a dispatcher sends (keys sorted): what `decode` reads.
+    public static func encode(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double,
+                              note: String? = nil) -> [UInt8] {
+        var out = JSONText()
+        out.object {
+            $0.field("action", action.rawValue)
+            $0.field("actor", actor)
+            $0.field("at", Timestamp.formatCST(at))
+            $0.field("note", note)
+            $0.field("schema", schema)
+            $0.field("task_id", taskID)
+            $0.field("update_id", updateID)
+        }
+        return Array(out.text.utf8)
+    }
+
     public init(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double, note: String?, body: String) {
         self.updateID = updateID
         self.taskID = taskID

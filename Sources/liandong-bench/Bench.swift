@@ -58,10 +58,20 @@ struct Bench: ParsableCommand {
                 let kind = rng.next() % 100
                 func alert(_ k: Int, at: Double) -> Event {
                     let id = "b\(run)-\(group)-a\(k)"
-                    let body: [String: Any] = ["schema": "liandong.alert.v1", "alert_id": id, "device_id": camera.id,
-                        "alarm_method": 5, "alarm_type": 6, "priority": 3, "observed_at": Timestamp.formatCST(at),
-                        "lon": camera.p.lon, "lat": camera.p.lat, "gateway_id": "bench"]
-                    return Event(topic: "alert", id: id, group: group, body: json(body), p: camera.p, at: at)
+                    var body = JSONText()
+                    body.object {
+                        $0.field("alarm_method", integer: 5)
+                        $0.field("alarm_type", integer: 6)
+                        $0.field("alert_id", id)
+                        $0.field("device_id", camera.id)
+                        $0.field("gateway_id", "bench")
+                        $0.field("lat", number: camera.p.lat)
+                        $0.field("lon", number: camera.p.lon)
+                        $0.field("observed_at", Timestamp.formatCST(at))
+                        $0.field("priority", integer: 3)
+                        $0.field("schema", "liandong.alert.v1")
+                    }
+                    return Event(topic: "alert", id: id, group: group, body: body.text, p: camera.p, at: at)
                 }
                 func report(category: String, severity: Int, at: Double, metres: Double) -> Event {
                     let angle = Double(rng.next() % 360) * .pi / 180
@@ -69,10 +79,20 @@ struct Bench: ParsableCommand {
                                    lat: camera.p.lat + metres * sin(angle) / 110_574)
                     let gcj = CoordinateConverter.fromWGS84(p, to: .gcj02)
                     let id = "b\(run)-\(group)-r"
-                    let body: [String: Any] = ["schema": "liandong.report.v1", "report_id": id, "worker_id": "w-bench",
-                        "category": category, "severity": severity, "observed_at": Timestamp.formatCST(at),
-                        "lon": gcj.lon, "lat": gcj.lat, "crs": "gcj02", "grid_code": camera.grid]
-                    return Event(topic: "report", id: id, group: group, body: json(body), p: p, at: at)
+                    var body = JSONText()
+                    body.object {
+                        $0.field("category", category)
+                        $0.field("crs", "gcj02")
+                        $0.field("grid_code", camera.grid)
+                        $0.field("lat", number: gcj.lat)
+                        $0.field("lon", number: gcj.lon)
+                        $0.field("observed_at", Timestamp.formatCST(at))
+                        $0.field("report_id", id)
+                        $0.field("schema", "liandong.report.v1")
+                        $0.field("severity", integer: severity)
+                        $0.field("worker_id", "w-bench")
+                    }
+                    return Event(topic: "report", id: id, group: group, body: body.text, p: p, at: at)
                 }
                 if kind < 60 {
                     out.append([alert(0, at: t0), alert(1, at: t0 + 40),
@@ -195,9 +215,12 @@ struct Bench: ParsableCommand {
         func drain() throws {
             while let f = try sub.receiveNow(), f.count == 2, f[0] != Array("hb".utf8) {
                 let received = Date().timeIntervalSince1970
-                guard let o = try? JSONSerialization.jsonObject(with: Data(f[1])) as? [String: Any],
-                    let ev = o["evidence"] as? [String: Any] else { continue }
-                for id in (ev["alerts"] as? [String] ?? []) + (ev["reports"] as? [String] ?? []) {
+                guard case .object(let o)? = try? JSONValue.parse(f[1]), case .object(let ev)? = o["evidence"] else { continue }
+                var ids: [String] = []
+                for key in ["alerts", "reports"] {
+                    if case .array(let list)? = ev[key] { ids += list.compactMap(\.stringValue) }
+                }
+                for id in ids {
                     if let s = sentAt.removeValue(forKey: id) {
                         latencies.append(received - s)
                         timeline.append((sent: s, latency: received - s))
@@ -360,10 +383,6 @@ struct Bench: ParsableCommand {
         }
         try out.write(toFile: path, atomically: true, encoding: .utf8)
     }
-}
-
-func json(_ o: [String: Any]) -> String {
-    String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
 }
 
 /// A plain HTTP/1.1 GET over a TCP socket (the daemon's metrics endpoint); nil on any failure.

@@ -20,7 +20,7 @@ struct SimulatedDispatcher: ParsableCommand {
     struct Planned {
         let at: Date
         let task: String
-        let action: String
+        let action: TaskAction
         let note: String?
     }
 
@@ -47,12 +47,12 @@ struct SimulatedDispatcher: ParsableCommand {
         var n = 0
         while Date().timeIntervalSince(started) < duration {
             if let frames = try sub.receive(), frames.count == 2,
-                let body = try? JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any],
-                let task = body["task_id"] as? String, let kind = body["kind"] as? String
+                case .object(let body)? = try? JSONValue.parse(frames[1]),
+                let task = body["task_id"]?.stringValue, let kind = body["kind"]?.stringValue
             {
-                let tier = body["tier"] as? String ?? "?"
+                let tier = body["tier"]?.stringValue ?? "?"
                 let fresh = ["verify", "dispatch", "joint_dispatch"].contains(kind) && !seen.contains(task + kind)
-                let escalated = kind == "escalation" && body["overdue"] as? Bool == false
+                let escalated = kind == "escalation" && body["overdue"] == .bool(false)
                 if fresh || escalated {
                     seen.insert(task + kind)
                     let r = random()
@@ -60,10 +60,10 @@ struct SimulatedDispatcher: ParsableCommand {
                     if r < ignore {
                         counts["left unanswered", default: 0] += 1
                     } else if kind == "verify" && r < ignore + 0.15 {
-                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: "false_alarm", note: "nothing there"))
+                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: .falseAlarm, note: "nothing there"))
                     } else {
-                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: "accept", note: nil))
-                        plan.append(Planned(at: now + 4 + 4 * random(), task: task, action: "resolve", note: "handled at \(tier)"))
+                        plan.append(Planned(at: now + 1 + 2 * random(), task: task, action: .accept, note: nil))
+                        plan.append(Planned(at: now + 4 + 4 * random(), task: task, action: .resolve, note: "handled at \(tier)"))
                     }
                 }
             }
@@ -71,19 +71,12 @@ struct SimulatedDispatcher: ParsableCommand {
             plan.removeAll { $0.at <= Date() }
             for p in due {
                 n += 1
-                var update: [String: Any] = [
-                    "schema": "liandong.task_update.v1", "update_id": "sim-\(seed)-\(n)", "task_id": p.task,
-                    "action": p.action, "actor": "demo-dispatcher", "at": Timestamp.formatCST(Date().timeIntervalSince1970),
-                ]
-                if let note = p.note { update["note"] = note }
-                try dealer.send([Array(try JSONSerialization.data(withJSONObject: update))])
-                guard let reply = try dealer.receive(),
-                    let answer = try? JSONSerialization.jsonObject(with: Data(reply.last!)) as? [String: Any]
-                else { continue }
-                let ok = answer["ok"] as? Bool == true
-                counts[ok ? p.action : "refused", default: 0] += 1
-                print("  dispatcher: \(p.action.padding(toLength: 11, withPad: " ", startingAt: 0)) \(p.task.prefix(8)) -> "
-                    + (ok ? "ok" : "refused: \(answer["error"] ?? "")"))
+                try dealer.send([TaskUpdate.encode(updateID: "sim-\(seed)-\(n)", taskID: p.task, action: p.action,
+                                                   actor: "demo-dispatcher", at: Date().timeIntervalSince1970, note: p.note)])
+                guard let reply = try dealer.receive(), let answer = TaskUpdateAnswer(json: reply.last!) else { continue }
+                counts[answer.ok ? p.action.rawValue : "refused", default: 0] += 1
+                print("  dispatcher: \(p.action.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(p.task.prefix(8)) -> "
+                    + (answer.ok ? "ok" : "refused: \(answer.error ?? "")"))
                 fflush(nil)
             }
         }

@@ -66,19 +66,30 @@ struct Simulator: ParsableCommand {
             tally[kind.rawValue, default: 0] += 1
             func alert(observed: Double) throws {
                 seq += 1
-                var body: [String: Any] = [
-                    "schema": "liandong.alert.v1", "alert_id": "\(gateway):\(run)-\(String(format: "%07d", seq))",
-                    "gateway_id": gateway, "seq": seq, "device_id": camera.id, "alarm_method": method,
-                    "alarm_type": type, "event_type": 1, "priority": 1 + Int(rng.next() % 3),
-                    "observed_at": Timestamp.formatCST(observed), "confidence": 0.6 + Double(rng.next() % 40) / 100,
-                    "description": "video analytics alarm (simulated)",
-                ]
-                if rng.next() % 2 == 0 {
-                    body["lon"] = camera.lon
-                    body["lat"] = camera.lat
-                    body["crs"] = "wgs84"
+                let id = "\(gateway):\(run)-\(String(format: "%07d", seq))"
+                let priority = 1 + Int(rng.next() % 3), confidence = 0.6 + Double(rng.next() % 40) / 100
+                let positioned = rng.next() % 2 == 0
+                var body = JSONText()
+                body.object {
+                    $0.field("alarm_method", integer: method)
+                    $0.field("alarm_type", integer: type)
+                    $0.field("alert_id", id)
+                    $0.field("confidence", number: confidence)
+                    if positioned { $0.field("crs", "wgs84") }
+                    $0.field("description", "video analytics alarm (simulated)")
+                    $0.field("device_id", camera.id)
+                    $0.field("event_type", integer: 1)
+                    $0.field("gateway_id", gateway)
+                    if positioned {
+                        $0.field("lat", number: camera.lat)
+                        $0.field("lon", number: camera.lon)
+                    }
+                    $0.field("observed_at", Timestamp.formatCST(observed))
+                    $0.field("priority", integer: priority)
+                    $0.field("schema", "liandong.alert.v1")
+                    $0.field("seq", integer: seq)
                 }
-                try send("alert", body)
+                try send("alert", id: id, body)
             }
             func report(observed: Double, severity: Int, category: String, near: Bool) throws {
                 let angle = Double(rng.next() % 360) * .pi / 180
@@ -87,18 +98,27 @@ struct Simulator: ParsableCommand {
                     lon: camera.lon + metres * cos(angle) / (111_320 * cos(camera.lat * .pi / 180)),
                     lat: camera.lat + metres * sin(angle) / 110_574)
                 let gcj = CoordinateConverter.fromWGS84(wgs, to: .gcj02)
-                try send("report", [
-                    "schema": "liandong.report.v1", "report_id": "r-\(run)-\(n)", "worker_id": workers[camera.grid] ?? "w-unknown",
-                    "grid_code": camera.grid, "category": category, "severity": severity,
-                    "observed_at": Timestamp.formatCST(observed), "lon": gcj.lon, "lat": gcj.lat, "crs": "gcj02",
-                    "description": "grid worker report (simulated)",
-                ])
+                let id = "r-\(run)-\(n)"
+                var body = JSONText()
+                body.object {
+                    $0.field("category", category)
+                    $0.field("crs", "gcj02")
+                    $0.field("description", "grid worker report (simulated)")
+                    $0.field("grid_code", camera.grid)
+                    $0.field("lat", number: gcj.lat)
+                    $0.field("lon", number: gcj.lon)
+                    $0.field("observed_at", Timestamp.formatCST(observed))
+                    $0.field("report_id", id)
+                    $0.field("schema", "liandong.report.v1")
+                    $0.field("severity", integer: severity)
+                    $0.field("worker_id", workers[camera.grid] ?? "w-unknown")
+                }
+                try send("report", id: id, body)
             }
-            func send(_ topic: String, _ body: [String: Any]) throws {
-                let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+            func send(_ topic: String, id: String, _ body: JSONText) throws {
+                let data = Array(body.text.utf8)
                 if let client {
-                    let id = (body["alert_id"] ?? body["report_id"]) as! String
-                    try client.send(topic: topic, body: Array(data), id: id)
+                    try client.send(topic: topic, body: data, id: id)
                     try client.poll(timeout: 0)
                 } else {
                     try socket.send([Array(topic.utf8), Array(data)])

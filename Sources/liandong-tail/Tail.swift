@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LiandongClient
+import LiandongCore
 import ZeroMQ
 
 /// A minimal dispatcher console: subscribes to the task feed and prints each task on one line.
@@ -66,15 +67,23 @@ struct Tail: ParsableCommand {
     }
 
     func summary(topic: String, body: [UInt8]) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            return "\(topic) (unreadable body)"
+        guard case .object(let object)? = try? JSONValue.parse(body) else { return "\(topic) (unreadable body)" }
+        func text(_ value: JSONValue?) -> String {
+            switch value {
+            case .string(let s)?: return s
+            case .number(let d)?: return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+            case .bool(let b)?: return String(b)
+            default: return "-"
+            }
         }
-        func s(_ key: String) -> String { object[key].map { "\($0)" } ?? "-" }
-        let evidence = object["evidence"] as? [String: Any]
-        let alerts = evidence?["alert_count"].map { "\($0)" } ?? "?"
-        let reports = evidence?["report_count"].map { "\($0)" } ?? "?"
+        func s(_ key: String) -> String { text(object[key]) }
+        var alerts = "?", reports = "?"
+        if case .object(let evidence)? = object["evidence"] {
+            alerts = text(evidence["alert_count"])
+            reports = text(evidence["report_count"])
+        }
         let kind = (s("kind") + "/" + s("state")).padding(toLength: 26, withPad: " ", startingAt: 0)
-        let overdue = object["overdue"] as? Bool == true ? " OVERDUE" : ""
+        let overdue = object["overdue"] == .bool(true) ? " OVERDUE" : ""
         return "#\(s("seq")) \(kind) \(topic) [\(s("tier"))\(overdue)] \(s("category")) p\(s("priority")) "
             + "grid \(s("grid_code")) alerts \(alerts) reports \(reports) respond_by \(s("respond_by"))"
     }
