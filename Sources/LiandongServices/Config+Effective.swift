@@ -78,6 +78,25 @@ extension Config {
         return out
     }
 
+    /// What is wrong but allowed: sockets other machines can reach while nothing authenticates
+    /// them (anyone who reaches ingest can inject alerts, the feed shows every task, updates close
+    /// any task). Said by check-config and logged at every start.
+    public var warnings: [String] {
+        let sockets = [("ingest.bind", ingestBind), ("ingest.ack_bind", ingestAckBind), ("feed.bind", feedBind),
+                       ("feed.replay_bind", replayBind), ("updates.bind", updatesBind)]
+        let exposed = sockets.filter { Endpoint.isExposed($0.1) }.map { "\($0.0) \($0.1)" }
+        var out: [String] = []
+        if !exposed.isEmpty {
+            out.append("UNAUTHENTICATED SOCKETS REACHABLE FROM OTHER MACHINES: \(exposed.joined(separator: ", ")). "
+                + "Anyone who can reach them can inject alerts, read every task and close any task. Bind them to 127.0.0.1 "
+                + "or restrict them with a firewall to the gateways' and dispatchers' addresses.")
+        }
+        if metricsBind.hasPrefix("*") || metricsBind.hasPrefix("0.0.0.0") || metricsBind.hasPrefix(":") {
+            out.append("metrics.bind \(metricsBind) serves /metrics to every interface")
+        }
+        return out
+    }
+
     /// "5/10" after "5/9": method, then type, numerically.
     static func alarmKeyOrder(_ a: String, _ b: String) -> Bool {
         let x = a.split(separator: "/").compactMap { Int($0) }, y = b.split(separator: "/").compactMap { Int($0) }

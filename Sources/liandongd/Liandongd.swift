@@ -71,6 +71,7 @@ struct Run: AsyncParsableCommand {
                 "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
             ])
+            for warning in config.warnings { logger.warning("\(warning)") }
             let reload = ReloadService(path: options.config, running: config, settings: logSettings, logger: logger)
             let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger,
                                              extra: [.init(service: reload, serviceName: "reload")])
@@ -153,7 +154,8 @@ struct CheckConfig: AsyncParsableCommand {
         try await reportingErrors {
             let c = try options.loadConfig()
             for (key, value) in c.effectiveSettings { print("\(key): \(value)") }
-            print("config OK")
+            for warning in c.warnings { print("WARNING: \(warning)") }
+            print(c.warnings.isEmpty ? "config OK" : "config OK, with \(c.warnings.count) warning(s) above")
         }
     }
 }

@@ -127,6 +127,18 @@ struct ConfigCheckTests {
         #expect(c.rules.route(for: "crowd").departments == ["police", "urban_management"])
     }
 
+    @Test("sockets reachable from other machines are a warning; loopback, ipc and inproc are not")
+    func exposureWarnings() throws {
+        let exposed = try Config.load(path: nil, environment: ["LIANDONG_UPDATES_BIND": "tcp://10.0.0.5:7621"]).warnings
+        #expect(exposed.count == 1 && exposed[0].contains("updates.bind tcp://10.0.0.5:7621") && exposed[0].contains("feed.bind tcp://*:7611"))
+        let local = try Config.load(path: nil, environment: [
+            "LIANDONG_INGEST_BIND": "tcp://127.0.0.1:7601", "LIANDONG_INGEST_ACK_BIND": "ipc:///run/liandong/ack",
+            "LIANDONG_FEED_BIND": "tcp://127.0.0.1:7611", "LIANDONG_FEED_REPLAY_BIND": "inproc://replay",
+            "LIANDONG_UPDATES_BIND": "tcp://[::1]:7621",
+        ]).warnings
+        #expect(local.isEmpty, "\(local)")
+    }
+
     @Test("check-config prints every key in effect, and --version the release")
     func printsEverything() throws {
         let r = try liandongd(["check-config"], environment: ["LIANDONG_INGEST_BATCH_SIZE": "123"])
@@ -141,7 +153,10 @@ struct ConfigCheckTests {
         }
         for tier in Tier.allCases { #expect(keys.contains("sla.\(tier.rawValue).resolve_minutes")) }
         #expect(keys.contains("calendar.enabled") && keys.contains("correlation.default") && keys.contains("category fire"))
-        #expect(r.stdout.contains("ingest.batch_size: 123\n") && r.stdout.hasSuffix("config OK\n"))
+        #expect(r.stdout.contains("ingest.batch_size: 123\n"))
+        // The defaults bind every interface without authentication: said loudly.
+        #expect(r.stdout.contains("WARNING: UNAUTHENTICATED SOCKETS REACHABLE FROM OTHER MACHINES: ingest.bind tcp://*:7601"))
+        #expect(r.stdout.hasSuffix("config OK, with 1 warning(s) above\n"))
         let version = try liandongd(["--version"])
         #expect(version.status == 0 && version.stdout == LiandongVersion.current + "\n")
     }
