@@ -38,11 +38,13 @@ let package = Package(
         .target(name: "LiandongClient", dependencies: ["ZeroMQ", "LiandongCore"]),
         // Pure core: wire models, validation, coordinates, policies. No I/O.
         .target(name: "LiandongCore"),
-        // Services: config, store, ingest, writer, publisher, importers.
+        // Storage: the event and task stores, correlation over PostgreSQL, migrations, importers, the spill file.
+        .target(name: "LiandongStorage", dependencies: ["LiandongCore", "LibPQ"]),
+        // Services: config, the daemon's services (ingest, writer, publisher, updates, sweeper, replay, health), metrics.
         .target(
             name: "LiandongServices",
             dependencies: [
-                "LiandongCore", "ZeroMQ", "LibPQ",
+                "LiandongCore", "LiandongStorage", "ZeroMQ", "LibPQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -52,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "liandongd",
             dependencies: [
-                "LiandongServices", "LiandongCore",
+                "LiandongServices", "LiandongStorage", "LiandongCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,7 +93,7 @@ let package = Package(
         .testTarget(name: "LiandongCoreTests", dependencies: ["LiandongCore"]),
         .testTarget(
             name: "LiandongIntegrationTests",
-            dependencies: ["LiandongServices", "LiandongCore", "LiandongClient", "ZeroMQ", "LibPQ"]
+            dependencies: ["LiandongServices", "LiandongStorage", "LiandongCore", "LiandongClient", "ZeroMQ", "LibPQ"]
         ),
     ]
 )

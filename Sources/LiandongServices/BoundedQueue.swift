@@ -1,4 +1,5 @@
 import Foundation
+import LiandongStorage
 import ServiceLifecycle
 import Synchronization
 

@@ -1,5 +1,6 @@
 import LibPQ
 import LiandongCore
+import LiandongStorage
 
 extension Config {
     /// Every key with the value in effect (defaults, file and environment applied), as

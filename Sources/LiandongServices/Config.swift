@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import LiandongCore
+import LiandongStorage
 import Yams
 
 /// A configuration mistake, phrased for the operator who has to fix it.

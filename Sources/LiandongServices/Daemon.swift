@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import LiandongCore
+import LiandongStorage
 import Logging
 import ServiceLifecycle
 import ZeroMQ

@@ -1,5 +1,6 @@
 import Foundation
 import LiandongCore
+import LiandongStorage
 import Logging
 import ServiceLifecycle
 import ZeroMQ

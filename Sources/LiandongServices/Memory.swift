@@ -1,4 +1,5 @@
 import Foundation
+import LiandongStorage
 
 #if canImport(Glibc)
 /// glibc's mallopt(3) and malloc_trim(3); malloc.h is not part of the Glibc module.

@@ -1,4 +1,5 @@
 import Foundation
+import LiandongStorage
 
 /// Counters, gauges and histograms for /metrics in the Prometheus text format. Thread-safe; every
 /// service writes to the one registry the daemon creates.
@@ -127,26 +128,4 @@ public final class Metrics: @unchecked Sendable {
 
     public static let batchSizeBounds: [Double] = [1, 5, 10, 50, 100, 250, 500, 1000, 5000]
     public static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-}
-
-/// Cumulative wall time per named phase, measured between laps.
-struct PhaseClock {
-    private var last: UInt64 = 0
-    private var totals: [String: Double] = [:]
-
-    mutating func start() { last = DispatchTime.now().uptimeNanoseconds }
-
-    /// Moves on without counting the time since the last lap.
-    mutating func skip() { start() }
-
-    mutating func lap(_ phase: String) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        totals[phase, default: 0] += Double(now &- last) / 1e9
-        last = now
-    }
-
-    mutating func take() -> [String: Double] {
-        defer { totals = [:] }
-        return totals
-    }
 }

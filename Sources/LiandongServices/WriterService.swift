@@ -1,5 +1,6 @@
 import Foundation
 import LiandongCore
+import LiandongStorage
 import LibPQ
 import Logging
 import ServiceLifecycle

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LiandongCore
 import LiandongServices
+import LiandongStorage
 import LibPQ
 import Logging
 import ServiceLifecycle

@@ -1,6 +1,7 @@
 import Foundation
 import LiandongCore
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 @Suite("Configuration")

@@ -1,6 +1,7 @@
 import Foundation
 import LiandongCore
 import LiandongServices
+import LiandongStorage
 import ZeroMQ
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import LiandongServices
+import LiandongStorage
 import Testing
 
 @Suite("Migrations and imports")

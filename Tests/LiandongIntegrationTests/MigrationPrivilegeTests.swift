@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 /// `migrate` needs no cluster superpowers once a DBA has run deploy/dba-setup.sql; `run` refuses a

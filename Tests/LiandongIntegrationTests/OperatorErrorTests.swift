@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 /// Operator mistakes get one clear, actionable line on stderr and exit status 1, never a trace.

@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import LiandongCore
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 /// Reference data that cannot be right is refused with the feature index; grids and cameras are

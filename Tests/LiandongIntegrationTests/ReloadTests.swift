@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import Logging
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 /// SIGHUP reloads what can change live (log level and format) and names what needs a restart;

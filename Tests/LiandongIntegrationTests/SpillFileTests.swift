@@ -1,5 +1,6 @@
 import Foundation
 @testable import LiandongServices
+@testable import LiandongStorage
 import Testing
 
 @Suite("Spill file")

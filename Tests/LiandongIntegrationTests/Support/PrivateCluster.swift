@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import LiandongServices
+import LiandongStorage
 
 /// A PostgreSQL cluster of the test's own, so it can be stopped and started without disturbing
 /// the other tests: initdb as the `postgres` user when running as root (PostgreSQL refuses root).

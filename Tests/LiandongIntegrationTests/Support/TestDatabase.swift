@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import LiandongServices
+import LiandongStorage
 import Synchronization
 
 /// Throwaway databases on the test cluster (tools/test starts it and sets LIANDONG_TEST_PG).

@@ -20,11 +20,11 @@ public final class SpillFile: @unchecked Sendable {
         self.maxBytes = maxBytes
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ConfigError("cannot create the spill file \(path) (ingest.spill_path): check the directory exists and is writable")
+                throw StorageError("cannot create the spill file \(path) (ingest.spill_path): check the directory exists and is writable")
             }
         }
         guard let h = FileHandle(forUpdatingAtPath: path) else {
-            throw ConfigError("cannot open the spill file \(path) (ingest.spill_path) for writing")
+            throw StorageError("cannot open the spill file \(path) (ingest.spill_path) for writing")
         }
         handle = h
         writeOffset = h.seekToEndOfFile()

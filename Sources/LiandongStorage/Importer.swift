@@ -27,7 +27,7 @@ public struct ImportSummary: Sendable, CustomStringConvertible {
 /// Loads reference data: each file all or nothing, in one transaction; re-importing the same
 /// file updates rows in place (keyed by code / grid_code / device_id), never duplicates.
 public struct Importer {
-    let db: PGConnection
+    package let db: PGConnection
     private let encoder: JSONEncoder
 
     public init(db: PGConnection) {
@@ -40,7 +40,7 @@ public struct Importer {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func readText(_ path: String) throws -> String {
+    package static func readText(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImportError(file: path, problems: ["cannot read the file"])
         }
@@ -52,7 +52,7 @@ public struct Importer {
     }
 
     /// Reads a CSV with a header; `required` columns must be present. Returns rows as dictionaries.
-    static func readCSV(_ path: String, required: [String]) throws -> [(line: Int, row: [String: String])] {
+    package static func readCSV(_ path: String, required: [String]) throws -> [(line: Int, row: [String: String])] {
         let rows = parseCSV(try readText(path))
         guard let header = rows.first else { throw ImportError(file: path, problems: ["the file is empty"]) }
         let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

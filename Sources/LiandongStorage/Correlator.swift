@@ -6,7 +6,7 @@ import LibPQ
 /// cameras, workers) and the hot window of recent events of open incidents, read on the store's
 /// read session (committed data only). Joins each batch's events to incidents without a query per event; only events
 /// observed before the window's start are matched in stored history. Use it from one thread.
-final class Correlator {
+package final class Correlator {
     private let db: PGConnection
     private var reference: ReferenceData?
     private var referenceCheckedAt: UInt64 = 0
@@ -15,7 +15,7 @@ final class Correlator {
     private let retention: Double
     private let windowCapacity: Int
 
-    init(db: PGConnection, rules: Rules, windowCapacity: Int) throws {
+    package init(db: PGConnection, rules: Rules, windowCapacity: Int) throws {
         self.db = db
         let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
         retention = max(2 * widest, 3600)
@@ -27,22 +27,22 @@ final class Correlator {
     }
 
     /// Events held in the window.
-    var windowCount: Int { window?.count ?? 0 }
+    package var windowCount: Int { window?.count ?? 0 }
 
     /// After a commit: the window moves on with the newest observed time.
-    func committed() { window?.advance() }
+    package func committed() { window?.advance() }
 
     /// Whether the window is in memory: a batch may be correlated while the one before it is
     /// still being written only then (a window reloaded from PostgreSQL would miss that batch).
-    var hasWindow: Bool { window != nil }
+    package var hasWindow: Bool { window != nil }
 
     /// After any failure (the window was changed as the batch was correlated): rebuilt from what
     /// was committed before the next batch.
-    func discardWindow() { window = nil }
+    package func discardWindow() { window = nil }
 
     /// Grids, cameras and workers, reloaded when an import has changed them: checked at most once
     /// a second, and always before an event is refused as unknown or outside (`force`).
-    func currentReference(force: Bool = false) throws -> ReferenceData {
+    package func currentReference(force: Bool = false) throws -> ReferenceData {
         let now = DispatchTime.now().uptimeNanoseconds
         if let reference, !force, now &- referenceCheckedAt < 1_000_000_000 { return reference }
         referenceCheckedAt = now
@@ -91,7 +91,7 @@ final class Correlator {
 
     /// Incidents in the window that these events could join: the writer asks PostgreSQL which of
     /// them were closed meanwhile (by dispatchers' updates) in the same query as its dedup.
-    func candidates(_ placed: [Placed]) throws -> Set<UUID> {
+    package func candidates(_ placed: [Placed]) throws -> Set<UUID> {
         let window = try currentWindow()
         var candidates = Set<UUID>()
         for p in placed {
@@ -106,7 +106,7 @@ final class Correlator {
     /// of the same batch join each other. `closed`: candidates closed since they entered the window.
     /// `inFlight`: the late events of a batch correlated before this one and not yet committed
     /// (neither in the window nor visible to the stored-history query).
-    func correlate(_ placed: [Placed], closed: [UUID], inFlight: [LateEvent] = [], _ clock: inout PhaseClock) throws
+    package func correlate(_ placed: [Placed], closed: [UUID], inFlight: [LateEvent] = [], _ clock: inout PhaseClock) throws
         -> Correlated
     {
         var window = try currentWindow()
@@ -211,28 +211,28 @@ final class Correlator {
 }
 
 /// An event with its position and grid, ready to correlate.
-struct Placed {
-    let index: Int
-    let event: IngestEvent
-    let rule: CategoryRule
-    let point: LonLat
-    let crs: String
-    let grid: GridShape
+package struct Placed {
+    package let index: Int
+    package let event: IngestEvent
+    package let rule: CategoryRule
+    package let point: LonLat
+    package let crs: String
+    package let grid: GridShape
 }
 
 /// What a batch adds to one incident.
-struct IncidentGrowth {
-    var priority: Int
-    var first, last: Double
-    var alerts = 0, reports = 0
+package struct IncidentGrowth {
+    package var priority: Int
+    package var first, last: Double
+    package var alerts = 0, reports = 0
 
-    init(first event: IngestEvent) {
+    package init(first event: IngestEvent) {
         priority = event.priority
         first = event.observedAt
         last = event.observedAt
     }
 
-    mutating func add(_ e: IngestEvent) {
+    package mutating func add(_ e: IngestEvent) {
         priority = min(priority, e.priority)
         first = min(first, e.observedAt)
         last = max(last, e.observedAt)
@@ -241,13 +241,13 @@ struct IncidentGrowth {
 }
 
 /// An incident opened by this batch: at its first event's position and grid.
-struct NewIncident {
-    let category: String
-    let point: LonLat
-    let gridCode, villageCode: String
-    var growth: IncidentGrowth
+package struct NewIncident {
+    package let category: String
+    package let point: LonLat
+    package let gridCode, villageCode: String
+    package var growth: IncidentGrowth
 
-    init(first p: Placed) {
+    package init(first p: Placed) {
         category = p.event.category
         point = p.point
         gridCode = p.grid.gridCode
@@ -256,25 +256,25 @@ struct NewIncident {
         growth.add(p.event)
     }
 
-    mutating func add(_ e: IngestEvent) { growth.add(e) }
+    package mutating func add(_ e: IngestEvent) { growth.add(e) }
 }
 
 /// The outcome of correlating a batch: the incident of each placed event, in order.
-struct Correlated {
-    var incidents: [UUID]
-    var opened: [UUID: NewIncident]
-    var grown: [UUID: IncidentGrowth]
+package struct Correlated {
+    package var incidents: [UUID]
+    package var opened: [UUID: NewIncident]
+    package var grown: [UUID: IncidentGrowth]
     /// Events matched against stored history (observed before the window's start).
-    var late: Int
+    package var late: Int
     /// Those of them correlated before the window's start: the next batch, correlated before this
     /// one is committed, must see them (`Correlator.correlate(inFlight:)`).
-    var lateEvents: [LateEvent]
+    package var lateEvents: [LateEvent]
 }
 
 /// An event observed before the window's start, with the incident it was put in.
-struct LateEvent {
-    let category: String
-    let point: LonLat
-    let t: Double
-    let incident: UUID
+package struct LateEvent {
+    package let category: String
+    package let point: LonLat
+    package let t: Double
+    package let incident: UUID
 }

@@ -28,18 +28,18 @@ public struct Migrator {
         do {
             files = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
-            throw ConfigError("cannot read migrations directory \(directory)")
+            throw StorageError("cannot read migrations directory \(directory)")
         }
         var found: [Migration] = []
         for file in files.sorted() where file.hasSuffix(".sql") {
             guard let version = Int(file.prefix { $0.isNumber }) else {
-                throw ConfigError("migration \(file) must start with its number, e.g. 003_tasks.sql")
+                throw StorageError("migration \(file) must start with its number, e.g. 003_tasks.sql")
             }
             let sql = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
             found.append(Migration(version: version, name: String(file.dropLast(4)), sql: sql))
         }
         guard Set(found.map(\.version)).count == found.count else {
-            throw ConfigError("two migrations in \(directory) share a number")
+            throw StorageError("two migrations in \(directory) share a number")
         }
         migrations = found
     }
@@ -56,7 +56,7 @@ public struct Migrator {
         }
         candidates.append("/usr/share/liandong/schemas/migrations")
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
-        throw ConfigError("cannot find schemas/migrations (looked in \(candidates.joined(separator: ", "))); pass --migrations DIR")
+        throw StorageError("cannot find schemas/migrations (looked in \(candidates.joined(separator: ", "))); pass --migrations DIR")
     }
 
     public var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
@@ -65,10 +65,10 @@ public struct Migrator {
     /// applied them, with the checksums of their earlier texts (accepted as applied):
     /// 003 creates liandong_operator only when it does not exist, so an owner without
     /// CREATEROLE can migrate once a DBA created the role (deploy/dba-setup.sql).
-    static let amended: [Int: Set<String>] = [3: ["b309756e01c33032"]]
+    package static let amended: [Int: Set<String>] = [3: ["b309756e01c33032"]]
 
     /// True when `checksum` (as recorded) is `migration`'s text or an earlier one it amends.
-    static func matches(_ migration: Migration, _ checksum: String) -> Bool {
+    package static func matches(_ migration: Migration, _ checksum: String) -> Bool {
         checksum == migration.checksum || amended[migration.version, default: []].contains(checksum)
     }
 
@@ -107,7 +107,7 @@ public struct Migrator {
                     "SELECT checksum FROM liandong.schema_migrations WHERE version = $1", [String(migration.version)])
                 if let checksum = existing.scalar {
                     guard Self.matches(migration, checksum) else {
-                        throw ConfigError("migration \(migration.name) was changed after it was applied; "
+                        throw StorageError("migration \(migration.name) was changed after it was applied; "
                             + "add a new numbered migration instead of editing an applied one")
                     }
                     return false
@@ -137,41 +137,41 @@ public struct Migrator {
         if !unknown.isEmpty {
             let names = try db.query("SELECT name FROM liandong.schema_migrations WHERE version = ANY($1::int[]) ORDER BY version",
                                      ["{" + unknown.map(String.init).joined(separator: ",") + "}"]).rows.compactMap { $0[0] }
-            throw ConfigError("the database holds migration(s) this liandongd does not know (\(names.joined(separator: ", "))): "
+            throw StorageError("the database holds migration(s) this liandongd does not know (\(names.joined(separator: ", "))): "
                 + "it was migrated by a newer release (this one knows up to \(latestVersion)); run that release, "
                 + "or restore the backup taken before the upgrade")
         }
         let changed = migrations.filter { m in applied[m.version].map { !Self.matches(m, $0) } ?? false }
         if !changed.isEmpty {
-            throw ConfigError("migration(s) \(changed.map(\.name).joined(separator: ", ")) differ from the text applied to this "
+            throw StorageError("migration(s) \(changed.map(\.name).joined(separator: ", ")) differ from the text applied to this "
                 + "database: this liandongd's schemas/migrations (--migrations) belong to another release")
         }
         let pending = migrations.filter { applied[$0.version] == nil }
         if !pending.isEmpty {
-            throw ConfigError("the database lacks \(pending.count) migration(s) (\(pending.map(\.name).joined(separator: ", "))): "
+            throw StorageError("the database lacks \(pending.count) migration(s) (\(pending.map(\.name).joined(separator: ", "))): "
                 + "run `liandongd migrate --config FILE` first")
         }
     }
 
-    static func explain(_ error: PQError, migration: Migration) -> Error {
+    package static func explain(_ error: PQError, migration: Migration) -> Error {
         let text = error.message
         if text.contains("postgis") && (text.contains("control file") || text.contains("is not available")) {
-            return ConfigError("the PostGIS extension is not installed on the database server "
+            return StorageError("the PostGIS extension is not installed on the database server "
                 + "(install postgresql-15-postgis-3 there): \(text)")
         }
         if error.sqlState == "42501" {
             let setup = "a DBA runs deploy/dba-setup.sql once (as a superuser), then `liandongd migrate` works as the database owner"
             if text.contains("extension") {
-                return ConfigError("migration \(migration.name) cannot create the extensions postgis and btree_gist "
+                return StorageError("migration \(migration.name) cannot create the extensions postgis and btree_gist "
                     + "(that needs a superuser): \(setup): \(text)")
             }
             if text.contains("create role") {
-                return ConfigError("migration \(migration.name) cannot create the role liandong_operator (that needs CREATEROLE): "
+                return StorageError("migration \(migration.name) cannot create the role liandong_operator (that needs CREATEROLE): "
                     + "\(setup): \(text)")
             }
-            return ConfigError("migration \(migration.name) lacks a privilege; the migrating role should own the database "
+            return StorageError("migration \(migration.name) lacks a privilege; the migrating role should own the database "
                 + "(\(setup)): \(text)")
         }
-        return ConfigError("migration \(migration.name) failed: \(error)")
+        return StorageError("migration \(migration.name) failed: \(error)")
     }
 }

@@ -366,7 +366,7 @@ public final class EventStore {
     }
 
     /// A WGS-84 point as hex EWKB (SRID 4326), which geography columns take as text input.
-    static func ewkb(_ p: LonLat) -> String {
+    package static func ewkb(_ p: LonLat) -> String {
         var hex = "0101000020E6100000"
         for value in [p.lon, p.lat] {
             var bits = value.bitPattern.littleEndian
@@ -560,33 +560,33 @@ public struct WriterLockBusy: Error, CustomStringConvertible {
 public struct PreparedBatch {
     /// Per item, in input order (stored, duplicate or refused; nil only while being prepared).
     public internal(set) var outcomes: [ItemOutcome?]
-    var deadLetters: [(Rejection, RawMessage)] = []
+    package var deadLetters: [(Rejection, RawMessage)] = []
     /// Incidents the batch's events went to, in first-touched order; snapshots of those it opened.
-    var touched: [UUID] = []
-    var fresh: [UUID: TaskSnapshot] = [:]
-    var late = 0
-    var lateEvents: [LateEvent] = []
+    package var touched: [UUID] = []
+    package var fresh: [UUID: TaskSnapshot] = [:]
+    package var late = 0
+    package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.
-    var storedKeys = Set<String>()
-    var rows = BatchRows()
+    package var storedKeys = Set<String>()
+    package var rows = BatchRows()
     /// Tasks for the incidents the batch opens (none when no task is due yet), and their rows.
-    var freshTasks: [UUID: (task: TaskFields, message: TaskMessage)] = [:]
-    var freshTaskRows = TaskRows()
+    package var freshTasks: [UUID: (task: TaskFields, message: TaskMessage)] = [:]
+    package var freshTaskRows = TaskRows()
 
-    init(count: Int) {
+    package init(count: Int) {
         outcomes = [ItemOutcome?](repeating: nil, count: count)
     }
 }
 
 /// COPY data for new incidents and events; parameters of the grown-incident and gateway-seq statement.
-struct BatchRows {
-    var incidents: [UInt8]?
-    var events: [UInt8]?
-    var update: [String?]?
+package struct BatchRows {
+    package var incidents: [UInt8]?
+    package var events: [UInt8]?
+    package var update: [String?]?
 }
 
 /// COPY data for new tasks and their 'created' history rows.
-struct TaskRows {
-    var tasks: [UInt8] = []
-    var history: [UInt8] = []
+package struct TaskRows {
+    package var tasks: [UInt8] = []
+    package var history: [UInt8] = []
 }

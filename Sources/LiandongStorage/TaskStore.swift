@@ -3,56 +3,56 @@ import LiandongCore
 import LibPQ
 
 /// An incident and its task (if any) with everything a task message carries.
-struct TaskSnapshot {
-    let incidentID, category, gridCode, villageCode: String
-    let incidentPriority, alertCount, reportCount: Int
-    let lon, lat: Double
-    let workerID: String?
-    let evidence: TaskEvidence
-    var task: TaskFields?
+package struct TaskSnapshot {
+    package let incidentID, category, gridCode, villageCode: String
+    package let incidentPriority, alertCount, reportCount: Int
+    package let lon, lat: Double
+    package let workerID: String?
+    package let evidence: TaskEvidence
+    package var task: TaskFields?
 }
 
 /// The columns of a liandong.tasks row that change over its life.
-struct TaskFields: Encodable {
-    var id: String
-    var incident_id: String
-    var kind: String
-    var state: String
-    var tier: String
-    var division_code: String
-    var grid_code: String
-    var category: String
-    var priority: Int
-    var departments: [String]
-    var respond_by: String
-    var resolve_by: String
-    var overdue: Bool
+package struct TaskFields: Encodable {
+    package var id: String
+    package var incident_id: String
+    package var kind: String
+    package var state: String
+    package var tier: String
+    package var division_code: String
+    package var grid_code: String
+    package var category: String
+    package var priority: Int
+    package var departments: [String]
+    package var respond_by: String
+    package var resolve_by: String
+    package var overdue: Bool
 
-    var taskKind: TaskKind { TaskKind(rawValue: kind)! }
-    var taskState: TaskState { TaskState(rawValue: state)! }
-    var taskTier: Tier { Tier(rawValue: tier)! }
-    var topic: String { TaskMessage.topic(kind: taskKind, tier: taskTier, divisionCode: division_code, gridCode: grid_code) }
+    package var taskKind: TaskKind { TaskKind(rawValue: kind)! }
+    package var taskState: TaskState { TaskState(rawValue: state)! }
+    package var taskTier: Tier { Tier(rawValue: tier)! }
+    package var topic: String { TaskMessage.topic(kind: taskKind, tier: taskTier, divisionCode: division_code, gridCode: grid_code) }
 }
 
 /// One step of a task's life, applied set-based by `TaskStore.apply`.
-struct TaskChange: Encodable {
-    let task_id: String
-    let state: String
-    let tier: String
-    let division_code: String
-    let respond_by: String
-    let resolve_by: String
-    let escalated: Bool
-    let overdue: Bool
-    let terminal: Bool
+package struct TaskChange: Encodable {
+    package let task_id: String
+    package let state: String
+    package let tier: String
+    package let division_code: String
+    package let respond_by: String
+    package let resolve_by: String
+    package let escalated: Bool
+    package let overdue: Bool
+    package let terminal: Bool
     /// task_history.event
-    let event: String
-    let from_division_code: String?
-    let actor: String
-    let note: String?
-    let update_id: String?
+    package let event: String
+    package let from_division_code: String?
+    package let actor: String
+    package let note: String?
+    package let update_id: String?
 
-    init(_ task: TaskFields, event: String, escalated: Bool = false, from: String? = nil, actor: String = "liandong",
+    package init(_ task: TaskFields, event: String, escalated: Bool = false, from: String? = nil, actor: String = "liandong",
          note: String? = nil, updateID: String? = nil) {
         task_id = task.id
         state = task.state
@@ -73,23 +73,23 @@ struct TaskChange: Encodable {
 
 /// Queries and statements about tasks shared by the writer, the update receiver and the sweeper.
 /// Each call runs on the caller's connection, inside the caller's transaction.
-enum TaskStore {
-    static let encoder: JSONEncoder = {
+package enum TaskStore {
+    package static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }()
 
-    static func json<T: Encodable>(_ value: T) throws -> String {
+    package static func json<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func uuidArray(_ ids: [String]) -> String { "{" + ids.joined(separator: ",") + "}" }
+    package static func uuidArray(_ ids: [String]) -> String { "{" + ids.joined(separator: ",") + "}" }
 
     /// Loads incidents by id and/or tasks by id; `lock` takes the incident rows FOR UPDATE.
     /// Two set-based queries whatever the count: incidents with their tasks and grid workers, then
     /// the 20 most recent alert and report ids of each.
-    static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
+    package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
         throws -> [TaskSnapshot]
     {
         var filters: [String] = [], parameters: [String?] = []
@@ -148,7 +148,7 @@ enum TaskStore {
     }
 
     /// The message announcing `task` (as it is after the change) with `kind`.
-    static func message(_ s: TaskSnapshot, _ task: TaskFields, kind: TaskKind, now: Double, reason: String? = nil,
+    package static func message(_ s: TaskSnapshot, _ task: TaskFields, kind: TaskKind, now: Double, reason: String? = nil,
                         previousDivision: String? = nil, actor: String? = nil, updateID: String? = nil) -> TaskMessage
     {
         var m = TaskMessage(
@@ -168,7 +168,7 @@ enum TaskStore {
 
     /// Applies task changes: task columns, one history row each, and closes the incident of a task
     /// that reached a terminal state.
-    static func apply(_ db: PGConnection, _ changes: [TaskChange]) throws {
+    package static func apply(_ db: PGConnection, _ changes: [TaskChange]) throws {
         guard !changes.isEmpty else { return }
         try db.query("""
             WITH x AS (
@@ -204,11 +204,11 @@ enum TaskStore {
     /// serialises writers until commit); returns them ready to publish after commit.
     /// A CTE `head(base)` that advances the feed head by $1 under its row lock (held until commit,
     /// so committed seqs have no holes); `base` is the seq before the first new one.
-    static let feedHeadAdvance = "WITH head AS (UPDATE liandong.feed_head SET seq = seq + $1 RETURNING seq - $1 AS base)"
+    package static let feedHeadAdvance = "WITH head AS (UPDATE liandong.feed_head SET seq = seq + $1 RETURNING seq - $1 AS base)"
 
     /// `base`: the seq before the first of `messages` when the caller has already advanced
     /// feed_head by their count in this transaction (see `feedHeadAdvance`).
-    static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage], base reserved: Int64? = nil) throws -> [FeedMessage] {
+    package static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage], base reserved: Int64? = nil) throws -> [FeedMessage] {
         guard !messages.isEmpty else { return [] }
         let base: Int64
         if let reserved {
@@ -240,7 +240,7 @@ enum TaskStore {
 
     /// Writes dead letters: raw bytes (hex-encoded on the way) truncated to `maxBytes`, and none
     /// once this hour's dead letters hold `bytesPerHour` (the row, size, reason and detail stay).
-    static func insertDeadLetters(_ db: PGConnection, _ letters: [(Rejection, RawMessage)], maxBytes: Int,
+    package static func insertDeadLetters(_ db: PGConnection, _ letters: [(Rejection, RawMessage)], maxBytes: Int,
                                   bytesPerHour: Int = 64 << 20) throws {
         struct Row: Encodable {
             let received_at, endpoint: String
@@ -283,7 +283,7 @@ enum TaskStore {
     }
 }
 
-func hex(_ bytes: [UInt8]) -> String {
+package func hex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out = [UInt8]()
     out.reserveCapacity(bytes.count * 2)
@@ -297,7 +297,7 @@ func hex(_ bytes: [UInt8]) -> String {
 /// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
 /// Evidence ids from a JSON array of [source, id] pairs, most recent first (ids may hold any
 /// character; NULL when the incident has no events).
-func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]) {
+package func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]) {
     guard let text else { return ([], []) }
     guard case .array(let pairs) = try JSONValue.parse(Array(text.utf8)) else {
         throw PQError(kind: .query, message: "expected a JSON array of evidence pairs, got \(text.prefix(80))")
@@ -310,7 +310,7 @@ func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]
     return (alerts, reports)
 }
 
-func parsePGTextArray(_ text: String) -> [String] {
+package func parsePGTextArray(_ text: String) -> [String] {
     let inner = text.dropFirst().dropLast()
     guard !inner.isEmpty else { return [] }
     return inner.split(separator: ",").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }

@@ -29,7 +29,7 @@ public enum Inbound: Sendable {
     }
 
     /// A message as received, validated by the pure decoder (at its arrival time).
-    init(_ raw: RawMessage, decodedBy decoder: MessageDecoder) {
+    package init(_ raw: RawMessage, decodedBy decoder: MessageDecoder) {
         switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
         case .success(let event): self = .event(event, raw)
         case .failure(let rejection): self = .rejected(rejection, raw)

@@ -4,25 +4,25 @@ import LibPQ
 
 /// Grids, cameras and grid workers in memory for the writer: where an event is and which grid covers it,
 /// without a query per event. Reloaded when an import changes the tables.
-struct ReferenceData {
+package struct ReferenceData {
     /// liandong.reference_version when loaded; a different value means reload.
-    let version: String
-    let grids: GridMap
+    package let version: String
+    package let grids: GridMap
     /// Grid code -> the grid and a point on its surface (where a report without position goes).
-    let gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)]
+    package let gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)]
     /// Registered camera positions (WGS-84) by device id.
-    let cameras: [String: LonLat]
+    package let cameras: [String: LonLat]
     /// The grid worker responsible for each grid (the lowest worker id when several are registered).
-    let workers: [String: String]
+    package let workers: [String: String]
 
     /// Bumped by a statement trigger on each of the three tables (migration 008).
-    static let versionSQL = "SELECT version::text FROM liandong.reference_version"
+    package static let versionSQL = "SELECT version::text FROM liandong.reference_version"
 
-    static func currentVersion(_ db: PGConnection) throws -> String {
+    package static func currentVersion(_ db: PGConnection) throws -> String {
         try db.query(versionSQL).scalar ?? ""
     }
 
-    static func load(_ db: PGConnection) throws -> ReferenceData {
+    package static func load(_ db: PGConnection) throws -> ReferenceData {
         let version = try currentVersion(db)
         var shapes: [GridShape] = []
         var byCode: [String: (GridShape, LonLat)] = [:]
@@ -53,7 +53,7 @@ struct ReferenceData {
 
     /// Where an event is and which grid covers it, or why it cannot be placed: the position as
     /// sent (already WGS-84), else the registered camera, else a point inside the sender's grid.
-    func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape), Rejection> {
+    package func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape), Rejection> {
         let point: LonLat
         var crs = event.crs.rawValue
         if let p = event.position {
@@ -82,5 +82,5 @@ struct ReferenceData {
 
 /// ST_AsGeoJSON of a MultiPolygon: polygons -> rings -> [lon, lat].
 private struct GeoJSONMultiPolygon: Decodable {
-    let coordinates: [[[[Double]]]]
+    package let coordinates: [[[[Double]]]]
 }

@@ -1,0 +1,7 @@
+/// A storage condition an operator has to act on (a migration folder, a migration state, the
+/// spill file), phrased for them; the database's own errors stay `PQError`.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
