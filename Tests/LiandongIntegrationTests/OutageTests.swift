@@ -11,10 +11,8 @@ import ZeroMQ
 struct OutageTests {
     @Test("acknowledged path: N acknowledged events, exactly N rows across a PostgreSQL restart and a kill -9")
     func ackedAcrossRestart() throws {
-        let cluster = try PrivateCluster()
-        let daemon = try DaemonProcess(database: cluster.conninfo)
-        let db0 = try PGConnection(conninfo: cluster.conninfo)
-        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
+        let scene = try OutageScene()
+        let (cluster, daemon, centre) = (scene.cluster, scene.daemon, scene.centre)
         let client = try IngestClient(context: daemon.context, endpoint: daemon.ack, retryAfter: 1)
         let n = 1500
         let now = Date().timeIntervalSince1970
@@ -49,11 +47,8 @@ struct OutageTests {
 
     @Test("SUB path: messages beyond the queue spill to disk, survive a kill -9 during the outage, and all land once")
     func spillAcrossOutageAndCrash() throws {
-        let cluster = try PrivateCluster()
-        let daemon = try DaemonProcess(database: cluster.conninfo, environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
-        let db0 = try PGConnection(conninfo: cluster.conninfo)
-        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
-        let now = Date().timeIntervalSince1970
+        let scene = try OutageScene(environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
+        let (cluster, daemon, centre, now) = (scene.cluster, scene.daemon, scene.centre, scene.now)
         try cluster.stop()
         let n = 3000
         try daemon.sendAlerts(around: centre, count: n, id: "s", now: now)
@@ -76,13 +71,8 @@ struct OutageTests {
 
     @Test("SUB path: with the spill full too, the reader waits (backpressure) and nothing is lost when the database returns")
     func spillFull() throws {
-        let cluster = try PrivateCluster()
-        let daemon = try DaemonProcess(database: cluster.conninfo, environment: [
-            "LIANDONG_INGEST_QUEUE_CAPACITY": "100", "LIANDONG_INGEST_SPILL_MAX_BYTES": "1048576",
-        ])
-        let db0 = try PGConnection(conninfo: cluster.conninfo)
-        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
-        let now = Date().timeIntervalSince1970
+        let scene = try OutageScene(environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100", "LIANDONG_INGEST_SPILL_MAX_BYTES": "1048576"])
+        let (cluster, daemon, centre, now) = (scene.cluster, scene.daemon, scene.centre, scene.now)
         try cluster.stop()
         // About 1.6 MB of messages: the 1 MiB spill fills, then the queue, then the reader waits
         // and the sockets buffer the rest.

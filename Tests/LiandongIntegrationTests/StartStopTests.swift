@@ -83,11 +83,8 @@ struct StartStopTests {
 
     @Test("SIGTERM during a database outage ends the daemon at once with exit 0; what it received is written at the next start")
     func sigtermDuringOutage() throws {
-        let cluster = try PrivateCluster()
-        let daemon = try DaemonProcess(database: cluster.conninfo, environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
-        let db0 = try PGConnection(conninfo: cluster.conninfo)
-        let centre = try Scene.centre(of: Scene.ruralGrid, db0)
-        let now = Date().timeIntervalSince1970
+        let scene = try OutageScene(environment: ["LIANDONG_INGEST_QUEUE_CAPACITY": "100"])
+        let (cluster, daemon, centre, now) = (scene.cluster, scene.daemon, scene.centre, scene.now)
         try cluster.stop()
         let n = 500
         try daemon.sendAlerts(around: centre, count: n, id: "t", now: now)

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import LiandongCore
 import LiandongServices
 import LiandongStorage
 
@@ -60,5 +61,20 @@ final class PrivateCluster {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status == 0 else { throw TestFailure("\(command.joined(separator: " ")) failed (status \(status))") }
+    }
+}
+
+/// A daemon on a PostgreSQL cluster of its own, which the outage tests stop and start: the
+/// cluster, the daemon, the rural grid's centre and the time the scene began.
+struct OutageScene {
+    let cluster: PrivateCluster
+    let daemon: DaemonProcess
+    let centre: LonLat
+    let now = Date().timeIntervalSince1970
+
+    init(environment: [String: String] = [:]) throws {
+        cluster = try PrivateCluster()
+        daemon = try DaemonProcess(database: cluster.conninfo, environment: environment)
+        centre = try Scene.centre(of: Scene.ruralGrid, try PGConnection(conninfo: cluster.conninfo))
     }
 }
