@@ -55,6 +55,7 @@ public final class PublisherService: Service, Sendable {
         }
         var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
+        metrics.set("liandong_feed_head", Double(next - 1))
         var waiting: [Int64: FeedMessage] = [:]
         var waitingSince: Date? = nil
         var lastBeat = Date.distantPast
