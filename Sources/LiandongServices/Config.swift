@@ -84,7 +84,7 @@ public struct Config: Sendable {
     public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> Config
     {
-        var tree: [String: Any] = [:]
+        var tree: [String: ConfigValue] = [:]
         if let path {
             let text: String
             do {
@@ -92,15 +92,15 @@ public struct Config: Sendable {
             } catch {
                 throw ConfigError("cannot read config file \(path): \((error as NSError).localizedDescription)")
             }
-            let loaded: Any?
+            let loaded: Node?
             do {
-                loaded = try Yams.load(yaml: text)
+                loaded = try Yams.compose(yaml: text)
             } catch {
                 let text = "\(error)".split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
                 throw ConfigError("config file \(path) is not valid YAML: \(text)")
             }
             if let loaded {
-                guard let map = loaded as? [String: Any] else {
+                guard case .mapping(let map) = try ConfigValue(loaded, at: "") else {
                     throw ConfigError("config file \(path) must be a mapping of sections (database, ingest, feed, ...)")
                 }
                 tree = map
@@ -135,7 +135,7 @@ public struct Config: Sendable {
     /// (LIANDONG_SLA_TOWNSHIP_RESOLVE_MINUTES). Values are strings; lists are comma-separated.
     /// A LIANDONG_ variable that names no section is refused (a misspelt LIANDONG_DATABSE_URL
     /// would otherwise leave the daemon on another database), except the tools' own variables.
-    static func applyEnvironment(_ environment: [String: String], to tree: inout [String: Any]) throws {
+    static func applyEnvironment(_ environment: [String: String], to tree: inout [String: ConfigValue]) throws {
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("LIANDONG_") {
             if toolVariablePrefixes.contains(where: name.hasPrefix) { continue }
             let rest = name.dropFirst("LIANDONG_".count).lowercased()
@@ -144,26 +144,26 @@ public struct Config: Sendable {
                     + sections.keys.sorted().joined(separator: ", ") + " (unset it, or fix its spelling)")
             }
             let key = String(rest.dropFirst(section.count + 1))
-            var sectionMap = tree[section] as? [String: Any] ?? [:]
+            var sectionMap = tree[section]?.mapping ?? [:]
             if section == "sla" {
                 guard let tier = Tier.allCases.first(where: { key.hasPrefix($0.rawValue + "_") }) else {
                     throw ConfigError("environment variable \(name): expected LIANDONG_SLA_<VILLAGE|TOWNSHIP|COUNTY>_<KEY>")
                 }
-                var tierMap = sectionMap[tier.rawValue] as? [String: Any] ?? [:]
-                tierMap[String(key.dropFirst(tier.rawValue.count + 1))] = value
-                sectionMap[tier.rawValue] = tierMap
+                var tierMap = sectionMap[tier.rawValue]?.mapping ?? [:]
+                tierMap[String(key.dropFirst(tier.rawValue.count + 1))] = .scalar(value)
+                sectionMap[tier.rawValue] = .mapping(tierMap)
             } else {
                 guard sections[section]!.contains(key) else {
                     throw ConfigError("environment variable \(name) names no config key: \(section) has "
                         + sections[section]!.sorted().joined(separator: ", "))
                 }
-                sectionMap[key] = value
+                sectionMap[key] = .scalar(value)
             }
-            tree[section] = sectionMap
+            tree[section] = .mapping(sectionMap)
         }
     }
 
-    init(tree: [String: Any]) throws {
+    init(tree: [String: ConfigValue]) throws {
         let root = ConfigNode(path: "", value: tree)
         try root.checkKeys(Set(Self.sections.keys))
         if let db = try root.child("database") {
@@ -389,114 +389,5 @@ public struct Config: Sendable {
         return CategoryRule(
             radiusMeters: try node.double("radius_m", 1...100_000) ?? base.radiusMeters,
             windowSeconds: try node.double("window_s", 1...30 * 86_400) ?? base.windowSeconds)
-    }
-}
-
-/// One mapping in the config tree, with its dotted path for error messages.
-struct ConfigNode {
-    let path: String
-    let map: [String: Any]
-
-    init(path: String, value: [String: Any]) {
-        self.path = path
-        self.map = value
-    }
-
-    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
-
-    func keys() throws -> [String] { map.keys.sorted() }
-
-    func checkKeys(_ allowed: Set<String>) throws {
-        for key in map.keys where !allowed.contains(key) {
-            throw ConfigError("unknown config key \(name(key)) (known here: \(allowed.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    func child(_ key: String) throws -> ConfigNode? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        guard let m = value as? [String: Any] else { throw ConfigError("config key \(name(key)) must be a mapping") }
-        return ConfigNode(path: name(key), value: m)
-    }
-
-    func string(_ key: String) throws -> String? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        if let s = value as? String { return s }
-        if value is Int || value is Double || value is Bool { return "\(value)" }
-        throw ConfigError("config key \(name(key)) must be a string")
-    }
-
-    func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        let parsed: Int? = (value as? Int) ?? (value as? String).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard let v = parsed else { throw ConfigError("config key \(name(key)) must be an integer, got \"\(value)\"") }
-        guard range.contains(v) else {
-            throw ConfigError("config key \(name(key)) = \(v) is outside \(range.lowerBound)...\(range.upperBound)")
-        }
-        return v
-    }
-
-    func double(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        guard let v = Self.number(value) else { throw ConfigError("config key \(name(key)) must be a number, got \"\(value)\"") }
-        guard range.contains(v) else {
-            throw ConfigError("config key \(name(key)) = \(v) is outside \(range.lowerBound)...\(range.upperBound)")
-        }
-        return v
-    }
-
-    static func number(_ value: Any) -> Double? {
-        if let d = value as? Double { return d }
-        if let i = value as? Int { return Double(i) }
-        if let s = value as? String { return Double(s.trimmingCharacters(in: .whitespaces)) }
-        return nil
-    }
-
-    func stringList(_ key: String) throws -> [String]? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        if let s = value as? String {
-            return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
-        guard let list = value as? [Any] else { throw ConfigError("config key \(name(key)) must be a list") }
-        return try list.map {
-            if let s = $0 as? String { return s }
-            if $0 is Int || $0 is Double || $0 is Bool { return "\($0)" }
-            throw ConfigError("config key \(name(key)) must be a list of strings")
-        }
-    }
-
-    func bool(_ key: String) throws -> Bool? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        if let b = value as? Bool { return b }
-        if let s = value as? String, ["true", "false", "yes", "no", "1", "0"].contains(s.lowercased()) {
-            return ["true", "yes", "1"].contains(s.lowercased())
-        }
-        throw ConfigError("config key \(name(key)) must be true or false")
-    }
-
-    /// Four tiers, one per priority 1...4.
-    func tierList(_ key: String) throws -> [Tier]? {
-        guard let items = try stringList(key) else { return nil }
-        let tiers = items.compactMap(Tier.init(rawValue:))
-        guard tiers.count == 4, items.count == 4 else {
-            throw ConfigError("config key \(name(key)) must list 4 tiers (village, township or county) for priority 1...4")
-        }
-        return tiers
-    }
-
-    func doubleList(_ key: String, count: Int) throws -> [Double]? {
-        guard let value = map[key], !(value is NSNull) else { return nil }
-        let items: [Any]
-        if let s = value as? String {
-            items = s.split(separator: ",").map { String($0) }
-        } else if let list = value as? [Any] {
-            items = list
-        } else {
-            throw ConfigError("config key \(name(key)) must be a list of \(count) numbers")
-        }
-        let numbers = items.compactMap(Self.number)
-        guard numbers.count == count, items.count == count, numbers.allSatisfy({ $0 > 0 }) else {
-            throw ConfigError("config key \(name(key)) must be \(count) positive numbers (priority 1...\(count))")
-        }
-        return numbers
     }
 }

@@ -128,6 +128,25 @@ struct ConfigCheckTests {
         #expect(c.rules.route(for: "crowd").departments == ["police", "urban_management"])
     }
 
+    @Test("YAML as operators write it: quoted empty is empty, ~ is the default, bare numbers as keys, on/off")
+    func yamlForms() throws {
+        let c = try Config.load(path: try temporaryFile("""
+            ingest:
+              bind: ""
+              ack_bind: ~
+            calendar:
+              enabled: on
+            correlation:
+              alarm_categories:
+                6: tamper
+            """), environment: [:])
+        #expect(c.ingestBind == "" && c.ingestAckBind == "tcp://*:7602")
+        #expect(c.rules.calendar != nil)
+        #expect(c.rules.category(alarmMethod: 6, alarmType: nil) == "tamper")
+        #expect(try refused("ingest:\n  batch_size: [1, 2]\n").contains("ingest.batch_size must be an integer, got \"a list\""))
+        #expect(try refused("a: &x 1\nb: *x\n").contains("aliases") || refused("a: &x 1\nb: *x\n").contains("unknown config key"))
+    }
+
     @Test("sockets reachable from other machines are a warning; loopback, ipc and inproc are not")
     func exposureWarnings() throws {
         let exposed = try Config.load(path: nil, environment: ["LIANDONG_UPDATES_BIND": "tcp://10.0.0.5:7621"]).warnings
