@@ -14,7 +14,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self])
 }
 
 /// Options every subcommand shares.
@@ -157,6 +157,26 @@ struct CheckConfig: AsyncParsableCommand {
             for (key, value) in c.effectiveSettings { print("\(key): \(value)") }
             for warning in c.warnings { print("WARNING: \(warning)") }
             print(c.warnings.isEmpty ? "config OK" : "config OK, with \(c.warnings.count) warning(s) above")
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "CURVE keys for the daemon and its peers.", subcommands: [Generate.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write NAME.key (secret, mode 0600) and NAME.pub (public) into DIR; never overwrites.")
+        @Argument(help: "Key name: the peer's name in the peers file (or the daemon's).") var name: String
+        @Option(help: "Directory for the two files.") var dir: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let publicKey = try CurveKeyFiles.generate(name: name, directory: dir)
+                print("wrote \(dir)/\(name).key (secret, mode 0600) and \(dir)/\(name).pub")
+                print("public key: \(publicKey)")
+                print("peers file entry: - {name: \(name), public_key: \"\(publicKey)\", role: gateway|dispatcher|observer, scope: \"<division code prefix>\"}")
+            }
         }
     }
 }

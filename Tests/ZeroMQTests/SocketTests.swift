@@ -106,3 +106,15 @@ struct RouterEnvelopeTests {
         #expect(RouterEnvelope.split([]).envelope.isEmpty)
     }
 }
+
+@Suite("CURVE keys")
+struct CurveKeyTests {
+    @Test("a key pair is two 40-character Z85 keys, the public one derived from the secret")
+    func keypair() throws {
+        #expect(ZMQCurve.isAvailable)
+        let (publicKey, secretKey) = try ZMQCurve.keypair()
+        #expect(publicKey.utf8.count == 40 && secretKey.utf8.count == 40 && publicKey != secretKey)
+        #expect(try ZMQCurve.publicKey(of: secretKey) == publicKey)
+        #expect(throws: ZMQError.self) { try ZMQCurve.publicKey(of: "short") }
+    }
+}
