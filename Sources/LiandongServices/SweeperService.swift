@@ -15,10 +15,12 @@ public final class SweeperService: Service, Sendable {
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
     let metrics: Metrics
+    let planner: TaskPlanner
     let stop = StopFlag()
 
     public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
         self.metrics = metrics
+        planner = TaskPlanner(rules: config.rules)
         self.config = config
         self.output = output
         self.logger = logger
@@ -182,42 +184,15 @@ public final class SweeperService: Service, Sendable {
 
     /// Escalates or re-announces one task if it is still due (checked under its row lock).
     private func sweep(_ id: String, db: PGConnection, reannounce: String) throws -> [FeedMessage] {
-        let locked = try db.query(
-            "SELECT extract(epoch FROM t.overdue_since) FROM liandong.tasks t WHERE t.id = $2::uuid AND \(Self.dueCondition) FOR UPDATE",
-            [reannounce, id])
-        guard locked.count == 1, let snapshot = try TaskStore.load(db, taskIDs: [id]).first, var task = snapshot.task else {
-            return []
-        }
-        let now = Date().timeIntervalSince1970
-        let from = task.division_code
-        let missed = task.taskState == .open && Timestamp.parse(task.respond_by)! <= now ? "respond_by" : "resolve_by"
-        let missedAt = Timestamp.formatCST(Timestamp.parse(missed == "respond_by" ? task.respond_by : task.resolve_by)!)
-        var lifecycle = TaskLifecycle(state: task.taskState, tier: task.taskTier)
-        let change: TaskChange
-        let reason: String
-        if task.overdue {
-            let since = locked.scalar.flatMap(Double.init).map(Timestamp.formatCST) ?? "?"
-            reason = "overdue at the county since \(since)"
-            change = TaskChange(task, event: "reannounced", note: reason)
-        } else if let tier = lifecycle.escalateForDeadline() {
-            let deadlines = config.rules.deadlines(tier: tier, priority: task.priority, from: now)
-            task.tier = tier.rawValue
-            task.division_code = tier.divisionCode(village: snapshot.villageCode)
-            task.state = TaskState.open.rawValue
-            task.respond_by = Timestamp.formatUTC(deadlines.respondBy)
-            task.resolve_by = Timestamp.formatUTC(deadlines.resolveBy)
-            reason = "\(missed) \(missedAt) missed at \(from)"
-            change = TaskChange(task, event: "escalated", escalated: true, from: from, note: reason)
-        } else {
-            task.overdue = true
-            reason = "\(missed) \(missedAt) missed at the county: overdue"
-            change = TaskChange(task, event: "overdue", note: reason)
-        }
-        try TaskStore.apply(db, [change])
+        let locked = try db.query("SELECT 1 FROM liandong.tasks t WHERE t.id = $2::uuid AND \(Self.dueCondition) FOR UPDATE",
+                                  [reannounce, id])
+        guard locked.count == 1, let incident = try TaskStore.load(db, taskIDs: [id]).first,
+              let step = planner.deadline(incident, now: Date().timeIntervalSince1970)
+        else { return [] }
+        try TaskStore.apply(db, [step])
         logger.notice("task escalated", metadata: [
-            "task.id": "\(task.id)", "task.event": "\(change.event)", "task.division": "\(task.division_code)",
+            "task.id": "\(step.task.id)", "task.event": "\(step.event?.rawValue ?? "")", "task.division": "\(step.task.divisionCode)",
         ])
-        return try TaskStore.appendFeed(db, [TaskStore.message(snapshot, task, kind: .escalation, now: now, reason: reason,
-                                                                previousDivision: change.escalated ? from : nil)])
+        return try TaskStore.appendFeed(db, [step.message])
     }
 }

@@ -15,10 +15,12 @@ public final class UpdateService: Service, Sendable {
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
     let metrics: Metrics
+    let planner: TaskPlanner
     let stop = StopFlag()
 
     public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
         self.metrics = metrics
+        planner = TaskPlanner(rules: config.rules)
         self.context = context
         self.config = config
         self.output = output
@@ -93,8 +95,8 @@ public final class UpdateService: Service, Sendable {
                     """, [update.updateID, update.taskID, update.action.rawValue, update.actor, Timestamp.formatUTC(update.at),
                           update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body])
                 if result.refusal == nil {
-                    try TaskStore.apply(db, result.changes)
-                    messages = try TaskStore.appendFeed(db, result.messages)
+                    try TaskStore.apply(db, result.steps)
+                    messages = try TaskStore.appendFeed(db, result.steps.map(\.message))
                 }
                 return TaskUpdateAnswer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
             }
@@ -108,43 +110,19 @@ public final class UpdateService: Service, Sendable {
 
     private struct Outcome {
         var refusal: String?
-        var changes: [TaskChange] = []
-        var messages: [TaskMessage] = []
+        var steps: [TaskStep] = []
     }
 
     private func apply(_ update: TaskUpdate, db: PGConnection, now: Double) throws -> Outcome {
         guard UUID(uuidString: update.taskID) != nil,
-            let snapshot = try TaskStore.load(db, taskIDs: [update.taskID.lowercased()], lock: true).first,
-            var task = snapshot.task
+            let incident = try TaskStore.load(db, taskIDs: [update.taskID.lowercased()], lock: true).first,
+            incident.task != nil
         else {
             return Outcome(refusal: "unknown task \(update.taskID)")
         }
-        var lifecycle = TaskLifecycle(state: task.taskState, tier: task.taskTier)
-        switch lifecycle.apply(update.action) {
-        case .failure(let refusal):
-            return Outcome(refusal: refusal.message)
-        case .success(.moved(let state)):
-            task.state = state.rawValue
-            let event = ["accept": "accepted", "start": "started", "resolve": "resolved", "false_alarm": "false_alarm"][
-                update.action.rawValue]!
-            return Outcome(
-                changes: [TaskChange(task, event: event, actor: update.actor, note: update.note, updateID: update.updateID)],
-                messages: [TaskStore.message(snapshot, task, kind: .update, now: now, reason: update.note,
-                                             actor: update.actor, updateID: update.updateID)])
-        case .success(.escalate(let tier)):
-            let from = task.division_code
-            let deadlines = config.rules.deadlines(tier: tier, priority: task.priority, from: now)
-            task.tier = tier.rawValue
-            task.division_code = tier.divisionCode(village: snapshot.villageCode)
-            task.state = TaskState.open.rawValue
-            task.respond_by = Timestamp.formatUTC(deadlines.respondBy)
-            task.resolve_by = Timestamp.formatUTC(deadlines.resolveBy)
-            let reason = "rejected by \(update.actor) at \(from): \(update.note ?? "")"
-            return Outcome(
-                changes: [TaskChange(task, event: "rejected", escalated: true, from: from, actor: update.actor,
-                                     note: update.note, updateID: update.updateID)],
-                messages: [TaskStore.message(snapshot, task, kind: .escalation, now: now, reason: reason,
-                                             previousDivision: from, actor: update.actor, updateID: update.updateID)])
+        switch planner.apply(update.action, to: incident, actor: update.actor, note: update.note, updateID: update.updateID, now: now) {
+        case .failure(let refusal): return Outcome(refusal: refusal.message)
+        case .success(let step): return Outcome(steps: [step])
         }
     }
 }

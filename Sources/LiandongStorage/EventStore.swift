@@ -16,6 +16,7 @@ public final class EventStore {
     /// a batch can be prepared here while the one before it is written on `db`.
     private let reader: PGConnection
     private let rules: Rules
+    private let planner: TaskPlanner
     private let maxDeadLetterBytes: Int
     private let correlator: Correlator
     /// Where the time goes, by phase (seconds, cumulative; see `takePhases`): writing, and
@@ -37,6 +38,7 @@ public final class EventStore {
         reader = try Self.open(conninfo)
         try reader.execute("SET default_transaction_read_only = on")
         self.rules = rules
+        planner = TaskPlanner(rules: rules)
         self.maxDeadLetterBytes = maxDeadLetterBytes
         self.deadLetterBytesPerHour = deadLetterBytesPerHour
         correlator = try Correlator(db: reader, rules: rules, windowCapacity: windowCapacity)
@@ -203,20 +205,15 @@ public final class EventStore {
         prepareClock.lap("build_rows")
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided and built here, off the write session's path.
-        let fresh = snapshots(opened: correlated, placed, workers: reference.workers)
-        var created: [TaskFields] = []
-        for (id, snapshot) in fresh {
-            switch decision(snapshot) {
-            case .create(let kind), .upgrade(let kind):
-                let task = route(snapshot, kind: kind, current: nil, now: now)
-                created.append(task)
-                p.freshTasks[id] = (task, TaskStore.message(snapshot, task, kind: kind, now: now))
-            case .none, .update:
-                p.freshTasks[id] = nil
-            }
+        let fresh = incidents(opened: correlated, placed, workers: reference.workers)
+        var created: [TaskRecord] = []
+        for (id, incident) in fresh {
+            guard let step = planner.evidence(on: incident, now: now) else { continue }
+            created.append(step.task)
+            p.freshTasks[id] = step.message
         }
-        p.fresh = fresh
-        p.freshTaskRows = Self.taskRows(created)
+        p.fresh = Set(fresh.keys)
+        p.freshTaskRows = TaskRows(created: created)
         prepareClock.lap("build_tasks")
         return p
     }
@@ -386,7 +383,7 @@ public final class EventStore {
 
     /// Incidents this batch opened, as `TaskStore.load` would read them back: everything about
     /// them is in hand, so only incidents that existed before the batch are read.
-    private func snapshots(opened c: Correlated, _ placed: [Placed], workers: [String: String]) -> [UUID: TaskSnapshot] {
+    private func incidents(opened c: Correlated, _ placed: [Placed], workers: [String: String]) -> [UUID: IncidentState] {
         guard !c.opened.isEmpty else { return [:] }
         var evidence: [UUID: (alerts: [String], reports: [String])] = [:]
         // Most recent first, as the stored evidence is read (observed time, then arrival).
@@ -397,141 +394,59 @@ public final class EventStore {
                 evidence[incident, default: ([], [])].reports.append(p.event.sourceID)
             }
         }
-        var out: [UUID: TaskSnapshot] = [:]
+        var out: [UUID: IncidentState] = [:]
         for (id, n) in c.opened {
             let g = n.growth
-            out[id] = TaskSnapshot(
-                incidentID: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
-                incidentPriority: g.priority, alertCount: g.alerts, reportCount: g.reports, lon: n.point.lon, lat: n.point.lat,
-                workerID: workers[n.gridCode],
+            out[id] = IncidentState(
+                id: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
+                priority: g.priority, lon: n.point.lon, lat: n.point.lat, workerID: workers[n.gridCode],
                 evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
-                                       alertCount: g.alerts, reportCount: g.reports),
-                task: nil)
+                                       alertCount: g.alerts, reportCount: g.reports))
         }
         return out
     }
 
-    private func decision(_ snapshot: TaskSnapshot) -> EmissionDecision {
-        emissionDecision(
-            for: IncidentEvidence(
-                alertCount: snapshot.alertCount, reportCount: snapshot.reportCount,
-                priority: snapshot.incidentPriority, taskKind: snapshot.task?.taskKind),
-            dispatchSeverity: rules.dispatchSeverity)
-    }
-
     /// Tasks and messages for the incidents the batch touched, in the order it touched them:
-    /// those it opened were built by `prepare`; the others are read (with their tasks) and
-    /// decided here.
+    /// those it opened were planned by `prepare`; the others are read (with their tasks) and
+    /// planned here.
     private func emitTasks(_ p: PreparedBatch, now: Double) throws -> [FeedMessage] {
         guard !p.touched.isEmpty else { return [] }
-        var upgraded: [TaskFields] = [], created: [TaskFields] = []
+        var upgraded: [TaskRecord] = [], created: [TaskRecord] = []
         var messages: [TaskMessage] = []
-        var stored: [UUID: TaskSnapshot] = [:]
-        let existing = p.touched.filter { p.fresh[$0] == nil }
+        var stored: [UUID: IncidentState] = [:]
+        let existing = p.touched.filter { !p.fresh.contains($0) }
         if !existing.isEmpty {
-            for snapshot in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
-                stored[UUID(uuidString: snapshot.incidentID)!] = snapshot
+            for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
+                stored[UUID(uuidString: incident.id)!] = incident
             }
         }
         clock.lap("snapshots")
         let emittedAt = Timestamp.formatCST(now)
         for id in p.touched {
-            if p.fresh[id] != nil {
-                guard var built = p.freshTasks[id]?.message else { continue }
+            if p.fresh.contains(id) {
+                guard var built = p.freshTasks[id] else { continue }
                 built.emittedAt = emittedAt
                 messages.append(built)
                 continue
             }
-            guard let snapshot = stored[id] else { continue }
-            let current = snapshot.task
-            if let current, current.taskState.isTerminal { continue }
-            switch decision(snapshot) {
-            case .none:
-                continue
-            case .create(let kind), .upgrade(let kind):
-                let task = route(snapshot, kind: kind, current: current, now: now)
-                if current == nil { created.append(task) } else { upgraded.append(task) }
-                messages.append(TaskStore.message(snapshot, task, kind: kind, now: now))
-            case .update:
-                messages.append(TaskStore.message(snapshot, current!, kind: .update, now: now))
+            guard let incident = stored[id], let step = planner.evidence(on: incident, now: now) else { continue }
+            switch step.event {
+            case .created?: created.append(step.task)
+            case .upgraded?: upgraded.append(step.task)
+            default: break
             }
+            messages.append(step.message)
         }
         var rows = p.freshTaskRows
-        if !created.isEmpty {
-            let more = Self.taskRows(created)
-            rows.tasks += more.tasks
-            rows.history += more.history
-        }
-        let base = try saveTasks(upgraded: upgraded, created: rows, feedMessages: messages.count)
+        rows.append(TaskRows(created: created))
+        // Every upgrade is announced, so there are feed messages to reserve seqs for: the upgrade
+        // statement reserves them (one round trip less).
+        let base = upgraded.isEmpty ? nil : try TaskStore.upgrade(db, upgraded, feedMessages: messages.count)
+        try TaskStore.create(db, rows)
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")
         return feed
-    }
-
-    /// COPY data for new tasks and their 'created' history rows.
-    private static func taskRows(_ created: [TaskFields]) -> TaskRows {
-        guard !created.isEmpty else { return TaskRows() }
-        var copy = PGCopyText(reservingCapacity: created.count * 256)
-        for t in created {
-            copy.plain(t.id)
-            copy.plain(t.incident_id)
-            copy.plain(t.kind)
-            copy.plain(t.tier)
-            copy.field(t.division_code)
-            copy.field(t.grid_code)
-            copy.field(t.category)
-            copy.plain(String(t.priority))
-            copy.field(PGCopyText.arrayLiteral(t.departments))
-            copy.plain(t.respond_by)
-            copy.plain(t.resolve_by)
-            copy.endRow()
-        }
-        var history = PGCopyText(reservingCapacity: created.count * 128)
-        for t in created {
-            for value in [t.id, "created", t.tier, t.division_code, t.respond_by, t.resolve_by, "liandong"] { history.field(value) }
-            history.endRow()
-        }
-        return TaskRows(tasks: copy.bytes, history: history.bytes)
-    }
-
-    /// Upgraded tasks (verify -> joint_dispatch) by liandong.upsert_tasks(), new ones (and their
-    /// 'created' history rows) by COPY. With upgrades, the same statement reserves the feed seqs
-    /// of the batch's `feedMessages` (one round trip less) and their base is returned.
-    private func saveTasks(upgraded: [TaskFields], created: TaskRows, feedMessages: Int) throws -> Int64? {
-        var base: Int64? = nil
-        if !upgraded.isEmpty {
-            // Every upgrade is announced, so there are feed messages to reserve seqs for.
-            let row = try db.query("\(TaskStore.feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
-                                   [String(feedMessages), try TaskStore.json(upgraded)])
-            guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
-            base = seq
-        }
-        guard !created.tasks.isEmpty else { return base }
-        try db.copy("""
-            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
-                                 respond_by, resolve_by) FROM STDIN
-            """, created.tasks)
-        try db.copy("""
-            COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
-            """, created.history)
-        return base
-    }
-
-    /// Where a new (or upgraded) task goes: a verify task to the grid's village; others by the
-    /// routing table (minor -> village, serious -> township, critical -> county), never below the
-    /// tier an upgraded task already reached.
-    private func route(_ s: TaskSnapshot, kind: TaskKind, current: TaskFields?, now: Double) -> TaskFields {
-        let route = rules.route(for: s.category)
-        var tier = kind == .verify ? Tier.village : route.startTier(priority: s.incidentPriority)
-        if let current, current.taskTier > tier { tier = current.taskTier }
-        let deadlines = rules.deadlines(tier: tier, priority: s.incidentPriority, from: now)
-        return TaskFields(
-            id: current?.id ?? UUID().uuidString.lowercased(), incident_id: s.incidentID, kind: kind.rawValue,
-            state: TaskState.open.rawValue, tier: tier.rawValue, division_code: tier.divisionCode(village: s.villageCode),
-            grid_code: s.gridCode, category: s.category, priority: s.incidentPriority, departments: route.departments,
-            respond_by: Timestamp.formatUTC(deadlines.respondBy), resolve_by: Timestamp.formatUTC(deadlines.resolveBy),
-            overdue: false)
     }
 
     /// Records per-gateway seq gaps found on the SUB path.
@@ -561,16 +476,16 @@ public struct PreparedBatch {
     /// Per item, in input order (stored, duplicate or refused; nil only while being prepared).
     public internal(set) var outcomes: [ItemOutcome?]
     package var deadLetters: [(Rejection, RawMessage)] = []
-    /// Incidents the batch's events went to, in first-touched order; snapshots of those it opened.
+    /// Incidents the batch's events went to, in first-touched order, and those it opened.
     package var touched: [UUID] = []
-    package var fresh: [UUID: TaskSnapshot] = [:]
+    package var fresh = Set<UUID>()
     package var late = 0
     package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.
     package var storedKeys = Set<String>()
     package var rows = BatchRows()
-    /// Tasks for the incidents the batch opens (none when no task is due yet), and their rows.
-    package var freshTasks: [UUID: (task: TaskFields, message: TaskMessage)] = [:]
+    /// The messages of the tasks for the incidents the batch opens (none when no task is due yet), and their rows.
+    package var freshTasks: [UUID: TaskMessage] = [:]
     package var freshTaskRows = TaskRows()
 
     package init(count: Int) {
@@ -583,10 +498,4 @@ package struct BatchRows {
     package var incidents: [UInt8]?
     package var events: [UInt8]?
     package var update: [String?]?
-}
-
-/// COPY data for new tasks and their 'created' history rows.
-package struct TaskRows {
-    package var tasks: [UInt8] = []
-    package var history: [UInt8] = []
 }

@@ -2,72 +2,89 @@ import Foundation
 import LiandongCore
 import LibPQ
 
-/// An incident and its task (if any) with everything a task message carries.
-package struct TaskSnapshot {
-    package let incidentID, category, gridCode, villageCode: String
-    package let incidentPriority, alertCount, reportCount: Int
-    package let lon, lat: Double
-    package let workerID: String?
-    package let evidence: TaskEvidence
-    package var task: TaskFields?
+/// A task step as task_history and the task columns record it (the JSON `TaskStore.apply` reads).
+private struct TaskChangeRow: Encodable {
+    let task_id, state, tier, division_code, respond_by, resolve_by, event, actor: String
+    let escalated, overdue, terminal: Bool
+    let from_division_code, note, update_id: String?
+
+    init(_ step: TaskStep, event: TaskEvent) {
+        let t = step.task
+        task_id = t.id
+        state = t.state.rawValue
+        tier = t.tier.rawValue
+        division_code = t.divisionCode
+        respond_by = Timestamp.formatUTC(t.respondBy)
+        resolve_by = Timestamp.formatUTC(t.resolveBy)
+        self.event = event.rawValue
+        actor = step.actor
+        escalated = step.escalated
+        overdue = t.overdue
+        terminal = t.state.isTerminal
+        from_division_code = step.fromDivision
+        note = step.note
+        update_id = step.updateID
+    }
 }
 
-/// The columns of a liandong.tasks row that change over its life.
-package struct TaskFields: Encodable {
-    package var id: String
-    package var incident_id: String
-    package var kind: String
-    package var state: String
-    package var tier: String
-    package var division_code: String
-    package var grid_code: String
-    package var category: String
-    package var priority: Int
-    package var departments: [String]
-    package var respond_by: String
-    package var resolve_by: String
-    package var overdue: Bool
+/// A new or upgraded task as liandong.upsert_tasks() reads it.
+private struct TaskUpsertRow: Encodable {
+    let id, incident_id, kind, tier, division_code, grid_code, category, respond_by, resolve_by: String
+    let priority: Int
+    let departments: [String]
 
-    package var taskKind: TaskKind { TaskKind(rawValue: kind)! }
-    package var taskState: TaskState { TaskState(rawValue: state)! }
-    package var taskTier: Tier { Tier(rawValue: tier)! }
-    package var topic: String { TaskMessage.topic(kind: taskKind, tier: taskTier, divisionCode: division_code, gridCode: grid_code) }
+    init(_ t: TaskRecord) {
+        id = t.id
+        incident_id = t.incidentID
+        kind = t.kind.rawValue
+        tier = t.tier.rawValue
+        division_code = t.divisionCode
+        grid_code = t.gridCode
+        category = t.category
+        respond_by = Timestamp.formatUTC(t.respondBy)
+        resolve_by = Timestamp.formatUTC(t.resolveBy)
+        priority = t.priority
+        departments = t.departments
+    }
 }
 
-/// One step of a task's life, applied set-based by `TaskStore.apply`.
-package struct TaskChange: Encodable {
-    package let task_id: String
-    package let state: String
-    package let tier: String
-    package let division_code: String
-    package let respond_by: String
-    package let resolve_by: String
-    package let escalated: Bool
-    package let overdue: Bool
-    package let terminal: Bool
-    /// task_history.event
-    package let event: String
-    package let from_division_code: String?
-    package let actor: String
-    package let note: String?
-    package let update_id: String?
+/// COPY data for new tasks and their 'created' history rows.
+package struct TaskRows {
+    package var tasks: [UInt8] = []
+    package var history: [UInt8] = []
 
-    package init(_ task: TaskFields, event: String, escalated: Bool = false, from: String? = nil, actor: String = "liandong",
-         note: String? = nil, updateID: String? = nil) {
-        task_id = task.id
-        state = task.state
-        tier = task.tier
-        division_code = task.division_code
-        respond_by = task.respond_by
-        resolve_by = task.resolve_by
-        self.escalated = escalated
-        overdue = task.overdue
-        terminal = task.taskState.isTerminal
-        self.event = event
-        from_division_code = from
-        self.actor = actor
-        self.note = note
-        update_id = updateID
+    package init() {}
+
+    package init(created: [TaskRecord]) {
+        guard !created.isEmpty else { return }
+        var copy = PGCopyText(reservingCapacity: created.count * 256)
+        var history = PGCopyText(reservingCapacity: created.count * 128)
+        for t in created {
+            let respondBy = Timestamp.formatUTC(t.respondBy), resolveBy = Timestamp.formatUTC(t.resolveBy)
+            copy.plain(t.id)
+            copy.plain(t.incidentID)
+            copy.plain(t.kind.rawValue)
+            copy.plain(t.tier.rawValue)
+            copy.field(t.divisionCode)
+            copy.field(t.gridCode)
+            copy.field(t.category)
+            copy.plain(String(t.priority))
+            copy.field(PGCopyText.arrayLiteral(t.departments))
+            copy.plain(respondBy)
+            copy.plain(resolveBy)
+            copy.endRow()
+            for value in [t.id, TaskEvent.created.rawValue, t.tier.rawValue, t.divisionCode, respondBy, resolveBy, TaskStep.system] {
+                history.field(value)
+            }
+            history.endRow()
+        }
+        tasks = copy.bytes
+        self.history = history.bytes
+    }
+
+    package mutating func append(_ other: TaskRows) {
+        tasks += other.tasks
+        history += other.history
     }
 }
 
@@ -90,7 +107,7 @@ package enum TaskStore {
     /// Two set-based queries whatever the count: incidents with their tasks and grid workers, then
     /// the 20 most recent alert and report ids of each.
     package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
-        throws -> [TaskSnapshot]
+        throws -> [IncidentState]
     {
         var filters: [String] = [], parameters: [String?] = []
         if !incidentIDs.isEmpty {
@@ -108,7 +125,7 @@ package enum TaskStore {
             SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
                    i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
                    extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
-                   t.overdue,
+                   t.overdue, extract(epoch FROM t.overdue_since),
                    (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code),
                    -- The source comes from VALUES, not a constant: with a constant the planner used
                    -- its statistics for 'report' (none in a history of alerts) and scanned every
@@ -128,47 +145,33 @@ package enum TaskStore {
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
         return try rows.rows.map { v in
             let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
-            let evidence = try evidenceIDs(v[20])
-            var snapshot = TaskSnapshot(
-                incidentID: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, incidentPriority: Int(v[2]!)!,
-                alertCount: alertCount, reportCount: reportCount, lon: Double(v[3]!)!, lat: Double(v[4]!)!,
-                workerID: v[19],
+            let evidence = try evidenceIDs(v[21])
+            var incident = IncidentState(
+                id: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, priority: Int(v[2]!)!,
+                lon: Double(v[3]!)!, lat: Double(v[4]!)!, workerID: v[20],
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount))
             if let id = v[9] {
-                snapshot.task = TaskFields(
-                    id: id, incident_id: v[0]!, kind: v[10]!, state: v[11]!, tier: v[12]!, division_code: v[13]!,
-                    grid_code: v[5]!, category: v[1]!, priority: Int(v[17]!)!,
+                guard let kind = v[10].flatMap(TaskKind.init(rawValue:)), let state = v[11].flatMap(TaskState.init(rawValue:)),
+                      let tier = v[12].flatMap(Tier.init(rawValue:))
+                else {
+                    throw PQError(kind: .query, message: "task \(id) has an unknown kind, state or tier: \(v[10] ?? "")/\(v[11] ?? "")/\(v[12] ?? "")")
+                }
+                incident.task = TaskRecord(
+                    id: id, incidentID: v[0]!, kind: kind, state: state, tier: tier, divisionCode: v[13]!,
+                    gridCode: v[5]!, category: v[1]!, priority: Int(v[17]!)!,
                     departments: parsePGTextArray(v[16] ?? "{}"),
-                    respond_by: Timestamp.formatUTC(Double(v[14]!)!), resolve_by: Timestamp.formatUTC(Double(v[15]!)!),
-                    overdue: v[18] == "t")
+                    respondBy: Double(v[14]!)!, resolveBy: Double(v[15]!)!,
+                    overdue: v[18] == "t", overdueSince: v[19].flatMap(Double.init))
             }
-            return snapshot
+            return incident
         }
     }
 
-    /// The message announcing `task` (as it is after the change) with `kind`.
-    package static func message(_ s: TaskSnapshot, _ task: TaskFields, kind: TaskKind, now: Double, reason: String? = nil,
-                        previousDivision: String? = nil, actor: String? = nil, updateID: String? = nil) -> TaskMessage
-    {
-        var m = TaskMessage(
-            topic: task.topic, messageID: UUID().uuidString.lowercased(), kind: kind, state: task.taskState,
-            overdue: task.overdue, taskID: task.id, incidentID: s.incidentID, tier: task.taskTier,
-            divisionCode: task.division_code, gridCode: task.grid_code, workerID: s.workerID, category: s.category,
-            priority: task.priority, lon: s.lon, lat: s.lat, departments: task.departments,
-            respondBy: Timestamp.formatCST(Timestamp.parse(task.respond_by)!),
-            resolveBy: Timestamp.formatCST(Timestamp.parse(task.resolve_by)!),
-            evidence: s.evidence, emittedAt: Timestamp.formatCST(now))
-        m.reason = reason
-        m.previousDivisionCode = previousDivision
-        m.actor = actor
-        m.updateID = updateID
-        return m
-    }
-
-    /// Applies task changes: task columns, one history row each, and closes the incident of a task
-    /// that reached a terminal state.
-    package static func apply(_ db: PGConnection, _ changes: [TaskChange]) throws {
+    /// Applies task steps: task columns, one history row each, and closes the incident of a task
+    /// that reached a terminal state. (Creations and upgrades are written by the event store.)
+    package static func apply(_ db: PGConnection, _ steps: [TaskStep]) throws {
+        let changes = steps.compactMap { step in step.event.map { TaskChangeRow(step, event: $0) } }
         guard !changes.isEmpty else { return }
         try db.query("""
             WITH x AS (
@@ -198,6 +201,27 @@ package enum TaskStore {
             FROM x JOIN u ON u.id = x.task_id
             WHERE i.id = u.incident_id AND x.terminal
             """, [try json(changes)])
+    }
+
+    /// Upgrades tasks (liandong.upsert_tasks(), which records 'upgraded') and reserves the feed
+    /// seqs of `feedMessages` in the same statement; returns the seq before the first of them.
+    package static func upgrade(_ db: PGConnection, _ tasks: [TaskRecord], feedMessages: Int) throws -> Int64 {
+        let row = try db.query("\(feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
+                               [String(feedMessages), try json(tasks.map(TaskUpsertRow.init))])
+        guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+        return seq
+    }
+
+    /// New tasks and their 'created' history rows, by COPY.
+    package static func create(_ db: PGConnection, _ rows: TaskRows) throws {
+        guard !rows.tasks.isEmpty else { return }
+        try db.copy("""
+            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
+                                 respond_by, resolve_by) FROM STDIN
+            """, rows.tasks)
+        try db.copy("""
+            COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
+            """, rows.history)
     }
 
     /// Appends messages to the feed outbox with the next gap-free seqs (the row lock on feed_head

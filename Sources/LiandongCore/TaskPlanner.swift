@@ -1,0 +1,255 @@
+import Foundation
+
+/// A task as the planner sees it: typed fields, times in Unix seconds. Formatting (UTC text for
+/// PostgreSQL, CST for the feed) happens only at the edges.
+public struct TaskRecord: Sendable, Equatable {
+    public var id: String
+    public var incidentID: String
+    public var kind: TaskKind
+    public var state: TaskState
+    public var tier: Tier
+    /// The responsible division at `tier` (village, township or county code).
+    public var divisionCode: String
+    public var gridCode: String
+    public var category: String
+    public var priority: Int
+    public var departments: [String]
+    public var respondBy: Double
+    public var resolveBy: Double
+    /// Missed a deadline at the county (nothing higher to climb to), since `overdueSince`.
+    public var overdue: Bool
+    public var overdueSince: Double?
+
+    public init(id: String, incidentID: String, kind: TaskKind, state: TaskState = .open, tier: Tier, divisionCode: String,
+                gridCode: String, category: String, priority: Int, departments: [String], respondBy: Double,
+                resolveBy: Double, overdue: Bool = false, overdueSince: Double? = nil)
+    {
+        self.id = id
+        self.incidentID = incidentID
+        self.kind = kind
+        self.state = state
+        self.tier = tier
+        self.divisionCode = divisionCode
+        self.gridCode = gridCode
+        self.category = category
+        self.priority = priority
+        self.departments = departments
+        self.respondBy = respondBy
+        self.resolveBy = resolveBy
+        self.overdue = overdue
+        self.overdueSince = overdueSince
+    }
+
+    /// Its feed topic (see `TaskMessage.topic`).
+    public var topic: String { TaskMessage.topic(kind: kind, tier: tier, divisionCode: divisionCode, gridCode: gridCode) }
+}
+
+/// An incident with what a task message carries about it, and its task if it has one.
+public struct IncidentState: Sendable, Equatable {
+    public var id: String
+    public var category: String
+    public var gridCode: String
+    /// The grid's village: the divisions of every tier derive from it.
+    public var villageCode: String
+    /// Most urgent priority among its events (1 most urgent).
+    public var priority: Int
+    public var lon: Double
+    public var lat: Double
+    /// The grid's worker.
+    public var workerID: String?
+    /// Counts and the most recent ids.
+    public var evidence: TaskEvidence
+    public var task: TaskRecord?
+
+    public init(id: String, category: String, gridCode: String, villageCode: String, priority: Int, lon: Double, lat: Double,
+                workerID: String?, evidence: TaskEvidence, task: TaskRecord? = nil)
+    {
+        self.id = id
+        self.category = category
+        self.gridCode = gridCode
+        self.villageCode = villageCode
+        self.priority = priority
+        self.lon = lon
+        self.lat = lat
+        self.workerID = workerID
+        self.evidence = evidence
+        self.task = task
+    }
+}
+
+/// task_history.event: what happened to a task.
+public enum TaskEvent: String, Sendable, CaseIterable {
+    case created, upgraded, accepted, started, resolved, falseAlarm = "false_alarm", rejected, escalated, overdue, reannounced
+}
+
+/// One step of a task's life as the planner decided it: the task after the step, the history row
+/// that records it (`event` nil: nothing recorded, an evidence update) and the message announcing it.
+public struct TaskStep: Sendable, Equatable {
+    public var task: TaskRecord
+    public var event: TaskEvent?
+    /// The task climbed a tier (task_history.from_division_code is then `fromDivision`).
+    public var escalated: Bool
+    public var fromDivision: String?
+    /// Who acted: a dispatcher's actor, or "liandong".
+    public var actor: String
+    public var note: String?
+    public var updateID: String?
+    public var message: TaskMessage
+
+    /// The system's own name as an actor.
+    public static let system = "liandong"
+}
+
+/// Owns every decision about tasks, pure: what new evidence on an incident emits (verify, joint
+/// dispatch, dispatch, upgrade, update), where a task goes (tier, division, departments),
+/// its deadlines, what a dispatcher's action does, and what a missed deadline does (escalation
+/// up the tiers, overdue at the county, re-announcement). The stores load `IncidentState`s and
+/// write the `TaskStep`s back; nothing here does I/O.
+public struct TaskPlanner: Sendable {
+    public let rules: Rules
+    /// New task and message ids (UUIDs, lowercased; tests pass a counter).
+    private let newID: @Sendable () -> String
+
+    public init(rules: Rules, newID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }) {
+        self.rules = rules
+        self.newID = newID
+    }
+
+    // MARK: evidence
+
+    /// What new evidence on `incident` (already counted in it) emits: a new task (`created`), an
+    /// upgrade of its task (`upgraded`: a verify or dispatch task becoming a joint dispatch, open
+    /// again with new deadlines), an update of its task (no event), or nothing (a minor report
+    /// alone; a task already finished).
+    public func evidence(on incident: IncidentState, now: Double) -> TaskStep? {
+        if let task = incident.task, task.state.isTerminal { return nil }
+        let decision = emissionDecision(
+            for: IncidentEvidence(alertCount: incident.evidence.alertCount, reportCount: incident.evidence.reportCount,
+                                  priority: incident.priority, taskKind: incident.task?.kind),
+            dispatchSeverity: rules.dispatchSeverity)
+        switch decision {
+        case .none:
+            return nil
+        case .create(let kind), .upgrade(let kind):
+            let task = route(incident, kind: kind, now: now)
+            return step(incident, task, event: incident.task == nil ? .created : .upgraded, kind: kind, now: now)
+        case .update:
+            return step(incident, incident.task!, event: nil, kind: .update, now: now)
+        }
+    }
+
+    /// Where a new or upgraded task goes: a verify task to the grid's village; others by the
+    /// category's route (minor -> village, serious -> township, critical -> county by default),
+    /// never below the tier an upgraded task already reached; deadlines from the tier's SLA.
+    public func route(_ incident: IncidentState, kind: TaskKind, now: Double) -> TaskRecord {
+        let route = rules.route(for: incident.category)
+        var tier = kind == .verify ? Tier.village : route.startTier(priority: incident.priority)
+        if let current = incident.task, current.tier > tier { tier = current.tier }
+        let deadlines = rules.deadlines(tier: tier, priority: incident.priority, from: now)
+        return TaskRecord(
+            id: incident.task?.id ?? newID(), incidentID: incident.id, kind: kind, tier: tier,
+            divisionCode: tier.divisionCode(village: incident.villageCode), gridCode: incident.gridCode,
+            category: incident.category, priority: incident.priority, departments: route.departments,
+            respondBy: deadlines.respondBy, resolveBy: deadlines.resolveBy)
+    }
+
+    // MARK: dispatchers
+
+    /// A dispatcher's action on the incident's task: the step, or why it is refused.
+    public func apply(_ action: TaskAction, to incident: IncidentState, actor: String, note: String?, updateID: String,
+                      now: Double) -> Result<TaskStep, TaskRefusal>
+    {
+        guard var task = incident.task else { return .failure(TaskRefusal("incident \(incident.id) has no task")) }
+        var lifecycle = TaskLifecycle(state: task.state, tier: task.tier)
+        switch lifecycle.apply(action) {
+        case .failure(let refusal):
+            return .failure(refusal)
+        case .success(.moved(let state)):
+            task.state = state
+            let event: TaskEvent = switch action {
+            case .accept: .accepted
+            case .start: .started
+            case .resolve: .resolved
+            case .falseAlarm: .falseAlarm
+            case .reject: .rejected
+            }
+            return .success(step(incident, task, event: event, kind: .update, now: now, actor: actor, note: note,
+                                 updateID: updateID, reason: note))
+        case .success(.escalate(let tier)):
+            let from = task.divisionCode
+            hand(&task, to: tier, village: incident.villageCode, now: now)
+            return .success(step(incident, task, event: .rejected, kind: .escalation, now: now, escalated: true, from: from,
+                                 actor: actor, note: note, updateID: updateID,
+                                 reason: "rejected by \(actor) at \(from): \(note ?? "")"))
+        }
+    }
+
+    // MARK: deadlines
+
+    /// Whether the task has a deadline to act on at `now`: respond_by missed while open, or
+    /// resolve_by missed; an overdue task is due for re-announcement `reannounceSeconds` after the
+    /// last announcement. (The sweeper finds candidates in PostgreSQL with the same condition.)
+    public func isDue(_ task: TaskRecord, now: Double, lastAnnounced: Double, reannounceSeconds: Double) -> Bool {
+        guard !task.state.isTerminal else { return false }
+        if task.overdue { return lastAnnounced + reannounceSeconds <= now }
+        return (task.state == .open && task.respondBy <= now) || task.resolveBy <= now
+    }
+
+    /// A due task (see `isDue`): one tier up with new deadlines (督办, `escalated`), marked overdue
+    /// at the county (`overdue`), or, overdue already, announced again (`reannounced`). Every step
+    /// is an `escalation` message on the responsible division's topic. Nil without an unfinished task.
+    public func deadline(_ incident: IncidentState, now: Double) -> TaskStep? {
+        guard var task = incident.task, !task.state.isTerminal else { return nil }
+        if task.overdue {
+            let since = task.overdueSince.map(Timestamp.formatCST) ?? "?"
+            return step(incident, task, event: .reannounced, kind: .escalation, now: now,
+                        note: "overdue at the county since \(since)", reason: "overdue at the county since \(since)")
+        }
+        let missedRespond = task.state == .open && task.respondBy <= now
+        let missed = missedRespond ? "respond_by" : "resolve_by"
+        let missedAt = Timestamp.formatCST(missedRespond ? task.respondBy : task.resolveBy)
+        let from = task.divisionCode
+        var lifecycle = TaskLifecycle(state: task.state, tier: task.tier)
+        if let tier = lifecycle.escalateForDeadline() {
+            hand(&task, to: tier, village: incident.villageCode, now: now)
+            let reason = "\(missed) \(missedAt) missed at \(from)"
+            return step(incident, task, event: .escalated, kind: .escalation, now: now, escalated: true, from: from,
+                        note: reason, reason: reason)
+        }
+        task.overdue = true
+        task.overdueSince = now
+        let reason = "\(missed) \(missedAt) missed at the county: overdue"
+        return step(incident, task, event: .overdue, kind: .escalation, now: now, note: reason, reason: reason)
+    }
+
+    // MARK: building
+
+    /// The task handed to `tier`: its division there, open again, the tier's deadlines from now.
+    private func hand(_ task: inout TaskRecord, to tier: Tier, village: String, now: Double) {
+        let deadlines = rules.deadlines(tier: tier, priority: task.priority, from: now)
+        task.tier = tier
+        task.divisionCode = tier.divisionCode(village: village)
+        task.state = .open
+        task.respondBy = deadlines.respondBy
+        task.resolveBy = deadlines.resolveBy
+    }
+
+    private func step(_ incident: IncidentState, _ task: TaskRecord, event: TaskEvent?, kind: TaskKind, now: Double,
+                      escalated: Bool = false, from: String? = nil, actor: String = TaskStep.system, note: String? = nil,
+                      updateID: String? = nil, reason: String? = nil) -> TaskStep
+    {
+        var m = TaskMessage(
+            topic: task.topic, messageID: newID(), kind: kind, state: task.state, overdue: task.overdue, taskID: task.id,
+            incidentID: incident.id, tier: task.tier, divisionCode: task.divisionCode, gridCode: task.gridCode,
+            workerID: incident.workerID, category: incident.category, priority: task.priority, lon: incident.lon,
+            lat: incident.lat, departments: task.departments, respondBy: Timestamp.formatCST(task.respondBy),
+            resolveBy: Timestamp.formatCST(task.resolveBy), evidence: incident.evidence, emittedAt: Timestamp.formatCST(now))
+        m.reason = reason
+        m.previousDivisionCode = escalated ? from : nil
+        // A dispatcher's step names the dispatcher; the system's own steps name nobody.
+        m.actor = actor == TaskStep.system ? nil : actor
+        m.updateID = updateID
+        return TaskStep(task: task, event: event, escalated: escalated, fromDivision: escalated ? from : nil, actor: actor, note: note,
+                        updateID: updateID, message: m)
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import LiandongCore
+import Synchronization
+import Testing
+
+/// Task planning without a database: emission, routing, deadlines, dispatchers' actions and escalation.
+@Suite("Task planner")
+struct TaskPlannerTests {
+    /// 2026-12-02 08:00:00 +08:00.
+    let now = 1_796_169_600.0
+    let village = "620922100001"
+
+    /// Ids "id-1", "id-2", ... in the order the planner asks for them.
+    static func counter() -> @Sendable () -> String {
+        let next = Mutex(0)
+        return { next.withLock { n in n += 1; return "id-\(n)" } }
+    }
+
+    func planner(_ rules: Rules = Rules()) -> TaskPlanner { TaskPlanner(rules: rules, newID: Self.counter()) }
+
+    func incident(_ category: String = "intrusion", priority: Int = 3, alerts: Int = 1, reports: Int = 0,
+                  task: TaskRecord? = nil) -> IncidentState
+    {
+        IncidentState(
+            id: "inc-1", category: category, gridCode: village + "01", villageCode: village, priority: priority,
+            lon: 95.78, lat: 40.52, workerID: "w-7",
+            evidence: TaskEvidence(alerts: Array(["a1", "a2", "a3"].prefix(alerts)), reports: Array(["r1"].prefix(reports)),
+                                   alertCount: alerts, reportCount: reports),
+            task: task)
+    }
+
+    func task(_ kind: TaskKind, state: TaskState = .open, tier: Tier = .village, priority: Int = 3, respondBy: Double? = nil,
+              resolveBy: Double? = nil, overdue: Bool = false, overdueSince: Double? = nil) -> TaskRecord
+    {
+        TaskRecord(id: "task-1", incidentID: "inc-1", kind: kind, state: state, tier: tier,
+                   divisionCode: tier.divisionCode(village: village), gridCode: village + "01", category: "intrusion",
+                   priority: priority, departments: ["police"], respondBy: respondBy ?? now + 600,
+                   resolveBy: resolveBy ?? now + 3600, overdue: overdue, overdueSince: overdueSince)
+    }
+
+    // MARK: evidence
+
+    @Test("a camera alert alone: a verify task for the grid's village, on the grid's topic, with the village's deadlines")
+    func verify() throws {
+        let step = try #require(planner().evidence(on: incident(priority: 3), now: now))
+        #expect(step.event == .created)
+        #expect(step.task.kind == .verify && step.task.tier == .village && step.task.divisionCode == village)
+        #expect(step.task.id == "id-1" && step.message.messageID == "id-2")
+        #expect(step.task.respondBy == now + 120 * 60 && step.task.resolveBy == now + 1440 * 60)
+        #expect(step.message.topic == "task.\(village)01")
+        #expect(step.message.kind == .verify && step.message.workerID == "w-7" && step.message.actor == nil)
+        #expect(step.message.respondBy == "2026-12-02T10:00:00+08:00")
+        #expect(step.message.evidence.alerts == ["a1"])
+    }
+
+    @Test("a report alone: dispatch by the category's route when serious, nothing when minor")
+    func dispatch() throws {
+        let serious = try #require(planner().evidence(on: incident("theft", priority: 2, alerts: 0, reports: 1), now: now))
+        #expect(serious.task.kind == .dispatch && serious.task.tier == .township)
+        #expect(serious.task.divisionCode == "620922100" && serious.message.topic == "task.620922100")
+        #expect(serious.task.respondBy == now + 20 * 60)
+        let fire = try #require(planner().evidence(on: incident("fire", priority: 2, alerts: 0, reports: 1), now: now))
+        #expect(fire.task.tier == .county && fire.task.divisionCode == "620922")
+        #expect(fire.task.departments == ["fire", "police", "health"])
+        #expect(planner().evidence(on: incident("theft", priority: 3, alerts: 0, reports: 1), now: now) == nil)
+    }
+
+    @Test("configured routes: departments and start tiers per priority")
+    func configuredRoute() throws {
+        var rules = Rules()
+        rules.routes["theft"] = Route(departments: ["police", "market"], startTiers: [.county, .county, .county, .township])
+        let step = try #require(planner(rules).evidence(on: incident("theft", priority: 4, alerts: 2, reports: 1), now: now))
+        #expect(step.task.kind == .jointDispatch && step.task.tier == .township && step.task.departments == ["police", "market"])
+    }
+
+    @Test("camera and report agree: a verify task is upgraded in place to joint_dispatch, open again with new deadlines")
+    func upgrade() throws {
+        let verify = task(.verify, state: .accepted, overdue: false)
+        let step = try #require(planner().evidence(on: incident(priority: 2, alerts: 2, reports: 1, task: verify), now: now + 60))
+        #expect(step.event == .upgraded)
+        #expect(step.task.id == "task-1" && step.task.kind == .jointDispatch && step.task.state == .open)
+        #expect(step.task.tier == .township && step.task.respondBy == now + 60 + 20 * 60)
+        #expect(step.message.kind == .jointDispatch && step.message.evidence.reportCount == 1)
+    }
+
+    @Test("an upgrade never moves a task below the tier it already climbed to")
+    func upgradeKeepsTier() throws {
+        let escalated = task(.verify, tier: .county, priority: 4)
+        let step = try #require(planner().evidence(on: incident(priority: 4, alerts: 1, reports: 1, task: escalated), now: now))
+        #expect(step.task.tier == .county && step.task.divisionCode == "620922")
+        #expect(step.task.respondBy == now + 120 * 60)
+    }
+
+    @Test("later evidence is an update of the task, unchanged and unrecorded; a finished task emits nothing")
+    func update() throws {
+        let joint = task(.jointDispatch, state: .inProgress, tier: .township)
+        let step = try #require(planner().evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now))
+        #expect(step.event == nil && step.task == joint)
+        #expect(step.message.kind == .update && step.message.state == .inProgress && step.message.evidence.alertCount == 3)
+        for state in [TaskState.resolved, .falseAlarm] {
+            #expect(planner().evidence(on: incident(alerts: 3, reports: 1, task: task(.jointDispatch, state: state)), now: now) == nil)
+        }
+    }
+
+    // MARK: dispatchers
+
+    @Test("a dispatcher's action moves the task and names the dispatcher")
+    func accept() throws {
+        let step = try planner().apply(.accept, to: incident(task: task(.verify)), actor: "zhang", note: "on my way",
+                                       updateID: "u-1", now: now).get()
+        #expect(step.event == .accepted && step.task.state == .accepted && step.actor == "zhang" && !step.escalated)
+        #expect(step.message.kind == .update && step.message.actor == "zhang" && step.message.updateID == "u-1")
+        #expect(step.message.reason == "on my way" && step.note == "on my way")
+        let resolved = try planner().apply(.resolve, to: incident(task: task(.verify, state: .inProgress)), actor: "zhang",
+                                           note: nil, updateID: "u-2", now: now).get()
+        #expect(resolved.event == .resolved && resolved.task.state == .resolved && resolved.task.state.isTerminal)
+    }
+
+    @Test("a reject hands the task one tier up with that tier's deadlines; the county cannot reject")
+    func reject() throws {
+        let step = try planner().apply(.reject, to: incident(priority: 2, task: task(.dispatch, priority: 2)), actor: "li",
+                                       note: "not ours", updateID: "u-3", now: now).get()
+        #expect(step.event == .rejected && step.escalated && step.fromDivision == village)
+        #expect(step.task.tier == .township && step.task.divisionCode == "620922100" && step.task.state == .open)
+        #expect(step.task.respondBy == now + 20 * 60 && step.task.resolveBy == now + 180 * 60)
+        #expect(step.message.kind == .escalation && step.message.previousDivisionCode == village)
+        #expect(step.message.reason == "rejected by li at \(village): not ours")
+        let county = planner().apply(.reject, to: incident(task: task(.dispatch, tier: .county)), actor: "li", note: nil,
+                                     updateID: "u-4", now: now)
+        #expect(throws: TaskRefusal.self) { try county.get() }
+        let none = planner().apply(.accept, to: incident(), actor: "li", note: nil, updateID: "u-5", now: now)
+        #expect((try? none.get()) == nil)
+    }
+
+    // MARK: deadlines
+
+    @Test("due: respond_by while open, resolve_by always, an overdue task when its re-announcement is due")
+    func due() {
+        let p = planner()
+        #expect(p.isDue(task(.verify, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
+        #expect(!p.isDue(task(.verify, state: .accepted, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
+        #expect(p.isDue(task(.verify, state: .accepted, resolveBy: now), now: now, lastAnnounced: now, reannounceSeconds: 600))
+        #expect(!p.isDue(task(.verify, state: .resolved, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
+        let overdue = task(.verify, tier: .county, respondBy: now - 9000, overdue: true)
+        #expect(!p.isDue(overdue, now: now, lastAnnounced: now - 599, reannounceSeconds: 600))
+        #expect(p.isDue(overdue, now: now, lastAnnounced: now - 600, reannounceSeconds: 600))
+    }
+
+    @Test("a missed deadline climbs village -> township -> county, then marks the task overdue, then re-announces it")
+    func escalation() throws {
+        let p = planner()
+        var state = incident(priority: 2, task: task(.dispatch, priority: 2, respondBy: now - 5))
+        let first = try #require(p.deadline(state, now: now))
+        #expect(first.event == .escalated && first.escalated && first.fromDivision == village)
+        #expect(first.task.tier == .township && first.task.respondBy == now + 20 * 60)
+        #expect(first.message.kind == .escalation && first.message.previousDivisionCode == village)
+        #expect(first.message.reason == "respond_by 2026-12-02T07:59:55+08:00 missed at \(village)")
+        #expect(first.actor == TaskStep.system && first.message.actor == nil)
+
+        state.task = first.task
+        state.task!.state = .accepted
+        let later = now + 180 * 60
+        let second = try #require(p.deadline(state, now: later))
+        #expect(second.event == .escalated && second.task.tier == .county && second.task.state == .open)
+        #expect(second.message.reason?.hasPrefix("resolve_by ") == true && second.message.topic == "task.620922")
+
+        state.task = second.task
+        let third = try #require(p.deadline(state, now: later + 15 * 60))
+        #expect(third.event == .overdue && third.task.overdue && third.task.overdueSince == later + 15 * 60)
+        #expect(third.task.tier == .county && !third.escalated && third.message.previousDivisionCode == nil)
+        #expect(third.message.overdue && third.message.reason?.hasSuffix("missed at the county: overdue") == true)
+
+        state.task = third.task
+        let fourth = try #require(p.deadline(state, now: later + 75 * 60))
+        #expect(fourth.event == .reannounced && fourth.task == third.task)
+        #expect(fourth.message.reason == "overdue at the county since \(Timestamp.formatCST(later + 15 * 60))")
+
+        state.task!.state = .resolved
+        #expect(p.deadline(state, now: later + 200 * 60) == nil)
+    }
+
+    @Test("working-hours calendars move deadlines of the tiers they cover, not critical tasks")
+    func calendar() throws {
+        var rules = Rules()
+        rules.calendar = WorkingCalendar(tiers: [.village], alwaysPriority: 1)
+        let p = planner(rules)
+        // Wednesday 08:00: 480 working minutes = 08:30-12:00, 14:30-18:00, then Thursday 08:30-09:30.
+        let minor = try #require(p.evidence(on: incident(priority: 4), now: now))
+        #expect(minor.task.respondBy == Timestamp.parse("2026-12-03T09:30:00+08:00"))
+        let critical = try #require(p.evidence(on: incident("intrusion", priority: 1, alerts: 0, reports: 1), now: now))
+        #expect(critical.task.tier == .county && critical.task.respondBy == now + 5 * 60)
+    }
+}
