@@ -70,58 +70,46 @@ public final class WriterService: Service, Sendable {
         return nil
     }
 
+    typealias Pipeline = WriterPipeline<Inbound>
+    typealias Batch = Pipeline.Batch
+
     private func loop() throws {
         // Answers for acknowledged gateways go back through the ingest thread, which owns the ROUTER.
         let acks = try AckChannel(context: context, endpoint: ackEndpoint, logger: logger)
         defer { acks.finish() }
         defer { prepareThread.stop() }
-        // Messages taken off the queue during an outage that the full spill could not take, and a
-        // batch taken ahead when the one before it failed: written first.
-        var carried: [Inbound] = []
-        var store: EventStore
-        guard let opened = try reconnect(spilling: spill, after: false) else { return }
-        (store, carried) = opened
+        // Which batch is next, what a failure does with the batches in hand: see WriterPipeline.
+        var pipeline = Pipeline(batchSize: config.batchSize, hasSpill: spill != nil)
+        guard var (store, held) = try reconnect(spilling: spill, after: false) else { return }
+        pipeline.reconnected(held: held)
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
-        var closed = false
         var unrecorded: [SeqGap] = []
         var busySinceTrim = false
         // Where the writer thread's time goes outside the store (waiting, spill, handing on).
         var clock = PhaseClock()
         clock.start()
-        // The next batch, taken and prepared while the last one was written.
-        var ahead: LookAhead? = nil
+        // The preparation of the batch the pipeline holds ahead, when it succeeded.
+        var preparedAhead: PreparedBatch? = nil
+        var step: Pipeline.Next? = nil
         while true {
-            unrecorded += gaps.popBatch(max: 1000, idle: 0, linger: 0) ?? []
-            if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
-            var current = Taken(batch: [])
-            var prepared: PreparedBatch? = nil
-            if let next = ahead {
-                ahead = nil
-                current = next.taken
-                // A failed preparation is done again below, where its error is handled.
-                prepared = try? next.prepared.get()
-            } else {
-                let spillPending = !(spill?.isEmpty ?? true)
-                if !carried.isEmpty {
-                    current.batch = Array(carried.prefix(config.batchSize))
-                    carried.removeFirst(current.batch.count)
-                } else if let taken = input.popBatch(max: config.batchSize, idle: spillPending ? 0 : 0.2, linger: spillPending ? 0 : linger) {
-                    current.batch = taken
-                } else {
-                    closed = true
-                }
-                // The queue first (older), then what was spilled to disk while it was full.
-                clock.lap("wait")
-                if current.batch.isEmpty, let spill, spillPending {
-                    let (raws, end) = spill.read(max: config.batchSize)
-                    current = Taken(batch: raws.map { Inbound($0, decodedBy: decoder) }, spillEnd: end)
-                    clock.lap("spill_read")
-                }
+            if step == nil {
+                unrecorded += gaps.popBatch(max: 1000, idle: 0, linger: 0) ?? []
+                if !unrecorded.isEmpty, (try? store.recordGaps(unrecorded)) != nil { unrecorded = [] }
             }
-            if current.batch.isEmpty {
-                if closed && (spill?.isEmpty ?? true) { break }
+            let spillPending = !(spill?.isEmpty ?? true)
+            switch step ?? pipeline.next(spillPending: spillPending) {
+            case .takeFromQueue(let wait):
+                let taken = input.popBatch(max: config.batchSize, idle: wait ? 0.2 : 0, linger: wait ? linger : 0)
+                clock.lap("wait")
+                step = pipeline.taken(taken, spillPending: spillPending)
+            case .readSpill:
+                let (raws, end) = spill!.read(max: config.batchSize)
+                clock.lap("spill_read")
+                step = pipeline.readFromSpill(raws.map { Inbound($0, decodedBy: decoder) }, end: end)
+            case .idle:
+                step = nil
                 if busySinceTrim {
                     // Idle after work: give the memory a burst needed back to the system, so the
                     // resident size returns to the steady state.
@@ -130,110 +118,130 @@ public final class WriterService: Service, Sendable {
                 }
                 // Idle time counts as it passes, so rate(wait) reads 1 on an idle writer.
                 recordStore(store, clock.take())
-                continue
-            }
-            busySinceTrim = true
-            var delay = 0.1
-            while true {
+            case .finished:
+                logger.info("writer drained")
+                return
+            case .write(let batch, let ahead, let lookAhead):
+                step = nil
+                busySinceTrim = true
                 let started = Date()
-                do {
-                    let (result, pending) = try write(current, prepared: prepared, store, carried: &carried, decoder)
-                    prepared = nil
+                let prepared = ahead ? preparedAhead : nil
+                preparedAhead = nil
+                switch try write(batch, prepared: prepared, lookAhead: lookAhead, store, &pipeline, decoder) {
+                case .committed(let result, let pending):
                     clock.skip()  // the store measures its own phases
                     logger.debug("batch committed", metadata: [
-                        "batch.size": "\(current.batch.count)", "batch.stored": "\(result.stored)",
+                        "batch.size": "\(batch.items.count)", "batch.stored": "\(result.stored)",
                         "batch.duplicates": "\(result.duplicates)", "batch.rejected": "\(result.rejected)",
                         "batch.messages": "\(result.messages.count)",
                         "batch.ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
                     ])
-                    record(current.batch, result, seconds: Date().timeIntervalSince(started))
+                    record(batch.items, result, seconds: Date().timeIntervalSince(started))
                     for message in result.messages { output.push(message) }
-                    sendAcks(current.batch, result, acks)
+                    sendAcks(batch.items, result, acks)
                     clock.lap("hand_on")
-                    if let pending {
-                        ahead = pending.wait()
-                        clock.lap("prepare_wait")
-                        // Failed part-way, it may have left its events in the window: rebuilt.
-                        if let next = ahead {
-                            let failed = (try? next.prepared.get()) == nil
-                            if failed { store.discardPrepared() }
-                            metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": failed ? "discarded" : "used"])
-                        }
-                        for (phase, seconds) in ahead?.phases ?? [:] { metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds) }
+                    let next = pending?.wait()
+                    clock.lap("prepare_wait")
+                    preparedAhead = try? next?.prepared.get()
+                    if let next {
+                        metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": preparedAhead == nil ? "discarded" : "used"])
+                        for (phase, seconds) in next.phases { metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds) }
                     }
+                    let after = pipeline.committed(ahead: next?.taken, aheadPrepared: preparedAhead != nil)
+                    // Failed part-way, the preparation ahead may have left its events in the window: rebuilt.
+                    if after.discardWindow { store.discardPrepared() }
                     // Only now: the window moves on with nothing being prepared, and the spill
                     // is not truncated under a read ahead.
                     store.committed()
-                    if let end = current.spillEnd { try spill?.commit(end) }
+                    if let end = after.commitSpill { try spill?.commit(end) }
                     recordStore(store, clock.take())
-                    break
-                } catch let error as PQError where error.isConnectionFailure {
-                    let batch = current.batch
-                    if cancelled.isSet {
-                        throw WriterStopped(reason: "shutdown while the database was unreachable: \(batch.count + carried.count + input.count) "
+                case .lost(let error, let ahead):
+                    preparedAhead = nil
+                    let loss = pipeline.connectionLost(ahead: ahead, stopping: cancelled.isSet)
+                    if case .stop = loss {} else {
+                        metrics.set("liandong_database_up", 0)
+                        metrics.increment("liandong_db_reconnects_total")
+                        logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.items.count)"])
+                        store.close()
+                    }
+                    let delay: Double
+                    switch loss {
+                    case .stop(let unwritten):
+                        throw WriterStopped(reason: "shutdown while the database was unreachable: \(unwritten + input.count) "
                             + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps its part)" } ?? ""))
-                    }
-                    prepared = nil
-                    metrics.set("liandong_database_up", 0)
-                    metrics.increment("liandong_db_reconnects_total")
-                    logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.count)"])
-                    // With a spill file, what is in hand and in memory goes to disk for the outage,
-                    // so a crash meanwhile loses nothing read from the sockets.
-                    store.close()
-                    if let spill, current.spillEnd != nil || spill.appendAll(batch.map(\.raw)) == batch.count {
-                        carried.removeFirst(spill.appendAll(carried.map(\.raw)))
-                        guard let (reopened, held) = try reconnect(spilling: spill, after: true, holding: carried) else {
-                            return
+                    case .retry(let d): delay = d
+                    case .spillOut(let current, let carried):
+                        // With a spill file, what is in hand and in memory goes to disk for the
+                        // outage, so a crash meanwhile loses nothing read from the sockets.
+                        let all = current.map { spill!.appendAll($0.map(\.raw)) == $0.count } ?? true
+                        switch pipeline.spilled(current: all, carried: all ? spill!.appendAll(carried.map(\.raw)) : 0) {
+                        case .reconnectSpilling:
+                            guard let (reopened, held) = try reconnect(spilling: spill, after: true, holding: pipeline.carried) else {
+                                return
+                            }
+                            store = reopened
+                            pipeline.reconnected(held: held)
+                            continue
+                        case .retry(let d): delay = d
                         }
-                        store = reopened
-                        carried += held
-                        break
                     }
+                    // The batch is only in memory: keep trying until the graceful shutdown time
+                    // is up (then cancelled: the loss is counted and reported).
                     Thread.sleep(forTimeInterval: delay)
-                    delay = min(delay * 2, 5)
-                    // Without a spill the batch is only in memory: keep trying until the graceful
-                    // shutdown time is up (then cancelled: the loss is counted and reported).
                     store = try reconnect(spilling: nil, after: true)!.0
+                    step = pipeline.reconnectedForRetry()
                 }
             }
         }
-        logger.info("writer drained")
     }
 
-    /// Writes `current` (prepared ahead, or now) in one transaction and meanwhile, on the prepare
-    /// thread, takes the next batch if one is waiting and prepares it: PostgreSQL writes one batch
-    /// while this process places, deduplicates and correlates the next. Returns the result and the
-    /// batch being prepared, to be waited for after the result is handed on. When the database
-    /// refuses `current`, it is written item by item (one bad item cannot block the rest). A
-    /// connection failure is thrown, with a batch taken ahead put back into `carried` (one read
-    /// from the spill stays there).
-    private func write(_ current: Taken, prepared: PreparedBatch?, _ store: EventStore, carried: inout [Inbound],
-                       _ decoder: MessageDecoder) throws -> (BatchResult, Pending<LookAhead?>?)
+    /// How writing a batch ended.
+    enum WriteOutcome {
+        /// Committed (whole, or item by item after a refusal); `pending`: the next batch being
+        /// taken and prepared meanwhile, waited for after the result is handed on.
+        case committed(BatchResult, pending: Pending<LookAhead?>?)
+        /// The connection failed; `ahead`: a batch taken meanwhile.
+        case lost(PQError, ahead: Batch?)
+    }
+
+    /// Writes `batch` (prepared ahead, or now) in one transaction and meanwhile, when `lookAhead`
+    /// allows, takes the next batch on the prepare thread if one is waiting and prepares it:
+    /// PostgreSQL writes one batch while this process places, deduplicates and correlates the
+    /// next. When the database refuses the batch, it is written item by item (one bad item cannot
+    /// block the rest).
+    private func write(_ batch: Batch, prepared: PreparedBatch?, lookAhead: Bool, _ store: EventStore,
+                       _ pipeline: inout Pipeline, _ decoder: MessageDecoder) throws -> WriteOutcome
     {
-        let p: PreparedBatch
+        var aheadTaken: Batch? = nil
         do {
-            p = try prepared ?? store.prepare(current.batch)
-        } catch let error as PQError where !error.isConnectionFailure {
-            store.discardPrepared()
-            return (try store.writeSeparately(current.batch, refusedWith: error), nil)
-        } catch {
-            store.discardPrepared()
-            throw error
-        }
-        // Ahead only from the queue or the spill: what is carried goes first, batch by batch.
-        let pending = carried.isEmpty && store.canPrepareAhead
-            ? lookAhead(store, after: p, spillFrom: current.spillEnd, decoder) : nil
-        do {
-            return (try store.commit(p), pending)
-        } catch {
-            // The batch prepared ahead was correlated with this one's incidents: prepared again later.
-            if let next = pending?.wait() {
-                metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": "discarded"])
-                if next.taken.spillEnd == nil { carried.insert(contentsOf: next.taken.batch, at: 0) }
+            let p: PreparedBatch
+            do {
+                p = try prepared ?? store.prepare(batch.items)
+            } catch let error as PQError where !error.isConnectionFailure {
+                store.discardPrepared()
+                let again = pipeline.refused(ahead: nil)
+                return .committed(try store.writeSeparately(again.items, refusedWith: error), pending: nil)
+            } catch {
+                store.discardPrepared()
+                throw error
             }
-            store.discardPrepared()
-            guard let refused = error as? PQError, !refused.isConnectionFailure else { throw error }
-            return (try store.writeSeparately(current.batch, refusedWith: refused), nil)
+            let pending = lookAhead && store.canPrepareAhead ? self.lookAhead(store, after: p, spillFrom: batch.spillEnd, decoder) : nil
+            do {
+                return .committed(try store.commit(p), pending: pending)
+            } catch {
+                // The batch prepared ahead was correlated with this one's incidents: prepared again later.
+                if let next = pending?.wait() {
+                    metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": "discarded"])
+                    aheadTaken = next.taken
+                }
+                store.discardPrepared()
+                guard let refused = error as? PQError, !refused.isConnectionFailure else { throw error }
+                let again = pipeline.refused(ahead: aheadTaken)
+                aheadTaken = nil
+                return .committed(try store.writeSeparately(again.items, refusedWith: refused), pending: nil)
+            }
+        } catch let error as PQError where error.isConnectionFailure {
+            return .lost(error, ahead: aheadTaken)
         }
     }
 
@@ -245,18 +253,18 @@ public final class WriterService: Service, Sendable {
         Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
             clock.start()
-            var taken: Taken
+            var taken: Batch
             if let batch = input.popBatch(max: config.batchSize, idle: 0, linger: 0), !batch.isEmpty {
-                taken = Taken(batch: batch)
+                taken = Batch(batch)
             } else if let spill {
                 let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
                 guard !raws.isEmpty else { return nil }
-                taken = Taken(batch: raws.map { Inbound($0, decodedBy: decoder) }, spillEnd: end)
+                taken = Batch(raws.map { Inbound($0, decodedBy: decoder) }, spillEnd: end)
                 clock.lap("spill_read")
             } else {
                 return nil
             }
-            let prepared = Result { try store.prepare(taken.batch, after: inFlight) }
+            let prepared = Result { try store.prepare(taken.items, after: inFlight) }
             return LookAhead(taken: taken, prepared: prepared, phases: clock.take())
         }
     }
@@ -424,16 +432,9 @@ public struct WriterStopped: Error, CustomStringConvertible, Sendable {
     public var description: String { reason }
 }
 
-/// A batch taken for writing.
-struct Taken {
-    var batch: [Inbound]
-    /// Read from the spill: the offset to commit once it is written.
-    var spillEnd: UInt64? = nil
-}
-
 /// A batch taken and prepared while the one before it was written.
 struct LookAhead {
-    var taken: Taken
+    var taken: WriterPipeline<Inbound>.Batch
     var prepared: Result<PreparedBatch, Error>
     /// Time spent taking it (spill reads), for liandong_writer_seconds_total.
     var phases: [String: Double]
