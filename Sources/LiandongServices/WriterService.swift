@@ -4,6 +4,7 @@ import LiandongStorage
 import LibPQ
 import Logging
 import ServiceLifecycle
+import Synchronization
 import ZeroMQ
 
 /// Takes validated messages off the ingest queue in batches (ingest.batch_size / batch_ms), writes
@@ -80,8 +81,9 @@ public final class WriterService: Service, Sendable {
         defer { prepareThread.stop() }
         // Which batch is next, what a failure does with the batches in hand: see WriterPipeline.
         var pipeline = Pipeline(batchSize: config.batchSize, hasSpill: spill != nil)
-        guard var (store, held) = try reconnect(spilling: spill, after: false) else { return }
-        pipeline.reconnected(held: held)
+        guard let opened = try reconnect(spilling: spill, after: false) else { return }
+        var store = opened.0
+        pipeline.reconnected(held: opened.1)
         metrics.set("liandong_database_up", 1)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
@@ -225,7 +227,8 @@ public final class WriterService: Service, Sendable {
                 store.discardPrepared()
                 throw error
             }
-            let pending = lookAhead && store.canPrepareAhead ? self.lookAhead(store, after: p, spillFrom: batch.spillEnd, decoder) : nil
+            let pending = lookAhead && store.canPrepareAhead
+                ? self.lookAhead(store.preparer, after: p, spillFrom: batch.spillEnd, decoder) : nil
             do {
                 return .committed(try store.commit(p), pending: pending)
             } catch {
@@ -247,8 +250,8 @@ public final class WriterService: Service, Sendable {
 
     /// On the prepare thread: the next batch if one is waiting now (the queue first, then the
     /// spill after `spillFrom`), prepared with `inFlight` being written meanwhile.
-    private func lookAhead(_ store: EventStore, after inFlight: PreparedBatch, spillFrom: UInt64?, _ decoder: MessageDecoder)
-        -> Pending<LookAhead?>
+    private func lookAhead(_ preparer: SharedPreparer, after inFlight: PreparedBatch, spillFrom: UInt64?,
+                           _ decoder: MessageDecoder) -> Pending<LookAhead?>
     {
         Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
@@ -264,7 +267,7 @@ public final class WriterService: Service, Sendable {
             } else {
                 return nil
             }
-            let prepared = Result { try store.prepare(taken.items, after: inFlight) }
+            let prepared = Result { try preparer.prepare(taken.items, after: inFlight) }
             return LookAhead(taken: taken, prepared: prepared, phases: clock.take())
         }
     }
@@ -440,18 +443,15 @@ struct LookAhead {
     var phases: [String: Double]
 }
 
-/// One job on the prepare thread, waited for by the thread that started it. Until `wait()`
-/// returns, the job owns what it uses (here the store's correlation side).
-final class Pending<T>: @unchecked Sendable {
-    // @unchecked: `result` is written once by the job before `done` is signalled and read only
-    // after `wait()`; the semaphore orders the two. The hand-over of the store is by contract.
-
+/// One job on the prepare thread, waited for by the thread that started it.
+final class Pending<T: Sendable>: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: T?
+    private let result = Mutex<T?>(nil)
 
-    init(on worker: WorkerThread, _ body: @escaping () -> T) {
+    init(on worker: WorkerThread, _ body: @escaping @Sendable () -> T) {
         worker.run { [self] in
-            result = body()
+            let value = body()
+            result.withLock { $0 = value }
             done.signal()
         }
     }
@@ -459,7 +459,7 @@ final class Pending<T>: @unchecked Sendable {
     /// Waits for the job (once).
     func wait() -> T {
         done.wait()
-        return result!
+        return result.withLock { $0! }
     }
 }
 
@@ -469,7 +469,7 @@ final class Pending<T>: @unchecked Sendable {
 final class WorkerThread: @unchecked Sendable {
     // @unchecked: `jobs` and `stopped` are guarded by `condition`.
     private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
+    private var jobs: [@Sendable () -> Void] = []
     private var stopped = false
 
     init(name: String, nice: Int32) {
@@ -489,7 +489,7 @@ final class WorkerThread: @unchecked Sendable {
         thread.start()
     }
 
-    func run(_ job: @escaping () -> Void) {
+    func run(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
         condition.signal()

@@ -1,0 +1,156 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// The write side of the event store, run by the writer thread only: the write session that
+/// holds the writer lock, a prepared batch's COPYs and statements in one transaction, the tasks
+/// of the incidents it grew (read under the write session, planned by the `TaskPlanner`) and the
+/// feed outbox.
+package final class BatchCommitter {
+    /// Writes, in transactions; holds the writer lock.
+    private let db: PGConnection
+    private let planner: TaskPlanner
+    private let maxDeadLetterBytes: Int
+    /// Raw dead-letter bytes stored per hour at most (retention.dead_letter_bytes_per_hour).
+    private let deadLetterBytesPerHour: Int
+    /// Where committing takes its time, by phase (see `takePhases`).
+    private var clock = PhaseClock()
+
+    /// Takes the writer lock on `db` (`WriterLockBusy` when another session holds it).
+    package init(db: PGConnection, rules: Rules, maxDeadLetterBytes: Int, deadLetterBytesPerHour: Int) throws {
+        // One writer per database: the correlation window is this process's memory, a second
+        // writer would correlate without seeing the first one's events. Held for the session.
+        guard try db.query("SELECT pg_try_advisory_lock($1::bigint)", [String(EventStore.writerLockKey)]).scalar == "t" else {
+            throw WriterLockBusy()
+        }
+        self.db = db
+        planner = TaskPlanner(rules: rules)
+        self.maxDeadLetterBytes = maxDeadLetterBytes
+        self.deadLetterBytesPerHour = deadLetterBytesPerHour
+    }
+
+    package var isConnected: Bool { db.isOK }
+
+    package func close() { db.close() }
+
+    package func takePhases() -> [String: Double] { clock.take() }
+
+    /// Writes a prepared batch in one transaction. Any failure is thrown (the caller discards the
+    /// window and, when the database refused the batch, writes it with `writeSeparately`); on
+    /// success the caller calls `committed()` once no other batch is being prepared.
+    package func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
+        clock.start()
+        let result = try db.transaction { _ in
+            try insert(p.rows)
+            clock.lap("write_events")
+            try insertDeadLetters(p.deadLetters)
+            clock.lap("dead_letters")
+            let messages = try emitTasks(p, now: now)
+            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
+        }
+        clock.lap("commit")
+        return result
+    }
+
+    /// Writes one message refused by the database as a dead letter (store_error), in its own transaction.
+    package func writeRefused(_ rejection: Rejection, _ raw: RawMessage) throws {
+        try db.transaction { _ in try insertDeadLetters([(rejection, raw)]) }
+    }
+
+    /// New incidents and events by COPY, grown incidents and gateway seqs in one statement.
+    private func insert(_ rows: BatchRows) throws {
+        if let incidents = rows.incidents {
+            try db.copy("""
+                COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
+                                         last_observed_at, alert_count, report_count) FROM STDIN
+                """, incidents)
+        }
+        if let events = rows.events {
+            try db.copy("""
+                COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
+                                      observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
+                """, events)
+        }
+        guard let update = rows.update else { return }
+        // One round trip for both. `= ANY` gives the planner the exact incident keys (it guesses
+        // 100 rows for jsonb_to_recordset and, on a young incidents table, chose a hash join over
+        // all of it: 4 ms a batch).
+        try db.query("""
+            WITH seqs AS (
+                INSERT INTO liandong.gateway_seqs AS t (gateway_id, highest_seq)
+                SELECT x.g, x.s FROM jsonb_to_recordset($1::jsonb) AS x(g text, s bigint)
+                ON CONFLICT (gateway_id) DO UPDATE SET highest_seq = greatest(t.highest_seq, excluded.highest_seq), updated_at = now()
+                WHERE excluded.highest_seq > t.highest_seq
+            ), grown AS (
+                UPDATE liandong.incidents i
+                SET priority          = least(i.priority, x.priority),
+                    first_observed_at = least(i.first_observed_at, to_timestamp(x.first)),
+                    last_observed_at  = greatest(i.last_observed_at, to_timestamp(x.last)),
+                    alert_count       = i.alert_count + x.alerts,
+                    report_count      = i.report_count + x.reports,
+                    updated_at        = now()
+                FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, priority smallint, alerts integer, reports integer,
+                                                         first float8, last float8)
+                WHERE i.id = x.id AND i.id = ANY($3::uuid[])
+            )
+            SELECT 1
+            """, update)
+    }
+
+    /// Tasks and messages for the incidents the batch touched, in the order it touched them:
+    /// those it opened were planned by `prepare`; the others are read (with their tasks) and
+    /// planned here.
+    private func emitTasks(_ p: PreparedBatch, now: Double) throws -> [FeedMessage] {
+        guard !p.touched.isEmpty else { return [] }
+        var upgraded: [TaskRecord] = [], created: [TaskRecord] = []
+        var messages: [TaskMessage] = []
+        var stored: [UUID: IncidentState] = [:]
+        let existing = p.touched.filter { !p.fresh.contains($0) }
+        if !existing.isEmpty {
+            for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
+                stored[UUID(uuidString: incident.id)!] = incident
+            }
+        }
+        clock.lap("snapshots")
+        let emittedAt = Timestamp.formatCST(now)
+        for id in p.touched {
+            if p.fresh.contains(id) {
+                guard var built = p.freshTasks[id] else { continue }
+                built.emittedAt = emittedAt
+                messages.append(built)
+                continue
+            }
+            guard let incident = stored[id], let step = planner.evidence(on: incident, now: now) else { continue }
+            switch step.event {
+            case .created?: created.append(step.task)
+            case .upgraded?: upgraded.append(step.task)
+            default: break
+            }
+            messages.append(step.message)
+        }
+        var rows = p.freshTaskRows
+        rows.append(TaskRows(created: created))
+        // Every upgrade is announced, so there are feed messages to reserve seqs for: the upgrade
+        // statement reserves them (one round trip less).
+        let base = upgraded.isEmpty ? nil : try TaskStore.upgrade(db, upgraded, feedMessages: messages.count)
+        try TaskStore.create(db, rows)
+        clock.lap("upsert_tasks")
+        let feed = try TaskStore.appendFeed(db, messages, base: base)
+        clock.lap("feed")
+        return feed
+    }
+
+    /// Records per-gateway seq gaps found on the SUB path.
+    package func recordGaps(_ gaps: [SeqGap]) throws {
+        struct Row: Encodable { let gateway_id: String; let from_seq, to_seq: Int64 }
+        try db.query("""
+            INSERT INTO liandong.ingest_gaps (gateway_id, from_seq, to_seq)
+            SELECT x.gateway_id, x.from_seq, x.to_seq
+            FROM jsonb_to_recordset($1::jsonb) AS x(gateway_id text, from_seq bigint, to_seq bigint)
+            """, [try TaskStore.json(gaps.map { Row(gateway_id: $0.gateway, from_seq: $0.from, to_seq: $0.to) })])
+    }
+
+    private func insertDeadLetters(_ letters: [(Rejection, RawMessage)]) throws {
+        try TaskStore.insertDeadLetters(db, letters, maxBytes: maxDeadLetterBytes, bytesPerHour: deadLetterBytesPerHour)
+    }
+}
