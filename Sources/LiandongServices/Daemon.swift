@@ -35,8 +35,8 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     ).rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
-    metrics.set("liandong_build_info", 1, ["version": LiandongVersion.current, "schema": String(expectedMigration),
-                                           "zmq": ZMQContext.version])
+    metrics.gauge("liandong_build_info", [("schema", String(expectedMigration)), ("version", LiandongVersion.current),
+                                           ("zmq", ZMQContext.version)]).record(1)
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 5_000)
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }

@@ -118,10 +118,10 @@ public final class HealthService: Service, Sendable {
             guard version >= expectedMigration else {
                 return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
             }
-            guard metrics.value("liandong_writer_standby") != 1 else {
+            guard !metrics.writerStandby.isOn else {
                 return (false, "standby: another liandongd holds this database's writer lock; this one takes over when it stops")
             }
-            guard metrics.value("liandong_database_up") == 1 else { return (false, "the writer cannot reach the database") }
+            guard metrics.databaseUp.isOn else { return (false, "the writer cannot reach the database") }
             return (true, "ready")
         } catch {
             db = nil

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import LiandongCore
 import LiandongStorage
@@ -31,6 +32,18 @@ public final class IngestService: Service, Sendable {
     let queue: BoundedQueue<Inbound>
     let logger: Logger
     let metrics: Metrics
+    let handles: Handles
+
+    struct Handles {
+        let received: CounterFamily
+        let gaps, gapMessages: CoreMetrics.Counter
+
+        init(_ m: Metrics) {
+            received = m.counters("liandong_events_received_total", by: "path", known: ["sub", "ack"])
+            gaps = m.counter("liandong_ingest_gaps_total")
+            gapMessages = m.counter("liandong_ingest_gap_messages_total")
+        }
+    }
     let spill: SpillFile?
     /// Gaps found on the SUB path, for the writer to record.
     let gaps: BoundedQueue<SeqGap>
@@ -48,6 +61,7 @@ public final class IngestService: Service, Sendable {
         self.seeds = seeds
         self.spill = spill
         self.metrics = metrics
+        handles = Handles(metrics)
         self.context = context
         self.config = config
         self.queue = queue
@@ -133,8 +147,8 @@ public final class IngestService: Service, Sendable {
             }
             guard reading else { continue }
             for gap in tracker.due(now: Date().timeIntervalSince1970) {
-                metrics.increment("liandong_ingest_gaps_total")
-                metrics.increment("liandong_ingest_gap_messages_total", by: Double(gap.count))
+                handles.gaps.increment()
+                handles.gapMessages.increment(by: gap.count)
                 logger.warning("messages lost before reaching liandongd", metadata: [
                     "gateway.id": "\(gap.gateway)", "gap.from": "\(gap.from)", "gap.to": "\(gap.to)",
                 ])
@@ -142,7 +156,7 @@ public final class IngestService: Service, Sendable {
             }
             if let sub, readable[1] {
                 var received = 0
-                defer { metrics.increment("liandong_events_received_total", ["path": "sub"], by: Double(received)) }
+                defer { handles.received.increment("sub", by: received) }
                 // Messages bound for the spill, written together (one write, not one per message)
                 // before the next message is queued and before polling again.
                 var spilling: [RawMessage] = [], spillingBytes = 0
@@ -183,7 +197,7 @@ public final class IngestService: Service, Sendable {
             }
             if let router, readable[sub == nil ? 1 : 2] {
                 var received = 0
-                defer { metrics.increment("liandong_events_received_total", ["path": "ack"], by: Double(received)) }
+                defer { handles.received.increment("ack", by: received) }
                 for _ in 0..<1000 {
                     guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
                     received += 1

@@ -1,131 +1,199 @@
+import CoreMetrics
 import Foundation
-import LiandongStorage
+import LiandongCore
+import Prometheus
+import Synchronization
 
-/// Counters, gauges and histograms for /metrics in the Prometheus text format. Thread-safe; every
-/// service writes to the one registry the daemon creates.
-public final class Metrics: @unchecked Sendable {
-    // @unchecked: all state is guarded by `lock`.
-    private let lock = NSLock()
-    private var counters: [String: [String: Double]] = [:]
-    private var gauges: [String: [String: Double]] = [:]
-    private var gaugeFunctions: [String: @Sendable () -> Double] = [:]
-    private var histograms: [String: Histogram] = [:]
-    private var help: [String: (type: String, text: String)] = [:]
+/// The daemon's metrics, through swift-metrics and exported by swift-prometheus. Each service
+/// creates its handles once (at start: `counter`, `gauge`, `histogram`, families by label) and
+/// then increments them lock-free; /metrics renders the registry. One registry per daemon (not
+/// the process-wide `MetricsSystem`), so a test process can run several.
+public final class Metrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    /// Gauges read when /metrics is scraped.
+    private let scraped = Mutex<[(gauge: CoreMetrics.Gauge, read: @Sendable () -> Double)]>([])
 
-    struct Histogram {
-        let bounds: [Double]
-        var buckets: [Double]
-        var sum = 0.0
-        var count = 0.0
-    }
+    /// The writer's last database operation succeeded (also read by /readyz).
+    public let databaseUp: StatusGauge
+    /// Another liandongd holds the writer lock and this one waits (also read by /readyz).
+    public let writerStandby: StatusGauge
+    /// Task messages committed to the feed, by kind (the writer, updates and the sweeper add to it).
+    public let feedMessages: CounterFamily
 
     public init() {
-        describe("liandong_events_received_total", "counter", "Messages received on the ingest sockets, by path (sub, ack).")
-        describe("liandong_events_accepted_total", "counter", "Events stored, by source (alert, report).")
-        describe("liandong_events_duplicate_total", "counter", "Events whose id was already stored (no effect).")
-        describe("liandong_events_rejected_total", "counter", "Messages dead-lettered, by reason.")
-        describe("liandong_ingest_gaps_total", "counter", "Per-gateway seq gaps detected on the SUB path.")
-        describe("liandong_ingest_gap_messages_total", "counter", "Messages missing in those gaps.")
-        describe("liandong_feed_messages_total", "counter", "Task messages committed to the feed, by kind.")
-        describe("liandong_escalations_total", "counter", "Tasks moved up a tier or marked overdue by the sweeper.")
-        describe("liandong_task_updates_total", "counter", "Dispatcher updates answered, by result (ok, refused, invalid).")
-        describe("liandong_db_reconnects_total", "counter", "Database reconnections after a lost connection.")
-        describe("liandong_batch_size", "histogram", "Messages per database transaction.")
-        describe("liandong_batch_commit_seconds", "histogram", "Time to write and commit one batch.")
-        describe("liandong_ingest_queue_depth", "gauge", "Messages waiting in memory for the writer.")
-        describe("liandong_spill_pending_bytes", "gauge", "Bytes waiting in the spill file for the writer.")
-        describe("liandong_feed_head", "gauge", "Highest feed seq published.")
-        describe("liandong_events_late_total", "counter", "Events observed before the in-memory correlation window, matched against stored history.")
-        describe("liandong_correlation_window_events", "gauge", "Recent events of open incidents held in memory for correlation.")
-        describe("liandong_writer_seconds_total", "counter", "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).")
-        describe("liandong_batches_prepared_ahead_total", "counter", "Batches prepared while the one before them was written, by outcome (used; discarded: the batch before failed or the preparation did, prepared again).")
-        describe("liandong_database_up", "gauge", "1 when the writer's last database operation succeeded.")
-        describe("liandong_retention_deleted_total", "counter", "Rows removed by retention (retention.*), by table.")
-        describe("liandong_writer_standby", "gauge", "1 while another liandongd holds this database's writer lock and this one waits (standby).")
-        describe("liandong_build_info", "gauge", "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).")
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets = [
+            "liandong_batch_size": Self.batchSizeBounds,
+            "liandong_batch_commit_seconds": Self.latencyBounds,
+        ]
+        self.factory = factory
+        databaseUp = StatusGauge(CoreMetrics.Gauge(label: "liandong_database_up", dimensions: [], factory: factory))
+        writerStandby = StatusGauge(CoreMetrics.Gauge(label: "liandong_writer_standby", dimensions: [], factory: factory))
+        feedMessages = CounterFamily(name: "liandong_feed_messages_total", label: "kind",
+                                     known: TaskKind.allCases.map(\.rawValue), factory: factory)
     }
 
-    private func describe(_ name: String, _ type: String, _ text: String) { help[name] = (type, text) }
+    // MARK: handles
 
-    static func labelKey(_ labels: [String: String]) -> String {
-        if labels.isEmpty { return "" }
-        if labels.count == 1, let (key, value) = labels.first { return key + "=\"" + escape(value) + "\"" }
-        return labels.sorted { $0.key < $1.key }.map { "\($0.key)=\"\(escape($0.value))\"" }.joined(separator: ",")
+    public func counter(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
     }
 
-    static func escape(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return s }
-        return s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+    /// A counter by one label, with handles for `known` values created now.
+    public func counters(_ name: String, by label: String, known: [String]) -> CounterFamily {
+        CounterFamily(name: name, label: label, known: known, factory: factory)
     }
 
-    public func increment(_ name: String, _ labels: [String: String] = [:], by value: Double = 1) {
-        lock.lock()
-        counters[name, default: [:]][Self.labelKey(labels), default: 0] += value
-        lock.unlock()
+    /// Seconds (or another fractional amount) by one label.
+    public func secondsCounters(_ name: String, by label: String) -> SecondsFamily {
+        SecondsFamily(name: name, label: label, factory: factory)
     }
 
-    public func set(_ name: String, _ value: Double, _ labels: [String: String] = [:]) {
-        lock.lock()
-        gauges[name, default: [:]][Self.labelKey(labels)] = value
-        lock.unlock()
+    public func gauge(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Gauge {
+        CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+    }
+
+    /// A histogram with the buckets set for `name` in `init`.
+    public func histogram(_ name: String) -> CoreMetrics.Recorder {
+        CoreMetrics.Recorder(label: name, dimensions: [], aggregate: true, factory: factory)
     }
 
     /// A gauge read when /metrics is scraped.
     public func gauge(_ name: String, _ read: @escaping @Sendable () -> Double) {
-        lock.lock()
-        gaugeFunctions[name] = read
-        lock.unlock()
+        let g = gauge(name)
+        scraped.withLock { $0.append((g, read)) }
     }
 
-    public func observe(_ name: String, _ value: Double, bounds: [Double]) {
-        lock.lock()
-        var h = histograms[name] ?? Histogram(bounds: bounds, buckets: Array(repeating: 0, count: bounds.count))
-        for (i, b) in h.bounds.enumerated() where value <= b { h.buckets[i] += 1 }
-        h.sum += value
-        h.count += 1
-        histograms[name] = h
-        lock.unlock()
-    }
+    // MARK: exposition
 
-    /// A counter's current value (tests and logs).
-    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return counters[name]?[Self.labelKey(labels)] ?? gauges[name]?[Self.labelKey(labels)] ?? 0
-    }
-
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, families sorted by name, each with its HELP line.
     public func render() -> String {
-        lock.lock()
-        let counters = self.counters, gauges = self.gauges, histograms = self.histograms, functions = gaugeFunctions
-        lock.unlock()
-        var out = ""
-        func header(_ name: String) {
-            if let h = help[name] { out += "# HELP \(name) \(h.text)\n# TYPE \(name) \(h.type)\n" }
+        for (g, read) in scraped.withLock({ $0 }) { g.record(read()) }
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        // Families in name order, and HELP (the registry gets none through swift-metrics).
+        var families: [String: [Substring]] = [:]
+        var name = ""
+        for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {
+            if line.hasPrefix("# TYPE ") { name = String(line.split(separator: " ")[2]) }
+            if line.hasPrefix("# HELP ") { continue }
+            families[name, default: []].append(line)
         }
-        func number(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
-        for name in Set(help.keys).union(counters.keys).union(gauges.keys).union(histograms.keys).sorted() {
-            if let series = counters[name] ?? gauges[name] {
-                header(name)
-                for (labels, v) in series.sorted(by: { $0.key < $1.key }) {
-                    out += labels.isEmpty ? "\(name) \(number(v))\n" : "\(name){\(labels)} \(number(v))\n"
-                }
-            } else if let read = functions[name] {
-                header(name)
-                out += "\(name) \(number(read()))\n"
-            } else if let h = histograms[name] {
-                header(name)
-                for (b, c) in zip(h.bounds, h.buckets) { out += "\(name)_bucket{le=\"\(b)\"} \(number(c))\n" }
-                out += "\(name)_bucket{le=\"+Inf\"} \(number(h.count))\n\(name)_sum \(h.sum)\n\(name)_count \(number(h.count))\n"
-            } else if help[name]?.type == "counter" {
-                header(name)
-                out += "\(name) 0\n"
-            }
+        var out = ""
+        for (family, var lines) in families.sorted(by: { $0.key < $1.key }) {
+            if let text = Self.help[family] { out += "# HELP \(family) \(text)\n" }
+            // Series of a counter or gauge in label order (histogram buckets keep theirs).
+            if lines.first?.hasSuffix(" histogram") == false { lines[1...].sort() }
+            // Whole values as integers ("1", not "1.0"), as people and scripts read them.
+            for line in lines { out += (!line.hasPrefix("#") && line.hasSuffix(".0") ? line.dropLast(2) : line) + "\n" }
         }
         return out
     }
 
     public static let batchSizeBounds: [Double] = [1, 5, 10, 50, 100, 250, 500, 1000, 5000]
     public static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+    static let help: [String: String] = [
+        "liandong_events_received_total": "Messages received on the ingest sockets, by path (sub, ack).",
+        "liandong_events_accepted_total": "Events stored, by source (alert, report).",
+        "liandong_events_duplicate_total": "Events whose id was already stored (no effect).",
+        "liandong_events_rejected_total": "Messages dead-lettered, by reason.",
+        "liandong_ingest_gaps_total": "Per-gateway seq gaps detected on the SUB path.",
+        "liandong_ingest_gap_messages_total": "Messages missing in those gaps.",
+        "liandong_feed_messages_total": "Task messages committed to the feed, by kind.",
+        "liandong_escalations_total": "Tasks moved up a tier or marked overdue by the sweeper.",
+        "liandong_task_updates_total": "Dispatcher updates answered, by result (ok, refused).",
+        "liandong_db_reconnects_total": "Database reconnections after a lost connection.",
+        "liandong_batch_size": "Messages per database transaction.",
+        "liandong_batch_commit_seconds": "Time to write and commit one batch.",
+        "liandong_ingest_queue_depth": "Messages waiting in memory for the writer.",
+        "liandong_spill_pending_bytes": "Bytes waiting in the spill file for the writer.",
+        "liandong_feed_head": "Highest feed seq published.",
+        "liandong_events_late_total": "Events observed before the in-memory correlation window, matched against stored history.",
+        "liandong_correlation_window_events": "Recent events of open incidents held in memory for correlation.",
+        "liandong_writer_seconds_total": "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).",
+        "liandong_batches_prepared_ahead_total": "Batches prepared while the one before them was written, by outcome (used; discarded: the batch before failed or the preparation did, prepared again).",
+        "liandong_database_up": "1 when the writer's last database operation succeeded.",
+        "liandong_retention_deleted_total": "Rows removed by retention (retention.*), by table.",
+        "liandong_writer_standby": "1 while another liandongd holds this database's writer lock and this one waits (standby).",
+        "liandong_build_info": "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).",
+    ]
+}
+
+/// A 0/1 gauge whose state the daemon reads back (/readyz).
+public final class StatusGauge: Sendable {
+    private let gauge: CoreMetrics.Gauge
+    private let state = Atomic<Bool>(false)
+
+    init(_ gauge: CoreMetrics.Gauge) {
+        self.gauge = gauge
+        gauge.record(0)
+    }
+
+    public func set(_ on: Bool) {
+        state.store(on, ordering: .relaxed)
+        gauge.record(on ? 1 : 0)
+    }
+
+    public var isOn: Bool { state.load(ordering: .relaxed) }
+}
+
+/// Counters by one label: handles for the known values are created up front (so every series
+/// exists from the start, at 0); another value gets its handle on first use.
+public final class CounterFamily: Sendable {
+    private let name: String, label: String
+    private let factory: PrometheusMetricsFactory
+    private let known: [String: CoreMetrics.Counter]
+    private let others = Mutex<[String: CoreMetrics.Counter]>([:])
+
+    init(name: String, label: String, known: [String], factory: PrometheusMetricsFactory) {
+        self.name = name
+        self.label = label
+        self.factory = factory
+        var handles: [String: CoreMetrics.Counter] = [:]
+        for value in known { handles[value] = CoreMetrics.Counter(label: name, dimensions: [(label, value)], factory: factory) }
+        self.known = handles
+    }
+
+    public subscript(_ value: String) -> CoreMetrics.Counter {
+        if let handle = known[value] { return handle }
+        return others.withLock { others in
+            if let handle = others[value] { return handle }
+            let handle = CoreMetrics.Counter(label: name, dimensions: [(label, value)], factory: factory)
+            others[value] = handle
+            return handle
+        }
+    }
+
+    public func increment(_ value: String, by amount: Int = 1) { self[value].increment(by: amount) }
+}
+
+/// Fractional counters (seconds) by one label, each handle created on first use.
+public final class SecondsFamily: Sendable {
+    private let name: String, label: String
+    private let factory: PrometheusMetricsFactory
+    private let handles = Mutex<[String: CoreMetrics.FloatingPointCounter]>([:])
+
+    init(name: String, label: String, factory: PrometheusMetricsFactory) {
+        self.name = name
+        self.label = label
+        self.factory = factory
+    }
+
+    public func add(_ value: String, _ seconds: Double) {
+        guard seconds > 0 else { return }
+        let handle = handles.withLock { handles in
+            if let handle = handles[value] { return handle }
+            let handle = CoreMetrics.FloatingPointCounter(label: name, dimensions: [(label, value)], factory: factory)
+            handles[value] = handle
+            return handle
+        }
+        handle.increment(by: seconds)
+    }
+
+    /// Adds every phase of `phases`.
+    public func add(_ phases: [String: Double]) {
+        for (phase, seconds) in phases { add(phase, seconds) }
+    }
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import LiandongCore
 import LiandongStorage
@@ -17,11 +18,11 @@ public final class PublisherService: Service, Sendable {
     let config: Config
     let input: BoundedQueue<FeedMessage>
     let logger: Logger
-    let metrics: Metrics
+    let feedHead: CoreMetrics.Gauge
     let gapWait: TimeInterval = 0.5
 
     public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
-        self.metrics = metrics
+        feedHead = metrics.gauge("liandong_feed_head")
         self.context = context
         self.config = config
         self.input = input
@@ -44,7 +45,7 @@ public final class PublisherService: Service, Sendable {
 
     private func loop() throws {
         let socket = try openSocket()
-        let cursor = FeedCursor(conninfo: config.databaseURL, metrics: metrics, logger: logger)
+        let cursor = FeedCursor(conninfo: config.databaseURL, feedHead: feedHead, logger: logger)
         let db = try cursor.database()
         let pending = try db.query("""
             SELECT seq, topic, body FROM liandong.feed WHERE seq > (SELECT seq FROM liandong.feed_published) ORDER BY seq
@@ -55,7 +56,7 @@ public final class PublisherService: Service, Sendable {
         }
         var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
-        metrics.set("liandong_feed_head", Double(next - 1))
+        feedHead.record(next - 1)
         var waiting: [Int64: FeedMessage] = [:]
         var waitingSince: Date? = nil
         var lastBeat = Date.distantPast
@@ -117,15 +118,15 @@ public final class PublisherService: Service, Sendable {
 /// holes do.
 private final class FeedCursor {
     let conninfo: String
-    let metrics: Metrics
+    let feedHead: CoreMetrics.Gauge
     let logger: Logger
     private var connection: PGConnection?
     private(set) var sentThrough: Int64 = 0
     private(set) var markedThrough: Int64 = 0
 
-    init(conninfo: String, metrics: Metrics, logger: Logger) {
+    init(conninfo: String, feedHead: CoreMetrics.Gauge, logger: Logger) {
         self.conninfo = conninfo
-        self.metrics = metrics
+        self.feedHead = feedHead
         self.logger = logger
     }
 
@@ -143,7 +144,7 @@ private final class FeedCursor {
         }
         if let last = messages.last {
             sentThrough = max(sentThrough, last.seq)
-            metrics.set("liandong_feed_head", Double(last.seq))
+            feedHead.record(last.seq)
         }
         markPublished()
     }

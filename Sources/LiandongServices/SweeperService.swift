@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import LiandongCore
 import LiandongStorage
@@ -16,11 +17,16 @@ public final class SweeperService: Service, Sendable {
     let logger: Logger
     let metrics: Metrics
     let planner: TaskPlanner
+    let escalations: CoreMetrics.Counter
+    let retentionDeleted: CounterFamily
     let stop = StopFlag()
 
     public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
+        escalations = metrics.counter("liandong_escalations_total")
+        retentionDeleted = metrics.counters("liandong_retention_deleted_total", by: "table",
+                                            known: Self.retentionTargets(config.retention).map(\.table))
         self.config = config
         self.output = output
         self.logger = logger
@@ -75,8 +81,8 @@ public final class SweeperService: Service, Sendable {
                     try db.transaction { db in try sweep(id, db: db, reannounce: reannounce) }
                 }
                 for m in messages {
-                    metrics.increment("liandong_escalations_total")
-                    metrics.increment("liandong_feed_messages_total", ["kind": m.kind])
+                    escalations.increment()
+                    metrics.feedMessages.increment(m.kind)
                     output.push(m)
                 }
             }
@@ -139,7 +145,7 @@ public final class SweeperService: Service, Sendable {
                 if n < 10_000 { break }
             }
             guard removed > 0 else { continue }
-            metrics.increment("liandong_retention_deleted_total", ["table": target.table], by: Double(removed))
+            retentionDeleted.increment(target.table, by: removed)
             logger.notice("retention: old rows removed",
                           metadata: ["db.table": "\(target.table)", "db.rows": "\(removed)", "retention.days": "\(target.days)"])
         }

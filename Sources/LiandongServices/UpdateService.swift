@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import LiandongCore
 import LiandongStorage
@@ -16,11 +17,13 @@ public final class UpdateService: Service, Sendable {
     let logger: Logger
     let metrics: Metrics
     let planner: TaskPlanner
+    let updates: CounterFamily
     let stop = StopFlag()
 
     public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
+        updates = metrics.counters("liandong_task_updates_total", by: "result", known: ["ok", "refused"])
         self.context = context
         self.config = config
         self.output = output
@@ -51,7 +54,7 @@ public final class UpdateService: Service, Sendable {
                 logger.error("task update failed", metadata: ["error": "\(error)"])
                 answer = TaskUpdateAnswer(ok: false, updateID: nil, error: "temporary failure, retry: \(error)")
             }
-            metrics.increment("liandong_task_updates_total", ["result": answer.ok ? "ok" : "refused"])
+            updates.increment(answer.ok ? "ok" : "refused")
             try socket.send(envelope + [answer.json()])
         }
         logger.info("updates stopped")
@@ -102,7 +105,7 @@ public final class UpdateService: Service, Sendable {
             }
         }
         for m in messages {
-            metrics.increment("liandong_feed_messages_total", ["kind": m.kind])
+            metrics.feedMessages.increment(m.kind)
             output.push(m)
         }
         return answer

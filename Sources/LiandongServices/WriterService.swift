@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import LiandongCore
 import LiandongStorage
@@ -19,6 +20,29 @@ public final class WriterService: Service, Sendable {
     let output: BoundedQueue<FeedMessage>
     let logger: Logger
     let metrics: Metrics
+    let handles: Handles
+
+    /// The writer's metric handles, created once.
+    struct Handles {
+        let accepted, rejected, preparedAhead: CounterFamily
+        let duplicates, late, reconnects: CoreMetrics.Counter
+        let batchSize, commitSeconds: CoreMetrics.Recorder
+        let window: CoreMetrics.Gauge
+        let phases: SecondsFamily
+
+        init(_ m: Metrics) {
+            accepted = m.counters("liandong_events_accepted_total", by: "source", known: ["alert", "report"])
+            rejected = m.counters("liandong_events_rejected_total", by: "reason", known: RejectReason.allCases.map(\.rawValue))
+            preparedAhead = m.counters("liandong_batches_prepared_ahead_total", by: "outcome", known: ["used", "discarded"])
+            duplicates = m.counter("liandong_events_duplicate_total")
+            late = m.counter("liandong_events_late_total")
+            reconnects = m.counter("liandong_db_reconnects_total")
+            batchSize = m.histogram("liandong_batch_size")
+            commitSeconds = m.histogram("liandong_batch_commit_seconds")
+            window = m.gauge("liandong_correlation_window_events")
+            phases = m.secondsCounters("liandong_writer_seconds_total", by: "phase")
+        }
+    }
     let spill: SpillFile?
     let gaps: BoundedQueue<SeqGap>
     let cancelled = StopFlag()
@@ -31,6 +55,7 @@ public final class WriterService: Service, Sendable {
         self.gaps = gaps
         self.spill = spill
         self.metrics = metrics
+        handles = Handles(metrics)
         self.context = context
         self.ackEndpoint = ackEndpoint
         self.config = config
@@ -62,8 +87,8 @@ public final class WriterService: Service, Sendable {
                          metadata: extra.merging(["db.error": "\(error)", "retry.s": "\(delay)"]) { $1 })
         } catch let error as WriterLockBusy {
             if cancelled.isSet { throw WriterStopped(reason: "\(error)") }
-            if metrics.value("liandong_writer_standby") != 1 {
-                metrics.set("liandong_writer_standby", 1)
+            if !metrics.writerStandby.isOn {
+                metrics.writerStandby.set(true)
                 logger.warning("another liandongd is writing to this database; standing by until it stops",
                                metadata: extra.merging(["retry.s": "\(delay)"]) { $1 })
             }
@@ -84,7 +109,7 @@ public final class WriterService: Service, Sendable {
         guard let opened = try reconnect(spilling: spill, after: false) else { return }
         var store = opened.0
         pipeline.reconnected(held: opened.1)
-        metrics.set("liandong_database_up", 1)
+        metrics.databaseUp.set(true)
         let linger = Double(config.batchMilliseconds) / 1000
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         var unrecorded: [SeqGap] = []
@@ -146,8 +171,8 @@ public final class WriterService: Service, Sendable {
                     clock.lap("prepare_wait")
                     preparedAhead = try? next?.prepared.get()
                     if let next {
-                        metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": preparedAhead == nil ? "discarded" : "used"])
-                        for (phase, seconds) in next.phases { metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds) }
+                        handles.preparedAhead.increment(preparedAhead == nil ? "discarded" : "used")
+                        handles.phases.add(next.phases)
                     }
                     let after = pipeline.committed(ahead: next?.taken, aheadPrepared: preparedAhead != nil)
                     // Failed part-way, the preparation ahead may have left its events in the window: rebuilt.
@@ -161,8 +186,8 @@ public final class WriterService: Service, Sendable {
                     preparedAhead = nil
                     let loss = pipeline.connectionLost(ahead: ahead, stopping: cancelled.isSet)
                     if case .stop = loss {} else {
-                        metrics.set("liandong_database_up", 0)
-                        metrics.increment("liandong_db_reconnects_total")
+                        metrics.databaseUp.set(false)
+                        handles.reconnects.increment()
                         logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.items.count)"])
                         store.close()
                     }
@@ -234,7 +259,7 @@ public final class WriterService: Service, Sendable {
             } catch {
                 // The batch prepared ahead was correlated with this one's incidents: prepared again later.
                 if let next = pending?.wait() {
-                    metrics.increment("liandong_batches_prepared_ahead_total", ["outcome": "discarded"])
+                    handles.preparedAhead.increment("discarded")
                     aheadTaken = next.taken
                 }
                 store.discardPrepared()
@@ -297,7 +322,7 @@ public final class WriterService: Service, Sendable {
                     + "messages were not written" + (spill.map { " (the spill file \($0.path) keeps the rest)" } ?? ""))
             }
             if let store = opened {
-                metrics.set("liandong_writer_standby", 0)
+                metrics.writerStandby.set(false)
                 if waited, let spill {
                     logger.notice("database reachable again; writing what was spilled", metadata: ["spill.bytes": "\(spill.pendingBytes)"])
                 }
@@ -344,9 +369,9 @@ public final class WriterService: Service, Sendable {
     }
 
     private func record(_ batch: [Inbound], _ result: BatchResult, seconds: Double) {
-        metrics.set("liandong_database_up", 1)
-        metrics.observe("liandong_batch_size", Double(batch.count), bounds: Metrics.batchSizeBounds)
-        metrics.observe("liandong_batch_commit_seconds", seconds, bounds: Metrics.latencyBounds)
+        metrics.databaseUp.set(true)
+        handles.batchSize.record(batch.count)
+        handles.commitSeconds.record(seconds)
         // Counted per batch, then added: one registry call per label, not per event.
         var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:]
         var duplicates = 0
@@ -359,18 +384,16 @@ public final class WriterService: Service, Sendable {
             }
         }
         for m in result.messages { kinds[m.kind, default: 0] += 1 }
-        for (source, n) in accepted { metrics.increment("liandong_events_accepted_total", ["source": source], by: Double(n)) }
-        for (reason, n) in rejected { metrics.increment("liandong_events_rejected_total", ["reason": reason], by: Double(n)) }
-        for (kind, n) in kinds { metrics.increment("liandong_feed_messages_total", ["kind": kind], by: Double(n)) }
-        if duplicates > 0 { metrics.increment("liandong_events_duplicate_total", by: Double(duplicates)) }
-        if result.late > 0 { metrics.increment("liandong_events_late_total", by: Double(result.late)) }
+        for (source, n) in accepted { handles.accepted.increment(source, by: n) }
+        for (reason, n) in rejected { handles.rejected.increment(reason, by: n) }
+        for (kind, n) in kinds { metrics.feedMessages.increment(kind, by: n) }
+        if duplicates > 0 { handles.duplicates.increment(by: duplicates) }
+        if result.late > 0 { handles.late.increment(by: result.late) }
     }
 
     private func recordStore(_ store: EventStore, _ loop: [String: Double]) {
-        metrics.set("liandong_correlation_window_events", Double(store.windowCount))
-        for (phase, seconds) in store.takePhases().merging(loop, uniquingKeysWith: +) {
-            metrics.increment("liandong_writer_seconds_total", ["phase": phase], by: seconds)
-        }
+        handles.window.record(store.windowCount)
+        handles.phases.add(store.takePhases().merging(loop, uniquingKeysWith: +))
     }
 
     /// Answers acknowledged gateways, after commit: ok for stored and duplicate, the reason otherwise.

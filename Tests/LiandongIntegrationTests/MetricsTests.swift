@@ -46,3 +46,48 @@ struct MetricsTests {
         try waitUntil(timeout: 10, "idle waiting to be counted") { try waited() >= before + 1.0 }
     }
 }
+
+/// The registry itself, without a daemon: handles made once, the exposition people and Prometheus read.
+@Suite("Metrics registry")
+struct MetricsRegistryTests {
+    @Test("families sorted with HELP and TYPE, series by label, whole values as integers, unknown labels on first use")
+    func exposition() {
+        let m = Metrics()
+        let received = m.counters("liandong_events_received_total", by: "path", known: ["sub", "ack"])
+        received.increment("sub", by: 3)
+        received.increment("gb28181")  // not known up front: created now
+        m.feedMessages.increment("verify")
+        m.gauge("liandong_ingest_queue_depth") { 42 }
+        m.databaseUp.set(true)
+        let phases = m.secondsCounters("liandong_writer_seconds_total", by: "phase")
+        phases.add(["wait": 0.25, "commit": 0])
+        let batches = m.histogram("liandong_batch_size")
+        batches.record(7)
+        let text = m.render()
+        let lines = text.split(separator: "\n").map(String.init)
+        for expected in [
+            "# HELP liandong_events_received_total Messages received on the ingest sockets, by path (sub, ack).",
+            "# TYPE liandong_events_received_total counter",
+            "liandong_events_received_total{path=\"ack\"} 0",
+            "liandong_events_received_total{path=\"gb28181\"} 1",
+            "liandong_events_received_total{path=\"sub\"} 3",
+            "liandong_feed_messages_total{kind=\"verify\"} 1",
+            "liandong_feed_messages_total{kind=\"update\"} 0",
+            "liandong_ingest_queue_depth 42",
+            "liandong_database_up 1",
+            "liandong_writer_standby 0",
+            "liandong_writer_seconds_total{phase=\"wait\"} 0.25",
+            "liandong_batch_size_bucket{le=\"10.0\"} 1",
+            "liandong_batch_size_count 1",
+        ] {
+            #expect(lines.contains(expected), "missing: \(expected)")
+        }
+        #expect(!text.contains("phase=\"commit\""), "a zero amount creates no series")
+        #expect(m.databaseUp.isOn && !m.writerStandby.isOn)
+        // Families in name order; a family's series in label order.
+        let families = lines.filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+        #expect(families == families.sorted())
+        let paths = lines.filter { $0.hasPrefix("liandong_events_received_total{") }
+        #expect(paths == paths.sorted())
+    }
+}
