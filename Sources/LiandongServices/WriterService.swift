@@ -244,7 +244,7 @@ public final class WriterService: Service, Sendable {
             let p: PreparedBatch
             do {
                 p = try prepared ?? store.prepare(batch.items)
-            } catch let error as PQError where !error.isConnectionFailure {
+            } catch where EventStore.isRefusal(error) {
                 store.discardPrepared()
                 let again = pipeline.refused(ahead: nil)
                 return .committed(try store.writeSeparately(again.items, refusedWith: error), pending: nil)
@@ -263,10 +263,10 @@ public final class WriterService: Service, Sendable {
                     aheadTaken = next.taken
                 }
                 store.discardPrepared()
-                guard let refused = error as? PQError, !refused.isConnectionFailure else { throw error }
+                guard EventStore.isRefusal(error) else { throw error }
                 let again = pipeline.refused(ahead: aheadTaken)
                 aheadTaken = nil
-                return .committed(try store.writeSeparately(again.items, refusedWith: refused), pending: nil)
+                return .committed(try store.writeSeparately(again.items, refusedWith: error), pending: nil)
             }
         } catch let error as PQError where error.isConnectionFailure {
             return .lost(error, ahead: aheadTaken)

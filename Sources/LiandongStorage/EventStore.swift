@@ -62,7 +62,7 @@ public final class EventStore {
             let result = try commit(try prepare(batch, now: now), now: now)
             committed()
             return result
-        } catch let error as PQError where !error.isConnectionFailure {
+        } catch where Self.isRefusal(error) {
             discardPrepared()
             return try writeSeparately(batch, refusedWith: error, now: now)
         } catch {
@@ -73,7 +73,7 @@ public final class EventStore {
 
     /// After a batch the database refused (`error`): its items one by one, so one bad item cannot
     /// block the rest; an item refused alone becomes a dead letter (store_error).
-    public func writeSeparately(_ batch: [Inbound], refusedWith error: PQError, now: Double = Date().timeIntervalSince1970)
+    public func writeSeparately(_ batch: [Inbound], refusedWith error: any Error, now: Double = Date().timeIntervalSince1970)
         throws -> BatchResult
     {
         guard batch.count == 1 else {
@@ -89,6 +89,13 @@ public final class EventStore {
         let rejection = Rejection(.storeError, "the database refused the event: \(error)")
         try committer.writeRefused(rejection, batch[0].raw)
         return BatchResult(outcomes: [.rejected(rejection)], messages: [])
+    }
+
+    /// Whether `error` refuses the batch (the database said no, or stored data this binary cannot
+    /// read), as opposed to a lost connection: the batch is then written item by item.
+    public static func isRefusal(_ error: any Error) -> Bool {
+        if let e = error as? PQError { return !e.isConnectionFailure }
+        return error is StorageError
     }
 
     // MARK: pipelining

@@ -155,7 +155,7 @@ package enum TaskStore {
                 guard let kind = v[10].flatMap(TaskKind.init(rawValue:)), let state = v[11].flatMap(TaskState.init(rawValue:)),
                       let tier = v[12].flatMap(Tier.init(rawValue:))
                 else {
-                    throw PQError(kind: .query, message: "task \(id) has an unknown kind, state or tier: \(v[10] ?? "")/\(v[11] ?? "")/\(v[12] ?? "")")
+                    throw StorageError("task \(id) has an unknown kind, state or tier: \(v[10] ?? "")/\(v[11] ?? "")/\(v[12] ?? "")")
                 }
                 incident.task = TaskRecord(
                     id: id, incidentID: v[0]!, kind: kind, state: state, tier: tier, divisionCode: v[13]!,
@@ -208,7 +208,7 @@ package enum TaskStore {
     package static func upgrade(_ db: PGConnection, _ tasks: [TaskRecord], feedMessages: Int) throws -> Int64 {
         let row = try db.query("\(feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
                                [String(feedMessages), try json(tasks.map(TaskUpsertRow.init))])
-        guard let seq = row.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+        guard let seq = row.scalar.flatMap(Int64.init) else { throw StorageError("liandong.feed_head has no row: the schema is damaged (see deploy/OPERATIONS.md, upgrade and backup)") }
         return seq
     }
 
@@ -239,7 +239,7 @@ package enum TaskStore {
             base = reserved
         } else {
             let head = try db.query("\(feedHeadAdvance) SELECT base FROM head", [String(messages.count)])
-            guard let seq = head.scalar.flatMap(Int64.init) else { throw PQError(kind: .query, message: "liandong.feed_head has no row") }
+            guard let seq = head.scalar.flatMap(Int64.init) else { throw StorageError("liandong.feed_head has no row: the schema is damaged (see deploy/OPERATIONS.md, upgrade and backup)") }
             base = seq
         }
         var copy = PGCopyText(reservingCapacity: messages.count * 1024)
@@ -324,7 +324,7 @@ package func hex(_ bytes: [UInt8]) -> String {
 package func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]) {
     guard let text else { return ([], []) }
     guard case .array(let pairs) = try JSONValue.parse(Array(text.utf8)) else {
-        throw PQError(kind: .query, message: "expected a JSON array of evidence pairs, got \(text.prefix(80))")
+        throw StorageError("expected a JSON array of evidence pairs, got \(text.prefix(80))")
     }
     var alerts: [String] = [], reports: [String] = []
     for pair in pairs {
