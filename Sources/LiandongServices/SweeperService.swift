@@ -26,7 +26,7 @@ public final class SweeperService: Service, Sendable {
         planner = TaskPlanner(rules: config.rules)
         escalations = metrics.counter("liandong_escalations_total")
         retentionDeleted = metrics.counters("liandong_retention_deleted_total", by: "table",
-                                            known: Self.retentionTargets(config.retention).map(\.table))
+                                            known: ["events"] + Self.retentionTargets(config.retention).map(\.table))
         self.config = config
         self.output = output
         self.logger = logger
@@ -70,7 +70,10 @@ public final class SweeperService: Service, Sendable {
                 lastStatistics = started
             }
             if started.timeIntervalSince(lastRetention) >= Self.retentionInterval {
-                try session.run { db in try enforceRetention(db) }
+                try session.run { db in
+                    try maintainPartitions(db)
+                    try enforceRetention(db)
+                }
                 lastRetention = started
             }
             let due = try session.run { db in
@@ -111,9 +114,6 @@ public final class SweeperService: Service, Sendable {
 
     static func retentionTargets(_ r: Config.Retention) -> [RetentionTarget] {
         [
-            // By when received: an event is observed at most ingest.max_future_s after that, so
-            // none goes before it is events_days old (a late one stays up to max_age_s longer).
-            RetentionTarget(table: "events", key: "id", time: "received_at", condition: "true", days: r.eventsDays),
             // Only what was published: the feed is the outbox too.
             RetentionTarget(table: "feed", key: "seq", time: "created_at",
                             condition: "seq <= (SELECT seq FROM liandong.feed_published)", days: r.feedDays),
@@ -151,6 +151,47 @@ public final class SweeperService: Service, Sendable {
         }
     }
 
+    /// Day partitions of events (migration 018): the week ahead is created before it is needed
+    /// (the writer creates a past day's on demand), and days that ended more than
+    /// retention.events_days ago are dropped whole - their event_keys first, then the partition
+    /// detached CONCURRENTLY (ingest is never blocked) and dropped. A detach interrupted before
+    /// is finished first; a partition detached but not dropped is dropped.
+    private func maintainPartitions(_ db: PGConnection) throws {
+        let today = "(now() AT TIME ZONE 'Asia/Shanghai')::date"
+        let created = Int(try db.query("SELECT liandong.ensure_event_partitions(\(today), \(today) + 7)").scalar ?? "0") ?? 0
+        if created > 0 { logger.info("events partitions created ahead", metadata: ["db.partitions": "\(created)"]) }
+        let days = config.retention.eventsDays
+        guard days > 0 else { return }
+        let old = try db.query("""
+            SELECT c.relname, coalesce(i.inhdetachpending, false), i.inhrelid IS NOT NULL
+            FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'liandong.events'::regclass
+            WHERE c.relnamespace = 'liandong'::regnamespace AND c.relkind = 'r' AND c.relname ~ '^events_[0-9]{8}$'
+              AND (to_date(substr(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
+                  <= now() - make_interval(days => $1)
+            ORDER BY c.relname
+            """, [String(days)])
+        var removed = 0, dropped: [String] = []
+        for row in old.rows where !stop.isSet {
+            let name = row[0]!, partition = "liandong.\(row[0]!)"
+            let rows = Int(try db.query("SELECT count(*) FROM \(partition)").scalar ?? "0") ?? 0
+            try db.query("""
+                DELETE FROM liandong.event_keys k USING \(partition) e WHERE k.source = e.source AND k.source_id = e.source_id
+                """)
+            if row[2] == "t" {
+                try db.execute("ALTER TABLE liandong.events DETACH PARTITION \(partition) \(row[1] == "t" ? "FINALIZE" : "CONCURRENTLY")")
+            }
+            try db.execute("DROP TABLE \(partition)")
+            removed += rows
+            dropped.append(name)
+        }
+        guard !dropped.isEmpty else { return }
+        retentionDeleted.increment("events", by: removed)
+        logger.notice("retention: old rows removed", metadata: [
+            "db.table": "events", "db.rows": "\(removed)", "db.partitions": "\(dropped.joined(separator: ","))",
+            "retention.days": "\(days)",
+        ])
+    }
+
     /// The highest key whose row was inserted before `cutoff`, by bisection over the key range
     /// (a few dozen primary-key probes); nil when the oldest row is newer.
     private func retentionBoundary(_ db: PGConnection, _ target: RetentionTarget, cutoff: String) throws -> String? {
@@ -179,7 +220,10 @@ public final class SweeperService: Service, Sendable {
     private func refreshStatistics(_ db: PGConnection) throws {
         let rows = try db.query("""
             SELECT relname FROM pg_stat_user_tables
-            WHERE schemaname = 'liandong' AND relname IN ('events', 'incidents', 'tasks', 'task_history', 'feed')
+            WHERE schemaname = 'liandong'
+              AND (relname IN ('event_keys', 'incidents', 'tasks', 'task_history', 'feed')
+                   -- today's events partition (the parent has no rows of its own)
+                   OR relname = 'events_' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD'))
               AND n_mod_since_analyze >= greatest(1000, n_live_tup - n_mod_since_analyze)
             """)
         for row in rows.rows {

@@ -15,6 +15,10 @@ package final class BatchCommitter {
     private let deadLetterBytesPerHour: Int
     /// Where committing takes its time, by phase (see `takePhases`).
     private var clock = PhaseClock()
+    /// Days whose events partition exists (created by the sweeper ahead of time, or here).
+    private var partitioned = Set<EventDay>()
+    /// Days this transaction created partitions for (known once it commits).
+    private var partitioning = Set<EventDay>()
 
     /// Takes the writer lock on `db` (`WriterLockBusy` when another session holds it).
     package init(db: PGConnection, rules: Rules, maxDeadLetterBytes: Int, deadLetterBytesPerHour: Int) throws {
@@ -48,8 +52,22 @@ package final class BatchCommitter {
             let messages = try emitTasks(p, now: now)
             return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
         }
+        partitioned.formUnion(partitioning)
+        partitioning = []
         clock.lap("commit")
         return result
+    }
+
+    /// Makes sure the events partitions of `days` exist: normally known already (one set lookup);
+    /// a day not seen yet by this writer - the first batch, a new day, an event observed days ago -
+    /// is checked, and its partition created if the sweeper has not (a gateway's backlog after
+    /// a long outage needs the partitions of days long past).
+    private func ensurePartitions(_ days: Set<EventDay>) throws {
+        partitioning = []
+        let missing = days.subtracting(partitioned)
+        guard let first = missing.min(), let last = missing.max() else { return }
+        try db.query("SELECT liandong.ensure_event_partitions(\(first.sql), \(last.sql))")
+        partitioning = missing
     }
 
     /// Writes one message refused by the database as a dead letter (store_error), in its own transaction.
@@ -64,6 +82,12 @@ package final class BatchCommitter {
                 COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
                                          last_observed_at, alert_count, report_count) FROM STDIN
                 """, incidents)
+        }
+        try ensurePartitions(rows.days)
+        if let keys = rows.keys {
+            // The deduplication key first: a repeat the batch's preparation could not see is
+            // refused here, before its event is routed.
+            try db.copy("COPY liandong.event_keys (source, source_id, observed_at) FROM STDIN", keys)
         }
         if let events = rows.events {
             try db.copy("""

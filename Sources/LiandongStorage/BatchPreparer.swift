@@ -150,7 +150,7 @@ package final class BatchPreparer {
     {
         let rows = try reader.query("""
             SELECT x.s, x.i FROM unnest($1::text[], $2::text[]) AS x(s, i)
-            WHERE EXISTS (SELECT 1 FROM liandong.events v WHERE v.source = x.s AND v.source_id = x.i)
+            WHERE EXISTS (SELECT 1 FROM liandong.event_keys v WHERE v.source = x.s AND v.source_id = x.i)
             UNION ALL
             SELECT NULL, id::text FROM liandong.incidents WHERE id = ANY($3::uuid[]) AND status <> 'open'
             """, [PGCopyText.arrayLiteral(events.map(\.source.rawValue)), PGCopyText.arrayLiteral(events.map(\.sourceID)),
@@ -186,8 +186,15 @@ package final class BatchPreparer {
             rows.incidents = copy.bytes
         }
         var copy = PGCopyText(reservingCapacity: placed.count * 600)
+        var keys = PGCopyText(reservingCapacity: placed.count * 64)
         for (p, incident) in zip(placed, c.incidents) {
             let e = p.event
+            let observed = Timestamp.formatUTC(e.observedAt)
+            keys.plain(e.source.rawValue)
+            keys.field(e.sourceID)
+            keys.plain(observed)
+            keys.endRow()
+            rows.days.insert(EventDay(e.observedAt))
             copy.plain(e.source.rawValue)
             copy.field(e.sourceID)
             copy.field(e.gatewayID)
@@ -196,7 +203,7 @@ package final class BatchPreparer {
             copy.field(e.workerID)
             copy.field(e.category)
             copy.plain(String(e.priority))
-            copy.plain(Timestamp.formatUTC(e.observedAt))
+            copy.plain(observed)
             copy.plain(Self.ewkb(p.point))
             copy.plain(p.crs)
             copy.plain(p.grid.gridCode)
@@ -206,6 +213,7 @@ package final class BatchPreparer {
             copy.endRow()
         }
         rows.events = copy.bytes
+        rows.keys = keys.bytes
         // Highest seq per gateway, for the gap tracker's seed at the next start.
         var highest: [String: Int64] = [:]
         for p in placed {

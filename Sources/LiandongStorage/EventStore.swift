@@ -167,5 +167,22 @@ public struct PreparedBatch: Sendable {
 package struct BatchRows: Sendable {
     package var incidents: [UInt8]?
     package var events: [UInt8]?
+    /// event_keys rows (source, id, observed time) of the events.
+    package var keys: [UInt8]?
+    /// The days (CST) the events were observed on: each needs its partition.
+    package var days = Set<EventDay>()
     package var update: [String?]?
+}
+
+/// A day in China Standard Time, as days since 1970-01-01: the partition of liandong.events an
+/// event observed then goes to (liandong.events_YYYYMMDD).
+package struct EventDay: Hashable, Comparable, Sendable {
+    package let number: Int
+
+    package init(_ observedAt: Double) { number = Int(((observedAt + 8 * 3600) / 86_400).rounded(.down)) }
+
+    package static func < (a: EventDay, b: EventDay) -> Bool { a.number < b.number }
+
+    /// The SQL date of this day.
+    package var sql: String { "DATE '1970-01-01' + \(number)" }
 }

@@ -135,6 +135,8 @@ package enum TaskStore {
                     CROSS JOIN LATERAL (
                         SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
                         WHERE e.incident_id = i.id AND e.source = s.source
+                          -- The incident's time span: only the day partitions it covers are read.
+                          AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so

@@ -47,6 +47,9 @@ struct RetentionTests {
             try db.int("SELECT count(*) FROM liandong.events") == 1 && db.int("SELECT count(*) FROM liandong.rejected_messages") == 1
         }
         #expect(try db.query("SELECT source_id FROM liandong.events").scalar == "new-1")
+        // Whole days go: the old event's partition and its deduplication key with it.
+        #expect(try db.query("SELECT source_id FROM liandong.event_keys").scalar == "new-1")
+        #expect(try db.query("SELECT to_regclass('liandong.' || $1)", [try PartitionTests.partition(daysAgo: 3, db)]).scalar == nil)
         #expect(try db.int("SELECT count(*) FROM liandong.feed f JOIN liandong.tasks t ON t.id = f.task_id WHERE t.state = 'resolved'") == 0)
         #expect(try db.int("SELECT count(*) FROM liandong.feed") >= 1)
         #expect(try db.int("SELECT count(*) FROM liandong.task_history h JOIN liandong.tasks t ON t.id = h.task_id WHERE t.state = 'resolved'") == 0)
