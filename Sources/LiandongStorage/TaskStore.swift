@@ -119,14 +119,19 @@ package enum TaskStore {
             filters.append("i.id IN (SELECT x.incident_id FROM liandong.tasks x WHERE x.id = ANY($\(parameters.count)::uuid[]))")
         }
         guard !filters.isEmpty else { return [] }
-        // The earliest event any of them holds, as a constant for the evidence query: the planner
-        // then keeps only the day partitions from there on (a bound from each incident's row alone
-        // is not pruned at plan time, and every day of history would be planned and opened).
-        let span = try db.query("SELECT extract(epoch FROM min(i.first_observed_at)) FROM liandong.incidents i WHERE "
-                                + filters.joined(separator: " OR "), parameters)
-        guard let earliest = span.scalar else { return [] }
-        parameters.append(earliest)
-        let from = "to_timestamp($\(parameters.count)::float8)"
+        // The span of their events, as constants for the evidence query: the planner then keeps
+        // only those day partitions (a bound from each incident's row alone is not pruned at plan
+        // time: every day of history, and the week ahead, would be planned - 1.8 ms a batch with
+        // only a lower bound, 0.4 ms with both). Locked first when the load locks, so the span
+        // cannot grow before the evidence is read.
+        let span = try db.query("""
+            SELECT extract(epoch FROM min(s.first_observed_at)), extract(epoch FROM max(s.last_observed_at))
+            FROM (SELECT i.first_observed_at, i.last_observed_at FROM liandong.incidents i
+                  WHERE \(filters.joined(separator: " OR "))\(lock ? " FOR UPDATE OF i" : "")) s
+            """, parameters)
+        guard let row = span.rows.first, let earliest = row[0], let latest = row[1] else { return [] }
+        parameters += [earliest, latest]
+        let between = "to_timestamp($\(parameters.count - 1)::float8) AND to_timestamp($\(parameters.count)::float8)"
         // One round trip: each incident with its task, its grid's worker and the 20 most recent
         // alert and report ids (from events_incident_recent_idx, however large the incident).
         let rows = try db.query("""
@@ -144,7 +149,7 @@ package enum TaskStore {
                         SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
-                          AND e.observed_at >= \(from) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
+                          AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
