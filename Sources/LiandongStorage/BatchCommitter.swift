@@ -45,11 +45,11 @@ package final class BatchCommitter {
     package func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         clock.start()
         let result = try db.transaction { _ in
-            try insert(p.rows)
+            let grownSpan = try insert(p.rows)
             clock.lap("write_events")
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
-            let messages = try emitTasks(p, now: now)
+            let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
             return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
         }
         partitioned.formUnion(partitioning)
@@ -75,8 +75,9 @@ package final class BatchCommitter {
         try db.transaction { _ in try insertDeadLetters([(rejection, raw)]) }
     }
 
-    /// New incidents and events by COPY, grown incidents and gateway seqs in one statement.
-    private func insert(_ rows: BatchRows) throws {
+    /// New incidents and events by COPY; gateway seqs, grown incidents and the events' keys in
+    /// one statement. Returns the span of observed time of the grown incidents (nil: none grew).
+    private func insert(_ rows: BatchRows) throws -> (first: String, last: String)? {
         if let incidents = rows.incidents {
             try db.copy("""
                 COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
@@ -84,22 +85,19 @@ package final class BatchCommitter {
                 """, incidents)
         }
         try ensurePartitions(rows.days)
-        if let keys = rows.keys {
-            // The deduplication key first: a repeat the batch's preparation could not see is
-            // refused here, before its event is routed.
-            try db.copy("COPY liandong.event_keys (source, source_id, observed_at) FROM STDIN", keys)
-        }
         if let events = rows.events {
             try db.copy("""
                 COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
                                       observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
                 """, events)
         }
-        guard let update = rows.update else { return }
-        // One round trip for both. `= ANY` gives the planner the exact incident keys (it guesses
+        guard let update = rows.update else { return nil }
+        // One round trip for all three (a repeated key refuses the batch here, as the unique
+        // index on events did before partitioning). The grown incidents' span comes back for the
+        // evidence query (TaskStore.load), which then needs no query of its own for it. `= ANY` gives the planner the exact incident keys (it guesses
         // 100 rows for jsonb_to_recordset and, on a young incidents table, chose a hash join over
         // all of it: 4 ms a batch).
-        try db.query("""
+        let span = try db.query("""
             WITH seqs AS (
                 INSERT INTO liandong.gateway_seqs AS t (gateway_id, highest_seq)
                 SELECT x.g, x.s FROM jsonb_to_recordset($1::jsonb) AS x(g text, s bigint)
@@ -116,22 +114,28 @@ package final class BatchCommitter {
                 FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, priority smallint, alerts integer, reports integer,
                                                          first float8, last float8)
                 WHERE i.id = x.id AND i.id = ANY($3::uuid[])
+                RETURNING i.first_observed_at, i.last_observed_at
+            ), keys AS (
+                INSERT INTO liandong.event_keys (source, source_id, observed_at)
+                SELECT * FROM unnest($4::text[], $5::text[], $6::timestamptz[])
             )
-            SELECT 1
+            SELECT extract(epoch FROM min(first_observed_at)), extract(epoch FROM max(last_observed_at)) FROM grown
             """, update)
+        guard let row = span.rows.first, let first = row[0], let last = row[1] else { return nil }
+        return (first, last)
     }
 
     /// Tasks and messages for the incidents the batch touched, in the order it touched them:
     /// those it opened were planned by `prepare`; the others are read (with their tasks) and
     /// planned here.
-    private func emitTasks(_ p: PreparedBatch, now: Double) throws -> [FeedMessage] {
+    private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws -> [FeedMessage] {
         guard !p.touched.isEmpty else { return [] }
         var upgraded: [TaskRecord] = [], created: [TaskRecord] = []
         var messages: [TaskMessage] = []
         var stored: [UUID: IncidentState] = [:]
         let existing = p.touched.filter { !p.fresh.contains($0) }
         if !existing.isEmpty {
-            for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }) {
+            for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }, span: grownSpan) {
                 stored[UUID(uuidString: incident.id)!] = incident
             }
         }

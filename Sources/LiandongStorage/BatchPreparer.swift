@@ -186,14 +186,13 @@ package final class BatchPreparer {
             rows.incidents = copy.bytes
         }
         var copy = PGCopyText(reservingCapacity: placed.count * 600)
-        var keys = PGCopyText(reservingCapacity: placed.count * 64)
+        var keySources: [String] = [], keyIDs: [String] = [], keyTimes: [String] = []
         for (p, incident) in zip(placed, c.incidents) {
             let e = p.event
             let observed = Timestamp.formatUTC(e.observedAt)
-            keys.plain(e.source.rawValue)
-            keys.field(e.sourceID)
-            keys.plain(observed)
-            keys.endRow()
+            keySources.append(e.source.rawValue)
+            keyIDs.append(e.sourceID)
+            keyTimes.append(observed)
             rows.days.insert(EventDay(e.observedAt))
             copy.plain(e.source.rawValue)
             copy.field(e.sourceID)
@@ -213,13 +212,11 @@ package final class BatchPreparer {
             copy.endRow()
         }
         rows.events = copy.bytes
-        rows.keys = keys.bytes
         // Highest seq per gateway, for the gap tracker's seed at the next start.
         var highest: [String: Int64] = [:]
         for p in placed {
             if let gateway = p.event.gatewayID, let seq = p.event.gatewaySeq { highest[gateway] = max(highest[gateway] ?? seq, seq) }
         }
-        guard !highest.isEmpty || !c.grown.isEmpty else { return rows }
         struct Seq: Encodable { let g: String; let s: Int64 }
         struct Grown: Encodable {
             let id: String
@@ -230,7 +227,8 @@ package final class BatchPreparer {
             Grown(id: id.uuidString, priority: g.priority, alerts: g.alerts, reports: g.reports, first: g.first, last: g.last)
         }
         rows.update = [try TaskStore.json(highest.map { Seq(g: $0.key, s: $0.value) }), try TaskStore.json(grown),
-                       TaskStore.uuidArray(grown.map(\.id))]
+                       TaskStore.uuidArray(grown.map(\.id)), PGCopyText.arrayLiteral(keySources),
+                       PGCopyText.arrayLiteral(keyIDs), PGCopyText.arrayLiteral(keyTimes)]
         return rows
     }
 

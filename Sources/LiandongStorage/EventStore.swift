@@ -167,10 +167,10 @@ public struct PreparedBatch: Sendable {
 package struct BatchRows: Sendable {
     package var incidents: [UInt8]?
     package var events: [UInt8]?
-    /// event_keys rows (source, id, observed time) of the events.
-    package var keys: [UInt8]?
     /// The days (CST) the events were observed on: each needs its partition.
     package var days = Set<EventDay>()
+    /// Parameters of the statement that records gateway seqs, grows incidents and adds the
+    /// events' keys (event_keys).
     package var update: [String?]?
 }
 

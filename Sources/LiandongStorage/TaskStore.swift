@@ -106,8 +106,10 @@ package enum TaskStore {
     /// Loads incidents by id and/or tasks by id; `lock` takes the incident rows FOR UPDATE.
     /// Two set-based queries whatever the count: incidents with their tasks and grid workers, then
     /// the 20 most recent alert and report ids of each.
-    package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false)
-        throws -> [IncidentState]
+    /// `span`: the earliest first and latest last observed time (epoch seconds) of the incidents,
+    /// when the caller knows it (the writer, from the statement that grew them).
+    package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false,
+                             span known: (first: String, last: String)? = nil) throws -> [IncidentState]
     {
         var filters: [String] = [], parameters: [String?] = []
         if !incidentIDs.isEmpty {
@@ -124,13 +126,17 @@ package enum TaskStore {
         // time: every day of history, and the week ahead, would be planned - 1.8 ms a batch with
         // only a lower bound, 0.4 ms with both). Locked first when the load locks, so the span
         // cannot grow before the evidence is read.
-        let span = try db.query("""
-            SELECT extract(epoch FROM min(s.first_observed_at)), extract(epoch FROM max(s.last_observed_at))
-            FROM (SELECT i.first_observed_at, i.last_observed_at FROM liandong.incidents i
-                  WHERE \(filters.joined(separator: " OR "))\(lock ? " FOR UPDATE OF i" : "")) s
-            """, parameters)
-        guard let row = span.rows.first, let earliest = row[0], let latest = row[1] else { return [] }
-        parameters += [earliest, latest]
+        var span = known
+        if span == nil {
+            let row = try db.query("""
+                SELECT extract(epoch FROM min(s.first_observed_at)), extract(epoch FROM max(s.last_observed_at))
+                FROM (SELECT i.first_observed_at, i.last_observed_at FROM liandong.incidents i
+                      WHERE \(filters.joined(separator: " OR "))\(lock ? " FOR UPDATE OF i" : "")) s
+                """, parameters).rows.first
+            if let row, let first = row[0], let last = row[1] { span = (first, last) }
+        }
+        guard let span else { return [] }
+        parameters += [span.first, span.last]
         let between = "to_timestamp($\(parameters.count - 1)::float8) AND to_timestamp($\(parameters.count)::float8)"
         // One round trip: each incident with its task, its grid's worker and the 20 most recent
         // alert and report ids (from events_incident_recent_idx, however large the incident).
