@@ -86,8 +86,11 @@ package final class BatchCommitter {
         }
         try ensurePartitions(rows.days)
         if let events = rows.events {
+            // A batch of one day (the usual case) goes straight into that day's partition: the
+            // same rows and checks (the partition's range is a constraint), without routing.
+            let table = rows.days.count == 1 ? rows.days.first!.partition : "liandong.events"
             try db.copy("""
-                COPY liandong.events (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
+                COPY \(table) (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
                                       observed_at, geog, source_crs, grid_code, village_code, incident_id, payload) FROM STDIN
                 """, events)
         }

@@ -185,4 +185,20 @@ package struct EventDay: Hashable, Comparable, Sendable {
 
     /// The SQL date of this day.
     package var sql: String { "DATE '1970-01-01' + \(number)" }
+
+    /// Its partition of liandong.events (created by liandong.ensure_event_partitions).
+    package var partition: String {
+        // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+        let z = number + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "liandong.events_\(y)\(two(m))\(two(d))"
+    }
 }

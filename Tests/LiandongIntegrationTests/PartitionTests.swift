@@ -1,4 +1,5 @@
 import Foundation
+import LiandongCore
 import LiandongStorage
 import LibPQ
 import Testing
@@ -12,6 +13,17 @@ struct PartitionTests {
     static func partition(daysAgo: Int, _ db: PGConnection) throws -> String {
         try db.query("SELECT 'events_' || to_char((now() AT TIME ZONE 'Asia/Shanghai')::date - $1::int, 'YYYYMMDD')",
                      [String(daysAgo)]).scalar!
+    }
+
+    @Test("an observed time's day partition is its China Standard Time date")
+    func dayNames() {
+        for (time, name) in [
+            ("2026-12-02T05:20:00+08:00", "events_20261202"), ("2026-12-01T23:59:59+08:00", "events_20261201"),
+            ("2026-12-01T16:00:00Z", "events_20261202"), ("2024-02-29T12:00:00+08:00", "events_20240229"),
+            ("2000-03-01T00:00:00+08:00", "events_20000301"), ("1999-12-31T23:59:59.999+08:00", "events_19991231"),
+        ] {
+            #expect(EventDay(Timestamp.parse(time)!).partition == "liandong." + name, "\(time)")
+        }
     }
 
     @Test("events go to their day's partition, created on demand for a past day; a repeated id has one effect")
