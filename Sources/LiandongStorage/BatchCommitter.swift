@@ -44,18 +44,35 @@ package final class BatchCommitter {
     /// success the caller calls `committed()` once no other batch is being prepared.
     package func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         clock.start()
-        let result = try db.transaction { _ in
+        // After any failure, which partitions exist is checked again: one dropped meanwhile (by
+        // retention, or by hand) is re-created when the batch or its items are written again.
+        let result = try withPartitionsForgottenOnFailure { try db.transaction { _ in
             let grownSpan = try insert(p.rows)
             clock.lap("write_events")
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
             let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
             return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
-        }
+        } }
         partitioned.formUnion(partitioning)
         partitioning = []
         clock.lap("commit")
         return result
+    }
+
+    /// Runs `body`; after any failure, which partitions exist is checked again, and when the
+    /// failure was a partition this writer believed in that is gone (undefined_table: dropped by
+    /// retention or by hand meanwhile), `body` runs once more, re-creating it.
+    private func withPartitionsForgottenOnFailure<R>(_ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch {
+            let believed = !partitioned.isEmpty
+            partitioned = []
+            partitioning = []
+            guard believed, let e = error as? PQError, e.sqlState == "42P01" else { throw error }
+            return try body()
+        }
     }
 
     /// Makes sure the events partitions of `days` exist: normally known already (one set lookup);

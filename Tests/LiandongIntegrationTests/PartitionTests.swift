@@ -58,6 +58,31 @@ struct PartitionTests {
         #expect(try daemon.stop() == 0)
     }
 
+    @Test("a day partition dropped under a running writer is created again: the next event is stored, not dead-lettered")
+    func droppedUnderTheWriter() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        let daemon = try DaemonProcess(database: url)
+        let now = Date().timeIntervalSince1970
+        try daemon.send("alert", Wire.alert(id: "d-1", at: now - 10, position: centre))
+        try daemon.waitUntil(timeout: 10, "the first event") { try db.int("SELECT count(*) FROM liandong.events") == 1 }
+        // The writer knows today's partition exists; it goes (with its event and key).
+        let today = try Self.partition(daysAgo: 0, db)
+        try db.execute("DELETE FROM liandong.event_keys; DROP TABLE liandong.\(today)")
+        try daemon.send("alert", Wire.alert(id: "d-2", at: now - 5, position: centre))
+        do {
+            try daemon.waitUntil(timeout: 10, "the second event") { try db.int("SELECT count(*) FROM liandong.events") == 1 }
+        } catch {
+            let letters = try db.query("SELECT reason || ': ' || detail FROM liandong.rejected_messages").rows.map { $0[0] ?? "" }
+            throw TestFailure("\(error)\ndead letters: \(letters); duplicates: \(try daemon.metric("liandong_events_duplicate_total")), received \(try daemon.metric("liandong_events_received_total{path=\"sub\"}"))")
+        }
+        #expect(try db.query("SELECT source_id FROM liandong.events").scalar == "d-2")
+        #expect(try db.query("SELECT tableoid::regclass::text FROM liandong.events").scalar == "liandong.\(today)")
+        #expect(try db.int("SELECT count(*) FROM liandong.rejected_messages") == 0)
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test("migration 018 moves events stored before it into day partitions, keeps ids, keys and the views")
     func migrationKeepsEvents() throws {
         let url = try TestDatabase.create(seeded: false)
