@@ -186,16 +186,9 @@ public struct TaskPlanner: Sendable {
 
     // MARK: deadlines
 
-    /// Whether the task has a deadline to act on at `now`: respond_by missed while open, or
-    /// resolve_by missed; an overdue task is due for re-announcement `reannounceSeconds` after the
-    /// last announcement. (The sweeper finds candidates in PostgreSQL with the same condition.)
-    public func isDue(_ task: TaskRecord, now: Double, lastAnnounced: Double, reannounceSeconds: Double) -> Bool {
-        guard !task.state.isTerminal else { return false }
-        if task.overdue { return lastAnnounced + reannounceSeconds <= now }
-        return (task.state == .open && task.respondBy <= now) || task.resolveBy <= now
-    }
-
-    /// A due task (see `isDue`): one tier up with new deadlines (督办, `escalated`), marked overdue
+    /// A task past a deadline - respond_by missed while open, or resolve_by; when overdue already,
+    /// its re-announcement interval passed (the sweeper selects these in PostgreSQL, under the
+    /// task's row lock, by `SweeperService.dueCondition`): one tier up with new deadlines (督办, `escalated`), marked overdue
     /// at the county (`overdue`), or, overdue already, announced again (`reannounced`). Every step
     /// is an `escalation` message on the responsible division's topic. Nil without an unfinished task.
     public func deadline(_ incident: IncidentState, now: Double) -> TaskStep? {

@@ -134,18 +134,6 @@ struct TaskPlannerTests {
 
     // MARK: deadlines
 
-    @Test("due: respond_by while open, resolve_by always, an overdue task when its re-announcement is due")
-    func due() {
-        let p = planner()
-        #expect(p.isDue(task(.verify, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
-        #expect(!p.isDue(task(.verify, state: .accepted, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
-        #expect(p.isDue(task(.verify, state: .accepted, resolveBy: now), now: now, lastAnnounced: now, reannounceSeconds: 600))
-        #expect(!p.isDue(task(.verify, state: .resolved, respondBy: now - 1), now: now, lastAnnounced: now, reannounceSeconds: 600))
-        let overdue = task(.verify, tier: .county, respondBy: now - 9000, overdue: true)
-        #expect(!p.isDue(overdue, now: now, lastAnnounced: now - 599, reannounceSeconds: 600))
-        #expect(p.isDue(overdue, now: now, lastAnnounced: now - 600, reannounceSeconds: 600))
-    }
-
     @Test("a missed deadline climbs village -> township -> county, then marks the task overdue, then re-announces it")
     func escalation() throws {
         let p = planner()
