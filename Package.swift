@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "LiandongServices",
             dependencies: [
-                "LiandongCore", "LiandongStorage", "ZeroMQ", "LibPQ",
+                "LiandongCore", "LiandongStorage", "ZeroMQ", "LibPQ", "LiandongClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "liandongd",
             dependencies: [
-                "LiandongServices", "LiandongStorage", "LiandongCore",
+                "LiandongServices", "LiandongStorage", "LiandongCore", "LiandongClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,14 +81,14 @@ let package = Package(
         .executableTarget(
             name: "liandong-dispatcher",
             dependencies: [
-                "LiandongCore", "ZeroMQ",
+                "LiandongCore", "ZeroMQ", "LiandongClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "liandong-bench",
             dependencies: [
-                "LiandongCore", "ZeroMQ", "LibPQ",
+                "LiandongCore", "ZeroMQ", "LibPQ", "LiandongClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

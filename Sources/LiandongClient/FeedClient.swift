@@ -24,21 +24,29 @@ public final class FeedClient {
     private var delivered = Set<Int64>()
     public private(set) var replayedCount = 0
     public private(set) var liveCount = 0
+    /// Times the feed connection was opened afresh after `silence` seconds without a heartbeat.
+    public private(set) var reconnects = 0
+    private var lastHeard = Date()
+    static let silence: TimeInterval = 5
 
     /// - Parameters:
     ///   - feed: liandongd's feed.bind; replay: its feed.replay_bind.
     ///   - since: the last seq this dispatcher processed before (0: everything still in the feed table).
-    public init(context: ZMQContext, feed: String, replay replayEndpoint: String, prefix: String = "task.", since: Int64 = 0)
-        throws
+    ///   - curve: the daemon's and this dispatcher's keys when liandongd runs with security.curve.
+    public init(context: ZMQContext, feed: String, replay replayEndpoint: String, prefix: String = "task.", since: Int64 = 0,
+                curve: CurveClientKeys? = nil) throws
     {
         sub = try ZMQSocket(context: context, type: .sub)
+        try curve?.apply(to: sub)
         try sub.setLinger(milliseconds: 0)
         try sub.subscribe(prefix)
         try sub.subscribe("hb")
         try sub.connect(feed)
         replay = try ZMQSocket(context: context, type: .dealer)
+        try curve?.apply(to: replay)
         try replay.setLinger(milliseconds: 0)
         try replay.setReceiveTimeout(milliseconds: 10_000)
+        try replay.setSendTimeout(milliseconds: 10_000)
         try replay.connect(replayEndpoint)
         self.prefix = prefix
         caughtUp = since
@@ -50,8 +58,16 @@ public final class FeedClient {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             let wait = Int(max(0, min(deadline.timeIntervalSinceNow, 0.1)) * 1000)
+            if Date().timeIntervalSince(lastHeard) > Self.silence {
+                // liandongd beats every second: a silent feed is a connection libzmq gave up (a
+                // refused handshake is never retried) or lost unnoticed. Connect afresh.
+                try sub.dropConnections()
+                lastHeard = Date()
+                reconnects += 1
+            }
             guard try ZMQSocket.poll([sub], timeoutMilliseconds: wait)[0] else { continue }
             while let frames = try sub.receiveNow(), frames.count == 2 {
+                lastHeard = Date()
                 let topic = String(decoding: frames[0], as: UTF8.self)
                 if topic == "hb" {
                     if let beat = Heartbeat(json: frames[1]), beat.head > caughtUp { out += try catchUp() }

@@ -19,12 +19,19 @@ public final class IngestClient {
     private var order: [String] = []
     public let retryAfter: TimeInterval
     public private(set) var resent = 0
+    /// Sends libzmq could not take at once (no connection up); each is retried.
+    public private(set) var notHanded = 0
+    /// Times the connection was opened afresh after a silence.
+    public private(set) var reconnects = 0
+    private var lastHeard = Date()
 
     /// - Parameters:
     ///   - endpoint: liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602.
     ///   - retryAfter: seconds without an answer before a message is sent again.
-    public init(context: ZMQContext, endpoint: String, retryAfter: TimeInterval = 2) throws {
+    ///   - curve: the daemon's and this gateway's keys when liandongd runs with security.curve.
+    public init(context: ZMQContext, endpoint: String, retryAfter: TimeInterval = 2, curve: CurveClientKeys? = nil) throws {
         socket = try ZMQSocket(context: context, type: .dealer)
+        try curve?.apply(to: socket)
         try socket.setLinger(milliseconds: 0)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
@@ -38,9 +45,21 @@ public final class IngestClient {
     /// Sends one message; `id` is its alert_id or report_id (the answer names it).
     public func send(topic: String, body: [UInt8], id: String) throws {
         let frames = [Array(topic.utf8), body]
+        if pending.isEmpty { lastHeard = Date() }
         if pending[id] == nil { order.append(id) }
         pending[id] = (frames, Date(), 1)
-        try socket.send(frames)
+        try transmit(frames)
+    }
+
+    /// Hands a message to libzmq without waiting: while no connection to liandongd is up (it is
+    /// away, or the handshake is refused) a DEALER cannot take it, and it stays pending to be
+    /// resent after `retryAfter` rather than block the gateway.
+    private func transmit(_ frames: [[UInt8]]) throws {
+        do {
+            try socket.send(frames, dontWait: true)
+        } catch let error as ZMQError where error.isTimeout {
+            notHanded += 1
+        }
     }
 
     /// Reads answers for up to `timeout` seconds (at least one poll), resending overdue messages.
@@ -53,6 +72,7 @@ public final class IngestClient {
             let wait = max(0, min(deadline.timeIntervalSinceNow, 0.05))
             if try ZMQSocket.poll([socket], timeoutMilliseconds: Int(wait * 1000))[0] {
                 while let frames = try socket.receiveNow() {
+                    lastHeard = Date()
                     guard let last = frames.last, let wire = IngestAnswer(json: last) else { continue }
                     let answer = Answer(id: wire.id ?? "", ok: wire.ok, duplicate: wire.duplicate, error: wire.error)
                     if let id = wire.id { pending[id] = nil }
@@ -76,6 +96,14 @@ public final class IngestClient {
 
     private func resendOverdue() throws {
         let now = Date()
+        // Nothing heard for three retry periods while messages wait: connect afresh. libzmq gives
+        // up a connection whose handshake was refused (a key not yet in liandongd's peers file)
+        // and would never try again; a new connection handshakes anew.
+        if !pending.isEmpty && now.timeIntervalSince(lastHeard) >= 3 * retryAfter {
+            try socket.dropConnections()
+            lastHeard = now
+            reconnects += 1
+        }
         order.removeAll { pending[$0] == nil }
         for id in order {
             guard var p = pending[id], now.timeIntervalSince(p.sentAt) >= retryAfter else { continue }
@@ -83,7 +111,7 @@ public final class IngestClient {
             p.attempts += 1
             pending[id] = p
             resent += 1
-            try socket.send(p.frames)
+            try transmit(p.frames)
         }
     }
 }

@@ -24,6 +24,10 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case storeError = "store_error"
     /// A task_update on the updates socket that could not be read.
     case invalidUpdate = "invalid_update"
+    /// security.curve: the sender's role may not use this socket, or it is no longer a peer.
+    case forbidden
+    /// security.curve, decided by the store: the event lies outside its gateway's scope.
+    case outOfScope = "out_of_scope"
 }
 
 /// A refused message: a reason code and a sentence a gateway operator can act on.

@@ -34,6 +34,9 @@ extension Config {
         add("escalation.sweep_ms", sweepMilliseconds)
         add("escalation.reannounce_minutes", minutes(reannounceMinutes))
         add("metrics.bind", metricsBind.isEmpty ? "(none)" : metricsBind)
+        add("security.curve", security.curve)
+        add("security.secret_key_file", security.secretKeyFile.isEmpty ? "(none)" : security.secretKeyFile)
+        add("security.peers_file", security.peersFile.isEmpty ? "(none)" : security.peersFile)
         add("log.level", logLevel)
         add("log.format", logFormat)
         if let c = rules.calendar {
@@ -87,10 +90,10 @@ extension Config {
                        ("feed.replay_bind", replayBind), ("updates.bind", updatesBind)]
         let exposed = sockets.filter { Endpoint.isExposed($0.1) }.map { "\($0.0) \($0.1)" }
         var out: [String] = []
-        if !exposed.isEmpty {
+        if !exposed.isEmpty && !security.curve {
             out.append("UNAUTHENTICATED SOCKETS REACHABLE FROM OTHER MACHINES: \(exposed.joined(separator: ", ")). "
                 + "Anyone who can reach them can inject alerts, read every task and close any task. Bind them to 127.0.0.1 "
-                + "or restrict them with a firewall to the gateways' and dispatchers' addresses.")
+                + "or turn on security.curve (authenticated, encrypted peers; see deploy/OPERATIONS.md).")
         }
         if metricsBind.hasPrefix("*") || metricsBind.hasPrefix("0.0.0.0") || metricsBind.hasPrefix(":") {
             out.append("metrics.bind \(metricsBind) serves /metrics to every interface")

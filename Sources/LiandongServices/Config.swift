@@ -78,6 +78,21 @@ public struct Config: Sendable {
         public init() {}
     }
 
+    /// security.*: CURVE on every ZeroMQ socket, the daemon's key and its peers.
+    public var security = Security()
+
+    public struct Security: Sendable, Equatable {
+        /// security.curve: every ZeroMQ socket is a CURVE server; peers are authenticated by their
+        /// key (security.peers_file) and authorised by role and scope (false).
+        public var curve = false
+        /// security.secret_key_file: the daemon's CURVE secret key (Z85, mode 0600), as written by
+        /// `liandongd keys generate`. Relative paths are relative to the working directory.
+        public var secretKeyFile = ""
+        /// security.peers_file: YAML list of peers (name, public_key, role, scope); SIGHUP reloads it.
+        public var peersFile = ""
+        public init() {}
+    }
+
     public init() {}
 
     /// Loads `path` (nil: defaults only) and applies the environment.
@@ -125,6 +140,7 @@ public struct Config: Sendable {
         "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
+        "security": ["curve", "secret_key_file", "peers_file"],
         "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
     ]
 
@@ -322,6 +338,19 @@ public struct Config: Sendable {
             retention.taskHistoryDays = try r.int("task_history_days", 0...36_500) ?? retention.taskHistoryDays
             retention.deadLetterDays = try r.int("dead_letter_days", 0...36_500) ?? retention.deadLetterDays
             retention.deadLetterBytesPerHour = try r.int("dead_letter_bytes_per_hour", 0...Int.max) ?? retention.deadLetterBytesPerHour
+        }
+        if let sec = try root.child("security") {
+            try sec.checkKeys(Self.sections["security"]!)
+            security.curve = try sec.bool("curve") ?? security.curve
+            security.secretKeyFile = try sec.string("secret_key_file") ?? security.secretKeyFile
+            security.peersFile = try sec.string("peers_file") ?? security.peersFile
+        }
+        if security.curve {
+            for (key, value) in [("security.secret_key_file", security.secretKeyFile), ("security.peers_file", security.peersFile)]
+            where value.isEmpty {
+                throw ConfigError("security.curve is true but \(key) is empty: "
+                    + "create the keys with `liandongd keys generate NAME --dir DIR` and name the files")
+            }
         }
         if ingestBind.isEmpty && ingestConnect.isEmpty && ingestAckBind.isEmpty {
             throw ConfigError("ingest.bind, ingest.ack_bind and ingest.connect are all empty: the daemon would receive nothing")

@@ -26,8 +26,9 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 /// Builds the daemon's service group. Shutdown runs in reverse order: ingest stops reading first,
 /// the writer drains and commits what was received, the update receiver and the sweeper stop, and
 /// the publisher sends everything committed.
+/// `reloadFrom`: SIGHUP reloads this config file (and the environment) and the peers file.
 public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger,
-                             extra: [ServiceGroupConfiguration.ServiceConfiguration] = []) throws -> ServiceGroup {
+                             reloadFrom configPath: String?, logSettings: LogSettings) throws -> ServiceGroup {
     let context = try ZMQContext()
     // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs.
     let seeds = try openDatabase(config.databaseURL).query(
@@ -35,12 +36,16 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     ).rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
+    let trust = try TrustBoundary.load(config, metrics: metrics, logger: logger)
+    // Bound before any socket of the context exists; stops after all of them.
+    let zap = try trust.map { try ZapService(context: context, boundary: $0, logger: logger) }
+    let reload = ReloadService(path: configPath, running: config, settings: logSettings, trust: trust, logger: logger)
     metrics.gauge("liandong_build_info", [("schema", String(expectedMigration)), ("version", LiandongVersion.current),
                                            ("zmq", ZMQContext.version)]).record(1)
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 5_000)
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }
-    let publisher = PublisherService(context: context, config: config, input: outbound, metrics: metrics, logger: logger)
+    let publisher = PublisherService(context: context, config: config, input: outbound, trust: trust, metrics: metrics, logger: logger)
     let ackEndpoint = "inproc://liandong-acks"
     let spill = config.spillPath.isEmpty ? nil : try SpillFile(path: config.spillPath, maxBytes: config.spillMaxBytes)
     if let spill {
@@ -53,13 +58,14 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
                                output: outbound, spill: spill, gaps: gaps, metrics: metrics, logger: logger)
     let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, spill: spill,
-                               gaps: gaps, seeds: seeds, metrics: metrics, logger: logger)
-    let updates = UpdateService(context: context, config: config, output: outbound, metrics: metrics, logger: logger)
+                               gaps: gaps, seeds: seeds, trust: trust, metrics: metrics, logger: logger)
+    let updates = UpdateService(context: context, config: config, output: outbound, trust: trust, metrics: metrics, logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, metrics: metrics, logger: logger)
     let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, logger: logger)
-    let replay = ReplayService(context: context, config: config, logger: logger)
+    let replay = ReplayService(context: context, config: config, trust: trust, logger: logger)
     var configuration = ServiceGroupConfiguration(
-        services: extra + [
+        services: (zap.map { [.init(service: $0, serviceName: "zap")] } ?? []) + [
+            .init(service: reload, serviceName: "reload"),
             .init(service: health, serviceName: "health"),
             .init(service: publisher, serviceName: "publisher"),
             .init(service: replay, serviceName: "replay"),

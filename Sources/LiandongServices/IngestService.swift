@@ -49,6 +49,8 @@ public final class IngestService: Service, Sendable {
     let gaps: BoundedQueue<SeqGap>
     /// Highest stored seq per gateway when the daemon started.
     let seeds: [String: Int64]
+    /// security.curve: sockets are CURVE servers, each message carries its sender.
+    let trust: TrustBoundary?
     let stop = StopFlag()
     /// inproc endpoint where the writer sends acknowledgements.
     let ackEndpoint: String
@@ -56,7 +58,8 @@ public final class IngestService: Service, Sendable {
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
     public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
-                gaps: BoundedQueue<SeqGap>, seeds: [String: Int64], metrics: Metrics, logger: Logger) {
+                gaps: BoundedQueue<SeqGap>, seeds: [String: Int64], trust: TrustBoundary? = nil, metrics: Metrics, logger: Logger) {
+        self.trust = trust
         self.gaps = gaps
         self.seeds = seeds
         self.spill = spill
@@ -94,6 +97,7 @@ public final class IngestService: Service, Sendable {
         try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
         try socket.subscribe("alert")
         try socket.subscribe("report")
+        try trust?.protect(socket)
         if !config.ingestBind.isEmpty { try setupError("ingest.bind", config.ingestBind) { try socket.bind(config.ingestBind) } }
         for endpoint in config.ingestConnect {
             try setupError("ingest.connect", endpoint) { try socket.connect(endpoint) }
@@ -106,6 +110,7 @@ public final class IngestService: Service, Sendable {
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setLinger(milliseconds: 1000)
         try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
+        try trust?.protect(socket)
         try setupError("ingest.ack_bind", config.ingestAckBind) { try socket.bind(config.ingestAckBind) }
         return socket
     }
@@ -127,6 +132,7 @@ public final class IngestService: Service, Sendable {
         for (gateway, seq) in seeds { tracker.seed(gateway: gateway, highest: seq) }
         var reading = true
         var writerDone = false
+        var peersRevision = trust?.registry.revision(of: [.gateway]) ?? 0
         var drainDeadline = Date.distantFuture
         while !writerDone && Date() < drainDeadline {
             if reading && stop.isSet {
@@ -146,6 +152,12 @@ public final class IngestService: Service, Sendable {
                 }
             }
             guard reading else { continue }
+            if let trust, trust.registry.revision(of: [.gateway]) != peersRevision {
+                // A gateway was removed or changed: every connection handshakes again.
+                peersRevision = trust.registry.revision(of: [.gateway])
+                for socket in [sub, router].compactMap({ $0 }) { try socket.dropConnections() }
+                logger.notice("gateways changed in the peers file: ingest connections closed; they reconnect and authenticate again")
+            }
             for gap in tracker.due(now: Date().timeIntervalSince1970) {
                 handles.gaps.increment()
                 handles.gapMessages.increment(by: gap.count)
@@ -170,9 +182,11 @@ public final class IngestService: Service, Sendable {
                 }
                 defer { flush() }
                 for _ in 0..<1000 {
-                    guard let frames = try sub.receiveNow() else { break }
+                    guard let message = try sub.receiveMessageNow() else { break }
+                    let frames = message.frames
                     received += 1
-                    let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970)
+                    let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970,
+                                         sender: trust?.sender(of: message))
                     // Once spilling, keep spilling until the writer has caught up, so order holds.
                     // A message that arrived counts for its gateway's seq whatever else is wrong
                     // with it (it is dead-lettered, not lost). What is spilled is decoded when it
@@ -199,11 +213,11 @@ public final class IngestService: Service, Sendable {
                 var received = 0
                 defer { handles.received.increment("ack", by: received) }
                 for _ in 0..<1000 {
-                    guard let frames = try router.receiveNow(), frames.count >= 2 else { break }
+                    guard let message = try router.receiveMessageNow(), message.frames.count >= 2 else { break }
                     received += 1
-                    let (envelope, message) = RouterEnvelope.split(frames)
-                    let raw = RawMessage(endpoint: "ingest.ack", frames: message,
-                                         receivedAt: Date().timeIntervalSince1970, replyEnvelope: envelope)
+                    let (envelope, body) = RouterEnvelope.split(message.frames)
+                    let raw = RawMessage(endpoint: "ingest.ack", frames: body, receivedAt: Date().timeIntervalSince1970,
+                                         replyEnvelope: envelope, sender: trust?.sender(of: message))
                     enqueue(Inbound(raw, decodedBy: decoder))
                 }
             }

@@ -20,8 +20,12 @@ public final class PublisherService: Service, Sendable {
     let logger: Logger
     let feedHead: CoreMetrics.Gauge
     let gapWait: TimeInterval = 0.5
+    /// security.curve: the feed is an XPUB applying only the subscriptions a peer's scope allows.
+    let trust: TrustBoundary?
 
-    public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+    public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, trust: TrustBoundary? = nil,
+                metrics: Metrics, logger: Logger) {
+        self.trust = trust
         feedHead = metrics.gauge("liandong_feed_head")
         self.context = context
         self.config = config
@@ -34,9 +38,13 @@ public final class PublisherService: Service, Sendable {
     }
 
     func openSocket() throws -> ZMQSocket {
-        let socket = try ZMQSocket(context: context, type: .pub)
+        let socket = try ZMQSocket(context: context, type: trust == nil ? .pub : .xpub)
         try socket.setLinger(milliseconds: 2000)
         try socket.setSendHighWaterMark(100_000)
+        if let trust {
+            try socket.setXPubManual()
+            try trust.protect(socket)
+        }
         do { try socket.bind(config.feedBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "feed.bind", endpoint: config.feedBind, underlying: e)
         }
@@ -60,7 +68,16 @@ public final class PublisherService: Service, Sendable {
         var waiting: [Int64: FeedMessage] = [:]
         var waitingSince: Date? = nil
         var lastBeat = Date.distantPast
+        var peersRevision = trust?.registry.revision(of: [.dispatcher, .observer]) ?? 0
         while true {
+            if let trust {
+                if trust.registry.revision(of: [.dispatcher, .observer]) != peersRevision {
+                    peersRevision = trust.registry.revision(of: [.dispatcher, .observer])
+                    try socket.dropConnections()
+                    logger.notice("dispatchers or observers changed in the peers file: feed connections closed; subscribers reconnect, authenticate and subscribe again")
+                }
+                try applySubscriptions(socket, trust)
+            }
             let batch = input.popBatch(max: 1000, idle: 0.1, linger: 0)
             for message in batch ?? [] where message.seq >= next { waiting[message.seq] = message }
             var ready: [FeedMessage] = []
@@ -107,6 +124,24 @@ public final class PublisherService: Service, Sendable {
             if batch == nil && waiting.isEmpty { break }
         }
         logger.info("publisher drained", metadata: ["feed.head": "\(next - 1)"])
+    }
+
+    /// XPUB with manual subscriptions: each (un)subscription a peer sent is applied to its
+    /// connection only when its role and scope allow the prefix; others are counted and logged.
+    private func applySubscriptions(_ socket: ZMQSocket, _ trust: TrustBoundary) throws {
+        while let message = try socket.receiveMessageNow() {
+            guard let frame = message.frames.first, let kind = frame.first, kind <= 1 else { continue }
+            let prefix = String(decoding: frame.dropFirst(), as: UTF8.self)
+            let peer = trust.peer(of: message)
+            guard TrustPolicy.subscription(peer, prefix: prefix) else {
+                if kind == 1 {
+                    trust.refused(peer == nil || peer?.role == .gateway ? .forbidden : .outOfScope, who: message.userID ?? "",
+                                  key: prefix, "feed subscription \"\(prefix)\" not applied: beyond what \(peer?.label ?? "this connection") may read")
+                }
+                continue
+            }
+            if kind == 1 { try socket.subscribe(prefix) } else { try socket.unsubscribe(prefix) }
+        }
     }
 
 }

@@ -7,14 +7,17 @@ import UnixSignals
 /// SIGHUP: reads the configuration again (the file given at start and the environment), applies
 /// what can change without a restart - log.level and log.format - and names every other key
 /// whose value changed, which applies at the next restart. A configuration that no longer loads
-/// is refused with its error and the running one kept.
+/// is refused with its error and the running one kept. With security.curve it reads the peers
+/// file again: a removed peer's connections are closed (see PeerRegistry).
 public final class ReloadService: Service, Sendable {
     let path: String?
     let running: Config
     let settings: LogSettings
     let logger: Logger
+    let trust: TrustBoundary?
 
-    public init(path: String?, running: Config, settings: LogSettings, logger: Logger) {
+    public init(path: String?, running: Config, settings: LogSettings, trust: TrustBoundary? = nil, logger: Logger) {
+        self.trust = trust
         self.path = path
         self.running = running
         self.settings = settings
@@ -29,6 +32,7 @@ public final class ReloadService: Service, Sendable {
 
     /// What changed between the running configuration and the file now, and what was applied.
     func reload() {
+        reloadPeers()
         let fresh: Config
         do {
             fresh = try Config.load(path: path)
@@ -52,5 +56,19 @@ public final class ReloadService: Service, Sendable {
             "reload.applied": "\(applied.isEmpty ? "nothing changed that applies live" : applied.joined(separator: ", "))",
             "reload.restart_needed": "\(restart.isEmpty ? "none" : restart.joined(separator: ", "))",
         ])
+    }
+
+    private func reloadPeers() {
+        guard let registry = trust?.registry else { return }
+        do {
+            let change = try registry.reload()
+            logger.notice("SIGHUP: peers file reloaded", metadata: [
+                "peers.file": "\(registry.path)", "peers.count": "\(registry.count)",
+                "peers.added": "\(change.added.joined(separator: ","))", "peers.removed": "\(change.removed.joined(separator: ","))",
+                "peers.changed": "\(change.changed.joined(separator: ","))",
+            ])
+        } catch {
+            logger.error("SIGHUP: the peers file does not load; keeping the running peers", metadata: ["peers.error": "\(error)"])
+        }
     }
 }

@@ -13,10 +13,12 @@ public final class ReplayService: Service, Sendable {
     let context: ZMQContext
     let config: Config
     let logger: Logger
+    let trust: TrustBoundary?
     let stop = StopFlag()
     public static let maxLimit = ReplayRequest.maxLimit
 
-    public init(context: ZMQContext, config: Config, logger: Logger) {
+    public init(context: ZMQContext, config: Config, trust: TrustBoundary? = nil, logger: Logger) {
+        self.trust = trust
         self.context = context
         self.config = config
         self.logger = logger
@@ -31,17 +33,24 @@ public final class ReplayService: Service, Sendable {
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
         try socket.setSendHighWaterMark(0)
+        try trust?.protect(socket)
         do { try socket.bind(config.replayBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "feed.replay_bind", endpoint: config.replayBind, underlying: e)
         }
         let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
         logger.info("replay listening", metadata: ["zmq.bind": "\(config.replayBind)"])
+        var peersRevision = trust?.registry.revision(of: [.dispatcher, .observer]) ?? 0
         while !stop.isSet {
-            guard let frames = try socket.receive(), frames.count >= 2 else { continue }
-            let (envelope, request) = RouterEnvelope.split(frames)
+            if let trust, trust.registry.revision(of: [.dispatcher, .observer]) != peersRevision {
+                peersRevision = trust.registry.revision(of: [.dispatcher, .observer])
+                try socket.dropConnections()
+                logger.notice("dispatchers or observers changed in the peers file: replay connections closed")
+            }
+            guard let message = try socket.receiveMessage(), message.frames.count >= 2 else { continue }
+            let (envelope, request) = RouterEnvelope.split(message.frames)
             let reply: [[UInt8]]
             do {
-                reply = try answer(request.last ?? [], session: session)
+                reply = try answer(request.last ?? [], from: message, session: session)
             } catch {
                 reply = [ReplayEnd.error("temporary failure, retry: \(error)").json()]
             }
@@ -50,11 +59,17 @@ public final class ReplayService: Service, Sendable {
         logger.info("replay stopped")
     }
 
-    private func answer(_ body: [UInt8], session: DatabaseSession) throws -> [[UInt8]] {
+    private func answer(_ body: [UInt8], from message: ZMQMessage, session: DatabaseSession) throws -> [[UInt8]] {
         let request: ReplayRequest
         switch ReplayRequest.decode(body) {
         case .success(let r): request = r
         case .failure(let e): return [ReplayEnd.error(e.message).json()]
+        }
+        if let trust, case .forbidden(let why) = TrustPolicy.replay(trust.peer(of: message), prefix: request.prefix) {
+            let role = trust.peer(of: message)?.role
+            trust.refused(role == nil || role == .gateway ? .forbidden : .outOfScope, who: message.userID ?? "", key: request.prefix,
+                          "replay: \(why)")
+            return [ReplayEnd.error("forbidden: \(why)").json()]
         }
         let (since, prefix, limit) = (request.since, request.prefix, request.limit)
         let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")

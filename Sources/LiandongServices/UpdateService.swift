@@ -18,9 +18,12 @@ public final class UpdateService: Service, Sendable {
     let metrics: Metrics
     let planner: TaskPlanner
     let updates: CounterFamily
+    let trust: TrustBoundary?
     let stop = StopFlag()
 
-    public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+    public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, trust: TrustBoundary? = nil,
+                metrics: Metrics, logger: Logger) {
+        self.trust = trust
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
         updates = metrics.counters("liandong_task_updates_total", by: "result", known: ["ok", "refused"])
@@ -38,17 +41,29 @@ public final class UpdateService: Service, Sendable {
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
+        try trust?.protect(socket)
         do { try socket.bind(config.updatesBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "updates.bind", endpoint: config.updatesBind, underlying: e)
         }
         let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
         logger.info("updates listening", metadata: ["zmq.bind": "\(config.updatesBind)"])
+        var peersRevision = trust?.registry.revision(of: [.dispatcher]) ?? 0
         while !stop.isSet {
-            guard let frames = try socket.receive(), !frames.isEmpty else { continue }
-            let (envelope, body) = RouterEnvelope.split(frames)
+            if let trust, trust.registry.revision(of: [.dispatcher]) != peersRevision {
+                peersRevision = trust.registry.revision(of: [.dispatcher])
+                try socket.dropConnections()
+                logger.notice("dispatchers changed in the peers file: update connections closed; they reconnect and authenticate again")
+            }
+            guard let message = try socket.receiveMessage(), !message.frames.isEmpty else { continue }
+            let (envelope, body) = RouterEnvelope.split(message.frames)
             let answer: TaskUpdateAnswer
             do {
-                answer = try handle(body, session: session)
+                if let trust, case .forbidden(let why) = TrustPolicy.updates(trust.peer(of: message)) {
+                    trust.refused(.forbidden, who: message.userID ?? "", "updates: \(why)")
+                    answer = TaskUpdateAnswer(ok: false, updateID: nil, error: "forbidden: \(why)")
+                } else {
+                    answer = try handle(body, peer: trust?.peer(of: message), session: session)
+                }
             } catch {
                 // Nothing was committed: the client may retry with the same update_id.
                 logger.error("task update failed", metadata: ["error": "\(error)"])
@@ -61,7 +76,8 @@ public final class UpdateService: Service, Sendable {
     }
 
 
-    private func handle(_ frames: [[UInt8]], session: DatabaseSession) throws -> TaskUpdateAnswer {
+    /// `peer`: the authenticated dispatcher (security.curve), nil without CURVE.
+    private func handle(_ frames: [[UInt8]], peer: Peer?, session: DatabaseSession) throws -> TaskUpdateAnswer {
         let now = Date().timeIntervalSince1970
         guard frames.count == 1 else {
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
@@ -91,12 +107,12 @@ public final class UpdateService: Service, Sendable {
                 if previous.count == 1 {
                     return TaskUpdateAnswer(ok: previous[0, "ok"] == "t", updateID: update.updateID, error: previous[0, "error"])
                 }
-                let result = try apply(update, db: db, now: now)
+                let result = try apply(update, peer: peer, db: db, now: now)
                 try db.query("""
-                    INSERT INTO liandong.task_updates (update_id, task_id, action, actor, at, note, ok, error, body)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+                    INSERT INTO liandong.task_updates (update_id, task_id, action, actor, at, note, ok, error, body, peer)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
                     """, [update.updateID, update.taskID, update.action.rawValue, update.actor, Timestamp.formatUTC(update.at),
-                          update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body])
+                          update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body, peer?.name])
                 if result.refusal == nil {
                     try TaskStore.apply(db, result.steps)
                     messages = try TaskStore.appendFeed(db, result.steps.map(\.message))
@@ -116,12 +132,16 @@ public final class UpdateService: Service, Sendable {
         var steps: [TaskStep] = []
     }
 
-    private func apply(_ update: TaskUpdate, db: PGConnection, now: Double) throws -> Outcome {
+    private func apply(_ update: TaskUpdate, peer: Peer?, db: PGConnection, now: Double) throws -> Outcome {
         guard UUID(uuidString: update.taskID) != nil,
             let incident = try TaskStore.load(db, taskIDs: [update.taskID.lowercased()], lock: true).first,
-            incident.task != nil
+            let task = incident.task
         else {
             return Outcome(refusal: "unknown task \(update.taskID)")
+        }
+        if let trust, case .forbidden(let why) = TrustPolicy.update(peer, taskID: update.taskID, division: task.divisionCode) {
+            trust.refused(.outOfScope, who: peer?.name ?? "", key: task.divisionCode, "updates: \(why)")
+            return Outcome(refusal: "forbidden: \(why)")
         }
         switch planner.apply(update.action, to: incident, actor: update.actor, note: update.note, updateID: update.updateID, now: now) {
         case .failure(let refusal): return Outcome(refusal: refusal.message)

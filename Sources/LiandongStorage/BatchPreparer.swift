@@ -84,6 +84,11 @@ package final class BatchPreparer {
                 reference = try correlator.currentReference(force: true)
                 placement = reference.place(event)
             }
+            if case .success(let at) = placement, let sender = batch[index].raw.sender,
+                case .forbidden(let why) = TrustPolicy.event(from: sender, inGrid: at.grid.gridCode)
+            {
+                placement = .failure(Rejection(.outOfScope, why))
+            }
             switch placement {
             case .failure(let rejection): refusals.append(rejection)
             case .success(let at):

@@ -8,12 +8,15 @@ public struct RawMessage: Sendable {
     public var receivedAt: Double
     /// For a message from the acknowledged ROUTER: the envelope to answer to after commit.
     public var replyEnvelope: [[UInt8]]?
+    /// With security.curve: the authenticated sender, as known on arrival.
+    public var sender: Sender?
 
-    public init(endpoint: String, frames: [[UInt8]], receivedAt: Double, replyEnvelope: [[UInt8]]? = nil) {
+    public init(endpoint: String, frames: [[UInt8]], receivedAt: Double, replyEnvelope: [[UInt8]]? = nil, sender: Sender? = nil) {
         self.endpoint = endpoint
         self.frames = frames
         self.receivedAt = receivedAt
         self.replyEnvelope = replyEnvelope
+        self.sender = sender
     }
 }
 
@@ -29,7 +32,12 @@ public enum Inbound: Sendable {
     }
 
     /// A message as received, validated by the pure decoder (at its arrival time).
+    /// A sender whose role may not send events is refused before its message is read.
     package init(_ raw: RawMessage, decodedBy decoder: MessageDecoder) {
+        if let sender = raw.sender, case .forbidden(let why) = TrustPolicy.ingest(sender) {
+            self = .rejected(Rejection(.forbidden, why), raw)
+            return
+        }
         switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
         case .success(let event): self = .event(event, raw)
         case .failure(let rejection): self = .rejected(rejection, raw)

@@ -1,11 +1,13 @@
 import Foundation
+import LiandongCore
 
 /// An append-only file that holds received messages once the in-memory queue is full (typically
 /// while the database is away). The ingest thread appends; the writer reads in order and, after
 /// each commit, records how far it got in `<path>.offset` (fsync'd), so a crash replays at most the
 /// last uncommitted read — harmless, since ids deduplicate. When everything is consumed the file
 /// is truncated. Records: [u32 size][f64 receivedAt][u16 endpoint length][endpoint]
-/// [u32 frame count]{[u32 length][bytes]}*, little-endian.
+/// [u32 frame count]{[u32 length][bytes]}*, little-endian. With an authenticated sender the
+/// endpoint field reads "endpoint␟name␟role␟scope" (U+001F between them; older records have none).
 public final class SpillFile: @unchecked Sendable {
     // @unchecked: every access to the file state happens with `lock` held.
     private let lock = NSLock()
@@ -78,7 +80,9 @@ public final class SpillFile: @unchecked Sendable {
         let start = out.count
         u32(0)  // the size, filled in below
         withUnsafeBytes(of: raw.receivedAt.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-        let endpoint = Array(raw.endpoint.utf8.prefix(255))
+        var field = raw.endpoint
+        if let s = raw.sender { field += "\u{1F}\(s.name)\u{1F}\(s.role?.rawValue ?? "")\u{1F}\(s.scope)" }
+        let endpoint = Array(field.utf8.prefix(1024))
         withUnsafeBytes(of: UInt16(endpoint.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: endpoint)
         u32(raw.frames.count)
@@ -127,8 +131,10 @@ public final class SpillFile: @unchecked Sendable {
             p += 8
             let endpointLength = Int(load(p, UInt16.self))
             p += 2
-            let endpoint = String(decoding: data[p..<(p + endpointLength)], as: UTF8.self)
+            let field = String(decoding: data[p..<(p + endpointLength)], as: UTF8.self)
             p += endpointLength
+            let parts = field.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+            let sender = parts.count == 4 ? Sender(name: parts[1], role: PeerRole(rawValue: parts[2]), scope: parts[3]) : nil
             let count = Int(load(p, UInt32.self))
             p += 4
             var frames: [[UInt8]] = []
@@ -138,7 +144,7 @@ public final class SpillFile: @unchecked Sendable {
                 frames.append(Array(data[p..<(p + length)]))
                 p += length
             }
-            messages.append(RawMessage(endpoint: endpoint, frames: frames, receivedAt: Double(bitPattern: bits)))
+            messages.append(RawMessage(endpoint: parts[0], frames: frames, receivedAt: Double(bitPattern: bits), sender: sender))
             pos += 4 + size
         }
         return (messages, pos)

@@ -212,9 +212,10 @@ package enum TaskStore {
                 RETURNING t.id, t.incident_id
             ), h AS (
                 INSERT INTO liandong.task_history (task_id, event, tier, division_code, from_division_code,
-                                                   respond_by, resolve_by, actor, note, update_id)
+                                                   respond_by, resolve_by, actor, note, update_id, peer)
                 SELECT x.task_id, x.event, x.tier, x.division_code, x.from_division_code,
-                       x.respond_by, x.resolve_by, x.actor, x.note, x.update_id
+                       x.respond_by, x.resolve_by, x.actor, x.note, x.update_id,
+                       (SELECT tu.peer FROM liandong.task_updates tu WHERE tu.update_id = x.update_id)
                 FROM x
             )
             UPDATE liandong.incidents i
@@ -293,6 +294,7 @@ package enum TaskStore {
             let raw: String
             let raw_size: Int
             let reason, detail: String
+            let peer: String?
         }
         guard !letters.isEmpty else { return }
         let hourSQL = "date_trunc('hour', now())"
@@ -311,13 +313,13 @@ package enum TaskStore {
             stored += kept.count
             return Row(
                 received_at: Timestamp.formatUTC(raw.receivedAt), endpoint: raw.endpoint, topic: topic.map(hex),
-                raw: hex(kept), raw_size: body.count, reason: rejection.reason.rawValue, detail: detail)
+                raw: hex(kept), raw_size: body.count, reason: rejection.reason.rawValue, detail: detail, peer: raw.sender?.name)
         }
         try db.query("""
-            INSERT INTO liandong.rejected_messages (received_at, endpoint, topic, raw, raw_size, reason, detail)
-            SELECT x.received_at, x.endpoint, decode(x.topic, 'hex'), decode(x.raw, 'hex'), x.raw_size, x.reason, x.detail
+            INSERT INTO liandong.rejected_messages (received_at, endpoint, topic, raw, raw_size, reason, detail, peer)
+            SELECT x.received_at, x.endpoint, decode(x.topic, 'hex'), decode(x.raw, 'hex'), x.raw_size, x.reason, x.detail, x.peer
             FROM jsonb_to_recordset($1::jsonb) AS x(received_at timestamptz, endpoint text, topic text, raw text,
-                                                   raw_size integer, reason text, detail text)
+                                                   raw_size integer, reason text, detail text, peer text)
             """, [try json(rows)])
         if stored > 0 {
             try db.query("""

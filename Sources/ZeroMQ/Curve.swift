@@ -20,6 +20,21 @@ public enum ZMQCurve {
         return z85(pub)
     }
 
+    /// A binary key (32 bytes, as ZAP requests carry it) in Z85; nil for any other length.
+    public static func z85(binary key: [UInt8]) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: 41)
+        guard key.withUnsafeBufferPointer({ zmq_z85_encode(&text, $0.baseAddress, 32) }) != nil else { return nil }
+        return z85(text)
+    }
+
+    /// Whether `key` is 40 characters of valid Z85 (any 32 bytes is a usable public key).
+    public static func isZ85Key(_ key: String) -> Bool {
+        guard key.utf8.count == 40 else { return false }
+        var binary = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&binary, key) != nil
+    }
+
     /// The 40 characters of a NUL-terminated Z85 buffer.
     private static func z85(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -17,4 +17,10 @@ extension ZMQSocket {
         let readable = try ZMQSocket.poll([self], timeoutMilliseconds: 0)
         return readable[0] ? try receive() : nil
     }
+
+    /// Like `receiveNow`, with the sender's ZAP user id.
+    public func receiveMessageNow() throws -> ZMQMessage? {
+        let readable = try ZMQSocket.poll([self], timeoutMilliseconds: 0)
+        return readable[0] ? try receiveMessage() : nil
+    }
 }

@@ -1,4 +1,7 @@
 import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The socket types Liandong uses.
 public enum SocketType: Sendable {
@@ -71,12 +74,46 @@ public final class ZMQSocket {
     /// after a crash, while its old connection was not yet noticed gone).
     public func setXPubVerbose(_ on: Bool = true) throws { try setInt(ZMQ_XPUB_VERBOSE, on ? 1 : 0, "ZMQ_XPUB_VERBOSE") }
 
-    /// Subscribes a SUB socket to every topic starting with `prefix` ("" for everything).
+    /// XPUB: subscriptions are not applied by libzmq but passed up; the application applies each
+    /// one it allows with `subscribe` / `unsubscribe` right after receiving it (they act on the
+    /// connection the last subscription message came from).
+    public func setXPubManual(_ on: Bool = true) throws { try setInt(ZMQ_XPUB_MANUAL, on ? 1 : 0, "ZMQ_XPUB_MANUAL") }
+
+    /// Subscribes a SUB socket to every topic starting with `prefix` ("" for everything); on a
+    /// manual XPUB, applies that subscription to the connection that last asked.
     public func subscribe(_ prefix: String) throws {
-        let bytes = Array(prefix.utf8)
-        try zmqCall("zmq_setsockopt(ZMQ_SUBSCRIBE)") {
-            bytes.withUnsafeBytes { zmq_setsockopt(handle, ZMQ_SUBSCRIBE, $0.baseAddress, $0.count) }
+        try setBytes(ZMQ_SUBSCRIBE, Array(prefix.utf8), "ZMQ_SUBSCRIBE")
+    }
+
+    /// The reverse of `subscribe`.
+    public func unsubscribe(_ prefix: String) throws {
+        try setBytes(ZMQ_UNSUBSCRIBE, Array(prefix.utf8), "ZMQ_UNSUBSCRIBE")
+    }
+
+    private func setBytes(_ option: Int32, _ bytes: [UInt8], _ name: String) throws {
+        try zmqCall("zmq_setsockopt(\(name))") {
+            bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         }
+    }
+
+    // MARK: CURVE
+
+    /// This socket is a CURVE server with `secretKey` (Z85): every connection, whichever side
+    /// binds, is encrypted and its client key is checked by the ZAP handler of the context
+    /// (`domain` names the ZAP domain). A ZAP handler must be bound before this socket binds or
+    /// connects: without one, libzmq lets every client in.
+    public func setCurveServer(secretKey: String, domain: String) throws {
+        try setInt(ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER")
+        try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8), "ZMQ_CURVE_SECRETKEY")
+        try setBytes(ZMQ_ZAP_DOMAIN, Array(domain.utf8), "ZMQ_ZAP_DOMAIN")
+    }
+
+    /// This socket is a CURVE client of the server whose public key is `serverKey`, with its own
+    /// key pair (all Z85).
+    public func setCurveClient(serverKey: String, publicKey: String, secretKey: String) throws {
+        try setBytes(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8), "ZMQ_CURVE_SERVERKEY")
+        try setBytes(ZMQ_CURVE_PUBLICKEY, Array(publicKey.utf8), "ZMQ_CURVE_PUBLICKEY")
+        try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8), "ZMQ_CURVE_SECRETKEY")
     }
 
     /// Blocks until an XPUB socket has seen subscriptions covering every topic in `topics`
@@ -98,12 +135,41 @@ public final class ZMQSocket {
 
     // MARK: endpoints
 
+    /// Endpoints bound (as resolved: a wildcard port becomes the chosen one) and connected, for
+    /// `dropConnections`.
+    private var bound: [String] = []
+    private var connected: [String] = []
+
     public func bind(_ endpoint: String) throws {
         try zmqCall("bind \(endpoint)") { zmq_bind(handle, endpoint) }
+        bound.append((try? lastEndpoint()) ?? endpoint)
     }
 
     public func connect(_ endpoint: String) throws {
         try zmqCall("connect \(endpoint)") { zmq_connect(handle, endpoint) }
+        connected.append(endpoint)
+    }
+
+    /// Closes every connection of this socket and opens its endpoints again: a bound endpoint is
+    /// unbound (which ends the connections accepted on it) and bound again, a connected one is
+    /// disconnected and connected again. Peers reconnect by themselves and go through the
+    /// handshake (and ZAP) anew. Messages already received stay readable.
+    public func dropConnections(rebindTimeoutMilliseconds: Int = 5000) throws {
+        for endpoint in bound {
+            try zmqCall("unbind \(endpoint)") { zmq_unbind(handle, endpoint) }
+            // The listener closes on the I/O thread: the address may be busy for a moment.
+            var waited = 0
+            while zmq_bind(handle, endpoint) != 0 {
+                let error = ZMQError.last("bind \(endpoint)")
+                guard error.isAddressInUse, waited < rebindTimeoutMilliseconds else { throw error }
+                usleep(10_000)
+                waited += 10
+            }
+        }
+        for endpoint in connected {
+            try zmqCall("disconnect \(endpoint)") { zmq_disconnect(handle, endpoint) }
+            try zmqCall("connect \(endpoint)") { zmq_connect(handle, endpoint) }
+        }
     }
 
     /// The endpoint actually bound (resolves "tcp://127.0.0.1:*" to the chosen port).
@@ -137,9 +203,15 @@ public final class ZMQSocket {
 
     /// Receives one whole multipart message, or nil when the receive timeout elapses first.
     public func receive() throws -> [[UInt8]]? {
+        try receiveMessage()?.frames
+    }
+
+    /// Like `receive`, with the ZAP user id of the connection it came from (nil without one).
+    public func receiveMessage() throws -> ZMQMessage? {
         let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
         defer { message.deallocate() }
         var frames: [[UInt8]] = []
+        var userID: String? = nil
         while true {
             guard zmq_msg_init(message) == 0 else { throw ZMQError.last("zmq_msg_init") }
             defer { zmq_msg_close(message) }
@@ -153,6 +225,11 @@ public final class ZMQSocket {
                 if error.isTimeout && frames.isEmpty { return nil }
                 throw error
             }
+            // Any frame: a ROUTER's routing-id frame, when zmq_poll prefetched the message,
+            // carries no metadata (libzmq 4.3); the frames from the connection do.
+            if userID == nil, let id = zmq_msg_gets(message, "User-Id") {
+                userID = String(cString: id)
+            }
             let size = zmq_msg_size(message)
             if size == 0 {
                 frames.append([])
@@ -160,7 +237,14 @@ public final class ZMQSocket {
                 let data = zmq_msg_data(message)!.assumingMemoryBound(to: UInt8.self)
                 frames.append(Array(UnsafeBufferPointer(start: data, count: size)))
             }
-            if zmq_msg_more(message) == 0 { return frames }
+            if zmq_msg_more(message) == 0 { return ZMQMessage(frames: frames, userID: userID) }
         }
     }
+}
+
+/// A received multipart message and who sent it.
+public struct ZMQMessage: Sendable {
+    public var frames: [[UInt8]]
+    /// The user id the ZAP handler gave the sending connection (CURVE: the peer's name).
+    public var userID: String?
 }

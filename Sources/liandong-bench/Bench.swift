@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongClient
 import LiandongCore
 import LibPQ
 import ZeroMQ
@@ -22,6 +23,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the throughput phase's rows as CSV here (for the COPY ceiling).") var copyFile: String?
     @Option(help: "Random seed.") var seed: UInt64 = 5
     @Option(help: "The daemon's metrics.bind (host:port), for the writer's profile per phase.") var metrics: String?
+    @Option(help: "With security.curve: the daemon's public key (NAME.pub or the 40 Z85 characters).") var curveServerKey: String?
+    @Option(help: "With security.curve: the gateway's secret key file (it publishes the load).") var curveKey: String?
+    @Option(help: "With security.curve: an observer's secret key file (it reads the whole feed).") var curveObserverKey: String?
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
     struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
@@ -36,7 +40,9 @@ struct Bench: ParsableCommand {
         }
         var rng = SplitMix64(seed: seed)
         let context = try ZMQContext()
+        let curve = try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)
         let pub = try ZMQSocket(context: context, type: .xpub)
+        try curve?.apply(to: pub)
         try pub.setSendHighWaterMark(0)
         try pub.setXPubVerbose()
         try pub.setLinger(milliseconds: 10_000)
@@ -188,6 +194,7 @@ struct Bench: ParsableCommand {
 
         // ---- latency at a fixed offered rate
         let sub = try ZMQSocket(context: context, type: .sub)
+        try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveObserverKey ?? curveKey)?.apply(to: sub)
         try sub.subscribe("task.")
         try sub.subscribe("hb")
         try sub.setLinger(milliseconds: 0)

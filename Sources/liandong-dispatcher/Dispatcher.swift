@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongClient
 import LiandongCore
 import ZeroMQ
 
@@ -16,6 +17,11 @@ struct SimulatedDispatcher: ParsableCommand {
     @Option(help: "Seconds to run.") var duration = 30.0
     @Option(help: "Share of new tasks left unanswered (they escalate).") var ignore = 0.35
     @Option(help: "Random seed.") var seed: UInt64 = 7
+    @Option(help: "Topic prefix to answer (task.620922100: one township; a scoped dispatcher key needs its own).") var prefix = "task."
+    @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
+    var curveServerKey: String?
+    @Option(help: "With liandongd's security.curve: this client's secret key file (NAME.key of `liandongd keys generate`, mode 0600).")
+    var curveKey: String?
 
     struct Planned {
         let at: Date
@@ -25,13 +31,16 @@ struct SimulatedDispatcher: ParsableCommand {
     }
 
     func run() throws {
+        let curve = try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)
         let context = try ZMQContext()
         let sub = try ZMQSocket(context: context, type: .sub)
+        try curve?.apply(to: sub)
         try sub.setReceiveTimeout(milliseconds: 100)
         try sub.setLinger(milliseconds: 0)
-        try sub.subscribe("task.")
+        try sub.subscribe(prefix)
         try sub.connect(feed)
         let dealer = try ZMQSocket(context: context, type: .dealer)
+        try curve?.apply(to: dealer)
         try dealer.setReceiveTimeout(milliseconds: 5000)
         try dealer.setLinger(milliseconds: 0)
         try dealer.connect(updates)

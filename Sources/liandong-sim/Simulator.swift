@@ -22,6 +22,10 @@ struct Simulator: ParsableCommand {
     @Option(help: "Gateway id used in alert ids.") var gateway = "gw-sim"
     @Option(help: "Send over acknowledged ingest (liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602) instead of PUB: every message is resent until liandongd has committed it.")
     var ack: String?
+    @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
+    var curveServerKey: String?
+    @Option(help: "With liandongd's security.curve: this client's secret key file (NAME.key of `liandongd keys generate`, mode 0600).")
+    var curveKey: String?
 
     func run() throws {
         let db = try PGConnection(conninfo: database)
@@ -35,12 +39,14 @@ struct Simulator: ParsableCommand {
         let workers = Dictionary(uniqueKeysWithValues: try db.query(
             "SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows.map { ($0[0]!, $0[1]!) })
 
+        let curve = try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)
         let context = try ZMQContext()
         let socket = try ZMQSocket(context: context, type: .xpub)
+        try curve?.apply(to: socket)
         try socket.setLinger(milliseconds: 5000)
         // PUB drops silently at the high-water mark; a simulator must not lose its own messages.
         try socket.setSendHighWaterMark(0)
-        let client = try ack.map { try IngestClient(context: context, endpoint: $0) }
+        let client = try ack.map { try IngestClient(context: context, endpoint: $0, curve: curve) }
         if client == nil {
             try socket.connect(connect)
             guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {

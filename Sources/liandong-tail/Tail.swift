@@ -19,11 +19,16 @@ struct Tail: ParsableCommand {
     @Option(help: "Replay endpoint (liandongd's feed.replay_bind, e.g. tcp://127.0.0.1:7612): detect gaps from the heartbeat and fetch what was missed, from PostgreSQL.")
     var replay: String?
     @Option(help: "With --replay: the last seq already processed (0 = everything in the feed).") var since: Int64 = 0
+    @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
+    var curveServerKey: String?
+    @Option(help: "With liandongd's security.curve: this client's secret key file (NAME.key of `liandongd keys generate`, mode 0600).")
+    var curveKey: String?
 
     func run() throws {
         if let replay { return try runWithReplay(replay) }
         let context = try ZMQContext()
         let socket = try ZMQSocket(context: context, type: .sub)
+        try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)?.apply(to: socket)
         try socket.setReceiveTimeout(milliseconds: 200)
         try socket.setLinger(milliseconds: 0)
         try socket.subscribe(prefix)
@@ -48,7 +53,8 @@ struct Tail: ParsableCommand {
     /// Gap-free mode: live messages plus whatever the heartbeat shows was missed.
     func runWithReplay(_ endpoint: String) throws {
         let context = try ZMQContext()
-        let client = try FeedClient(context: context, feed: connect, replay: endpoint, prefix: prefix, since: since)
+        let client = try FeedClient(context: context, feed: connect, replay: endpoint, prefix: prefix, since: since,
+                                    curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
         let started = Date()
         var seen = 0
         for item in try client.catchUp() {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiandongClient
 import LiandongCore
 import LiandongServices
 import LiandongStorage
@@ -73,9 +74,8 @@ struct Run: AsyncParsableCommand {
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",
             ])
             for warning in config.warnings { logger.warning("\(warning)") }
-            let reload = ReloadService(path: options.config, running: config, settings: logSettings, logger: logger)
             let group = try makeServiceGroup(config: config, expectedMigration: migrator.latestVersion, logger: logger,
-                                             extra: [.init(service: reload, serviceName: "reload")])
+                                             reloadFrom: options.config, logSettings: logSettings)
             try await group.run()
             logger.info("liandongd stopped")
         }
@@ -155,6 +155,7 @@ struct CheckConfig: AsyncParsableCommand {
         try await reportingErrors {
             let c = try options.loadConfig()
             for (key, value) in c.effectiveSettings { print("\(key): \(value)") }
+            if let security = try TrustBoundary.summary(c) { print(security) }
             for warning in c.warnings { print("WARNING: \(warning)") }
             print(c.warnings.isEmpty ? "config OK" : "config OK, with \(c.warnings.count) warning(s) above")
         }

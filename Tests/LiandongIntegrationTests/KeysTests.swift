@@ -1,5 +1,7 @@
 import Foundation
+import LiandongClient
 @testable import LiandongServices
+import LiandongCore
 import Testing
 import ZeroMQ
 
@@ -25,8 +27,44 @@ struct KeysTests {
         #expect(try CurveKeyFiles.readSecret(secretPath) == secret)
 
         chmod(secretPath, 0o640)
-        #expect(throws: ConfigError.self) { try CurveKeyFiles.readSecret(secretPath) }
+        #expect(throws: CurveKeyError.self) { try CurveKeyFiles.readSecret(secretPath) }
         let bad = try liandongd(["keys", "generate", "../escape", "--dir", dir])
         #expect(bad.status == 1 && bad.stderr.contains("letters, digits"))
+    }
+
+    @Test("a peers file is read with every mistake named by entry; a reload reports what changed and closes connections by role")
+    func peersFile() throws {
+        let a = try ZMQCurve.keypair().publicKey, b = try ZMQCurve.keypair().publicKey, c = try ZMQCurve.keypair().publicKey
+        let peers = try PeersFile.parse("""
+            peers:
+              - {name: gw-1, public_key: "\(a)", role: gateway, scope: "620922100"}
+              - {name: ops, public_key: "\(b)", role: observer}
+            """, path: "p.yaml")
+        #expect(peers == [Peer(name: "gw-1", publicKey: a, role: .gateway, scope: "620922100"),
+                          Peer(name: "ops", publicKey: b, role: .observer, scope: "")])
+        func refusal(_ entries: String) -> String {
+            do { _ = try PeersFile.parse("peers:\n" + entries, path: "p.yaml") } catch { return "\(error)" }
+            return "accepted"
+        }
+        #expect(refusal("  - {name: x, public_key: \"\(a)\", role: admin}\n").contains("entry 1 (x): role must be one of gateway, dispatcher, observer"))
+        #expect(refusal("  - {name: x, public_key: \"\(a)\", role: gateway, scope: \"6209x\"}\n").contains("scope must be a division-code prefix"))
+        #expect(refusal("  - {name: x, public_key: \"\(a)\", role: gateway}\n  - {name: y, public_key: \"\(a)\", role: gateway}\n")
+            .contains("entry 2 (y): the same public_key as x"))
+        #expect(refusal("  - {name: x, public_key: \"\(a)\", role: gateway}\n  - {name: x, public_key: \"\(b)\", role: gateway}\n")
+            .contains("entry 2 (x): the name is used twice"))
+        #expect(refusal("  - {name: x, key: \"\(a)\", role: gateway}\n").contains("unknown field \"key\""))
+        #expect(refusal("  - {name: \"a b\", public_key: \"\(a)\", role: gateway}\n").contains("name must be"))
+
+        let registry = PeerRegistry(peers: peers)
+        let gateways = registry.revision(of: [.gateway]), readers = registry.revision(of: [.dispatcher, .observer])
+        let change = registry.install([Peer(name: "gw-1", publicKey: a, role: .gateway, scope: "620922100"),
+                                       Peer(name: "disp", publicKey: c, role: .dispatcher, scope: "620922101")])
+        #expect(change == PeerRegistry.Change(added: ["disp"], removed: ["ops"], changed: []))
+        #expect(registry.revision(of: [.gateway]) == gateways, "gateways unchanged: their connections stay")
+        #expect(registry.revision(of: [.dispatcher, .observer]) == readers + 1)
+        #expect(registry.peer(key: b) == nil && registry.peer(named: "disp")?.scope == "620922101")
+        registry.install([Peer(name: "gw-1", publicKey: a, role: .gateway, scope: "620922101"),
+                          Peer(name: "disp", publicKey: c, role: .dispatcher, scope: "620922101")])
+        #expect(registry.revision(of: [.gateway]) == gateways + 1, "a scope changed: the gateway handshakes again")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import LiandongServices
 @testable import LiandongStorage
+import LiandongCore
 import Testing
 
 @Suite("Spill file")
@@ -24,6 +25,21 @@ struct SpillFileTests {
         try spill.commit(end2)
         #expect(spill.isEmpty)
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == 0)
+    }
+
+    @Test("an authenticated sender is kept with its message (the rights it had on arrival); records without one still read")
+    func sender() throws {
+        let path = "/tmp/ld-spill-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".offset") }
+        let spill = try SpillFile(path: path, maxBytes: 1 << 20)
+        var signed = raw(1)
+        signed.sender = Sender(name: "gw-yuanquan-01", role: .gateway, scope: "620922100")
+        var gone = raw(2)
+        gone.sender = Sender(name: "gw-removed", role: nil, scope: "")
+        #expect(spill.appendAll([raw(0), signed, gone]) == 3)
+        let (back, _) = spill.read(max: 10)
+        #expect(back.map(\.endpoint) == ["ingest.sub", "ingest.sub", "ingest.sub"])
+        #expect(back[0].sender == nil && back[1].sender == signed.sender && back[2].sender == gone.sender)
     }
 
     @Test("a new process resumes after the last committed read; a full spill refuses more")

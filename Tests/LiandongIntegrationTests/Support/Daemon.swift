@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import LiandongClient
 import LiandongCore
 import ZeroMQ
 
@@ -27,10 +28,13 @@ final class DaemonProcess {
     /// (ingest.connect, ingest.bind empty) instead of the other way round.
     let gatewayBinds: Bool
     let arguments: [String]
+    /// With security.curve: the test gateway's keys.
+    let gatewayCurve: CurveClientKeys?
 
     init(database: String, environment extra: [String: String] = [:], unsetting: Set<String> = [], arguments: [String] = [],
-         gatewayBinds: Bool = false, start: Bool = true) throws {
+         gatewayBinds: Bool = false, gatewayCurve: CurveClientKeys? = nil, start: Bool = true) throws {
         self.gatewayBinds = gatewayBinds
+        self.gatewayCurve = gatewayCurve
         self.database = database
         self.arguments = arguments
         let id = UUID().uuidString.prefix(8)
@@ -90,6 +94,7 @@ final class DaemonProcess {
     /// Starts the process and connects a gateway, returning once the daemon has subscribed.
     func launch() throws {
         let socket = try ZMQSocket(context: context, type: .xpub)
+        try gatewayCurve?.apply(to: socket)
         try socket.setLinger(milliseconds: 1000)
         try socket.setXPubVerbose()
         if gatewayBinds { try socket.bind(ingest) }
@@ -158,11 +163,16 @@ final class DaemonProcess {
     }
 
     /// A SUB socket on the feed that has seen a heartbeat, so no task can slip past it.
-    func subscribeFeed(prefix: String = "task.") throws -> ZMQSocket {
+    func subscribeFeed(prefix: String = "task.", curve: CurveClientKeys? = nil) throws -> ZMQSocket {
+        try subscribeFeed(prefixes: [prefix], curve: curve)
+    }
+
+    func subscribeFeed(prefixes: [String], curve: CurveClientKeys? = nil) throws -> ZMQSocket {
         let socket = try ZMQSocket(context: context, type: .sub)
+        try curve?.apply(to: socket)
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 0)
-        try socket.subscribe(prefix)
+        for prefix in prefixes { try socket.subscribe(prefix) }
         try socket.subscribe("hb")
         try socket.connect(feed)
         try waitUntil(timeout: 10, "a feed heartbeat") {

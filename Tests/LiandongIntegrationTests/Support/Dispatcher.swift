@@ -1,4 +1,5 @@
 import Foundation
+import LiandongClient
 import LiandongCore
 import ZeroMQ
 
@@ -7,9 +8,11 @@ final class Dispatcher {
     let socket: ZMQSocket
     private var counter = 0
 
-    init(_ daemon: DaemonProcess, type: SocketType = .dealer) throws {
+    init(_ daemon: DaemonProcess, type: SocketType = .dealer, curve: CurveClientKeys? = nil) throws {
         socket = try ZMQSocket(context: daemon.context, type: type)
+        try curve?.apply(to: socket)
         try socket.setReceiveTimeout(milliseconds: 10_000)
+        try socket.setSendTimeout(milliseconds: 10_000)
         try socket.setLinger(milliseconds: 0)
         try socket.connect(daemon.updates)
     }
