@@ -12,10 +12,12 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 
--- Operators (psql, Grafana, QGIS) are granted this role; it may read the assessment views only.
+-- Operators (psql, Grafana, QGIS) are granted this role: read-only, scoped by row-level security.
 SELECT 'CREATE ROLE liandong_operator NOLOGIN'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'liandong_operator') \gexec
-COMMENT ON ROLE liandong_operator IS 'Operators (psql, Grafana): may read the assessment views in schema liandong and nothing else. GRANT liandong_operator TO a login role.';
+-- The owner makes operators (`liandongd operator grant ROLE --scope PREFIX`): it may grant this role.
+SELECT format('GRANT liandong_operator TO %I WITH ADMIN OPTION', :'owner') \gexec
+COMMENT ON ROLE liandong_operator IS 'Read-only operators (psql, Grafana, QGIS): the views and tables of schema liandong, each under row-level security to its scope in liandong.operator_scopes. Make one with liandongd operator grant ROLE --scope PREFIX.';
 
 \connect :db
 CREATE EXTENSION IF NOT EXISTS postgis;

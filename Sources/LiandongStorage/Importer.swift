@@ -219,20 +219,16 @@ public struct Importer {
     /// or the wrong county code, not a place in the county (whose grids cover it without gaps).
     public static let maxDistanceFromCountyKilometres = 100.0
 
-    /// A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties grid_code,
-    /// name, village_code, worker_id, worker_name (WGS-84). Refused with the feature index: a
-    /// polygon not in WGS-84 degrees inside China (projected metres, swapped axes), invalid
-    /// (self-intersecting), far from the rest of its county, or overlapping another grid in service
-    /// by more than `overlapToleranceSquareMetres` (`allowOverlap` accepts overlaps and reports
-    /// them). `replace`: grids of the file's counties that the file no longer holds are retired.
-    public func importGrids(path: String, replace: Bool = false, allowOverlap: Bool = false) throws -> ImportSummary {
-        struct Row: Encodable {
-            let idx: Int
-            let grid_code, name, village_code: String
-            let worker_id, worker_name: String?
-            let geometry: JSONValue
-        }
-        let text = try Self.readText(path)
+    /// One grid feature of a GeoJSON file, checked on its own (no database): the row to import.
+    package struct GridFeature: Encodable, Equatable {
+        package let idx: Int
+        package let grid_code, name, village_code: String
+        package let worker_id, worker_name: String?
+        package let geometry: JSONValue
+    }
+
+    /// The features of a grids GeoJSON FeatureCollection, or every problem found, by feature index.
+    package static func parseGrids(_ text: String, path: String) throws -> [GridFeature] {
         guard case .object(let root)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
             throw ImportError(file: path, problems: ["not a JSON object (expected a GeoJSON FeatureCollection)"])
         }
@@ -240,7 +236,7 @@ public struct Importer {
             throw ImportError(file: path, problems: ["expected {\"type\":\"FeatureCollection\",\"features\":[...]}"])
         }
         var problems: [String] = []
-        var rows: [Row] = []
+        var rows: [GridFeature] = []
         var seen = Set<String>()
         for (i, feature) in features.enumerated() {
             let at = "feature \(i)"
@@ -278,10 +274,21 @@ public struct Importer {
                 problems.append("\(at): worker_id and worker_name go together")
                 continue
             }
-            rows.append(Row(idx: i, grid_code: code, name: prop("name") ?? code, village_code: village,
+            rows.append(GridFeature(idx: i, grid_code: code, name: prop("name") ?? code, village_code: village,
                             worker_id: prop("worker_id"), worker_name: prop("worker_name"), geometry: .object(geometry)))
         }
         if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        return rows
+    }
+
+    /// A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties grid_code,
+    /// name, village_code, worker_id, worker_name (WGS-84). Refused with the feature index: a
+    /// polygon not in WGS-84 degrees inside China (projected metres, swapped axes), invalid
+    /// (self-intersecting), far from the rest of its county, or overlapping another grid in service
+    /// by more than `overlapToleranceSquareMetres` (`allowOverlap` accepts overlaps and reports
+    /// them). `replace`: grids of the file's counties that the file no longer holds are retired.
+    public func importGrids(path: String, replace: Bool = false, allowOverlap: Bool = false) throws -> ImportSummary {
+        let rows = try Self.parseGrids(try Self.readText(path), path: path)
         let payload = try json(rows)
         let villages = Set(rows.map(\.village_code))
         if !villages.isEmpty {

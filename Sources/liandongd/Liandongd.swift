@@ -15,7 +15,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self])
 }
 
 /// Options every subcommand shares.
@@ -177,6 +177,50 @@ struct Keys: AsyncParsableCommand {
                 print("wrote \(dir)/\(name).key (secret, mode 0600) and \(dir)/\(name).pub")
                 print("public key: \(publicKey)")
                 print("peers file entry: - {name: \(name), public_key: \"\(publicKey)\", role: gateway|dispatcher|observer, scope: \"<division code prefix>\"}")
+            }
+        }
+    }
+}
+
+struct Operator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read-only operators (psql, Grafana, QGIS) who see only the rows of their divisions (row-level security).",
+        subcommands: [Grant.self, Revoke.self, List.self])
+
+    static func run(_ options: CommonOptions, _ body: @escaping (OperatorAccess) throws -> Void) async throws {
+        try await reportingErrors {
+            let config = try options.loadConfig()
+            let db = try openDatabase(config.databaseURL)
+            try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations)).checkCurrent(db)
+            try body(OperatorAccess(db: db))
+        }
+    }
+
+    struct Grant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make ROLE a read-only operator of the divisions under --scope (creating the login when allowed).")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "The role (a login, or a group of logins).") var role: String
+        @Option(help: "Division-code prefix: 620922100 one township, 620922 the county, \"\" everything incl. dead letters.")
+        var scope: String
+        func run() async throws { try await Operator.run(options) { print(try $0.grant(role: role, scope: scope)) } }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "ROLE is an operator no more.")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "The role.") var role: String
+        func run() async throws { try await Operator.run(options) { print(try $0.revoke(role: role)) } }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Operators and their scopes.")
+        @OptionGroup var options: CommonOptions
+        func run() async throws {
+            try await Operator.run(options) { access in
+                let grants = try access.list()
+                if grants.isEmpty { print("no operators (liandongd operator grant ROLE --scope PREFIX)") }
+                for g in grants { print("\(g.role)\t\(g.scope.isEmpty ? "(everything)" : g.scope)\t\(g.grantedAt)\t\(g.grantedBy)") }
             }
         }
     }

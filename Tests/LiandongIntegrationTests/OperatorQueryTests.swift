@@ -31,6 +31,8 @@ struct OperatorQueryTests {
             + "('ingest.sub', '\\x616c657274'::bytea, convert_to('{\"备注\":1', 'UTF8'), 12, 'malformed_json', 'test')")
         let role = "ld_operator_\(UUID().uuidString.lowercased().prefix(8))"
         try admin.execute("CREATE ROLE \(role) LOGIN; GRANT liandong_operator TO \(role)")
+        // Unscoped: everything, dead letters included (a scoped one: see OperatorScopeTests).
+        try admin.query("INSERT INTO liandong.operator_scopes (role, scope) VALUES ($1, '')", [role])
         let op = try PGConnection(conninfo: url.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
         let statements = try Self.documentedStatements()
         #expect(statements.count >= 10)
@@ -39,8 +41,15 @@ struct OperatorQueryTests {
         }
         let bodies = try op.query("SELECT body FROM liandong.dead_letters ORDER BY id").rows.map { $0[0]! }
         #expect(bodies == ["{\\000\\377}", "{\"备注\":1"])
-        // And nothing else: the tables stay closed to operators.
-        #expect(throws: PQError.self) { try op.query("SELECT count(*) FROM liandong.rejected_messages") }
-        #expect(throws: PQError.self) { try op.query("SELECT payload FROM liandong.events LIMIT 1") }
+        // Read-only: nothing an operator may change.
+        #expect(throws: PQError.self) { try op.query("DELETE FROM liandong.rejected_messages") }
+        #expect(throws: PQError.self) { try op.query("UPDATE liandong.operator_scopes SET scope = ''") }
+        #expect(throws: PQError.self) { try op.query("SELECT count(*) FROM liandong.event_keys") }
+        // A login that is no operator reads nothing.
+        let stranger = "ld_stranger_\(UUID().uuidString.lowercased().prefix(8))"
+        try admin.execute("CREATE ROLE \(stranger) LOGIN")
+        let other = try PGConnection(conninfo: url.replacingOccurrences(of: "user=postgres", with: "user=\(stranger)"))
+        #expect(throws: PQError.self) { try other.query("SELECT count(*) FROM liandong.open_incidents") }
+        #expect(throws: PQError.self) { try other.query("SELECT count(*) FROM liandong.rejected_messages") }
     }
 }

@@ -10,17 +10,22 @@ final class PrivateCluster {
     static let bin = ProcessInfo.processInfo.environment["PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
     let directory: String
     let port: Int
-    var conninfo: String { "host=127.0.0.1 port=\(port) user=postgres dbname=liandong" }
+    var conninfo: String { "host=127.0.0.1 port=\(port) user=postgres dbname=liandong sslmode=disable" }
+    /// More server options (`-c ssl=on ...`), for every start.
+    let serverOptions: String
 
-    init() throws {
+    /// `prepare` runs with the cluster's directory after initdb, before the first start.
+    init(serverOptions: String = "", prepare: ((String) throws -> Void)? = nil) throws {
+        self.serverOptions = serverOptions
         directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
         port = try freePort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0 { try Self.run(["/bin/chown", "postgres:", directory]) }
         try Self.run([Self.bin + "/initdb", "-D", directory + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8",
                       "--locale=C.UTF-8"], asPostgres: true)
+        try prepare?(directory)
         try start()
-        let admin = try PGConnection(conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres")
+        let admin = try PGConnection(conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres sslmode=disable")
         try admin.execute("CREATE DATABASE liandong")
         let db = try PGConnection(conninfo: conninfo)
         try Migrator(directory: TestDatabase.migrations).migrate(db)
@@ -32,7 +37,7 @@ final class PrivateCluster {
 
     func start() throws {
         try Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60",
-                      "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"], asPostgres: true)
+                      "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off \(serverOptions)", "start"], asPostgres: true)
     }
 
     func stop() throws {
