@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -101,3 +102,16 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets (tools/fuzz): only with LIANDONG_FUZZ=1, built with -sanitize=fuzzer (libFuzzer
+// supplies main), so a normal build neither needs nor sees them.
+if ProcessInfo.processInfo.environment["LIANDONG_FUZZ"] == "1" {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/support"))
+    for (name, dependency) in [("fuzz-json", "LiandongCore"), ("fuzz-message", "LiandongCore"),
+                               ("fuzz-csv", "LiandongStorage"), ("fuzz-geojson", "LiandongStorage")] {
+        package.targets.append(.executableTarget(
+            name: name, dependencies: [.target(name: dependency), "FuzzSupport"], path: "Fuzz/\(name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

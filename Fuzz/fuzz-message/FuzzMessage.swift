@@ -1,0 +1,33 @@
+import FuzzSupport
+import LiandongCore
+
+/// libFuzzer target: the whole message decoder (topic frame, body frame: JSON, schema, fields,
+/// times, coordinates, device ids). The input is split at its first 0x00 byte into topic and body
+/// (without one: a single frame). Never crashes; an accepted event is well formed.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let frames: [[UInt8]]
+    if let zero = bytes.firstIndex(of: 0) {
+        frames = [Array(bytes[..<zero]), Array(bytes[(zero + 1)...])]
+    } else {
+        frames = [bytes]
+    }
+    let now = 1_764_400_000.0  // 2025-11-29, the contract's example day
+    switch decoder.decode(frames: frames, now: now) {
+    case .success(let event):
+        precondition(!event.sourceID.isEmpty && (1...4).contains(event.priority), "accepted a malformed event: \(event)")
+        precondition(event.observedAt <= now + 600 && event.observedAt >= now - 7 * 86_400, "time out of range accepted")
+    case .failure(let rejection):
+        precondition(!rejection.detail.isEmpty, "a rejection without a reason")
+    }
+    _ = MessageDecoder.peekSequence(frames)
+    return 0
+}
+
+nonisolated(unsafe) let decoder = MessageDecoder()
+
+@main
+enum Main {
+    static func main() { runLibFuzzer { fuzzMessage($0, $1) } }
+}
