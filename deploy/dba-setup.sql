@@ -13,8 +13,13 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 
 -- Operators (psql, Grafana, QGIS) are granted this role: read-only, scoped by row-level security.
-SELECT 'CREATE ROLE liandong_operator NOLOGIN'
-WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'liandong_operator') \gexec
+DO $$
+BEGIN
+    CREATE ROLE liandong_operator NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- there already (another database of the cluster, or a run at the same moment)
+END
+$$;
 -- The owner makes operators (`liandongd operator grant ROLE --scope PREFIX`): it may grant this role.
 SELECT format('GRANT liandong_operator TO %I WITH ADMIN OPTION', :'owner') \gexec
 COMMENT ON ROLE liandong_operator IS 'Read-only operators (psql, Grafana, QGIS): the views and tables of schema liandong, each under row-level security to its scope in liandong.operator_scopes. Make one with liandongd operator grant ROLE --scope PREFIX.';

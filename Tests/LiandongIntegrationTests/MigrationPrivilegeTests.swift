@@ -52,6 +52,41 @@ struct MigrationPrivilegeTests {
         #expect(check.stdout.contains("nothing to do"))
     }
 
+    @Test("the daemon runs as that owner (no superuser, no CREATEROLE); the owner scopes operators whose logins a DBA created")
+    func ownerRunsAndScopesOperators() throws {
+        let (owner, database, url) = try ownerAndDatabase(setup: true)
+        for args in [["migrate"], ["import", "divisions", TestDatabase.data + "/divisions.csv"],
+                     ["import", "grids", TestDatabase.data + "/grids.geojson"], ["import", "cameras", TestDatabase.data + "/cameras.csv"]] {
+            let r = try liandongd(args + ["--migrations", TestDatabase.migrations], database: url)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+        }
+        let admin = try PGConnection(conninfo: TestDatabase.conninfo(database))
+        let daemon = try DaemonProcess(database: url)
+        try daemon.send("alert", Wire.alert(id: "as-owner", priority: 3, at: Date().timeIntervalSince1970,
+                                            position: try Scene.centre(of: Scene.ruralGrid, admin)))
+        try daemon.waitUntil(timeout: 15, "the owner's daemon creates the task") {
+            try admin.int("SELECT count(*) FROM liandong.tasks") == 1
+        }
+        let sessions = try admin.query("""
+            SELECT DISTINCT usename FROM pg_stat_activity
+            WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+            """, [database]).rows.map { $0[0]! }
+        #expect(sessions == [owner], "every session of the daemon is the owner's")
+        #expect(try admin.query("SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls FROM pg_roles WHERE rolname = $1",
+                                [owner]).scalar == "f")
+        // Scoped operators: the owner may not create logins, a DBA does; then the owner scopes it.
+        let login = "ld_town_\(UUID().uuidString.lowercased().prefix(8))"
+        let refused = try liandongd(["operator", "grant", login, "--scope", "620922102"], database: url)
+        #expect(refused.status == 1 && refused.stderr.contains("a DBA runs CREATE ROLE \(login) LOGIN"), "\(refused.stderr)")
+        try admin.execute("CREATE ROLE \(login) LOGIN")
+        let granted = try liandongd(["operator", "grant", login, "--scope", "620922102"], database: url)
+        #expect(granted.status == 0, "\(granted.stderr)")
+        let op = try PGConnection(conninfo: TestDatabase.conninfo(database).replacingOccurrences(of: "user=postgres", with: "user=\(login)"))
+        #expect(try op.int("SELECT count(*) FROM liandong.open_incidents") == 1)
+        #expect(try op.int("SELECT count(*) FROM liandong.division_names WHERE code NOT LIKE '620922102%'") == 0)
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test("without the DBA's step, migrate names the missing extension and the step")
     func ownerWithoutSetup() throws {
         let (_, _, url) = try ownerAndDatabase(setup: false)
