@@ -37,6 +37,10 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
     let trust = try TrustBoundary.load(config, metrics: metrics, logger: logger)
+    if trust == nil {
+        // Served as zeros without CURVE too, so dashboards and alerts need no special case.
+        _ = metrics.counters("liandong_auth_failures_total", by: "reason", known: TrustBoundary.Failure.allCases.map(\.rawValue))
+    }
     // Bound before any socket of the context exists; stops after all of them.
     let zap = try trust.map { try ZapService(context: context, boundary: $0, logger: logger) }
     let reload = ReloadService(path: configPath, running: config, settings: logSettings, trust: trust, logger: logger)
