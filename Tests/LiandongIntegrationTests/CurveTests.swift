@@ -217,6 +217,24 @@ struct CurveTests {
         #expect(s.daemon.process.isRunning && s.daemon.process.processIdentifier == pid)
     }
 
+    @Test("the Python examples speak CURVE with --curve-server-key and --curve-key")
+    func pythonExamples() throws {
+        let s = try CurveScene()
+        let python = PythonExampleTests.python, examples = PythonExampleTests.examples
+        let keys = ["--curve-server-key", s.dir + "/daemon.pub"]
+        let gateway = try runCaptured(python, [examples + "/gateway.py", "--ack", s.daemon.ack, "--device", "62092200001320000004",
+                                               "--lon", String(s.centreA.lon), "--lat", String(s.centreA.lat), "--count", "2",
+                                               "--timeout", "30", "--curve-key", s.dir + "/gw-a.key"] + keys, timeout: 40)
+        #expect(gateway.status == 0 && gateway.stdout.split(separator: "\n").count == 2, "\(gateway.stdout) \(gateway.stderr)")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events WHERE gateway_id = 'gw-python'") == 2)
+        let dispatcher = try runCaptured(python, [examples + "/dispatcher.py", "--feed", s.daemon.feed, "--replay", s.daemon.replay,
+                                                  "--updates", s.daemon.updates, "--prefix", "task." + Self.townshipA,
+                                                  "--since", "0", "--max-tasks", "1", "--timeout", "30",
+                                                  "--curve-key", s.dir + "/disp-a.key"] + keys, timeout: 40)
+        #expect(dispatcher.status == 0 && dispatcher.stdout.contains("\"ok\": true"), "\(dispatcher.stdout) \(dispatcher.stderr)")
+        #expect(try s.db.query("SELECT peer FROM liandong.task_updates WHERE action = 'accept'").scalar == "disp-a")
+    }
+
     @Test("a secret key file others may read, or a peers file with a mistake, is refused at start with the reason")
     func badKeyFiles() throws {
         let s = try CurveScene()

@@ -26,6 +26,19 @@ def request(socket, frames, timeout):
     raise TimeoutError("no answer from liandongd")
 
 
+def curve(socket, server_key, secret_key_file):
+    """With liandongd's security.curve: make `socket` a CURVE client (before it connects).
+    server_key: the daemon's NAME.pub file (or its 40 Z85 characters); secret_key_file: this
+    peer's NAME.key from `liandongd keys generate` (its public key is in the daemon's peers file)."""
+    if not server_key:
+        return
+    server = open(server_key).read().strip() if len(server_key) != 40 else server_key
+    secret = open(secret_key_file).read().strip()
+    socket.curve_serverkey = server.encode()
+    socket.curve_secretkey = secret.encode()
+    socket.curve_publickey = zmq.curve_public(secret.encode())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feed", default="tcp://127.0.0.1:7611")
@@ -36,16 +49,20 @@ def main():
     ap.add_argument("--actor", default="python-dispatcher")
     ap.add_argument("--max-tasks", type=int, default=0, help="exit after accepting this many tasks (0: run on)")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--curve-server-key", help="with security.curve: the daemon's public key file (NAME.pub)")
+    ap.add_argument("--curve-key", help="with security.curve: this peer's secret key file (NAME.key)")
     args = ap.parse_args()
 
     context = zmq.Context.instance()
     feed = context.socket(zmq.SUB)
+    curve(feed, args.curve_server_key, args.curve_key)
     for topic in (args.prefix, "hb"):
         feed.setsockopt(zmq.SUBSCRIBE, topic.encode())
     feed.connect(args.feed)
     replay, updates = context.socket(zmq.DEALER), context.socket(zmq.DEALER)
     for s, endpoint in ((replay, args.replay), (updates, args.updates)):
         s.setsockopt(zmq.LINGER, 0)
+        curve(s, args.curve_server_key, args.curve_key)
         s.connect(endpoint)
 
     last = args.since  # highest seq handled; None: from whatever arrives first

@@ -15,6 +15,19 @@ import argparse, datetime, json, sys, time, zmq
 CST = datetime.timezone(datetime.timedelta(hours=8))
 
 
+def curve(socket, server_key, secret_key_file):
+    """With liandongd's security.curve: make `socket` a CURVE client (before it connects).
+    server_key: the daemon's NAME.pub file (or its 40 Z85 characters); secret_key_file: this
+    peer's NAME.key from `liandongd keys generate` (its public key is in the daemon's peers file)."""
+    if not server_key:
+        return
+    server = open(server_key).read().strip() if len(server_key) != 40 else server_key
+    secret = open(secret_key_file).read().strip()
+    socket.curve_serverkey = server.encode()
+    socket.curve_secretkey = secret.encode()
+    socket.curve_publickey = zmq.curve_public(secret.encode())
+
+
 def alert(gateway, seq, device, lon, lat):
     """A liandong.alert.v1 body (schemas/json/alert.v1.schema.json): GB/T 28181 intrusion."""
     return {
@@ -35,10 +48,13 @@ def main():
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--resend-after", type=float, default=2.0, help="seconds before an unanswered alert is sent again")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    ap.add_argument("--curve-server-key", help="with security.curve: the daemon's public key file (NAME.pub)")
+    ap.add_argument("--curve-key", help="with security.curve: this peer's secret key file (NAME.key)")
     args = ap.parse_args()
 
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
+    curve(socket, args.curve_server_key, args.curve_key)
     socket.connect(args.ack)
     pending = {}  # alert_id -> (frames, last sent)
     for seq in range(1, args.count + 1):
@@ -50,7 +66,10 @@ def main():
         now = time.monotonic()
         for alert_id, (frames, sent) in list(pending.items()):
             if now - sent >= args.resend_after:
-                socket.send_multipart(frames)
+                try:
+                    socket.send_multipart(frames, zmq.NOBLOCK)  # no connection up yet: resend later
+                except zmq.Again:
+                    pass
                 pending[alert_id] = (frames, now)
         if socket.poll(200):
             answer = json.loads(socket.recv_multipart()[-1])
