@@ -203,17 +203,24 @@ struct TaskLifecycleIntegrationTests {
         #expect(t.count == 1 && t[0, "tasks_received"] == "1" && t[0, "accepted"] == "0" && t[0, "escalations"] == "0")
     }
 
-    @Test("liandong_operator reads the assessment views and nothing else")
+    @Test("liandong_operator reads, under its scope only, and writes nothing; without a scope it sees no row")
     func operatorRole() throws {
         let s = try Scene()
         _ = try verifyTask(s)
         try s.db.execute("SET ROLE liandong_operator")
-        for view in ["open_incidents", "overdue_tasks", "division_kpis", "camera_reliability", "grid_worker_load"] {
-            #expect(throws: Never.self) { try s.db.query("SELECT count(*) FROM liandong.\(view)") }
+        let relations = ["open_incidents", "overdue_tasks", "division_kpis", "camera_reliability", "grid_worker_load", "events", "tasks",
+                         "rejected_messages", "divisions"]
+        for relation in relations {
+            #expect(try s.db.int("SELECT count(*) FROM liandong.\(relation)") == 0, "\(relation): no scope, no rows")
         }
+        try s.db.execute("RESET ROLE")
+        try s.db.query("INSERT INTO liandong.operator_scopes (role, scope) VALUES ('liandong_operator', $1)", [String(Scene.ruralGrid.prefix(9))])
+        try s.db.execute("SET ROLE liandong_operator")
         #expect(try s.db.int("SELECT count(*) FROM liandong.open_incidents") == 1)
-        for table in ["events", "tasks", "rejected_messages", "divisions"] {
-            #expect { try s.db.query("SELECT count(*) FROM liandong.\(table)") } throws: { ($0 as? PQError)?.sqlState == "42501" }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.tasks") == 1)
+        for write in ["DELETE FROM liandong.tasks", "UPDATE liandong.incidents SET priority = 1", "TRUNCATE liandong.feed",
+                      "INSERT INTO liandong.operator_scopes (role, scope) VALUES ('x', '')"] {
+            #expect { try s.db.query(write) } throws: { ($0 as? PQError)?.sqlState == "42501" }
         }
         try s.db.execute("RESET ROLE")
     }
