@@ -52,7 +52,7 @@ package final class BatchCommitter {
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
             let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
-            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late)
+            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late, silenced: p.silenced)
         } }
         partitioned.formUnion(partitioning)
         partitioning = []
@@ -168,6 +168,7 @@ package final class BatchCommitter {
                 messages.append(built)
                 continue
             }
+            if p.silencedOnly.contains(id) { continue }
             guard let incident = stored[id], let step = planner.evidence(on: incident, now: now) else { continue }
             switch step.event {
             case .created?: created.append(step.task)

@@ -118,7 +118,7 @@ package final class BatchPreparer {
             }
         }
         guard !placed.isEmpty else { return p }
-        var touched = Set<UUID>()
+        var touched = Set<UUID>(), loud = Set<UUID>()
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &clock)
         p.late = correlated.late
         p.lateEvents = correlated.lateEvents
@@ -126,14 +126,22 @@ package final class BatchPreparer {
             p.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
             p.storedKeys.insert(Self.key(item.event))
             if touched.insert(incident).inserted { p.touched.append(incident) }
+            let e = item.event
+            if reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
+                                            observedAt: e.observedAt) != nil {
+                p.silenced += 1
+            } else {
+                loud.insert(incident)
+            }
         }
+        p.silencedOnly = touched.subtracting(loud)
         p.rows = try rows(placed, correlated)
         clock.lap("build_rows")
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided and built here, off the write session's path.
         let fresh = incidents(opened: correlated, placed, workers: reference.workers)
         var created: [TaskRecord] = []
-        for (id, incident) in fresh {
+        for (id, incident) in fresh where !p.silencedOnly.contains(id) {
             guard let step = planner.evidence(on: incident, now: now) else { continue }
             created.append(step.task)
             p.freshTasks[id] = step.message

@@ -83,6 +83,7 @@ public final class EventStore {
                 result.outcomes += one.outcomes
                 result.messages += one.messages
                 result.late += one.late
+                result.silenced += one.silenced
             }
             return result
         }
@@ -149,6 +150,10 @@ public struct PreparedBatch: Sendable {
     /// Incidents the batch's events went to, in first-touched order, and those it opened.
     package var touched: [UUID] = []
     package var fresh = Set<UUID>()
+    /// Incidents touched only by silenced events: no task message for them from this batch.
+    package var silencedOnly = Set<UUID>()
+    /// Stored events a silence matched.
+    package var silenced = 0
     package var late = 0
     package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.

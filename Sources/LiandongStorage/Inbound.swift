@@ -74,11 +74,14 @@ public struct BatchResult: Sendable {
     public var messages: [FeedMessage]
     /// Events whose correlation window reached before the in-memory window (matched in PostgreSQL).
     public var late = 0
+    /// Stored events a silence matched (they made no task message).
+    public var silenced = 0
 
-    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0) {
+    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0) {
         self.outcomes = outcomes
         self.messages = messages
         self.late = late
+        self.silenced = silenced
     }
 
     public var stored: Int { outcomes.filter { if case .stored = $0 { true } else { false } }.count }

@@ -14,6 +14,8 @@ package struct ReferenceData {
     package let cameras: [String: LonLat]
     /// The grid worker responsible for each grid (the lowest worker id when several are registered).
     package let workers: [String: String]
+    /// Silences that still matter: not ended, or ended within the oldest event age accepted.
+    package var silences: [Silence] = []
 
     /// Bumped by a statement trigger on each of the three tables (migration 008).
     package static let versionSQL = "SELECT version::text FROM liandong.reference_version"
@@ -47,8 +49,16 @@ package struct ReferenceData {
         for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows {
             workers[row[0]!] = row[1]!
         }
-        return ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
-                             workers: workers)
+        var reference = ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
+                                      workers: workers)
+        reference.silences = try db.query("""
+            SELECT id, device_prefix, division_prefix, category, extract(epoch FROM starts_at), extract(epoch FROM ends_at)
+            FROM liandong.silences WHERE ends_at > now() - interval '3650 days' ORDER BY id
+            """).rows.map {
+            Silence(id: Int64($0[0]!)!, devicePrefix: $0[1]!, divisionPrefix: $0[2]!, category: $0[3],
+                    startsAt: Double($0[4]!)!, endsAt: Double($0[5]!)!)
+        }
+        return reference
     }
 
     /// Where an event is and which grid covers it, or why it cannot be placed: the position as

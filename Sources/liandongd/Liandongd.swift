@@ -15,7 +15,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self])
 }
 
 /// Options every subcommand shares.
@@ -223,5 +223,101 @@ struct Operator: AsyncParsableCommand {
                 for g in grants { print("\(g.role)\t\(g.scope.isEmpty ? "(everything)" : g.scope)\t\(g.grantedAt)\t\(g.grantedBy)") }
             }
         }
+    }
+}
+
+struct Silence: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Maintenance windows: matching events are stored and correlated but make no task message.",
+        subcommands: [Add.self, List.self, Expire.self])
+
+    static func run(_ options: CommonOptions, _ body: @escaping (SilenceStore) throws -> Void) async throws {
+        try await reportingErrors {
+            let config = try options.loadConfig()
+            let db = try openDatabase(config.databaseURL)
+            try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations)).checkCurrent(db)
+            try body(SilenceStore(db: db))
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a silence; prints its id.")
+        @OptionGroup var options: CommonOptions
+        @Option(help: "GB/T 28181 device-id prefix (a camera, or a platform's cameras).") var device = ""
+        @Option(help: "Division-code prefix of the grids it covers (620922100: a township).") var division = ""
+        @Option(help: "Category it covers (fire, crowd, intrusion, ...).") var category: String?
+        @Option(help: "Start (RFC 3339; without offset China time). Default: now.") var starts: String?
+        @Option(help: "Length: 90m, 2h, 1d.") var duration: String?
+        @Option(help: "End (RFC 3339), instead of --duration.") var until: String?
+        @Option(help: "Why (required).") var comment: String
+        @Option(help: "Who asks for it (default: the login name).") var by = ProcessInfo.processInfo.environment["USER"] ?? "operator"
+
+        func run() async throws {
+            try await Silence.run(options) { store in
+                // From the start of this second: events carry whole seconds as often as not.
+                let now = Date().timeIntervalSince1970.rounded(.down)
+                let start = try starts.map { try Silence.time($0, "--starts") } ?? now
+                let end: Double
+                switch (duration, until) {
+                case (let d?, nil): end = start + (try Silence.seconds(d))
+                case (nil, let u?): end = try Silence.time(u, "--until")
+                default: throw ValidationError("give --duration or --until (one of them)")
+                }
+                let id = try store.add(devicePrefix: device, divisionPrefix: division, category: category, startsAt: start,
+                                       endsAt: end, createdBy: by, comment: comment)
+                print("silence \(id) until \(Timestamp.formatCST(end)): events of " + Silence.describe(device, division, category)
+                    + " make no task message (liandongd silence expire \(id) ends it)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Silences running or to come (--all: every one).")
+        @OptionGroup var options: CommonOptions
+        @Flag(help: "Also those that ended.") var all = false
+        func run() async throws {
+            try await Silence.run(options) { store in
+                let rows = try store.list(all: all)
+                if rows.isEmpty { print("no silences") }
+                for r in rows {
+                    print("\(r.id)\t\(r.active ? "active" : "")\t\(r.startsAt) - \(r.endsAt)\t"
+                        + Silence.describe(r.devicePrefix, r.divisionPrefix, r.category) + "\t\(r.createdBy)\t\(r.comment)")
+                }
+            }
+        }
+    }
+
+    struct Expire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End a silence now.")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "The silence's id (liandongd silence list).") var id: String
+        func run() async throws {
+            try await Silence.run(options) { store in
+                guard try store.expire(id: id) else { throw ValidationError("no silence \(id) running or to come") }
+                print("silence \(id) ended")
+            }
+        }
+    }
+
+    static func describe(_ device: String, _ division: String, _ category: String?) -> String {
+        var parts: [String] = []
+        if !device.isEmpty { parts.append("device \(device)*") }
+        if !division.isEmpty { parts.append("division \(division)*") }
+        if let category { parts.append("category \(category)") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func time(_ text: String, _ option: String) throws -> Double {
+        guard let t = Timestamp.parse(text) else { throw ValidationError("\(option) \(text): not an RFC 3339 time (2026-12-02T08:00:00+08:00)") }
+        return t
+    }
+
+    /// "90m", "2h", "1d", "45s".
+    static func seconds(_ text: String) throws -> Double {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        guard let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n > 0 else {
+            throw ValidationError("--duration \(text): a number and s, m, h or d (90m, 2h, 1d)")
+        }
+        return n * unit
     }
 }

@@ -1,0 +1,100 @@
+import Foundation
+import LibPQ
+import LiandongCore
+import Testing
+
+/// `liandongd silence add|list|expire` against a running daemon: matching events are stored and
+/// correlated but make no task message, and are counted.
+@Suite("Silences (daemon)")
+struct SilenceIntegrationTests {
+    @Test("a camera under maintenance: its alerts are stored without a task; another camera's make one; expired, tasks again")
+    func maintenanceWindow() throws {
+        let s = try Scene()
+        let url = s.daemon.database
+        let quiet = "62092200001320000004", loud = "62092200001320000005"
+        let added = try liandongd(["silence", "add", "--device", quiet, "--duration", "2h", "--comment", "lens cleaning", "--by", "ops-1"],
+                                  database: url)
+        #expect(added.status == 0 && added.stdout.hasPrefix("silence 1 until"), "\(added.stdout) \(added.stderr)")
+        let listed = try liandongd(["silence", "list"], database: url)
+        #expect(listed.stdout.contains("1\tactive") && listed.stdout.contains("device \(quiet)*") && listed.stdout.contains("lens cleaning"))
+
+        // Other grids of the township, kilometres apart: where the probes and the later alert go.
+        let spots = try s.db.query("""
+            SELECT grid_code FROM liandong.grids WHERE grid_code LIKE '620922102%' AND grid_code <> $1
+            ORDER BY ST_Distance(ST_Centroid(geom)::geography, (SELECT ST_Centroid(geom)::geography FROM liandong.grids WHERE grid_code = $1)) DESC
+            LIMIT 2
+            """, [Scene.ruralGrid]).rows.map { try Scene.centre(of: $0[0]!, s.db) }
+        #expect(spots.count == 2)
+        // The writer looks at the table at most once a second: probe until a silenced alert is counted
+        // (the probes make one incident of their own, far away).
+        var probes = 0
+        try s.daemon.waitUntil(timeout: 15, "the silence in effect") {
+            probes += 1
+            try s.send("alert", Wire.alert(id: "probe-\(probes)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
+                                           position: spots[0]))
+            return try (0..<25).contains { _ in
+                usleep(20_000)
+                return try s.daemon.metric("liandong_events_silenced_total") >= 1
+            }
+        }
+        let silencedBefore = try s.daemon.metric("liandong_events_silenced_total")
+
+        // Two alerts of the silenced camera at one place, another camera far away.
+        let far = offset(s.centre, east: 5000)
+        let now = Date().timeIntervalSince1970
+        try s.send("alert", Wire.alert(id: "q-1", device: quiet, priority: 3, at: now, position: s.centre))
+        try s.send("alert", Wire.alert(id: "q-2", device: quiet, priority: 3, at: now + 1, position: s.centre))
+        try s.send("alert", Wire.alert(id: "l-1", device: loud, priority: 3, at: now, position: far))
+        try s.daemon.waitUntil(timeout: 10, "the three events and the silenced count") {
+            let stored = try s.db.int("SELECT count(*) FROM liandong.events WHERE source_id IN ('q-1', 'q-2', 'l-1')")
+            return try stored == 3 && s.daemon.metric("liandong_events_silenced_total") == silencedBefore + 2
+        }
+        let incident = try #require(try s.db.query("SELECT incident_id FROM liandong.events WHERE source_id = 'q-1'").scalar)
+        #expect(try s.db.int("SELECT alert_count FROM liandong.incidents WHERE id = $1", [incident]) == 2,
+                "silenced events are correlated as always")
+        try s.daemon.waitUntil(timeout: 10, "the other camera's task") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE (body->'evidence'->'alerts')::jsonb ? 'l-1'") == 1
+        }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.tasks WHERE incident_id = $1", [incident]) == 0)
+
+        // A grid worker's report joins the silenced incident: not silenced, so the task comes, with all the evidence.
+        try s.send("report", Wire.report(id: "r-1", category: "闯入", severity: 2, at: now + 2, position: s.centre))
+        try s.daemon.waitUntil(timeout: 10, "the joint dispatch") {
+            try s.db.int("SELECT count(*) FROM liandong.tasks WHERE incident_id = $1", [incident]) == 1
+        }
+        let joint = try s.db.query("""
+            SELECT body->>'kind' AS kind, body->'evidence'->>'alert_count' AS alerts FROM liandong.feed
+            WHERE body->>'incident_id' = $1
+            """, [incident])
+        #expect(joint.count == 1 && joint[0, "kind"] == "joint_dispatch" && joint[0, "alerts"] == "2")
+
+        // Expired: the camera's next alert, elsewhere, makes a task again.
+        #expect(try liandongd(["silence", "expire", "1"], database: url).stdout == "silence 1 ended\n")
+        var attempt = 0
+        try s.daemon.waitUntil(timeout: 15, "a task for the camera again") {
+            attempt += 1
+            try s.send("alert", Wire.alert(id: "q-after-\(attempt)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
+                                           position: spots[1]))
+            return try (0..<25).contains { _ in
+                usleep(20_000)
+                return try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%q-after-%'") >= 1
+            }
+        }
+        #expect(try liandongd(["silence", "list"], database: url).stdout == "no silences\n")
+        #expect(try liandongd(["silence", "list", "--all"], database: url).stdout.contains("lens cleaning"))
+    }
+
+    @Test("a silence needs a matcher, a reason and an end after its start")
+    func refusals() throws {
+        let url = try TestDatabase.create()
+        let everything = try liandongd(["silence", "add", "--duration", "1h", "--comment", "x"], database: url)
+        #expect(everything.status != 0 && everything.stderr.contains("at least one of --device, --division, --category"))
+        let backwards = try liandongd(["silence", "add", "--division", "620922102", "--starts", "2026-12-02T10:00:00",
+                                       "--until", "2026-12-02T09:00:00", "--comment", "drill"], database: url)
+        #expect(backwards.status != 0 && backwards.stderr.contains("end before it starts"))
+        let nowhere = try liandongd(["silence", "add", "--division", "9999", "--duration", "1h", "--comment", "x"], database: url)
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("matches no division"))
+        let badDuration = try liandongd(["silence", "add", "--category", "fire", "--duration", "2 hours", "--comment", "x"], database: url)
+        #expect(badDuration.status != 0 && badDuration.stderr.contains("90m, 2h, 1d"))
+    }
+}
