@@ -23,6 +23,8 @@ public struct IngestEvent: Sendable, Equatable {
     public var crs: CRS
     /// The JSON body as received.
     public var body: String
+    /// For an alert: what kind of alarm it is, as far as inhibition cares.
+    public var alarmClass: AlarmClass? = nil
 
     public init(
         source: EventSource, sourceID: String, gatewayID: String? = nil, gatewaySeq: Int64? = nil,
@@ -42,5 +44,23 @@ public struct IngestEvent: Sendable, Equatable {
         self.position = position
         self.crs = crs
         self.body = body
+    }
+}
+
+/// Camera alarms by what they say about the camera's picture (GB/T 28181 AlarmMethod/AlarmType).
+public enum AlarmClass: Sendable, Equatable {
+    /// Video analytics (method 5): only as good as the picture.
+    case analytics
+    /// The picture is gone or cannot be trusted (method 2, type 1 video lost or 2 tamper): it
+    /// inhibits the camera's analytics alarms for `correlation.inhibit_s`.
+    case pictureLost
+    case other
+
+    public init(alarmMethod: Int, alarmType: Int?) {
+        switch (Rules.effectiveAlarmMethod(alarmMethod), alarmType) {
+        case (5, _): self = .analytics
+        case (2, 1?), (2, 2?): self = .pictureLost
+        default: self = .other
+        }
     }
 }

@@ -117,11 +117,13 @@ public struct MessageDecoder: Sendable {
         let (position, crs) = try location(&f, required: false)
         _ = try f.optionalInteger("event_type", in: 0...9_999)
         _ = try f.optionalNumber("confidence", in: 0...1)
-        return IngestEvent(
+        var event = IngestEvent(
             source: .alert, sourceID: alertID, gatewayID: try f.optionalString("gateway_id"),
             gatewaySeq: try f.optionalInteger("seq", in: 0...Int.max).map(Int64.init),
             deviceID: device.rawValue, category: rules.category(alarmMethod: method, alarmType: type),
             priority: rules.alertPriority(priority, device: device.rawValue), observedAt: observedAt, position: position, crs: crs, body: body)
+        event.alarmClass = AlarmClass(alarmMethod: method, alarmType: type)
+        return event
     }
 
     private func decodeReport(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {

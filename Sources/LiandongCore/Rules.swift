@@ -76,6 +76,8 @@ public struct Rules: Sendable, Equatable {
     public var calendar: WorkingCalendar?
     /// Per-camera priority demotion (device_id -> steps towards 4), for cameras with many false alarms.
     public var cameraDemotion: [String: Int]
+    /// Seconds a camera's video-lost or tamper alarm inhibits its analytics alarms (0: never).
+    public var inhibitSeconds: Double = 600
 
     public init(
         categories: [String: CategoryRule] = Rules.defaultCategories,
@@ -125,17 +127,23 @@ public struct Rules: Sendable, Equatable {
     /// The incident category of a camera alarm. Vendors sometimes concatenate several method
     /// digits ("25"): video analytics (5) wins, then device (2), then the first digit.
     public func category(alarmMethod: Int, alarmType: Int?) -> String {
-        var methods = [alarmMethod]
-        if alarmMethod > 9 {
-            let digits = String(alarmMethod).compactMap { $0.wholeNumberValue }
-            methods = [5, 2].filter(digits.contains) + digits
-        }
-        for method in methods {
+        for method in Self.alarmMethods(alarmMethod) {
             if let type = alarmType, let c = alarmCategories["\(method)/\(type)"] { return c }
             if let c = alarmCategories["\(method)"] { return c }
         }
         return unmappedAlarmCategory
     }
+
+    /// The methods an AlarmMethod value stands for, the one that counts first: vendors'
+    /// concatenated digits ("25") read as video analytics (5), then device (2), then the digits.
+    static func alarmMethods(_ alarmMethod: Int) -> [Int] {
+        guard alarmMethod > 9 else { return [alarmMethod] }
+        let digits = String(alarmMethod).compactMap { $0.wholeNumberValue }
+        return [5, 2].filter(digits.contains) + digits
+    }
+
+    /// The method that counts of an AlarmMethod value (see `alarmMethods`).
+    public static func effectiveAlarmMethod(_ alarmMethod: Int) -> Int { alarmMethods(alarmMethod)[0] }
 
     /// The incident category of a grid report.
     public func category(report: String) -> String {

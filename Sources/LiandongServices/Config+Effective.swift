@@ -56,6 +56,7 @@ extension Config {
         add("routing.default_departments", list(rules.defaultRoute.departments)
             + " (categories without departments of their own; every built-in category has its own)")
         add("correlation.dispatch_severity", rules.dispatchSeverity)
+        add("correlation.inhibit_s", Int(rules.inhibitSeconds))
         add("correlation.unmapped_alarm_category", rules.unmappedAlarmCategory)
         add("correlation.default", "radius_m=\(rules.defaultCategory.radiusMeters) window_s=\(rules.defaultCategory.windowSeconds)")
         let categories = Set(rules.categories.keys).union(rules.routes.keys).union(["other"]).sorted()

@@ -137,7 +137,7 @@ public struct Config: Sendable {
         "cameras": ["demote"],
         "log": ["level", "format"],
         "metrics": ["bind"],
-        "correlation": ["dispatch_severity", "default", "categories", "alarm_categories", "report_categories",
+        "correlation": ["dispatch_severity", "inhibit_s", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
         "security": ["curve", "secret_key_file", "peers_file"],
@@ -297,6 +297,7 @@ public struct Config: Sendable {
         if let c = try root.child("correlation") {
             try c.checkKeys(Self.sections["correlation"]!)
             rules.dispatchSeverity = try c.int("dispatch_severity", 1...4) ?? rules.dispatchSeverity
+            rules.inhibitSeconds = try c.double("inhibit_s", 0...86_400) ?? rules.inhibitSeconds
             rules.unmappedAlarmCategory = try c.string("unmapped_alarm_category") ?? rules.unmappedAlarmCategory
             if let d = try c.child("default") {
                 rules.defaultCategory = try Self.categoryRule(d, base: rules.defaultCategory)

@@ -52,7 +52,8 @@ package final class BatchCommitter {
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
             let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
-            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late, silenced: p.silenced)
+            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late, silenced: p.silenced,
+                               inhibited: p.inhibited)
         } }
         partitioned.formUnion(partitioning)
         partitioning = []

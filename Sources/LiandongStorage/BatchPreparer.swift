@@ -15,6 +15,9 @@ package final class BatchPreparer {
     private let correlator: Correlator
     /// Where preparing takes its time, by phase (see `takePhases`).
     private var clock = PhaseClock()
+    /// Per camera: until when (observed time) its analytics alarms are inhibited by a video-lost
+    /// or tamper alarm. Loaded from stored alerts at start; only grows (safe to prepare again).
+    private var inhibitedUntil: [String: Double] = [:]
 
     package init(reader: PGConnection, rules: Rules, windowCapacity: Int) throws {
         try reader.execute("SET default_transaction_read_only = on")
@@ -22,6 +25,19 @@ package final class BatchPreparer {
         self.rules = rules
         planner = TaskPlanner(rules: rules)
         correlator = try Correlator(db: reader, rules: rules, windowCapacity: windowCapacity)
+        if rules.inhibitSeconds > 0 {
+            // Picture-lost alarms stored within the inhibition time: the payload says which.
+            for row in try reader.query("""
+                SELECT device_id, extract(epoch FROM observed_at), payload->>'alarm_method', payload->>'alarm_type'
+                FROM liandong.events
+                WHERE source = 'alert' AND observed_at > now() - make_interval(secs => $1) AND category IN ('tamper', 'device_fault')
+                """, [String(rules.inhibitSeconds)]).rows {
+                guard let device = row[0], let at = row[1].flatMap(Double.init), let method = row[2].flatMap(Int.init),
+                    AlarmClass(alarmMethod: method, alarmType: row[3].flatMap(Int.init)) == .pictureLost
+                else { continue }
+                inhibitedUntil[device] = max(inhibitedUntil[device] ?? 0, at + rules.inhibitSeconds)
+            }
+        }
     }
 
     package var isConnected: Bool { reader.isOK }
@@ -127,9 +143,16 @@ package final class BatchPreparer {
             p.storedKeys.insert(Self.key(item.event))
             if touched.insert(incident).inserted { p.touched.append(incident) }
             let e = item.event
+            if let device = e.deviceID, e.alarmClass == .pictureLost, rules.inhibitSeconds > 0 {
+                inhibitedUntil[device] = max(inhibitedUntil[device] ?? 0, e.observedAt + rules.inhibitSeconds)
+            }
             if reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
                                             observedAt: e.observedAt) != nil {
                 p.silenced += 1
+            } else if e.alarmClass == .analytics, let device = e.deviceID, let until = inhibitedUntil[device],
+                e.observedAt < until, e.observedAt >= until - rules.inhibitSeconds
+            {
+                p.inhibited += 1
             } else {
                 loud.insert(incident)
             }

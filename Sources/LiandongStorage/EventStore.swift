@@ -84,6 +84,7 @@ public final class EventStore {
                 result.messages += one.messages
                 result.late += one.late
                 result.silenced += one.silenced
+                result.inhibited += one.inhibited
             }
             return result
         }
@@ -150,10 +151,12 @@ public struct PreparedBatch: Sendable {
     /// Incidents the batch's events went to, in first-touched order, and those it opened.
     package var touched: [UUID] = []
     package var fresh = Set<UUID>()
-    /// Incidents touched only by silenced events: no task message for them from this batch.
+    /// Incidents touched only by silenced or inhibited events: no task message for them from this batch.
     package var silencedOnly = Set<UUID>()
     /// Stored events a silence matched.
     package var silenced = 0
+    /// Stored analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s).
+    package var inhibited = 0
     package var late = 0
     package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.

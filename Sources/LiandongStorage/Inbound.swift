@@ -76,8 +76,11 @@ public struct BatchResult: Sendable {
     public var late = 0
     /// Stored events a silence matched (they made no task message).
     public var silenced = 0
+    /// Stored analytics alarms inhibited by their camera's video-lost or tamper alarm.
+    public var inhibited = 0
 
-    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0) {
+    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0, inhibited: Int = 0) {
+        self.inhibited = inhibited
         self.outcomes = outcomes
         self.messages = messages
         self.late = late

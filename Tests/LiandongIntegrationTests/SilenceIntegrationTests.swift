@@ -84,6 +84,42 @@ struct SilenceIntegrationTests {
         #expect(try liandongd(["silence", "list", "--all"], database: url).stdout.contains("lens cleaning"))
     }
 
+    @Test("a camera's tamper alarm inhibits its analytics alarms for correlation.inhibit_s, also after a restart; other cameras are not affected")
+    func inhibition() throws {
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_INHIBIT_S": "300"])
+        let camera = "62092200001320000004", other = "62092200001320000005"
+        let now = Date().timeIntervalSince1970
+        // The tamper alarm is itself a task (someone must look at the camera).
+        try s.send("alert", Wire.alert(id: "tamper-1", device: camera, method: 2, type: 2, priority: 2, at: now - 60, position: s.centre))
+        try s.daemon.waitUntil(timeout: 10, "the tamper task") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->>'category' = 'tamper'") == 1
+        }
+        // Its intrusion alarms a minute later: stored, correlated, no task; another camera's: a task.
+        let far = try Scene.centre(of: try #require(try s.db.query(
+            "SELECT min(grid_code) FROM liandong.grids WHERE grid_code LIKE '620922102%' AND grid_code <> $1", [Scene.ruralGrid]).scalar), s.db)
+        try s.send("alert", Wire.alert(id: "blind-1", device: camera, priority: 3, at: now, position: s.centre))
+        try s.send("alert", Wire.alert(id: "seeing-1", device: other, priority: 3, at: now, position: far))
+        try s.daemon.waitUntil(timeout: 10, "the inhibited alarm counted and the other camera's task") {
+            let seeing = try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%seeing-1%'")
+            return try seeing == 1 && s.daemon.metric("liandong_events_inhibited_total") == 1
+        }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%blind-%'") == 0)
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events WHERE source_id = 'blind-1'") == 1)
+
+        // A restart remembers the tamper alarm from the stored events.
+        try s.daemon.crashAndRestart()
+        try s.send("alert", Wire.alert(id: "blind-2", device: camera, priority: 3, at: now + 1, position: offset(s.centre, north: 400)))
+        try s.daemon.waitUntil(timeout: 15, "the inhibited alarm after the restart") {
+            try s.daemon.metric("liandong_events_inhibited_total") == 1
+        }
+        // Beyond inhibit_s after the tamper alarm, the camera's alarms count again.
+        try s.send("alert", Wire.alert(id: "seeing-again", device: camera, priority: 3, at: now + 300, position: far))
+        try s.daemon.waitUntil(timeout: 10, "a task for the camera again") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%seeing-again%'") == 1
+        }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%blind-%'") == 0)
+    }
+
     @Test("a silence needs a matcher, a reason and an end after its start")
     func refusals() throws {
         let url = try TestDatabase.create()
