@@ -33,6 +33,13 @@ struct CommonOptions: ParsableArguments {
     }
 
     func loadConfig() throws -> Config { try Config.load(path: config) }
+
+    /// The configured database, refused unless its schema is exactly this release's.
+    func currentDatabase() throws -> PGConnection {
+        let db = try openDatabase(try loadConfig().databaseURL)
+        try Migrator(directory: try Migrator.locateDirectory(explicit: migrations)).checkCurrent(db)
+        return db
+    }
 }
 
 /// Runs `body`, printing operator mistakes as one clear line instead of a trace.
@@ -188,12 +195,7 @@ struct Operator: AsyncParsableCommand {
         subcommands: [Grant.self, Revoke.self, List.self])
 
     static func run(_ options: CommonOptions, _ body: @escaping (OperatorAccess) throws -> Void) async throws {
-        try await reportingErrors {
-            let config = try options.loadConfig()
-            let db = try openDatabase(config.databaseURL)
-            try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations)).checkCurrent(db)
-            try body(OperatorAccess(db: db))
-        }
+        try await reportingErrors { try body(OperatorAccess(db: try options.currentDatabase())) }
     }
 
     struct Grant: AsyncParsableCommand {
@@ -232,12 +234,7 @@ struct Silence: AsyncParsableCommand {
         subcommands: [Add.self, List.self, Expire.self])
 
     static func run(_ options: CommonOptions, _ body: @escaping (SilenceStore) throws -> Void) async throws {
-        try await reportingErrors {
-            let config = try options.loadConfig()
-            let db = try openDatabase(config.databaseURL)
-            try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations)).checkCurrent(db)
-            try body(SilenceStore(db: db))
-        }
+        try await reportingErrors { try body(SilenceStore(db: try options.currentDatabase())) }
     }
 
     struct Add: AsyncParsableCommand {
