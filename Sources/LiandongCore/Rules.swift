@@ -13,11 +13,22 @@ public struct CategoryRule: Sendable, Equatable {
     public var radiusMeters: Double
     /// ... and within this many seconds of observed time.
     public var windowSeconds: Double
+    /// No two events of one incident farther apart than this (nil: 2 x radius; 0: unbounded).
+    public var maxSpanMeters: Double?
+    /// An incident's observed times within this many seconds (nil: 4 x window; 0: unbounded).
+    public var maxDurationSeconds: Double?
 
-    public init(radiusMeters: Double, windowSeconds: Double) {
+    public init(radiusMeters: Double, windowSeconds: Double, maxSpanMeters: Double? = nil, maxDurationSeconds: Double? = nil) {
         self.radiusMeters = radiusMeters
         self.windowSeconds = windowSeconds
+        self.maxSpanMeters = maxSpanMeters
+        self.maxDurationSeconds = maxDurationSeconds
     }
+
+    /// The span bound in effect (0: unbounded).
+    public var maxSpan: Double { maxSpanMeters ?? 2 * radiusMeters }
+    /// The duration bound in effect (0: unbounded).
+    public var maxDuration: Double { maxDurationSeconds ?? 4 * windowSeconds }
 }
 
 /// Where a category's tasks go: the departments to involve and the starting tier by priority
@@ -78,6 +89,9 @@ public struct Rules: Sendable, Equatable {
     public var cameraDemotion: [String: Int]
     /// Seconds a camera's video-lost or tamper alarm inhibits its analytics alarms (0: never).
     public var inhibitSeconds: Double = 600
+    /// At most one evidence `update` per task within this many seconds, unless material (0: every
+    /// new evidence at once). The counts held back go out when it has passed (tasks.update_due_at).
+    public var updateIntervalSeconds: Double = 30
 
     public init(
         categories: [String: CategoryRule] = Rules.defaultCategories,

@@ -19,11 +19,19 @@ public struct TaskRecord: Sendable, Equatable {
     /// Missed a deadline at the county (nothing higher to climb to), since `overdueSince`.
     public var overdue: Bool
     public var overdueSince: Double?
+    /// When the last message carrying the incident's counts went out (any kind): coalescing
+    /// measures `Rules.updateIntervalSeconds` from it.
+    public var countsSentAt: Double
+    /// An evidence update held back by coalescing is due then (nil: none pending).
+    public var updateDueAt: Double?
 
     public init(id: String, incidentID: String, kind: TaskKind, state: TaskState = .open, tier: Tier, divisionCode: String,
                 gridCode: String, category: String, priority: Int, departments: [String], respondBy: Double,
-                resolveBy: Double, overdue: Bool = false, overdueSince: Double? = nil)
+                resolveBy: Double, overdue: Bool = false, overdueSince: Double? = nil, countsSentAt: Double = 0,
+                updateDueAt: Double? = nil)
     {
+        self.countsSentAt = countsSentAt
+        self.updateDueAt = updateDueAt
         self.id = id
         self.incidentID = incidentID
         self.kind = kind
@@ -100,6 +108,21 @@ public struct TaskStep: Sendable, Equatable {
     public static let system = "liandong"
 }
 
+/// What new evidence on an incident with a task (or none yet) comes to.
+public enum EvidenceOutcome: Sendable, Equatable {
+    /// A message now: a new task, an upgrade, or an update (material, or the first after a quiet
+    /// `Rules.updateIntervalSeconds`).
+    case announce(TaskStep)
+    /// An update held back (coalesced): the task owes one, with the counts of then, at `dueAt`
+    /// (`TaskPlanner.dueUpdate`, sent by the sweeper).
+    case coalesced(taskID: String, dueAt: Double)
+
+    /// The step announced, nil when coalesced.
+    public var announced: TaskStep? {
+        if case .announce(let step) = self { step } else { nil }
+    }
+}
+
 /// Owns every decision about tasks, pure: what new evidence on an incident emits (verify, joint
 /// dispatch, dispatch, upgrade, update), where a task goes (tier, division, departments),
 /// its deadlines, what a dispatcher's action does, and what a missed deadline does (escalation
@@ -119,9 +142,17 @@ public struct TaskPlanner: Sendable {
 
     /// What new evidence on `incident` (already counted in it) emits: a new task (`created`), an
     /// upgrade of its task (`upgraded`: a verify or dispatch task becoming a joint dispatch, open
-    /// again with new deadlines), an update of its task (no event), or nothing (a minor report
-    /// alone; a task already finished).
-    public func evidence(on incident: IncidentState, now: Double) -> TaskStep? {
+    /// again with new deadlines), an update of its task (no event) or an update held back, or
+    /// nothing (a minor report alone; a task already finished).
+    ///
+    /// Updates are coalesced (Alertmanager's group_interval): within `Rules.updateIntervalSeconds`
+    /// of the task's last message, new evidence is held back and the task owes an update at the
+    /// end of that interval, which carries the counts of then - so a camera firing four times a
+    /// second makes one update per interval, and the final counts are out within one interval of
+    /// the last evidence. Material changes go out at once: a more urgent priority, and the first
+    /// alert or report of the other kind (which is always an upgrade: verify or dispatch becoming
+    /// joint_dispatch). An incident's category never changes (events correlate within one).
+    public func evidence(on incident: IncidentState, now: Double) -> EvidenceOutcome? {
         if let task = incident.task, task.state.isTerminal { return nil }
         let decision = emissionDecision(
             for: IncidentEvidence(alertCount: incident.evidence.alertCount, reportCount: incident.evidence.reportCount,
@@ -132,10 +163,31 @@ public struct TaskPlanner: Sendable {
             return nil
         case .create(let kind), .upgrade(let kind):
             let task = route(incident, kind: kind, now: now)
-            return step(incident, task, event: incident.task == nil ? .created : .upgraded, kind: kind, now: now)
+            return .announce(step(incident, task, event: incident.task == nil ? .created : .upgraded, kind: kind, now: now))
         case .update:
-            return step(incident, incident.task!, event: nil, kind: .update, now: now)
+            let task = incident.task!
+            let due = task.countsSentAt + rules.updateIntervalSeconds
+            if incident.priority >= task.priority && now < due {
+                return .coalesced(taskID: task.id, dueAt: min(task.updateDueAt ?? due, due))
+            }
+            return .announce(countsUpdate(incident, task, now: now))
         }
+    }
+
+    /// The update a task owes after coalescing (`EvidenceOutcome.coalesced`), with the counts of
+    /// now; nil when the incident has no task or its task finished meanwhile (its last message
+    /// carried the counts).
+    public func dueUpdate(_ incident: IncidentState, now: Double) -> TaskStep? {
+        guard let task = incident.task, !task.state.isTerminal else { return nil }
+        return countsUpdate(incident, task, now: now)
+    }
+
+    /// An evidence update: the incident's counts and most urgent priority (a task's priority only
+    /// rises; its tier and deadlines stay), nothing pending after it.
+    private func countsUpdate(_ incident: IncidentState, _ task: TaskRecord, now: Double) -> TaskStep {
+        var task = task
+        task.priority = min(task.priority, incident.priority)
+        return step(incident, task, event: nil, kind: .update, now: now)
     }
 
     /// Where a new or upgraded task goes: a verify task to the grid's village; others by the
@@ -227,10 +279,14 @@ public struct TaskPlanner: Sendable {
         task.resolveBy = deadlines.resolveBy
     }
 
+    /// Every message carries the incident's counts: none is pending after it.
     private func step(_ incident: IncidentState, _ task: TaskRecord, event: TaskEvent?, kind: TaskKind, now: Double,
                       escalated: Bool = false, from: String? = nil, actor: String = TaskStep.system, note: String? = nil,
                       updateID: String? = nil, reason: String? = nil) -> TaskStep
     {
+        var task = task
+        task.countsSentAt = now
+        task.updateDueAt = nil
         var m = TaskMessage(
             topic: task.topic, messageID: newID(), kind: kind, state: task.state, overdue: task.overdue, taskID: task.id,
             incidentID: incident.id, tier: task.tier, divisionCode: task.divisionCode, gridCode: task.gridCode,

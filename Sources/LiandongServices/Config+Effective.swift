@@ -57,12 +57,16 @@ extension Config {
             + " (categories without departments of their own; every built-in category has its own)")
         add("correlation.dispatch_severity", rules.dispatchSeverity)
         add("correlation.inhibit_s", Int(rules.inhibitSeconds))
+        add("correlation.update_interval_s", Int(rules.updateIntervalSeconds))
         add("correlation.unmapped_alarm_category", rules.unmappedAlarmCategory)
-        add("correlation.default", "radius_m=\(rules.defaultCategory.radiusMeters) window_s=\(rules.defaultCategory.windowSeconds)")
+        func shape(_ r: CategoryRule) -> String {
+            "radius_m=\(r.radiusMeters) window_s=\(r.windowSeconds) max_span_m=\(r.maxSpan) max_duration_s=\(r.maxDuration)"
+        }
+        add("correlation.default", shape(rules.defaultCategory))
         let categories = Set(rules.categories.keys).union(rules.routes.keys).union(["other"]).sorted()
         for name in categories {
             let rule = rules.rule(for: name), route = rules.route(for: name)
-            add("category \(name)", "radius_m=\(rule.radiusMeters) window_s=\(rule.windowSeconds) "
+            add("category \(name)", shape(rule) + " "
                 + "departments=\(list(route.departments)) start_tier=\(list(route.startTiers.map(\.rawValue)))")
         }
         add("correlation.alarm_categories", rules.alarmCategories.sorted { Self.alarmKeyOrder($0.key, $1.key) }

@@ -137,7 +137,7 @@ public struct Config: Sendable {
         "cameras": ["demote"],
         "log": ["level", "format"],
         "metrics": ["bind"],
-        "correlation": ["dispatch_severity", "inhibit_s", "default", "categories", "alarm_categories", "report_categories",
+        "correlation": ["dispatch_severity", "inhibit_s", "update_interval_s", "default", "categories", "alarm_categories", "report_categories",
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
         "security": ["curve", "secret_key_file", "peers_file"],
@@ -298,14 +298,16 @@ public struct Config: Sendable {
             try c.checkKeys(Self.sections["correlation"]!)
             rules.dispatchSeverity = try c.int("dispatch_severity", 1...4) ?? rules.dispatchSeverity
             rules.inhibitSeconds = try c.double("inhibit_s", 0...86_400) ?? rules.inhibitSeconds
+            rules.updateIntervalSeconds = try c.double("update_interval_s", 0...3600) ?? rules.updateIntervalSeconds
             rules.unmappedAlarmCategory = try c.string("unmapped_alarm_category") ?? rules.unmappedAlarmCategory
             if let d = try c.child("default") {
-                rules.defaultCategory = try Self.categoryRule(d, base: rules.defaultCategory)
+                rules.defaultCategory = try Self.categoryRule(d, base: rules.defaultCategory, path: "correlation.default")
             }
             if let cats = try c.child("categories") {
                 for key in try cats.keys() {
                     let node = try cats.child(key)!
-                    rules.categories[key] = try Self.categoryRule(node, base: rules.categories[key] ?? rules.defaultCategory)
+                    rules.categories[key] = try Self.categoryRule(node, base: rules.categories[key] ?? rules.defaultCategory,
+                                                                  path: "correlation.categories.\(key)")
                 }
             }
             if let map = try c.child("alarm_categories") {
@@ -414,10 +416,21 @@ public struct Config: Sendable {
         try check(rules.unmappedAlarmCategory, "correlation.unmapped_alarm_category")
     }
 
-    private static func categoryRule(_ node: ConfigNode, base: CategoryRule) throws -> CategoryRule {
-        try node.checkKeys(["radius_m", "window_s"])
-        return CategoryRule(
-            radiusMeters: try node.double("radius_m", 1...100_000) ?? base.radiusMeters,
-            windowSeconds: try node.double("window_s", 1...30 * 86_400) ?? base.windowSeconds)
+    private static func categoryRule(_ node: ConfigNode, base: CategoryRule, path: String) throws -> CategoryRule {
+        try node.checkKeys(["radius_m", "window_s", "max_span_m", "max_duration_s"])
+        let radiusGiven = try node.double("radius_m", 1...100_000), windowGiven = try node.double("window_s", 1...30 * 86_400)
+        let radius = radiusGiven ?? base.radiusMeters, window = windowGiven ?? base.windowSeconds
+        // Bounds not given follow a radius or window given here (2 x radius, 4 x window).
+        let span = try node.double("max_span_m", 0...1_000_000) ?? (radiusGiven == nil ? base.maxSpanMeters : nil)
+        let duration = try node.double("max_duration_s", 0...365 * 86_400) ?? (windowGiven == nil ? base.maxDurationSeconds : nil)
+        if let span, span > 0, span < radius {
+            throw ConfigError("config key \(path).max_span_m = \(span) is below radius_m = \(radius): two events within the "
+                + "radius could not join (0 turns the bound off)")
+        }
+        if let duration, duration > 0, duration < window {
+            throw ConfigError("config key \(path).max_duration_s = \(duration) is below window_s = \(window): two events within "
+                + "the window could not join (0 turns the bound off)")
+        }
+        return CategoryRule(radiusMeters: radius, windowSeconds: window, maxSpanMeters: span, maxDurationSeconds: duration)
     }
 }

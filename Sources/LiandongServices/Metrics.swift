@@ -117,6 +117,10 @@ public final class Metrics: Sendable {
         "liandong_database_up": "1 when the writer's last database operation succeeded.",
         "liandong_retention_deleted_total": "Rows removed by retention (retention.*), by table.",
         "liandong_writer_standby": "1 while another liandongd holds this database's writer lock and this one waits (standby).",
+        "liandong_events_silenced_total": "Events stored and correlated under a silence (liandong.silences): no task message for them.",
+        "liandong_events_inhibited_total": "Analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s): no task message for them.",
+        "liandong_updates_coalesced_total": "Evidence updates held back by coalescing (correlation.update_interval_s); the task's next update carries their counts.",
+        "liandong_auth_failures_total": "CURVE handshakes and messages refused, by reason (unknown_key, mechanism, forbidden, out_of_scope).",
         "liandong_build_info": "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).",
     ]
 }

@@ -10,7 +10,9 @@ import ServiceLifecycle
 /// escalates tasks that missed respond_by (while open) or resolve_by one tier up — village ->
 /// township -> county — with new deadlines and an `escalation` (督办) message on the new
 /// division's topic; at the county it marks them overdue and re-announces them every
-/// escalation.reannounce_minutes. One task per transaction.
+/// escalation.reannounce_minutes. It also sends the evidence updates coalescing held back
+/// (tasks.update_due_at, correlation.update_interval_s), with the counts of then. One task per
+/// transaction.
 public final class SweeperService: Service, Sendable {
     let config: Config
     let output: BoundedQueue<FeedMessage>
@@ -85,6 +87,18 @@ public final class SweeperService: Service, Sendable {
                 }
                 for m in messages {
                     escalations.increment()
+                    metrics.feedMessages.increment(m.kind)
+                    output.push(m)
+                }
+            }
+            let owing = try session.run { db in
+                try db.query(Self.owedQuery).rows.map { $0[0]! }
+            }
+            for id in owing where !stop.isSet {
+                let messages = try session.run { db in
+                    try db.transaction { db in try sendOwedUpdate(id, db: db) }
+                }
+                for m in messages {
                     metrics.feedMessages.increment(m.kind)
                     output.push(m)
                 }
@@ -232,8 +246,37 @@ public final class SweeperService: Service, Sendable {
         }
     }
 
+    /// Tasks owing a coalesced update (tasks_update_due_idx), earliest first.
+    static let owedQuery = "SELECT id FROM liandong.tasks WHERE update_due_at <= now() ORDER BY update_due_at LIMIT 500"
+
+    /// Locks the incident of a task: the writer and the update receiver lock an incident before
+    /// its task too, so none of them waits for another while holding what that one needs (the
+    /// writer takes the feed head's lock before it writes tasks).
+    private func lockIncident(ofTask id: String, _ db: PGConnection) throws {
+        try db.query("""
+            SELECT 1 FROM liandong.incidents WHERE id = (SELECT incident_id FROM liandong.tasks WHERE id = $1::uuid) FOR UPDATE
+            """, [id])
+    }
+
+    /// Sends the update a task owes after coalescing (correlation.update_interval_s) with the
+    /// counts of now, if it still owes one (checked under the incident's lock); a task finished
+    /// meanwhile owes nothing (its last message carried the counts).
+    private func sendOwedUpdate(_ id: String, db: PGConnection) throws -> [FeedMessage] {
+        try lockIncident(ofTask: id, db)
+        guard try db.query("SELECT 1 FROM liandong.tasks WHERE id = $1::uuid AND update_due_at <= now()", [id]).count == 1,
+              let incident = try TaskStore.load(db, taskIDs: [id]).first
+        else { return [] }
+        guard let step = planner.dueUpdate(incident, now: Date().timeIntervalSince1970) else {
+            try db.query("UPDATE liandong.tasks SET update_due_at = NULL WHERE id = $1::uuid", [id])
+            return []
+        }
+        try TaskStore.recordCounts(db, sent: [step.task], owed: [])
+        return try TaskStore.appendFeed(db, [step.message])
+    }
+
     /// Escalates or re-announces one task if it is still due (checked under its row lock).
     private func sweep(_ id: String, db: PGConnection, reannounce: String) throws -> [FeedMessage] {
+        try lockIncident(ofTask: id, db)
         let locked = try db.query("SELECT 1 FROM liandong.tasks t WHERE t.id = $2::uuid AND \(Self.dueCondition) FOR UPDATE",
                                   [reannounce, id])
         guard locked.count == 1, let incident = try TaskStore.load(db, taskIDs: [id]).first,

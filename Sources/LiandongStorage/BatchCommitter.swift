@@ -19,6 +19,8 @@ package final class BatchCommitter {
     private var partitioned = Set<EventDay>()
     /// Days this transaction created partitions for (known once it commits).
     private var partitioning = Set<EventDay>()
+    /// Evidence updates the batch being committed held back (coalescing).
+    private var coalesced = 0
 
     /// Takes the writer lock on `db` (`WriterLockBusy` when another session holds it).
     package init(db: PGConnection, rules: Rules, maxDeadLetterBytes: Int, deadLetterBytesPerHour: Int) throws {
@@ -52,8 +54,10 @@ package final class BatchCommitter {
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
             let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
-            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late, silenced: p.silenced,
-                               inhibited: p.inhibited)
+            var result = BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late,
+                                     silenced: p.silenced, inhibited: p.inhibited)
+            result.coalesced = coalesced
+            return result
         } }
         partitioned.formUnion(partitioning)
         partitioning = []
@@ -150,8 +154,10 @@ package final class BatchCommitter {
     /// those it opened were planned by `prepare`; the others are read (with their tasks) and
     /// planned here.
     private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws -> [FeedMessage] {
+        coalesced = 0
         guard !p.touched.isEmpty else { return [] }
-        var upgraded: [TaskRecord] = [], created: [TaskRecord] = []
+        var upgraded: [TaskRecord] = [], created: [TaskRecord] = [], updated: [TaskRecord] = []
+        var owed: [(taskID: String, dueAt: Double)] = []
         var messages: [TaskMessage] = []
         var stored: [UUID: IncidentState] = [:]
         let existing = p.touched.filter { !p.fresh.contains($0) }
@@ -170,20 +176,28 @@ package final class BatchCommitter {
                 continue
             }
             if p.silencedOnly.contains(id) { continue }
-            guard let incident = stored[id], let step = planner.evidence(on: incident, now: now) else { continue }
+            guard let incident = stored[id], let outcome = planner.evidence(on: incident, now: now) else { continue }
+            guard case .announce(let step) = outcome else {
+                if case .coalesced(let task, let due) = outcome { owed.append((task, due)) }
+                continue
+            }
             switch step.event {
             case .created?: created.append(step.task)
             case .upgraded?: upgraded.append(step.task)
-            default: break
+            default: updated.append(step.task)
             }
             messages.append(step.message)
         }
+        coalesced = owed.count
         var rows = p.freshTaskRows
         rows.append(TaskRows(created: created))
         // Every upgrade is announced, so there are feed messages to reserve seqs for: the upgrade
         // statement reserves them (one round trip less).
         let base = upgraded.isEmpty ? nil : try TaskStore.upgrade(db, upgraded, feedMessages: messages.count)
         try TaskStore.create(db, rows)
+        // The incidents' rows are locked by this transaction (grown above): the sweeper and the
+        // update receiver, which lock the incident before its task, cannot change these tasks meanwhile.
+        try TaskStore.recordCounts(db, sent: upgraded + updated, owed: owed)
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")

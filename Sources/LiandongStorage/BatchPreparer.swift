@@ -165,7 +165,7 @@ package final class BatchPreparer {
         let fresh = incidents(opened: correlated, placed, workers: reference.workers)
         var created: [TaskRecord] = []
         for (id, incident) in fresh where !p.silencedOnly.contains(id) {
-            guard let step = planner.evidence(on: incident, now: now) else { continue }
+            guard let step = planner.evidence(on: incident, now: now)?.announced else { continue }
             created.append(step.task)
             p.freshTasks[id] = step.message
         }

@@ -85,6 +85,7 @@ public final class EventStore {
                 result.late += one.late
                 result.silenced += one.silenced
                 result.inhibited += one.inhibited
+                result.coalesced += one.coalesced
             }
             return result
         }

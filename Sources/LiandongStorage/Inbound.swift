@@ -78,6 +78,8 @@ public struct BatchResult: Sendable {
     public var silenced = 0
     /// Stored analytics alarms inhibited by their camera's video-lost or tamper alarm.
     public var inhibited = 0
+    /// Evidence updates held back by coalescing (each covered later by one update with the counts).
+    public var coalesced = 0
 
     public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0, inhibited: Int = 0) {
         self.inhibited = inhibited

@@ -156,7 +156,8 @@ package enum TaskStore {
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
-                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
+                   extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -183,7 +184,8 @@ package enum TaskStore {
                     gridCode: v[5]!, category: v[1]!, priority: Int(v[17]!)!,
                     departments: parsePGTextArray(v[16] ?? "{}"),
                     respondBy: Double(v[14]!)!, resolveBy: Double(v[15]!)!,
-                    overdue: v[18] == "t", overdueSince: v[19].flatMap(Double.init))
+                    overdue: v[18] == "t", overdueSince: v[19].flatMap(Double.init),
+                    countsSentAt: Double(v[22]!)!, updateDueAt: v[23].flatMap(Double.init))
             }
             return incident
         }
@@ -207,7 +209,8 @@ package enum TaskStore {
                     overdue = x.overdue,
                     overdue_since = CASE WHEN x.overdue AND NOT t.overdue THEN now() ELSE t.overdue_since END,
                     closed_at = CASE WHEN x.terminal THEN now() ELSE NULL END,
-                    last_announced_at = now(), updated_at = now()
+                    -- Its message carries the counts: no update is owed after it.
+                    last_announced_at = now(), counts_sent_at = now(), update_due_at = NULL, updated_at = now()
                 FROM x WHERE t.id = x.task_id
                 RETURNING t.id, t.incident_id
             ), h AS (
@@ -223,6 +226,28 @@ package enum TaskStore {
             FROM x JOIN u ON u.id = x.task_id
             WHERE i.id = u.incident_id AND x.terminal
             """, [try json(changes)])
+    }
+
+    /// Records what evidence messages announced and what coalescing held back: `sent` (evidence
+    /// updates and upgrades just announced: their priority, counts sent now, nothing owed) and
+    /// `owed` (an update due at that time, unless one is owed earlier). One statement.
+    package static func recordCounts(_ db: PGConnection, sent: [TaskRecord], owed: [(taskID: String, dueAt: Double)]) throws {
+        struct Row: Encodable {
+            let id: String
+            let priority: Int?
+            let due: Double?
+        }
+        let rows = sent.map { Row(id: $0.id, priority: $0.priority, due: nil) } + owed.map { Row(id: $0.taskID, priority: nil, due: $0.dueAt) }
+        guard !rows.isEmpty else { return }
+        try db.query("""
+            UPDATE liandong.tasks t
+            SET priority       = CASE WHEN x.due IS NULL THEN least(t.priority, x.priority) ELSE t.priority END,
+                counts_sent_at = CASE WHEN x.due IS NULL THEN now() ELSE t.counts_sent_at END,
+                update_due_at  = CASE WHEN x.due IS NULL THEN NULL
+                                      ELSE least(t.update_due_at, to_timestamp(x.due)) END
+            FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, priority smallint, due float8)
+            WHERE t.id = x.id
+            """, [try json(rows)])
     }
 
     /// Upgrades tasks (liandong.upsert_tasks(), which records 'upgraded') and reserves the feed

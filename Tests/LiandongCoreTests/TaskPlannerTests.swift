@@ -42,7 +42,7 @@ struct TaskPlannerTests {
 
     @Test("a camera alert alone: a verify task for the grid's village, on the grid's topic, with the village's deadlines")
     func verify() throws {
-        let step = try #require(planner().evidence(on: incident(priority: 3), now: now))
+        let step = try #require(planner().evidence(on: incident(priority: 3), now: now)?.announced)
         #expect(step.event == .created)
         #expect(step.task.kind == .verify && step.task.tier == .village && step.task.divisionCode == village)
         #expect(step.task.id == "id-1" && step.message.messageID == "id-2")
@@ -55,11 +55,11 @@ struct TaskPlannerTests {
 
     @Test("a report alone: dispatch by the category's route when serious, nothing when minor")
     func dispatch() throws {
-        let serious = try #require(planner().evidence(on: incident("theft", priority: 2, alerts: 0, reports: 1), now: now))
+        let serious = try #require(planner().evidence(on: incident("theft", priority: 2, alerts: 0, reports: 1), now: now)?.announced)
         #expect(serious.task.kind == .dispatch && serious.task.tier == .township)
         #expect(serious.task.divisionCode == "620922100" && serious.message.topic == "task.620922100")
         #expect(serious.task.respondBy == now + 20 * 60)
-        let fire = try #require(planner().evidence(on: incident("fire", priority: 2, alerts: 0, reports: 1), now: now))
+        let fire = try #require(planner().evidence(on: incident("fire", priority: 2, alerts: 0, reports: 1), now: now)?.announced)
         #expect(fire.task.tier == .county && fire.task.divisionCode == "620922")
         #expect(fire.task.departments == ["fire", "police", "health"])
         #expect(planner().evidence(on: incident("theft", priority: 3, alerts: 0, reports: 1), now: now) == nil)
@@ -69,14 +69,14 @@ struct TaskPlannerTests {
     func configuredRoute() throws {
         var rules = Rules()
         rules.routes["theft"] = Route(departments: ["police", "market"], startTiers: [.county, .county, .county, .township])
-        let step = try #require(planner(rules).evidence(on: incident("theft", priority: 4, alerts: 2, reports: 1), now: now))
+        let step = try #require(planner(rules).evidence(on: incident("theft", priority: 4, alerts: 2, reports: 1), now: now)?.announced)
         #expect(step.task.kind == .jointDispatch && step.task.tier == .township && step.task.departments == ["police", "market"])
     }
 
     @Test("camera and report agree: a verify task is upgraded in place to joint_dispatch, open again with new deadlines")
     func upgrade() throws {
         let verify = task(.verify, state: .accepted, overdue: false)
-        let step = try #require(planner().evidence(on: incident(priority: 2, alerts: 2, reports: 1, task: verify), now: now + 60))
+        let step = try #require(planner().evidence(on: incident(priority: 2, alerts: 2, reports: 1, task: verify), now: now + 60)?.announced)
         #expect(step.event == .upgraded)
         #expect(step.task.id == "task-1" && step.task.kind == .jointDispatch && step.task.state == .open)
         #expect(step.task.tier == .township && step.task.respondBy == now + 60 + 20 * 60)
@@ -86,7 +86,7 @@ struct TaskPlannerTests {
     @Test("an upgrade never moves a task below the tier it already climbed to")
     func upgradeKeepsTier() throws {
         let escalated = task(.verify, tier: .county, priority: 4)
-        let step = try #require(planner().evidence(on: incident(priority: 4, alerts: 1, reports: 1, task: escalated), now: now))
+        let step = try #require(planner().evidence(on: incident(priority: 4, alerts: 1, reports: 1, task: escalated), now: now)?.announced)
         #expect(step.task.tier == .county && step.task.divisionCode == "620922")
         #expect(step.task.respondBy == now + 120 * 60)
     }
@@ -94,12 +94,72 @@ struct TaskPlannerTests {
     @Test("later evidence is an update of the task, unchanged and unrecorded; a finished task emits nothing")
     func update() throws {
         let joint = task(.jointDispatch, state: .inProgress, tier: .township)
-        let step = try #require(planner().evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now))
-        #expect(step.event == nil && step.task == joint)
+        let step = try #require(planner().evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now)?.announced)
+        var sent = joint
+        sent.countsSentAt = now
+        #expect(step.event == nil && step.task == sent)
         #expect(step.message.kind == .update && step.message.state == .inProgress && step.message.evidence.alertCount == 3)
         for state in [TaskState.resolved, .falseAlarm] {
             #expect(planner().evidence(on: incident(alerts: 3, reports: 1, task: task(.jointDispatch, state: state)), now: now) == nil)
         }
+    }
+
+    @Test("coalescing: within update_interval_s of the last message, new evidence is held back until the interval ends")
+    func coalescedWithinInterval() throws {
+        var joint = task(.jointDispatch, state: .accepted, tier: .township)
+        joint.countsSentAt = now
+        // 10 s after the last message: held back, due 30 s after it.
+        let held = planner().evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 10)
+        #expect(held == .coalesced(taskID: "task-1", dueAt: now + 30))
+        // Already pending: the due time stays.
+        joint.updateDueAt = now + 30
+        #expect(planner().evidence(on: incident(alerts: 4, reports: 1, task: joint), now: now + 29.9)
+                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        // The interval passed: at once, nothing pending after it.
+        let late = try #require(planner().evidence(on: incident(alerts: 5, reports: 1, task: joint), now: now + 30)?.announced)
+        #expect(late.message.kind == .update && late.message.evidence.alertCount == 5 && late.event == nil)
+        #expect(late.task.countsSentAt == now + 30 && late.task.updateDueAt == nil)
+        // Another interval, and 0 turns coalescing off.
+        var rules = Rules()
+        rules.updateIntervalSeconds = 120
+        #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60)
+                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        joint.updateDueAt = nil
+        #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60)
+                == .coalesced(taskID: "task-1", dueAt: now + 120))
+        rules.updateIntervalSeconds = 0
+        #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 1)?.announced != nil)
+    }
+
+    @Test("material changes go out at once inside the interval: a more urgent priority (the task's rises), the other kind of evidence")
+    func materialAtOnce() throws {
+        var joint = task(.jointDispatch, tier: .township, priority: 3)
+        joint.countsSentAt = now
+        let urgent = try #require(planner().evidence(on: incident(priority: 2, alerts: 3, reports: 1, task: joint), now: now + 1)?.announced)
+        #expect(urgent.message.kind == .update && urgent.message.priority == 2 && urgent.task.priority == 2)
+        #expect(urgent.task.tier == .township && urgent.task.respondBy == joint.respondBy, "tier and deadlines stay")
+        // Less urgent evidence never lowers it, and is held back.
+        joint.priority = 2
+        #expect(planner().evidence(on: incident(priority: 4, alerts: 4, reports: 1, task: joint), now: now + 2)
+                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        // The first report on a verify task: the upgrade, at once.
+        var verify = task(.verify)
+        verify.countsSentAt = now
+        let upgraded = try #require(planner().evidence(on: incident(alerts: 2, reports: 1, task: verify), now: now + 1)?.announced)
+        #expect(upgraded.event == .upgraded && upgraded.message.kind == .jointDispatch)
+    }
+
+    @Test("the update a coalesced task owes carries the counts of when it is sent; a finished task owes nothing")
+    func dueUpdate() throws {
+        var joint = task(.jointDispatch, state: .inProgress, tier: .township)
+        joint.countsSentAt = now
+        joint.updateDueAt = now + 30
+        let step = try #require(planner().dueUpdate(incident(alerts: 3, reports: 1, task: joint), now: now + 30.5))
+        #expect(step.message.kind == .update && step.message.evidence.alertCount == 3 && step.message.state == .inProgress)
+        #expect(step.event == nil && step.task.updateDueAt == nil && step.task.countsSentAt == now + 30.5)
+        joint.state = .resolved
+        #expect(planner().dueUpdate(incident(alerts: 3, reports: 1, task: joint), now: now + 31) == nil)
+        #expect(planner().dueUpdate(incident(alerts: 3, reports: 1), now: now + 31) == nil)
     }
 
     // MARK: dispatchers
@@ -160,7 +220,9 @@ struct TaskPlannerTests {
 
         state.task = third.task
         let fourth = try #require(p.deadline(state, now: later + 75 * 60))
-        #expect(fourth.event == .reannounced && fourth.task == third.task)
+        var unchanged = third.task
+        unchanged.countsSentAt = later + 75 * 60
+        #expect(fourth.event == .reannounced && fourth.task == unchanged)
         #expect(fourth.message.reason == "overdue at the county since \(Timestamp.formatCST(later + 15 * 60))")
 
         state.task!.state = .resolved
@@ -173,9 +235,9 @@ struct TaskPlannerTests {
         rules.calendar = WorkingCalendar(tiers: [.village], alwaysPriority: 1)
         let p = planner(rules)
         // Wednesday 08:00: 480 working minutes = 08:30-12:00, 14:30-18:00, then Thursday 08:30-09:30.
-        let minor = try #require(p.evidence(on: incident(priority: 4), now: now))
+        let minor = try #require(p.evidence(on: incident(priority: 4), now: now)?.announced)
         #expect(minor.task.respondBy == Timestamp.parse("2026-12-03T09:30:00+08:00"))
-        let critical = try #require(p.evidence(on: incident("intrusion", priority: 1, alerts: 0, reports: 1), now: now))
+        let critical = try #require(p.evidence(on: incident("intrusion", priority: 1, alerts: 0, reports: 1), now: now)?.announced)
         #expect(critical.task.tier == .county && critical.task.respondBy == now + 5 * 60)
     }
 }

@@ -94,9 +94,9 @@ struct CorrelationTests {
         #expect(Double(stored.scalar!)! < 2.0)
     }
 
-    @Test("camera-only then report: verify, then exactly one joint_dispatch, later evidence is update")
+    @Test("camera-only then report: verify, then exactly one joint_dispatch, later evidence is update (coalescing off)")
     func exactlyOnceJointDispatch() throws {
-        let s = try Scene()
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
         try s.send("alert", Wire.alert(id: "a-1", at: s.now - 100, position: s.centre))
         try s.waitProcessed(1)
         try s.send("report", Wire.report(id: "r-1", at: s.now - 50, position: s.centre))

@@ -86,7 +86,7 @@ struct SilenceIntegrationTests {
 
     @Test("a camera's tamper alarm inhibits its analytics alarms for correlation.inhibit_s, also after a restart; other cameras are not affected")
     func inhibition() throws {
-        let s = try Scene(environment: ["LIANDONG_CORRELATION_INHIBIT_S": "300"])
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_INHIBIT_S": "300", "LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
         let camera = "62092200001320000004", other = "62092200001320000005"
         let now = Date().timeIntervalSince1970
         // The tamper alarm is itself a task (someone must look at the camera).

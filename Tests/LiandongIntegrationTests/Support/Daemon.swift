@@ -82,6 +82,12 @@ final class DaemonProcess {
     func crashAndRestart() throws {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        try restart()
+    }
+
+    /// A new process on the same database and endpoints, after this one exited.
+    func restart() throws {
+        precondition(!process.isRunning, "restart() after the process exited")
         process = Process()
         configureProcess()
         try process.run()
