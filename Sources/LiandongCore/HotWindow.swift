@@ -92,6 +92,18 @@ public struct HotWindow: Sendable {
         return best
     }
 
+    /// Every open incident in reach with its best match (as `best`), best first.
+    public func matches(category: String, near p: LonLat, at t: Double, radius: Double, window: Double) -> [CorrelationMatch] {
+        var best: [UUID: CorrelationMatch] = [:]
+        visit(category: category, near: p, at: t, radius: radius, window: window) { entry, distance in
+            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: abs(entry.t - t),
+                                         ordinal: entry.ordinal)
+            if let known = best[entry.incident], known < match { return }
+            best[entry.incident] = match
+        }
+        return best.values.sorted()
+    }
+
     private func visit(category: String, near p: LonLat, at t: Double, radius: Double, window: Double,
                        _ body: (Entry, Double) -> Void)
     {

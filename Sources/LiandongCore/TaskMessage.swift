@@ -55,11 +55,15 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     /// For an update caused by a dispatcher: who acted, and the update's id.
     public var actor: String?
     public var updateID: String?
+    /// Neighbouring incidents it could not join without breaking their bounds (a crowd drifting
+    /// along a street): where it came from. Left out when none.
+    public var relatedIncidentIDs: [String]?
 
     enum CodingKeys: String, CodingKey {
         case schema, seq, topic, kind, state, overdue, tier, category, priority, lon, lat, departments, evidence, reason, actor
         case previousDivisionCode = "previous_division_code"
         case updateID = "update_id"
+        case relatedIncidentIDs = "related_incident_ids"
         case messageID = "message_id"
         case taskID = "task_id"
         case incidentID = "incident_id"
@@ -136,6 +140,7 @@ extension TaskMessage {
             $0.field("previous_division_code", previousDivisionCode)
             $0.field("priority") { o in o.raw(String(priority)) }
             $0.field("reason", reason)
+            if let relatedIncidentIDs { $0.field("related_incident_ids") { o in o.array(relatedIncidentIDs) } }
             $0.field("resolve_by", resolveBy)
             $0.field("respond_by", respondBy)
             $0.field("schema", schema)

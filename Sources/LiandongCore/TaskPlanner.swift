@@ -68,10 +68,13 @@ public struct IncidentState: Sendable, Equatable {
     /// Counts and the most recent ids.
     public var evidence: TaskEvidence
     public var task: TaskRecord?
+    /// Incidents it could not join without breaking their bounds (max_span_m, max_duration_s).
+    public var relatedIncidentIDs: [String]
 
     public init(id: String, category: String, gridCode: String, villageCode: String, priority: Int, lon: Double, lat: Double,
-                workerID: String?, evidence: TaskEvidence, task: TaskRecord? = nil)
+                workerID: String?, evidence: TaskEvidence, task: TaskRecord? = nil, relatedIncidentIDs: [String] = [])
     {
+        self.relatedIncidentIDs = relatedIncidentIDs
         self.id = id
         self.category = category
         self.gridCode = gridCode
@@ -298,6 +301,7 @@ public struct TaskPlanner: Sendable {
         // A dispatcher's step names the dispatcher; the system's own steps name nobody.
         m.actor = actor == TaskStep.system ? nil : actor
         m.updateID = updateID
+        m.relatedIncidentIDs = incident.relatedIncidentIDs.isEmpty ? nil : incident.relatedIncidentIDs
         return TaskStep(task: task, event: event, escalated: escalated, fromDivision: escalated ? from : nil, actor: actor, note: note,
                         updateID: updateID, message: m)
     }

@@ -25,7 +25,7 @@ public final class WriterService: Service, Sendable {
     /// The writer's metric handles, created once.
     struct Handles {
         let accepted, rejected, preparedAhead: CounterFamily
-        let duplicates, late, silenced, inhibited, coalesced, reconnects: CoreMetrics.Counter
+        let duplicates, late, silenced, inhibited, coalesced, bounded, reconnects: CoreMetrics.Counter
         let batchSize, commitSeconds: CoreMetrics.Recorder
         let window: CoreMetrics.Gauge
         let phases: SecondsFamily
@@ -39,6 +39,7 @@ public final class WriterService: Service, Sendable {
             silenced = m.counter("liandong_events_silenced_total")
             inhibited = m.counter("liandong_events_inhibited_total")
             coalesced = m.counter("liandong_updates_coalesced_total")
+            bounded = m.counter("liandong_events_bounded_total")
             reconnects = m.counter("liandong_db_reconnects_total")
             batchSize = m.histogram("liandong_batch_size")
             commitSeconds = m.histogram("liandong_batch_commit_seconds")
@@ -395,6 +396,7 @@ public final class WriterService: Service, Sendable {
         if result.silenced > 0 { handles.silenced.increment(by: result.silenced) }
         if result.inhibited > 0 { handles.inhibited.increment(by: result.inhibited) }
         if result.coalesced > 0 { handles.coalesced.increment(by: result.coalesced) }
+        if result.cut > 0 { handles.bounded.increment(by: result.cut) }
     }
 
     private func recordStore(_ store: EventStore, _ loop: [String: Double]) {

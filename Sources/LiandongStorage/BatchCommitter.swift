@@ -57,6 +57,7 @@ package final class BatchCommitter {
             var result = BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late,
                                      silenced: p.silenced, inhibited: p.inhibited)
             result.coalesced = coalesced
+            result.cut = p.cut
             return result
         } }
         partitioned.formUnion(partitioning)
@@ -103,7 +104,7 @@ package final class BatchCommitter {
         if let incidents = rows.incidents {
             try db.copy("""
                 COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
-                                         last_observed_at, alert_count, report_count) FROM STDIN
+                                         last_observed_at, alert_count, report_count, related_incident_ids) FROM STDIN
                 """, incidents)
         }
         try ensurePartitions(rows.days)

@@ -137,6 +137,7 @@ package final class BatchPreparer {
         var touched = Set<UUID>(), loud = Set<UUID>()
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &clock)
         p.late = correlated.late
+        p.cut = correlated.cut
         p.lateEvents = correlated.lateEvents
         for (item, incident) in zip(placed, correlated.incidents) {
             p.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
@@ -217,6 +218,7 @@ package final class BatchPreparer {
                 copy.plain(Timestamp.formatUTC(n.growth.last))
                 copy.plain(String(n.growth.alerts))
                 copy.plain(String(n.growth.reports))
+                copy.plain(TaskStore.uuidArray(n.related.map(\.uuidString)))
                 copy.endRow()
             }
             rows.incidents = copy.bytes
@@ -307,7 +309,8 @@ package final class BatchPreparer {
                 id: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
                 priority: g.priority, lon: n.point.lon, lat: n.point.lat, workerID: workers[n.gridCode],
                 evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
-                                       alertCount: g.alerts, reportCount: g.reports))
+                                       alertCount: g.alerts, reportCount: g.reports),
+                relatedIncidentIDs: n.related.map { $0.uuidString.lowercased() })
         }
         return out
     }

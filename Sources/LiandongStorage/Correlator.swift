@@ -11,6 +11,13 @@ package final class Correlator {
     private var reference: ReferenceData?
     private var referenceCheckedAt: UInt64 = 0
     private var window: HotWindow?
+    /// The extent (times and hull) of incidents that events may join, for the bounds
+    /// (max_span_m, max_duration_s): of every incident whose events are all in the window, of
+    /// those the batches have touched since, and of others read on demand (`ensureExtents`).
+    /// Rebuilt with the window, so a failure part-way never leaves a wrong one.
+    private var extents: [UUID: IncidentExtent] = [:]
+    /// Whether any category has a bound (else extents are not kept at all).
+    private let bounded: Bool
     /// Seconds of observed time the window keeps behind the newest event, and its size limit.
     private let retention: Double
     private let windowCapacity: Int
@@ -20,6 +27,7 @@ package final class Correlator {
         let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
         retention = max(2 * widest, 3600)
         self.windowCapacity = windowCapacity
+        bounded = ([rules.defaultCategory] + Array(rules.categories.values)).contains { $0.maxSpan > 0 || $0.maxDuration > 0 }
         // Loaded now, not on the first batch: at a province's scale this takes seconds.
         reference = try ReferenceData.load(db)
         referenceCheckedAt = DispatchTime.now().uptimeNanoseconds
@@ -29,8 +37,14 @@ package final class Correlator {
     /// Events held in the window.
     package var windowCount: Int { window?.count ?? 0 }
 
-    /// After a commit: the window moves on with the newest observed time.
-    package func committed() { window?.advance() }
+    /// After a commit: the window moves on with the newest observed time; extents of incidents
+    /// quiet since before the window's start are let go now and then (read again if needed).
+    package func committed() {
+        window?.advance()
+        if let start = window?.start, extents.count > max(8192, 2 * (window?.count ?? 0)) {
+            extents = extents.filter { $0.value.last >= start }
+        }
+    }
 
     /// Whether the window is in memory: a batch may be correlated while the one before it is
     /// still being written only then (a window reloaded from PostgreSQL would miss that batch).
@@ -38,7 +52,10 @@ package final class Correlator {
 
     /// After any failure (the window was changed as the batch was correlated): rebuilt from what
     /// was committed before the next batch.
-    package func discardWindow() { window = nil }
+    package func discardWindow() {
+        window = nil
+        extents = [:]
+    }
 
     /// Grids, cameras and workers, reloaded when an import has changed them: checked at most once
     /// a second, and always before an event is refused as unknown or outside (`force`).
@@ -62,13 +79,14 @@ package final class Correlator {
         guard let newest else {
             // No open incident: nothing stored can be joined, the empty window is complete.
             let empty = HotWindow(retention: retention, capacity: windowCapacity)
+            extents = [:]
             window = empty
             return empty
         }
         let from = newest - retention
         let rows = try db.query("""
             SELECT e.category, ST_X(e.geog::geometry), ST_Y(e.geog::geometry), extract(epoch FROM e.observed_at),
-                   e.incident_id, e.id
+                   e.incident_id, e.id, extract(epoch FROM i.first_observed_at)
             FROM liandong.incidents i JOIN liandong.events e ON e.incident_id = i.id
             WHERE i.status = 'open' AND i.last_observed_at >= to_timestamp($1) AND e.observed_at >= to_timestamp($1)
             ORDER BY e.observed_at DESC, e.id DESC
@@ -80,9 +98,15 @@ package final class Correlator {
             start = oldest.nextUp
         }
         var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start)
+        extents = [:]
         for row in rows.rows.reversed() {
-            loaded.insert(category: row[0]!, at: LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t: Double(row[3]!)!,
-                          incident: UUID(uuidString: row[4]!)!, ordinal: Int64(row[5]!)!)
+            let point = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t = Double(row[3]!)!
+            let incident = UUID(uuidString: row[4]!)!
+            loaded.insert(category: row[0]!, at: point, t: t, incident: incident, ordinal: Int64(row[5]!)!)
+            // Every event of an incident that began within the window is here: its extent is known.
+            if bounded, Double(row[6]!)! >= start {
+                if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
+            }
         }
         window = loaded
         return loaded
@@ -98,7 +122,52 @@ package final class Correlator {
             candidates.formUnion(window.incidents(category: p.event.category, near: p.point, at: p.event.observedAt,
                                                   radius: p.rule.radiusMeters, window: p.rule.windowSeconds))
         }
+        try ensureExtents(candidates)
         return candidates
+    }
+
+    /// Reads the extents of `incidents` not known in memory: their observed-time span and the
+    /// convex hull of their events' positions (PostGIS), one query for all of them.
+    private func ensureExtents(_ incidents: Set<UUID>) throws {
+        guard bounded else { return }
+        let missing = incidents.filter { extents[$0] == nil }
+        guard !missing.isEmpty else { return }
+        let ids = TaskStore.uuidArray(missing.map(\.uuidString))
+        guard let span = try db.query("""
+            SELECT extract(epoch FROM min(first_observed_at)), extract(epoch FROM max(last_observed_at))
+            FROM liandong.incidents WHERE id = ANY($1::uuid[])
+            """, [ids]).rows.first, let first = span[0], let last = span[1] else { return }
+        // The span as constants: only those day partitions are read.
+        let rows = try db.query("""
+            SELECT i.id, extract(epoch FROM i.first_observed_at), extract(epoch FROM i.last_observed_at), h.points
+            FROM liandong.incidents i
+            CROSS JOIN LATERAL (
+                SELECT string_agg(ST_X(d.geom)::text || ' ' || ST_Y(d.geom)::text, ',') AS points
+                FROM ST_DumpPoints((
+                    SELECT ST_ConvexHull(ST_Collect(e.geog::geometry)) FROM liandong.events e
+                    WHERE e.incident_id = i.id
+                      AND e.observed_at BETWEEN to_timestamp($2::float8) AND to_timestamp($3::float8)
+                      AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at)) d) h
+            WHERE i.id = ANY($1::uuid[])
+            """, [ids, first, last])
+        for row in rows.rows {
+            guard let id = UUID(uuidString: row[0]!), let from = row[1].flatMap(Double.init), let to = row[2].flatMap(Double.init)
+            else { continue }
+            let points = (row[3] ?? "").split(separator: ",").compactMap { pair -> LonLat? in
+                let xy = pair.split(separator: " ")
+                guard xy.count == 2, let lon = Double(xy[0]), let lat = Double(xy[1]) else { return nil }
+                return LonLat(lon: lon, lat: lat)
+            }
+            guard !points.isEmpty else { continue }
+            extents[id] = IncidentExtent(points: points, first: from, last: to)
+        }
+    }
+
+    /// Whether the event may join `incident` within its category's bounds (an incident whose
+    /// extent is unknown - none is, by construction - is not bounded).
+    private func admits(_ incident: UUID, _ p: Placed) -> Bool {
+        guard bounded, let extent = extents[incident] else { return true }
+        return extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration)
     }
 
     /// Joins each event to the nearest open incident of its category with an event within the
@@ -120,25 +189,42 @@ package final class Correlator {
         clock.lap("correlate")
         let stored = try storedMatches(uncovered.map { placed[$0] }, before: window.start)
         clock.lap("history")
-        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count, lateEvents: [])
+        var result = Correlated(incidents: [], opened: [:], grown: [:], late: uncovered.count, lateEvents: [], cut: 0)
         // Events of this batch (and of the batch in flight) observed before the window's start:
         // not in the window, not yet in the database.
         var lateInBatch = inFlight
-        var storedByItem: [Int: CorrelationMatch] = [:]
+        var storedByItem: [Int: [CorrelationMatch]] = [:]
         for (n, i) in uncovered.enumerated() { storedByItem[i] = stored[n] }
+        try ensureExtents(Set(stored.joined().map(\.incident)))
         for (i, p) in placed.enumerated() {
             let t = p.event.observedAt
             var best = window.best(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
                                    window: p.rule.windowSeconds)
-            if let fromStore = storedByItem[i] { best = [best, fromStore].compactMap { $0 }.min() }
+            if let fromStore = storedByItem[i]?.first { best = [best, fromStore].compactMap { $0 }.min() }
+            var lateMatches: [CorrelationMatch] = [], refused: [UUID] = []
             if !lateInBatch.isEmpty {
                 for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= p.rule.windowSeconds {
                     let distance = p.point.ellipsoidDistance(to: other.point)
                     guard distance <= p.rule.radiusMeters else { continue }
                     let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t),
                                                  ordinal: Int64.max)
+                    lateMatches.append(match)
                     if best == nil || match < best! { best = match }
                 }
+            }
+            // Bounded incidents: the nearest that the event keeps within max_span_m and
+            // max_duration_s (usually the nearest of all), or a new one.
+            if let nearest = best, !admits(nearest.incident, p) {
+                var each: [UUID: CorrelationMatch] = [:]
+                for m in window.matches(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
+                                        window: p.rule.windowSeconds) + (storedByItem[i] ?? []) + lateMatches
+                where each[m.incident].map({ m < $0 }) ?? true {
+                    each[m.incident] = m
+                }
+                let ordered = each.values.sorted()
+                best = ordered.first { admits($0.incident, p) }
+                refused = ordered.filter { !admits($0.incident, p) }.prefix(3).map(\.incident)
+                result.cut += 1
             }
             let incident: UUID
             if let best {
@@ -150,7 +236,10 @@ package final class Correlator {
                 }
             } else {
                 incident = UUID()
-                result.opened[incident] = NewIncident(first: p)
+                result.opened[incident] = NewIncident(first: p, related: refused)
+            }
+            if bounded {
+                if extents[incident] == nil { extents[incident] = IncidentExtent(p.point, at: t) } else { extents[incident]!.add(p.point, at: t) }
             }
             result.incidents.append(incident)
             if t >= window.start {
@@ -165,10 +254,11 @@ package final class Correlator {
         return result
     }
 
-    /// For events whose window reaches before the hot window's start: the best open incident among
-    /// stored events observed before `before`, one query for all of them: the 64 nearest events
-    /// of open incidents (KNN on the GiST index), the best of them by distance, time and order.
-    private func storedMatches(_ items: [Placed], before: Double) throws -> [CorrelationMatch?] {
+    /// For events whose window reaches before the hot window's start: the open incidents among
+    /// stored events observed before `before`, best first, one query for all of them: the 64
+    /// nearest events of open incidents (KNN on the GiST index), each incident's best by distance,
+    /// time and order.
+    private func storedMatches(_ items: [Placed], before: Double) throws -> [[CorrelationMatch]] {
         guard !items.isEmpty else { return [] }
         struct Probe: Encodable {
             let k: Int
@@ -201,7 +291,7 @@ package final class Correlator {
                 LIMIT 64) c
             """, [try TaskStore.json(probes), String(probes.map { $0.t - $0.window_s }.min()!),
                   String(min(before, probes.map { $0.t + $0.window_s }.max()!))])
-        var best = [CorrelationMatch?](repeating: nil, count: items.count)
+        var best = [[UUID: CorrelationMatch]](repeating: [:], count: items.count)
         for row in rows.rows {
             let k = Int(row[0]!)!
             let item = items[k]
@@ -209,9 +299,9 @@ package final class Correlator {
             let match = CorrelationMatch(
                 incident: UUID(uuidString: row[1]!)!, distance: item.point.ellipsoidDistance(to: at),
                 seconds: abs(Double(row[4]!)! - item.event.observedAt), ordinal: Int64(row[5]!)!)
-            if best[k] == nil || match < best[k]! { best[k] = match }
+            if best[k][match.incident].map({ match < $0 }) ?? true { best[k][match.incident] = match }
         }
-        return best
+        return best.map { $0.values.sorted() }
     }
 }
 
@@ -251,8 +341,11 @@ package struct NewIncident {
     package let point: LonLat
     package let gridCode, villageCode: String
     package var growth: IncidentGrowth
+    /// Incidents its first event could not join without breaking their bounds, nearest first.
+    package let related: [UUID]
 
-    package init(first p: Placed) {
+    package init(first p: Placed, related: [UUID] = []) {
+        self.related = related
         category = p.event.category
         point = p.point
         gridCode = p.grid.gridCode
@@ -274,6 +367,8 @@ package struct Correlated {
     /// Those of them correlated before the window's start: the next batch, correlated before this
     /// one is committed, must see them (`Correlator.correlate(inFlight:)`).
     package var lateEvents: [LateEvent]
+    /// Events whose nearest incident would have broken a bound (max_span_m, max_duration_s).
+    package var cut: Int
 }
 
 /// An event observed before the window's start, with the incident it was put in.

@@ -86,6 +86,7 @@ public final class EventStore {
                 result.silenced += one.silenced
                 result.inhibited += one.inhibited
                 result.coalesced += one.coalesced
+                result.cut += one.cut
             }
             return result
         }
@@ -159,6 +160,8 @@ public struct PreparedBatch: Sendable {
     /// Stored analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s).
     package var inhibited = 0
     package var late = 0
+    /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
+    package var cut = 0
     package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.
     package var storedKeys = Set<String>()

@@ -80,6 +80,8 @@ public struct BatchResult: Sendable {
     public var inhibited = 0
     /// Evidence updates held back by coalescing (each covered later by one update with the counts).
     public var coalesced = 0
+    /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
+    public var cut = 0
 
     public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0, inhibited: Int = 0) {
         self.inhibited = inhibited

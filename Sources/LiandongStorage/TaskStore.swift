@@ -157,7 +157,7 @@ package enum TaskStore {
                           -- The incident's time span: only the day partitions it covers are read.
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
-                   extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at)
+                   extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -172,7 +172,8 @@ package enum TaskStore {
                 id: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, priority: Int(v[2]!)!,
                 lon: Double(v[3]!)!, lat: Double(v[4]!)!, workerID: v[20],
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
-                                       alertCount: alertCount, reportCount: reportCount))
+                                       alertCount: alertCount, reportCount: reportCount),
+                relatedIncidentIDs: parsePGTextArray(v[24] ?? "{}"))
             if let id = v[9] {
                 guard let kind = v[10].flatMap(TaskKind.init(rawValue:)), let state = v[11].flatMap(TaskState.init(rawValue:)),
                       let tier = v[12].flatMap(Tier.init(rawValue:))

@@ -40,6 +40,21 @@ struct ConfigTests {
         #expect(c.rules.dispatchSeverity == 1)
     }
 
+    @Test("incident bounds: 2 x radius and 4 x window unless given; a bound follows a radius or window given with it; 0 is off")
+    func bounds() throws {
+        let c = try Config.load(path: try temporaryFile("""
+            correlation:
+              update_interval_s: 10
+              categories:
+                crowd: {radius_m: 200}
+                fire: {max_span_m: 0, max_duration_s: 7200}
+            """), environment: [:])
+        #expect(c.rules.updateIntervalSeconds == 10)
+        #expect(c.rules.rule(for: "crowd").maxSpan == 400 && c.rules.rule(for: "crowd").maxDuration == 7200)
+        #expect(c.rules.rule(for: "fire").maxSpan == 0 && c.rules.rule(for: "fire").maxDuration == 7200)
+        #expect(c.rules.rule(for: "intrusion").maxSpan == 600 && c.rules.rule(for: "intrusion").maxDuration == 3600)
+    }
+
     @Test("mistakes name the key", arguments: [
         ("feed:\n  bindd: x\n", [:], "unknown config key feed.bindd"),
         ("ingest:\n  batch_size: 0\n", [:], "ingest.batch_size = 0 is outside"),
@@ -48,6 +63,10 @@ struct ConfigTests {
         ("ingest:\n  bind: \"\"\n  ack_bind: \"\"\n", [:], "would receive nothing"),
         ("", ["LIANDONG_INGEST_BACH_SIZE": "3"], "LIANDONG_INGEST_BACH_SIZE names no config key"),
         ("log:\n  level: loud\n", [:], "log.level"),
+        ("correlation:\n  categories:\n    crowd: {max_span_m: 300}\n", [:],
+         "correlation.categories.crowd.max_span_m = 300.0 is below radius_m = 500.0"),
+        ("correlation:\n  default: {window_s: 600, max_duration_s: 60}\n", [:], "correlation.default.max_duration_s = 60.0 is below"),
+        ("correlation:\n  update_interval_s: -1\n", [:], "correlation.update_interval_s"),
     ] as [(String, [String: String], String)])
     func mistakes(yaml: String, env: [String: String], message: String) throws {
         let file = try temporaryFile(yaml)

@@ -19,7 +19,9 @@ struct MetricsTests {
         var text = ""
         try waitUntil(timeout: 10, "the counters") {
             text = try httpGet(port: s.daemon.metricsPort, "/metrics").body
+            // The writer adds its phases after the batch's counters (once the next batch is prepared).
             return text.contains("liandong_feed_messages_total{kind=\"joint_dispatch\"} 1")
+                && text.contains("liandong_writer_seconds_total{phase=\"write_events\"} ")
         }
         for line in [
             "liandong_events_received_total{path=\"sub\"} 5",
