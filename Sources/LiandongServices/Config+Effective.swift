@@ -51,6 +51,11 @@ extension Config {
         }
         add("cameras.demote", rules.cameraDemotion.isEmpty ? "(none)"
             : rules.cameraDemotion.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        let suppression = cameraSuppression
+        add("cameras.suppress_false_alarm_pct", suppression.falseAlarmPercent == 0 ? "0 (no camera is suppressed)" : "\(suppression.falseAlarmPercent)")
+        add("cameras.suppress_min_judged", suppression.minJudged)
+        add("cameras.suppress_days", suppression.days)
+        add("cameras.suppress_check_s", Int(suppression.checkSeconds))
         add("routing.start_tier", list(rules.defaultRoute.startTiers.map(\.rawValue))
             + " (every category without its own start_tier)")
         add("routing.default_departments", list(rules.defaultRoute.departments)

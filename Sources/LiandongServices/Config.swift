@@ -59,6 +59,21 @@ public struct Config: Sendable {
     public var logFormat = "text"
     /// correlation.* and sla.*: the rules.
     public var rules = Rules()
+    /// cameras.suppress_*: when a camera's alerts stop asking for verify tasks of their own.
+    public var cameraSuppression = CameraSuppression()
+
+    public struct CameraSuppression: Sendable, Equatable {
+        /// cameras.suppress_false_alarm_pct: suppressed at or above this share of false alarms
+        /// among its judged incidents (90; 0 turns suppression off).
+        public var falseAlarmPercent = 90.0
+        /// cameras.suppress_min_judged: ... over at least this many judged incidents (20).
+        public var minJudged = 20
+        /// cameras.suppress_days: incidents closed within this many days count (30).
+        public var days = 30
+        /// cameras.suppress_check_s: how often the sweeper recomputes the figures (60).
+        public var checkSeconds = 60.0
+    }
+
     /// retention.*: how long stored data is kept (days; 0 keeps for ever) and the hourly cap on
     /// stored dead-letter bytes.
     public var retention = Retention()
@@ -134,7 +149,7 @@ public struct Config: Sendable {
         "escalation": ["sweep_ms", "reannounce_minutes"],
         "routing": ["start_tier", "default_departments", "categories"],
         "calendar": ["enabled", "days", "hours", "tiers", "always_priority"],
-        "cameras": ["demote"],
+        "cameras": ["demote", "suppress_false_alarm_pct", "suppress_min_judged", "suppress_days", "suppress_check_s"],
         "log": ["level", "format"],
         "metrics": ["bind"],
         "correlation": ["dispatch_severity", "inhibit_s", "update_interval_s", "default", "categories", "alarm_categories", "report_categories",
@@ -277,6 +292,10 @@ public struct Config: Sendable {
                     rules.cameraDemotion[key] = try demote.int(key, 0...3)
                 }
             }
+            cameraSuppression.falseAlarmPercent = try cams.double("suppress_false_alarm_pct", 0...100) ?? cameraSuppression.falseAlarmPercent
+            cameraSuppression.minJudged = try cams.int("suppress_min_judged", 1...1_000_000) ?? cameraSuppression.minJudged
+            cameraSuppression.days = try cams.int("suppress_days", 1...3650) ?? cameraSuppression.days
+            cameraSuppression.checkSeconds = try cams.double("suppress_check_s", 1...86_400) ?? cameraSuppression.checkSeconds
         }
         if let m = try root.child("metrics") {
             try m.checkKeys(Self.sections["metrics"]!)

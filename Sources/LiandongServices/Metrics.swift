@@ -120,6 +120,8 @@ public final class Metrics: Sendable {
         "liandong_events_silenced_total": "Events stored and correlated under a silence (liandong.silences): no task message for them.",
         "liandong_events_inhibited_total": "Analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s): no task message for them.",
         "liandong_events_bounded_total": "Events kept out of their nearest incident because joining would break its category's max_span_m or max_duration_s (they joined the nearest that fits, or opened one).",
+        "liandong_events_suppressed_total": "Alerts of a noisy camera (liandong.noisy_cameras: cameras.suppress_*) stored and correlated without a task of their own.",
+        "liandong_cameras_suppressed": "Cameras whose alerts are suppressed as noisy (liandong.noisy_cameras).",
         "liandong_updates_coalesced_total": "Evidence updates held back by coalescing (correlation.update_interval_s); the task's next update carries their counts.",
         "liandong_auth_failures_total": "CURVE handshakes and messages refused, by reason (unknown_key, mechanism, forbidden, out_of_scope).",
         "liandong_build_info": "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).",

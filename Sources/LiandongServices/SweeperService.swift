@@ -21,12 +21,14 @@ public final class SweeperService: Service, Sendable {
     let planner: TaskPlanner
     let escalations: CoreMetrics.Counter
     let retentionDeleted: CounterFamily
+    let camerasSuppressed: CoreMetrics.Gauge
     let stop = StopFlag()
 
     public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
         escalations = metrics.counter("liandong_escalations_total")
+        camerasSuppressed = metrics.gauge("liandong_cameras_suppressed")
         retentionDeleted = metrics.counters("liandong_retention_deleted_total", by: "table",
                                             known: ["events"] + Self.retentionTargets(config.retention).map(\.table))
         self.config = config
@@ -65,6 +67,7 @@ public final class SweeperService: Service, Sendable {
         let reannounce = String(config.reannounceMinutes * 60)
         var lastStatistics = Date.distantPast
         var lastRetention = Date.distantPast
+        var lastCameras = Date.distantPast
         while !stop.isSet {
             let started = Date()
             if started.timeIntervalSince(lastStatistics) >= 5 {
@@ -77,6 +80,10 @@ public final class SweeperService: Service, Sendable {
                     try enforceRetention(db)
                 }
                 lastRetention = started
+            }
+            if started.timeIntervalSince(lastCameras) >= config.cameraSuppression.checkSeconds {
+                try session.run { db in try reviewCameras(db) }
+                lastCameras = started
             }
             let due = try session.run { db in
                 try db.query(Self.dueQuery, [reannounce]).rows.map { $0[0]! }
@@ -244,6 +251,22 @@ public final class SweeperService: Service, Sendable {
             try db.execute("ANALYZE liandong.\(row[0]!)")
             logger.debug("statistics refreshed", metadata: ["db.table": "\(row[0]!)"])
         }
+    }
+
+    /// Noisy cameras: recomputes each camera's false-alarm figures and which are suppressed
+    /// (cameras.suppress_*), saying which changed.
+    private func reviewCameras(_ db: PGConnection) throws {
+        let s = config.cameraSuppression
+        let changed = try CameraStore(db: db).recompute(.init(falseAlarmPercent: s.falseAlarmPercent, minJudged: s.minJudged, days: s.days))
+        for device in changed.suppressed {
+            logger.notice("camera suppressed as noisy: its alerts ask for no verify task of their own (liandong.noisy_cameras; liandongd camera review lifts it)",
+                          metadata: ["camera.device_id": "\(device)"])
+        }
+        for device in changed.lifted {
+            logger.notice("camera no longer suppressed", metadata: ["camera.device_id": "\(device)"])
+        }
+        let count = try db.query("SELECT count(*) FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").scalar
+        camerasSuppressed.record(Double(count ?? "0") ?? 0)
     }
 
     /// Tasks owing a coalesced update (tasks_update_due_idx), earliest first.

@@ -25,7 +25,7 @@ public final class WriterService: Service, Sendable {
     /// The writer's metric handles, created once.
     struct Handles {
         let accepted, rejected, preparedAhead: CounterFamily
-        let duplicates, late, silenced, inhibited, coalesced, bounded, reconnects: CoreMetrics.Counter
+        let duplicates, late, silenced, inhibited, coalesced, bounded, suppressed, reconnects: CoreMetrics.Counter
         let batchSize, commitSeconds: CoreMetrics.Recorder
         let window: CoreMetrics.Gauge
         let phases: SecondsFamily
@@ -40,6 +40,7 @@ public final class WriterService: Service, Sendable {
             inhibited = m.counter("liandong_events_inhibited_total")
             coalesced = m.counter("liandong_updates_coalesced_total")
             bounded = m.counter("liandong_events_bounded_total")
+            suppressed = m.counter("liandong_events_suppressed_total")
             reconnects = m.counter("liandong_db_reconnects_total")
             batchSize = m.histogram("liandong_batch_size")
             commitSeconds = m.histogram("liandong_batch_commit_seconds")
@@ -397,6 +398,7 @@ public final class WriterService: Service, Sendable {
         if result.inhibited > 0 { handles.inhibited.increment(by: result.inhibited) }
         if result.coalesced > 0 { handles.coalesced.increment(by: result.coalesced) }
         if result.cut > 0 { handles.bounded.increment(by: result.cut) }
+        if result.suppressed > 0 { handles.suppressed.increment(by: result.suppressed) }
     }
 
     private func recordStore(_ store: EventStore, _ loop: [String: Double]) {

@@ -58,6 +58,7 @@ package final class BatchCommitter {
                                      silenced: p.silenced, inhibited: p.inhibited)
             result.coalesced = coalesced
             result.cut = p.cut
+            result.suppressed = p.suppressed
             return result
         } }
         partitioned.formUnion(partitioning)

@@ -154,6 +154,8 @@ package final class BatchPreparer {
                 e.observedAt < until, e.observedAt >= until - rules.inhibitSeconds
             {
                 p.inhibited += 1
+            } else if e.source == .alert, let device = e.deviceID, reference.suppressedCameras.contains(device) {
+                p.suppressed += 1
             } else {
                 loud.insert(incident)
             }

@@ -87,6 +87,7 @@ public final class EventStore {
                 result.inhibited += one.inhibited
                 result.coalesced += one.coalesced
                 result.cut += one.cut
+                result.suppressed += one.suppressed
             }
             return result
         }
@@ -153,12 +154,14 @@ public struct PreparedBatch: Sendable {
     /// Incidents the batch's events went to, in first-touched order, and those it opened.
     package var touched: [UUID] = []
     package var fresh = Set<UUID>()
-    /// Incidents touched only by silenced or inhibited events: no task message for them from this batch.
+    /// Incidents touched only by silenced, inhibited or suppressed events: no task message for them from this batch.
     package var silencedOnly = Set<UUID>()
     /// Stored events a silence matched.
     package var silenced = 0
     /// Stored analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s).
     package var inhibited = 0
+    /// Stored alerts of a noisy camera (liandong.camera_suppressions).
+    package var suppressed = 0
     package var late = 0
     /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
     package var cut = 0

@@ -82,6 +82,8 @@ public struct BatchResult: Sendable {
     public var coalesced = 0
     /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
     public var cut = 0
+    /// Stored alerts of a noisy camera (liandong.camera_suppressions): no task message for them.
+    public var suppressed = 0
 
     public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0, inhibited: Int = 0) {
         self.inhibited = inhibited

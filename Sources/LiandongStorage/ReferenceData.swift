@@ -16,6 +16,8 @@ package struct ReferenceData {
     package let workers: [String: String]
     /// Silences that still matter: not ended, or ended within the oldest event age accepted.
     package var silences: [Silence] = []
+    /// Noisy cameras whose alerts ask for no verify task of their own (liandong.camera_suppressions).
+    package var suppressedCameras = Set<String>()
 
     /// Bumped by a statement trigger on each of the three tables (migration 008).
     package static let versionSQL = "SELECT version::text FROM liandong.reference_version"
@@ -51,6 +53,8 @@ package struct ReferenceData {
         }
         var reference = ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
                                       workers: workers)
+        reference.suppressedCameras = Set(try db.query(
+            "SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").rows.map { $0[0]! })
         reference.silences = try db.query("""
             SELECT id, device_prefix, division_prefix, category, extract(epoch FROM starts_at), extract(epoch FROM ends_at)
             FROM liandong.silences WHERE ends_at > now() - interval '3650 days' ORDER BY id

@@ -15,7 +15,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self])
 }
 
 /// Options every subcommand shares.
@@ -223,6 +223,47 @@ struct Operator: AsyncParsableCommand {
                 let grants = try access.list()
                 if grants.isEmpty { print("no operators (liandongd operator grant ROLE --scope PREFIX)") }
                 for g in grants { print("\(g.role)\t\(g.scope.isEmpty ? "(everything)" : g.scope)\t\(g.grantedAt)\t\(g.grantedBy)") }
+            }
+        }
+    }
+}
+
+struct Camera: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Noisy cameras: whose alerts ask for no verify task of their own (cameras.suppress_*), and reviews that lift it.",
+        subcommands: [Noisy.self, Review.self])
+
+    static func run(_ options: CommonOptions, _ body: @escaping (CameraStore) throws -> Void) async throws {
+        try await reportingErrors { try body(CameraStore(db: try options.currentDatabase())) }
+    }
+
+    struct Noisy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cameras by false-alarm share of their judged incidents, suppressed first.")
+        @OptionGroup var options: CommonOptions
+        func run() async throws {
+            try await Camera.run(options) { store in
+                let rows = try store.noisy()
+                if rows.isEmpty { print("no camera has judged incidents yet") }
+                for r in rows {
+                    print("\(r.deviceID)\t\(r.suppressedSince.map { "suppressed since \($0)" } ?? "")\t"
+                        + "\(r.falseAlarms)/\(r.judged) false alarms (\(r.percent) %)\t\(r.name ?? "")")
+                }
+            }
+        }
+    }
+
+    struct Review: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record that a camera was looked at (repaired, re-aimed): its false alarms so far no longer count, a suppression is lifted at once.")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "The camera's GB/T 28181 device id.") var device: String
+        @Option(help: "What was done (required).") var comment: String
+        @Option(help: "Who (default: the login name).") var by = ProcessInfo.processInfo.environment["USER"] ?? "operator"
+        func run() async throws {
+            try await Camera.run(options) { store in
+                let since = try store.review(device: device, by: by, comment: comment)
+                print("camera \(device) reviewed: its count starts afresh"
+                    + (since.map { "; no longer suppressed (it was since \($0))" } ?? ""))
             }
         }
     }
