@@ -26,6 +26,8 @@ struct Bench: ParsableCommand {
     @Option(help: "With security.curve: the daemon's public key (NAME.pub or the 40 Z85 characters).") var curveServerKey: String?
     @Option(help: "With security.curve: the gateway's secret key file (it publishes the load).") var curveKey: String?
     @Option(help: "With security.curve: an observer's secret key file (it reads the whole feed).") var curveObserverKey: String?
+    @Option(help: "Seconds of the storm phase (0: none): one camera at 4 alerts/s, one at 500/s, and a background load.") var stormSeconds = 0.0
+    @Option(help: "Background load during the storm (events/s).") var stormBackground = 220.0
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
     struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
@@ -53,7 +55,8 @@ struct Bench: ParsableCommand {
         let run = String(Int(Date().timeIntervalSince1970), radix: 36)
         let now = Date().timeIntervalSince1970
         // Ground truth: groups on (camera, 2.5-hour slot: longer than any correlation window): 60 % true incidents (two alerts and a
-        // grid report within 80 m and 3 minutes), 25 % false alarms (one alert), 15 % unrelated
+        // grid report near the spot the camera watches, up to 180 m from the camera, and within
+        // 3 minutes give or take a phone clock's 3), 25 % false alarms (one alert), 15 % unrelated
         // minor reports (another category).
         func makeGroups(count: Int, firstGroup: Int, sites: [Camera] = cameras, start: (Int) -> Double) -> [[Event]] {
             var out: [[Event]] = []
@@ -79,19 +82,26 @@ struct Bench: ParsableCommand {
                     }
                     return Event(topic: "alert", id: id, group: group, body: body.text, p: camera.p, at: at)
                 }
+                func near(_ q: LonLat, within metres: Double) -> LonLat {
+                    let angle = Double(rng.next() % 3600) * .pi / 1800, r = metres * Double(rng.next() % 1001) / 1000
+                    return LonLat(lon: q.lon + r * cos(angle) / (111_320 * cos(q.lat * .pi / 180)), lat: q.lat + r * sin(angle) / 110_574)
+                }
+                // Position noise: the camera watches a spot up to 150 m away (its alerts carry
+                // the camera's own position); a worker's phone reports from within 30 m of the
+                // spot, in any of the three coordinate systems; its clock is off by up to 3 minutes.
+                let spot = near(camera.p, within: 150)
                 func report(category: String, severity: Int, at: Double, metres: Double) -> Event {
-                    let angle = Double(rng.next() % 360) * .pi / 180
-                    let p = LonLat(lon: camera.p.lon + metres * cos(angle) / (111_320 * cos(camera.p.lat * .pi / 180)),
-                                   lat: camera.p.lat + metres * sin(angle) / 110_574)
-                    let gcj = CoordinateConverter.fromWGS84(p, to: .gcj02)
+                    let p = near(spot, within: metres)
+                    let crs = CRS.allCases[Int(rng.next() % 3)]
+                    let sent = CoordinateConverter.fromWGS84(p, to: crs)
                     let id = "b\(run)-\(group)-r"
                     var body = JSONText()
                     body.object {
                         $0.field("category", category)
-                        $0.field("crs", "gcj02")
+                        $0.field("crs", crs.rawValue)
                         $0.field("grid_code", camera.grid)
-                        $0.field("lat", number: gcj.lat)
-                        $0.field("lon", number: gcj.lon)
+                        $0.field("lat", number: sent.lat)
+                        $0.field("lon", number: sent.lon)
                         $0.field("observed_at", Timestamp.formatCST(at))
                         $0.field("report_id", id)
                         $0.field("schema", "liandong.report.v1")
@@ -101,8 +111,9 @@ struct Bench: ParsableCommand {
                     return Event(topic: "report", id: id, group: group, body: body.text, p: p, at: at)
                 }
                 if kind < 60 {
+                    let skew = Double(rng.next() % 361) - 180
                     out.append([alert(0, at: t0), alert(1, at: t0 + 40),
-                                report(category: "闯入", severity: 3, at: t0 + 60 + Double(rng.next() % 120), metres: Double(rng.next() % 80))])
+                                report(category: "闯入", severity: 3, at: t0 + 60 + Double(rng.next() % 120) + skew, metres: 30)])
                 } else if kind < 85 {
                     out.append([alert(0, at: t0)])
                 } else {
@@ -289,6 +300,150 @@ struct Bench: ParsableCommand {
         }
         printStatements(throughputStatements, events: load.count, "PostgreSQL during the throughput phase (pg_stat_statements)")
         printStatements(latencyStatements, events: live.count, "PostgreSQL during the latency phase (pg_stat_statements)")
+        guard stormSeconds > 0 else { return }
+        try stormPhase(db: db, sub: sub, send: send, cameras: cameras, sites: sites, run: run, committed: committed) { count, first, start in
+            makeGroups(count: count, firstGroup: first, sites: Array(sites.reversed()), start: start)
+        }
+    }
+
+    /// The storm (issue 13): one camera firing 4 alerts a second and one firing 500 a second, each
+    /// at one spot for `stormSeconds`, over a background of ordinary groups at `stormBackground`
+    /// events/s. Reports the messages per incident, when each storm incident's final counts
+    /// reached the feed after its last alert, the background's latency and the throughput.
+    func stormPhase(db: PGConnection, sub: ZMQSocket, send: (Event) throws -> Void, cameras: [Camera], sites: [Camera], run: String,
+                    committed: () -> Int?, groups: (Int, Int, (Int) -> Double) -> [[Event]]) throws
+    {
+        let seconds = stormSeconds
+        let coalescedBefore = scrape()?["liandong_updates_coalesced_total"] ?? 0
+        let committedBefore = committed()
+        func stormAlert(_ c: Camera, _ name: String, _ k: Int, type: Int, at: Double) -> Event {
+            let id = "s\(run)-\(name)-\(k)"
+            var body = JSONText()
+            body.object {
+                $0.field("alarm_method", integer: 5)
+                $0.field("alarm_type", integer: type)
+                $0.field("alert_id", id)
+                $0.field("device_id", c.id)
+                $0.field("gateway_id", "bench-storm")
+                $0.field("lat", number: c.p.lat)
+                $0.field("lon", number: c.p.lon)
+                $0.field("observed_at", Timestamp.formatCST(at))
+                $0.field("priority", integer: 3)
+                $0.field("schema", "liandong.alert.v1")
+            }
+            return Event(topic: "alert", id: id, group: -1, body: body.text, p: c.p, at: at)
+        }
+        // A crowd-density rule flapping at 4/s, and a camera gone mad at 500/s (intrusion).
+        let storms = [(name: "slow", camera: cameras[1], rate: 4.0, type: 10), (name: "fast", camera: cameras[2], rate: 500.0, type: 6)]
+        let start = Date().timeIntervalSince1970 + 0.2
+        var schedule: [(due: Double, event: Event)] = []
+        for s in storms {
+            for k in 0..<Int(s.rate * seconds) {
+                let due = Double(k) / s.rate
+                schedule.append((due, stormAlert(s.camera, s.name, k, type: s.type, at: start + due)))
+            }
+        }
+        let background = groups(Int(stormBackground * seconds / 2.2), 20_000_000) { g in start + Double(g) * 2.2 / stormBackground }
+            .flatMap { $0 }
+        for (i, e) in background.enumerated() { schedule.append((Double(i) / stormBackground, e)) }
+        schedule.sort { $0.due < $1.due }
+
+        struct Seen { var messages = 0; var kinds: [String: Int] = [:]; var alertCount = 0; var lastAt = 0.0 }
+        var seen: [String: Seen] = [:]
+        var sentAt: [String: Double] = [:], latencies: [Double] = []
+        var lastStormAlert: [String: Double] = [:]
+        func drain() throws {
+            while let f = try sub.receiveNow(), f.count == 2, f[0] != Array("hb".utf8) {
+                let received = Date().timeIntervalSince1970
+                guard case .object(let o)? = try? JSONValue.parse(f[1]), let incident = o["incident_id"]?.stringValue,
+                      let kind = o["kind"]?.stringValue, case .object(let ev)? = o["evidence"] else { continue }
+                var s = seen[incident] ?? Seen()
+                s.messages += 1
+                s.kinds[kind, default: 0] += 1
+                if case .number(let n)? = ev["alert_count"] { s.alertCount = Int(n) }
+                s.lastAt = received
+                seen[incident] = s
+                for key in ["alerts", "reports"] {
+                    guard case .array(let list)? = ev[key] else { continue }
+                    for id in list.compactMap(\.stringValue) {
+                        if let t = sentAt.removeValue(forKey: id) { latencies.append(received - t) }
+                    }
+                }
+            }
+        }
+        let t0 = Date()
+        var i = 0
+        while i < schedule.count {
+            let due = t0.addingTimeInterval(schedule[i].due)
+            if due > Date() {
+                _ = try ZMQSocket.poll([sub], timeoutMilliseconds: max(1, Int((due.timeIntervalSinceNow * 1000).rounded(.up))))
+                try drain()
+                continue
+            }
+            let e = schedule[i].event
+            let now = Date().timeIntervalSince1970
+            if e.group >= 0 { sentAt[e.id] = now } else { lastStormAlert[String(e.id.split(separator: "-")[1])] = now }
+            try send(e)
+            i += 1
+        }
+        let sendingEnded = Date()
+        if let committedBefore {
+            while (committed() ?? 0) < committedBefore + schedule.count && Date().timeIntervalSince(sendingEnded) < 120 {
+                _ = try ZMQSocket.poll([sub], timeoutMilliseconds: 20)
+                try drain()
+            }
+        }
+        let storedAfter = Date().timeIntervalSince(sendingEnded)
+        // The storm incidents and how many alerts each holds: their final counts must reach the feed.
+        var stormIncidents: [(name: String, incident: String, alerts: Int)] = []
+        for s in storms {
+            for r in try db.query("""
+                SELECT incident_id, count(*) FROM liandong.events WHERE source_id LIKE $1 GROUP BY incident_id ORDER BY min(observed_at)
+                """, ["s\(run)-\(s.name)-%"]).rows {
+                stormIncidents.append((s.name, r[0]!, Int(r[1]!)!))
+            }
+        }
+        let deadline = Date().addingTimeInterval(90)
+        func final(_ x: (name: String, incident: String, alerts: Int)) -> Bool {
+            // The incident's own count: other alerts cannot join these cameras' spots.
+            (seen[x.incident]?.alertCount ?? 0) >= x.alerts
+        }
+        while Date() < deadline && !stormIncidents.allSatisfy(final) {
+            _ = try ZMQSocket.poll([sub], timeoutMilliseconds: 100)
+            try drain()
+        }
+        // Late updates of the background too (they come within update_interval_s).
+        let settle = Date().addingTimeInterval(35)
+        while Date() < settle {
+            _ = try ZMQSocket.poll([sub], timeoutMilliseconds: 100)
+            try drain()
+        }
+        latencies.sort()
+        func pct(_ p: Double) -> String {
+            latencies.isEmpty ? "n/a" : String(format: "%.1f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000)
+        }
+        let backgroundIncidents = Set(try db.query("""
+            SELECT DISTINCT incident_id FROM liandong.events WHERE source_id LIKE $1 AND source_id NOT LIKE $2
+            """, ["b\(run)-2%", "b\(run)-1%"]).rows.map { $0[0]! })
+        let perBackground = backgroundIncidents.map { seen[$0]?.messages ?? 0 }
+        let coalesced = (scrape()?["liandong_updates_coalesced_total"] ?? 0) - coalescedBefore
+        print("""
+            storm phase: \(Int(seconds)) s: camera \(storms[0].camera.id) at 4 alerts/s, camera \(storms[1].camera.id) at 500 alerts/s, \
+            background \(Int(stormBackground)) events/s (\(background.count) events); offered \(schedule.count) events, \
+            \(String(format: "%.0f", Double(schedule.count) / seconds)) events/s
+            """)
+        for x in stormIncidents {
+            let s = seen[x.incident] ?? Seen()
+            let finalAfter = final(x) ? String(format: "%.1f s", s.lastAt - (lastStormAlert[x.name] ?? s.lastAt)) : "not seen"
+            print("storm_incident \(x.name): \(x.alerts) alerts, \(s.messages) messages ("
+                + s.kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + "), final counts on the feed \(finalAfter) after its last alert")
+        }
+        print(String(format: "storm background: %d incidents, %.2f messages per incident (max %d); latency_ms p50 %@ p95 %@ p99 %@ (%d events matched)",
+                     perBackground.count, Double(perBackground.reduce(0, +)) / Double(max(1, perBackground.count)),
+                     perBackground.max() ?? 0, pct(0.50), pct(0.95), pct(0.99), latencies.count))
+        print(String(format: "storm throughput: all %d events stored %.2f s after the last was sent; updates coalesced: %.0f",
+                     schedule.count, storedAfter, coalesced))
     }
 
     /// Clears pg_stat_statements (when the cluster has it: tools/bench loads it).
