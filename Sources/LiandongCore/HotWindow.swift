@@ -32,10 +32,18 @@ public struct CorrelationMatch: Sendable, Equatable, Comparable {
 /// older part. `start` moves forward as the newest observed time does (`retention` behind it) and
 /// when more than `capacity` events would be held.
 public struct HotWindow: Sendable {
+    /// Events of one incident at one position observed within `mergeSeconds` of each other are
+    /// one entry spanning their times: a camera firing 500 times a second at one spot is one entry,
+    /// not thirty thousand a minute that every later event would have to look at.
     struct Entry: Sendable {
-        var lon, lat, t: Double
+        var lon, lat: Double
+        var first, last: Double
         var incident: UUID
         var ordinal: Int64
+
+        /// Seconds from `t` to the nearest of its events' times (0 within the span: no two of them
+        /// are farther apart than the window, so the nearest is within it).
+        func seconds(to t: Double) -> Double { t < first ? first - t : (t > last ? t - last : 0) }
     }
 
     struct CellKey: Hashable, Sendable {
@@ -46,6 +54,9 @@ public struct HotWindow: Sendable {
 
     public let retention: Double
     public let capacity: Int
+    /// Events of one incident at one position within this many seconds share an entry (0: never).
+    /// At most the shortest correlation window, so that merging never changes which incident matches.
+    public let mergeSeconds: Double
     public private(set) var start: Double
     public private(set) var watermark: Double = -.infinity
     public private(set) var count = 0
@@ -61,11 +72,12 @@ public struct HotWindow: Sendable {
     ///   - retention: seconds of observed time kept behind the newest event.
     ///   - capacity: most events held; beyond it `start` moves forward.
     ///   - start: the window is complete from this observed time on (-infinity: complete).
-    public init(retention: Double, capacity: Int, start: Double = -.infinity) {
-        precondition(retention > 0 && capacity > 0)
+    public init(retention: Double, capacity: Int, start: Double = -.infinity, mergeSeconds: Double = 0) {
+        precondition(retention > 0 && capacity > 0 && mergeSeconds >= 0)
         self.retention = retention
         self.capacity = capacity
         self.start = start
+        self.mergeSeconds = mergeSeconds
     }
 
     /// True when every stored event that an event at `t` with this window could join is here.
@@ -85,7 +97,7 @@ public struct HotWindow: Sendable {
     public func best(category: String, near p: LonLat, at t: Double, radius: Double, window: Double) -> CorrelationMatch? {
         var best: CorrelationMatch? = nil
         visit(category: category, near: p, at: t, radius: radius, window: window) { entry, distance in
-            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: abs(entry.t - t),
+            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: entry.seconds(to: t),
                                          ordinal: entry.ordinal)
             if best == nil || match < best! { best = match }
         }
@@ -96,7 +108,7 @@ public struct HotWindow: Sendable {
     public func matches(category: String, near p: LonLat, at t: Double, radius: Double, window: Double) -> [CorrelationMatch] {
         var best: [UUID: CorrelationMatch] = [:]
         visit(category: category, near: p, at: t, radius: radius, window: window) { entry, distance in
-            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: abs(entry.t - t),
+            let match = CorrelationMatch(incident: entry.incident, distance: distance, seconds: entry.seconds(to: t),
                                          ordinal: entry.ordinal)
             if let known = best[entry.incident], known < match { return }
             best[entry.incident] = match
@@ -115,7 +127,7 @@ public struct HotWindow: Sendable {
         for x in x0...x1 {
             for y in y0...y1 {
                 guard let entries = cells[CellKey(category: id, x: x, y: y)] else { continue }
-                for entry in entries where abs(entry.t - t) <= window && !closed.contains(entry.incident) {
+                for entry in entries where entry.seconds(to: t) <= window && !closed.contains(entry.incident) {
                     let distance = p.ellipsoidDistance(to: LonLat(lon: entry.lon, lat: entry.lat))
                     if distance <= radius { body(entry, distance) }
                 }
@@ -141,8 +153,19 @@ public struct HotWindow: Sendable {
             id = Int32(categoryIDs.count)
             categoryIDs[category] = id
         }
-        cells[CellKey(category: id, x: cell(p.lon), y: cell(p.lat)), default: []].append(
-            Entry(lon: p.lon, lat: p.lat, t: t, incident: incident, ordinal: ord))
+        let key = CellKey(category: id, x: cell(p.lon), y: cell(p.lat))
+        if mergeSeconds > 0, let entries = cells[key] {
+            // The cell's most recent entries: a storm's next event continues the last one.
+            for k in entries.indices.reversed().prefix(4) {
+                let e = entries[k]
+                guard e.incident == incident, e.lon == p.lon, e.lat == p.lat,
+                      t >= e.first - mergeSeconds, t <= e.last + mergeSeconds else { continue }
+                cells[key]![k].first = min(e.first, t)
+                cells[key]![k].last = max(e.last, t)
+                return
+            }
+        }
+        cells[key, default: []].append(Entry(lon: p.lon, lat: p.lat, first: t, last: t, incident: incident, ordinal: ord))
         count += 1
         insertsSinceSweep += 1
     }
@@ -166,13 +189,13 @@ public struct HotWindow: Sendable {
             // Keep the newest three quarters of the capacity.
             var times: [Double] = []
             times.reserveCapacity(count)
-            for entries in cells.values { for e in entries { times.append(e.t) } }
+            for entries in cells.values { for e in entries { times.append(e.last) } }
             times.sort(by: >)
             start = max(start, times[capacity * 3 / 4])
         }
         var kept = 0
         for key in Array(cells.keys) {
-            let entries = cells[key]!.filter { $0.t >= start && !closed.contains($0.incident) }
+            let entries = cells[key]!.filter { $0.last >= start && !closed.contains($0.incident) }
             if entries.isEmpty { cells[key] = nil } else { cells[key] = entries }
             kept += entries.count
         }

@@ -111,7 +111,7 @@ public final class Metrics: Sendable {
         "liandong_spill_pending_bytes": "Bytes waiting in the spill file for the writer.",
         "liandong_feed_head": "Highest feed seq published.",
         "liandong_events_late_total": "Events observed before the in-memory correlation window, matched against stored history.",
-        "liandong_correlation_window_events": "Recent events of open incidents held in memory for correlation.",
+        "liandong_correlation_window_events": "Entries of the in-memory correlation window: recent events of open incidents (events of one incident at one spot within a minute share one).",
         "liandong_writer_seconds_total": "Writer time per phase of a batch (dedup, correlate, write_events, snapshots, feed, commit, ...).",
         "liandong_batches_prepared_ahead_total": "Batches prepared while the one before them was written, by outcome (used; discarded: the batch before failed or the preparation did, prepared again).",
         "liandong_database_up": "1 when the writer's last database operation succeeded.",

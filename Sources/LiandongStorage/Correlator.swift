@@ -20,12 +20,16 @@ package final class Correlator {
     private let bounded: Bool
     /// Seconds of observed time the window keeps behind the newest event, and its size limit.
     private let retention: Double
+    /// Events of one incident at one spot within this many seconds share a window entry.
+    private let mergeSeconds: Double
     private let windowCapacity: Int
 
     package init(db: PGConnection, rules: Rules, windowCapacity: Int) throws {
         self.db = db
         let widest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).max() ?? 3600
         retention = max(2 * widest, 3600)
+        let narrowest = ([rules.defaultCategory] + Array(rules.categories.values)).map(\.windowSeconds).min() ?? 60
+        mergeSeconds = min(60, narrowest)
         self.windowCapacity = windowCapacity
         bounded = ([rules.defaultCategory] + Array(rules.categories.values)).contains { $0.maxSpan > 0 || $0.maxDuration > 0 }
         // Loaded now, not on the first batch: at a province's scale this takes seconds.
@@ -78,7 +82,7 @@ package final class Correlator {
             """).scalar.flatMap(Double.init)
         guard let newest else {
             // No open incident: nothing stored can be joined, the empty window is complete.
-            let empty = HotWindow(retention: retention, capacity: windowCapacity)
+            let empty = HotWindow(retention: retention, capacity: windowCapacity, mergeSeconds: mergeSeconds)
             extents = [:]
             window = empty
             return empty
@@ -97,7 +101,7 @@ package final class Correlator {
             // Full: complete only after the oldest time loaded (some of its peers may be missing).
             start = oldest.nextUp
         }
-        var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start)
+        var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start, mergeSeconds: mergeSeconds)
         extents = [:]
         for row in rows.rows.reversed() {
             let point = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t = Double(row[3]!)!

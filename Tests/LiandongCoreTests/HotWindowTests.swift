@@ -27,6 +27,29 @@ struct HotWindowTests {
         #expect(w.best(category: "fire", near: origin, at: 1000, radius: 300, window: 900) == nil)
     }
 
+    @Test("a storm at one spot is one entry; matching is unchanged: within the window of the run's first or last event, not beyond")
+    func stormMerged() {
+        var w = HotWindow(retention: 7200, capacity: 1000, mergeSeconds: 60)
+        let storm = UUID(), other = UUID()
+        // 500 a second for a minute at one spot.
+        for k in 0..<30_000 { w.insert(category: "intrusion", at: origin, t: 1000 + Double(k) / 500, incident: storm) }
+        #expect(w.count == 1)
+        // Another incident's event there, and the storm again after a pause longer than mergeSeconds: new entries.
+        w.insert(category: "intrusion", at: origin, t: 1010, incident: other)
+        w.insert(category: "intrusion", at: origin, t: 1200, incident: storm)
+        #expect(w.count == 3)
+        let inside = w.best(category: "intrusion", near: origin, at: 1030, radius: 300, window: 900)
+        #expect(inside?.seconds == 0 && inside?.incident == storm, "within the run: 0 s from it")
+        #expect(w.best(category: "intrusion", near: origin, at: 1200 + 900, radius: 300, window: 900)?.incident == storm)
+        #expect(w.best(category: "intrusion", near: origin, at: 1200 + 901, radius: 300, window: 900) == nil)
+        #expect(w.best(category: "intrusion", near: origin, at: 1000 - 900, radius: 300, window: 900)?.seconds == 900)
+        #expect(w.best(category: "intrusion", near: origin, at: 1000 - 901, radius: 300, window: 900) == nil)
+        // Without merging, one entry per event.
+        var plain = HotWindow(retention: 7200, capacity: 100_000)
+        for k in 0..<100 { plain.insert(category: "intrusion", at: origin, t: 1000 + Double(k), incident: storm) }
+        #expect(plain.count == 100)
+    }
+
     @Test("a closed incident is not joined; the next candidate is")
     func closed() {
         var w = HotWindow(retention: 7200, capacity: 1000)
