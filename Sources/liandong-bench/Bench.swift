@@ -440,8 +440,8 @@ struct Bench: ParsableCommand {
             xs.isEmpty ? "n/a" : String(format: "%.1f", xs[min(xs.count - 1, Int(Double(xs.count) * p))] * 1000)
         }
         let backgroundIncidents = Set(try db.query("""
-            SELECT DISTINCT incident_id FROM liandong.events WHERE source_id LIKE $1 AND source_id NOT LIKE $2
-            """, ["b\(run)-2%", "b\(run)-1%"]).rows.map { $0[0]! })
+            SELECT DISTINCT incident_id FROM liandong.events WHERE source_id ~ $1
+            """, ["^b\(run)-2[0-9]{7}-"]).rows.map { $0[0]! })
         let perBackground = backgroundIncidents.map { seen[$0]?.messages ?? 0 }
         let coalesced = (scrape()?["liandong_updates_coalesced_total"] ?? 0) - coalescedBefore
         print("""
