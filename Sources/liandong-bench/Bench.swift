@@ -66,21 +66,7 @@ struct Bench: ParsableCommand {
                 let group = firstGroup + g
                 let kind = rng.next() % 100
                 func alert(_ k: Int, at: Double) -> Event {
-                    let id = "b\(run)-\(group)-a\(k)"
-                    var body = JSONText()
-                    body.object {
-                        $0.field("alarm_method", integer: 5)
-                        $0.field("alarm_type", integer: 6)
-                        $0.field("alert_id", id)
-                        $0.field("device_id", camera.id)
-                        $0.field("gateway_id", "bench")
-                        $0.field("lat", number: camera.p.lat)
-                        $0.field("lon", number: camera.p.lon)
-                        $0.field("observed_at", Timestamp.formatCST(at))
-                        $0.field("priority", integer: 3)
-                        $0.field("schema", "liandong.alert.v1")
-                    }
-                    return Event(topic: "alert", id: id, group: group, body: body.text, p: camera.p, at: at)
+                    Bench.alert(id: "b\(run)-\(group)-a\(k)", group: group, camera: camera, type: 6, gateway: "bench", at: at)
                 }
                 func near(_ q: LonLat, within metres: Double) -> LonLat {
                     let angle = Double(rng.next() % 3600) * .pi / 1800, r = metres * Double(rng.next() % 1001) / 1000
@@ -328,21 +314,7 @@ struct Bench: ParsableCommand {
         let coalescedBefore = scrape()?["liandong_updates_coalesced_total"] ?? 0
         let committedBefore = committed()
         func stormAlert(_ c: Camera, _ name: String, _ k: Int, type: Int, at: Double) -> Event {
-            let id = "s\(run)-\(name)-\(k)"
-            var body = JSONText()
-            body.object {
-                $0.field("alarm_method", integer: 5)
-                $0.field("alarm_type", integer: type)
-                $0.field("alert_id", id)
-                $0.field("device_id", c.id)
-                $0.field("gateway_id", "bench-storm")
-                $0.field("lat", number: c.p.lat)
-                $0.field("lon", number: c.p.lon)
-                $0.field("observed_at", Timestamp.formatCST(at))
-                $0.field("priority", integer: 3)
-                $0.field("schema", "liandong.alert.v1")
-            }
-            return Event(topic: "alert", id: id, group: -1, body: body.text, p: c.p, at: at)
+            Bench.alert(id: "s\(run)-\(name)-\(k)", group: -1, camera: c, type: type, gateway: "bench-storm", at: at)
         }
         // A crowd-density rule flapping at 4/s, and a wrong-way-driving rule gone mad at 500/s
         // (categories the background does not use: the storms make incidents of their own).
@@ -463,6 +435,24 @@ struct Bench: ParsableCommand {
             + "p95 \(pct(0.95, latencies)) p99 \(pct(0.99, latencies)) (\(latencies.count) events matched)")
         print(String(format: "storm throughput: all %d events stored %.2f s after the last was sent; updates coalesced: %.0f",
                      schedule.count, storedAfter, coalesced))
+    }
+
+    /// A video-analytics alert (AlarmMethod 5) of `camera` at its position.
+    static func alert(id: String, group: Int, camera: Camera, type: Int, gateway: String, at: Double) -> Event {
+        var body = JSONText()
+        body.object {
+            $0.field("alarm_method", integer: 5)
+            $0.field("alarm_type", integer: type)
+            $0.field("alert_id", id)
+            $0.field("device_id", camera.id)
+            $0.field("gateway_id", gateway)
+            $0.field("lat", number: camera.p.lat)
+            $0.field("lon", number: camera.p.lon)
+            $0.field("observed_at", Timestamp.formatCST(at))
+            $0.field("priority", integer: 3)
+            $0.field("schema", "liandong.alert.v1")
+        }
+        return Event(topic: "alert", id: id, group: group, body: body.text, p: camera.p, at: at)
     }
 
     /// Clears pg_stat_statements (when the cluster has it: tools/bench loads it).

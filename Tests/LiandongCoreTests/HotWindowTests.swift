@@ -2,13 +2,6 @@ import Foundation
 import LiandongCore
 import Testing
 
-/// Metres -> degrees near Guazhou (40.5 N), for placing test points.
-private func offset(_ p: LonLat, east: Double, north: Double) -> LonLat {
-    LonLat(lon: p.lon + east / (111_320 * cos(p.lat * .pi / 180)), lat: p.lat + north / 110_574)
-}
-
-private let origin = LonLat(lon: 95.78, lat: 40.52)
-
 @Suite("Hot correlation window")
 struct HotWindowTests {
     @Test("the nearest open incident in radius and window wins; category, distance and time are respected")

@@ -2,12 +2,6 @@ import Foundation
 import LiandongCore
 import Testing
 
-private func offset(_ p: LonLat, east: Double, north: Double) -> LonLat {
-    LonLat(lon: p.lon + east / (111_320 * cos(p.lat * .pi / 180)), lat: p.lat + north / 110_574)
-}
-
-private let origin = LonLat(lon: 95.78, lat: 40.52)
-
 /// Bounded incidents without a database: the extent an incident keeps and what it admits.
 @Suite("Incident extent (bounds)")
 struct IncidentExtentTests {

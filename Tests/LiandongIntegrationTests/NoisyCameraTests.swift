@@ -16,6 +16,16 @@ struct NoisyCameraTests {
             """, [Scene.ruralGrid, String(count)]).rows.map { try Scene.centre(of: $0[0]!, s.db) }
     }
 
+    /// A daemon that recomputes the figures every second and suppresses after 3 judged incidents
+    /// (plus `environment`), with the cameras judged at the first four of `count` spots.
+    static func judged(_ environment: [String: String], spots count: Int) throws -> (Scene, [LonLat]) {
+        let s = try Scene(environment: ["LIANDONG_CAMERAS_SUPPRESS_MIN_JUDGED": "3", "LIANDONG_CAMERAS_SUPPRESS_CHECK_S": "1"]
+            .merging(environment) { $1 })
+        let spots = try Self.spots(s, count)
+        try judge(s, at: spots)
+        return (s, spots)
+    }
+
     /// Three false alarms of the noisy camera and one real alarm of the good one, judged by a dispatcher.
     static func judge(_ s: Scene, at spots: [LonLat]) throws {
         let now = Date().timeIntervalSince1970
@@ -32,10 +42,7 @@ struct NoisyCameraTests {
 
     @Test("three false alarms of three: the camera is suppressed (its alert alone makes no task, a report joining it does); a review lifts it")
     func suppressedThenReviewed() throws {
-        let s = try Scene(environment: ["LIANDONG_CAMERAS_SUPPRESS_MIN_JUDGED": "3", "LIANDONG_CAMERAS_SUPPRESS_CHECK_S": "1",
-                                        "LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
-        let spots = try Self.spots(s, 8)
-        try Self.judge(s, at: spots)
+        let (s, spots) = try Self.judged(["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"], spots: 9)
         try s.daemon.waitUntil(timeout: 10, "the camera suppressed") {
             try s.db.query("SELECT suppressed FROM liandong.noisy_cameras WHERE device_id = $1", [Self.noisy]).scalar == "t"
         }
@@ -46,10 +53,25 @@ struct NoisyCameraTests {
         let listed = try liandongd(["camera", "noisy"], database: s.daemon.database)
         #expect(listed.stdout.hasPrefix("\(Self.noisy)\tsuppressed since ") && listed.stdout.contains("3/3 false alarms (100.0 %)"))
 
-        // Its next alert: stored and correlated, no task (the writer rereads within a second: probe).
+        // The writer rereads the reference data at most once a second: probe (at a spot of their
+        // own) until its alerts are suppressed.
+        var probes = 0
+        try s.daemon.waitUntil(timeout: 15, "the suppression in effect") {
+            probes += 1
+            try s.send("alert", Wire.alert(id: "probe-\(probes)", device: Self.noisy, priority: 3, at: Date().timeIntervalSince1970,
+                                           position: spots[8]))
+            return try (0..<25).contains { _ in
+                usleep(20_000)
+                return try s.daemon.metric("liandong_events_suppressed_total") >= 1
+            }
+        }
+        let suppressedBefore = try s.daemon.metric("liandong_events_suppressed_total")
+        // Its next alert: stored and correlated, no task.
         let now = Date().timeIntervalSince1970
         try s.send("alert", Wire.alert(id: "quiet-1", device: Self.noisy, priority: 3, at: now, position: spots[4]))
-        try s.daemon.waitUntil(timeout: 10, "the alert suppressed") { try s.daemon.metric("liandong_events_suppressed_total") == 1 }
+        try s.daemon.waitUntil(timeout: 10, "the alert suppressed") {
+            try s.daemon.metric("liandong_events_suppressed_total") == suppressedBefore + 1
+        }
         let incident = try #require(try s.db.query("SELECT incident_id FROM liandong.events WHERE source_id = 'quiet-1'").scalar)
         #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE incident_id = '\(incident)'") == 0)
         // A grid worker's report there: the joint dispatch, with the camera's alert as evidence.
@@ -81,10 +103,7 @@ struct NoisyCameraTests {
 
     @Test("suppress_false_alarm_pct 0: the figures are kept, no camera is suppressed")
     func suppressionOff() throws {
-        let s = try Scene(environment: ["LIANDONG_CAMERAS_SUPPRESS_MIN_JUDGED": "3", "LIANDONG_CAMERAS_SUPPRESS_CHECK_S": "1",
-                                        "LIANDONG_CAMERAS_SUPPRESS_FALSE_ALARM_PCT": "0"])
-        let spots = try Self.spots(s, 5)
-        try Self.judge(s, at: spots)
+        let (s, spots) = try Self.judged(["LIANDONG_CAMERAS_SUPPRESS_FALSE_ALARM_PCT": "0"], spots: 5)
         try s.daemon.waitUntil(timeout: 10, "the figures") {
             try s.db.query("SELECT false_alarms FROM liandong.noisy_cameras WHERE device_id = $1", [Self.noisy]).scalar == "3"
         }
