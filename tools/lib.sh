@@ -18,15 +18,29 @@ ensure_packages() {
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v python3 >/dev/null || missing+=(python3)
     /usr/bin/python3 -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)  # docs/examples (Debian's python3, not a pyenv one)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+}
+
+# apt-get install what is given (nothing when nothing is), as root or through sudo.
+apt_install() {
+    [ $# -eq 0 ] && return 0
+    say "installing $*"
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || die "need root (or sudo) to install: apt-get install ${missing[*]}"
+        command -v sudo >/dev/null || die "need root (or sudo) to install: apt-get install $*"
         sudo=sudo
     fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Headless Chromium and a CJK font, for the tests that look at the assessment report as a person
+# would (tools/test only: the daemon needs neither).
+ensure_browser() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || missing+=(fonts-wqy-microhei)
+    apt_install "${missing[@]}"
 }
 
 # Runs a command as the cluster owner: `postgres` when we are root (PostgreSQL refuses root).

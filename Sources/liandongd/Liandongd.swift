@@ -15,7 +15,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self, Report.self])
 }
 
 /// Options every subcommand shares.
@@ -224,6 +224,31 @@ struct Operator: AsyncParsableCommand {
                 if grants.isEmpty { print("no operators (liandongd operator grant ROLE --scope PREFIX)") }
                 for g in grants { print("\(g.role)\t\(g.scope.isEmpty ? "(everything)" : g.scope)\t\(g.grantedAt)\t\(g.grantedBy)") }
             }
+        }
+    }
+}
+
+struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The assessment report (督导考核) of a period: a self-contained HTML page with maps and charts, and CSV of every table.",
+        discussion: "Reads the assessment views in one read-only transaction: an operator role can run it (and sees its scope only).")
+    @OptionGroup var options: CommonOptions
+    @Option(help: "First day (YYYY-MM-DD, China Standard Time).") var from: String
+    @Option(help: "Last day, included (YYYY-MM-DD).") var to: String
+    @Option(help: "Division code (default: the county).") var division: String?
+    @Option(help: "Directory to write report.html and the CSV files to (created if missing).") var out: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let report = try ReportStore(db: try options.currentDatabase()).load(from: from, to: to, division: division)
+            let dir = URL(fileURLWithPath: out, isDirectory: true)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for file in ReportHTML.files(report) {
+                try Data(file.contents.utf8).write(to: dir.appendingPathComponent(file.name), options: .atomic)
+            }
+            print("report of \(report.divisionName) (\(report.divisionCode)) \(from) – \(to): \(dir.appendingPathComponent("report.html").path)"
+                + " (\(report.grids.count) grids, \(report.incidentCount) incidents, \(report.taskCount) tasks created; "
+                + "CSV: ranking, daily, overdue, grids)")
         }
     }
 }

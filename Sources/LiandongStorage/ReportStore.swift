@@ -1,0 +1,164 @@
+import Foundation
+import LiandongCore
+import LibPQ
+
+/// What `liandongd report` shows, read from the assessment views in one read-only transaction
+/// (so an operator role can run it, and every table agrees with every other).
+public struct AssessmentReport: Sendable {
+    public struct Grid: Sendable {
+        public var code, villageCode: String
+        /// SVG path data in degrees (x = lon, y = -lat), from ST_AsSVG.
+        public var path: String
+        public var incidents: Int
+        public var overdue: Int
+    }
+
+    public struct Point: Sendable {
+        public var lon, lat: Double
+        public var category: String
+    }
+
+    /// A row of liandong.assessment(from, to).
+    public struct Assessment: Sendable {
+        public var code, name, level: String
+        public var received, accepted, resolved, escalations, falseAlarms: Int
+        public var acceptedOnTimePct, resolvedOnTimePct, medianMinutesToAccept, medianMinutesToResolve: String
+    }
+
+    public struct Day: Sendable {
+        public var day: String
+        public var incidents, tasks, escalations, resolved, falseAlarms: Int
+    }
+
+    public struct Overdue: Sendable {
+        public var taskID, divisionName, category, missed, tier: String
+        public var priority, minutesLate: Int
+        /// Where it went: division (step) -> ...
+        public var path: String
+    }
+
+    public var divisionCode, divisionName, level: String
+    public var from, to: String
+    public var generatedAt: String
+    public var grids: [Grid] = []
+    /// West, south, east, north (degrees).
+    public var bounds: (Double, Double, Double, Double) = (0, 0, 0, 0)
+    public var points: [Point] = []
+    public var assessment: [Assessment] = []
+    public var days: [Day] = []
+    public var overdue: [Overdue] = []
+    public var incidentCount = 0, taskCount = 0, escalationCount = 0, falseAlarmCount = 0, overdueCount = 0
+}
+
+/// Reads an `AssessmentReport`.
+public struct ReportStore {
+    let db: PGConnection
+
+    public init(db: PGConnection) { self.db = db }
+
+    /// The report of the days [from, to] (YYYY-MM-DD, China Standard Time) for `division` (nil:
+    /// the county), in one REPEATABLE READ READ ONLY transaction.
+    public func load(from: String, to: String, division: String?) throws -> AssessmentReport {
+        for (name, day) in [("--from", from), ("--to", to)] where Self.date(day) == nil {
+            throw StorageError("\(name) \(day): a date, YYYY-MM-DD")
+        }
+        guard from <= to else { throw StorageError("--from \(from) is after --to \(to)") }
+        try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        defer { try? db.execute("ROLLBACK") }
+        let chosen: PGRows
+        if let division {
+            chosen = try db.query("SELECT code, name, level FROM liandong.divisions WHERE code = $1", [division])
+            guard chosen.count == 1 else { throw StorageError("--division \(division): no such division in liandong.divisions") }
+        } else {
+            chosen = try db.query("SELECT code, name, level FROM liandong.divisions WHERE level = 'county' ORDER BY code")
+            guard chosen.count == 1 else {
+                throw StorageError(chosen.count == 0 ? "liandong.divisions has no county: import the divisions first"
+                                                     : "liandong.divisions holds \(chosen.count) counties: name one with --division")
+            }
+        }
+        let code = chosen[0, "code"]!
+        var r = AssessmentReport(divisionCode: code, divisionName: chosen[0, "name"]!, level: chosen[0, "level"]!, from: from, to: to,
+                                 generatedAt: String(Timestamp.formatCST(Date().timeIntervalSince1970).prefix(16)).replacingOccurrences(of: "T", with: " "))
+        // The period as instants: [from 00:00, to + 1 day 00:00) China Standard Time.
+        let withPeriod = """
+            WITH p AS (SELECT $2::date::timestamp AT TIME ZONE 'Asia/Shanghai' AS lo,
+                              ($3::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' AS hi)
+            """
+        let args = [code, from, to]
+        // Grids (current ones) with their incidents in the period and their tasks overdue now.
+        for row in try db.query("""
+            \(withPeriod)
+            SELECT g.grid_code, g.village_code, ST_AsSVG(ST_SimplifyPreserveTopology(g.geom, 0.0001), 0, 5),
+                   (SELECT count(*) FROM liandong.incidents i, p WHERE i.grid_code = g.grid_code
+                      AND i.first_observed_at >= p.lo AND i.first_observed_at < p.hi),
+                   (SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id
+                      WHERE t.grid_code = g.grid_code)
+            FROM liandong.grids g
+            WHERE g.grid_code LIKE $1 || '%' AND g.valid_to IS NULL
+            ORDER BY g.grid_code
+            """, args).rows {
+            r.grids.append(.init(code: row[0]!, villageCode: row[1]!, path: row[2] ?? "", incidents: Int(row[3]!)!, overdue: Int(row[4]!)!))
+        }
+        let extent = try db.query("""
+            SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+            FROM (SELECT ST_Extent(geom) AS e FROM liandong.grids WHERE grid_code LIKE $1 || '%' AND valid_to IS NULL) s
+            """, [code])
+        if let w = extent[0, "st_xmin"].flatMap(Double.init), let s = extent[0, "st_ymin"].flatMap(Double.init),
+           let e = extent[0, "st_xmax"].flatMap(Double.init), let n = extent[0, "st_ymax"].flatMap(Double.init) {
+            r.bounds = (w, s, e, n)
+        }
+        r.points = try db.query("""
+            \(withPeriod)
+            SELECT ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.category FROM liandong.incidents i, p
+            WHERE i.grid_code LIKE $1 || '%' AND i.first_observed_at >= p.lo AND i.first_observed_at < p.hi
+            ORDER BY i.first_observed_at DESC LIMIT 5000
+            """, args).rows.map { .init(lon: Double($0[0]!)!, lat: Double($0[1]!)!, category: $0[2]!) }
+        r.assessment = try db.query("""
+            SELECT * FROM liandong.assessment($2::date, $3::date) WHERE division_code LIKE $1 || '%'
+            """, args).rows.map {
+            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, received: Int($0[3]!)!, accepted: Int($0[4]!)!,
+                  resolved: Int($0[6]!)!, escalations: Int($0[10]!)!, falseAlarms: Int($0[11]!)!,
+                  acceptedOnTimePct: $0[5] ?? "", resolvedOnTimePct: $0[7] ?? "",
+                  medianMinutesToAccept: $0[8] ?? "", medianMinutesToResolve: $0[9] ?? "")
+        }
+        r.days = try db.query("""
+            SELECT to_char(d, 'YYYY-MM-DD'),
+                   (SELECT count(*) FROM liandong.incidents i WHERE i.grid_code LIKE $1 || '%'
+                      AND i.first_observed_at >= lo AND i.first_observed_at < hi),
+                   count(h.id) FILTER (WHERE h.event = 'created'),
+                   count(h.id) FILTER (WHERE h.event IN ('escalated', 'rejected')),
+                   count(h.id) FILTER (WHERE h.event = 'resolved'),
+                   count(h.id) FILTER (WHERE h.event = 'false_alarm')
+            FROM generate_series($2::date, $3::date, interval '1 day') d
+            CROSS JOIN LATERAL (SELECT d::timestamp AT TIME ZONE 'Asia/Shanghai' AS lo,
+                                       (d + interval '1 day')::timestamp AT TIME ZONE 'Asia/Shanghai' AS hi) b
+            LEFT JOIN liandong.task_history h ON h.at >= b.lo AND h.at < b.hi
+                 AND h.task_id IN (SELECT t.id FROM liandong.tasks t WHERE t.grid_code LIKE $1 || '%')
+            GROUP BY d, lo, hi ORDER BY d
+            """, args).rows.map {
+            .init(day: $0[0]!, incidents: Int($0[1]!)!, tasks: Int($0[2]!)!, escalations: Int($0[3]!)!, resolved: Int($0[4]!)!,
+                  falseAlarms: Int($0[5]!)!)
+        }
+        r.overdue = try db.query("""
+            SELECT o.task_id, o.division_name, o.category, o.priority, o.missed, o.minutes_late, o.tier,
+                   (SELECT string_agg(tl.division_name || ' ' || tl.event, ' → ' ORDER BY tl.step) FROM liandong.task_timeline tl
+                    WHERE tl.task_id = o.task_id AND tl.event IN ('created', 'upgraded', 'escalated', 'rejected', 'overdue'))
+            FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id
+            WHERE t.grid_code LIKE $1 || '%'
+            ORDER BY o.minutes_late DESC, o.task_id LIMIT 10
+            """, [code]).rows.map {
+            .init(taskID: $0[0]!, divisionName: $0[1]!, category: $0[2]!, missed: $0[4]!, tier: $0[6]!, priority: Int($0[3]!)!,
+                  minutesLate: Int($0[5]!)!, path: $0[7] ?? "")
+        }
+        r.overdueCount = Int(try db.query("""
+            SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id WHERE t.grid_code LIKE $1 || '%'
+            """, [code]).scalar ?? "0") ?? 0
+        r.incidentCount = r.days.map(\.incidents).reduce(0, +)
+        r.taskCount = r.days.map(\.tasks).reduce(0, +)
+        r.escalationCount = r.days.map(\.escalations).reduce(0, +)
+        r.falseAlarmCount = r.days.map(\.falseAlarms).reduce(0, +)
+        return r
+    }
+
+    static func date(_ text: String) -> Double? { Timestamp.parse(text + "T00:00:00+08:00") }
+}
