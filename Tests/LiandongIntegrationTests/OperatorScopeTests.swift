@@ -19,6 +19,7 @@ struct OperatorScopeTests {
         ("dead_letters", nil), ("divisions", "code"), ("grids", "grid_code"), ("grid_workers", "grid_code"),
         ("cameras", "coalesce(grid_code, '')"), ("incidents", "grid_code"), ("events", "grid_code"), ("tasks", "grid_code"),
         ("task_history", "task_id"), ("task_updates", "task_id"), ("feed", "substr(topic, 6)"), ("rejected_messages", nil),
+        ("task_assignments", "task_id"), ("village_areas", "code"), ("township_areas", "code"), ("overdue_task_points", "grid_code"),
     ]
 
     @Test("a township's operator sees its own rows in every view and table, and nothing of the next township")
