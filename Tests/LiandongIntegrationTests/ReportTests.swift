@@ -111,6 +111,15 @@ struct ReportTests {
         #expect(try String(contentsOfFile: out + "/ranking.csv", encoding: .utf8).split(separator: "\n").count == 1 + divisions)
         #expect(try String(contentsOfFile: out + "/grids.csv", encoding: .utf8).split(separator: "\n").count == 768)
 
+        // An operator login runs it too, and its report holds its scope only.
+        let role = "ld_rep_\(UUID().uuidString.lowercased().prefix(8))"
+        #expect(try liandongd(["operator", "grant", role, "--scope", "620922102"], database: s.daemon.database).status == 0)
+        let scoped = try liandongd(["report", "--from", today, "--to", today, "--division", "620922102", "--out", out + "/township"],
+                                   database: s.daemon.database.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        #expect(scoped.status == 0, "\(scoped.stdout) \(scoped.stderr)")
+        let township = try String(contentsOfFile: out + "/township/grids.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        #expect(!township.isEmpty && township.allSatisfy { $0.hasPrefix("620922102") })
+
         // And as a picture: Chromium draws it (the README's picture is made this way, by tools/demo).
         let png = out + "/report.png"
         let shot = try Self.chromium(["--screenshot=\(png)"], file: out + "/report.html", height: 2400)

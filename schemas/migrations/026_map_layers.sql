@@ -51,3 +51,7 @@ COMMENT ON COLUMN liandong.overdue_task_points.grid_code IS 'Grid of the inciden
 COMMENT ON COLUMN liandong.overdue_task_points.geom IS 'The incident''s position, WGS-84 (SRID 4326).';
 
 GRANT SELECT ON liandong.village_areas, liandong.township_areas, liandong.overdue_task_points TO liandong_operator;
+
+-- Operators' tools (liandongd report, run as an operator login) check that the schema is the one
+-- they know before reading it.
+GRANT SELECT ON liandong.schema_migrations TO liandong_operator;
