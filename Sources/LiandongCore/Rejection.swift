@@ -5,6 +5,11 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case oversized
     case invalidUTF8 = "invalid_utf8"
     case malformedJSON = "malformed_json"
+    /// A GB/T 28181 MANSCDP body that is not well-formed (or hostile) XML, or not a Notify.
+    case malformedXML = "malformed_xml"
+    /// A body in an encoding that cannot be read (undeclared non-UTF-8 that is not GB18030 either,
+    /// an encoding other than UTF-8 or the GB family, bytes invalid in the declared one).
+    case invalidEncoding = "invalid_encoding"
     case unknownTopic = "unknown_topic"
     case unknownSchema = "unknown_schema"
     case topicMismatch = "topic_mismatch"
