@@ -32,6 +32,10 @@ public struct MessageDecoder: Sendable {
 
     /// The alert_id or report_id of a message, when it can be read at all (for answering a refusal).
     public static func peekID(_ frames: [[UInt8]]) -> String? {
+        if frames.count >= 2, isGB28181(frames[0]), let notify = try? MANSCDP.decode(frames[1]) {
+            if case .alarm(let a) = notify.command { return a.alertID(deviceID: notify.deviceID, sn: notify.sn) }
+            return nil
+        }
         guard frames.count >= 2, case .object(let o)? = try? JSONValue.parse(frames[1]) else {
             return nil
         }
@@ -54,6 +58,12 @@ public struct MessageDecoder: Sendable {
 
     private static let sequenceKeys: Set<String> = ["gateway_id", "seq"]
 
+    /// Topic `gb28181` or `gb28181.<anything>`: a MANSCDP XML body.
+    static func isGB28181(_ topic: [UInt8]) -> Bool {
+        let prefix = Array("gb28181".utf8)
+        return topic == prefix || (topic.starts(with: prefix) && topic.count > prefix.count && topic[prefix.count] == 0x2E)
+    }
+
     /// Decodes [topic frame][JSON body frame].
     public func decode(frames: [[UInt8]], now: Double) -> Result<IngestEvent, Rejection> {
         Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }
@@ -70,13 +80,14 @@ public struct MessageDecoder: Sendable {
         guard let topic = String(validating: frames[0], as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "topic frame is not valid UTF-8")
         }
+        if Self.isGB28181(frames[0]) { return try decodeGB28181(body, now: now) }
         let source: EventSource
         if topic == "alert" || topic.hasPrefix("alert.") {
             source = .alert
         } else if topic == "report" || topic.hasPrefix("report.") {
             source = .report
         } else {
-            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is neither alert[.*] nor report[.*]")
+            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of alert[.*], report[.*], gb28181[.*]")
         }
         guard let text = String(validating: body, as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "body is not valid UTF-8")
@@ -126,6 +137,40 @@ public struct MessageDecoder: Sendable {
         return event
     }
 
+    /// A GB/T 28181 MANSCDP Notify (topic gb28181): an Alarm becomes an alert like a JSON one,
+    /// stored with a JSON payload of its fields (the XML converted to UTF-8 is kept in it).
+    private func decodeGB28181(_ body: [UInt8], now: Double) throws -> IngestEvent {
+        let notify = try MANSCDP.decode(body)
+        guard case .alarm(let a) = notify.command else {
+            throw Rejection(.unknownSchema, "a Keepalive is device status (liandong-gb28181 records it), not an event")
+        }
+        try checkTime(a.time, a.timeText, field: "AlarmTime", now: now)
+        var payload = JSONText()
+        payload.object {
+            $0.field("alarm_description", a.description)
+            $0.field("alarm_method", integer: a.method)
+            $0.field("alarm_priority", integer: a.priority)
+            $0.field("alarm_time", a.timeText)
+            if let type = a.alarmType { $0.field("alarm_type", integer: type) }
+            $0.field("device_id", notify.deviceID)
+            if let event = a.eventType { $0.field("event_type", integer: event) }
+            if let p = a.position {
+                $0.field("lat", number: p.lat)
+                $0.field("lon", number: p.lon)
+            }
+            $0.field("schema", "gb28181.alarm")
+            $0.field("sn", notify.sn)
+            $0.field("xml", String(decoding: (try? TextEncoding.xmlToUTF8(body)) ?? [], as: UTF8.self))
+        }
+        var event = IngestEvent(
+            source: .alert, sourceID: a.alertID(deviceID: notify.deviceID, sn: notify.sn), deviceID: notify.deviceID,
+            category: rules.category(alarmMethod: a.method, alarmType: a.alarmType),
+            priority: rules.alertPriority(a.priority, device: notify.deviceID), observedAt: a.time, position: a.position, crs: .wgs84,
+            body: payload.text)
+        event.alarmClass = AlarmClass(alarmMethod: a.method, alarmType: a.alarmType)
+        return event
+    }
+
     private func decodeReport(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {
         let reportID = try f.identifier("report_id")
         let workerID = try f.identifier("worker_id")
@@ -151,13 +196,18 @@ public struct MessageDecoder: Sendable {
         guard let t = Timestamp.parse(text) else {
             throw Rejection(.invalidTime, "observed_at \"\(text.prefix(40))\" is not an RFC 3339 time")
         }
+        try checkTime(t, text, field: "observed_at", now: now)
+        return t
+    }
+
+    /// ingest.max_future_s and max_age_s.
+    private func checkTime(_ t: Double, _ text: String, field: String, now: Double) throws {
         if t > now + limits.maxFutureSeconds {
-            throw Rejection(.timeOutOfRange, "observed_at \(text) is more than \(Int(limits.maxFutureSeconds)) s in the future")
+            throw Rejection(.timeOutOfRange, "\(field) \(text.prefix(40)) is more than \(Int(limits.maxFutureSeconds)) s in the future")
         }
         if t < now - limits.maxAgeSeconds {
-            throw Rejection(.timeOutOfRange, "observed_at \(text) is more than \(Int(limits.maxAgeSeconds)) s in the past")
+            throw Rejection(.timeOutOfRange, "\(field) \(text.prefix(40)) is more than \(Int(limits.maxAgeSeconds)) s in the past")
         }
-        return t
     }
 
     private func location(_ f: inout Fields, required: Bool) throws -> (LonLat?, CRS) {

@@ -97,6 +97,7 @@ public final class IngestService: Service, Sendable {
         try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
         try socket.subscribe("alert")
         try socket.subscribe("report")
+        try socket.subscribe("gb28181")
         try trust?.protect(socket)
         if !config.ingestBind.isEmpty { try setupError("ingest.bind", config.ingestBind) { try socket.bind(config.ingestBind) } }
         for endpoint in config.ingestConnect {
