@@ -20,6 +20,7 @@ struct OperatorScopeTests {
         ("cameras", "coalesce(grid_code, '')"), ("incidents", "grid_code"), ("events", "grid_code"), ("tasks", "grid_code"),
         ("task_history", "task_id"), ("task_updates", "task_id"), ("feed", "substr(topic, 6)"), ("rejected_messages", nil),
         ("task_assignments", "task_id"), ("village_areas", "code"), ("township_areas", "code"), ("overdue_task_points", "grid_code"),
+        ("noisy_cameras", "grid_code"), ("camera_suppressions", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = camera_suppressions.device_id)"),
     ]
 
     @Test("a township's operator sees its own rows in every view and table, and nothing of the next township")
@@ -38,6 +39,12 @@ struct OperatorScopeTests {
         #expect(tasksA.count == 1)
         let task = try Dispatcher(s.daemon).send(tasksA[0], "accept")
         #expect(task["ok"] as? Bool == true)
+        // A noisy camera in each township (the sweeper's figures), so their rows are scoped too.
+        try s.db.query("""
+            INSERT INTO liandong.camera_suppressions (device_id, judged, false_alarms, suppressed_since)
+            SELECT min(device_id), 20, 19, now() FROM liandong.cameras WHERE grid_code LIKE $1 || '%'
+            UNION ALL SELECT min(device_id), 20, 2, NULL FROM liandong.cameras WHERE grid_code LIKE $2 || '%'
+            """, [Self.townshipA, Self.townshipB])
         let url = s.daemon.database
         let role = "ld_op_\(UUID().uuidString.lowercased().prefix(8))"
         let granted = try liandongd(["operator", "grant", role, "--scope", Self.townshipA], database: url)
