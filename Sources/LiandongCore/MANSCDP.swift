@@ -41,7 +41,11 @@ public struct ManscdpAlarm: Sendable, Equatable {
 public enum MANSCDP {
     /// Decodes a body: converted to UTF-8, read as XML, checked as a Notify.
     public static func decode(_ body: [UInt8]) throws(Rejection) -> ManscdpNotify {
-        let utf8 = try TextEncoding.xmlToUTF8(body)
+        try decode(utf8: try TextEncoding.xmlToUTF8(body))
+    }
+
+    /// Decodes a body already converted to UTF-8 (`TextEncoding.xmlToUTF8`).
+    public static func decode(utf8: [UInt8]) throws(Rejection) -> ManscdpNotify {
         let root: XMLElement
         do {
             root = try XMLReader.parse(utf8)

@@ -140,7 +140,8 @@ public struct MessageDecoder: Sendable {
     /// A GB/T 28181 MANSCDP Notify (topic gb28181): an Alarm becomes an alert like a JSON one,
     /// stored with a JSON payload of its fields (the XML converted to UTF-8 is kept in it).
     private func decodeGB28181(_ body: [UInt8], now: Double) throws -> IngestEvent {
-        let notify = try MANSCDP.decode(body)
+        let utf8 = try TextEncoding.xmlToUTF8(body)
+        let notify = try MANSCDP.decode(utf8: utf8)
         guard case .alarm(let a) = notify.command else {
             throw Rejection(.unknownSchema, "a Keepalive is device status (liandong-gb28181 records it), not an event")
         }
@@ -160,7 +161,7 @@ public struct MessageDecoder: Sendable {
             }
             $0.field("schema", "gb28181.alarm")
             $0.field("sn", notify.sn)
-            $0.field("xml", String(decoding: (try? TextEncoding.xmlToUTF8(body)) ?? [], as: UTF8.self))
+            $0.field("xml", String(decoding: utf8, as: UTF8.self))
         }
         var event = IngestEvent(
             source: .alert, sourceID: a.alertID(deviceID: notify.deviceID, sn: notify.sn), deviceID: notify.deviceID,

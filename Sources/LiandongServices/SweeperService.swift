@@ -88,28 +88,11 @@ public final class SweeperService: Service, Sendable {
             let due = try session.run { db in
                 try db.query(Self.dueQuery, [reannounce]).rows.map { $0[0]! }
             }
-            for id in due where !stop.isSet {
-                let messages = try session.run { db in
-                    try db.transaction { db in try sweep(id, db: db, reannounce: reannounce) }
-                }
-                for m in messages {
-                    escalations.increment()
-                    metrics.feedMessages.increment(m.kind)
-                    output.push(m)
-                }
-            }
+            try publish(due, session) { id, db in try sweep(id, db: db, reannounce: reannounce) }
             let owing = try session.run { db in
                 try db.query(Self.owedQuery).rows.map { $0[0]! }
             }
-            for id in owing where !stop.isSet {
-                let messages = try session.run { db in
-                    try db.transaction { db in try sendOwedUpdate(id, db: db) }
-                }
-                for m in messages {
-                    metrics.feedMessages.increment(m.kind)
-                    output.push(m)
-                }
-            }
+            try publish(owing, session) { id, db in try sendOwedUpdate(id, db: db) }
             let wait = interval - Date().timeIntervalSince(started)
             var slept = 0.0
             while slept < wait && !stop.isSet {
@@ -118,6 +101,19 @@ public final class SweeperService: Service, Sendable {
             }
         }
         logger.info("sweeper stopped")
+    }
+
+    /// Runs `step` for each task, one transaction each, and hands the feed messages it committed
+    /// to the publisher (escalations counted).
+    private func publish(_ ids: [String], _ session: DatabaseSession, _ step: (String, PGConnection) throws -> [FeedMessage]) throws {
+        for id in ids where !stop.isSet {
+            let messages = try session.run { db in try db.transaction { db in try step(id, db) } }
+            for m in messages {
+                if m.kind == TaskKind.escalation.rawValue { escalations.increment() }
+                metrics.feedMessages.increment(m.kind)
+                output.push(m)
+            }
+        }
     }
 
     /// Retention runs at start and then hourly.
@@ -265,8 +261,7 @@ public final class SweeperService: Service, Sendable {
         for device in changed.lifted {
             logger.notice("camera no longer suppressed", metadata: ["camera.device_id": "\(device)"])
         }
-        let count = try db.query("SELECT count(*) FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").scalar
-        camerasSuppressed.record(Double(count ?? "0") ?? 0)
+        camerasSuppressed.record(Double(changed.total))
     }
 
     /// Tasks owing a coalesced update (tasks_update_due_idx), earliest first.

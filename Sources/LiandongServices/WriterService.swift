@@ -393,12 +393,11 @@ public final class WriterService: Service, Sendable {
         for (reason, n) in rejected { handles.rejected.increment(reason, by: n) }
         for (kind, n) in kinds { metrics.feedMessages.increment(kind, by: n) }
         if duplicates > 0 { handles.duplicates.increment(by: duplicates) }
-        if result.late > 0 { handles.late.increment(by: result.late) }
-        if result.silenced > 0 { handles.silenced.increment(by: result.silenced) }
-        if result.inhibited > 0 { handles.inhibited.increment(by: result.inhibited) }
-        if result.coalesced > 0 { handles.coalesced.increment(by: result.coalesced) }
-        if result.cut > 0 { handles.bounded.increment(by: result.cut) }
-        if result.suppressed > 0 { handles.suppressed.increment(by: result.suppressed) }
+        let c = result.counts
+        for (counter, n) in [(handles.late, c.late), (handles.silenced, c.silenced), (handles.inhibited, c.inhibited),
+                             (handles.suppressed, c.suppressed), (handles.bounded, c.cut), (handles.coalesced, c.coalesced)] where n > 0 {
+            counter.increment(by: n)
+        }
     }
 
     private func recordStore(_ store: EventStore, _ loop: [String: Double]) {

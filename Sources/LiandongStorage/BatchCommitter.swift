@@ -19,8 +19,6 @@ package final class BatchCommitter {
     private var partitioned = Set<EventDay>()
     /// Days this transaction created partitions for (known once it commits).
     private var partitioning = Set<EventDay>()
-    /// Evidence updates the batch being committed held back (coalescing).
-    private var coalesced = 0
 
     /// Takes the writer lock on `db` (`WriterLockBusy` when another session holds it).
     package init(db: PGConnection, rules: Rules, maxDeadLetterBytes: Int, deadLetterBytesPerHour: Int) throws {
@@ -53,13 +51,10 @@ package final class BatchCommitter {
             clock.lap("write_events")
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
-            let messages = try emitTasks(p, grownSpan: grownSpan, now: now)
-            var result = BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, late: p.late,
-                                     silenced: p.silenced, inhibited: p.inhibited)
-            result.coalesced = coalesced
-            result.cut = p.cut
-            result.suppressed = p.suppressed
-            return result
+            let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
+            var counts = p.counts
+            counts.coalesced = coalesced
+            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, counts: counts)
         } }
         partitioned.formUnion(partitioning)
         partitioning = []
@@ -154,10 +149,11 @@ package final class BatchCommitter {
 
     /// Tasks and messages for the incidents the batch touched, in the order it touched them:
     /// those it opened were planned by `prepare`; the others are read (with their tasks) and
-    /// planned here.
-    private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws -> [FeedMessage] {
-        coalesced = 0
-        guard !p.touched.isEmpty else { return [] }
+    /// planned here. Also returns how many evidence updates coalescing held back.
+    private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws
+        -> (feed: [FeedMessage], coalesced: Int)
+    {
+        guard !p.touched.isEmpty else { return ([], 0) }
         var upgraded: [TaskRecord] = [], created: [TaskRecord] = [], updated: [TaskRecord] = []
         var owed: [(taskID: String, dueAt: Double)] = []
         var messages: [TaskMessage] = []
@@ -190,7 +186,6 @@ package final class BatchCommitter {
             }
             messages.append(step.message)
         }
-        coalesced = owed.count
         var rows = p.freshTaskRows
         rows.append(TaskRows(created: created))
         // Every upgrade is announced, so there are feed messages to reserve seqs for: the upgrade
@@ -203,7 +198,7 @@ package final class BatchCommitter {
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")
-        return feed
+        return (feed, owed.count)
     }
 
     /// Records per-gateway seq gaps found on the SUB path.

@@ -136,8 +136,8 @@ package final class BatchPreparer {
         guard !placed.isEmpty else { return p }
         var touched = Set<UUID>(), loud = Set<UUID>()
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &clock)
-        p.late = correlated.late
-        p.cut = correlated.cut
+        p.counts.late = correlated.late
+        p.counts.cut = correlated.cut
         p.lateEvents = correlated.lateEvents
         for (item, incident) in zip(placed, correlated.incidents) {
             p.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
@@ -149,13 +149,13 @@ package final class BatchPreparer {
             }
             if reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
                                             observedAt: e.observedAt) != nil {
-                p.silenced += 1
+                p.counts.silenced += 1
             } else if e.alarmClass == .analytics, let device = e.deviceID, let until = inhibitedUntil[device],
                 e.observedAt < until, e.observedAt >= until - rules.inhibitSeconds
             {
-                p.inhibited += 1
+                p.counts.inhibited += 1
             } else if e.source == .alert, let device = e.deviceID, reference.suppressedCameras.contains(device) {
-                p.suppressed += 1
+                p.counts.suppressed += 1
             } else {
                 loud.insert(incident)
             }

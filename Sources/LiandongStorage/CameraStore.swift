@@ -24,8 +24,8 @@ public struct CameraStore {
 
     /// Recomputes every camera's figures in one transaction; when the set of suppressed cameras
     /// changed, bumps reference_version so the writer reloads it. Returns the cameras newly
-    /// suppressed and those no longer.
-    public func recompute(_ rule: Rule) throws -> (suppressed: [String], lifted: [String]) {
+    /// suppressed, those no longer, and how many are suppressed now.
+    public func recompute(_ rule: Rule) throws -> (suppressed: [String], lifted: [String], total: Int) {
         try db.transaction { db in
             let before = try suppressed(db)
             let days = String(rule.days)
@@ -68,7 +68,7 @@ public struct CameraStore {
                 """, [days, span?[0] ?? "0", span?[1] ?? "0", String(rule.minJudged), String(rule.falseAlarmPercent)])
             let after = try suppressed(db)
             if after != before { try db.query("UPDATE liandong.reference_version SET version = version + 1") }
-            return (after.subtracting(before).sorted(), before.subtracting(after).sorted())
+            return (after.subtracting(before).sorted(), before.subtracting(after).sorted(), after.count)
         }
     }
 

@@ -108,9 +108,7 @@ package final class Correlator {
             let incident = UUID(uuidString: row[4]!)!
             loaded.insert(category: row[0]!, at: point, t: t, incident: incident, ordinal: Int64(row[5]!)!)
             // Every event of an incident that began within the window is here: its extent is known.
-            if bounded, Double(row[6]!)! >= start {
-                if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
-            }
+            if bounded, Double(row[6]!)! >= start { extend(incident, point, at: t) }
         }
         window = loaded
         return loaded
@@ -165,6 +163,11 @@ package final class Correlator {
             guard !points.isEmpty else { continue }
             extents[id] = IncidentExtent(points: points, first: from, last: to)
         }
+    }
+
+    /// An event of `incident` at `point`, observed at `t`, joins its extent (or starts it).
+    private func extend(_ incident: UUID, _ point: LonLat, at t: Double) {
+        if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
     }
 
     /// Whether the event may join `incident` within its category's bounds (an incident whose
@@ -242,9 +245,7 @@ package final class Correlator {
                 incident = UUID()
                 result.opened[incident] = NewIncident(first: p, related: refused)
             }
-            if bounded {
-                if extents[incident] == nil { extents[incident] = IncidentExtent(p.point, at: t) } else { extents[incident]!.add(p.point, at: t) }
-            }
+            if bounded { extend(incident, p.point, at: t) }
             result.incidents.append(incident)
             if t >= window.start {
                 window.insert(category: p.event.category, at: p.point, t: t, incident: incident)

@@ -82,12 +82,7 @@ public final class EventStore {
                 let one = try write([item], now: now)
                 result.outcomes += one.outcomes
                 result.messages += one.messages
-                result.late += one.late
-                result.silenced += one.silenced
-                result.inhibited += one.inhibited
-                result.coalesced += one.coalesced
-                result.cut += one.cut
-                result.suppressed += one.suppressed
+                result.counts += one.counts
             }
             return result
         }
@@ -156,15 +151,8 @@ public struct PreparedBatch: Sendable {
     package var fresh = Set<UUID>()
     /// Incidents touched only by silenced, inhibited or suppressed events: no task message for them from this batch.
     package var silencedOnly = Set<UUID>()
-    /// Stored events a silence matched.
-    package var silenced = 0
-    /// Stored analytics alarms of a camera whose picture was lost or tampered with (correlation.inhibit_s).
-    package var inhibited = 0
-    /// Stored alerts of a noisy camera (liandong.camera_suppressions).
-    package var suppressed = 0
-    package var late = 0
-    /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
-    package var cut = 0
+    /// Late, silenced, inhibited, suppressed and cut events (coalesced updates are counted at commit).
+    package var counts = BatchCounts()
     package var lateEvents: [LateEvent] = []
     /// Dedup keys of the events it stores.
     package var storedKeys = Set<String>()

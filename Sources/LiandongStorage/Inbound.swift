@@ -68,29 +68,43 @@ public enum ItemOutcome: Sendable, Equatable {
     case rejected(Rejection)
 }
 
-/// The result of writing one batch.
-public struct BatchResult: Sendable {
-    public var outcomes: [ItemOutcome]
-    public var messages: [FeedMessage]
+/// What a batch's events met besides being stored, for the metrics.
+public struct BatchCounts: Sendable, Equatable {
     /// Events whose correlation window reached before the in-memory window (matched in PostgreSQL).
     public var late = 0
     /// Stored events a silence matched (they made no task message).
     public var silenced = 0
     /// Stored analytics alarms inhibited by their camera's video-lost or tamper alarm.
     public var inhibited = 0
-    /// Evidence updates held back by coalescing (each covered later by one update with the counts).
-    public var coalesced = 0
-    /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
-    public var cut = 0
     /// Stored alerts of a noisy camera (liandong.camera_suppressions): no task message for them.
     public var suppressed = 0
+    /// Events kept out of their nearest incident by a bound (max_span_m, max_duration_s).
+    public var cut = 0
+    /// Evidence updates held back by coalescing (each covered later by one update with the counts).
+    public var coalesced = 0
 
-    public init(outcomes: [ItemOutcome], messages: [FeedMessage], late: Int = 0, silenced: Int = 0, inhibited: Int = 0) {
-        self.inhibited = inhibited
+    public init() {}
+
+    public static func += (a: inout BatchCounts, b: BatchCounts) {
+        a.late += b.late
+        a.silenced += b.silenced
+        a.inhibited += b.inhibited
+        a.suppressed += b.suppressed
+        a.cut += b.cut
+        a.coalesced += b.coalesced
+    }
+}
+
+/// The result of writing one batch.
+public struct BatchResult: Sendable {
+    public var outcomes: [ItemOutcome]
+    public var messages: [FeedMessage]
+    public var counts: BatchCounts
+
+    public init(outcomes: [ItemOutcome], messages: [FeedMessage], counts: BatchCounts = BatchCounts()) {
         self.outcomes = outcomes
         self.messages = messages
-        self.late = late
-        self.silenced = silenced
+        self.counts = counts
     }
 
     public var stored: Int { outcomes.filter { if case .stored = $0 { true } else { false } }.count }

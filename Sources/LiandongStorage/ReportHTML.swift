@@ -92,9 +92,8 @@ public enum ReportHTML {
         svg += "<g transform=\"scale(\(String(format: "%.6f", k)),1)\">"
         for g in r.grids {
             let fill = incidentSteps.first { g.incidents <= $0.upTo }!.color
-            let stroke = g.overdue > 0 ? "stroke=\"#c00000\" stroke-width=\"1.6\"" : "stroke=\"#999\" stroke-width=\"0.3\""
             svg += "<path class=\"grid\" data-grid=\"\(g.code)\" data-incidents=\"\(g.incidents)\" data-overdue=\"\(g.overdue)\" "
-                + "d=\"\(g.path)\" fill=\"\(fill)\" \(stroke) vector-effect=\"non-scaling-stroke\"><title>\(g.code): "
+                + "d=\"\(g.path)\" fill=\"\(fill)\" stroke=\"#999\" stroke-width=\"0.3\" vector-effect=\"non-scaling-stroke\"><title>\(g.code): "
                 + "\(g.incidents) incidents, \(g.overdue) overdue</title></path>"
         }
         // Overdue outlines on top, so neighbours do not hide them.

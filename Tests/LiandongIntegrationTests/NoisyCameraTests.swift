@@ -55,16 +55,12 @@ struct NoisyCameraTests {
 
         // The writer rereads the reference data at most once a second: probe (at a spot of their
         // own) until its alerts are suppressed.
-        var probes = 0
-        try s.daemon.waitUntil(timeout: 15, "the suppression in effect") {
-            probes += 1
-            try s.send("alert", Wire.alert(id: "probe-\(probes)", device: Self.noisy, priority: 3, at: Date().timeIntervalSince1970,
+        try s.daemon.probe("the suppression in effect", send: {
+            try s.send("alert", Wire.alert(id: "probe-\($0)", device: Self.noisy, priority: 3, at: Date().timeIntervalSince1970,
                                            position: spots[8]))
-            return try (0..<25).contains { _ in
-                usleep(20_000)
-                return try s.daemon.metric("liandong_events_suppressed_total") >= 1
-            }
-        }
+        }, until: {
+            try s.daemon.metric("liandong_events_suppressed_total") >= 1
+        })
         let suppressedBefore = try s.daemon.metric("liandong_events_suppressed_total")
         // Its next alert: stored and correlated, no task.
         let now = Date().timeIntervalSince1970
@@ -84,16 +80,12 @@ struct NoisyCameraTests {
         let reviewed = try liandongd(["camera", "review", Self.noisy, "--comment", "lens replaced", "--by", "ops-1"], database: s.daemon.database)
         #expect(reviewed.status == 0 && reviewed.stdout.contains("no longer suppressed"), "\(reviewed.stdout) \(reviewed.stderr)")
         #expect(try s.db.query("SELECT count(*) FROM liandong.noisy_cameras WHERE device_id = $1", [Self.noisy]).scalar == "0")
-        var attempt = 0
-        try s.daemon.waitUntil(timeout: 15, "a verify task for the camera again") {
-            attempt += 1
-            try s.send("alert", Wire.alert(id: "again-\(attempt)", device: Self.noisy, priority: 3, at: Date().timeIntervalSince1970,
-                                           position: spots[5 + min(attempt - 1, 2)]))
-            return try (0..<25).contains { _ in
-                usleep(20_000)
-                return try s.count("SELECT count(*) FROM liandong.feed WHERE kind = 'verify' AND body->'evidence'->>'alerts' LIKE '%again-%'") >= 1
-            }
-        }
+        try s.daemon.probe("a verify task for the camera again", send: {
+            try s.send("alert", Wire.alert(id: "again-\($0)", device: Self.noisy, priority: 3, at: Date().timeIntervalSince1970,
+                                           position: spots[5 + min($0 - 1, 2)]))
+        }, until: {
+            try s.count("SELECT count(*) FROM liandong.feed WHERE kind = 'verify' AND body->'evidence'->>'alerts' LIKE '%again-%'") >= 1
+        })
         #expect(try s.db.query("SELECT count(*) FROM liandong.noisy_cameras WHERE device_id = $1", [Self.noisy]).scalar == "0",
                 "no judged incident since the review")
         #expect(try s.db.query("SELECT comment FROM liandong.camera_reviews").scalar == "lens replaced")

@@ -27,16 +27,12 @@ struct SilenceIntegrationTests {
         #expect(spots.count == 2)
         // The writer looks at the table at most once a second: probe until a silenced alert is counted
         // (the probes make one incident of their own, far away).
-        var probes = 0
-        try s.daemon.waitUntil(timeout: 15, "the silence in effect") {
-            probes += 1
-            try s.send("alert", Wire.alert(id: "probe-\(probes)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
+        try s.daemon.probe("the silence in effect", send: {
+            try s.send("alert", Wire.alert(id: "probe-\($0)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
                                            position: spots[0]))
-            return try (0..<25).contains { _ in
-                usleep(20_000)
-                return try s.daemon.metric("liandong_events_silenced_total") >= 1
-            }
-        }
+        }, until: {
+            try s.daemon.metric("liandong_events_silenced_total") >= 1
+        })
         let silencedBefore = try s.daemon.metric("liandong_events_silenced_total")
 
         // Two alerts of the silenced camera at one place, another camera far away.
@@ -70,16 +66,12 @@ struct SilenceIntegrationTests {
 
         // Expired: the camera's next alert, elsewhere, makes a task again.
         #expect(try liandongd(["silence", "expire", "1"], database: url).stdout == "silence 1 ended\n")
-        var attempt = 0
-        try s.daemon.waitUntil(timeout: 15, "a task for the camera again") {
-            attempt += 1
-            try s.send("alert", Wire.alert(id: "q-after-\(attempt)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
+        try s.daemon.probe("a task for the camera again", send: {
+            try s.send("alert", Wire.alert(id: "q-after-\($0)", device: quiet, priority: 3, at: Date().timeIntervalSince1970,
                                            position: spots[1]))
-            return try (0..<25).contains { _ in
-                usleep(20_000)
-                return try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%q-after-%'") >= 1
-            }
-        }
+        }, until: {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE body->'evidence'->>'alerts' LIKE '%q-after-%'") >= 1
+        })
         #expect(try liandongd(["silence", "list"], database: url).stdout == "no silences\n")
         #expect(try liandongd(["silence", "list", "--all"], database: url).stdout.contains("lens cleaning"))
     }

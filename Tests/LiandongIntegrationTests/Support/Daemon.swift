@@ -161,6 +161,20 @@ final class DaemonProcess {
         }
     }
 
+    /// For changes the writer picks up within a second (silences, suppressions, reviews): sends a
+    /// probe (`send(n)`, n = 1, 2, ...) and watches half a second for `effective`, until it holds.
+    func probe(timeout: TimeInterval = 15, _ what: String, send: (Int) throws -> Void, until effective: () throws -> Bool) throws {
+        var n = 0
+        try waitUntil(timeout: timeout, what) {
+            n += 1
+            try send(n)
+            return try (0..<25).contains { _ in
+                usleep(20_000)
+                return try effective()
+            }
+        }
+    }
+
     /// Sends SIGTERM (or another signal) and waits for the exit status.
     func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 60) throws -> Int32 {
         kill(process.processIdentifier, signal)
