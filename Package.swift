@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "liandong-tail", targets: ["liandong-tail"]),
         .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
         .executable(name: "liandong-bench", targets: ["liandong-bench"]),
+        .executable(name: "liandong-gb28181", targets: ["liandong-gb28181"]),
         // For integrators: the acknowledged gateway (IngestClient) and the gap-free dispatcher feed (FeedClient).
         .library(name: "LiandongClient", targets: ["LiandongClient", "LiandongCore", "ZeroMQ"]),
     ],
@@ -90,6 +91,14 @@ let package = Package(
             name: "liandong-bench",
             dependencies: [
                 "LiandongCore", "ZeroMQ", "LibPQ", "LiandongClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The GB/T 28181 SIP bridge: cameras and NVRs register here; alarms go to liandongd's ack path.
+        .executableTarget(
+            name: "liandong-gb28181",
+            dependencies: [
+                "LiandongCore", "LiandongClient", "LiandongServices", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -17,6 +17,7 @@ ensure_packages() {
     [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v python3 >/dev/null || missing+=(python3)
+    command -v sipp >/dev/null || missing+=(sip-tester)  # SIPp: a real SIP client for the GB/T 28181 bridge
     /usr/bin/python3 -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)  # docs/examples (Debian's python3, not a pyenv one)
     apt_install "${missing[@]}"
 }

@@ -42,6 +42,10 @@ public final class IngestClient {
     /// Messages sent and not yet answered.
     public var unanswered: Int { pending.count }
 
+    /// The DEALER, for a caller that waits on it together with its own sockets (`ZMQPoll.wait`)
+    /// and then calls `poll(timeout: 0)`.
+    public var pollItem: ZMQPollItem { .socket(socket) }
+
     /// Sends one message; `id` is its alert_id or report_id (the answer names it).
     public func send(topic: String, body: [UInt8], id: String) throws {
         let frames = [Array(topic.utf8), body]

@@ -42,7 +42,9 @@ public struct MessageDecoder: Sendable {
         for key in ["alert_id", "report_id"] {
             if case .string(let id)? = o[key] { return id }
         }
-        return nil
+        guard Self.is(frames[0], "status") else { return nil }
+        var fields = Fields(o)
+        return (try? DeviceStatusReport.decode(&fields))?.id
     }
 
     /// The gateway_id and seq of a message, read without decoding the rest (for the gap tracker,
@@ -59,17 +61,30 @@ public struct MessageDecoder: Sendable {
     private static let sequenceKeys: Set<String> = ["gateway_id", "seq"]
 
     /// Topic `gb28181` or `gb28181.<anything>`: a MANSCDP XML body.
-    static func isGB28181(_ topic: [UInt8]) -> Bool {
-        let prefix = Array("gb28181".utf8)
+    static func isGB28181(_ topic: [UInt8]) -> Bool { `is`(topic, "gb28181") }
+
+    /// Whether `topic` is `name` or `name.<anything>`.
+    static func `is`(_ topic: [UInt8], _ name: String) -> Bool {
+        let prefix = Array(name.utf8)
         return topic == prefix || (topic.starts(with: prefix) && topic.count > prefix.count && topic[prefix.count] == 0x2E)
     }
 
-    /// Decodes [topic frame][JSON body frame].
+    /// Decodes [topic frame][JSON body frame] of an event (a device status is refused here).
     public func decode(frames: [[UInt8]], now: Double) -> Result<IngestEvent, Rejection> {
+        decodeMessage(frames: frames, now: now).flatMap {
+            switch $0 {
+            case .event(let event): .success(event)
+            case .deviceStatus: .failure(Rejection(.unknownTopic, "a device status is not an event"))
+            }
+        }
+    }
+
+    /// Decodes [topic frame][body frame]: an alert, a report, a MANSCDP Notify or a device status.
+    public func decodeMessage(frames: [[UInt8]], now: Double) -> Result<DecodedMessage, Rejection> {
         Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }
     }
 
-    func decodeOrThrow(frames: [[UInt8]], now: Double) throws -> IngestEvent {
+    func decodeOrThrow(frames: [[UInt8]], now: Double) throws -> DecodedMessage {
         guard frames.count == 2 else {
             throw Rejection(.wrongFrameCount, "expected 2 frames [topic][JSON body], got \(frames.count)")
         }
@@ -81,13 +96,15 @@ public struct MessageDecoder: Sendable {
             throw Rejection(.invalidUTF8, "topic frame is not valid UTF-8")
         }
         if Self.isGB28181(frames[0]) { return try decodeGB28181(body, now: now) }
-        let source: EventSource
-        if topic == "alert" || topic.hasPrefix("alert.") {
+        let source: EventSource?
+        if Self.is(frames[0], "alert") {
             source = .alert
-        } else if topic == "report" || topic.hasPrefix("report.") {
+        } else if Self.is(frames[0], "report") {
             source = .report
+        } else if Self.is(frames[0], "status") {
+            source = nil
         } else {
-            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of alert[.*], report[.*], gb28181[.*]")
+            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of alert[.*], report[.*], gb28181[.*], status[.*]")
         }
         guard let text = String(validating: body, as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "body is not valid UTF-8")
@@ -102,6 +119,11 @@ public struct MessageDecoder: Sendable {
             throw Rejection(.malformedJSON, "body is a JSON \(value.typeName), expected an object")
         }
         var fields = Fields(object)
+        guard let source else {
+            let report = try DeviceStatusReport.decode(&fields)
+            try checkTime(report.at, report.atText, field: "at", now: now)
+            return .deviceStatus(report)
+        }
         let schema = try fields.string("schema")
         let expected = source == .alert ? Self.alertSchema : Self.reportSchema
         guard schema == expected else {
@@ -110,9 +132,9 @@ public struct MessageDecoder: Sendable {
             }
             throw Rejection(.unknownSchema, "schema \"\(schema.prefix(64))\" is not supported (expected \(expected))")
         }
-        return source == .alert
+        return .event(source == .alert
             ? try decodeAlert(&fields, body: text, now: now)
-            : try decodeReport(&fields, body: text, now: now)
+            : try decodeReport(&fields, body: text, now: now))
     }
 
     private func decodeAlert(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {
@@ -139,11 +161,12 @@ public struct MessageDecoder: Sendable {
 
     /// A GB/T 28181 MANSCDP Notify (topic gb28181): an Alarm becomes an alert like a JSON one,
     /// stored with a JSON payload of its fields (the XML converted to UTF-8 is kept in it).
-    private func decodeGB28181(_ body: [UInt8], now: Double) throws -> IngestEvent {
+    /// A Keepalive marks its device seen (a keepalive device status at arrival).
+    private func decodeGB28181(_ body: [UInt8], now: Double) throws -> DecodedMessage {
         let utf8 = try TextEncoding.xmlToUTF8(body)
         let notify = try MANSCDP.decode(utf8: utf8)
         guard case .alarm(let a) = notify.command else {
-            throw Rejection(.unknownSchema, "a Keepalive is device status (liandong-gb28181 records it), not an event")
+            return .deviceStatus(DeviceStatusReport(deviceID: notify.deviceID, reason: .keepalive, at: now))
         }
         try checkTime(a.time, a.timeText, field: "AlarmTime", now: now)
         var payload = JSONText()
@@ -169,7 +192,7 @@ public struct MessageDecoder: Sendable {
             priority: rules.alertPriority(a.priority, device: notify.deviceID), observedAt: a.time, position: a.position, crs: .wgs84,
             body: payload.text)
         event.alarmClass = AlarmClass(alarmMethod: a.method, alarmType: a.alarmType)
-        return event
+        return .event(event)
     }
 
     private func decodeReport(_ f: inout Fields, body: String, now: Double) throws -> IngestEvent {

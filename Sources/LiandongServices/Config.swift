@@ -108,6 +108,32 @@ public struct Config: Sendable {
         public init() {}
     }
 
+    /// gb28181.*: liandong-gb28181, the SIP bridge for cameras and NVRs (the daemon reads
+    /// keepalive_timeout_s: it times out devices itself, so a bridge that is down does not leave
+    /// its cameras online).
+    public var gb28181 = GB28181()
+
+    public struct GB28181: Sendable, Equatable {
+        /// gb28181.sip_bind: where the bridge listens, udp://HOST:PORT and/or tcp://HOST:PORT (a
+        /// string, comma-separated, or a list). Default udp://0.0.0.0:5060.
+        public var sipBind = ["udp://0.0.0.0:5060"]
+        /// gb28181.server_id: the platform's 20-digit SIP id (devices are configured with it).
+        public var serverID = "62092200002000000001"
+        /// gb28181.realm: SIP domain and digest realm (default the first 10 digits of server_id).
+        public var realm = "6209220000"
+        /// gb28181.password: digest password of every device not in passwords_file.
+        public var password = ""
+        /// gb28181.passwords_file: "DEVICE_ID PASSWORD" per line (# comments); not readable by others.
+        public var passwordsFile = ""
+        /// gb28181.daemon_ack: liandongd's ingest.ack_bind, where alarms and statuses are forwarded.
+        public var daemonAck = "tcp://127.0.0.1:7602"
+        /// gb28181.keepalive_timeout_s: a registered device not heard from this long is offline.
+        public var keepaliveTimeoutSeconds = 180.0
+        /// gb28181.metrics_bind: the bridge's /metrics, /healthz ("" for none).
+        public var metricsBind = "127.0.0.1:9465"
+        public init() {}
+    }
+
     public init() {}
 
     /// Loads `path` (nil: defaults only) and applies the environment.
@@ -157,6 +183,7 @@ public struct Config: Sendable {
         "sla": ["village", "township", "county"],
         "security": ["curve", "secret_key_file", "peers_file"],
         "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
+        "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "daemon_ack", "keepalive_timeout_s", "metrics_bind"],
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -367,6 +394,20 @@ public struct Config: Sendable {
             security.secretKeyFile = try sec.string("secret_key_file") ?? security.secretKeyFile
             security.peersFile = try sec.string("peers_file") ?? security.peersFile
         }
+        if let g = try root.child("gb28181") {
+            try g.checkKeys(Self.sections["gb28181"]!)
+            gb28181.sipBind = try (g.stringList("sip_bind") ?? gb28181.sipBind).flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let id = try g.string("server_id")
+            gb28181.serverID = id ?? gb28181.serverID
+            gb28181.realm = try g.string("realm") ?? (id.map { String($0.prefix(10)) } ?? gb28181.realm)
+            gb28181.password = try g.string("password") ?? gb28181.password
+            gb28181.passwordsFile = try g.string("passwords_file") ?? gb28181.passwordsFile
+            gb28181.daemonAck = try g.string("daemon_ack") ?? gb28181.daemonAck
+            gb28181.keepaliveTimeoutSeconds = try g.double("keepalive_timeout_s", 1...86_400) ?? gb28181.keepaliveTimeoutSeconds
+            gb28181.metricsBind = try g.string("metrics_bind") ?? gb28181.metricsBind
+        }
+        try Self.checkGB28181(gb28181)
         if security.curve {
             for (key, value) in [("security.secret_key_file", security.secretKeyFile), ("security.peers_file", security.peersFile)]
             where value.isEmpty {
@@ -404,16 +445,31 @@ public struct Config: Sendable {
         if !metricsBind.isEmpty { _ = try Self.metricsAddress(metricsBind) }
     }
 
+    private static func checkGB28181(_ g: GB28181) throws {
+        guard DeviceID(g.serverID) != nil else {
+            throw ConfigError("config key gb28181.server_id: \"\(g.serverID)\" is not a 20-digit GB/T 28181 id (e.g. 62092200002000000001)")
+        }
+        guard !g.realm.isEmpty, g.realm.allSatisfy({ $0.isLetter || $0.isNumber || ".-_".contains($0) }) else {
+            throw ConfigError("config key gb28181.realm: \"\(g.realm)\" must be a non-empty SIP domain (default: the first 10 digits of server_id)")
+        }
+        guard !g.sipBind.isEmpty else { throw ConfigError("config key gb28181.sip_bind is empty: the bridge would listen nowhere") }
+        for bind in g.sipBind where SIPEndpoint(bind) == nil {
+            throw ConfigError("config key gb28181.sip_bind: \"\(bind)\" must be udp://HOST:PORT or tcp://HOST:PORT with an IPv4 host")
+        }
+        if let problem = Endpoint.problem(g.daemonAck, binding: false) { throw ConfigError("config key gb28181.daemon_ack: \(problem)") }
+        if !g.metricsBind.isEmpty { _ = try metricsAddress(g.metricsBind, key: "gb28181.metrics_bind") }
+    }
+
     /// metrics.bind "host:port" (host an IPv4 address, or * / empty for every interface).
-    static func metricsAddress(_ endpoint: String) throws -> (host: String, port: UInt16) {
+    package static func metricsAddress(_ endpoint: String, key: String = "metrics.bind") throws -> (host: String, port: UInt16) {
         guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]), port > 0 else {
-            throw ConfigError("config key metrics.bind: \"\(endpoint)\" must be host:port, e.g. 127.0.0.1:9464")
+            throw ConfigError("config key \(key): \"\(endpoint)\" must be host:port, e.g. 127.0.0.1:9464")
         }
         let host = String(endpoint[..<colon])
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         let ipv4 = octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }
         guard host.isEmpty || host == "*" || ipv4 else {
-            throw ConfigError("config key metrics.bind: host \"\(host)\" must be an IPv4 address (or * for every interface)")
+            throw ConfigError("config key \(key): host \"\(host)\" must be an IPv4 address (or * for every interface)")
         }
         return (host, port)
     }

@@ -98,6 +98,7 @@ public final class IngestService: Service, Sendable {
         try socket.subscribe("alert")
         try socket.subscribe("report")
         try socket.subscribe("gb28181")
+        try socket.subscribe("status")
         try trust?.protect(socket)
         if !config.ingestBind.isEmpty { try setupError("ingest.bind", config.ingestBind) { try socket.bind(config.ingestBind) } }
         for endpoint in config.ingestConnect {

@@ -24,7 +24,7 @@ public final class WriterService: Service, Sendable {
 
     /// The writer's metric handles, created once.
     struct Handles {
-        let accepted, rejected, preparedAhead: CounterFamily
+        let accepted, rejected, preparedAhead, deviceStatus: CounterFamily
         let duplicates, late, silenced, inhibited, coalesced, bounded, suppressed, reconnects: CoreMetrics.Counter
         let batchSize, commitSeconds: CoreMetrics.Recorder
         let window: CoreMetrics.Gauge
@@ -34,6 +34,8 @@ public final class WriterService: Service, Sendable {
             accepted = m.counters("liandong_events_accepted_total", by: "source", known: ["alert", "report"])
             rejected = m.counters("liandong_events_rejected_total", by: "reason", known: RejectReason.allCases.map(\.rawValue))
             preparedAhead = m.counters("liandong_batches_prepared_ahead_total", by: "outcome", known: ["used", "discarded"])
+            deviceStatus = m.counters("liandong_device_status_reports_total", by: "reason",
+                                      known: DeviceStatusReport.Reason.allCases.map(\.rawValue))
             duplicates = m.counter("liandong_events_duplicate_total")
             late = m.counter("liandong_events_late_total")
             silenced = m.counter("liandong_events_silenced_total")
@@ -378,11 +380,12 @@ public final class WriterService: Service, Sendable {
         handles.batchSize.record(batch.count)
         handles.commitSeconds.record(seconds)
         // Counted per batch, then added: one registry call per label, not per event.
-        var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:]
+        var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:], statuses: [String: Int] = [:]
         var duplicates = 0
         for (inbound, outcome) in zip(batch, result.outcomes) {
             switch (inbound, outcome) {
             case (.event(let e, _), .stored): accepted[e.source.rawValue, default: 0] += 1
+            case (.deviceStatus(let r, _), .stored): statuses[r.reason.rawValue, default: 0] += 1
             case (_, .duplicate): duplicates += 1
             case (_, .rejected(let r)): rejected[r.reason.rawValue, default: 0] += 1
             default: break
@@ -390,6 +393,7 @@ public final class WriterService: Service, Sendable {
         }
         for m in result.messages { kinds[m.kind, default: 0] += 1 }
         for (source, n) in accepted { handles.accepted.increment(source, by: n) }
+        for (reason, n) in statuses { handles.deviceStatus.increment(reason, by: n) }
         for (reason, n) in rejected { handles.rejected.increment(reason, by: n) }
         for (kind, n) in kinds { metrics.feedMessages.increment(kind, by: n) }
         if duplicates > 0 { handles.duplicates.increment(by: duplicates) }
@@ -413,6 +417,7 @@ public final class WriterService: Service, Sendable {
             switch (inbound, outcome) {
             case (.event(let event, _), .stored): answer = .stored(event.sourceID)
             case (.event(let event, _), .duplicate): answer = .duplicate(event.sourceID)
+            case (.deviceStatus(let report, _), _): answer = .stored(report.id)
             case (_, .rejected(let rejection)):
                 answer = .refused(MessageDecoder.peekID(inbound.raw.frames), error: "\(rejection.reason.rawValue): \(rejection.detail)")
             default: continue

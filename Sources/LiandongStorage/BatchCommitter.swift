@@ -51,6 +51,10 @@ package final class BatchCommitter {
             clock.lap("write_events")
             try insertDeadLetters(p.deadLetters)
             clock.lap("dead_letters")
+            if !p.deviceStatuses.isEmpty {
+                try DeviceStatusStore.record(db, p.deviceStatuses)
+                clock.lap("device_status")
+            }
             let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
             var counts = p.counts
             counts.coalesced = coalesced

@@ -79,6 +79,9 @@ package final class BatchPreparer {
             switch inbound {
             case .rejected(let rejection, _): reject(index, rejection)
             case .event(let event, _): events.append((index, event))
+            case .deviceStatus(let report, _):
+                p.deviceStatuses.append(report)
+                p.outcomes[index] = .stored(incidentID: "")
             }
         }
         guard !events.isEmpty else { return p }

@@ -160,6 +160,8 @@ public struct PreparedBatch: Sendable {
     /// The messages of the tasks for the incidents the batch opens (none when no task is due yet), and their rows.
     package var freshTasks: [UUID: TaskMessage] = [:]
     package var freshTaskRows = TaskRows()
+    /// Device status reports (recorded in the batch's transaction, not correlated).
+    package var deviceStatuses: [DeviceStatusReport] = []
 
     package init(count: Int) {
         outcomes = [ItemOutcome?](repeating: nil, count: count)

@@ -23,11 +23,13 @@ public struct RawMessage: Sendable {
 /// One unit of work for the writer: a validated event, or a message already refused by the decoder.
 public enum Inbound: Sendable {
     case event(IngestEvent, RawMessage)
+    /// A device's status (liandong.device_status.v1, or a MANSCDP Keepalive): recorded, not correlated.
+    case deviceStatus(DeviceStatusReport, RawMessage)
     case rejected(Rejection, RawMessage)
 
     public var raw: RawMessage {
         switch self {
-        case .event(_, let raw), .rejected(_, let raw): raw
+        case .event(_, let raw), .deviceStatus(_, let raw), .rejected(_, let raw): raw
         }
     }
 
@@ -38,8 +40,9 @@ public enum Inbound: Sendable {
             self = .rejected(Rejection(.forbidden, why), raw)
             return
         }
-        switch decoder.decode(frames: raw.frames, now: raw.receivedAt) {
-        case .success(let event): self = .event(event, raw)
+        switch decoder.decodeMessage(frames: raw.frames, now: raw.receivedAt) {
+        case .success(.event(let event)): self = .event(event, raw)
+        case .success(.deviceStatus(let report)): self = .deviceStatus(report, raw)
         case .failure(let rejection): self = .rejected(rejection, raw)
         }
     }

@@ -1,0 +1,87 @@
+/// A GB/T 28181 device's status change or sign of life (liandong.device_status.v1, topic
+/// `status`): sent by liandong-gb28181 on registrations, keepalives, unregistrations, keepalive
+/// timeouts and registration expiries; a MANSCDP Keepalive on topic gb28181 is read as one too.
+public struct DeviceStatusReport: Sendable, Equatable {
+    public static let schema = "liandong.device_status.v1"
+
+    public enum Status: String, Sendable, CaseIterable { case online, offline }
+
+    public enum Reason: String, Sendable, CaseIterable {
+        case register, keepalive, unregister, timeout, expired
+
+        /// The status a report for this reason means.
+        public var status: Status {
+            switch self {
+            case .register, .keepalive: .online
+            case .unregister, .timeout, .expired: .offline
+            }
+        }
+    }
+
+    public var deviceID: String
+    public var status: Status
+    /// Unix seconds.
+    public var at: Double
+    /// `at` as sent (part of the id).
+    public var atText: String
+    public var reason: Reason
+
+    public init(deviceID: String, reason: Reason, at: Double) {
+        self.deviceID = deviceID
+        self.status = reason.status
+        self.at = at
+        self.atText = Timestamp.formatCST(at)
+        self.reason = reason
+    }
+
+    /// What the acknowledged path's answer names: a repeat of a report has the same id.
+    public var id: String { "status:\(deviceID):\(atText):\(reason.rawValue)" }
+
+    public func json() -> [UInt8] {
+        var out = JSONText()
+        out.object {
+            $0.field("at", atText)
+            $0.field("device_id", deviceID)
+            $0.field("reason", reason.rawValue)
+            $0.field("schema", Self.schema)
+            $0.field("status", status.rawValue)
+        }
+        return Array(out.text.utf8)
+    }
+
+    /// Reads a liandong.device_status.v1 body (the decoder checks the time against its limits).
+    static func decode(_ f: inout Fields) throws -> DeviceStatusReport {
+        let schema = try f.string("schema")
+        guard schema == Self.schema else {
+            throw Rejection(.unknownSchema, "schema \"\(schema.prefix(64))\" is not supported on topic status (expected \(Self.schema))")
+        }
+        let device = try f.string("device_id")
+        guard DeviceID(device) != nil else {
+            throw Rejection(.invalidDeviceID, "device_id \"\(device.prefix(40))\" is not a 20-digit GB/T 28181 id")
+        }
+        let statusText = try f.string("status")
+        guard let status = Status(rawValue: statusText) else {
+            throw Rejection(.invalidField, "status \"\(statusText.prefix(20))\" is not online or offline")
+        }
+        let reasonText = try f.string("reason")
+        guard let reason = Reason(rawValue: reasonText) else {
+            throw Rejection(.invalidField, "reason \"\(reasonText.prefix(20))\" is none of register, keepalive, unregister, timeout, expired")
+        }
+        guard reason.status == status else {
+            throw Rejection(.invalidField, "status \(status.rawValue) does not go with reason \(reason.rawValue)")
+        }
+        let atText = try f.string("at")
+        guard let at = Timestamp.parse(atText) else {
+            throw Rejection(.invalidTime, "at \"\(atText.prefix(40))\" is not an RFC 3339 time")
+        }
+        var report = DeviceStatusReport(deviceID: device, reason: reason, at: at)
+        report.atText = atText
+        return report
+    }
+}
+
+/// What one ingest message is: an event for the correlation pipeline, or a device's status.
+public enum DecodedMessage: Sendable, Equatable {
+    case event(IngestEvent)
+    case deviceStatus(DeviceStatusReport)
+}

@@ -1,0 +1,451 @@
+/// Where a SIP message came from and its answer goes: the transport, the source address (answers
+/// go back to it, as with rport: devices behind NAT are reachable only there) and, over TCP, the
+/// connection.
+public struct SIPPeer: Hashable, Sendable, CustomStringConvertible {
+    public var transport: SIPEndpoint.Transport
+    public var host: String
+    public var port: Int
+    /// The TCP connection, or for UDP the listening socket it came in on (answers leave from it).
+    public var connection: Int
+
+    public init(transport: SIPEndpoint.Transport, host: String, port: Int, connection: Int = 0) {
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.connection = connection
+    }
+
+    public var description: String { "\(transport.rawValue)://\(host):\(port)" }
+}
+
+/// What the bridge's I/O does next.
+public enum BridgeAction: Sendable, Equatable {
+    /// A SIP message to send.
+    case send(SIPMessage, to: SIPPeer)
+    /// A message for liandongd's acknowledged path; `acknowledged(id:)` follows its answer.
+    case forward(topic: String, body: [UInt8], id: String)
+}
+
+/// The GB/T 28181 platform side of liandong-gb28181, pure: registrations (MD5 Digest),
+/// keepalives, alarms and their transactions, device status, timers. The I/O loop feeds it
+/// messages, daemon answers and the clock, and carries out the actions it returns.
+///
+/// - REGISTER: 401 with a challenge, 200 with the right digest (Expires, Date for time sync),
+///   403 with a wrong one or an unknown device, Expires 0 unregisters. Status register/unregister.
+/// - MESSAGE from a device not registered: 403. Keepalive: a status report forwarded; Alarm: the
+///   MANSCDP body forwarded on topic gb28181; either answered 200 only when liandongd acknowledged
+///   it (400 when it refused it), and after an Alarm's 200 the platform's Response MESSAGE goes to
+///   the device. Other MANSCDP (Catalog answers, MobilePosition): 200, not forwarded.
+/// - A retransmission (same Via branch) is the same transaction: absorbed while waiting (100
+///   Trying), the same final answer after; nothing is forwarded twice.
+/// - Timers: keepalive timeout (status offline/timeout), registration expiry (offline/expired),
+///   finished transactions kept 32 s, the Response MESSAGE retransmitted over UDP until answered.
+public struct GB28181Bridge: Sendable {
+    public struct Settings: Sendable {
+        public var serverID: String
+        public var realm: String
+        public var keepaliveTimeout: Double
+        /// Digest password per device id (nil: the device may not register).
+        public var passwords: [String: String]
+        /// Password of every device not in `passwords` ("" for none).
+        public var defaultPassword: String
+        /// Most messages waiting for liandongd's answer; beyond, 503 (the device retries).
+        public var maxWaiting: Int
+        /// Registration lifetime when the device asks none; longest granted.
+        public var defaultExpires: Int
+        public var maxExpires: Int
+
+        public init(serverID: String, realm: String, keepaliveTimeout: Double = 180, passwords: [String: String] = [:],
+                    defaultPassword: String = "", maxWaiting: Int = 20_000, defaultExpires: Int = 3600, maxExpires: Int = 86_400)
+        {
+            self.serverID = serverID
+            self.realm = realm
+            self.keepaliveTimeout = keepaliveTimeout
+            self.passwords = passwords
+            self.defaultPassword = defaultPassword
+            self.maxWaiting = maxWaiting
+            self.defaultExpires = defaultExpires
+            self.maxExpires = maxExpires
+        }
+
+        func password(for device: String) -> String? {
+            if let p = passwords[device] { return p }
+            return defaultPassword.isEmpty ? nil : defaultPassword
+        }
+    }
+
+    public struct Registration: Sendable, Equatable {
+        public var peer: SIPPeer
+        public var expiresAt: Double
+        public var lastSeen: Double
+        public var online: Bool
+        /// Our address as the device addressed it (its REGISTER's Request-URI): the Via of what we send it.
+        public var localHost: String
+        public var localPort: Int
+    }
+
+    struct TransactionKey: Hashable {
+        var branch: String
+        var method: String
+    }
+
+    enum TransactionState {
+        case waiting(id: String)
+        case done(SIPMessage)
+    }
+
+    struct Transaction {
+        var request: SIPMessage
+        var peer: SIPPeer
+        var state: TransactionState
+        var receivedAt: Double
+        var expiresAt: Double = .infinity
+    }
+
+    /// What a forwarded message was, for its answer.
+    enum Forwarded {
+        case keepalive
+        case alarm(sn: String, channel: String, device: String)
+    }
+
+    /// A request the platform sent (the Response MESSAGE to an alarm), until answered.
+    struct Outgoing {
+        var message: SIPMessage
+        var peer: SIPPeer
+        var nextAt: Double
+        var interval: Double
+        var giveUpAt: Double
+    }
+
+    public let settings: Settings
+    let nonces: DigestNonces
+    public private(set) var registrations: [String: Registration] = [:]
+    var transactions: [TransactionKey: Transaction] = [:]
+    /// Forwarded ids and the transactions waiting for their answer.
+    var waiting: [String: (what: Forwarded, keys: [TransactionKey])] = [:]
+    var outgoing: [String: Outgoing] = [:]
+    var nextCSeq: UInt32 = 1
+    /// Counters for the metrics: responses sent by method and code, retransmissions absorbed, ...
+    public private(set) var counters: [String: Int] = [:]
+    /// Seconds from a forwarded message's arrival to liandongd's answer, since the last take.
+    public private(set) var answerSeconds: [Double] = []
+
+    public init(settings: Settings, nonceSecret: String) {
+        self.settings = settings
+        nonces = DigestNonces(secret: nonceSecret)
+    }
+
+    public var waitingCount: Int { waiting.count }
+    public var onlineCount: Int { registrations.values.filter(\.online).count }
+
+    public mutating func takeAnswerSeconds() -> [Double] {
+        defer { answerSeconds = [] }
+        return answerSeconds
+    }
+
+    mutating func count(_ key: String) { counters[key, default: 0] += 1 }
+
+    // MARK: input
+
+    /// A message arrived from `peer`.
+    public mutating func receive(_ m: SIPMessage, from peer: SIPPeer, now: Double) -> [BridgeAction] {
+        guard let method = m.method else {
+            // A device's answer to our Response MESSAGE.
+            if let branch = m.via?.branch, outgoing.removeValue(forKey: branch) != nil { count("outgoing_answered") }
+            return []
+        }
+        if method == "ACK" { return [] }
+        let key = transactionKey(m)
+        if let t = transactions[key] {
+            count("retransmissions")
+            switch t.state {
+            case .waiting: return [.send(m.response(100, "Trying", toTag: tag(key)), to: peer)]
+            case .done(let response): return [.send(response, to: peer)]
+            }
+        }
+        var actions: [BridgeAction]
+        switch method {
+        case "REGISTER": actions = register(m, key: key, from: peer, now: now)
+        case "MESSAGE": actions = message(m, key: key, from: peer, now: now)
+        case "OPTIONS": actions = [finish(key, m, peer, m.response(200, "OK", toTag: tag(key)), now: now)]
+        default:
+            actions = [finish(key, m, peer, m.response(405, "Method Not Allowed", toTag: tag(key),
+                                                       extra: [("Allow", "REGISTER, MESSAGE, OPTIONS")]), now: now)]
+        }
+        return actions
+    }
+
+    /// liandongd answered a forwarded message.
+    public mutating func acknowledged(id: String, ok: Bool, error: String?, now: Double) -> [BridgeAction] {
+        guard let (what, keys) = waiting.removeValue(forKey: id) else { return [] }
+        var actions: [BridgeAction] = []
+        var answeredPeer: SIPPeer?
+        for key in keys {
+            guard let t = transactions[key] else { continue }
+            answerSeconds.append(max(0, now - t.receivedAt))
+            let response: SIPMessage
+            if ok {
+                response = t.request.response(200, "OK", toTag: tag(key))
+            } else {
+                let warning = (error ?? "refused").replacingOccurrences(of: "\"", with: "'").prefix(200)
+                response = t.request.response(400, "Bad Request", toTag: tag(key), extra: [("Warning", "399 \(settings.realm) \"\(warning)\"")])
+            }
+            actions.append(finish(key, t.request, t.peer, response, now: now))
+            answeredPeer = t.peer
+        }
+        if ok, case .alarm(let sn, let channel, let device) = what, let peer = answeredPeer {
+            actions.append(alarmResponse(sn: sn, channel: channel, device: device, peer: peer, now: now))
+        }
+        return actions
+    }
+
+    /// Timers: keepalive timeouts, expired registrations, finished transactions, retransmissions.
+    public mutating func tick(now: Double) -> [BridgeAction] {
+        var actions: [BridgeAction] = []
+        for (device, r) in registrations.sorted(by: { $0.key < $1.key }) {
+            if r.expiresAt <= now {
+                registrations[device] = nil
+                if r.online { actions.append(status(device, .expired, at: r.expiresAt)) }
+            } else if r.online, r.lastSeen + settings.keepaliveTimeout <= now {
+                registrations[device]!.online = false
+                actions.append(status(device, .timeout, at: r.lastSeen + settings.keepaliveTimeout))
+            }
+        }
+        transactions = transactions.filter { $0.value.expiresAt > now }
+        for (branch, o) in outgoing.sorted(by: { $0.key < $1.key }) where o.nextAt <= now {
+            if o.giveUpAt <= now || o.peer.transport == .tcp {
+                outgoing[branch] = nil
+                if o.peer.transport == .udp { count("outgoing_unanswered") }
+                continue
+            }
+            outgoing[branch]!.nextAt = now + o.interval
+            outgoing[branch]!.interval = min(o.interval * 2, 4)
+            actions.append(.send(o.message, to: o.peer))
+        }
+        return actions
+    }
+
+    // MARK: REGISTER
+
+    mutating func register(_ m: SIPMessage, key: TransactionKey, from peer: SIPPeer, now: Double) -> [BridgeAction] {
+        func answer(_ code: Int, _ reason: String, _ extra: [(name: String, value: String)] = []) -> BridgeAction {
+            finish(key, m, peer, m.response(code, reason, toTag: tag(key), extra: extra), now: now)
+        }
+        guard let device = (m.from?.uri.user ?? m.to?.uri.user), DeviceID(device) != nil else {
+            return [answer(400, "Bad Request", [("Warning", "399 \(settings.realm) \"From is not sip:<20-digit device id>@...\"")])]
+        }
+        guard let authorization = m.header("Authorization") else {
+            count("register_challenged")
+            return [challenge(m, key, peer, now: now, stale: false)]
+        }
+        guard let credentials = DigestCredentials(header: authorization) else {
+            return [answer(400, "Bad Request", [("Warning", "399 \(settings.realm) \"Authorization is not a Digest\"")])]
+        }
+        guard credentials.username == device, let password = settings.password(for: device) else {
+            count("register_forbidden")
+            return [answer(403, "Forbidden")]
+        }
+        switch nonces.check(credentials.nonce, now: now) {
+        case .fresh: break
+        case .stale, .foreign:
+            // A nonce from before a restart, or too old: challenge again (stale when the digest is right).
+            let right = credentials.expectedResponse(password: password, method: "REGISTER") == credentials.response.lowercased()
+            count("register_challenged")
+            return [challenge(m, key, peer, now: now, stale: right)]
+        }
+        guard credentials.expectedResponse(password: password, method: "REGISTER") == credentials.response.lowercased() else {
+            count("register_forbidden")
+            return [answer(403, "Forbidden")]
+        }
+        let contact = m.values("Contact").first
+        let asked = contact.flatMap { SIPAddress($0)?.parameters["expires"] }.flatMap(Int.init)
+            ?? m.header("Expires").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            ?? settings.defaultExpires
+        let expires = min(max(asked, 0), settings.maxExpires)
+        var extra: [(name: String, value: String)] = []
+        if let contact { extra.append(("Contact", contact.replacingExpires(expires))) }
+        extra.append(("Expires", String(expires)))
+        extra.append(("Date", Self.dateHeader(now)))
+        var actions = [answer(200, "OK", extra)]
+        if expires == 0 {
+            count("unregistered")
+            if let r = registrations.removeValue(forKey: device), r.online { actions.append(status(device, .unregister, at: now)) }
+            return actions
+        }
+        count("registered")
+        let uri: SIPURI? = if case .request(_, let text) = m.start { SIPURI(text[...]) } else { nil }
+        registrations[device] = Registration(peer: peer, expiresAt: now + Double(expires), lastSeen: now, online: true,
+                                             localHost: uri?.host ?? settings.realm, localPort: uri?.port ?? 5060)
+        actions.append(status(device, .register, at: now))
+        return actions
+    }
+
+    mutating func challenge(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double, stale: Bool) -> BridgeAction {
+        finish(key, m, peer, m.response(401, "Unauthorized", toTag: tag(key),
+                                        extra: [("WWW-Authenticate", nonces.challenge(realm: settings.realm, now: now, stale: stale))]),
+               now: now)
+    }
+
+    /// GB/T 28181's Date header in a REGISTER's 200 (devices set their clock from it): China Standard Time, milliseconds.
+    static func dateHeader(_ now: Double) -> String {
+        let text = Timestamp.formatCST(now)
+        return text.hasSuffix("+08:00") ? String(text.dropLast(6)) : text
+    }
+
+    // MARK: MESSAGE
+
+    mutating func message(_ m: SIPMessage, key: TransactionKey, from peer: SIPPeer, now: Double) -> [BridgeAction] {
+        func answer(_ code: Int, _ reason: String, _ warning: String? = nil) -> BridgeAction {
+            let extra = warning.map { [("Warning", "399 \(settings.realm) \"\($0.replacingOccurrences(of: "\"", with: "'").prefix(200))\"")] } ?? []
+            return finish(key, m, peer, m.response(code, reason, toTag: tag(key), extra: extra), now: now)
+        }
+        guard let device = m.from?.uri.user, var registration = registrations[device], registration.expiresAt > now else {
+            count("message_forbidden")
+            return [answer(403, "Forbidden", "not registered: REGISTER first")]
+        }
+        let root: XMLElement
+        let utf8: [UInt8]
+        do {
+            utf8 = try TextEncoding.xmlToUTF8(m.body)
+        } catch {
+            count("message_refused")
+            return [answer(400, "Bad Request", "\(error.reason.rawValue): \(error.detail)")]
+        }
+        do {
+            root = try XMLReader.parse(utf8)
+        } catch {
+            count("message_refused")
+            return [answer(400, "Bad Request", "malformed_xml: \(error)")]
+        }
+        let command = root.value("CmdType")
+        registration.lastSeen = now
+        registration.peer = peer
+        registrations[device] = registration
+        switch (root.name, command) {
+        case ("Notify", "Keepalive"):
+            count("keepalives")
+            if waiting.count >= settings.maxWaiting { return [busy(m, key, peer, now: now)] }
+            registrations[device]!.online = true
+            let report = DeviceStatusReport(deviceID: device, reason: .keepalive, at: now)
+            wait(key, m, peer, now: now, for: report.id, .keepalive)
+            return [.forward(topic: "status", body: report.json(), id: report.id)]
+        case ("Notify", "Alarm"):
+            let notify: ManscdpNotify
+            do {
+                notify = try MANSCDP.decode(utf8: utf8)
+            } catch {
+                count("message_refused")
+                return [answer(400, "Bad Request", "\(error.reason.rawValue): \(error.detail)")]
+            }
+            guard case .alarm(let alarm) = notify.command else { return [answer(400, "Bad Request")] }
+            count("alarms")
+            if waiting.count >= settings.maxWaiting { return [busy(m, key, peer, now: now)] }
+            let id = alarm.alertID(deviceID: notify.deviceID, sn: notify.sn)
+            let joined = waiting[id] != nil
+            wait(key, m, peer, now: now, for: id, .alarm(sn: notify.sn, channel: notify.deviceID, device: device))
+            // The same alarm in a new transaction while the first is still waiting: one forward.
+            return joined ? [] : [.forward(topic: "gb28181", body: m.body, id: id)]
+        default:
+            count("messages_ignored")
+            return [answer(200, "OK")]
+        }
+    }
+
+    mutating func busy(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double) -> BridgeAction {
+        count("busy")
+        // Not remembered as the transaction's answer: the device's retransmission may find room.
+        return .send(m.response(503, "Service Unavailable", toTag: tag(key), extra: [("Retry-After", "5")]), to: peer)
+    }
+
+    /// Opens a transaction that waits for liandongd's answer to `id` (the final answer comes with
+    /// `acknowledged`; a retransmission meanwhile gets 100 Trying, as RFC 4320 suggests).
+    mutating func wait(_ key: TransactionKey, _ m: SIPMessage, _ peer: SIPPeer, now: Double, for id: String, _ what: Forwarded) {
+        transactions[key] = Transaction(request: m, peer: peer, state: .waiting(id: id), receivedAt: now)
+        waiting[id, default: (what, [])].keys.append(key)
+    }
+
+    /// Records a transaction's final answer (kept 32 s for retransmissions: Timer J) and sends it.
+    mutating func finish(_ key: TransactionKey, _ request: SIPMessage, _ peer: SIPPeer, _ response: SIPMessage, now: Double)
+        -> BridgeAction
+    {
+        let receivedAt = transactions[key]?.receivedAt ?? now
+        transactions[key] = Transaction(request: request, peer: peer, state: .done(response), receivedAt: receivedAt, expiresAt: now + 32)
+        count("\(request.method ?? "?") \(response.statusCode ?? 0)")
+        return .send(response, to: peer)
+    }
+
+    /// The platform's answer to an alarm (GB/T 28181-2016 9.4): a MESSAGE carrying
+    /// <Response><CmdType>Alarm</CmdType>...<Result>OK</Result></Response>, to the device.
+    mutating func alarmResponse(sn: String, channel: String, device: String, peer: SIPPeer, now: Double) -> BridgeAction {
+        let r = registrations[device]
+        let host = r?.localHost ?? settings.realm, port = r?.localPort ?? 5060
+        let branch = "z9hG4bK" + Self.randomToken()
+        let body = """
+            <?xml version="1.0" encoding="GB2312"?>\r
+            <Response>\r
+            <CmdType>Alarm</CmdType>\r
+            <SN>\(sn)</SN>\r
+            <DeviceID>\(channel)</DeviceID>\r
+            <Result>OK</Result>\r
+            </Response>\r
+
+            """
+        let cseq = nextCSeq
+        nextCSeq &+= 1
+        let message = SIPMessage(
+            start: .request(method: "MESSAGE", uri: "sip:\(device)@\(peer.host):\(peer.port)"),
+            headers: [
+                ("Via", "SIP/2.0/\(peer.transport.rawValue.uppercased()) \(host):\(port);rport;branch=\(branch)"),
+                ("From", "<sip:\(settings.serverID)@\(settings.realm)>;tag=\(Self.randomToken())"),
+                ("To", "<sip:\(device)@\(settings.realm)>"),
+                ("Call-ID", "\(Self.randomToken())@\(host)"),
+                ("CSeq", "\(cseq) MESSAGE"),
+                ("Max-Forwards", "70"),
+                ("User-Agent", "liandong-gb28181"),
+                ("Content-Type", "Application/MANSCDP+xml"),
+            ],
+            body: Array(body.utf8))
+        outgoing[branch] = Outgoing(message: message, peer: peer, nextAt: now + 0.5, interval: 1, giveUpAt: now + 32)
+        count("alarm_responses")
+        return .send(message, to: peer)
+    }
+
+    mutating func status(_ device: String, _ reason: DeviceStatusReport.Reason, at: Double) -> BridgeAction {
+        let report = DeviceStatusReport(deviceID: device, reason: reason, at: at)
+        count("status_\(reason.rawValue)")
+        return .forward(topic: "status", body: report.json(), id: report.id)
+    }
+
+    // MARK: helpers
+
+    /// RFC 3261 17.2.3: the top Via's branch and the method (CANCEL aside); a pre-3261 device
+    /// without a magic-cookie branch is keyed by Call-ID, CSeq and From tag.
+    func transactionKey(_ m: SIPMessage) -> TransactionKey {
+        let method = m.method ?? ""
+        if let via = m.via, let branch = via.branch, branch.hasPrefix("z9hG4bK") {
+            return TransactionKey(branch: "\(branch)|\(via.host):\(via.port ?? 5060)", method: method)
+        }
+        let cseq = m.cseq.map { String($0.number) } ?? ""
+        return TransactionKey(branch: "\(m.header("Call-ID") ?? "")|\(cseq)|\(m.from?.tag ?? "")", method: method)
+    }
+
+    /// Our To tag for a transaction: stable, so every answer to its retransmissions carries the same.
+    func tag(_ key: TransactionKey) -> String {
+        String(MD5.hex("\(settings.serverID):\(key.branch)").prefix(10))
+    }
+
+    static func randomToken() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 36) }
+}
+
+extension String {
+    /// A Contact value with its expires parameter set to `expires`.
+    func replacingExpires(_ expires: Int) -> String {
+        var parts = split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+        // Parameters after the closing '>' (or after the URI when there is no '<').
+        let firstParam = contains(">") ? (parts.firstIndex { $0.contains(">") } ?? 0) + 1 : 1
+        if firstParam <= parts.count {
+            parts = Array(parts[..<firstParam]) + parts[firstParam...].filter { !$0.lowercased().hasPrefix("expires=") }
+        }
+        return parts.joined(separator: ";") + ";expires=\(expires)"
+    }
+}

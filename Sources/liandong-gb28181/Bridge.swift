@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import LiandongClient
+import LiandongCore
+import LiandongServices
+import Synchronization
+import ZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGTERM / SIGINT: finish what liandongd has not answered yet (a few seconds), then stop.
+let stopRequested = Atomic<Bool>(false)
+
+/// liandong-gb28181: the SIP user-agent server GB/T 28181 cameras and NVRs (or an upstream
+/// platform) register with. Alarms and keepalives go to liandongd over its acknowledged ingest
+/// path and are answered 200 only once liandongd has committed them.
+@main
+struct BridgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "liandong-gb28181",
+        abstract: "GB/T 28181 SIP bridge: cameras and NVRs register here; their alarms and keepalives reach liandongd.",
+        discussion: """
+            Reads the gb28181 section of the liandongd config file (sip_bind, server_id, realm, password or
+            passwords_file, daemon_ack, keepalive_timeout_s, metrics_bind); LIANDONG_GB28181_<KEY> variables override it.
+            """)
+
+    @Option(help: "Config file (YAML); the gb28181 section is read.") var config: String?
+    @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
+    var curveServerKey: String?
+    @Option(help: "With liandongd's security.curve: this bridge's secret key file (a gateway key of `liandongd keys generate`).")
+    var curveKey: String?
+
+    func run() throws {
+        let settings: Config.GB28181
+        let passwords: [String: String]
+        do {
+            settings = try Config.load(path: config).gb28181
+            passwords = try Self.loadPasswords(settings.passwordsFile)
+        } catch let error as ConfigError {
+            throw ValidationError(error.message)
+        }
+        guard !settings.password.isEmpty || !passwords.isEmpty else {
+            throw ValidationError("gb28181.password or gb28181.passwords_file is required: devices register with an MD5 Digest password "
+                + "(set LIANDONG_GB28181_PASSWORD, or gb28181.password in the config file)")
+        }
+        let bridge = GB28181Bridge(
+            settings: .init(serverID: settings.serverID, realm: settings.realm, keepaliveTimeout: settings.keepaliveTimeoutSeconds,
+                            passwords: passwords, defaultPassword: settings.password),
+            nonceSecret: Self.randomSecret())
+        let loop = try BridgeLoop(bridge: bridge, settings: settings, curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+        }
+        try loop.run()
+    }
+
+    /// "DEVICE_ID PASSWORD" per line; # starts a comment. Must not be readable by others.
+    static func loadPasswords(_ path: String) throws -> [String: String] {
+        guard !path.isEmpty else { return [:] }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ConfigError("gb28181.passwords_file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw ConfigError("gb28181.passwords_file \(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("gb28181.passwords_file \(path) cannot be read as UTF-8 text")
+        }
+        var out: [String: String] = [:]
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces) ?? ""
+            guard !line.isEmpty else { continue }
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard parts.count == 2, DeviceID(String(parts[0])) != nil else {
+                throw ConfigError("gb28181.passwords_file \(path) line \(n + 1): expected \"DEVICE_ID PASSWORD\" with a 20-digit device id")
+            }
+            out[String(parts[0])] = String(parts[1])
+        }
+        return out
+    }
+
+    static func randomSecret() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(g.next(), radix: 16) }.joined()
+    }
+}
+
+/// The one thread of the bridge: SIP sockets, liandongd's DEALER and the metrics listener in one
+/// poll; the pure `GB28181Bridge` decides, this carries out.
+final class BridgeLoop {
+    var bridge: GB28181Bridge
+    let settings: Config.GB28181
+    let context: ZMQContext
+    let client: IngestClient
+    let sockets: SIPSockets
+    let metrics: BridgeMetrics
+    let metricsFD: Int32?
+
+    init(bridge: GB28181Bridge, settings: Config.GB28181, curve: CurveClientKeys?) throws {
+        self.bridge = bridge
+        self.settings = settings
+        context = try ZMQContext()
+        client = try IngestClient(context: context, endpoint: settings.daemonAck, retryAfter: 2, curve: curve)
+        do {
+            sockets = try SIPSockets(binds: settings.sipBind.compactMap(SIPEndpoint.init))
+        } catch {
+            throw ValidationError("gb28181.sip_bind: \(error)")
+        }
+        metrics = BridgeMetrics()
+        metricsFD = settings.metricsBind.isEmpty ? nil : try BridgeMetrics.listen(settings.metricsBind)
+    }
+
+    func log(_ text: String) {
+        FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(text)\n".utf8))
+    }
+
+    func run() throws {
+        log("listening on \(settings.sipBind.joined(separator: ", ")) as \(settings.serverID) (realm \(settings.realm)); "
+            + "forwarding to \(settings.daemonAck); metrics on \(settings.metricsBind.isEmpty ? "(none)" : settings.metricsBind)")
+        var nextTick = 0.0
+        while !stopRequested.load(ordering: .relaxed) {
+            let set = sockets.pollSet()
+            var items: [ZMQPollItem] = [client.pollItem] + set.map { .fd($0.fd, writable: $0.writable) }
+            if let metricsFD { items.append(.fd(metricsFD)) }
+            let events: [ZMQPoll.Events]
+            do {
+                events = try ZMQPoll.wait(items, timeoutMilliseconds: 100)
+            } catch let error as ZMQError where error.isInterrupted {
+                continue
+            }
+            let now = Date().timeIntervalSince1970
+            for (i, entry) in set.enumerated() {
+                let e = events[i + 1]
+                switch entry.source {
+                case .udp(let index) where e.readable:
+                    sockets.readDatagrams(index) { bytes, peer in datagram(bytes, from: peer, now: now) }
+                case .listener(let index) where e.readable: sockets.accept(index)
+                case .connection(let id):
+                    if e.writable { sockets.flush(id) }
+                    if e.readable || e.failed {
+                        sockets.read(id, { message, peer in apply(bridge.receive(message, from: peer, now: now)) },
+                                     malformed: { error, peer in log("unreadable SIP from \(peer): \(error); connection closed") })
+                    }
+                default: break
+                }
+            }
+            if let metricsFD, events.last?.readable == true { serveMetrics(metricsFD) }
+            // liandongd's answers (and resends of what it has not answered).
+            for answer in try client.poll(timeout: 0) {
+                apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
+                if !answer.ok { log("liandongd refused \(answer.id): \(answer.error ?? "")") }
+            }
+            metrics.answerSeconds.record(bridge.takeAnswerSeconds())
+            if now >= nextTick {
+                apply(bridge.tick(now: now))
+                nextTick = now + 0.2
+            }
+        }
+        log("stopping: \(client.unanswered) message(s) not yet answered by liandongd; waiting up to 5 s")
+        _ = try client.flush(timeout: 5)
+        for answer in try client.poll(timeout: 0) {
+            apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
+        }
+        log("stopped (\(client.unanswered) unanswered; devices retransmit what was not answered)")
+    }
+
+    func datagram(_ bytes: [UInt8], from peer: SIPPeer, now: Double) {
+        // A lone CRLF (keep-alive ping, RFC 5626) is not a message.
+        if bytes.allSatisfy({ $0 == 13 || $0 == 10 }) { return }
+        do {
+            apply(bridge.receive(try SIPParser.parse(datagram: bytes), from: peer, now: now))
+        } catch {
+            metrics.malformed += 1
+            log("unreadable SIP datagram from \(peer): \(error)")
+        }
+    }
+
+    func apply(_ actions: [BridgeAction]) {
+        for action in actions {
+            switch action {
+            case .send(let message, let peer): sockets.send(message.serialized(), to: peer)
+            case .forward(let topic, let body, let id):
+                do {
+                    try client.send(topic: topic, body: body, id: id)
+                } catch {
+                    log("cannot hand \(id) to liandongd: \(error) (kept; resent)")
+                }
+            }
+        }
+    }
+
+    func serveMetrics(_ fd: Int32) {
+        var addr = sockaddr()
+        var length = socklen_t(MemoryLayout<sockaddr>.size)
+        let conn = accept(fd, &addr, &length)
+        guard conn >= 0 else { return }
+        defer { close(conn) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { recv(conn, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return }
+        let request = String(decoding: buffer[..<n], as: UTF8.self)
+        let path = request.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        let (status, body): (String, String)
+        switch path {
+        case "/metrics":
+            status = "200 OK"
+            body = metrics.render(bridge: bridge, unanswered: client.unanswered, connections: sockets.connections.count,
+                                  malformedTCP: sockets.malformed)
+        case "/healthz": (status, body) = ("200 OK", "ok\n")
+        default: (status, body) = ("404 Not Found", "not found: /metrics, /healthz\n")
+        }
+        let response = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        _ = Array(response.utf8).withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
