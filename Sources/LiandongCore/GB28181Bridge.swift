@@ -159,7 +159,7 @@ public struct GB28181Bridge: Sendable {
         if let t = transactions[key] {
             count("retransmissions")
             switch t.state {
-            case .waiting: return [.send(m.response(100, "Trying", toTag: tag(key)), to: peer)]
+            case .waiting: return [.send(m.response(100, "Trying", toTag: tag(key)).stampedVia(host: peer.host, port: peer.port), to: peer)]
             case .done(let response): return [.send(response, to: peer)]
             }
         }
@@ -288,8 +288,10 @@ public struct GB28181Bridge: Sendable {
 
     /// GB/T 28181's Date header in a REGISTER's 200 (devices set their clock from it): China Standard Time, milliseconds.
     static func dateHeader(_ now: Double) -> String {
-        let text = Timestamp.formatCST(now)
-        return text.hasSuffix("+08:00") ? String(text.dropLast(6)) : text
+        var text = Timestamp.formatCST(now)
+        if text.hasSuffix("+08:00") { text = String(text.dropLast(6)) }
+        // Always with milliseconds: some devices parse a fixed 23-character form.
+        return text.contains(".") ? String(text.prefix(23)) : text + ".000"
     }
 
     // MARK: MESSAGE
@@ -354,7 +356,8 @@ public struct GB28181Bridge: Sendable {
     mutating func busy(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double) -> BridgeAction {
         count("busy")
         // Not remembered as the transaction's answer: the device's retransmission may find room.
-        return .send(m.response(503, "Service Unavailable", toTag: tag(key), extra: [("Retry-After", "5")]), to: peer)
+        return .send(m.response(503, "Service Unavailable", toTag: tag(key), extra: [("Retry-After", "5")])
+            .stampedVia(host: peer.host, port: peer.port), to: peer)
     }
 
     /// Opens a transaction that waits for liandongd's answer to `id` (the final answer comes with
@@ -365,9 +368,10 @@ public struct GB28181Bridge: Sendable {
     }
 
     /// Records a transaction's final answer (kept 32 s for retransmissions: Timer J) and sends it.
-    mutating func finish(_ key: TransactionKey, _ request: SIPMessage, _ peer: SIPPeer, _ response: SIPMessage, now: Double)
+    mutating func finish(_ key: TransactionKey, _ request: SIPMessage, _ peer: SIPPeer, _ answer: SIPMessage, now: Double)
         -> BridgeAction
     {
+        let response = answer.stampedVia(host: peer.host, port: peer.port)
         let receivedAt = transactions[key]?.receivedAt ?? now
         transactions[key] = Transaction(request: request, peer: peer, state: .done(response), receivedAt: receivedAt, expiresAt: now + 32)
         count("\(request.method ?? "?") \(response.statusCode ?? 0)")

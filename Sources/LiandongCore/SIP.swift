@@ -94,6 +94,22 @@ public struct SIPMessage: Sendable, Equatable {
     }
 }
 
+extension SIPMessage {
+    /// A response whose top Via records where the request came from (RFC 3581: rport filled in,
+    /// received added), so a device behind NAT can match it. Unchanged when the Via asks no rport.
+    public func stampedVia(host: String, port: Int) -> SIPMessage {
+        guard let index = headers.firstIndex(where: { $0.name == "Via" }) else { return self }
+        var values = SIPParser.splitList(headers[index].value)
+        guard let top = values.first, let via = SIPVia(top), via.parameters["rport"] == "" else { return self }
+        let parts = top.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+        let rebuilt = parts.map { $0.trimmingCharacters(in: .whitespaces).lowercased() == "rport" ? "rport=\(port)" : $0 }
+        values[0] = rebuilt.joined(separator: ";") + (via.parameters["received"] == nil ? ";received=\(host)" : "")
+        var out = self
+        out.headers[index].value = values.joined(separator: ", ")
+        return out
+    }
+}
+
 /// Why a message could not be read (the bridge answers 400 where it can, or drops it).
 public struct SIPError: Error, Equatable, CustomStringConvertible, Sendable {
     public let message: String

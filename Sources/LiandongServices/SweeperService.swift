@@ -22,6 +22,8 @@ public final class SweeperService: Service, Sendable {
     let escalations: CoreMetrics.Counter
     let retentionDeleted: CounterFamily
     let camerasSuppressed: CoreMetrics.Gauge
+    let devicesOnline: CoreMetrics.Gauge
+    let devicesTimedOut: CoreMetrics.Counter
     let stop = StopFlag()
 
     public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
@@ -29,6 +31,8 @@ public final class SweeperService: Service, Sendable {
         planner = TaskPlanner(rules: config.rules)
         escalations = metrics.counter("liandong_escalations_total")
         camerasSuppressed = metrics.gauge("liandong_cameras_suppressed")
+        devicesOnline = metrics.gauge("liandong_devices_online")
+        devicesTimedOut = metrics.counter("liandong_devices_timed_out_total")
         retentionDeleted = metrics.counters("liandong_retention_deleted_total", by: "table",
                                             known: ["events"] + Self.retentionTargets(config.retention).map(\.table))
         self.config = config
@@ -71,7 +75,10 @@ public final class SweeperService: Service, Sendable {
         while !stop.isSet {
             let started = Date()
             if started.timeIntervalSince(lastStatistics) >= 5 {
-                try session.run { db in try refreshStatistics(db) }
+                try session.run { db in
+                    try refreshStatistics(db)
+                    try expireDevices(db)
+                }
                 lastStatistics = started
             }
             if started.timeIntervalSince(lastRetention) >= Self.retentionInterval {
@@ -262,6 +269,18 @@ public final class SweeperService: Service, Sendable {
             logger.notice("camera no longer suppressed", metadata: ["camera.device_id": "\(device)"])
         }
         camerasSuppressed.record(Double(changed.total))
+    }
+
+    /// Devices not heard from within gb28181.keepalive_timeout_s go offline here too: a bridge
+    /// that is down (or a gateway that stopped forwarding keepalives) leaves no camera online.
+    private func expireDevices(_ db: PGConnection) throws {
+        let n = try DeviceStatusStore.expire(db, timeout: config.gb28181.keepaliveTimeoutSeconds)
+        if n > 0 {
+            devicesTimedOut.increment(by: n)
+            logger.notice("devices offline: no registration or keepalive within gb28181.keepalive_timeout_s",
+                          metadata: ["devices": "\(n)"])
+        }
+        devicesOnline.record(Double(try DeviceStatusStore.onlineCount(db)))
     }
 
     /// Tasks owing a coalesced update (tasks_update_due_idx), earliest first.

@@ -49,9 +49,14 @@ struct BridgeCommand: ParsableCommand {
                             passwords: passwords, defaultPassword: settings.password),
             nonceSecret: Self.randomSecret())
         let loop = try BridgeLoop(bridge: bridge, settings: settings, curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
+        // A parent may have started us with signals blocked (the mask is inherited): unblock the two we stop on.
+        var mask = sigset_t()
+        sigemptyset(&mask)
         for sig in [SIGTERM, SIGINT] {
             signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+            sigaddset(&mask, sig)
         }
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         try loop.run()
     }
 

@@ -75,5 +75,10 @@ struct WireSchemaTests {
         try expectValid("replay_end.v1.schema.json", frames.last!)
         try replay.send([Array(#"{"since":-1}"#.utf8)])
         try expectValid("replay_end.v1.schema.json", try #require(try replay.receive()).last!)
+        // Device status as liandong-gb28181 sends it, for every reason.
+        for reason in DeviceStatusReport.Reason.allCases {
+            try expectValid("device_status.v1.schema.json",
+                            DeviceStatusReport(deviceID: "62092210001320000001", reason: reason, at: Date().timeIntervalSince1970).json())
+        }
     }
 }

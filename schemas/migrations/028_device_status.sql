@@ -82,7 +82,7 @@ BEGIN
     IF n > 0 THEN
         PERFORM liandong.record_device_status(jsonb_agg(jsonb_build_object(
             'device_id', device_id, 'status', 'offline', 'reason', 'timeout',
-            'at', extract(epoch FROM last_seen_at) + p_timeout_s)))
+            'at', extract(epoch FROM last_seen_at) + p_timeout_s) ORDER BY device_id))
         FROM liandong.device_status
         WHERE status = 'online' AND last_seen_at < now() - make_interval(secs => p_timeout_s);
     END IF;

@@ -1,0 +1,210 @@
+import Foundation
+import LiandongCore
+import Testing
+
+/// The bridge's decisions, without sockets: registration, transactions, forwarding, timers.
+@Suite("GB/T 28181 bridge")
+struct GB28181BridgeTests {
+    static let server = "62092200002000000001", realm = "6209220000"
+    static let device = "62092210001320000001", nvr = "62092210001180000001"
+    static let peer = SIPPeer(transport: .udp, host: "10.0.0.5", port: 5060)
+    static let t0 = 1_800_000_000.0
+
+    static func bridge(timeout: Double = 180) -> GB28181Bridge {
+        GB28181Bridge(settings: .init(serverID: server, realm: realm, keepaliveTimeout: timeout,
+                                      passwords: [nvr: "nvr-pass"], defaultPassword: "secret"),
+                      nonceSecret: "test")
+    }
+
+    static func request(_ method: String, from device: String = device, branch: String, cseq: Int = 1,
+                        headers: [(String, String)] = [], body: String = "") -> SIPMessage
+    {
+        SIPMessage(start: .request(method: method, uri: "sip:\(server)@192.168.1.10:5060"), headers: [
+            ("Via", "SIP/2.0/UDP 10.0.0.5:5060;rport;branch=\(branch)"),
+            ("From", "<sip:\(device)@\(realm)>;tag=f\(branch)"),
+            ("To", "<sip:\(method == "REGISTER" ? device : server)@\(realm)>"),
+            ("Call-ID", "call-\(branch)"),
+            ("CSeq", "\(cseq) \(method)"),
+        ] + headers, body: Array(body.utf8))
+    }
+
+    static func sent(_ actions: [BridgeAction]) -> [SIPMessage] {
+        actions.compactMap { if case .send(let m, _) = $0 { m } else { nil } }
+    }
+
+    static func forwarded(_ actions: [BridgeAction]) -> [(topic: String, body: [UInt8], id: String)] {
+        actions.compactMap { if case .forward(let t, let b, let i) = $0 { (t, b, i) } else { nil } }
+    }
+
+    /// Registers `device` with `password`: the challenge, then the answer.
+    static func register(_ b: inout GB28181Bridge, _ device: String = device, password: String = "secret", expires: Int = 3600,
+                         at now: Double = t0, branch: String = "z9hG4bKr") -> [BridgeAction]
+    {
+        let first = sent(b.receive(request("REGISTER", from: device, branch: branch + "1", headers: [("Expires", "\(expires)")]),
+                                   from: peer, now: now))
+        guard first.first?.statusCode == 401, let challenge = first.first?.header("WWW-Authenticate") else { return [] }
+        let nonce = challenge.split(separator: "\"")[3]
+        let uri = "sip:\(server)@\(realm)"
+        let ha1 = MD5.hex("\(device):\(realm):\(password)"), ha2 = MD5.hex("REGISTER:\(uri)")
+        let response = MD5.hex("\(ha1):\(nonce):00000001:c0ffee:auth:\(ha2)")
+        let auth = "Digest username=\"\(device)\", realm=\"\(realm)\", nonce=\"\(nonce)\", uri=\"\(uri)\", response=\"\(response)\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
+        return b.receive(request("REGISTER", from: device, branch: branch + "2", cseq: 2,
+                                 headers: [("Authorization", auth), ("Expires", "\(expires)")]), from: peer, now: now)
+    }
+
+    static func alarm(sn: Int, channel: String = device, time: String = "2027-01-15T10:00:00") -> String {
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>\(sn)</SN>\r\n<DeviceID>\(channel)</DeviceID>\r\n"
+            + "<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>\(time)</AlarmTime>\r\n<Info><AlarmType>2</AlarmType></Info>\r\n</Notify>\r\n"
+    }
+
+    static let keepalive = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>7</SN>\r\n<DeviceID>\(device)</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
+
+    @Test("REGISTER: 401 with a challenge, 200 with the right digest (Expires, Date, Contact), a register status forwarded")
+    func registers() throws {
+        var b = Self.bridge()
+        let actions = Self.register(&b)
+        let ok = try #require(Self.sent(actions).first)
+        #expect(ok.statusCode == 200 && ok.header("Expires") == "3600" && ok.header("Date")?.count == 23)
+        #expect(ok.header("Via") == "SIP/2.0/UDP 10.0.0.5:5060;rport=5060;branch=z9hG4bKr2;received=10.0.0.5")
+        #expect(b.registrations[Self.device]?.online == true && b.registrations[Self.device]?.localHost == "192.168.1.10")
+        let status = try #require(Self.forwarded(actions).first)
+        #expect(status.topic == "status" && status.id.hasPrefix("status:\(Self.device):") && status.id.hasSuffix(":register"))
+        let json = String(decoding: status.body, as: UTF8.self)
+        #expect(json.contains("\"schema\":\"liandong.device_status.v1\"") && json.contains("\"status\":\"online\""))
+        // Per-device passwords: the NVR's own; another's password is refused.
+        #expect(Self.sent(Self.register(&b, Self.nvr, password: "nvr-pass", branch: "z9hG4bKn")).first?.statusCode == 200)
+        #expect(Self.sent(Self.register(&b, Self.nvr, password: "secret", branch: "z9hG4bKm")).first?.statusCode == 403)
+    }
+
+    @Test("a wrong digest is 403; a username that is not the device is 403; a nonce from another process is challenged again")
+    func refusesRegistrations() throws {
+        var b = Self.bridge()
+        #expect(Self.sent(Self.register(&b, password: "wrong")).first?.statusCode == 403)
+        #expect(b.registrations.isEmpty)
+        let foreign = "Digest username=\"\(Self.device)\", realm=\"\(Self.realm)\", nonce=\"00ff\(String(repeating: "a", count: 16))\", uri=\"sip:x\", response=\"0\""
+        let again = Self.sent(b.receive(Self.request("REGISTER", branch: "z9hG4bKq", headers: [("Authorization", foreign)]), from: Self.peer, now: Self.t0))
+        #expect(again.first?.statusCode == 401)
+        let other = "Digest username=\"someone\", realm=\"\(Self.realm)\", nonce=\"x\", uri=\"sip:x\", response=\"0\""
+        #expect(Self.sent(b.receive(Self.request("REGISTER", branch: "z9hG4bKo", headers: [("Authorization", other)]), from: Self.peer, now: Self.t0)).first?.statusCode == 403)
+    }
+
+    @Test("MESSAGE from a device not registered: 403, nothing forwarded")
+    func unregisteredMessage() {
+        var b = Self.bridge()
+        let actions = b.receive(Self.request("MESSAGE", branch: "z9hG4bKm1", body: Self.alarm(sn: 1)), from: Self.peer, now: Self.t0)
+        #expect(Self.sent(actions).first?.statusCode == 403 && Self.forwarded(actions).isEmpty)
+    }
+
+    @Test("an alarm: forwarded once, retransmissions absorbed (100 Trying), 200 after the answer, the same 200 to a later retransmission, then the Response MESSAGE")
+    func alarmTransaction() throws {
+        var b = Self.bridge()
+        _ = Self.register(&b)
+        let message = Self.request("MESSAGE", branch: "z9hG4bKa1", cseq: 30, body: Self.alarm(sn: 17))
+        let first = b.receive(message, from: Self.peer, now: Self.t0 + 1)
+        let forward = try #require(Self.forwarded(first).first)
+        #expect(Self.sent(first).isEmpty && forward.topic == "gb28181" && forward.body == message.body)
+        #expect(forward.id == "gb28181:\(Self.device):17:2027-01-15T10:00:00")
+        let retransmitted = b.receive(message, from: Self.peer, now: Self.t0 + 1.5)
+        #expect(Self.sent(retransmitted).map(\.statusCode) == [100] && Self.forwarded(retransmitted).isEmpty)
+        let answered = b.acknowledged(id: forward.id, ok: true, error: nil, now: Self.t0 + 1.6)
+        let out = Self.sent(answered)
+        #expect(out.count == 2 && out[0].statusCode == 200 && out[1].method == "MESSAGE")
+        let response = String(decoding: out[1].body, as: UTF8.self)
+        #expect(response.contains("<Response>") && response.contains("<CmdType>Alarm</CmdType>") && response.contains("<SN>17</SN>")
+                    && response.contains("<Result>OK</Result>"))
+        #expect(out[1].header("Via")?.contains("192.168.1.10:5060") == true && out[1].from?.uri.user == Self.server)
+        #expect(b.takeAnswerSeconds().count == 1)
+        let late = Self.sent(b.receive(message, from: Self.peer, now: Self.t0 + 5))
+        #expect(late.count == 1 && late[0].statusCode == 200 && late[0].to?.tag == out[0].to?.tag)
+        // The device answers the Response MESSAGE: no retransmission of it.
+        var ok = out[1].response(200, "OK", toTag: "d")
+        ok.headers = ok.headers.filter { $0.name != "To" }
+        _ = b.receive(out[1].response(200, "OK", toTag: "d"), from: Self.peer, now: Self.t0 + 2)
+        #expect(Self.sent(b.tick(now: Self.t0 + 10)).isEmpty)
+        #expect(b.counters["outgoing_answered"] == 1)
+    }
+
+    @Test("the same alarm in a new transaction while the first waits: one forward, both answered; a refusal is 400 with the reason")
+    func joinedAndRefused() throws {
+        var b = Self.bridge()
+        _ = Self.register(&b)
+        let one = b.receive(Self.request("MESSAGE", branch: "z9hG4bKb1", body: Self.alarm(sn: 5)), from: Self.peer, now: Self.t0)
+        let two = b.receive(Self.request("MESSAGE", branch: "z9hG4bKb2", body: Self.alarm(sn: 5)), from: Self.peer, now: Self.t0 + 33)
+        #expect(Self.forwarded(one).count == 1 && Self.forwarded(two).isEmpty)
+        let id = Self.forwarded(one)[0].id
+        let refused = Self.sent(b.acknowledged(id: id, ok: false, error: "time_out_of_range: AlarmTime \"x\" is old", now: Self.t0 + 34))
+        #expect(refused.map(\.statusCode) == [400, 400])
+        #expect(refused[0].header("Warning")?.contains("time_out_of_range") == true && refused[0].header("Warning")?.contains("'x'") == true)
+        #expect(b.acknowledged(id: id, ok: true, error: nil, now: Self.t0 + 35).isEmpty)
+    }
+
+    @Test("bodies refused by the bridge itself: not XML, wrong encoding, an Alarm without its fields - 400; other MANSCDP: 200, not forwarded")
+    func bodies() {
+        var b = Self.bridge()
+        _ = Self.register(&b)
+        func answer(_ body: String, _ branch: String) -> (Int?, String?, Int) {
+            let a = b.receive(Self.request("MESSAGE", branch: branch, body: body), from: Self.peer, now: Self.t0)
+            return (Self.sent(a).first?.statusCode, Self.sent(a).first?.header("Warning"), Self.forwarded(a).count)
+        }
+        #expect(answer("not xml", "z9hG4bKc1").0 == 400)
+        #expect(answer("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><Notify>&a;</Notify>", "z9hG4bKc2").1?.contains("malformed_xml") == true)
+        #expect(answer("<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID></Notify>", "z9hG4bKc3").1?.contains("missing_field") == true)
+        let catalog = "<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID><SumNum>0</SumNum></Response>"
+        let (code, _, forwards) = answer(catalog, "z9hG4bKc4")
+        #expect(code == 200 && forwards == 0)
+    }
+
+    @Test("keepalive: a keepalive status forwarded, 200 after the answer; silence beyond keepalive_timeout_s: offline/timeout; a keepalive brings it back")
+    func keepalives() throws {
+        var b = Self.bridge(timeout: 60)
+        _ = Self.register(&b)
+        let k = b.receive(Self.request("MESSAGE", branch: "z9hG4bKk1", body: Self.keepalive), from: Self.peer, now: Self.t0 + 30)
+        let status = try #require(Self.forwarded(k).first)
+        #expect(status.topic == "status" && status.id.hasSuffix(":keepalive"))
+        #expect(Self.sent(b.acknowledged(id: status.id, ok: true, error: nil, now: Self.t0 + 30.01)).first?.statusCode == 200)
+        #expect(Self.forwarded(b.tick(now: Self.t0 + 89)).isEmpty)
+        let timedOut = Self.forwarded(b.tick(now: Self.t0 + 91))
+        #expect(timedOut.count == 1 && timedOut[0].id.hasSuffix(":timeout") && String(decoding: timedOut[0].body, as: UTF8.self).contains("\"offline\""))
+        #expect(b.onlineCount == 0 && b.registrations.count == 1)
+        #expect(Self.forwarded(b.tick(now: Self.t0 + 200)).isEmpty)
+        let back = b.receive(Self.request("MESSAGE", branch: "z9hG4bKk2", body: Self.keepalive), from: Self.peer, now: Self.t0 + 201)
+        #expect(Self.forwarded(back).first?.id.hasSuffix(":keepalive") == true && b.onlineCount == 1)
+    }
+
+    @Test("Expires 0 unregisters (status unregister, then MESSAGE is 403); a registration not renewed expires (status expired)")
+    func unregisterAndExpiry() throws {
+        var b = Self.bridge()
+        _ = Self.register(&b)
+        let gone = Self.register(&b, expires: 0, at: Self.t0 + 10, branch: "z9hG4bKu")
+        #expect(Self.sent(gone).first?.header("Expires") == "0" && Self.forwarded(gone).first?.id.hasSuffix(":unregister") == true)
+        #expect(Self.sent(b.receive(Self.request("MESSAGE", branch: "z9hG4bKu3", body: Self.keepalive), from: Self.peer, now: Self.t0 + 11)).first?.statusCode == 403)
+        _ = Self.register(&b, expires: 60, at: Self.t0 + 20, branch: "z9hG4bKe")
+        // Re-registration before expiry keeps it; then silence until it runs out.
+        _ = Self.register(&b, expires: 60, at: Self.t0 + 70, branch: "z9hG4bKf")
+        #expect(Self.forwarded(b.tick(now: Self.t0 + 100)).isEmpty)
+        let expired = Self.forwarded(b.tick(now: Self.t0 + 131))
+        #expect(expired.count == 1 && expired[0].id.hasSuffix(":expired") && b.registrations.isEmpty)
+    }
+
+    @Test("OPTIONS is 200; INVITE is 405 with Allow; a response to nothing of ours is ignored")
+    func otherMethods() {
+        var b = Self.bridge()
+        #expect(Self.sent(b.receive(Self.request("OPTIONS", branch: "z9hG4bKo1"), from: Self.peer, now: Self.t0)).first?.statusCode == 200)
+        let invite = Self.sent(b.receive(Self.request("INVITE", branch: "z9hG4bKi1"), from: Self.peer, now: Self.t0)).first
+        #expect(invite?.statusCode == 405 && invite?.header("Allow")?.contains("MESSAGE") == true)
+        let stray = Self.request("MESSAGE", branch: "z9hG4bKs1").response(200, "OK", toTag: "x")
+        #expect(b.receive(stray, from: Self.peer, now: Self.t0).isEmpty)
+    }
+
+    @Test("a full queue to liandongd: 503 with Retry-After, not remembered (the retransmission may get in)")
+    func busy() {
+        var b = GB28181Bridge(settings: .init(serverID: Self.server, realm: Self.realm, defaultPassword: "secret", maxWaiting: 1), nonceSecret: "t")
+        _ = Self.register(&b)
+        _ = b.receive(Self.request("MESSAGE", branch: "z9hG4bKw1", body: Self.alarm(sn: 1)), from: Self.peer, now: Self.t0)
+        let full = Self.sent(b.receive(Self.request("MESSAGE", branch: "z9hG4bKw2", body: Self.alarm(sn: 2)), from: Self.peer, now: Self.t0))
+        #expect(full.first?.statusCode == 503 && full.first?.header("Retry-After") == "5")
+        _ = b.acknowledged(id: "gb28181:\(Self.device):1:2027-01-15T10:00:00", ok: true, error: nil, now: Self.t0 + 1)
+        let retry = b.receive(Self.request("MESSAGE", branch: "z9hG4bKw2", body: Self.alarm(sn: 2)), from: Self.peer, now: Self.t0 + 2)
+        #expect(Self.forwarded(retry).count == 1)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import LibPQ
+import LiandongClient
+import LiandongCore
+import Testing
+
+/// liandong-gb28181 between real SIP clients (SIPp, and a device written here for what SIPp
+/// cannot show) and a real liandongd: registration, keepalives, alarms, device status.
+@Suite("GB/T 28181 SIP bridge", .serialized)
+struct SIPBridgeTests {
+    static let camera = "62092200001320000004"
+
+    static func status(_ s: Scene, _ device: String) throws -> (status: String, reason: String)? {
+        let r = try s.db.query("SELECT status, reason FROM liandong.device_status WHERE device_id = $1", [device])
+        return r.count == 1 ? (r[0, "status"]!, r[0, "reason"]!) : nil
+    }
+
+    @Test("SIPp: register with digest (401, 200), wrong password 403, keepalive, an alarm storm over UDP and TCP (one alert each), unregister")
+    func sipp() throws {
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        let register = try SIPp.run("register", bridge: bridge, device: Self.camera)
+        #expect(register.status == 0, "\(register.stdout.suffix(1500))\(register.stderr.suffix(500))\n\(bridge.log)")
+        try waitUntil(timeout: 10, "the registration recorded") { try Self.status(s, Self.camera)?.reason == "register" }
+        #expect(try bridge.metric("liandong_gb28181_responses_total{method=\"REGISTER\",code=\"401\"}") == 1)
+        #expect(try bridge.metric("liandong_gb28181_responses_total{method=\"REGISTER\",code=\"200\"}") == 1)
+
+        let refused = try SIPp.run("register_refused", bridge: bridge, device: "62092200001320000005", password: "wrong")
+        #expect(refused.status == 0, "\(refused.stdout.suffix(1500))")
+        #expect(try bridge.metric("liandong_gb28181_responses_total{method=\"REGISTER\",code=\"403\"}") == 1)
+        #expect(try Self.status(s, "62092200001320000005") == nil)
+
+        let keepalive = try SIPp.run("keepalive", bridge: bridge, device: Self.camera, calls: 3)
+        #expect(keepalive.status == 0, "\(keepalive.stdout.suffix(1500))")
+        #expect(try Self.status(s, Self.camera)?.reason == "keepalive")
+        #expect(try s.daemon.metric("liandong_device_status_reports_total{reason=\"keepalive\"}") == 3)
+
+        // A storm: 300 alarms over UDP at 150/s, then 100 over TCP; each answered 200 only after commit.
+        let udp = try SIPp.run("alarm", bridge: bridge, device: Self.camera, calls: 300, rate: 150)
+        #expect(udp.status == 0, "\(udp.stdout.suffix(2000))\n\(bridge.log.suffix(2000))")
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'gb28181:\(Self.camera):%'") == 300)
+        let tcp = try SIPp.run("alarm", bridge: bridge, device: Self.camera, transport: "t1", calls: 100, rate: 100,
+                               alarmTime: Date().timeIntervalSince1970 - 1)
+        #expect(tcp.status == 0, "\(tcp.stdout.suffix(2000))\n\(bridge.log.suffix(2000))")
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'gb28181:\(Self.camera):%'") == 400)
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'gb28181:%' AND category = 'intrusion'") == 400)
+        #expect(try bridge.metric("liandong_gb28181_responses_total{method=\"MESSAGE\",code=\"200\"}") == 403)
+        #expect(try bridge.metric("liandong_gb28181_answer_seconds_count") == 403)
+
+        let unregister = try SIPp.run("unregister", bridge: bridge, device: Self.camera)
+        #expect(unregister.status == 0, "\(unregister.stdout.suffix(1500))")
+        try waitUntil(timeout: 10, "the unregistration recorded") { try Self.status(s, Self.camera)?.status == "offline" }
+        #expect(try Self.status(s, Self.camera)?.reason == "unregister")
+        let history = try s.db.query("SELECT reason FROM liandong.device_status_history WHERE device_id = $1 ORDER BY at, id", [Self.camera])
+        #expect(history.rows.map { $0[0]! } == ["register", "unregister"])
+        #expect(bridge.stop() == 0)
+    }
+
+    @Test("200 only after liandongd committed: with the daemon away the alarm waits (100 Trying), then 200; a retransmission gets the same 200 and has one effect; the Response MESSAGE follows")
+    func acknowledgedOnly() throws {
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        let device = try SIPDevice(id: Self.camera, bridgePort: bridge.sipPort)
+        #expect(try device.register() == 200)
+        #expect(try s.daemon.stop() == 0)
+
+        let (body, id) = GB28181IngestTests.alarm(sn: 9001, at: Date().timeIntervalSince1970 - 2, position: s.centre)
+        let alarm = device.request("MESSAGE", branch: "a9001", body: body)
+        device.send(alarm)
+        #expect(try device.receive(timeout: 2, where: { $0.statusCode != nil && $0.statusCode! >= 200 }) == nil)
+        device.send(alarm)
+        #expect(try device.receive(timeout: 2, where: { $0.statusCode == 100 }) != nil)
+
+        try s.daemon.restart()
+        var ok: SIPMessage?
+        try waitUntil(timeout: 20, "the 200 once liandongd is back") {
+            device.send(alarm)  // the device retransmits until it has a final answer
+            ok = try device.receive(timeout: 0.5, where: { $0.statusCode == 200 && $0.cseq?.method == "MESSAGE" })
+            return ok != nil
+        }
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id = '\(id)'") == 1)
+        #expect(try s.db.query("SELECT payload->>'alarm_description' FROM liandong.events WHERE source_id = $1", [id]).scalar == "区域入侵")
+        // The platform's answer to the alarm, as GB/T 28181 has it: a MESSAGE with <Response>.
+        let response = try #require(try device.receive(timeout: 5, where: { $0.method == "MESSAGE" }))
+        let text = String(decoding: response.body, as: UTF8.self)
+        #expect(text.contains("<CmdType>Alarm</CmdType>") && text.contains("<SN>9001</SN>") && text.contains("<Result>OK</Result>"))
+        #expect(response.from?.uri.user == BridgeProcess.serverID)
+        device.send(response.response(200, "OK", toTag: "dev"))
+        // A late retransmission: the same answer, no second effect.
+        device.send(alarm)
+        let again = try #require(try device.receive(timeout: 3, where: { $0.statusCode == 200 && $0.cseq?.method == "MESSAGE" }))
+        #expect(again.to?.tag == ok?.to?.tag)
+        #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id = '\(id)'") == 1)
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"outgoing_answered\"}") == 1)
+
+        // A body liandongd refuses: 400 with its reason, and a dead letter; a device never registered: 403.
+        let old = Array("<?xml version=\"1.0\"?><Notify><CmdType>Alarm</CmdType><SN>3</SN><DeviceID>\(Self.camera)</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>5</AlarmMethod><AlarmTime>2020-01-01T00:00:00</AlarmTime></Notify>".utf8)
+        device.send(device.request("MESSAGE", branch: "old3", body: old))
+        let bad = try #require(try device.receive(timeout: 10, where: { $0.statusCode == 400 }))
+        #expect(bad.header("Warning")?.contains("time_out_of_range") == true)
+        #expect(try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'time_out_of_range'") == 1)
+        let stranger = try SIPDevice(id: "62092200001320000006", bridgePort: bridge.sipPort)
+        stranger.send(stranger.request("MESSAGE", branch: "s1", body: body))
+        #expect(try stranger.receive(timeout: 5, where: { $0.statusCode != nil && $0.statusCode! >= 200 })?.statusCode == 403)
+    }
+
+    @Test("keepalive timeout: the bridge reports offline/timeout; with the bridge gone, liandongd's sweeper times devices out itself")
+    func timeouts() throws {
+        let s = try Scene(environment: ["LIANDONG_GB28181_KEEPALIVE_TIMEOUT_S": "4"])
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack, environment: ["LIANDONG_GB28181_KEEPALIVE_TIMEOUT_S": "2"])
+        let a = try SIPDevice(id: Self.camera, bridgePort: bridge.sipPort)
+        #expect(try a.register() == 200)
+        try waitUntil(timeout: 10, "the bridge's timeout") { try Self.status(s, Self.camera)?.reason == "timeout" }
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"status_timeout\"}") == 1)
+        #expect(try Self.status(s, Self.camera)?.status == "offline")
+
+        let b = try SIPDevice(id: "62092200001320000005", bridgePort: bridge.sipPort)
+        #expect(try b.register() == 200)
+        try waitUntil(timeout: 10, "b online") { try Self.status(s, "62092200001320000005")?.status == "online" }
+        kill(bridge.process.processIdentifier, SIGKILL)
+        try s.daemon.waitUntil(timeout: 20, "the sweeper's timeout") { try Self.status(s, "62092200001320000005")?.status == "offline" }
+        #expect(try s.daemon.metric("liandong_devices_timed_out_total") == 1)
+        let at = try s.db.query("""
+            SELECT extract(epoch FROM h.at - d.last_seen_at) FROM liandong.device_status_history h
+            JOIN liandong.device_status d USING (device_id) WHERE h.device_id = '62092200001320000005' AND h.reason = 'timeout'
+            """).scalar
+        #expect(at.flatMap(Double.init) == 4)
+    }
+}
