@@ -197,11 +197,16 @@ public enum SIPParser {
         return n
     }
 
+    /// What a header value is trimmed of: blanks, and stray carriage returns (a line end is CRLF or LF).
+    static let valueTrim = CharacterSet.whitespaces.union(CharacterSet(charactersIn: "\r"))
+
     static func head(_ bytes: [UInt8]) throws(SIPError) -> SIPMessage {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw SIPError("header section is not UTF-8") }
         // "\r\n" is one Character in Swift: split on either form, then drop a stray "\r".
         var lines: [Substring] = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
-            $0.hasSuffix("\r") ? $0.dropLast() : $0
+            var line = $0
+            while line.hasSuffix("\r") { line = line.dropLast() }
+            return line
         }
         guard !lines.isEmpty else { throw SIPError("empty message") }
         let startLine = lines.removeFirst()
@@ -210,13 +215,13 @@ public enum SIPParser {
             if line.first == " " || line.first == "\t" {
                 // A folded line continues the header before it.
                 guard !headers.isEmpty else { throw SIPError("header section starts with a continuation line") }
-                headers[headers.count - 1].value += " " + line.trimmingCharacters(in: .whitespaces)
+                headers[headers.count - 1].value = (headers[headers.count - 1].value + " " + line).trimmingCharacters(in: valueTrim)
                 continue
             }
             guard let colon = line.firstIndex(of: ":") else { throw SIPError("header line without a colon: \"\(line.prefix(40))\"") }
             let name = line[..<colon].trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty, name.allSatisfy(isToken) else { throw SIPError("bad header name \"\(name.prefix(40))\"") }
-            headers.append((canonical(name), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append((canonical(name), line[line.index(after: colon)...].trimmingCharacters(in: valueTrim)))
             guard headers.count <= maxHeaders else { throw SIPError("more than \(maxHeaders) headers") }
         }
         let message = SIPMessage(start: try self.startLine(startLine), headers: headers)
