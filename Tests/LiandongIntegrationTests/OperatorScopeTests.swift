@@ -21,6 +21,9 @@ struct OperatorScopeTests {
         ("task_history", "task_id"), ("task_updates", "task_id"), ("feed", "substr(topic, 6)"), ("rejected_messages", nil),
         ("task_assignments", "task_id"), ("village_areas", "code"), ("township_areas", "code"), ("overdue_task_points", "grid_code"),
         ("noisy_cameras", "grid_code"), ("camera_suppressions", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = camera_suppressions.device_id)"),
+        ("device_status", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status.device_id)"),
+        ("device_status_history", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status_history.device_id)"),
+        ("camera_online_rate", "division_code"),
     ]
 
     @Test("a township's operator sees its own rows in every view and table, and nothing of the next township")
@@ -44,6 +47,14 @@ struct OperatorScopeTests {
             INSERT INTO liandong.camera_suppressions (device_id, judged, false_alarms, suppressed_since)
             SELECT min(device_id), 20, 19, now() FROM liandong.cameras WHERE grid_code LIKE $1 || '%'
             UNION ALL SELECT min(device_id), 20, 2, NULL FROM liandong.cameras WHERE grid_code LIKE $2 || '%'
+            """, [Self.townshipA, Self.townshipB])
+        // A registered camera in each township, and an NVR (no camera of the registry: unscoped operators only).
+        try s.db.query("""
+            SELECT liandong.record_device_status(jsonb_agg(jsonb_build_object('device_id', d, 'status', 'online', 'reason', 'register',
+                                                                              'at', extract(epoch FROM now()) - 60)))
+            FROM (SELECT min(device_id) AS d FROM liandong.cameras WHERE grid_code LIKE $1 || '%'
+                  UNION ALL SELECT min(device_id) FROM liandong.cameras WHERE grid_code LIKE $2 || '%'
+                  UNION ALL SELECT '62092200001180000001') x
             """, [Self.townshipA, Self.townshipB])
         let url = s.daemon.database
         let role = "ld_op_\(UUID().uuidString.lowercased().prefix(8))"
@@ -76,6 +87,7 @@ struct OperatorScopeTests {
         #expect(try liandongd(["operator", "grant", all, "--scope", ""], database: url).status == 0)
         let everything = try PGConnection(conninfo: url.replacingOccurrences(of: "user=postgres", with: "user=\(all)"))
         #expect(try everything.int("SELECT count(*) FROM liandong.dead_letters") == 1)
+        #expect(try everything.int("SELECT count(*) FROM liandong.device_status") == 3, "the NVR too")
         #expect(try everything.int("SELECT count(*) FROM liandong.open_incidents") == s.db.int("SELECT count(*) FROM liandong.open_incidents"))
         let list = try liandongd(["operator", "list"], database: url)
         #expect(list.stdout.contains("\(role)\t\(Self.townshipA)") && list.stdout.contains("\(all)\t(everything)"))

@@ -48,9 +48,13 @@ LANGUAGE sql AS $$
         WHERE d.device_id IN (SELECT device_id FROM x)
     ), history AS (
         INSERT INTO liandong.device_status_history (device_id, status, reason, at)
-        SELECT x.device_id, x.status, x.reason, x.at
-        FROM x LEFT JOIN prev p ON p.device_id = x.device_id
-        WHERE x.reason IN ('register', 'unregister') OR p.status IS DISTINCT FROM x.status OR x.at < p.reported_at
+        SELECT y.device_id, y.status, y.reason, y.at
+        FROM (SELECT x.*, p.reported_at,
+                     -- The status before this report: the batch's previous one for the device, else the stored one.
+                     CASE WHEN lag(x.status) OVER w IS NULL THEN p.status ELSE lag(x.status) OVER w END AS before
+              FROM x LEFT JOIN prev p ON p.device_id = x.device_id
+              WINDOW w AS (PARTITION BY x.device_id ORDER BY x.at)) y
+        WHERE y.reason IN ('register', 'unregister') OR y.before IS DISTINCT FROM y.status OR y.at < y.reported_at
         ON CONFLICT (device_id, at, reason) DO NOTHING
     ), latest AS (
         SELECT DISTINCT ON (device_id) device_id, status, reason, at FROM x ORDER BY device_id, at DESC
@@ -114,7 +118,9 @@ WITH days AS (
     FROM liandong.cameras c LEFT JOIN liandong.grids g ON g.grid_code = c.grid_code
 ), per_camera AS (
     SELECT d.day, c.device_id, c.division_code,
-           coalesce(sum(extract(epoch FROM least(s.to_at, d.day_end) - greatest(s.from_at, d.day_start))), 0) AS online_s,
+           -- FILTER: least() and greatest() ignore NULLs, so a camera with no span would count a whole day.
+           coalesce(sum(extract(epoch FROM least(s.to_at, d.day_end) - greatest(s.from_at, d.day_start)))
+                        FILTER (WHERE s.device_id IS NOT NULL), 0) AS online_s,
            extract(epoch FROM d.day_end - d.day_start) AS day_s
     FROM days d
     JOIN cameras c ON c.valid_to IS NULL OR c.valid_to > d.day_start

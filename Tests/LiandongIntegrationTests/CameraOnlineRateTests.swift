@@ -1,0 +1,71 @@
+import Foundation
+import LibPQ
+import LiandongClient
+import LiandongCore
+import Testing
+
+/// 视频在线率: device status reports over the acknowledged path become device_status, its
+/// history and the online rate per division and day.
+@Suite("Camera online rate")
+struct CameraOnlineRateTests {
+    @Test("a camera online 6 of yesterday's 24 hours, another all day, the rest never registered: the village's, township's and county's online_pct")
+    func onlineRate() throws {
+        let s = try Scene()
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack)
+        // Two cameras of one village; yesterday in China Standard Time.
+        let pair = try s.db.query("""
+            SELECT c.device_id, g.village_code FROM liandong.cameras c JOIN liandong.grids g USING (grid_code)
+            WHERE g.village_code = (SELECT g2.village_code FROM liandong.cameras c2 JOIN liandong.grids g2 USING (grid_code)
+                                    GROUP BY g2.village_code HAVING count(*) >= 2 ORDER BY g2.village_code LIMIT 1)
+            ORDER BY c.device_id LIMIT 2
+            """)
+        let (a, b, village) = (pair[0, "device_id"]!, pair[1, "device_id"]!, pair[0, "village_code"]!)
+        let midnight = try #require(Double(try s.db.query(
+            "SELECT extract(epoch FROM (((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::timestamp AT TIME ZONE 'Asia/Shanghai'))").scalar!))
+        let reports = [
+            DeviceStatusReport(deviceID: b, reason: .register, at: midnight - 3600),  // online since the day before
+            DeviceStatusReport(deviceID: a, reason: .register, at: midnight + 10 * 3600),
+            DeviceStatusReport(deviceID: a, reason: .keepalive, at: midnight + 11 * 3600),
+            DeviceStatusReport(deviceID: a, reason: .timeout, at: midnight + 16 * 3600),
+        ]
+        for r in reports { try client.send(topic: "status", body: r.json(), id: r.id) }
+        var answers: [IngestClient.Answer] = []
+        try waitUntil(timeout: 20, "four answers") {
+            answers += try client.poll(timeout: 0.1)
+            return answers.count >= 4
+        }
+        let refused = answers.filter { !$0.ok }.map { "\($0.id) \($0.error ?? "")" }
+        #expect(refused.isEmpty, "\(refused)")
+        // A repeat has one effect.
+        try client.send(topic: "status", body: reports[1].json(), id: reports[1].id)
+        #expect(try client.flush(timeout: 20))
+        #expect(try s.count("SELECT count(*) FROM liandong.device_status_history") == 3, "register, register, timeout (the keepalive changed nothing)")
+        let now = try s.db.query("SELECT status, reason, extract(epoch FROM last_seen_at) AS seen FROM liandong.device_status WHERE device_id = $1", [a])
+        #expect(now[0, "status"] == "offline" && now[0, "reason"] == "timeout" && now[0, "seen"].flatMap(Double.init) == midnight + 11 * 3600)
+
+        func rate(_ division: String) throws -> (cameras: Int, online: Int, pct: Double)? {
+            let r = try s.db.query("""
+                SELECT cameras, cameras_online, online_pct FROM liandong.camera_online_rate
+                WHERE division_code = $1 AND day = (now() AT TIME ZONE 'Asia/Shanghai')::date - 1
+                """, [division])
+            guard r.count == 1 else { return nil }
+            return (Int(r[0, "cameras"]!)!, Int(r[0, "cameras_online"]!)!, Double(r[0, "online_pct"]!)!)
+        }
+        let inVillage = try s.db.int("SELECT count(*) FROM liandong.cameras c JOIN liandong.grids g USING (grid_code) WHERE g.village_code = '\(village)'")
+        let v = try #require(try rate(village))
+        #expect(v.cameras == inVillage && v.online == 2)
+        #expect(abs(v.pct - (100 * (6.0 / 24 + 1) / Double(inVillage) * 10).rounded() / 10) < 0.051)
+        let county = try #require(try rate("620922"))
+        let all = try s.db.int("SELECT count(*) FROM liandong.cameras")
+        #expect(county.cameras == all && county.online == 2)
+        #expect(abs(county.pct - (100 * 1.25 / Double(all) * 10).rounded() / 10) < 0.051)
+        let township = try #require(try rate(String(village.prefix(9))))
+        #expect(township.online == 2 && township.cameras < all && township.cameras >= inVillage)
+        // Today: b is still online, a is not.
+        let today = try s.db.query("""
+            SELECT cameras_online FROM liandong.camera_online_rate WHERE division_code = $1 AND day = (now() AT TIME ZONE 'Asia/Shanghai')::date
+            """, [village])
+        #expect(today.scalar == "1")
+        #expect(try s.daemon.metric("liandong_device_status_reports_total{reason=\"register\"}") == 3, "reports received, the repeat included")
+    }
+}
