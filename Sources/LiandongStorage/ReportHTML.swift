@@ -33,13 +33,15 @@ public enum ReportHTML {
             <p class="meta">生成时间 Generated \(esc(r.generatedAt)) (UTC+8) · 数据来源 liandong.assessment(), overdue_tasks, task_timeline, incidents</p></header>
             <section class="cards">
             """
-        for (zh, en, value) in [("事件", "incidents", r.incidentCount), ("新建任务", "tasks created", r.taskCount),
-                                ("上报/督办", "escalations", r.escalationCount), ("误报", "false alarms", r.falseAlarmCount),
-                                ("当前超期", "overdue now", r.overdueCount)] {
+        let ownRate = r.onlineRates.first { $0.code == r.divisionCode }.map { $0.onlinePct.isEmpty ? "–" : $0.onlinePct + "%" } ?? "–"
+        for (zh, en, value) in [("事件", "incidents", "\(r.incidentCount)"), ("新建任务", "tasks created", "\(r.taskCount)"),
+                                ("上报/督办", "escalations", "\(r.escalationCount)"), ("误报", "false alarms", "\(r.falseAlarmCount)"),
+                                ("当前超期", "overdue now", "\(r.overdueCount)"), ("视频在线率", "cameras online", ownRate)] {
             h += "<div class=\"card\"><b>\(value)</b><span>\(zh)<br><i>\(en)</i></span></div>"
         }
         h += "</section>\n<h2>事件分布 <i>Where incidents and overdue tasks were</i></h2>\n" + map(r)
         h += "\n<h2>乡镇排名 <i>Townships ranked</i></h2>\n" + rankingTable(r)
+        h += "\n<h2>视频在线率 <i>Camera online rate (share of the cameras' time online, mean of the days)</i></h2>\n" + onlineTable(r)
         h += "\n<h2>每日趋势 <i>Day by day</i></h2>\n" + trend(r)
         h += "\n<h2>超期最久的任务 <i>The ten most overdue tasks, with their escalation path</i></h2>\n" + overdueTable(r)
         h += "\n<h2>村（社区） <i>Villages and communities</i></h2>\n" + villageTable(r)
@@ -124,6 +126,20 @@ public enum ReportHTML {
     static func assessmentCells(_ a: AssessmentReport.Assessment) -> String {
         "<td>\(a.received)</td><td>\(a.acceptedOnTimePct)</td><td>\(a.resolvedOnTimePct)</td><td>\(a.medianMinutesToAccept)</td>"
             + "<td>\(a.resolved)</td><td>\(a.escalations)</td><td>\(a.falseAlarms)</td>"
+    }
+
+    /// The townships' camera online rates, lowest first (the ones to look at), then the division's own.
+    static func onlineTable(_ r: AssessmentReport) -> String {
+        var t = "<table class=\"online\"><tr><th class=\"t\"><i>township</i>乡镇</th><th><i>cameras</i>摄像机</th><th><i>online</i>在线率%</th></tr>"
+        let townships = r.onlineRates.filter { $0.level == "township" }.sorted { (Double($0.onlinePct) ?? -1, $0.code) < (Double($1.onlinePct) ?? -1, $1.code) }
+        for o in townships + r.onlineRates.filter({ $0.level == "county" }) {
+            let name = o.level == "county" ? "\(esc(o.name))（县级 county）" : esc(o.name)
+            t += "<tr data-division=\"\(o.code)\"><td class=\"t\">\(name)</td><td>\(o.cameras)</td><td>\(o.onlinePct)</td></tr>"
+        }
+        if r.onlineRates.isEmpty {
+            t += "<tr><td colspan=\"3\" class=\"t\">无摄像机在线数据 <i>no camera status yet (liandong-gb28181 reports it)</i></td></tr>"
+        }
+        return t + "</table>"
     }
 
     static func rankingTable(_ r: AssessmentReport) -> String {

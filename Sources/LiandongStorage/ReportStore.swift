@@ -25,6 +25,14 @@ public struct AssessmentReport: Sendable {
         public var acceptedOnTimePct, resolvedOnTimePct, medianMinutesToAccept, medianMinutesToResolve: String
     }
 
+    /// 视频在线率 over the period: the mean of camera_online_rate's daily figures.
+    public struct OnlineRate: Sendable {
+        public var code, name, level: String
+        public var cameras: Int
+        /// Percent with one decimal ("" when no day had a camera).
+        public var onlinePct: String
+    }
+
     public struct Day: Sendable {
         public var day: String
         public var incidents, tasks, escalations, resolved, falseAlarms: Int
@@ -45,6 +53,8 @@ public struct AssessmentReport: Sendable {
     public var bounds: (Double, Double, Double, Double) = (0, 0, 0, 0)
     public var points: [Point] = []
     public var assessment: [Assessment] = []
+    /// The division's own and its townships' camera online rates.
+    public var onlineRates: [OnlineRate] = []
     public var days: [Day] = []
     public var overdue: [Overdue] = []
     public var incidentCount = 0, taskCount = 0, escalationCount = 0, falseAlarmCount = 0, overdueCount = 0
@@ -120,6 +130,15 @@ public struct ReportStore {
                   resolved: Int($0[6]!)!, escalations: Int($0[10]!)!, falseAlarms: Int($0[11]!)!,
                   acceptedOnTimePct: $0[5] ?? "", resolvedOnTimePct: $0[7] ?? "",
                   medianMinutesToAccept: $0[8] ?? "", medianMinutesToResolve: $0[9] ?? "")
+        }
+        r.onlineRates = try db.query("""
+            SELECT division_code, division_name, level, max(cameras),
+                   round(sum(online_pct * cameras) / nullif(sum(cameras), 0), 1)
+            FROM liandong.camera_online_rate
+            WHERE division_code LIKE $1 || '%' AND level IN ('county', 'township') AND day BETWEEN $2::date AND $3::date
+            GROUP BY division_code, division_name, level ORDER BY division_code
+            """, args).rows.map {
+            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, cameras: Int($0[3] ?? "0") ?? 0, onlinePct: $0[4] ?? "")
         }
         r.days = try db.query("""
             SELECT to_char(d, 'YYYY-MM-DD'),

@@ -67,5 +67,15 @@ struct CameraOnlineRateTests {
             """, [village])
         #expect(today.scalar == "1")
         #expect(try s.daemon.metric("liandong_device_status_reports_total{reason=\"register\"}") == 3, "reports received, the repeat included")
+
+        // The assessment report of yesterday: the card and the townships' table.
+        let day = try #require(try s.db.query("SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::text").scalar)
+        let out = "/tmp/ld-online-\(UUID().uuidString.prefix(8))"
+        let made = try liandongd(["report", "--from", day, "--to", day, "--out", out], database: s.daemon.database)
+        #expect(made.status == 0, "\(made.stderr)")
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(html.contains("<b>\(String(format: "%.1f", county.pct))%</b><span>视频在线率"))
+        #expect(html.contains("<tr data-division=\"\(village.prefix(9))\"><td class=\"t\">"), "the township's row")
+        try? FileManager.default.removeItem(atPath: out)
     }
 }
