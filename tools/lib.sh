@@ -44,6 +44,15 @@ ensure_browser() {
     apt_install "${missing[@]}"
 }
 
+# GET http://127.0.0.1:PORT/PATH with bash alone (no curl on a fresh machine): prints the body.
+http_get() {
+    local port=$1 path=$2
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path" >&3
+    sed '1,/^\r$/d' <&3
+    exec 3<&-
+}
+
 # Runs a command as the cluster owner: `postgres` when we are root (PostgreSQL refuses root).
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

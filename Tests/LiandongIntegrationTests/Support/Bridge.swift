@@ -57,9 +57,9 @@ final class BridgeProcess {
     }
 }
 
-/// SIPp (Debian's sip-tester), a real SIP client, running a scenario of Tests/SIPp.
+/// SIPp (Debian's sip-tester), a real SIP client, running a scenario of tools/sipp.
 struct SIPp {
-    static let scenarios = TestDatabase.repository.appendingPathComponent("Tests/SIPp").path
+    static let scenarios = TestDatabase.repository.appendingPathComponent("tools/sipp").path
 
     /// Runs `scenario` against the bridge as `device`; returns SIPp's result (exit status 0: every call succeeded).
     static func run(_ scenario: String, bridge: BridgeProcess, device: String, password: String = BridgeProcess.password,
