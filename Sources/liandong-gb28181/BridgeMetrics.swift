@@ -63,18 +63,21 @@ final class BridgeMetrics {
         family("liandong_gb28181_events_total", "counter",
                "What the bridge saw and did: registered, keepalives, alarms, retransmissions, status_<reason>, busy, ...")
         for (key, n) in events { out += "liandong_gb28181_events_total{event=\"\(key)\"} \(n)\n" }
-        family("liandong_gb28181_malformed_total", "counter", "SIP messages that could not be read (UDP datagrams and TCP streams).")
-        out += "liandong_gb28181_malformed_total \(malformed + malformedTCP)\n"
-        family("liandong_gb28181_devices_registered", "gauge", "Devices with a current registration.")
-        out += "liandong_gb28181_devices_registered \(bridge.registrations.count)\n"
-        family("liandong_gb28181_devices_online", "gauge", "Registered devices heard from within keepalive_timeout_s.")
-        out += "liandong_gb28181_devices_online \(bridge.onlineCount)\n"
-        family("liandong_gb28181_waiting", "gauge", "Device messages waiting for liandongd's answer (their 200 is held back).")
-        out += "liandong_gb28181_waiting \(bridge.waitingCount)\n"
-        family("liandong_gb28181_daemon_unanswered", "gauge", "Messages sent to liandongd not yet answered (status reports included).")
-        out += "liandong_gb28181_daemon_unanswered \(unanswered)\n"
-        family("liandong_gb28181_tcp_connections", "gauge", "Open TCP connections from devices.")
-        out += "liandong_gb28181_tcp_connections \(connections)\n"
+        let single: [(name: String, type: String, help: String, value: Int)] = [
+            ("liandong_gb28181_malformed_total", "counter", "SIP messages that could not be read (UDP datagrams and TCP streams).",
+             malformed + malformedTCP),
+            ("liandong_gb28181_devices_registered", "gauge", "Devices with a current registration.", bridge.registrations.count),
+            ("liandong_gb28181_devices_online", "gauge", "Registered devices heard from within keepalive_timeout_s.", bridge.onlineCount),
+            ("liandong_gb28181_waiting", "gauge", "Device messages waiting for liandongd's answer (their 200 is held back).",
+             bridge.waitingCount),
+            ("liandong_gb28181_daemon_unanswered", "gauge", "Messages sent to liandongd not yet answered (status reports included).",
+             unanswered),
+            ("liandong_gb28181_tcp_connections", "gauge", "Open TCP connections from devices.", connections),
+        ]
+        for m in single {
+            family(m.name, m.type, m.help)
+            out += "\(m.name) \(m.value)\n"
+        }
         family("liandong_gb28181_answer_seconds", "histogram", "From a device's alarm or keepalive to liandongd's answer.")
         for (i, bound) in Histogram.bounds.enumerated() {
             out += "liandong_gb28181_answer_seconds_bucket{le=\"\(bound)\"} \(answerSeconds.buckets[i])\n"

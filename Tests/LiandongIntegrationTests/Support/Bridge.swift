@@ -86,13 +86,8 @@ func freeUDPAndTCPPort() throws -> Int {
     for _ in 0..<50 {
         let port = try freePort()
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        var addr = loopbackAddress(port: port)
+        let ok = withSockaddr(&addr) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         close(fd)
         if ok == 0 { return port }
     }
@@ -113,12 +108,10 @@ final class SIPDevice {
         self.bridgePort = bridgePort
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         self.fd = fd
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var addr = loopbackAddress()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withSockaddr(&addr) { bind(fd, $0, len) }
+        _ = withSockaddr(&addr) { getsockname(fd, $0, &len) }
         port = Int(UInt16(bigEndian: addr.sin_port))
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -128,15 +121,8 @@ final class SIPDevice {
 
     func send(_ m: SIPMessage) {
         let bytes = m.serialized()
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(bridgePort).bigEndian
-        _ = bytes.withUnsafeBytes { b in
-            withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
+        var addr = loopbackAddress(port: bridgePort)
+        _ = bytes.withUnsafeBytes { b in withSockaddr(&addr) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     }
 
     /// The next message within `timeout` seconds (nil: none).
