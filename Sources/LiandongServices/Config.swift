@@ -187,7 +187,7 @@ public struct Config: Sendable {
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
-    static let toolVariablePrefixes = ["LIANDONG_TEST_", "LIANDONG_PG_", "LIANDONG_BENCH_"]
+    static let toolVariablePrefixes = ["LIANDONG_TEST_", "LIANDONG_PG_", "LIANDONG_BENCH_", "LIANDONG_DEMO_"]
 
     /// LIANDONG_<SECTION>_<KEY>: the section is the first word; SLA keys take a tier
     /// (LIANDONG_SLA_TOWNSHIP_RESOLVE_MINUTES). Values are strings; lists are comma-separated.
