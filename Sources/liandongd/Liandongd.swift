@@ -15,7 +15,7 @@ struct Liandongd: AsyncParsableCommand {
         commandName: "liandongd",
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
-        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self, Report.self])
+        subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self, Report.self, City.self])
 }
 
 /// Options every subcommand shares.
@@ -382,5 +382,48 @@ struct Silence: AsyncParsableCommand {
             throw ValidationError("--duration \(text): a number and s, m, h or d (90m, 2h, 1d)")
         }
         return n * unit
+    }
+}
+
+struct City: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The city (地级市) read model: counties' divisions, grids, cameras, incidents and tasks in one city database (logical replication).",
+        discussion: """
+            attach creates two publications on the county (its server needs wal_level = logical), the city's tables and views
+            (liandong.city_division_kpis, liandong.city_open_incidents) and a subscription liandong_<county code>, which needs a
+            superuser on the city (PostgreSQL 15). --county is how the city's server reaches the county's.
+            """,
+        subcommands: [Attach.self, Detach.self])
+
+    struct Attach: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replicate a county database into the city database.")
+        @Option(help: "The city database (libpq conninfo or URI).") var city: String
+        @Option(help: "The county database, as the city's server reaches it (libpq conninfo or URI).") var county: String
+        func run() async throws {
+            try await reportingErrors {
+                let model = CityReadModel(city: try openDatabase(city))
+                print(try model.attach(county: try openDatabase(county), countyURL: county))
+            }
+        }
+    }
+
+    struct Detach: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop replicating a county into the city and remove its rows there.")
+        @Option(help: "The city database.") var city: String
+        @Option(help: "The county database (to read its code), or give --county-code.") var county: String?
+        @Option(help: "The county's 6-digit code, when its database is unreachable.") var countyCode: String?
+        func run() async throws {
+            try await reportingErrors {
+                let code: String
+                if let countyCode {
+                    code = countyCode
+                } else if let county {
+                    code = try CityReadModel.countyCode(try openDatabase(county))
+                } else {
+                    throw ValidationError("--county URL or --county-code CODE names the county to detach")
+                }
+                print(try CityReadModel(city: try openDatabase(city)).detach(countyCode: code))
+            }
+        }
     }
 }

@@ -14,8 +14,11 @@ final class PrivateCluster {
     /// More server options (`-c ssl=on ...`), for every start.
     let serverOptions: String
 
-    /// `prepare` runs with the cluster's directory after initdb, before the first start.
-    init(serverOptions: String = "", prepare: ((String) throws -> Void)? = nil) throws {
+    /// `prepare` runs with the cluster's directory after initdb, before the first start. `data`:
+    /// the reference data imported (a county's); `county: false` makes a bare database with PostGIS
+    /// (a city's).
+    init(serverOptions: String = "", data: String = TestDatabase.data, county: Bool = true,
+         prepare: ((String) throws -> Void)? = nil) throws {
         self.serverOptions = serverOptions
         directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
         port = try freePort()
@@ -28,11 +31,15 @@ final class PrivateCluster {
         let admin = try PGConnection(conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres sslmode=disable")
         try admin.execute("CREATE DATABASE liandong")
         let db = try PGConnection(conninfo: conninfo)
+        guard county else {
+            try db.execute("CREATE EXTENSION postgis")
+            return
+        }
         try Migrator(directory: TestDatabase.migrations).migrate(db)
         let importer = Importer(db: db)
-        _ = try importer.importDivisions(path: TestDatabase.data + "/divisions.csv")
-        _ = try importer.importGrids(path: TestDatabase.data + "/grids.geojson")
-        _ = try importer.importCameras(path: TestDatabase.data + "/cameras.csv")
+        _ = try importer.importDivisions(path: data + "/divisions.csv")
+        _ = try importer.importGrids(path: data + "/grids.geojson")
+        _ = try importer.importCameras(path: data + "/cameras.csv")
     }
 
     func start() throws {

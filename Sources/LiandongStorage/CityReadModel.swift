@@ -1,0 +1,229 @@
+import Foundation
+import LibPQ
+
+/// The city (地级市) read model: each county database publishes its divisions, grids, cameras,
+/// incidents, tasks and task history (PostgreSQL logical replication, column lists so county
+/// migrations do not break the city), and the city database subscribes to every county. The city
+/// has the same table names (replication matches by name), no foreign keys (tables are copied in
+/// any order), a county_code on every row, task_history keyed by (county_code, id) because step
+/// numbers repeat across counties, and views `city_division_kpis` and `city_open_incidents`.
+public struct CityReadModel {
+    /// Publications on a county: what changes, and the history that is only ever added to (its
+    /// deletions by the county's retention do not reach the city, which keeps the longer record).
+    public static let publication = "liandong_city", historyPublication = "liandong_city_history"
+
+    static let published: [(table: String, columns: String)] = [
+        ("divisions", "code, name, level, kind, parent_code, updated_at"),
+        ("grids", "grid_code, name, village_code, geom, updated_at, valid_to"),
+        ("cameras", "device_id, name, geom, grid_code, updated_at, valid_to"),
+        ("incidents", "id, category, status, priority, geog, grid_code, village_code, first_observed_at, last_observed_at, "
+            + "alert_count, report_count, opened_at, updated_at, closed_at, resolution, related_incident_ids"),
+        ("tasks", "id, incident_id, kind, state, tier, division_code, grid_code, category, priority, departments, respond_by, "
+            + "resolve_by, created_at, updated_at, overdue, overdue_since, last_announced_at, escalations, closed_at"),
+    ]
+    static let history = (table: "task_history", columns: "id, task_id, at, event, tier, division_code, from_division_code, respond_by, resolve_by, actor")
+
+    public struct Problem: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    let city: PGConnection
+
+    public init(city: PGConnection) { self.city = city }
+
+    /// Sets up `county` (its publications) and the city (its schema, a subscription to the county).
+    /// `countyURL` is how the city's server reaches the county's (a libpq conninfo or URI).
+    public func attach(county: PGConnection, countyURL: String) throws -> String {
+        guard try county.query("SHOW wal_level").scalar == "logical" else {
+            throw Problem("the county database's server has wal_level = \(try county.query("SHOW wal_level").scalar ?? "?"); logical "
+                + "replication needs wal_level = logical (postgresql.conf, then restart it)")
+        }
+        guard try county.query("SELECT to_regclass('liandong.schema_migrations') IS NOT NULL").scalar == "t" else {
+            throw Problem("--county is not a Liandong county database (no liandong.schema_migrations): run liandongd migrate there first")
+        }
+        let code = try countyCode(county)
+        try publish(county)
+        try createSchema()
+        let name = "liandong_\(code)"
+        if try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" {
+            return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
+        }
+        try city.execute("""
+            CREATE SUBSCRIPTION \(name) CONNECTION \(Self.literal(countyURL))
+            PUBLICATION \(Self.publication), \(Self.historyPublication)
+            """)
+        return "county \(code) attached: publications \(Self.publication), \(Self.historyPublication) on the county, subscription \(name) "
+            + "on the city (its current rows are being copied; changes follow within seconds). "
+            + "Views: liandong.city_division_kpis, liandong.city_open_incidents"
+    }
+
+    /// Stops the city's subscription to a county and removes that county's rows from the city.
+    /// `county` (when reachable) is only used to name its code.
+    public func detach(countyCode code: String) throws -> String {
+        guard code.utf8.count == 6, code.utf8.allSatisfy({ (48...57).contains($0) }) else { throw Problem("county code \"\(code)\" is not 6 digits") }
+        let name = "liandong_\(code)"
+        guard try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" else {
+            throw Problem("no subscription \(name) on the city database: county \(code) is not attached")
+        }
+        var note = ""
+        do {
+            try city.execute("DROP SUBSCRIPTION \(name)")
+        } catch {
+            // The county is unreachable: drop the subscription without its slot, and say so.
+            try city.execute("ALTER SUBSCRIPTION \(name) DISABLE")
+            try city.execute("ALTER SUBSCRIPTION \(name) SET (slot_name = NONE)")
+            try city.execute("DROP SUBSCRIPTION \(name)")
+            note = "; the county was unreachable: drop its replication slot \(name) there "
+                + "(SELECT pg_drop_replication_slot('\(name)')), or it keeps WAL for ever"
+        }
+        var removed = 0
+        try city.transaction { db in
+            for table in ["task_history", "tasks", "incidents", "cameras", "grids", "divisions"] {
+                removed += try db.query("DELETE FROM liandong.\(table) WHERE county_code = $1", [code]).affected
+            }
+        }
+        return "county \(code) detached: subscription \(name) dropped, \(removed) rows of it removed from the city\(note)"
+    }
+
+    /// The county's code: its one division of level county.
+    public static func countyCode(_ db: PGConnection) throws -> String {
+        let codes = try db.query("SELECT code FROM liandong.divisions WHERE level = 'county' ORDER BY code").rows.map { $0[0]! }
+        guard codes.count == 1 else {
+            throw Problem(codes.isEmpty ? "the county database holds no county division: import its divisions first"
+                : "the county database holds \(codes.count) counties (\(codes.joined(separator: ", "))): one database per county")
+        }
+        return codes[0]
+    }
+
+    func countyCode(_ db: PGConnection) throws -> String { try Self.countyCode(db) }
+
+    /// Creates (or brings up to date) the two publications on a county.
+    func publish(_ county: PGConnection) throws {
+        let tables = Self.published.map { "liandong.\($0.table) (\($0.columns))" }.joined(separator: ", ")
+        let exists = { (name: String) in try county.query("SELECT count(*) FROM pg_publication WHERE pubname = $1", [name]).scalar != "0" }
+        if try exists(Self.publication) {
+            try county.execute("ALTER PUBLICATION \(Self.publication) SET TABLE \(tables)")
+        } else {
+            try county.execute("CREATE PUBLICATION \(Self.publication) FOR TABLE \(tables) WITH (publish = 'insert, update')")
+        }
+        let history = "liandong.\(Self.history.table) (\(Self.history.columns))"
+        if try exists(Self.historyPublication) {
+            try county.execute("ALTER PUBLICATION \(Self.historyPublication) SET TABLE \(history)")
+        } else {
+            try county.execute("CREATE PUBLICATION \(Self.historyPublication) FOR TABLE \(history) WITH (publish = 'insert')")
+        }
+    }
+
+    /// The city's tables and views (idempotent). A county database is refused as the city.
+    func createSchema() throws {
+        guard try city.query("SELECT to_regclass('liandong.schema_migrations') IS NULL").scalar == "t" else {
+            throw Problem("--city is a county database (it has liandong.schema_migrations): the city needs a database of its own")
+        }
+        guard try city.query("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'").scalar != "0" else {
+            throw Problem("the city database lacks PostGIS: CREATE EXTENSION postgis there (as a superuser) first")
+        }
+        try city.transaction { db in try db.execute(Self.schema) }
+    }
+
+    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// The city's schema: the published columns, county_code on every row, no foreign keys.
+    static let schema = """
+        CREATE SCHEMA IF NOT EXISTS liandong;
+        COMMENT ON SCHEMA liandong IS 'Liandong city read model: every attached county''s divisions, grids, cameras, incidents, tasks and task history (logical replication; liandongd city attach).';
+        CREATE TABLE IF NOT EXISTS liandong.divisions (
+            code text PRIMARY KEY, name text NOT NULL, level text NOT NULL, kind text, parent_code text, updated_at timestamptz,
+            county_code text GENERATED ALWAYS AS (left(code, 6)) STORED);
+        CREATE TABLE IF NOT EXISTS liandong.grids (
+            grid_code text PRIMARY KEY, name text, village_code text, geom geometry(Geometry, 4326), updated_at timestamptz,
+            valid_to timestamptz, county_code text GENERATED ALWAYS AS (left(grid_code, 6)) STORED);
+        CREATE TABLE IF NOT EXISTS liandong.cameras (
+            device_id text PRIMARY KEY, name text, geom geometry(Point, 4326), grid_code text, updated_at timestamptz,
+            valid_to timestamptz, county_code text GENERATED ALWAYS AS (left(device_id, 6)) STORED);
+        CREATE TABLE IF NOT EXISTS liandong.incidents (
+            id uuid PRIMARY KEY, category text, status text, priority smallint, geog geography(Point, 4326), grid_code text,
+            village_code text, first_observed_at timestamptz, last_observed_at timestamptz, alert_count integer,
+            report_count integer, opened_at timestamptz, updated_at timestamptz, closed_at timestamptz, resolution text,
+            related_incident_ids uuid[], county_code text GENERATED ALWAYS AS (left(grid_code, 6)) STORED);
+        CREATE INDEX IF NOT EXISTS incidents_open_idx ON liandong.incidents (county_code) WHERE status = 'open';
+        CREATE TABLE IF NOT EXISTS liandong.tasks (
+            id uuid PRIMARY KEY, incident_id uuid, kind text, state text, tier text, division_code text, grid_code text,
+            category text, priority smallint, departments text[], respond_by timestamptz, resolve_by timestamptz,
+            created_at timestamptz, updated_at timestamptz, overdue boolean, overdue_since timestamptz,
+            last_announced_at timestamptz, escalations integer, closed_at timestamptz,
+            county_code text GENERATED ALWAYS AS (left(grid_code, 6)) STORED);
+        CREATE INDEX IF NOT EXISTS tasks_incident_idx ON liandong.tasks (incident_id);
+        CREATE TABLE IF NOT EXISTS liandong.task_history (
+            id bigint NOT NULL, task_id uuid NOT NULL, at timestamptz, event text, tier text, division_code text NOT NULL,
+            from_division_code text, respond_by timestamptz, resolve_by timestamptz, actor text,
+            county_code text GENERATED ALWAYS AS (left(division_code, 6)) STORED,
+            PRIMARY KEY (county_code, id));
+        CREATE INDEX IF NOT EXISTS task_history_task_idx ON liandong.task_history (task_id, at);
+        COMMENT ON TABLE liandong.divisions IS 'Every attached county''s divisions (replicated).';
+        COMMENT ON TABLE liandong.grids IS 'Every attached county''s grids (replicated).';
+        COMMENT ON TABLE liandong.cameras IS 'Every attached county''s cameras (replicated).';
+        COMMENT ON TABLE liandong.incidents IS 'Every attached county''s incidents (replicated).';
+        COMMENT ON TABLE liandong.tasks IS 'Every attached county''s tasks (replicated).';
+        COMMENT ON TABLE liandong.task_history IS 'Every attached county''s task steps (replicated inserts: the county''s retention does not remove them here); step ids repeat across counties, so the key is (county_code, id).';
+
+        -- Each hand-over of a task to a division, as in a county (migration 025), across counties.
+        CREATE OR REPLACE VIEW liandong.city_task_assignments AS
+        WITH handovers AS (
+            SELECT h.county_code, h.id, h.task_id, h.division_code, h.tier, h.at, h.respond_by, h.resolve_by,
+                   lead(h.at) OVER (PARTITION BY h.county_code, h.task_id ORDER BY h.at, h.id) AS handed_on_at
+            FROM liandong.task_history h
+            WHERE h.event IN ('created', 'escalated', 'rejected', 'upgraded')
+        )
+        SELECT a.county_code, a.task_id, a.division_code, a.tier, a.at, a.respond_by, a.resolve_by, a.handed_on_at,
+               (SELECT min(x.at) FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'accepted'
+                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS accepted_at,
+               (SELECT min(x.at) FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'resolved'
+                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS resolved_at,
+               EXISTS (SELECT 1 FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'false_alarm'
+                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS false_alarm,
+               EXISTS (SELECT 1 FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event IN ('escalated', 'rejected')
+                  AND x.from_division_code = a.division_code AND x.at >= a.at
+                  AND (a.handed_on_at IS NULL OR x.at <= a.handed_on_at)) AS escalated
+        FROM handovers a
+        WHERE NOT EXISTS (SELECT 1 FROM liandong.task_history p WHERE p.task_id = a.task_id AND p.id < a.id
+                            AND p.event IN ('created', 'escalated', 'rejected', 'upgraded')
+                            AND p.division_code = a.division_code
+                            AND NOT EXISTS (SELECT 1 FROM liandong.task_history q WHERE q.task_id = a.task_id
+                                              AND q.id > p.id AND q.id < a.id AND q.division_code <> a.division_code
+                                              AND q.event IN ('created', 'escalated', 'rejected', 'upgraded')));
+        COMMENT ON VIEW liandong.city_task_assignments IS 'Each hand-over of a task to a division and what became of it there, across the attached counties (as task_assignments in a county).';
+
+        CREATE OR REPLACE VIEW liandong.city_division_kpis AS
+        SELECT o.county_code, c.name AS county_name, o.division_code, d.name AS division_name, d.level,
+               (o.at AT TIME ZONE 'Asia/Shanghai')::date AS day,
+               count(*) AS tasks_received,
+               count(o.accepted_at) AS accepted,
+               round(100.0 * count(*) FILTER (WHERE o.accepted_at <= o.respond_by) / count(*), 1) AS accepted_on_time_pct,
+               count(o.resolved_at) AS resolved,
+               round(100.0 * count(*) FILTER (WHERE o.resolved_at <= o.resolve_by) / count(*), 1) AS resolved_on_time_pct,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.accepted_at - o.at) / 60))::numeric, 1)
+                   AS median_minutes_to_accept,
+               count(*) FILTER (WHERE o.escalated) AS escalations,
+               count(*) FILTER (WHERE o.false_alarm) AS false_alarms
+        FROM liandong.city_task_assignments o
+        LEFT JOIN liandong.divisions d ON d.code = o.division_code
+        LEFT JOIN liandong.divisions c ON c.code = o.county_code
+        GROUP BY o.county_code, c.name, o.division_code, d.name, d.level, (o.at AT TIME ZONE 'Asia/Shanghai')::date;
+        COMMENT ON VIEW liandong.city_division_kpis IS 'Per county, division and day (China Standard Time): tasks received, accepted and resolved (on time), median minutes to accept, escalations, false alarms - division_kpis across the attached counties.';
+
+        CREATE OR REPLACE VIEW liandong.city_open_incidents AS
+        SELECT i.county_code, c.name AS county_name, i.id, i.category, i.priority, i.grid_code, i.village_code,
+               v.name AS village_name, v.parent_code AS township_code, t.name AS township_name,
+               i.first_observed_at, i.last_observed_at, i.alert_count, i.report_count, i.geog,
+               k.id AS task_id, k.kind AS task_kind, k.state AS task_state, k.tier AS task_tier, k.division_code AS task_division_code,
+               k.overdue AS task_overdue
+        FROM liandong.incidents i
+        LEFT JOIN liandong.divisions c ON c.code = i.county_code
+        LEFT JOIN liandong.divisions v ON v.code = i.village_code
+        LEFT JOIN liandong.divisions t ON t.code = v.parent_code
+        LEFT JOIN LATERAL (SELECT * FROM liandong.tasks k WHERE k.incident_id = i.id ORDER BY k.created_at DESC LIMIT 1) k ON true
+        WHERE i.status = 'open';
+        COMMENT ON VIEW liandong.city_open_incidents IS 'Open incidents of every attached county with their place and their task (kind, state, tier, overdue).';
+        """
+}
