@@ -134,8 +134,8 @@ public struct ReportStore {
         r.onlineRates = try db.query("""
             SELECT division_code, division_name, level, max(cameras),
                    round(sum(online_pct * cameras) / nullif(sum(cameras), 0), 1)
-            FROM liandong.camera_online_rate
-            WHERE division_code LIKE $1 || '%' AND level IN ('county', 'township') AND day BETWEEN $2::date AND $3::date
+            FROM liandong.camera_online_rate($2::date, $3::date)
+            WHERE division_code LIKE $1 || '%' AND level IN ('county', 'township')
             GROUP BY division_code, division_name, level ORDER BY division_code
             """, args).rows.map {
             .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, cameras: Int($0[3] ?? "0") ?? 0, onlinePct: $0[4] ?? "")
