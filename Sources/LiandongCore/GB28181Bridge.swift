@@ -1,7 +1,7 @@
 /// Where a SIP message came from and its answer goes: the transport, the source address (answers
 /// go back to it, as with rport: devices behind NAT are reachable only there) and, over TCP, the
 /// connection.
-public struct SIPPeer: Hashable, Sendable, CustomStringConvertible {
+public struct SIPPeer: Hashable, Sendable, Codable, CustomStringConvertible {
     public var transport: SIPEndpoint.Transport
     public var host: String
     public var port: Int
@@ -74,7 +74,7 @@ public struct GB28181Bridge: Sendable {
         }
     }
 
-    public struct Registration: Sendable, Equatable {
+    public struct Registration: Sendable, Equatable, Codable {
         public var peer: SIPPeer
         public var expiresAt: Double
         public var lastSeen: Double
@@ -82,6 +82,15 @@ public struct GB28181Bridge: Sendable {
         /// Our address as the device addressed it (its REGISTER's Request-URI): the Via of what we send it.
         public var localHost: String
         public var localPort: Int
+
+        public init(peer: SIPPeer, expiresAt: Double, lastSeen: Double, online: Bool, localHost: String, localPort: Int) {
+            self.peer = peer
+            self.expiresAt = expiresAt
+            self.lastSeen = lastSeen
+            self.online = online
+            self.localHost = localHost
+            self.localPort = localPort
+        }
     }
 
     struct TransactionKey: Hashable {
@@ -120,6 +129,8 @@ public struct GB28181Bridge: Sendable {
     public let settings: Settings
     let nonces: DigestNonces
     public private(set) var registrations: [String: Registration] = [:]
+    /// Grows whenever a device registers, re-registers, unregisters or expires (not on keepalives): when to save them.
+    public private(set) var registrationChanges = 0
     var transactions: [TransactionKey: Transaction] = [:]
     /// Forwarded ids and the transactions waiting for their answer.
     var waiting: [String: (what: Forwarded, keys: [TransactionKey])] = [:]
@@ -136,6 +147,19 @@ public struct GB28181Bridge: Sendable {
     }
 
     public var waitingCount: Int { waiting.count }
+
+    /// Registrations saved by an earlier run (liandong-gb28181 keeps them across restarts, so its
+    /// devices need not register again): those not expired are taken, each given a full
+    /// keepalive_timeout_s from now before it counts as silent. No status is reported for them.
+    public mutating func restore(_ saved: [String: Registration], now: Double) -> Int {
+        var restored = 0
+        for (device, var r) in saved where r.expiresAt > now && DeviceID(device) != nil {
+            r.lastSeen = max(r.lastSeen, now)
+            registrations[device] = r
+            restored += 1
+        }
+        return restored
+    }
     public var onlineCount: Int { registrations.values.filter(\.online).count }
 
     public mutating func takeAnswerSeconds() -> [Double] {
@@ -205,6 +229,7 @@ public struct GB28181Bridge: Sendable {
         for (device, r) in registrations.sorted(by: { $0.key < $1.key }) {
             if r.expiresAt <= now {
                 registrations[device] = nil
+                registrationChanges += 1
                 if r.online { actions.append(status(device, .expired, at: r.expiresAt)) }
             } else if r.online, r.lastSeen + settings.keepaliveTimeout <= now {
                 registrations[device]!.online = false
@@ -267,6 +292,7 @@ public struct GB28181Bridge: Sendable {
         extra.append(("Expires", String(expires)))
         extra.append(("Date", Self.dateHeader(now)))
         var actions = [answer(200, "OK", extra)]
+        registrationChanges += 1
         if expires == 0 {
             count("unregistered")
             if let r = registrations.removeValue(forKey: device), r.online { actions.append(status(device, .unregister, at: now)) }

@@ -124,9 +124,39 @@ final class BridgeLoop {
         FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(text)\n".utf8))
     }
 
+    /// Registrations survive a restart in this file of the working directory (the unit's
+    /// /var/lib/liandong): after a restart devices need not register again.
+    static let registrationsFile = "liandong-gb28181.registrations"
+    var savedChanges = 0
+
+    func restoreRegistrations() {
+        guard let data = FileManager.default.contents(atPath: Self.registrationsFile) else { return }
+        do {
+            let saved = try JSONDecoder().decode([String: GB28181Bridge.Registration].self, from: data)
+            let n = bridge.restore(saved, now: Date().timeIntervalSince1970)
+            log("restored \(n) registration(s) of \(saved.count) from \(Self.registrationsFile) (the others had expired)")
+        } catch {
+            log("ignoring \(Self.registrationsFile): \(error) (devices register again)")
+        }
+        savedChanges = bridge.registrationChanges
+    }
+
+    /// Writes the registrations when they changed (atomically: a crash leaves the old file or the new).
+    func saveRegistrations() {
+        guard bridge.registrationChanges != savedChanges else { return }
+        savedChanges = bridge.registrationChanges
+        do {
+            try JSONEncoder().encode(bridge.registrations).write(to: URL(fileURLWithPath: Self.registrationsFile), options: .atomic)
+        } catch {
+            log("cannot save \(Self.registrationsFile) in \(FileManager.default.currentDirectoryPath): \(error) "
+                + "(registrations are kept in memory; after a restart devices register again)")
+        }
+    }
+
     func run() throws {
         log("listening on \(settings.sipBind.joined(separator: ", ")) as \(settings.serverID) (realm \(settings.realm)); "
             + "forwarding to \(settings.daemonAck); metrics on \(settings.metricsBind.isEmpty ? "(none)" : settings.metricsBind)")
+        restoreRegistrations()
         var nextTick = 0.0
         while !stopRequested.load(ordering: .relaxed) {
             let set = sockets.pollSet()
@@ -163,9 +193,11 @@ final class BridgeLoop {
             metrics.answerSeconds.record(bridge.takeAnswerSeconds())
             if now >= nextTick {
                 apply(bridge.tick(now: now))
+                saveRegistrations()
                 nextTick = now + 0.2
             }
         }
+        saveRegistrations()
         log("stopping: \(client.unanswered) message(s) not yet answered by liandongd; waiting up to 5 s")
         _ = try client.flush(timeout: 5)
         for answer in try client.poll(timeout: 0) {

@@ -207,4 +207,22 @@ struct GB28181BridgeTests {
         let retry = b.receive(Self.request("MESSAGE", branch: "z9hG4bKw2", body: Self.alarm(sn: 2)), from: Self.peer, now: Self.t0 + 2)
         #expect(Self.forwarded(retry).count == 1)
     }
+
+    @Test("restored registrations: expired ones dropped, the others kept with a fresh keepalive allowance; changes counted for saving")
+    func restore() throws {
+        var b = Self.bridge(timeout: 60)
+        let before = b.registrationChanges
+        _ = Self.register(&b, expires: 100)
+        #expect(b.registrationChanges > before)
+        var saved = b.registrations
+        saved["62092210001320000099"] = GB28181Bridge.Registration(peer: Self.peer, expiresAt: Self.t0 - 1, lastSeen: Self.t0 - 200,
+                                                                   online: true, localHost: "h", localPort: 5060)
+        var next = Self.bridge(timeout: 60)
+        #expect(next.restore(saved, now: Self.t0 + 50) == 1)
+        #expect(next.registrations.keys.sorted() == [Self.device])
+        // Silent for a full timeout from the restore, not from the registration.
+        #expect(Self.forwarded(next.tick(now: Self.t0 + 90)).isEmpty, "registered at t0, restored at t0+50: silent until t0+110")
+        let ok = next.receive(Self.request("MESSAGE", branch: "z9hG4bKrs", body: Self.keepalive), from: Self.peer, now: Self.t0 + 95)
+        #expect(Self.forwarded(ok).first?.id.hasSuffix(":keepalive") == true)
+    }
 }

@@ -126,4 +126,35 @@ struct SIPBridgeTests {
             """).scalar
         #expect(at.flatMap(Double.init) == 4)
     }
+
+    @Test("registrations survive a restart of the bridge: a registered device's keepalive is answered 200 by the next bridge, without registering again")
+    func registrationsSurviveRestart() throws {
+        let s = try Scene()
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        let device = try SIPDevice(id: Self.camera, bridgePort: bridge.sipPort)
+        #expect(try device.register() == 200)
+        #expect(bridge.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: bridge.directory + "/liandong-gb28181.registrations"))
+        try bridge.launch()
+        #expect(bridge.log.contains("restored 1 registration(s) of 1"))
+        #expect(try bridge.metric("liandong_gb28181_devices_registered") == 1)
+        let keepalive = Array(GB28181BridgeKeepalive.body(Self.camera).utf8)
+        device.send(device.request("MESSAGE", branch: "k-after-restart", body: keepalive))
+        let answer = try device.receive(timeout: 10, where: { $0.statusCode != nil && $0.statusCode! >= 200 })
+        #expect(answer?.statusCode == 200, "\(bridge.log.suffix(1000))")
+        try waitUntil(timeout: 10, "the keepalive recorded") { try Self.status(s, Self.camera)?.reason == "keepalive" }
+        // A garbled file is ignored with a line in the log (devices register again).
+        #expect(bridge.stop() == 0)
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: bridge.directory + "/liandong-gb28181.registrations"))
+        try bridge.launch()
+        #expect(bridge.log.contains("ignoring liandong-gb28181.registrations"))
+        #expect(try bridge.metric("liandong_gb28181_devices_registered") == 0)
+    }
+}
+
+/// A MANSCDP Keepalive as a camera sends it.
+enum GB28181BridgeKeepalive {
+    static func body(_ device: String) -> String {
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>\(device)</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
+    }
 }

@@ -11,13 +11,18 @@ final class BridgeProcess {
     let sipPort: Int
     let metricsPort: Int
     let logURL: URL
-    let process = Process()
+    /// Its working directory (where it keeps its registrations across restarts).
+    let directory: String
+    private let environment: [String: String]
+    private(set) var process = Process()
 
     init(daemonAck: String, environment extra: [String: String] = [:]) throws {
         sipPort = try freeUDPAndTCPPort()
         metricsPort = try freePort()
         let id = UUID().uuidString.prefix(8)
         logURL = URL(fileURLWithPath: "/tmp/ld-gb-\(id).log")
+        directory = "/tmp/ld-gb-\(id)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_GB28181_SIP_BIND"] = "udp://127.0.0.1:\(sipPort),tcp://127.0.0.1:\(sipPort)"
@@ -25,9 +30,18 @@ final class BridgeProcess {
         env["LIANDONG_GB28181_PASSWORD"] = Self.password
         env["LIANDONG_GB28181_METRICS_BIND"] = "127.0.0.1:\(metricsPort)"
         for (k, v) in extra { env[k] = v }
+        environment = env
+        try launch()
+    }
+
+    /// Starts the process (again, after `stop`: same ports, same working directory).
+    func launch() throws {
+        process = Process()
         process.executableURL = URL(fileURLWithPath: DaemonProcess.binaries + "/liandong-gb28181")
-        process.environment = env
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let log = try FileHandle(forWritingTo: logURL)
+        log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -42,6 +56,7 @@ final class BridgeProcess {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
