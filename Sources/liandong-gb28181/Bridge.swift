@@ -162,6 +162,8 @@ final class BridgeLoop {
             let set = sockets.pollSet()
             var items: [ZMQPollItem] = [client.pollItem] + set.map { .fd($0.fd, writable: $0.writable) }
             if let metricsFD { items.append(.fd(metricsFD)) }
+            let http = Array(httpConnections.keys)
+            items += http.map { .fd($0) }
             let events: [ZMQPoll.Events]
             do {
                 events = try ZMQPoll.wait(items, timeoutMilliseconds: 100)
@@ -184,7 +186,13 @@ final class BridgeLoop {
                 default: break
                 }
             }
-            if let metricsFD, events.last?.readable == true { serveMetrics(metricsFD) }
+            let httpBase = 1 + set.count + (metricsFD == nil ? 0 : 1)
+            if let metricsFD, events[httpBase - 1].readable { acceptHTTP(metricsFD, now: now) }
+            for (i, fd) in http.enumerated() where events[httpBase + i].readable || events[httpBase + i].failed { readHTTP(fd) }
+            for (fd, c) in httpConnections where now - c.since > 2 {  // a client that never finishes its request
+                close(fd)
+                httpConnections[fd] = nil
+            }
             // liandongd's answers (and resends of what it has not answered).
             for answer in try client.poll(timeout: 0) {
                 apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
@@ -231,18 +239,34 @@ final class BridgeLoop {
         }
     }
 
-    func serveMetrics(_ fd: Int32) {
-        var addr = sockaddr()
-        var length = socklen_t(MemoryLayout<sockaddr>.size)
-        let conn = accept(fd, &addr, &length)
-        guard conn >= 0 else { return }
-        defer { close(conn) }
-        var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    /// /metrics and /healthz connections being read: never a blocking read on the SIP thread (a
+    /// slow or stuck scraper must not hold up devices' messages).
+    var httpConnections: [Int32: (request: [UInt8], since: Double)] = [:]
+
+    func acceptHTTP(_ listener: Int32, now: Double) {
+        while httpConnections.count < 16 {
+            let conn = accept(listener, nil, nil)
+            guard conn >= 0 else { return }
+            _ = fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) | O_NONBLOCK)
+            httpConnections[conn] = ([], now)
+        }
+    }
+
+    func readHTTP(_ fd: Int32) {
+        guard var c = httpConnections[fd] else { return }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { recv(conn, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return }
-        let request = String(decoding: buffer[..<n], as: UTF8.self)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+        if n > 0 { c.request += buffer[..<n] }
+        let complete = c.request.count >= 4 && (0...(c.request.count - 4)).contains { c.request[$0..<($0 + 4)] == [13, 10, 13, 10] }
+        guard n <= 0 || complete || c.request.count > 8192 else {
+            httpConnections[fd] = c
+            return
+        }
+        httpConnections[fd] = nil
+        defer { close(fd) }
+        guard !c.request.isEmpty else { return }
+        let request = String(decoding: c.request, as: UTF8.self)
         let path = request.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
         let (status, body): (String, String)
         switch path {
@@ -254,6 +278,6 @@ final class BridgeLoop {
         default: (status, body) = ("404 Not Found", "not found: /metrics, /healthz\n")
         }
         let response = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-        _ = Array(response.utf8).withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = Array(response.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 }

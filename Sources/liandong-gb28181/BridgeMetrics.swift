@@ -44,6 +44,7 @@ final class BridgeMetrics {
             if fd >= 0 { close(fd) }
             throw ConfigError("cannot bind gb28181.metrics_bind \(endpoint): \(reason) (choose another, or \"\" for none)")
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         return fd
     }
 
