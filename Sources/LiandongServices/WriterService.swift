@@ -414,13 +414,10 @@ public final class WriterService: Service, Sendable {
         for (inbound, outcome) in zip(batch, result.outcomes) {
             guard let envelope = inbound.raw.replyEnvelope else { continue }
             let answer: IngestAnswer
-            switch (inbound, outcome) {
-            case (.event(let event, _), .stored): answer = .stored(event.sourceID)
-            case (.event(let event, _), .duplicate): answer = .duplicate(event.sourceID)
-            case (.deviceStatus(let report, _), _): answer = .stored(report.id)
-            case (_, .rejected(let rejection)):
-                answer = .refused(MessageDecoder.peekID(inbound.raw.frames), error: "\(rejection.reason.rawValue): \(rejection.detail)")
-            default: continue
+            switch outcome {
+            case .stored: answer = .stored(inbound.id ?? "")  // stored and duplicate items always have an id
+            case .duplicate: answer = .duplicate(inbound.id ?? "")
+            case .rejected(let rejection): answer = .refused(inbound.id, error: "\(rejection.reason.rawValue): \(rejection.detail)")
             }
             acks.send(envelope + [answer.json()])
         }

@@ -45,6 +45,7 @@ public struct CityReadModel {
         let code = try countyCode(county)
         try publish(county)
         try createSchema()
+        try createAssessmentViews(from: county)
         let name = "liandong_\(code)"
         if try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" {
             return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
@@ -128,6 +129,44 @@ public struct CityReadModel {
 
     static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
+    /// The hand-over views of the city: the county's own `task_assignments` definition (migration
+    /// 025: one definition of a hand-over and what became of it, read with pg_get_viewdef; task ids
+    /// are unique across counties, so it holds across them) and the figures over it.
+    func createAssessmentViews(from county: PGConnection) throws {
+        guard var definition = try county.query("SELECT pg_get_viewdef('liandong.task_assignments'::regclass, true)").scalar else {
+            throw Problem("the county database has no liandong.task_assignments view: migrate it first")
+        }
+        definition = definition.trimmingCharacters(in: .whitespacesAndNewlines)
+        if definition.hasSuffix(";") { definition.removeLast() }
+        try city.transaction { db in
+            try db.execute("DROP VIEW IF EXISTS liandong.city_division_kpis, liandong.city_task_assignments")
+            try db.execute("CREATE VIEW liandong.city_task_assignments AS " + definition)
+            try db.execute(Self.assessmentViews)
+        }
+    }
+
+    static let assessmentViews = """
+        COMMENT ON VIEW liandong.city_task_assignments IS 'Each hand-over of a task to a division and what became of it there, across the attached counties (the definition of task_assignments in the county attached last).';
+
+        CREATE VIEW liandong.city_division_kpis AS
+        SELECT left(o.division_code, 6) AS county_code, c.name AS county_name, o.division_code, d.name AS division_name, d.level,
+               (o.at AT TIME ZONE 'Asia/Shanghai')::date AS day,
+               count(*) AS tasks_received,
+               count(o.accepted_at) AS accepted,
+               round(100.0 * count(*) FILTER (WHERE o.accepted_at <= o.respond_by) / count(*), 1) AS accepted_on_time_pct,
+               count(o.resolved_at) AS resolved,
+               round(100.0 * count(*) FILTER (WHERE o.resolved_at <= o.resolve_by) / count(*), 1) AS resolved_on_time_pct,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.accepted_at - o.at) / 60))::numeric, 1)
+                   AS median_minutes_to_accept,
+               count(*) FILTER (WHERE o.escalated) AS escalations,
+               count(*) FILTER (WHERE o.false_alarm) AS false_alarms
+        FROM liandong.city_task_assignments o
+        LEFT JOIN liandong.divisions d ON d.code = o.division_code
+        LEFT JOIN liandong.divisions c ON c.code = left(o.division_code, 6)
+        GROUP BY left(o.division_code, 6), c.name, o.division_code, d.name, d.level, (o.at AT TIME ZONE 'Asia/Shanghai')::date;
+        COMMENT ON VIEW liandong.city_division_kpis IS 'Per county, division and day (China Standard Time): tasks received, accepted and resolved (on time), median minutes to accept, escalations, false alarms - division_kpis across the attached counties.';
+        """
+
     /// The city's schema: the published columns, county_code on every row, no foreign keys.
     static let schema = """
         CREATE SCHEMA IF NOT EXISTS liandong;
@@ -166,51 +205,6 @@ public struct CityReadModel {
         COMMENT ON TABLE liandong.incidents IS 'Every attached county''s incidents (replicated).';
         COMMENT ON TABLE liandong.tasks IS 'Every attached county''s tasks (replicated).';
         COMMENT ON TABLE liandong.task_history IS 'Every attached county''s task steps (replicated inserts: the county''s retention does not remove them here); step ids repeat across counties, so the key is (county_code, id).';
-
-        -- Each hand-over of a task to a division, as in a county (migration 025), across counties.
-        CREATE OR REPLACE VIEW liandong.city_task_assignments AS
-        WITH handovers AS (
-            SELECT h.county_code, h.id, h.task_id, h.division_code, h.tier, h.at, h.respond_by, h.resolve_by,
-                   lead(h.at) OVER (PARTITION BY h.county_code, h.task_id ORDER BY h.at, h.id) AS handed_on_at
-            FROM liandong.task_history h
-            WHERE h.event IN ('created', 'escalated', 'rejected', 'upgraded')
-        )
-        SELECT a.county_code, a.task_id, a.division_code, a.tier, a.at, a.respond_by, a.resolve_by, a.handed_on_at,
-               (SELECT min(x.at) FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'accepted'
-                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS accepted_at,
-               (SELECT min(x.at) FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'resolved'
-                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS resolved_at,
-               EXISTS (SELECT 1 FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event = 'false_alarm'
-                  AND x.at >= a.at AND (a.handed_on_at IS NULL OR x.at < a.handed_on_at)) AS false_alarm,
-               EXISTS (SELECT 1 FROM liandong.task_history x WHERE x.task_id = a.task_id AND x.event IN ('escalated', 'rejected')
-                  AND x.from_division_code = a.division_code AND x.at >= a.at
-                  AND (a.handed_on_at IS NULL OR x.at <= a.handed_on_at)) AS escalated
-        FROM handovers a
-        WHERE NOT EXISTS (SELECT 1 FROM liandong.task_history p WHERE p.task_id = a.task_id AND p.id < a.id
-                            AND p.event IN ('created', 'escalated', 'rejected', 'upgraded')
-                            AND p.division_code = a.division_code
-                            AND NOT EXISTS (SELECT 1 FROM liandong.task_history q WHERE q.task_id = a.task_id
-                                              AND q.id > p.id AND q.id < a.id AND q.division_code <> a.division_code
-                                              AND q.event IN ('created', 'escalated', 'rejected', 'upgraded')));
-        COMMENT ON VIEW liandong.city_task_assignments IS 'Each hand-over of a task to a division and what became of it there, across the attached counties (as task_assignments in a county).';
-
-        CREATE OR REPLACE VIEW liandong.city_division_kpis AS
-        SELECT o.county_code, c.name AS county_name, o.division_code, d.name AS division_name, d.level,
-               (o.at AT TIME ZONE 'Asia/Shanghai')::date AS day,
-               count(*) AS tasks_received,
-               count(o.accepted_at) AS accepted,
-               round(100.0 * count(*) FILTER (WHERE o.accepted_at <= o.respond_by) / count(*), 1) AS accepted_on_time_pct,
-               count(o.resolved_at) AS resolved,
-               round(100.0 * count(*) FILTER (WHERE o.resolved_at <= o.resolve_by) / count(*), 1) AS resolved_on_time_pct,
-               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.accepted_at - o.at) / 60))::numeric, 1)
-                   AS median_minutes_to_accept,
-               count(*) FILTER (WHERE o.escalated) AS escalations,
-               count(*) FILTER (WHERE o.false_alarm) AS false_alarms
-        FROM liandong.city_task_assignments o
-        LEFT JOIN liandong.divisions d ON d.code = o.division_code
-        LEFT JOIN liandong.divisions c ON c.code = o.county_code
-        GROUP BY o.county_code, c.name, o.division_code, d.name, d.level, (o.at AT TIME ZONE 'Asia/Shanghai')::date;
-        COMMENT ON VIEW liandong.city_division_kpis IS 'Per county, division and day (China Standard Time): tasks received, accepted and resolved (on time), median minutes to accept, escalations, false alarms - division_kpis across the attached counties.';
 
         CREATE OR REPLACE VIEW liandong.city_open_incidents AS
         SELECT i.county_code, c.name AS county_name, i.id, i.category, i.priority, i.grid_code, i.village_code,

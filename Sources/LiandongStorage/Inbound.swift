@@ -33,6 +33,16 @@ public enum Inbound: Sendable {
         }
     }
 
+    /// What the acknowledged path's answer names: the alert_id or report_id, the status report's
+    /// id, or for a message refused before it was read, its id when it can be read at all.
+    public var id: String? {
+        switch self {
+        case .event(let event, _): event.sourceID
+        case .deviceStatus(let report, _): report.id
+        case .rejected(_, let raw): MessageDecoder.peekID(raw.frames)
+        }
+    }
+
     /// A message as received, validated by the pure decoder (at its arrival time).
     /// A sender whose role may not send events is refused before its message is read.
     package init(_ raw: RawMessage, decodedBy decoder: MessageDecoder) {
