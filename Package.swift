@@ -100,6 +100,7 @@ let package = Package(
             dependencies: [
                 "LiandongCore", "LiandongClient", "LiandongServices", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),

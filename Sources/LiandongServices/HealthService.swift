@@ -30,20 +30,22 @@ public final class HealthService: Service, Sendable {
     }
 
     struct BindError: Error, CustomStringConvertible {
+        let key: String
         let endpoint: String
         let reason: String
-        var description: String { "cannot bind metrics.bind \(endpoint): \(reason) (choose another address with metrics.bind)" }
+        var description: String { "cannot bind \(key) \(endpoint): \(reason) (choose another address with \(key))" }
     }
 
-    /// Parses "host:port" (host may be "*" or empty for all interfaces).
-    static func openListener(_ endpoint: String) throws -> Int32 {
-        let (host, port) = try Config.metricsAddress(endpoint)
+    /// A listening TCP socket on "host:port" (host may be "*" or empty for all interfaces); `key`
+    /// names the config key in errors (the GB/T 28181 bridge has its own).
+    package static func openListener(_ endpoint: String, key: String = "metrics.bind") throws -> Int32 {
+        let (host, port) = try Config.metricsAddress(endpoint, key: key)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
         addr.sin_addr.s_addr = host.isEmpty || host == "*" ? INADDR_ANY.bigEndian : inet_addr(host)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BindError(endpoint: endpoint, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw BindError(key: key, endpoint: endpoint, reason: String(cString: strerror(errno))) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &addr) {
@@ -53,7 +55,7 @@ public final class HealthService: Service, Sendable {
             let code = errno
             let reason = (code == EADDRINUSE ? "the address is already in use" : String(cString: strerror(code))) + " (errno \(code))"
             close(fd)
-            throw BindError(endpoint: endpoint, reason: reason)
+            throw BindError(key: key, endpoint: endpoint, reason: reason)
         }
         return fd
     }

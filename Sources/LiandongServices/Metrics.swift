@@ -26,6 +26,7 @@ public final class Metrics: Sendable {
         factory.valueHistogramBuckets = [
             "liandong_batch_size": Self.batchSizeBounds,
             "liandong_batch_commit_seconds": Self.latencyBounds,
+            "liandong_gb28181_answer_seconds": Self.latencyBounds + [10, 30],
         ]
         self.factory = factory
         databaseUp = StatusGauge(CoreMetrics.Gauge(label: "liandong_database_up", dimensions: [], factory: factory))
@@ -95,6 +96,15 @@ public final class Metrics: Sendable {
     public static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
     static let help: [String: String] = [
+        "liandong_gb28181_responses_total": "liandong-gb28181: final SIP answers sent, by request method and status code.",
+        "liandong_gb28181_events_total": "liandong-gb28181: what it saw and did (registered, keepalives, alarms, retransmissions, status_<reason>, busy, ...).",
+        "liandong_gb28181_malformed_total": "liandong-gb28181: SIP messages that could not be read (UDP datagrams and TCP streams).",
+        "liandong_gb28181_devices_registered": "liandong-gb28181: devices with a current registration.",
+        "liandong_gb28181_devices_online": "liandong-gb28181: registered devices heard from within keepalive_timeout_s.",
+        "liandong_gb28181_waiting": "liandong-gb28181: device messages waiting for liandongd's answer (their 200 is held back).",
+        "liandong_gb28181_daemon_unanswered": "liandong-gb28181: messages sent to liandongd not yet answered (status reports included).",
+        "liandong_gb28181_tcp_connections": "liandong-gb28181: open TCP connections from devices.",
+        "liandong_gb28181_answer_seconds": "liandong-gb28181: from a device's alarm or keepalive to liandongd's answer.",
         "liandong_events_received_total": "Messages received on the ingest sockets, by path (sub, ack).",
         "liandong_events_accepted_total": "Events stored, by source (alert, report).",
         "liandong_events_duplicate_total": "Events whose id was already stored (no effect).",

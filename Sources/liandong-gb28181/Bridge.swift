@@ -117,7 +117,13 @@ final class BridgeLoop {
             throw ValidationError("gb28181.sip_bind: \(error)")
         }
         metrics = BridgeMetrics()
-        metricsFD = settings.metricsBind.isEmpty ? nil : try BridgeMetrics.listen(settings.metricsBind)
+        if settings.metricsBind.isEmpty {
+            metricsFD = nil
+        } else {
+            let fd = try HealthService.openListener(settings.metricsBind, key: "gb28181.metrics_bind")
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            metricsFD = fd
+        }
     }
 
     func log(_ text: String) {
@@ -181,7 +187,10 @@ final class BridgeLoop {
                     if e.writable { sockets.flush(id) }
                     if e.readable || e.failed {
                         sockets.read(id, { message, peer in apply(bridge.receive(message, from: peer, now: now)) },
-                                     malformed: { error, peer in log("unreadable SIP from \(peer): \(error); connection closed") })
+                                     malformed: { error, peer in
+                                         metrics.malformed.increment()
+                                         log("unreadable SIP from \(peer): \(error); connection closed")
+                                     })
                     }
                 default: break
                 }
@@ -198,10 +207,11 @@ final class BridgeLoop {
                 apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
                 if !answer.ok { log("liandongd refused \(answer.id): \(answer.error ?? "")") }
             }
-            metrics.answerSeconds.record(bridge.takeAnswerSeconds())
+            for seconds in bridge.takeAnswerSeconds() { metrics.answerSeconds.record(seconds) }
             if now >= nextTick {
                 apply(bridge.tick(now: now))
                 saveRegistrations()
+                metrics.update(bridge, unanswered: client.unanswered, connections: sockets.connections.count)
                 nextTick = now + 0.2
             }
         }
@@ -220,7 +230,7 @@ final class BridgeLoop {
         do {
             apply(bridge.receive(try SIPParser.parse(datagram: bytes), from: peer, now: now))
         } catch {
-            metrics.malformed += 1
+            metrics.malformed.increment()
             log("unreadable SIP datagram from \(peer): \(error)")
         }
     }
@@ -271,9 +281,9 @@ final class BridgeLoop {
         let (status, body): (String, String)
         switch path {
         case "/metrics":
+            metrics.update(bridge, unanswered: client.unanswered, connections: sockets.connections.count)
             status = "200 OK"
-            body = metrics.render(bridge: bridge, unanswered: client.unanswered, connections: sockets.connections.count,
-                                  malformedTCP: sockets.malformed)
+            body = metrics.metrics.render()
         case "/healthz": (status, body) = ("200 OK", "ok\n")
         default: (status, body) = ("404 Not Found", "not found: /metrics, /healthz\n")
         }

@@ -35,8 +35,6 @@ final class SIPSockets {
     private(set) var listeners: [(fd: Int32, endpoint: SIPEndpoint)] = []
     private(set) var connections: [Int: Connection] = [:]
     private var nextConnection = 1
-    /// Messages that could not be read, by transport (for the metrics).
-    private(set) var malformed = 0
     private(set) var droppedConnections = 0
 
     init(binds: [SIPEndpoint]) throws {
@@ -150,7 +148,6 @@ final class SIPSockets {
                 c.input.removeFirst(used)
                 handle(message, c.peer)
             } catch {
-                malformed += 1
                 onMalformed(error, c.peer)
                 return drop(id)  // framing is lost: nothing after it can be read
             }
