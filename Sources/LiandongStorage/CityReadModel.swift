@@ -42,7 +42,7 @@ public struct CityReadModel {
         guard try county.query("SELECT to_regclass('liandong.schema_migrations') IS NOT NULL").scalar == "t" else {
             throw Problem("--county is not a Liandong county database (no liandong.schema_migrations): run liandongd migrate there first")
         }
-        let code = try countyCode(county)
+        let code = try Self.countyCode(county)
         try publish(county)
         try createSchema()
         try createAssessmentViews(from: county)
@@ -97,7 +97,6 @@ public struct CityReadModel {
         return codes[0]
     }
 
-    func countyCode(_ db: PGConnection) throws -> String { try Self.countyCode(db) }
 
     /// Creates (or brings up to date) the two publications on a county.
     func publish(_ county: PGConnection) throws {

@@ -35,7 +35,6 @@ final class SIPSockets {
     private(set) var listeners: [(fd: Int32, endpoint: SIPEndpoint)] = []
     private(set) var connections: [Int: Connection] = [:]
     private var nextConnection = 1
-    private(set) var droppedConnections = 0
 
     init(binds: [SIPEndpoint]) throws {
         for endpoint in binds {
@@ -118,8 +117,7 @@ final class SIPSockets {
             }
             guard fd >= 0 else { return }
             guard connections.count < Self.maxConnections else {
-                close(fd)
-                droppedConnections += 1
+                close(fd)  // beyond maxConnections: the device retries, over UDP if it can
                 continue
             }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
