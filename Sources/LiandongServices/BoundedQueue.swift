@@ -64,6 +64,13 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         return batch
     }
 
+    /// Whether `close` was called.
+    public var isClosed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed
+    }
+
     /// No more pushes; the consumer drains what is left, then gets nil.
     public func close() {
         condition.lock()

@@ -108,6 +108,20 @@ public struct Config: Sendable {
         public init() {}
     }
 
+    /// ha.*: an active/standby pair (or more) on one database.
+    public var ha = HA()
+
+    public struct HA: Sendable, Equatable {
+        /// ha.enabled: one daemon leads (an advisory lock on a dedicated session); the others stand
+        /// by with only their SUB ingest bound, keeping the last standby_buffer_s (false).
+        public var enabled = false
+        /// ha.standby_buffer_s: what a standby keeps of the SUB messages, replayed when it leads (30).
+        public var standbyBufferSeconds = 30.0
+        /// ha.takeover_s: a standby leads within this long of the leader's death or pause (5).
+        public var takeoverSeconds = 5.0
+        public init() {}
+    }
+
     /// gb28181.*: liandong-gb28181, the SIP bridge for cameras and NVRs (the daemon reads
     /// keepalive_timeout_s: it times out devices itself, so a bridge that is down does not leave
     /// its cameras online).
@@ -183,6 +197,7 @@ public struct Config: Sendable {
         "sla": ["village", "township", "county"],
         "security": ["curve", "secret_key_file", "peers_file"],
         "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
+        "ha": ["enabled", "standby_buffer_s", "takeover_s"],
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "daemon_ack", "keepalive_timeout_s", "metrics_bind"],
     ]
 
@@ -393,6 +408,12 @@ public struct Config: Sendable {
             security.curve = try sec.bool("curve") ?? security.curve
             security.secretKeyFile = try sec.string("secret_key_file") ?? security.secretKeyFile
             security.peersFile = try sec.string("peers_file") ?? security.peersFile
+        }
+        if let h = try root.child("ha") {
+            try h.checkKeys(Self.sections["ha"]!)
+            ha.enabled = try h.bool("enabled") ?? ha.enabled
+            ha.standbyBufferSeconds = try h.double("standby_buffer_s", 0...3600) ?? ha.standbyBufferSeconds
+            ha.takeoverSeconds = try h.double("takeover_s", 1...600) ?? ha.takeoverSeconds
         }
         if let g = try root.child("gb28181") {
             try g.checkKeys(Self.sections["gb28181"]!)

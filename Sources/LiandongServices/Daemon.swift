@@ -30,10 +30,17 @@ public func openDatabase(_ conninfo: String) throws -> PGConnection {
 public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Logger,
                              reloadFrom configPath: String?, logSettings: LogSettings) throws -> ServiceGroup {
     let context = try ZMQContext()
-    // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs.
-    let seeds = try openDatabase(config.databaseURL).query(
-        "SELECT gateway_id, highest_seq FROM liandong.gateway_seqs"
-    ).rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
+    // ha.enabled: every session of this daemon carries its name, so that a successor can end
+    // them (libpq reads PGAPPNAME for each connection; set before any service connects).
+    let role = config.ha.enabled ? HARole.standby() : HARole.single()
+    if role.enabled { setenv("PGAPPNAME", role.me, 1) }
+    // Loss on the SUB path across a restart shows as a gap: start from the highest stored seqs
+    // (read when the ingest starts to lead).
+    let url = config.databaseURL
+    let seeds: @Sendable () throws -> [String: Int64] = {
+        try openDatabase(url).query("SELECT gateway_id, highest_seq FROM liandong.gateway_seqs")
+            .rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
+    }
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()
     let trust = try TrustBoundary.load(config, metrics: metrics, logger: logger)
@@ -49,7 +56,8 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 5_000)
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }
-    let publisher = PublisherService(context: context, config: config, input: outbound, trust: trust, metrics: metrics, logger: logger)
+    let publisher = PublisherService(context: context, config: config, input: outbound, trust: trust, role: role, metrics: metrics,
+                                     logger: logger)
     let ackEndpoint = "inproc://liandong-acks"
     let spill = config.spillPath.isEmpty ? nil : try SpillFile(path: config.spillPath, maxBytes: config.spillMaxBytes)
     if let spill {
@@ -60,15 +68,19 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
         }
     }
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
-                               output: outbound, spill: spill, gaps: gaps, metrics: metrics, logger: logger)
+                               output: outbound, spill: spill, gaps: gaps, role: role, metrics: metrics, logger: logger)
     let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, spill: spill,
-                               gaps: gaps, seeds: seeds, trust: trust, metrics: metrics, logger: logger)
-    let updates = UpdateService(context: context, config: config, output: outbound, trust: trust, metrics: metrics, logger: logger)
-    let sweeper = SweeperService(config: config, output: outbound, metrics: metrics, logger: logger)
-    let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, logger: logger)
-    let replay = ReplayService(context: context, config: config, trust: trust, logger: logger)
+                               gaps: gaps, seeds: seeds, trust: trust, role: role, metrics: metrics, logger: logger)
+    let updates = UpdateService(context: context, config: config, output: outbound, trust: trust, role: role, metrics: metrics,
+                                logger: logger)
+    let sweeper = SweeperService(config: config, output: outbound, role: role, metrics: metrics, logger: logger)
+    let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, role: role, logger: logger)
+    let replay = ReplayService(context: context, config: config, trust: trust, role: role, logger: logger)
+    // First in the group: at a graceful shutdown the lead is let go after everything is written.
+    let leadership = role.enabled ? LeadershipService(config: config, role: role, metrics: metrics, logger: logger) : nil
     var configuration = ServiceGroupConfiguration(
-        services: (zap.map { [.init(service: $0, serviceName: "zap")] } ?? []) + [
+        services: (leadership.map { [.init(service: $0, serviceName: "leadership")] } ?? [])
+            + (zap.map { [.init(service: $0, serviceName: "zap")] } ?? []) + [
             .init(service: reload, serviceName: "reload"),
             .init(service: health, serviceName: "health"),
             .init(service: publisher, serviceName: "publisher"),

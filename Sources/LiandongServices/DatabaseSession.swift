@@ -9,9 +9,12 @@ final class DatabaseSession {
     private let logger: Logger
     private let stop: StopFlag
     private var connection: PGConnection?
+    /// Checks each new connection (ha: the lease must name this daemon).
+    private let fence: (PGConnection) throws -> Void
 
-    init(conninfo: String, logger: Logger, stop: StopFlag) {
+    init(conninfo: String, logger: Logger, stop: StopFlag, fence: @escaping (PGConnection) throws -> Void = { _ in }) {
         self.conninfo = conninfo
+        self.fence = fence
         self.logger = logger
         self.stop = stop
     }
@@ -26,6 +29,7 @@ final class DatabaseSession {
                 if connection == nil || connection?.isOK == false {
                     connection = try PGConnection(conninfo: conninfo)
                     try connection!.execute("SET client_min_messages = warning")
+                    try fence(connection!)
                 }
                 return try body(connection!)
             } catch let error as PQError where error.isConnectionFailure {

@@ -16,8 +16,10 @@ public final class HealthService: Service, Sendable {
     let expectedMigration: Int
     let logger: Logger
     let stop = StopFlag()
+    let role: HARole
 
-    public init(config: Config, metrics: Metrics, expectedMigration: Int, logger: Logger) {
+    public init(config: Config, metrics: Metrics, expectedMigration: Int, role: HARole = .single(), logger: Logger) {
+        self.role = role
         self.config = config
         self.metrics = metrics
         self.expectedMigration = expectedMigration
@@ -120,11 +122,16 @@ public final class HealthService: Service, Sendable {
             guard version >= expectedMigration else {
                 return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
             }
+            if role.enabled && !role.isLeader {
+                let leader = try LeaseStore.lease(db!)?.holder ?? "nobody yet"
+                return (false, "standby (ha.enabled): \(leader) leads; this daemon takes over within ha.takeover_s "
+                    + "(\(config.ha.takeoverSeconds) s) of its loss")
+            }
             guard !metrics.writerStandby.isOn else {
                 return (false, "standby: another liandongd holds this database's writer lock; this one takes over when it stops")
             }
             guard metrics.databaseUp.isOn else { return (false, "the writer cannot reach the database") }
-            return (true, "ready")
+            return (true, role.enabled ? "ready: leading (ha epoch \(role.epoch))" : "ready")
         } catch {
             db = nil
             return (false, "database unreachable: \(error)")

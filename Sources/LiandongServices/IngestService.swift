@@ -36,19 +36,27 @@ public final class IngestService: Service, Sendable {
 
     struct Handles {
         let received: CounterFamily
-        let gaps, gapMessages: CoreMetrics.Counter
+        let gaps, gapMessages, replayed, overflowed: CoreMetrics.Counter
+        let buffered: CoreMetrics.Gauge
 
         init(_ m: Metrics) {
-            received = m.counters("liandong_events_received_total", by: "path", known: ["sub", "ack"])
+            received = m.counters("liandong_events_received_total", by: "path", known: ["sub", "ack", "standby"])
             gaps = m.counter("liandong_ingest_gaps_total")
             gapMessages = m.counter("liandong_ingest_gap_messages_total")
+            buffered = m.gauge("liandong_ha_standby_buffer_messages")
+            replayed = m.counter("liandong_ha_buffer_replayed_total")
+            overflowed = m.counter("liandong_ha_standby_buffer_overflow_total")
         }
     }
     let spill: SpillFile?
     /// Gaps found on the SUB path, for the writer to record.
     let gaps: BoundedQueue<SeqGap>
-    /// Highest stored seq per gateway when the daemon started.
-    let seeds: [String: Int64]
+    /// Highest stored seq per gateway, read when the daemon starts to lead.
+    let seeds: @Sendable () throws -> [String: Int64]
+    /// ha.enabled: a standby keeps the last ha.standby_buffer_s of its SUB messages, in memory.
+    let role: HARole
+    /// What a standby keeps at most, whatever ha.standby_buffer_s says (~30 s at 10,000 messages/s).
+    static let standbyCapacity = 300_000
     /// security.curve: sockets are CURVE servers, each message carries its sender.
     let trust: TrustBoundary?
     let stop = StopFlag()
@@ -58,7 +66,9 @@ public final class IngestService: Service, Sendable {
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
     public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
-                gaps: BoundedQueue<SeqGap>, seeds: [String: Int64], trust: TrustBoundary? = nil, metrics: Metrics, logger: Logger) {
+                gaps: BoundedQueue<SeqGap>, seeds: @escaping @Sendable () throws -> [String: Int64], trust: TrustBoundary? = nil,
+                role: HARole = .single(), metrics: Metrics, logger: Logger) {
+        self.role = role
         self.trust = trust
         self.gaps = gaps
         self.seeds = seeds
@@ -123,6 +133,14 @@ public final class IngestService: Service, Sendable {
         try acks.setReceiveHighWaterMark(0)
         try acks.bind(ackEndpoint)
         let sub = try openSubscriber()
+        var buffer = RecentBuffer<RawMessage>(seconds: config.ha.standbyBufferSeconds, capacity: Self.standbyCapacity)
+        if !role.isLeader {
+            standBy(sub, acks, &buffer)
+            guard role.isLeader else {
+                logger.info("ingest stopped (standby)", metadata: ["ha.buffered": "\(buffer.count)"])
+                return
+            }
+        }
         let router = try openRouter()
         logger.info("ingest listening", metadata: [
             "zmq.bind": "\(config.ingestBind)", "zmq.connect": "\(config.ingestConnect.joined(separator: ","))",
@@ -131,7 +149,23 @@ public final class IngestService: Service, Sendable {
         let decoder = MessageDecoder(rules: config.rules, limits: config.limits)
         let sockets = [acks] + [sub, router].compactMap { $0 }
         var tracker = GapTracker(grace: Double(config.gapGraceMilliseconds) / 1000)
-        for (gateway, seq) in seeds { tracker.seed(gateway: gateway, highest: seq) }
+        do {
+            for (gateway, seq) in try seeds() { tracker.seed(gateway: gateway, highest: seq) }
+        } catch {
+            // Gaps are then measured from the first message of each gateway, not from what is stored.
+            logger.warning("cannot read the highest stored seq per gateway", metadata: ["db.error": "\(error)"])
+        }
+        // Promoted: what the SUB socket brought while standing by goes first (what the former
+        // leader stored already is a duplicate: one effect), then the same socket, in order.
+        let kept = buffer.drain()
+        handles.buffered.record(0)
+        if !kept.isEmpty {
+            logger.notice("writing what arrived while standing by", metadata: ["ha.buffered": "\(kept.count)"])
+            for start in stride(from: 0, to: kept.count, by: 1000) {
+                acceptSub(Array(kept[start..<min(start + 1000, kept.count)]), &tracker, decoder)
+            }
+            handles.replayed.increment(by: kept.count)
+        }
         var reading = true
         var writerDone = false
         var peersRevision = trust?.registry.revision(of: [.gateway]) ?? 0
@@ -169,47 +203,14 @@ public final class IngestService: Service, Sendable {
                 gaps.push(gap, timeout: 1)
             }
             if let sub, readable[1] {
-                var received = 0
-                defer { handles.received.increment("sub", by: received) }
-                // Messages bound for the spill, written together (one write, not one per message)
-                // before the next message is queued and before polling again.
-                var spilling: [RawMessage] = [], spillingBytes = 0
-                func flush() {
-                    guard let spill, !spilling.isEmpty else { return }
-                    let written = spill.appendAll(spilling)
-                    // The spill is full: the rest waits in the queue (backpressure), in order.
-                    for raw in spilling[written...] { enqueue(Inbound(raw, decodedBy: decoder)) }
-                    spilling = []
-                    spillingBytes = 0
-                }
-                defer { flush() }
+                var raws: [RawMessage] = []
                 for _ in 0..<1000 {
                     guard let message = try sub.receiveMessageNow() else { break }
-                    let frames = message.frames
-                    received += 1
-                    let raw = RawMessage(endpoint: "ingest.sub", frames: frames, receivedAt: Date().timeIntervalSince1970,
-                                         sender: trust?.sender(of: message))
-                    // Once spilling, keep spilling until the writer has caught up, so order holds.
-                    // A message that arrived counts for its gateway's seq whatever else is wrong
-                    // with it (it is dead-lettered, not lost). What is spilled is decoded when it
-                    // is written: here only its gateway_id and seq are read.
-                    if let spill, !spilling.isEmpty || !spill.isEmpty || queue.count >= queue.capacity {
-                        if let (gateway, seq) = MessageDecoder.peekSequence(frames) {
-                            tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
-                        }
-                        spilling.append(raw)
-                        spillingBytes += frames.reduce(0) { $0 + $1.count }
-                        if spillingBytes >= 256 << 10 { flush() }
-                        continue
-                    }
-                    let inbound = Inbound(raw, decodedBy: decoder)
-                    if case .event(let e, _) = inbound, let gateway = e.gatewayID, let seq = e.gatewaySeq {
-                        tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
-                    } else if case .rejected = inbound, let (gateway, seq) = MessageDecoder.peekSequence(frames) {
-                        tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
-                    }
-                    enqueue(inbound)
+                    raws.append(RawMessage(endpoint: "ingest.sub", frames: message.frames, receivedAt: Date().timeIntervalSince1970,
+                                           sender: trust?.sender(of: message)))
                 }
+                handles.received.increment("sub", by: raws.count)
+                acceptSub(raws, &tracker, decoder)
             }
             if let router, readable[sub == nil ? 1 : 2] {
                 var received = 0
@@ -225,6 +226,80 @@ public final class IngestService: Service, Sendable {
             }
         }
         logger.info("ingest stopped", metadata: ["writer.done": "\(writerDone)"])
+    }
+
+    /// A standby: reads the SUB socket into `buffer` (the last ha.standby_buffer_s) and binds
+    /// nothing else, until this daemon leads or is stopped.
+    private func standBy(_ sub: ZMQSocket?, _ acks: ZMQSocket, _ buffer: inout RecentBuffer<RawMessage>) {
+        logger.info("standing by: only the SUB ingest is bound; keeping what arrives", metadata: [
+            "zmq.bind": "\(config.ingestBind)", "ha.standby_buffer_s": "\(config.ha.standbyBufferSeconds)",
+        ])
+        var overflowed = 0
+        while !stop.isSet && !role.isLeader {
+            do {
+                let readable = try ZMQSocket.poll([acks] + [sub].compactMap { $0 }, timeoutMilliseconds: 50)
+                var received = 0
+                if let sub, readable.count > 1, readable[1] {
+                    for _ in 0..<1000 {
+                        guard let message = try sub.receiveMessageNow() else { break }
+                        let at = Date().timeIntervalSince1970
+                        buffer.append(RawMessage(endpoint: "ingest.sub", frames: message.frames, receivedAt: at,
+                                                 sender: trust?.sender(of: message)), at: at)
+                        received += 1
+                    }
+                }
+                handles.received.increment("standby", by: received)
+            } catch {
+                logger.error("standby: reading the SUB socket failed", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            buffer.trim(now: Date().timeIntervalSince1970)
+            handles.buffered.record(buffer.count)
+            if buffer.overflowed > overflowed {
+                handles.overflowed.increment(by: buffer.overflowed - overflowed)
+                overflowed = buffer.overflowed
+            }
+        }
+    }
+
+    /// Queues messages from the SUB socket (or kept while standing by), in order; spills them
+    /// while the spill holds anything or the queue is full.
+    private func acceptSub(_ raws: [RawMessage], _ tracker: inout GapTracker, _ decoder: MessageDecoder) {
+        // Messages bound for the spill, written together (one write, not one per message)
+        // before the next message is queued and before polling again.
+        var spilling: [RawMessage] = [], spillingBytes = 0
+        func flush() {
+            guard let spill, !spilling.isEmpty else { return }
+            let written = spill.appendAll(spilling)
+            // The spill is full: the rest waits in the queue (backpressure), in order.
+            for raw in spilling[written...] { enqueue(Inbound(raw, decodedBy: decoder)) }
+            spilling = []
+            spillingBytes = 0
+        }
+        defer { flush() }
+        for raw in raws {
+            let frames = raw.frames
+            // Once spilling, keep spilling until the writer has caught up, so order holds.
+            // A message that arrived counts for its gateway's seq whatever else is wrong
+            // with it (it is dead-lettered, not lost). What is spilled is decoded when it
+            // is written: here only its gateway_id and seq are read.
+            if let spill, !spilling.isEmpty || !spill.isEmpty || queue.count >= queue.capacity {
+                if let (gateway, seq) = MessageDecoder.peekSequence(frames) {
+                    tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+                }
+                spilling.append(raw)
+                spillingBytes += frames.reduce(0) { $0 + $1.count }
+                if spillingBytes >= 256 << 10 { flush() }
+                continue
+            }
+            let inbound = Inbound(raw, decodedBy: decoder)
+            if case .event(let e, _) = inbound, let gateway = e.gatewayID, let seq = e.gatewaySeq {
+                tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+            } else if case .rejected = inbound, let (gateway, seq) = MessageDecoder.peekSequence(frames) {
+                tracker.observe(gateway: gateway, seq: seq, now: raw.receivedAt)
+            }
+            enqueue(inbound)
+        }
     }
 
     /// Blocks while the writer is behind (backpressure); a stop request still gets this message in.

@@ -22,9 +22,12 @@ public final class PublisherService: Service, Sendable {
     let gapWait: TimeInterval = 0.5
     /// security.curve: the feed is an XPUB applying only the subscriptions a peer's scope allows.
     let trust: TrustBoundary?
+    /// ha.enabled: binds the feed once this daemon leads.
+    let role: HARole
 
     public init(context: ZMQContext, config: Config, input: BoundedQueue<FeedMessage>, trust: TrustBoundary? = nil,
-                metrics: Metrics, logger: Logger) {
+                role: HARole = .single(), metrics: Metrics, logger: Logger) {
+        self.role = role
         self.trust = trust
         feedHead = metrics.gauge("liandong_feed_head")
         self.context = context
@@ -52,8 +55,9 @@ public final class PublisherService: Service, Sendable {
     }
 
     private func loop() throws {
+        guard role.waitForLead({ input.isClosed }) else { return }
         let socket = try openSocket()
-        let cursor = FeedCursor(conninfo: config.databaseURL, feedHead: feedHead, logger: logger)
+        let cursor = FeedCursor(conninfo: config.databaseURL, feedHead: feedHead, fence: role.fence, logger: logger)
         let db = try cursor.database()
         let pending = try db.query("""
             SELECT seq, topic, body FROM liandong.feed WHERE seq > (SELECT seq FROM liandong.feed_published) ORDER BY seq
@@ -159,7 +163,10 @@ private final class FeedCursor {
     private(set) var sentThrough: Int64 = 0
     private(set) var markedThrough: Int64 = 0
 
-    init(conninfo: String, feedHead: CoreMetrics.Gauge, logger: Logger) {
+    let fence: (PGConnection) throws -> Void
+
+    init(conninfo: String, feedHead: CoreMetrics.Gauge, fence: @escaping (PGConnection) throws -> Void, logger: Logger) {
+        self.fence = fence
         self.conninfo = conninfo
         self.feedHead = feedHead
         self.logger = logger
@@ -169,6 +176,7 @@ private final class FeedCursor {
         if let c = connection, c.isOK { return c }
         connection = nil
         let c = try PGConnection(conninfo: conninfo)
+        try fence(c)
         connection = c
         return c
     }

@@ -15,9 +15,12 @@ public final class ReplayService: Service, Sendable {
     let logger: Logger
     let trust: TrustBoundary?
     let stop = StopFlag()
+    /// ha.enabled: starts once this daemon leads.
+    let role: HARole
     public static let maxLimit = ReplayRequest.maxLimit
 
-    public init(context: ZMQContext, config: Config, trust: TrustBoundary? = nil, logger: Logger) {
+    public init(context: ZMQContext, config: Config, trust: TrustBoundary? = nil, role: HARole = .single(), logger: Logger) {
+        self.role = role
         self.trust = trust
         self.context = context
         self.config = config
@@ -29,6 +32,7 @@ public final class ReplayService: Service, Sendable {
     }
 
     private func loop() throws {
+        guard role.waitForLead({ stop.isSet }) else { return }
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
@@ -37,7 +41,7 @@ public final class ReplayService: Service, Sendable {
         do { try socket.bind(config.replayBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "feed.replay_bind", endpoint: config.replayBind, underlying: e)
         }
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
         logger.info("replay listening", metadata: ["zmq.bind": "\(config.replayBind)"])
         var peersRevision = trust?.registry.revision(of: [.dispatcher, .observer]) ?? 0
         while !stop.isSet {

@@ -25,8 +25,11 @@ public final class SweeperService: Service, Sendable {
     let devicesOnline: CoreMetrics.Gauge
     let devicesTimedOut: CoreMetrics.Counter
     let stop = StopFlag()
+    /// ha.enabled: starts once this daemon leads.
+    let role: HARole
 
-    public init(config: Config, output: BoundedQueue<FeedMessage>, metrics: Metrics, logger: Logger) {
+    public init(config: Config, output: BoundedQueue<FeedMessage>, role: HARole = .single(), metrics: Metrics, logger: Logger) {
+        self.role = role
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
         escalations = metrics.counter("liandong_escalations_total")
@@ -66,7 +69,8 @@ public final class SweeperService: Service, Sendable {
         """
 
     private func loop() throws {
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        guard role.waitForLead({ stop.isSet }) else { return }
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
         let interval = Double(config.sweepMilliseconds) / 1000
         let reannounce = String(config.reannounceMinutes * 60)
         var lastStatistics = Date.distantPast

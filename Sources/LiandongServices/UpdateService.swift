@@ -20,9 +20,12 @@ public final class UpdateService: Service, Sendable {
     let updates: CounterFamily
     let trust: TrustBoundary?
     let stop = StopFlag()
+    /// ha.enabled: starts once this daemon leads.
+    let role: HARole
 
     public init(context: ZMQContext, config: Config, output: BoundedQueue<FeedMessage>, trust: TrustBoundary? = nil,
-                metrics: Metrics, logger: Logger) {
+                role: HARole = .single(), metrics: Metrics, logger: Logger) {
+        self.role = role
         self.trust = trust
         self.metrics = metrics
         planner = TaskPlanner(rules: config.rules)
@@ -38,6 +41,7 @@ public final class UpdateService: Service, Sendable {
     }
 
     private func loop() throws {
+        guard role.waitForLead({ stop.isSet }) else { return }
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
@@ -45,7 +49,7 @@ public final class UpdateService: Service, Sendable {
         do { try socket.bind(config.updatesBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "updates.bind", endpoint: config.updatesBind, underlying: e)
         }
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop)
+        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
         logger.info("updates listening", metadata: ["zmq.bind": "\(config.updatesBind)"])
         var peersRevision = trust?.registry.revision(of: [.dispatcher]) ?? 0
         while !stop.isSet {

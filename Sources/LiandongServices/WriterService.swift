@@ -53,12 +53,15 @@ public final class WriterService: Service, Sendable {
     let spill: SpillFile?
     let gaps: BoundedQueue<SeqGap>
     let cancelled = StopFlag()
+    /// ha.enabled: writes once this daemon leads; each session is fenced by the lease.
+    let role: HARole
     /// Where the next batch is prepared while the writer thread writes the current one.
     let prepareThread = WorkerThread(name: "liandong-prepare", nice: 5)
 
     public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
-                output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, metrics: Metrics,
-                logger: Logger) {
+                output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, role: HARole = .single(),
+                metrics: Metrics, logger: Logger) {
+        self.role = role
         self.gaps = gaps
         self.spill = spill
         self.metrics = metrics
@@ -87,7 +90,7 @@ public final class WriterService: Service, Sendable {
         do {
             return try EventStore(conninfo: config.databaseURL, rules: config.rules,
                                   maxDeadLetterBytes: config.maxDeadLetterBytes,
-                                  deadLetterBytesPerHour: config.retention.deadLetterBytesPerHour)
+                                  deadLetterBytesPerHour: config.retention.deadLetterBytesPerHour, onConnect: role.fence)
         } catch let error as PQError where error.isConnectionFailure {
             if cancelled.isSet { throw error }
             logger.error("database unreachable, retrying",
@@ -111,6 +114,8 @@ public final class WriterService: Service, Sendable {
         let acks = try AckChannel(context: context, endpoint: ackEndpoint, logger: logger)
         defer { acks.finish() }
         defer { prepareThread.stop() }
+        // A standby writes nothing; the ingest keeps what arrives on its SUB socket meanwhile.
+        guard role.waitForLead({ cancelled.isSet || input.isClosed }) else { return }
         // Which batch is next, what a failure does with the batches in hand: see WriterPipeline.
         var pipeline = Pipeline(batchSize: config.batchSize, hasSpill: spill != nil)
         guard let opened = try reconnect(spilling: spill, after: false) else { return }

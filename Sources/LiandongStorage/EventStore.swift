@@ -18,18 +18,20 @@ public final class EventStore {
     public let preparer: SharedPreparer
 
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, deadLetterBytesPerHour: Int = 64 << 20,
-                windowCapacity: Int = 100_000) throws {
-        committer = try BatchCommitter(db: try Self.open(conninfo), rules: rules, maxDeadLetterBytes: maxDeadLetterBytes,
+                windowCapacity: Int = 100_000, onConnect: @Sendable (PGConnection) throws -> Void = { _ in }) throws {
+        // `onConnect` runs before the writer lock is taken (ha: the lease must name this daemon).
+        committer = try BatchCommitter(db: try Self.open(conninfo, onConnect), rules: rules, maxDeadLetterBytes: maxDeadLetterBytes,
                                        deadLetterBytesPerHour: deadLetterBytesPerHour)
-        preparer = SharedPreparer(try BatchPreparer(reader: try Self.open(conninfo), rules: rules, windowCapacity: windowCapacity))
+        preparer = SharedPreparer(try BatchPreparer(reader: try Self.open(conninfo, onConnect), rules: rules, windowCapacity: windowCapacity))
     }
 
-    private static func open(_ conninfo: String) throws -> PGConnection {
+    private static func open(_ conninfo: String, _ onConnect: @Sendable (PGConnection) throws -> Void) throws -> PGConnection {
         let db = try PGConnection(conninfo: conninfo)
         try db.execute("SET client_min_messages = warning")
         // If this client vanishes without closing (a network partition), the server ends the
         // session - and releases the writer lock - within about half a minute.
         try db.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3")
+        try onConnect(db)
         return db
     }
 
