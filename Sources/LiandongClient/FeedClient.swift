@@ -47,9 +47,17 @@ public final class FeedClient {
         try replay.setLinger(milliseconds: 0)
         try replay.setReceiveTimeout(milliseconds: 10_000)
         try replay.setSendTimeout(milliseconds: 10_000)
+        try replay.setImmediate()
         try replay.connect(replayEndpoint)
         self.prefix = prefix
         caughtUp = since
+    }
+
+    /// Listens to another daemon's feed and replay endpoints too (an active/standby pair: every
+    /// daemon of it; only the leader binds them). Each seq is still delivered once.
+    public func connect(feed: String, replay replayEndpoint: String) throws {
+        try sub.connect(feed)
+        try replay.connect(replayEndpoint)
     }
 
     /// Waits up to `timeout` seconds for messages; returns those not delivered before, in seq order.

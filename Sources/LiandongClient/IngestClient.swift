@@ -35,8 +35,17 @@ public final class IngestClient {
         try socket.setLinger(milliseconds: 0)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
+        // Messages go only to daemons that are up: with an active/standby pair the standby binds
+        // its ack endpoint when it leads.
+        try socket.setImmediate()
         try socket.connect(endpoint)
         self.retryAfter = retryAfter
+    }
+
+    /// Connects to another daemon's ingest.ack_bind too (an active/standby pair: every daemon of
+    /// it; only the leader binds, and unanswered messages are resent to whichever answers).
+    public func connect(_ endpoint: String) throws {
+        try socket.connect(endpoint)
     }
 
     /// Messages sent and not yet answered.

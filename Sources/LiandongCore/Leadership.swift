@@ -48,6 +48,11 @@ public struct Leadership: Sendable {
         /// The holder before; its sessions are ended (nil: nobody led before).
         public let previous: Lease?
         public let reason: Reason
+        public init(epoch: Int64, previous: Lease?, reason: Reason) {
+            self.epoch = epoch
+            self.previous = previous
+            self.reason = reason
+        }
     }
 
     public enum StandbyAction: Sendable, Equatable {

@@ -72,6 +72,11 @@ public final class ZMQSocket {
 
     /// XPUB: pass every subscription message up, including repeats (a subscriber that came back
     /// after a crash, while its old connection was not yet noticed gone).
+    /// ZMQ_IMMEDIATE: queue outgoing messages only on completed connections. A DEALER connected
+    /// to several peers of which some are not up (a standby daemon binds later) then sends to
+    /// those that are, instead of parking messages on a connection still being made.
+    public func setImmediate(_ on: Bool = true) throws { try setInt(ZMQ_IMMEDIATE, on ? 1 : 0, "ZMQ_IMMEDIATE") }
+
     public func setXPubVerbose(_ on: Bool = true) throws { try setInt(ZMQ_XPUB_VERBOSE, on ? 1 : 0, "ZMQ_XPUB_VERBOSE") }
 
     /// XPUB: subscriptions are not applied by libzmq but passed up; the application applies each

@@ -1,0 +1,206 @@
+import Foundation
+import LiandongClient
+import LiandongCore
+import LiandongStorage
+import LibPQ
+import Testing
+import ZeroMQ
+
+/// ha.enabled: two real liandongd processes on one database, one leading. kill -9, SIGSTOP (a
+/// host that stops answering) and a killed database session; gateways and a dispatcher connected
+/// to both daemons.
+@Suite("Active/standby pair")
+struct HATests {
+    static let ha = ["LIANDONG_HA_ENABLED": "true"]
+
+    struct Pair {
+        let url: String
+        let db: PGConnection
+        let a: DaemonProcess
+        let b: DaemonProcess
+    }
+
+    /// `a` leads, then `b` stands by.
+    func pair() throws -> Pair {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let a = try DaemonProcess(database: url, environment: Self.ha)
+        try a.waitUntil(timeout: 30, "a leads") { try httpGet(port: a.metricsPort, "/readyz").status == 200 }
+        let b = try DaemonProcess(database: url, environment: Self.ha)
+        try b.waitUntil(timeout: 30, "b stands by") { try httpGet(port: b.metricsPort, "/readyz").body.hasPrefix("standby") }
+        return Pair(url: url, db: db, a: a, b: b)
+    }
+
+    func endpointBound(_ endpoint: String) -> Bool {
+        FileManager.default.fileExists(atPath: String(endpoint.dropFirst("ipc://".count)))
+    }
+
+    func leader(_ db: PGConnection) throws -> (holder: String, epoch: Int) {
+        let r = try db.query("SELECT holder, epoch FROM liandong.ha_lease")
+        guard r.count == 1 else { throw TestFailure("no lease") }
+        return (r.rows[0][0]!, Int(r.rows[0][1]!)!)
+    }
+
+    /// Waits for the takeover of `epoch`; returns its reason and how long after `since` it was.
+    func takeover(_ db: PGConnection, epoch: Int, since: Date, _ daemon: DaemonProcess) throws -> (reason: String, after: Double) {
+        try daemon.waitUntil(timeout: 30, "the takeover of epoch \(epoch)") {
+            try db.int("SELECT count(*) FROM liandong.ha_takeovers WHERE epoch = $1", [String(epoch)]) == 1
+        }
+        let r = try db.query("SELECT reason, extract(epoch FROM at) FROM liandong.ha_takeovers WHERE epoch = $1", [String(epoch)])
+        return (r.rows[0][0]!, Double(r.rows[0][1]!)! - since.timeIntervalSince1970)
+    }
+
+    @Test("one leads, the other stands by: role in /readyz and metrics, and the standby binds only its SUB ingest")
+    func roles() throws {
+        let p = try pair()
+        #expect(try p.a.metric("liandong_ha_leader") == 1)
+        #expect(try p.b.metric("liandong_ha_leader") == 0)
+        let ready = try httpGet(port: p.a.metricsPort, "/readyz")
+        #expect(ready.status == 200 && ready.body.hasPrefix("ready: leading (ha epoch 1)"))
+        let standby = try httpGet(port: p.b.metricsPort, "/readyz")
+        let holder = try leader(p.db).holder
+        #expect(standby.status == 503 && standby.body.contains(holder))
+        for endpoint in [p.a.ack, p.a.feed, p.a.replay, p.a.updates] { #expect(endpointBound(endpoint), "\(endpoint)") }
+        for endpoint in [p.b.ack, p.b.feed, p.b.replay, p.b.updates] { #expect(!endpointBound(endpoint), "\(endpoint) bound by a standby") }
+        #expect(endpointBound(p.b.ingest))
+        // Every session of a daemon carries its name.
+        #expect(holder.hasPrefix("liandongd/"))
+        #expect(try p.db.int("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [holder]) >= 4)
+        #expect(try p.db.query("SELECT reason FROM liandong.ha_takeovers").rows.map { $0[0]! } == ["first"])
+    }
+
+    @Test("kill -9 of the leader mid-stream: the standby leads within ha.takeover_s; N sent -> N stored on SUB and ack; every task seq reaches a dispatcher on both feeds")
+    func killNineMidStream() throws {
+        let p = try pair()
+        let context = p.a.context
+        // A gateway publishing to both daemons, an acknowledged gateway and a dispatcher on both.
+        let gateway = try ZMQSocket(context: context, type: .xpub)
+        try gateway.setXPubVerbose()
+        try gateway.setLinger(milliseconds: 1000)
+        for daemon in [p.a, p.b] {
+            try gateway.connect(daemon.ingest)
+            guard try gateway.waitForSubscribers(covering: ["alert"], timeoutMilliseconds: 15_000) else {
+                throw TestFailure("\(daemon.ingest) did not subscribe")
+            }
+        }
+        let client = try IngestClient(context: context, endpoint: p.a.ack, retryAfter: 1)
+        try client.connect(p.b.ack)
+        let dispatcher = try FeedClient(context: context, feed: p.a.feed, replay: p.a.replay)
+        try dispatcher.connect(feed: p.b.feed, replay: p.b.replay)
+        var delivered = Set<Int64>()
+        func listen(_ seconds: TimeInterval) {
+            // A replay asked of the daemon that died is not answered: asked again next time.
+            if let items = try? dispatcher.next(timeout: seconds) { delivered.formUnion(items.map(\.seq)) }
+        }
+        let centre = try Scene.centre(of: Scene.ruralGrid, p.db)
+        let now = Date().timeIntervalSince1970
+        let n = 2400, chunk = 100
+        var killedAt: Date? = nil
+        for start in stride(from: 0, to: n, by: chunk) {
+            for i in start..<start + chunk {
+                let position = offset(centre, east: Double(i % 40) * 30 - 600, north: Double(i / 40) * 20 - 600)
+                let body = Wire.alert(id: "ha-sub-\(i)", at: now - Double(i % 300), position: position)
+                try gateway.send([Array("alert".utf8), Array(body.utf8)])
+                if i % 4 == 0 {
+                    let id = "ha-ack-\(i / 4)"
+                    let report = Wire.report(id: id, category: "闯入", severity: 2, at: now - Double(i % 300), position: position)
+                    try client.send(topic: "report", body: Array(report.utf8), id: id)
+                }
+            }
+            try client.poll(timeout: 0.05)
+            listen(0.05)
+            if killedAt == nil, start >= n / 3, try p.db.int("SELECT count(*) FROM liandong.events") > 0 {
+                kill(p.a.process.processIdentifier, SIGKILL)
+                killedAt = Date()
+            }
+        }
+        let killed = try #require(killedAt)
+        let (reason, after) = try takeover(p.db, epoch: 2, since: killed, p.b)
+        #expect(reason == "lock_free")
+        #expect(after < 5, "the standby led \(after) s after the kill (ha.takeover_s 5)")
+        print("ha: kill -9 -> leading after \(String(format: "%.2f", after)) s")
+        #expect(try client.flush(timeout: 120), "\(client.unanswered) acknowledged messages unanswered")
+        try p.b.waitUntil(timeout: 60, "every message sent stored") {
+            try p.db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == n + n / 4
+        }
+        #expect(try p.db.int("SELECT count(*) FROM liandong.events") == n + n / 4, "one effect each")
+        #expect(try p.b.metric("liandong_ha_buffer_replayed_total") > 0)
+        #expect(try p.b.metric("liandong_ha_leader") == 1)
+        // Every task seq reaches the dispatcher connected to both daemons (live or replayed).
+        let seqs = { Set(try p.db.query("SELECT seq FROM liandong.feed WHERE topic LIKE 'task.%'").rows.map { Int64($0[0]!)! }) }
+        try p.b.waitUntil(timeout: 60, "the dispatcher has every task seq") {
+            listen(0.2)
+            return try seqs().isSubset(of: delivered)
+        }
+        #expect(try !seqs().isEmpty)
+        // The supervisor restarts the old leader: it stands by.
+        try p.a.restart()
+        try p.a.waitUntil(timeout: 30, "the restarted daemon stands by") {
+            try httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby")
+        }
+    }
+
+    @Test("SIGSTOP of the leader (a host that stops answering): taken over within ha.takeover_s; woken, it writes nothing and exits")
+    func pausedLeaderWritesNothing() throws {
+        let p = try pair()
+        let old = try leader(p.db).holder
+        let centre = try Scene.centre(of: Scene.ruralGrid, p.db)
+        let now = Date().timeIntervalSince1970
+        // Connections to the leader only, made before it stops.
+        let client = try IngestClient(context: p.a.context, endpoint: p.a.ack, retryAfter: 1)
+        try client.send(topic: "alert", body: Array(Wire.alert(id: "before", at: now, position: centre).utf8), id: "before")
+        #expect(try client.flush(timeout: 20))
+        kill(p.a.process.processIdentifier, SIGSTOP)
+        let stopped = Date()
+        // While it sleeps, work waits for it on both of its ingest paths.
+        for i in 0..<50 {
+            let position = offset(centre, east: Double(i) * 20)
+            try client.send(topic: "alert", body: Array(Wire.alert(id: "asleep-ack-\(i)", at: now, position: position).utf8),
+                            id: "asleep-ack-\(i)")
+            try p.a.send("alert", Wire.alert(id: "asleep-sub-\(i)", at: now, position: position))
+        }
+        let (reason, after) = try takeover(p.db, epoch: 2, since: stopped, p.b)
+        #expect(reason == "lease_expired")
+        #expect(after < 5, "the standby led \(after) s after the leader stopped (ha.takeover_s 5)")
+        print("ha: SIGSTOP -> leading after \(String(format: "%.2f", after)) s")
+        #expect(try p.db.int("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [old]) == 0,
+                "the paused leader's sessions were ended")
+        let counts = "SELECT (SELECT count(*) FROM liandong.events), (SELECT count(*) FROM liandong.feed), "
+            + "(SELECT count(*) FROM liandong.task_history), (SELECT count(*) FROM liandong.rejected_messages)"
+        let before = try p.db.query(counts).rows
+        kill(p.a.process.processIdentifier, SIGCONT)
+        try waitUntil(timeout: 20, "the woken leader exits") { !p.a.process.isRunning }
+        #expect(p.a.process.terminationStatus == 75)
+        #expect(p.a.log.contains("lost the lead"))
+        let answers = try client.poll(timeout: 2)
+        #expect(answers.filter(\.ok).isEmpty, "the woken leader acknowledged \(answers.filter(\.ok).map(\.id))")
+        #expect(try p.db.query(counts).rows == before, "the woken leader wrote")
+        #expect(try p.db.int("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'asleep-%'") == 0)
+        #expect(try leader(p.db).epoch == 2)
+        #expect(try p.b.metric("liandong_ha_leader") == 1)
+    }
+
+    @Test("the leader's database session killed: it exits, the standby leads; a graceful stop hands over too")
+    func killedSession() throws {
+        let p = try pair()
+        let key = LeaseStore.lockKey
+        let pid = try p.db.int("""
+            SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+            """, [String(UInt32(truncatingIfNeeded: key >> 32)), String(UInt32(truncatingIfNeeded: key))])
+        let killed = Date()
+        try p.db.query("SELECT pg_terminate_backend($1)", [String(pid)])
+        try waitUntil(timeout: 20, "the leader without its session exits") { !p.a.process.isRunning }
+        #expect(p.a.process.terminationStatus == 75)
+        let (reason, after) = try takeover(p.db, epoch: 2, since: killed, p.b)
+        #expect(reason == "lock_free" && after < 5)
+        // Restarted, the old leader stands by; the new one stops gracefully and hands over.
+        try p.a.restart()
+        try p.a.waitUntil(timeout: 30, "a stands by") { try httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby") }
+        let stopping = Date()
+        #expect(try p.b.stop() == 0)
+        let (handover, took) = try takeover(p.db, epoch: 3, since: stopping, p.a)
+        #expect(handover == "lock_free" && took < 5)
+        try p.a.waitUntil(timeout: 30, "a leads again") { try httpGet(port: p.a.metricsPort, "/readyz").status == 200 }
+        #expect(endpointBound(p.a.feed) && endpointBound(p.a.ack))
+    }
+}
