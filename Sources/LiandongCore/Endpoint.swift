@@ -7,6 +7,11 @@
 public enum Endpoint {
     public static let transports = ["tcp", "ipc", "inproc"]
 
+    /// A comma-separated list of endpoints (every daemon of an active/standby pair), trimmed.
+    public static func list(_ endpoints: String) -> [String] {
+        endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// Why `endpoint` cannot be used (nil when it can). `binding`: the socket binds it.
     public static func problem(_ endpoint: String, binding: Bool) -> String? {
         guard let separator = endpoint.range(of: "://") else {

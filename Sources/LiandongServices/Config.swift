@@ -139,8 +139,11 @@ public struct Config: Sendable {
         public var password = ""
         /// gb28181.passwords_file: "DEVICE_ID PASSWORD" per line (# comments); not readable by others.
         public var passwordsFile = ""
-        /// gb28181.daemon_ack: liandongd's ingest.ack_bind, where alarms and statuses are forwarded.
+        /// gb28181.daemon_ack: liandongd's ingest.ack_bind, where alarms and statuses are forwarded
+        /// (comma-separated: every daemon of an active/standby pair; the leader answers).
         public var daemonAck = "tcp://127.0.0.1:7602"
+        /// daemon_ack as a list of endpoints.
+        public var daemonAcks: [String] { Endpoint.list(daemonAck) }
         /// gb28181.keepalive_timeout_s: a registered device not heard from this long is offline.
         public var keepaliveTimeoutSeconds = 180.0
         /// gb28181.metrics_bind: the bridge's /metrics, /healthz ("" for none).
@@ -477,7 +480,10 @@ public struct Config: Sendable {
         for bind in g.sipBind where SIPEndpoint(bind) == nil {
             throw ConfigError("config key gb28181.sip_bind: \"\(bind)\" must be udp://HOST:PORT or tcp://HOST:PORT with an IPv4 host")
         }
-        if let problem = Endpoint.problem(g.daemonAck, binding: false) { throw ConfigError("config key gb28181.daemon_ack: \(problem)") }
+        guard !g.daemonAcks.isEmpty else { throw ConfigError("config key gb28181.daemon_ack is empty: the bridge would forward nowhere") }
+        for endpoint in g.daemonAcks {
+            if let problem = Endpoint.problem(endpoint, binding: false) { throw ConfigError("config key gb28181.daemon_ack: \(problem)") }
+        }
         if !g.metricsBind.isEmpty { _ = try metricsAddress(g.metricsBind, key: "gb28181.metrics_bind") }
     }
 

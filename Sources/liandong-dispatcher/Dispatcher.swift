@@ -12,8 +12,8 @@ struct SimulatedDispatcher: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liandong-dispatcher", abstract: "Answer Liandong tasks like a (somewhat slow) dispatcher.")
 
-    @Option(help: "Feed endpoint.") var feed = "tcp://127.0.0.1:7611"
-    @Option(help: "Updates endpoint.") var updates = "tcp://127.0.0.1:7621"
+    @Option(help: "Feed endpoint (comma-separated: every daemon of an active/standby pair).") var feed = "tcp://127.0.0.1:7611"
+    @Option(help: "Updates endpoint (comma-separated: every daemon of a pair; the leader answers).") var updates = "tcp://127.0.0.1:7621"
     @Option(help: "Seconds to run.") var duration = 30.0
     @Option(help: "Share of new tasks left unanswered (they escalate).") var ignore = 0.35
     @Option(help: "Random seed.") var seed: UInt64 = 7
@@ -38,12 +38,13 @@ struct SimulatedDispatcher: ParsableCommand {
         try sub.setReceiveTimeout(milliseconds: 100)
         try sub.setLinger(milliseconds: 0)
         try sub.subscribe(prefix)
-        try sub.connect(feed)
+        for endpoint in Endpoint.list(feed) { try sub.connect(endpoint) }
         let dealer = try ZMQSocket(context: context, type: .dealer)
         try curve?.apply(to: dealer)
         try dealer.setReceiveTimeout(milliseconds: 5000)
         try dealer.setLinger(milliseconds: 0)
-        try dealer.connect(updates)
+        try dealer.setImmediate()  // only to a daemon that is up: a standby binds updates when it leads
+        for endpoint in Endpoint.list(updates) { try dealer.connect(endpoint) }
         var state = seed
         func random() -> Double {
             state = state &* 6364136223846793005 &+ 1442695040888963407

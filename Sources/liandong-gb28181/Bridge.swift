@@ -110,7 +110,8 @@ final class BridgeLoop {
         self.bridge = bridge
         self.settings = settings
         context = try ZMQContext()
-        client = try IngestClient(context: context, endpoint: settings.daemonAck, retryAfter: 2, curve: curve)
+        client = try IngestClient(context: context, endpoint: settings.daemonAcks[0], retryAfter: 2, curve: curve)
+        for endpoint in settings.daemonAcks.dropFirst() { try client.connect(endpoint) }
         do {
             sockets = try SIPSockets(binds: settings.sipBind.compactMap(SIPEndpoint.init))
         } catch {

@@ -13,14 +13,14 @@ struct Simulator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liandong-sim", abstract: "Publish simulated camera alerts and grid reports to liandongd.")
 
-    @Option(help: "liandongd ingest endpoint to connect to.") var connect = "tcp://127.0.0.1:7601"
+    @Option(help: "liandongd ingest endpoint to connect to (comma-separated: every daemon of an active/standby pair).") var connect = "tcp://127.0.0.1:7601"
     @Option(help: "libpq conninfo of the Liandong database (cameras and grids are read from it).")
     var database = ProcessInfo.processInfo.environment["LIANDONG_DATABASE_URL"] ?? ""
     @Option(help: "Scenarios per second.") var rate = 4.0
     @Option(help: "Seconds to run.") var duration = 20.0
     @Option(help: "Random seed.") var seed: UInt64 = 620922
     @Option(help: "Gateway id used in alert ids.") var gateway = "gw-sim"
-    @Option(help: "Send over acknowledged ingest (liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602) instead of PUB: every message is resent until liandongd has committed it.")
+    @Option(help: "Send over acknowledged ingest (liandongd's ingest.ack_bind, e.g. tcp://127.0.0.1:7602) instead of PUB: every message is resent until liandongd has committed it; comma-separated for a pair.")
     var ack: String?
     @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
     var curveServerKey: String?
@@ -46,11 +46,16 @@ struct Simulator: ParsableCommand {
         try socket.setLinger(milliseconds: 5000)
         // PUB drops silently at the high-water mark; a simulator must not lose its own messages.
         try socket.setSendHighWaterMark(0)
-        let client = try ack.map { try IngestClient(context: context, endpoint: $0, curve: curve) }
+        let acks = ack.map(Endpoint.list) ?? []
+        let client = try acks.first.map { try IngestClient(context: context, endpoint: $0, curve: curve) }
+        for endpoint in acks.dropFirst() { try client?.connect(endpoint) }
         if client == nil {
-            try socket.connect(connect)
-            guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
-                throw ValidationError("liandongd did not subscribe within 10 s at \(connect): is it running?")
+            // Each daemon subscribes (a standby too: it keeps what it receives).
+            for endpoint in Endpoint.list(connect) {
+                try socket.connect(endpoint)
+                guard try socket.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 10_000) else {
+                    throw ValidationError("liandongd did not subscribe within 10 s at \(endpoint): is it running?")
+                }
             }
         }
         var rng = SplitMix64(seed: seed)

@@ -10,13 +10,13 @@ struct Tail: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liandong-tail", abstract: "Print Liandong task messages as they are published.")
 
-    @Option(help: "Feed endpoint to connect to.") var connect = "tcp://127.0.0.1:7611"
+    @Option(help: "Feed endpoint to connect to (comma-separated: every daemon of an active/standby pair).") var connect = "tcp://127.0.0.1:7611"
     @Option(help: "Topic prefix (task.620922100 = one township and everything under it).") var prefix = "task."
     @Option(help: "Exit after this many task messages (0 = never).") var count = 0
     @Option(help: "Exit after this many seconds (0 = never).") var duration = 0.0
     @Flag(help: "Print the raw JSON body instead of a summary line.") var json = false
     @Flag(help: "Also print heartbeats (topic hb).") var heartbeats = false
-    @Option(help: "Replay endpoint (liandongd's feed.replay_bind, e.g. tcp://127.0.0.1:7612): detect gaps from the heartbeat and fetch what was missed, from PostgreSQL.")
+    @Option(help: "Replay endpoint (liandongd's feed.replay_bind, e.g. tcp://127.0.0.1:7612): detect gaps from the heartbeat and fetch what was missed, from PostgreSQL; comma-separated for a pair, in the order of --connect.")
     var replay: String?
     @Option(help: "With --replay: the last seq already processed (0 = everything in the feed).") var since: Int64 = 0
     @Option(help: "With liandongd's security.curve: the daemon's public key (its NAME.pub file, or the 40 Z85 characters).")
@@ -33,7 +33,7 @@ struct Tail: ParsableCommand {
         try socket.setLinger(milliseconds: 0)
         try socket.subscribe(prefix)
         if heartbeats { try socket.subscribe("hb") }
-        try socket.connect(connect)
+        for endpoint in Endpoint.list(connect) { try socket.connect(endpoint) }
         let started = Date()
         var seen = 0
         while (count == 0 || seen < count) && (duration == 0 || Date().timeIntervalSince(started) < duration) {
@@ -53,8 +53,13 @@ struct Tail: ParsableCommand {
     /// Gap-free mode: live messages plus whatever the heartbeat shows was missed.
     func runWithReplay(_ endpoint: String) throws {
         let context = try ZMQContext()
-        let client = try FeedClient(context: context, feed: connect, replay: endpoint, prefix: prefix, since: since,
+        let feeds = Endpoint.list(connect), replays = Endpoint.list(endpoint)
+        guard !feeds.isEmpty, feeds.count == replays.count else {
+            throw ValidationError("--connect and --replay must name the same number of daemons (\(feeds.count) and \(replays.count))")
+        }
+        let client = try FeedClient(context: context, feed: feeds[0], replay: replays[0], prefix: prefix, since: since,
                                     curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
+        for (feed, replay) in zip(feeds, replays).dropFirst() { try client.connect(feed: feed, replay: replay) }
         let started = Date()
         var seen = 0
         for item in try client.catchUp() {

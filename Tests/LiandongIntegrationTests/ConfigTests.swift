@@ -20,6 +20,18 @@ struct ConfigTests {
         #expect(c.rules.category(alarmMethod: 5, alarmType: 100) == "fire")
         #expect(c.rules.category(report: "烟雾") == "fire")
         #expect(c.rules.rule(for: "crowd").radiusMeters == 500)
+        #expect(c.ha == Config.HA() && !c.ha.enabled && c.ha.standbyBufferSeconds == 30 && c.ha.takeoverSeconds == 5)
+    }
+
+    @Test("ha.*: a pair's keys, from the file or the environment; gb28181.daemon_ack may name every daemon")
+    func ha() throws {
+        let c = try Config.load(path: try temporaryFile("ha:\n  enabled: true\n  takeover_s: 3\n"), environment: [
+            "LIANDONG_HA_STANDBY_BUFFER_S": "60",
+            "LIANDONG_GB28181_DAEMON_ACK": "tcp://10.0.0.11:7602, tcp://10.0.0.12:7602",
+        ])
+        #expect(c.ha.enabled && c.ha.takeoverSeconds == 3 && c.ha.standbyBufferSeconds == 60)
+        #expect(c.gb28181.daemonAcks == ["tcp://10.0.0.11:7602", "tcp://10.0.0.12:7602"])
+        #expect(c.effectiveSettings.contains { $0.key == "ha.enabled" && $0.value == "true" })
     }
 
     @Test("LIANDONG_<SECTION>_<KEY> overrides the file, lists are comma-separated")
@@ -67,6 +79,9 @@ struct ConfigTests {
          "correlation.categories.crowd.max_span_m = 300.0 is below radius_m = 500.0"),
         ("correlation:\n  default: {window_s: 600, max_duration_s: 60}\n", [:], "correlation.default.max_duration_s = 60.0 is below"),
         ("correlation:\n  update_interval_s: -1\n", [:], "correlation.update_interval_s"),
+        ("ha:\n  takeover_s: 0.5\n", [:], "ha.takeover_s = 0.5 is outside"),
+        ("ha:\n  enable: true\n", [:], "unknown config key ha.enable"),
+        ("gb28181:\n  daemon_ack: \"tcp://127.0.0.1:7602, htp://x\"\n", [:], "gb28181.daemon_ack"),
     ] as [(String, [String: String], String)])
     func mistakes(yaml: String, env: [String: String], message: String) throws {
         let file = try temporaryFile(yaml)

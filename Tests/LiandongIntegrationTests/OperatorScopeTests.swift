@@ -23,7 +23,7 @@ struct OperatorScopeTests {
         ("noisy_cameras", "grid_code"), ("camera_suppressions", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = camera_suppressions.device_id)"),
         ("device_status", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status.device_id)"),
         ("device_status_history", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status_history.device_id)"),
-        ("camera_online_rate", "division_code"),
+        ("camera_online_rate", "division_code"), ("ha_lease", nil), ("ha_takeovers", nil),
     ]
 
     @Test("a township's operator sees its own rows in every view and table, and nothing of the next township")

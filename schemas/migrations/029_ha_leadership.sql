@@ -35,4 +35,11 @@ COMMENT ON COLUMN liandong.ha_takeovers.previous_holder IS 'The leader before (N
 COMMENT ON COLUMN liandong.ha_takeovers.reason IS 'first (no leader before), lock_free (the leader stopped, died, or lost its session) or lease_expired (the leader stopped renewing: paused or hung; its sessions were ended).';
 COMMENT ON COLUMN liandong.ha_takeovers.lease_age_s IS 'Seconds since the previous leader last renewed, at the takeover.';
 
+-- The county's machinery, not a division's: operators of the whole county read it.
+ALTER TABLE liandong.ha_lease ENABLE ROW LEVEL SECURITY;
+CREATE POLICY operator_scope ON liandong.ha_lease FOR SELECT TO liandong_operator
+    USING ('%' IN (SELECT liandong.operator_patterns()));
+ALTER TABLE liandong.ha_takeovers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY operator_scope ON liandong.ha_takeovers FOR SELECT TO liandong_operator
+    USING ('%' IN (SELECT liandong.operator_patterns()));
 GRANT SELECT ON liandong.ha_lease, liandong.ha_takeovers TO liandong_operator;
