@@ -18,20 +18,24 @@ public struct RecentBuffer<Element>: Sendable where Element: Sendable {
     public var count: Int { items.count - head }
     public var isEmpty: Bool { count == 0 }
 
-    /// Adds an item received at `at` (seconds, not decreasing) and forgets what is older than
-    /// `seconds` before it, or beyond `capacity`.
+    /// Adds an item received at `at` (seconds, not decreasing); beyond `capacity` the oldest goes.
+    /// What is too old goes at `trim` (the caller decides what "now" is).
     public mutating func append(_ element: Element, at: Double) {
         items.append((at, element))
         if count > capacity {
             head += 1
             overflowed += 1
+            compact()
         }
-        trim(now: at)
     }
 
     /// Forgets items received more than `seconds` before `now`.
     public mutating func trim(now: Double) {
         while head < items.count && items[head].at < now - seconds { head += 1 }
+        compact()
+    }
+
+    private mutating func compact() {
         if head > 4096 && head * 2 > items.count {
             items.removeFirst(head)
             head = 0

@@ -253,7 +253,17 @@ public final class IngestService: Service, Sendable {
                 logger.error("standby: reading the SUB socket failed", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: 0.1)
             }
-            buffer.trim(now: Date().timeIntervalSince1970)
+            // While nobody leads (the database is away), nothing ages out; beyond the buffer's
+            // capacity what it holds goes to the spill file, written when this daemon leads.
+            buffer.trim(now: role.keepHorizon)
+            if let spill, buffer.count >= Self.standbyCapacity - 1000 {
+                let kept = buffer.drain()
+                let written = spill.appendAll(kept)
+                if written < kept.count { handles.overflowed.increment(by: kept.count - written) }
+                logger.warning("no leader for a while: what the standby kept went to the spill file", metadata: [
+                    "ha.spilled": "\(written)", "spill.bytes": "\(spill.pendingBytes)",
+                ])
+            }
             handles.buffered.record(buffer.count)
             if buffer.overflowed > overflowed {
                 handles.overflowed.increment(by: buffer.overflowed - overflowed)

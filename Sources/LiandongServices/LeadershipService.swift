@@ -16,6 +16,11 @@ public final class HARole: Sendable {
     /// This daemon's name, the application_name of all its sessions (liandongd/HOST/PID-RANDOM).
     public let me: String
     private let state: Mutex<(leader: Bool, epoch: Int64)>
+    /// When a live leader was last seen (wall clock): a standby keeps what arrived since
+    /// ha.standby_buffer_s before it, so while nobody leads (the database is away) it keeps all.
+    private let leaderSeen = Atomic<Double>(Date().timeIntervalSince1970)
+    /// The leader's latest successful renewal (monotonic clock), for the watchdog.
+    let renewed = Atomic<Double>(0)
 
     /// Always leading (ha.enabled false).
     public static func single() -> HARole { HARole(enabled: false, me: "") }
@@ -41,6 +46,12 @@ public final class HARole: Sendable {
     public var epoch: Int64 { state.withLock { $0.epoch } }
 
     func promote(epoch: Int64) { state.withLock { $0 = (true, epoch) } }
+
+    /// A standby saw a lease renewed within the expiry: someone leads.
+    func sawLeader(at time: Double) { leaderSeen.store(time, ordering: .relaxed) }
+
+    /// What a standby keeps is what arrived within ha.standby_buffer_s before this moment.
+    public var keepHorizon: Double { min(Date().timeIntervalSince1970, leaderSeen.load(ordering: .relaxed)) }
 
     /// Blocks until this daemon leads (true) or `stopped()` (false).
     func waitForLead(_ stopped: () -> Bool) -> Bool {
@@ -103,6 +114,8 @@ public final class LeadershipService: Service, Sendable {
     private func loop() throws {
         var leadership = Leadership(me: role.me, timing: Leadership.Timing(takeover: config.ha.takeoverSeconds))
         let tick = leadership.timing.tick
+        let watchdog = startWatchdog(leadership.timing)
+        defer { watchdog.set() }
         var db: PGConnection? = nil
         var announced = false
         logger.info("standing by (ha.enabled): trying for the lead", metadata: ["ha.instance": "\(role.me)"])
@@ -116,7 +129,9 @@ public final class LeadershipService: Service, Sendable {
                 } catch let e as PQError {
                     renewal = e.isConnectionFailure || !db!.isOK ? .sessionLost("\(e)") : .failed("\(e)")
                 }
-                if case .stepDown(let why) = leadership.leader(renewal, now: ProcessInfo.processInfo.systemUptime) { stepDown(why) }
+                let after = ProcessInfo.processInfo.systemUptime
+                if case .stepDown(let why) = leadership.leader(renewal, now: after) { stepDown(why) }
+                if renewal == .renewed { role.renewed.store(after, ordering: .relaxed) }
                 if case .failed(let why) = renewal { logger.warning("lease renewal failed; retrying", metadata: ["db.error": "\(why)"]) }
             } else {
                 do {
@@ -129,6 +144,7 @@ public final class LeadershipService: Service, Sendable {
                         do { ended = try LeaseStore.take(db!, takeover, me: role.me) } catch {
                             stepDown("the lock was taken but the lease could not be written: \(error)")
                         }
+                        role.renewed.store(ProcessInfo.processInfo.systemUptime, ordering: .relaxed)
                         role.promote(epoch: takeover.epoch)
                         takeovers.increment()
                         logger.notice("leading (ha): binding ack, updates, replay and feed; writing", metadata: [
@@ -146,6 +162,9 @@ public final class LeadershipService: Service, Sendable {
                             continue
                         }
                     case .wait:
+                        if let lease, lease.age <= leadership.timing.leaseExpiry {
+                            role.sawLeader(at: Date().timeIntervalSince1970 - lease.age)
+                        }
                         if !announced, let lease {
                             announced = true
                             logger.info("standing by", metadata: ["ha.leader": "\(lease.holder)"])
@@ -162,6 +181,27 @@ public final class LeadershipService: Service, Sendable {
         // Graceful shutdown, after every other service: the session (and the lock) ends here.
         db?.close()
         if leadership.isLeader { logger.notice("leadership released") }
+    }
+
+    /// A renewal blocked on a connection that no longer answers (a network partition: no error
+    /// comes back) cannot step down by itself: this thread ends the process when the leader's last
+    /// renewal is older than the deadline. Returns the flag that stops it.
+    private func startWatchdog(_ timing: Leadership.Timing) -> StopFlag {
+        let done = StopFlag()
+        let thread = Thread { [role, self] in
+            while !done.isSet {
+                Thread.sleep(forTimeInterval: timing.tick / 2)
+                guard role.isLeader else { continue }
+                let since = ProcessInfo.processInfo.systemUptime - role.renewed.load(ordering: .relaxed)
+                if since > timing.renewDeadline {
+                    stepDown("no lease renewal for \(Int(since * 1000)) ms (deadline \(Int(timing.renewDeadline * 1000)) ms): "
+                        + "the database does not answer the leadership session")
+                }
+            }
+        }
+        thread.name = "liandong-ha-watchdog"
+        thread.start()
+        return done
     }
 
     /// Never returns: the process exits before any other thread can write again.

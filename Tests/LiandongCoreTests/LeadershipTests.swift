@@ -80,7 +80,9 @@ struct LeadershipTests {
         var b = RecentBuffer<Int>(seconds: 30, capacity: 5)
         for i in 0..<4 { b.append(i, at: Double(i) * 10) }  // 0, 10, 20, 30
         #expect(b.count == 4)
-        b.append(4, at: 41)  // 0 and 10 are older than 30 s
+        b.append(4, at: 41)
+        #expect(b.count == 5, "only trim ages items out (while nobody leads the caller keeps its horizon back)")
+        b.trim(now: 41)  // 0 and 10 are older than 30 s
         #expect(b.count == 3)
         for i in 5..<10 { b.append(i, at: 42) }
         #expect(b.count == 5 && b.overflowed == 3)

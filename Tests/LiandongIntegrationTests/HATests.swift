@@ -203,4 +203,55 @@ struct HATests {
         try p.a.waitUntil(timeout: 30, "a leads again") { try httpGet(port: p.a.metricsPort, "/readyz").status == 200 }
         #expect(endpointBound(p.a.feed) && endpointBound(p.a.ack))
     }
+
+    @Test("the database away for longer than ha.standby_buffer_s: the leader exits, the standby keeps all that arrives, and leading once the database is back it stores everything")
+    func databaseOutage() throws {
+        let cluster = try PrivateCluster()
+        let db = try PGConnection(conninfo: cluster.conninfo)
+        let env = Self.ha.merging(["LIANDONG_HA_STANDBY_BUFFER_S": "2"]) { $1 }
+        let a = try DaemonProcess(database: cluster.conninfo, environment: env)
+        try a.waitUntil(timeout: 30, "a leads") { try httpGet(port: a.metricsPort, "/readyz").status == 200 }
+        let b = try DaemonProcess(database: cluster.conninfo, environment: env)
+        try b.waitUntil(timeout: 30, "b stands by") { try httpGet(port: b.metricsPort, "/readyz").body.hasPrefix("standby") }
+        let gateway = try ZMQSocket(context: a.context, type: .xpub)
+        try gateway.setXPubVerbose()
+        try gateway.setLinger(milliseconds: 1000)
+        for daemon in [a, b] {
+            try gateway.connect(daemon.ingest)
+            guard try gateway.waitForSubscribers(covering: ["alert"], timeoutMilliseconds: 15_000) else {
+                throw TestFailure("\(daemon.ingest) did not subscribe")
+            }
+        }
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        let now = Date().timeIntervalSince1970
+        func wave(_ name: String, _ count: Int) throws {
+            for i in 0..<count {
+                let position = offset(centre, east: Double(i % 20) * 40 - 400, north: Double(i / 20) * 30 - 150)
+                try gateway.send([Array("alert".utf8), Array(Wire.alert(id: "\(name)-\(i)", at: now, position: position).utf8)])
+            }
+        }
+        try wave("before", 100)
+        try a.waitUntil(timeout: 20, "the first wave stored") { try db.int("SELECT count(*) FROM liandong.events") == 100 }
+        try cluster.stop()
+        try waitUntil(timeout: 20, "the leader without its database session exits") { !a.process.isRunning }
+        #expect(a.process.terminationStatus == 75)
+        try wave("away-1", 200)
+        // Three times ha.standby_buffer_s later nothing has aged out: nobody leads meanwhile.
+        let sent = Date()
+        var buffered = 0.0
+        try b.waitUntil(timeout: 20, "three times the buffer's seconds pass with the wave kept") {
+            buffered = try b.metric("liandong_ha_standby_buffer_messages")
+            return Date().timeIntervalSince(sent) > 6 && buffered >= 300
+        }
+        #expect(buffered == 300, "the standby keeps what arrived since the leader was last seen")
+        try wave("away-2", 200)
+        try cluster.start()
+        let started = Date()
+        let (reason, after) = try takeover(try PGConnection(conninfo: cluster.conninfo), epoch: 2, since: started, b)
+        #expect(reason == "lock_free" && after < 5)
+        try b.waitUntil(timeout: 60, "everything sent stored once") {
+            try PGConnection(conninfo: cluster.conninfo).int("SELECT count(DISTINCT source_id) FROM liandong.events") == 500
+        }
+        #expect(try PGConnection(conninfo: cluster.conninfo).int("SELECT count(*) FROM liandong.events") == 500)
+    }
 }
