@@ -63,6 +63,7 @@ struct Simulator: ParsableCommand {
         let run = String(Int(Date().timeIntervalSince1970), radix: 36)
         var seq = 0
         var tally: [String: Int] = [:]
+        var sent = 0
         let started = Date()
         var n = 0
         while Date().timeIntervalSince(started) < duration {
@@ -109,7 +110,7 @@ struct Simulator: ParsableCommand {
                     lon: camera.lon + metres * cos(angle) / (111_320 * cos(camera.lat * .pi / 180)),
                     lat: camera.lat + metres * sin(angle) / 110_574)
                 let gcj = CoordinateConverter.fromWGS84(wgs, to: .gcj02)
-                let id = "r-\(run)-\(n)"
+                let id = "r-\(gateway)-\(run)-\(n)"
                 var body = JSONText()
                 body.object {
                     $0.field("category", category)
@@ -127,6 +128,7 @@ struct Simulator: ParsableCommand {
                 try send("report", id: id, body)
             }
             func send(_ topic: String, id: String, _ body: JSONText) throws {
+                sent += 1
                 let data = Array(body.text.utf8)
                 if let client {
                     try client.send(topic: topic, body: data, id: id)
@@ -148,7 +150,7 @@ struct Simulator: ParsableCommand {
             }
         }
         let summary = Scenario.allCases.map { "\($0.rawValue) \(tally[$0.rawValue] ?? 0)" }.joined(separator: ", ")
-        print("liandong-sim: \(n) scenarios in \(Int(duration)) s: \(summary)")
+        print("liandong-sim: \(n) scenarios (\(sent) messages) in \(Int(duration)) s: \(summary)")
         if let client {
             let all = try client.flush(timeout: 60)
             print("liandong-sim: acknowledged path: \(all ? "every message committed" : "\(client.unanswered) unanswered"), "
