@@ -46,6 +46,8 @@ struct Simulator: ParsableCommand {
         try socket.setLinger(milliseconds: 5000)
         // PUB drops silently at the high-water mark; a simulator must not lose its own messages.
         try socket.setSendHighWaterMark(0)
+        // Every daemon's subscription is seen (an XPUB passes on only the first of equal ones by default).
+        try socket.setXPubVerbose()
         let acks = ack.map(Endpoint.list) ?? []
         let client = try acks.first.map { try IngestClient(context: context, endpoint: $0, curve: curve) }
         for endpoint in acks.dropFirst() { try client?.connect(endpoint) }
