@@ -53,6 +53,9 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     let reload = ReloadService(path: configPath, running: config, settings: logSettings, trust: trust, logger: logger)
     metrics.gauge("liandong_build_info", [("schema", String(expectedMigration)), ("version", LiandongVersion.current),
                                            ("zmq", ZMQContext.version)]).record(1)
+    // Served without ha.enabled too (a lone daemon leads), so dashboards and alerts need no special case.
+    metrics.gauge("liandong_ha_leader") { role.isLeader ? 1 : 0 }
+    if !role.enabled { _ = metrics.counter("liandong_ha_takeovers_total") }
     let inbound = BoundedQueue<Inbound>(capacity: config.queueCapacity)
     let outbound = BoundedQueue<FeedMessage>(capacity: 5_000)
     metrics.gauge("liandong_ingest_queue_depth") { Double(inbound.count) }

@@ -89,7 +89,6 @@ public final class LeadershipService: Service, Sendable {
         self.role = role
         self.logger = logger
         takeovers = metrics.counter("liandong_ha_takeovers_total")
-        metrics.gauge("liandong_ha_leader") { role.isLeader ? 1 : 0 }
     }
 
     public func run() async throws {

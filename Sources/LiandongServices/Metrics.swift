@@ -106,7 +106,7 @@ public final class Metrics: Sendable {
         "liandong_gb28181_tcp_connections": "liandong-gb28181: open TCP connections from devices.",
         "liandong_gb28181_answer_seconds": "liandong-gb28181: from a device's alarm or keepalive to liandongd's answer.",
         "liandong_events_received_total": "Messages received on the ingest sockets, by path (sub, ack; standby: kept by a standby).",
-        "liandong_ha_leader": "ha.enabled: 1 while this daemon leads (holds the leadership lock and lease), 0 while it stands by.",
+        "liandong_ha_leader": "1 while this daemon leads (ha.enabled: holds the leadership lock and lease; always 1 without it), 0 while it stands by.",
         "liandong_ha_takeovers_total": "ha.enabled: times this process took the lead.",
         "liandong_ha_standby_buffer_messages": "ha.enabled: SUB messages a standby keeps (the last ha.standby_buffer_s; all while nobody leads).",
         "liandong_ha_buffer_replayed_total": "ha.enabled: kept messages written when this daemon took the lead (those the former leader stored are duplicates).",
