@@ -68,7 +68,7 @@ struct MetricsRegistryTests {
         let text = m.render()
         let lines = text.split(separator: "\n").map(String.init)
         for expected in [
-            "# HELP liandong_events_received_total Messages received on the ingest sockets, by path (sub, ack).",
+            "# HELP liandong_events_received_total Messages received on the ingest sockets, by path (sub, ack; standby: kept by a standby).",
             "# TYPE liandong_events_received_total counter",
             "liandong_events_received_total{path=\"ack\"} 0",
             "liandong_events_received_total{path=\"gb28181\"} 1",
