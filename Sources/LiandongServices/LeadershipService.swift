@@ -141,7 +141,8 @@ public final class LeadershipService: Service, Sendable {
                     case .lead(let takeover):
                         let ended: Int
                         do { ended = try LeaseStore.take(db!, takeover, me: role.me) } catch {
-                            stepDown("the lock was taken but the lease could not be written: \(error)")
+                            // Not leading without the lease written and the former leader's sessions ended.
+                            stepDown("taking the lead failed (lease, or ending \(takeover.previous?.holder ?? "-")'s sessions): \(error)")
                         }
                         role.renewed.store(ProcessInfo.processInfo.systemUptime, ordering: .relaxed)
                         role.promote(epoch: takeover.epoch)

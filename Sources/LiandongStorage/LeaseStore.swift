@@ -57,13 +57,18 @@ public enum LeaseStore {
                      [me, String(epoch)]).affected == 1
     }
 
-    /// Ends every session named `holder` but this one, waiting up to a second for each.
+    /// Ends every session named `holder` but this one, waiting up to a second for each (the
+    /// leadership session's short statement_timeout does not apply: cut short, a former leader's
+    /// session could outlive the takeover).
     @discardableResult
     public static func terminate(_ db: PGConnection, holder: String) throws -> Int {
-        Int(try db.query("""
-            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
-            WHERE application_name = $1 AND pid <> pg_backend_pid()
-            """, [holder]).scalar ?? "0") ?? 0
+        try db.transaction { db in
+            try db.execute("SET LOCAL statement_timeout = 0")
+            return Int(try db.query("""
+                SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
+                WHERE application_name = $1 AND pid <> pg_backend_pid()
+                """, [holder]).scalar ?? "0") ?? 0
+        }
     }
 
     /// Refuses a session of a daemon the lease does not name (at its epoch): checked by every
