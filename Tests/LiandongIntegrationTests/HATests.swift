@@ -254,4 +254,20 @@ struct HATests {
         }
         #expect(try PGConnection(conninfo: cluster.conninfo).int("SELECT count(*) FROM liandong.events") == 500)
     }
+
+    @Test("with ha.enabled, a database.url that names the sessions itself is refused: a successor could not end them")
+    func applicationNameRefused() throws {
+        let url = try TestDatabase.create()
+        let id = UUID().uuidString.prefix(8)
+        var env = Self.ha
+        for (key, name) in [("INGEST_BIND", "ingest"), ("INGEST_ACK_BIND", "ack"), ("FEED_BIND", "feed"),
+                            ("FEED_REPLAY_BIND", "replay"), ("UPDATES_BIND", "updates")] {
+            env["LIANDONG_" + key] = "ipc:///tmp/ld-\(id)-\(name)"
+        }
+        env["LIANDONG_METRICS_BIND"] = ""
+        let run = try liandongd(["run", "--migrations", TestDatabase.migrations], database: url + " application_name=grafana",
+                                environment: env, timeout: 30)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("application_name=grafana: remove it"), "\(run.stderr)")
+    }
 }
