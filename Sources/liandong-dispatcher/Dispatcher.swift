@@ -81,9 +81,13 @@ struct SimulatedDispatcher: ParsableCommand {
             plan.removeAll { $0.at <= Date() }
             for p in due {
                 n += 1
-                try dealer.send([TaskUpdate.encode(updateID: "sim-\(seed)-\(n)", taskID: p.task, action: p.action,
-                                                   actor: "demo-dispatcher", at: Date().timeIntervalSince1970, note: p.note)])
-                guard let reply = try dealer.receive(), let answer = TaskUpdateAnswer(json: reply.last!) else { continue }
+                let id = "sim-\(seed)-\(n)"
+                let update = TaskUpdate.encode(updateID: id, taskID: p.task, action: p.action, actor: "demo-dispatcher",
+                                               at: Date().timeIntervalSince1970, note: p.note)
+                guard let answer = try ask(dealer, update, id: id) else {
+                    counts["unanswered", default: 0] += 1
+                    continue
+                }
                 counts[answer.ok ? p.action.rawValue : "refused", default: 0] += 1
                 print("  dispatcher: \(p.action.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(p.task.prefix(8)) -> "
                     + (answer.ok ? "ok" : "refused: \(answer.error ?? "")"))
@@ -91,5 +95,20 @@ struct SimulatedDispatcher: ParsableCommand {
             }
         }
         print("liandong-dispatcher: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    }
+
+    /// Sends an update and waits for its answer; unanswered for 5 s (it went to a daemon that died
+    /// or froze: with --updates naming every daemon of a pair the resend reaches the one that leads),
+    /// sends it again with the same update_id (one effect), three times at most. Answers to an
+    /// earlier attempt are skipped.
+    func ask(_ dealer: ZMQSocket, _ update: [UInt8], id: String) throws -> TaskUpdateAnswer? {
+        for _ in 0..<3 {
+            try dealer.send([update])
+            while let reply = try dealer.receive() {
+                guard let answer = TaskUpdateAnswer(json: reply.last ?? []) else { continue }
+                if answer.updateID == nil || answer.updateID == id { return answer }
+            }
+        }
+        return nil
     }
 }
