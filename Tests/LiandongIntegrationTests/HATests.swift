@@ -270,4 +270,59 @@ struct HATests {
         #expect(run.status != 0)
         #expect(run.stderr.contains("application_name=grafana: remove it"), "\(run.stderr)")
     }
+
+    @Test("a pair behind CURVE (one server key for both): the standby authenticates the gateway on its SUB socket, and after a kill -9 it stores what it kept and answers the acknowledged gateway")
+    func pairBehindCurve() throws {
+        let dir = NSTemporaryDirectory() + "ld-ha-curve-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try CurveKeyFiles.generate(name: "daemon", directory: dir)
+        _ = try CurveKeyFiles.generate(name: "gw", directory: dir)
+        try CurveTests.CurveScene.writePeers(dir: dir, [("gw", "gateway", "")])
+        let keys = try CurveTests.CurveScene.keys(dir: dir, "gw")
+        let env = Self.ha.merging([
+            "LIANDONG_SECURITY_CURVE": "true", "LIANDONG_SECURITY_SECRET_KEY_FILE": dir + "/daemon.key",
+            "LIANDONG_SECURITY_PEERS_FILE": dir + "/peers.yaml",
+        ]) { $1 }
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let a = try DaemonProcess(database: url, environment: env, gatewayCurve: keys)
+        try a.waitUntil(timeout: 30, "a leads") { try httpGet(port: a.metricsPort, "/readyz").status == 200 }
+        let b = try DaemonProcess(database: url, environment: env, gatewayCurve: keys)
+        try b.waitUntil(timeout: 30, "b stands by") { try httpGet(port: b.metricsPort, "/readyz").body.hasPrefix("standby") }
+        let gateway = try ZMQSocket(context: a.context, type: .xpub)
+        try keys.apply(to: gateway)
+        try gateway.setXPubVerbose()
+        try gateway.setLinger(milliseconds: 1000)
+        for daemon in [a, b] {
+            try gateway.connect(daemon.ingest)
+            guard try gateway.waitForSubscribers(covering: ["alert"], timeoutMilliseconds: 15_000) else {
+                throw TestFailure("\(daemon.ingest) did not subscribe over CURVE")
+            }
+        }
+        let client = try IngestClient(context: a.context, endpoint: a.ack, retryAfter: 1, curve: keys)
+        try client.connect(b.ack)
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        let now = Date().timeIntervalSince1970
+        func send(_ name: String, _ count: Int) throws {
+            for i in 0..<count {
+                let position = offset(centre, east: Double(i % 10) * 40 - 200, north: Double(i / 10) * 40 - 100)
+                try gateway.send([Array("alert".utf8), Array(Wire.alert(id: "\(name)-\(i)", at: now, position: position).utf8)])
+                let report = Wire.report(id: "\(name)-r\(i)", category: "闯入", severity: 2, at: now, position: position)
+                try client.send(topic: "report", body: Array(report.utf8), id: "\(name)-r\(i)")
+            }
+        }
+        try send("c1", 50)
+        #expect(try client.flush(timeout: 30))
+        try a.waitUntil(timeout: 20, "the first 100 stored") { try db.int("SELECT count(*) FROM liandong.events") == 100 }
+        try b.waitUntil(timeout: 10, "the standby kept the gateway's 50 alerts") {
+            try b.metric("liandong_events_received_total{path=\"standby\"}") == 50
+        }
+        kill(a.process.processIdentifier, SIGKILL)
+        try send("c2", 50)
+        try b.waitUntil(timeout: 30, "b leads") { try httpGet(port: b.metricsPort, "/readyz").status == 200 }
+        #expect(try client.flush(timeout: 60), "\(client.unanswered) unanswered")
+        try b.waitUntil(timeout: 30, "all 200 stored") { try db.int("SELECT count(DISTINCT source_id) FROM liandong.events") == 200 }
+        #expect(try db.int("SELECT count(*) FROM liandong.events") == 200)
+        #expect(try b.metric("liandong_auth_failures_total{reason=\"unknown_key\"}") == 0)
+    }
 }
