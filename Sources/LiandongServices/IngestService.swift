@@ -55,8 +55,9 @@ public final class IngestService: Service, Sendable {
     let seeds: @Sendable () throws -> [String: Int64]
     /// ha.enabled: a standby keeps the last ha.standby_buffer_s of its SUB messages, in memory.
     let role: HARole
-    /// What a standby keeps at most, whatever ha.standby_buffer_s says (~30 s at 10,000 messages/s).
-    static let standbyCapacity = 300_000
+    /// What a standby keeps in memory at most, whatever ha.standby_buffer_s says: sixty ingest
+    /// queues' worth (300,000 with the default ingest.queue_capacity, ~30 s at 10,000 messages/s).
+    var standbyCapacity: Int { config.queueCapacity * 60 }
     /// security.curve: sockets are CURVE servers, each message carries its sender.
     let trust: TrustBoundary?
     let stop = StopFlag()
@@ -133,7 +134,7 @@ public final class IngestService: Service, Sendable {
         try acks.setReceiveHighWaterMark(0)
         try acks.bind(ackEndpoint)
         let sub = try openSubscriber()
-        var buffer = RecentBuffer<RawMessage>(seconds: config.ha.standbyBufferSeconds, capacity: Self.standbyCapacity)
+        var buffer = RecentBuffer<RawMessage>(seconds: config.ha.standbyBufferSeconds, capacity: standbyCapacity)
         if !role.isLeader {
             standBy(sub, acks, &buffer)
             guard role.isLeader else {
@@ -254,9 +255,11 @@ public final class IngestService: Service, Sendable {
                 Thread.sleep(forTimeInterval: 0.1)
             }
             // While nobody leads (the database is away), nothing ages out; beyond the buffer's
-            // capacity what it holds goes to the spill file, written when this daemon leads.
+            // capacity what it holds goes to the spill file, written when this daemon leads. While
+            // a leader lives, the oldest just go (the leader stored them).
             buffer.trim(now: role.keepHorizon)
-            if let spill, buffer.count >= Self.standbyCapacity - 1000 {
+            if let spill, role.leaderSeenAgo > config.ha.takeoverSeconds,
+               buffer.count >= standbyCapacity - min(1000, standbyCapacity / 10) {
                 let kept = buffer.drain()
                 let written = spill.appendAll(kept)
                 if written < kept.count { handles.overflowed.increment(by: kept.count - written) }

@@ -53,6 +53,9 @@ public final class HARole: Sendable {
     /// What a standby keeps is what arrived within ha.standby_buffer_s before this moment.
     public var keepHorizon: Double { min(Date().timeIntervalSince1970, leaderSeen.load(ordering: .relaxed)) }
 
+    /// Seconds since a live leader was last seen.
+    public var leaderSeenAgo: Double { max(0, Date().timeIntervalSince1970 - leaderSeen.load(ordering: .relaxed)) }
+
     /// Blocks until this daemon leads (true) or `stopped()` (false).
     func waitForLead(_ stopped: () -> Bool) -> Bool {
         while !isLeader {

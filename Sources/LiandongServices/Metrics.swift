@@ -110,7 +110,7 @@ public final class Metrics: Sendable {
         "liandong_ha_takeovers_total": "ha.enabled: times this process took the lead.",
         "liandong_ha_standby_buffer_messages": "ha.enabled: SUB messages a standby keeps (the last ha.standby_buffer_s; all while nobody leads).",
         "liandong_ha_buffer_replayed_total": "ha.enabled: kept messages written when this daemon took the lead (those the former leader stored are duplicates).",
-        "liandong_ha_standby_buffer_overflow_total": "ha.enabled: kept messages a standby let go beyond its capacity (300,000) with no room in the spill file.",
+        "liandong_ha_standby_buffer_overflow_total": "ha.enabled: kept messages a standby let go beyond its capacity (60 x ingest.queue_capacity) while a leader lived, or with no room in the spill file.",
         "liandong_events_accepted_total": "Events stored, by source (alert, report).",
         "liandong_events_duplicate_total": "Events whose id was already stored (no effect).",
         "liandong_events_rejected_total": "Messages dead-lettered, by reason.",

@@ -325,4 +325,41 @@ struct HATests {
         #expect(try db.int("SELECT count(*) FROM liandong.events") == 200)
         #expect(try b.metric("liandong_auth_failures_total{reason=\"unknown_key\"}") == 0)
     }
+
+    @Test("nobody leading for longer than ha.takeover_s and more arriving than the standby holds in memory (60 x ingest.queue_capacity): the rest goes to its spill file and is stored when it leads")
+    func standbySpillsWhileLeaderless() throws {
+        let cluster = try PrivateCluster()
+        // 10 x 60 = 600 messages in memory at most.
+        let env = Self.ha.merging(["LIANDONG_INGEST_QUEUE_CAPACITY": "10"]) { $1 }
+        let a = try DaemonProcess(database: cluster.conninfo, environment: env)
+        try a.waitUntil(timeout: 30, "a leads") { try httpGet(port: a.metricsPort, "/readyz").status == 200 }
+        let b = try DaemonProcess(database: cluster.conninfo, environment: env)
+        try b.waitUntil(timeout: 30, "b stands by") { try httpGet(port: b.metricsPort, "/readyz").body.hasPrefix("standby") }
+        let centre = try Scene.centre(of: Scene.ruralGrid, try PGConnection(conninfo: cluster.conninfo))
+        try cluster.stop()
+        let stopped = Date()
+        try waitUntil(timeout: 20, "the leader without its database session exits") { !a.process.isRunning }
+        // No leader seen for longer than ha.takeover_s (5 s) before the flood.
+        try b.waitUntil(timeout: 20, "no leader for over 5 s") {
+            try b.metric("liandong_ha_leader") == 0 && Date().timeIntervalSince(stopped) > 6
+        }
+        let now = Date().timeIntervalSince1970
+        let n = 1500
+        for i in 0..<n {
+            let position = offset(centre, east: Double(i % 30) * 30 - 450, north: Double(i / 30) * 20 - 500)
+            try b.send("alert", Wire.alert(id: "flood-\(i)", at: now, position: position))
+        }
+        try b.waitUntil(timeout: 20, "the standby spilled what it could not hold") {
+            try b.metric("liandong_spill_pending_bytes") > 0
+                && b.metric("liandong_events_received_total{path=\"standby\"}") == Double(n)
+        }
+        #expect(try b.metric("liandong_ha_standby_buffer_messages") < 600)
+        #expect(try b.metric("liandong_ha_standby_buffer_overflow_total") == 0)
+        try cluster.start()
+        try b.waitUntil(timeout: 30, "b leads") { try httpGet(port: b.metricsPort, "/readyz").status == 200 }
+        try b.waitUntil(timeout: 60, "all \(n) stored once") {
+            try PGConnection(conninfo: cluster.conninfo).int("SELECT count(DISTINCT source_id) FROM liandong.events") == n
+        }
+        #expect(try PGConnection(conninfo: cluster.conninfo).int("SELECT count(*) FROM liandong.events") == n)
+    }
 }
