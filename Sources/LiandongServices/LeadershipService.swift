@@ -84,6 +84,7 @@ public final class LeadershipService: Service, Sendable {
     let logger: Logger
     let stop = StopFlag()
     let takeovers: CoreMetrics.Counter
+    let leaseAge: CoreMetrics.Gauge
     /// Status of a daemon that lost the lead (EX_TEMPFAIL): restart me.
     public static let lostLeadExitStatus: Int32 = 75
 
@@ -92,6 +93,7 @@ public final class LeadershipService: Service, Sendable {
         self.role = role
         self.logger = logger
         takeovers = metrics.counter("liandong_ha_takeovers_total")
+        leaseAge = metrics.gauge("liandong_ha_lease_age_seconds")
     }
 
     public func run() async throws {
@@ -133,13 +135,17 @@ public final class LeadershipService: Service, Sendable {
                 }
                 let after = ProcessInfo.processInfo.systemUptime
                 if case .stepDown(let why) = leadership.leader(renewal, now: after) { stepDown(why) }
-                if renewal == .renewed { role.renewed.store(after, ordering: .relaxed) }
+                if renewal == .renewed {
+                    role.renewed.store(after, ordering: .relaxed)
+                    leaseAge.record(0)
+                }
                 if case .failed(let why) = renewal { logger.warning("lease renewal failed; retrying", metadata: ["db.error": "\(why)"]) }
             } else {
                 do {
                     if db == nil || db?.isOK == false { db = try open() }
                     let got = try LeaseStore.tryLock(db!)
                     let lease = try LeaseStore.lease(db!)
+                    leaseAge.record(lease?.age ?? 0)
                     switch leadership.standby(gotLock: got, lease: lease, now: ProcessInfo.processInfo.systemUptime) {
                     case .lead(let takeover):
                         let ended: Int

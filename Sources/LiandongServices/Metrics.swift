@@ -108,6 +108,7 @@ public final class Metrics: Sendable {
         "liandong_events_received_total": "Messages received on the ingest sockets, by path (sub, ack; standby: kept by a standby).",
         "liandong_ha_leader": "1 while this daemon leads (ha.enabled: holds the leadership lock and lease; always 1 without it), 0 while it stands by.",
         "liandong_ha_takeovers_total": "ha.enabled: times this process took the lead.",
+        "liandong_ha_lease_age_seconds": "ha.enabled: seconds since the leader last renewed its lease, as this daemon last read it (a standby takes over beyond 0.6 x ha.takeover_s; 0 on the leader).",
         "liandong_ha_standby_buffer_messages": "ha.enabled: SUB messages a standby keeps (the last ha.standby_buffer_s; all while nobody leads).",
         "liandong_ha_buffer_replayed_total": "ha.enabled: kept messages written when this daemon took the lead (those the former leader stored are duplicates).",
         "liandong_ha_standby_buffer_overflow_total": "ha.enabled: kept messages a standby let go beyond its capacity (60 x ingest.queue_capacity) while a leader lived, or with no room in the spill file.",

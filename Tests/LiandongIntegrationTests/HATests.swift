@@ -55,6 +55,10 @@ struct HATests {
         let p = try pair()
         #expect(try p.a.metric("liandong_ha_leader") == 1)
         #expect(try p.b.metric("liandong_ha_leader") == 0)
+        let text = try httpGet(port: p.b.metricsPort, "/metrics").body
+        #expect(text.contains("\nliandong_ha_lease_age_seconds "))
+        let age = DaemonProcess.metric("liandong_ha_lease_age_seconds", in: text)
+        #expect(age >= 0 && age < 3, "the standby sees a lease renewed \(age) s ago")
         let ready = try httpGet(port: p.a.metricsPort, "/readyz")
         #expect(ready.status == 200 && ready.body.hasPrefix("ready: leading (ha epoch 1)"))
         let standby = try httpGet(port: p.b.metricsPort, "/readyz")
