@@ -137,7 +137,8 @@ public struct Leadership: Sendable {
         precondition(isLeader, "leaderDue() called on a standby")
         let since = now - renewedAt
         if since > timing.renewDeadline {
-            return .stepDown("the lease was last renewed \(Self.seconds(since)) ago (deadline \(Self.seconds(timing.renewDeadline))):"
+            return .stepDown("the lease was last renewed \(Self.seconds(since)) ago "
+                + "(deadline \(Self.seconds(timing.renewDeadline))):"
                 + " a standby may have taken over")
         }
         return .stay

@@ -139,7 +139,9 @@ public final class LeadershipService: Service, Sendable {
                     role.renewed.store(after, ordering: .relaxed)
                     leaseAge.record(0)
                 }
-                if case .failed(let why) = renewal { logger.warning("lease renewal failed; retrying", metadata: ["db.error": "\(why)"]) }
+                if case .failed(let why) = renewal {
+                    logger.warning("lease renewal failed; retrying", metadata: ["db.error": "\(why)"])
+                }
             } else {
                 do {
                     if db == nil || db?.isOK == false { db = try open() }
@@ -151,7 +153,8 @@ public final class LeadershipService: Service, Sendable {
                         let ended: Int
                         do { ended = try LeaseStore.take(db!, takeover, me: role.me) } catch {
                             // Not leading without the lease written and the former leader's sessions ended.
-                            stepDown("taking the lead failed (lease, or ending \(takeover.previous?.holder ?? "-")'s sessions): \(error)")
+                            let previous = takeover.previous?.holder ?? "-"
+                            stepDown("taking the lead failed (lease, or ending \(previous)'s sessions): \(error)")
                         }
                         role.renewed.store(ProcessInfo.processInfo.systemUptime, ordering: .relaxed)
                         role.promote(epoch: takeover.epoch)

@@ -31,7 +31,8 @@ public enum LeaseStore {
                 ON CONFLICT (singleton) DO UPDATE SET holder = $1, epoch = $2, acquired_at = now(), renewed_at = now()
                 """, [me, String(t.epoch)])
             try db.query("""
-                INSERT INTO liandong.ha_takeovers (epoch, holder, previous_holder, reason, lease_age_s) VALUES ($1, $2, $3, $4, $5)
+                INSERT INTO liandong.ha_takeovers (epoch, holder, previous_holder, reason, lease_age_s)
+                VALUES ($1, $2, $3, $4, $5)
                 ON CONFLICT (epoch) DO NOTHING
                 """, [String(t.epoch), me, t.previous?.holder, t.reason.rawValue, t.previous.map { String($0.age) }])
         }
