@@ -122,6 +122,7 @@ public final class LeadershipService: Service, Sendable {
         defer { watchdog.set() }
         var db: PGConnection? = nil
         var announced = false
+        var lastComplaint = -Double.infinity
         logger.info("standing by (ha.enabled): trying for the lead", metadata: ["ha.instance": "\(role.me)"])
         while !stop.isSet {
             let started = ProcessInfo.processInfo.systemUptime
@@ -182,9 +183,15 @@ public final class LeadershipService: Service, Sendable {
                             logger.info("standing by", metadata: ["ha.leader": "\(lease.holder)"])
                         }
                     }
-                } catch let e as PQError where e.isConnectionFailure {
-                    db = nil
-                    logger.error("database unreachable while standing by, retrying", metadata: ["db.error": "\(e)"])
+                } catch let e as PQError {
+                    // A standby rides out whatever the database says (unreachable, restarting, a
+                    // statement timed out) and asks again next tick; logged once, then every 30 s.
+                    if e.isConnectionFailure || db?.isOK == false { db = nil }
+                    let now = ProcessInfo.processInfo.systemUptime
+                    if now - lastComplaint >= 30 {
+                        lastComplaint = now
+                        logger.error("standing by: cannot read the lease, retrying every tick", metadata: ["db.error": "\(e)"])
+                    }
                 }
             }
             let left = tick - (ProcessInfo.processInfo.systemUptime - started)
