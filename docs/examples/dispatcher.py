@@ -9,6 +9,9 @@ update until it is answered (the same update_id has one effect and the same answ
 
     docs/examples/dispatcher.py --feed tcp://127.0.0.1:7611 --replay tcp://127.0.0.1:7612 \\
         --updates tcp://127.0.0.1:7621 --prefix task.620922102 --since 0 --max-tasks 1
+
+With an active/standby pair (ha.enabled), name every daemon, comma-separated, in each option: only
+the leader binds them, and a request that went to a leader as it died is sent again.
 """
 import argparse, datetime, json, sys, time, uuid, zmq
 
@@ -58,12 +61,15 @@ def main():
     curve(feed, args.curve_server_key, args.curve_key)
     for topic in (args.prefix, "hb"):
         feed.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    feed.connect(args.feed)
+    for endpoint in args.feed.split(","):
+        feed.connect(endpoint.strip())
     replay, updates = context.socket(zmq.DEALER), context.socket(zmq.DEALER)
-    for s, endpoint in ((replay, args.replay), (updates, args.updates)):
+    for s, endpoints in ((replay, args.replay), (updates, args.updates)):
         s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IMMEDIATE, 1)  # only to the daemon that leads (a standby binds nothing)
         curve(s, args.curve_server_key, args.curve_key)
-        s.connect(endpoint)
+        for endpoint in endpoints.split(","):
+            s.connect(endpoint.strip())
 
     last = args.since  # highest seq handled; None: from whatever arrives first
     accepted = set()

@@ -40,7 +40,8 @@ def alert(gateway, seq, device, lon, lat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ack", default="tcp://127.0.0.1:7602", help="liandongd ingest.ack_bind")
+    ap.add_argument("--ack", default="tcp://127.0.0.1:7602",
+                    help="liandongd ingest.ack_bind (comma-separated: every daemon of an active/standby pair)")
     ap.add_argument("--gateway", default="gw-python")
     ap.add_argument("--device", default="62092200001320000001", help="20-digit GB/T 28181 device id")
     ap.add_argument("--lon", type=float, required=True)
@@ -54,8 +55,11 @@ def main():
 
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
+    # Only to a daemon that is up: a pair's standby binds its ack endpoint when it leads.
+    socket.setsockopt(zmq.IMMEDIATE, 1)
     curve(socket, args.curve_server_key, args.curve_key)
-    socket.connect(args.ack)
+    for endpoint in args.ack.split(","):
+        socket.connect(endpoint.strip())
     pending = {}  # alert_id -> (frames, last sent)
     for seq in range(1, args.count + 1):
         body = alert(args.gateway, seq, args.device, args.lon, args.lat)
