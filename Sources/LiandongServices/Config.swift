@@ -420,8 +420,7 @@ public struct Config: Sendable {
         }
         if let g = try root.child("gb28181") {
             try g.checkKeys(Self.sections["gb28181"]!)
-            gb28181.sipBind = try (g.stringList("sip_bind") ?? gb28181.sipBind).flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            gb28181.sipBind = try (g.stringList("sip_bind") ?? gb28181.sipBind).flatMap(Endpoint.list)
             let id = try g.string("server_id")
             gb28181.serverID = id ?? gb28181.serverID
             gb28181.realm = try g.string("realm") ?? (id.map { String($0.prefix(10)) } ?? gb28181.realm)

@@ -136,7 +136,7 @@ public final class IngestService: Service, Sendable {
         let sub = try openSubscriber()
         var buffer = RecentBuffer<RawMessage>(seconds: config.ha.standbyBufferSeconds, capacity: standbyCapacity)
         if !role.isLeader {
-            standBy(sub, acks, &buffer)
+            standBy(sub, &buffer)
             guard role.isLeader else {
                 logger.info("ingest stopped (standby)", metadata: ["ha.buffered": "\(buffer.count)"])
                 return
@@ -204,12 +204,7 @@ public final class IngestService: Service, Sendable {
                 gaps.push(gap, timeout: 1)
             }
             if let sub, readable[1] {
-                var raws: [RawMessage] = []
-                for _ in 0..<1000 {
-                    guard let message = try sub.receiveMessageNow() else { break }
-                    raws.append(RawMessage(endpoint: "ingest.sub", frames: message.frames, receivedAt: Date().timeIntervalSince1970,
-                                           sender: trust?.sender(of: message)))
-                }
+                let raws = try readSub(sub)
                 handles.received.increment("sub", by: raws.count)
                 acceptSub(raws, &tracker, decoder)
             }
@@ -231,25 +226,22 @@ public final class IngestService: Service, Sendable {
 
     /// A standby: reads the SUB socket into `buffer` (the last ha.standby_buffer_s) and binds
     /// nothing else, until this daemon leads or is stopped.
-    private func standBy(_ sub: ZMQSocket?, _ acks: ZMQSocket, _ buffer: inout RecentBuffer<RawMessage>) {
+    private func standBy(_ sub: ZMQSocket?, _ buffer: inout RecentBuffer<RawMessage>) {
         logger.info("standing by: only the SUB ingest is bound; keeping what arrives", metadata: [
             "zmq.bind": "\(config.ingestBind)", "ha.standby_buffer_s": "\(config.ha.standbyBufferSeconds)",
         ])
         var overflowed = 0
         while !stop.isSet && !role.isLeader {
             do {
-                let readable = try ZMQSocket.poll([acks] + [sub].compactMap { $0 }, timeoutMilliseconds: 50)
-                var received = 0
-                if let sub, readable.count > 1, readable[1] {
-                    for _ in 0..<1000 {
-                        guard let message = try sub.receiveMessageNow() else { break }
-                        let at = Date().timeIntervalSince1970
-                        buffer.append(RawMessage(endpoint: "ingest.sub", frames: message.frames, receivedAt: at,
-                                                 sender: trust?.sender(of: message)), at: at)
-                        received += 1
+                if let sub {
+                    if try ZMQSocket.poll([sub], timeoutMilliseconds: 50)[0] {
+                        let raws = try readSub(sub)
+                        for raw in raws { buffer.append(raw, at: raw.receivedAt) }
+                        handles.received.increment("standby", by: raws.count)
                     }
+                } else {
+                    Thread.sleep(forTimeInterval: 0.05)  // only ack and connect-less: nothing to keep
                 }
-                handles.received.increment("standby", by: received)
             } catch {
                 logger.error("standby: reading the SUB socket failed", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: 0.1)
@@ -257,8 +249,8 @@ public final class IngestService: Service, Sendable {
             // While nobody leads (the database is away), nothing ages out; beyond the buffer's
             // capacity what it holds goes to the spill file, written when this daemon leads. While
             // a leader lives, the oldest just go (the leader stored them).
-            buffer.trim(now: role.keepHorizon)
-            if let spill, role.leaderSeenAgo > config.ha.takeoverSeconds,
+            buffer.trim(now: role.leaderLastSeen)
+            if let spill, Date().timeIntervalSince1970 - role.leaderLastSeen > config.ha.takeoverSeconds,
                buffer.count >= standbyCapacity - min(1000, standbyCapacity / 10) {
                 let kept = buffer.drain()
                 let written = spill.appendAll(kept)
@@ -273,6 +265,17 @@ public final class IngestService: Service, Sendable {
                 overflowed = buffer.overflowed
             }
         }
+    }
+
+    /// Up to 1,000 messages waiting on the SUB socket, stamped as received now.
+    private func readSub(_ sub: ZMQSocket) throws -> [RawMessage] {
+        var raws: [RawMessage] = []
+        for _ in 0..<1000 {
+            guard let message = try sub.receiveMessageNow() else { break }
+            raws.append(RawMessage(endpoint: "ingest.sub", frames: message.frames, receivedAt: Date().timeIntervalSince1970,
+                                   sender: trust?.sender(of: message)))
+        }
+        return raws
     }
 
     /// Queues messages from the SUB socket (or kept while standing by), in order; spills them

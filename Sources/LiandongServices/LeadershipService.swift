@@ -50,11 +50,9 @@ public final class HARole: Sendable {
     /// A standby saw a lease renewed within the expiry: someone leads.
     func sawLeader(at time: Double) { leaderSeen.store(time, ordering: .relaxed) }
 
-    /// What a standby keeps is what arrived within ha.standby_buffer_s before this moment.
-    public var keepHorizon: Double { min(Date().timeIntervalSince1970, leaderSeen.load(ordering: .relaxed)) }
-
-    /// Seconds since a live leader was last seen.
-    public var leaderSeenAgo: Double { max(0, Date().timeIntervalSince1970 - leaderSeen.load(ordering: .relaxed)) }
+    /// When a live leader was last seen (wall clock; the process start before any was): a standby
+    /// keeps what arrived within ha.standby_buffer_s before this moment.
+    public var leaderLastSeen: Double { leaderSeen.load(ordering: .relaxed) }
 
     /// Blocks until this daemon leads (true) or `stopped()` (false).
     func waitForLead(_ stopped: () -> Bool) -> Bool {

@@ -118,7 +118,7 @@ struct HATests {
             for i in start..<start + chunk {
                 let position = offset(centre, east: Double(i % 40) * 30 - 600, north: Double(i / 40) * 20 - 600)
                 let body = Wire.alert(id: "ha-sub-\(i)", at: now - Double(i % 300), position: position)
-                try gateway.send([Array("alert".utf8), Array(body.utf8)])
+                try gateway.send(strings: ["alert", body])
                 if i % 4 == 0 {
                     let id = "ha-ack-\(i / 4)"
                     let report = Wire.report(id: id, category: "闯入", severity: 2, at: now - Double(i % 300), position: position)
@@ -235,7 +235,7 @@ struct HATests {
         func wave(_ name: String, _ count: Int) throws {
             for i in 0..<count {
                 let position = offset(centre, east: Double(i % 20) * 40 - 400, north: Double(i / 20) * 30 - 150)
-                try gateway.send([Array("alert".utf8), Array(Wire.alert(id: "\(name)-\(i)", at: now, position: position).utf8)])
+                try gateway.send(strings: ["alert", Wire.alert(id: "\(name)-\(i)", at: now, position: position)])
             }
         }
         try wave("before", 100)
@@ -302,7 +302,7 @@ struct HATests {
         func send(_ name: String, _ count: Int) throws {
             for i in 0..<count {
                 let position = offset(centre, east: Double(i % 10) * 40 - 200, north: Double(i / 10) * 40 - 100)
-                try gateway.send([Array("alert".utf8), Array(Wire.alert(id: "\(name)-\(i)", at: now, position: position).utf8)])
+                try gateway.send(strings: ["alert", Wire.alert(id: "\(name)-\(i)", at: now, position: position)])
                 let report = Wire.report(id: "\(name)-r\(i)", category: "闯入", severity: 2, at: now, position: position)
                 try client.send(topic: "report", body: Array(report.utf8), id: "\(name)-r\(i)")
             }
