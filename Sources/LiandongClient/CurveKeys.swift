@@ -17,7 +17,15 @@ public struct CurveKeyError: Error, CustomStringConvertible, Sendable {
 public enum CurveKeyFiles {
     /// Writes DIR/NAME.key (mode 0600) and DIR/NAME.pub with a new key pair; refuses to overwrite.
     /// Returns the public key.
-    public static func generate(name: String, directory: String) throws -> String {
+    /// With `owner` (the service's account) both files belong to it, and so does DIR when this
+    /// call creates it: a key made by root for a unit with User=liandong is readable by the unit.
+    public static func generate(name: String, directory: String, owner: String? = nil) throws -> String {
+        var account: (uid: uid_t, gid: gid_t)?
+        if let owner {
+            guard let entry = getpwnam(owner) else { throw CurveKeyError("--owner \(owner): no such user (create the service account first)") }
+            account = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+        }
+        let directoryExisted = FileManager.default.fileExists(atPath: directory)
         guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
             throw CurveKeyError("key name \"\(name)\": use letters, digits, '.', '_' and '-' only")
         }
@@ -33,20 +41,21 @@ public enum CurveKeyFiles {
         }
         try write(secretKey + "\n", to: secretPath, mode: 0o600)
         try write(publicKey + "\n", to: publicPath, mode: 0o644)
+        if let account {
+            for path in [secretPath, publicPath] + (directoryExisted ? [] : [directory]) where chown(path, account.uid, account.gid) != 0 {
+                throw CurveKeyError("cannot give \(path) to \(owner ?? ""): \(String(cString: strerror(errno))) (run as root, or chown it yourself)")
+            }
+        }
         return publicKey
     }
 
-    /// Reads a secret key file, refusing one that its group or others may read.
-    public static func readSecret(_ path: String) throws -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw CurveKeyError("cannot read the secret key file \(path): \(String(cString: strerror(errno)))") }
-        guard info.st_mode & 0o077 == 0 else {
-            throw CurveKeyError("the secret key file \(path) is readable by its group or others (mode \(String(info.st_mode & 0o777, radix: 8))): "
-                + "chmod 600 \(path)")
-        }
-        let key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// Reads a secret key file, refusing one that its group or others may read. `setting` names
+    /// what pointed at it (security.secret_key_file, --curve-key) in every error.
+    public static func readSecret(_ path: String, setting: String = "the secret key file") throws -> String {
+        let key = try ConfiguredFile(setting: setting, path: path, secret: true).read()
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         guard key.utf8.count == 40, (try? ZMQCurve.publicKey(of: key)) != nil else {
-            throw CurveKeyError("\(path) does not hold a Z85 CURVE secret key (40 characters)")
+            throw CurveKeyError("\(setting): \(path) does not hold a Z85 CURVE secret key (40 characters)")
         }
         return key
     }
@@ -88,7 +97,7 @@ public struct CurveClientKeys: Sendable {
             server = text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard ZMQCurve.isZ85Key(server) else { throw CurveKeyError("\(serverKey) does not hold a Z85 CURVE public key (40 characters)") }
         }
-        return try CurveClientKeys(serverKey: server, secretKey: try CurveKeyFiles.readSecret(secretKeyFile))
+        return try CurveClientKeys(serverKey: server, secretKey: try CurveKeyFiles.readSecret(secretKeyFile, setting: "--curve-key"))
     }
 
     /// From the tools' --curve-server-key and --curve-key: both or neither (nil: no CURVE).

@@ -1,8 +1,23 @@
+import LiandongClient
 import LibPQ
 import LiandongCore
 import LiandongStorage
 
 extension Config {
+    /// The files the configuration names and the daemon (or the SIP bridge) must read: check-config
+    /// checks each is readable, by the unit's user too with --user.
+    public var namedFiles: [ConfiguredFile] {
+        var out: [ConfiguredFile] = []
+        if security.curve {
+            out.append(ConfiguredFile(setting: "security.secret_key_file", path: security.secretKeyFile, secret: true))
+            out.append(ConfiguredFile(setting: "security.peers_file", path: security.peersFile, secret: false))
+        }
+        if !gb28181.passwordsFile.isEmpty {
+            out.append(ConfiguredFile(setting: "gb28181.passwords_file", path: gb28181.passwordsFile, secret: true))
+        }
+        return out
+    }
+
     /// Every key with the value in effect (defaults, file and environment applied), as
     /// `check-config` prints it: one "key: value" line each, in the order of the example config.
     /// The database password is never shown.

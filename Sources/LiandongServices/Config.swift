@@ -1,4 +1,5 @@
 import Foundation
+import LiandongClient
 import LibPQ
 import LiandongCore
 import LiandongStorage
@@ -161,16 +162,15 @@ public struct Config: Sendable {
         if let path {
             let text: String
             do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw ConfigError("cannot read config file \(path): \((error as NSError).localizedDescription)")
+                text = try ConfiguredFile(setting: "--config", path: path, secret: false).read()
+            } catch let error as CurveKeyError {
+                throw ConfigError(error.message)
             }
             let loaded: Node?
             do {
                 loaded = try Yams.compose(yaml: text)
             } catch {
-                let text = "\(error)".split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-                throw ConfigError("config file \(path) is not valid YAML: \(text)")
+                throw ConfigError("config file \(path) is not valid YAML: \(Self.yamlProblem(error))")
             }
             if let loaded {
                 guard case .mapping(let map) = try ConfigValue(loaded, at: "") else {
@@ -179,8 +179,38 @@ public struct Config: Sendable {
                 tree = map
             }
         }
-        try applyEnvironment(environment, to: &tree)
-        return try Config(tree: tree)
+        let fromEnvironment = try applyEnvironment(environment, to: &tree)
+        do {
+            return try Config(tree: tree)
+        } catch let error as ConfigError {
+            // A value set by the environment: name the variable, which is what the operator must fix.
+            let key = fromEnvironment.keys.filter { key in [" ", ":", ",", ")"].contains { error.message.contains(key + $0) } }
+                .max { $0.count < $1.count }
+            guard let key, let variable = fromEnvironment[key] else { throw error }
+            throw ConfigError(error.message + " (set by the environment variable \(variable))")
+        }
+    }
+
+    /// What is wrong with a YAML text, by line and column, never quoting the text itself: Yams's own
+    /// description carries the offending line (or, for a duplicated key, the whole mapping), and a
+    /// config file holds the database password.
+    static func yamlProblem(_ error: Error) -> String {
+        guard let error = error as? YamlError else { return "it could not be parsed" }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let within = context.map { " (\($0.text) at line \($0.mark.line))" } ?? ""
+            return "line \(mark.line), column \(mark.column): \(problem)\(within)"
+        case .reader(let problem, let offset, _, _):
+            return "\(problem)" + (offset.map { " at byte \($0)" } ?? "")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return "the key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in the mapping at line "
+                + "\(context.mark.line) (a YAML mapping takes each key once: merge the two into one)"
+        case .dataCouldNotBeDecoded:
+            return "it is not UTF-8 text"
+        default:
+            return "it could not be parsed"
+        }
     }
 
     static let sections: [String: Set<String>] = [
@@ -211,7 +241,10 @@ public struct Config: Sendable {
     /// (LIANDONG_SLA_TOWNSHIP_RESOLVE_MINUTES). Values are strings; lists are comma-separated.
     /// A LIANDONG_ variable that names no section is refused (a misspelt LIANDONG_DATABSE_URL
     /// would otherwise leave the daemon on another database), except the tools' own variables.
-    static func applyEnvironment(_ environment: [String: String], to tree: inout [String: ConfigValue]) throws {
+    /// Returns the config keys set this way with the variable that set each.
+    @discardableResult
+    static func applyEnvironment(_ environment: [String: String], to tree: inout [String: ConfigValue]) throws -> [String: String] {
+        var applied: [String: String] = [:]
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("LIANDONG_") {
             if toolVariablePrefixes.contains(where: name.hasPrefix) { continue }
             let rest = name.dropFirst("LIANDONG_".count).lowercased()
@@ -226,17 +259,21 @@ public struct Config: Sendable {
                     throw ConfigError("environment variable \(name): expected LIANDONG_SLA_<VILLAGE|TOWNSHIP|COUNTY>_<KEY>")
                 }
                 var tierMap = sectionMap[tier.rawValue]?.mapping ?? [:]
-                tierMap[String(key.dropFirst(tier.rawValue.count + 1))] = .scalar(value)
+                let tierKey = String(key.dropFirst(tier.rawValue.count + 1))
+                tierMap[tierKey] = .scalar(value)
                 sectionMap[tier.rawValue] = .mapping(tierMap)
+                applied["sla.\(tier.rawValue).\(tierKey)"] = name
             } else {
                 guard sections[section]!.contains(key) else {
                     throw ConfigError("environment variable \(name) names no config key: \(section) has "
                         + sections[section]!.sorted().joined(separator: ", "))
                 }
                 sectionMap[key] = .scalar(value)
+                applied["\(section).\(key)"] = name
             }
             tree[section] = .mapping(sectionMap)
         }
+        return applied
     }
 
     init(tree: [String: ConfigValue]) throws {

@@ -56,7 +56,7 @@ public struct LineLogHandler: LogHandler {
         let line = settings.json
             ? Self.jsonLine(level: event.level, label: label, source: event.source, message: "\(event.message)", metadata: merged)
             : Self.textLine(level: event.level, label: label, source: event.source, message: "\(event.message)", metadata: merged)
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((Secrets.redact(line) + "\n").utf8))
     }
 
     static func timestamp() -> String {

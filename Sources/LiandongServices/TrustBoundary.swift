@@ -15,8 +15,8 @@ import ZeroMQ
 public enum PeersFile {
     public static func load(_ path: String) throws -> [Peer] {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigError("cannot read the peers file \(path) (security.peers_file): \((error as NSError).localizedDescription)")
+        do { text = try ConfiguredFile(setting: "security.peers_file", path: path, secret: false).read() } catch let error as CurveKeyError {
+            throw ConfigError(error.message)
         }
         return try parse(text, path: path)
     }
@@ -24,7 +24,7 @@ public enum PeersFile {
     static func parse(_ text: String, path: String) throws -> [Peer] {
         let root: Node?
         do { root = try Yams.compose(yaml: text) } catch {
-            throw ConfigError("peers file \(path) is not valid YAML: \(error)")
+            throw ConfigError("peers file \(path) is not valid YAML: \(Config.yamlProblem(error))")
         }
         guard let root, case .mapping(let top) = root, let list = top["peers"] else {
             throw ConfigError("peers file \(path) must be a mapping with a list under \"peers\"")
@@ -174,8 +174,8 @@ public final class TrustBoundary: Sendable {
         guard config.security.curve else { return nil }
         guard ZMQCurve.isAvailable else { throw ConfigError("security.curve is true but this libzmq was built without CURVE (libsodium)") }
         let secret: String
-        do { secret = try CurveKeyFiles.readSecret(config.security.secretKeyFile) } catch let e as CurveKeyError {
-            throw ConfigError("security.secret_key_file: \(e.message)")
+        do { secret = try CurveKeyFiles.readSecret(config.security.secretKeyFile, setting: "security.secret_key_file") } catch let e as CurveKeyError {
+            throw ConfigError(e.message)
         }
         return try TrustBoundary(secretKey: secret, registry: try PeerRegistry(path: config.security.peersFile),
                                  metrics: metrics, logger: logger)
@@ -185,8 +185,8 @@ public final class TrustBoundary: Sendable {
     public static func summary(_ config: Config) throws -> String? {
         guard config.security.curve else { return nil }
         let secret: String
-        do { secret = try CurveKeyFiles.readSecret(config.security.secretKeyFile) } catch let e as CurveKeyError {
-            throw ConfigError("security.secret_key_file: \(e.message)")
+        do { secret = try CurveKeyFiles.readSecret(config.security.secretKeyFile, setting: "security.secret_key_file") } catch let e as CurveKeyError {
+            throw ConfigError(e.message)
         }
         let peers = try PeersFile.load(config.security.peersFile)
         let roles = PeerRole.allCases.map { role in "\(role.rawValue): \(peers.filter { $0.role == role }.count)" }

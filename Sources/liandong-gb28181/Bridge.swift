@@ -63,18 +63,11 @@ struct BridgeCommand: ParsableCommand {
     /// "DEVICE_ID PASSWORD" per line; # starts a comment. Must not be readable by others.
     static func loadPasswords(_ path: String) throws -> [String: String] {
         guard !path.isEmpty else { return [:] }
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw ConfigError("gb28181.passwords_file \(path): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw ConfigError("gb28181.passwords_file \(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
-        }
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError("gb28181.passwords_file \(path) cannot be read as UTF-8 text")
+            text = try ConfiguredFile(setting: "gb28181.passwords_file", path: path, secret: true).read()
+        } catch let error as CurveKeyError {
+            throw ConfigError(error.message)
         }
         var out: [String: String] = [:]
         for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
@@ -128,7 +121,7 @@ final class BridgeLoop {
     }
 
     func log(_ text: String) {
-        FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(text)\n".utf8))
+        FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(Secrets.redact(text))\n".utf8))
     }
 
     /// Registrations survive a restart in this file of the working directory (the unit's

@@ -51,7 +51,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let error as ValidationError {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("liandongd: error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("liandongd: error: \(Secrets.redact("\(error)"))\n".utf8))
         throw ExitCode(1)
     }
 }
@@ -157,11 +157,20 @@ struct CheckConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config", abstract: "Validate the configuration and print the effective values.")
     @OptionGroup var options: CommonOptions
+    @Option(help: "Also check that this account (the unit's User=, e.g. liandong) can read the files the config names.")
+    var user: String?
 
     func run() async throws {
         try await reportingErrors {
             let c = try options.loadConfig()
             for (key, value) in c.effectiveSettings { print("\(key): \(value)") }
+            for file in c.namedFiles {
+                do { try file.checkReadable(byUser: user) } catch let error as CurveKeyError { throw ConfigError(error.message) }
+            }
+            if !c.namedFiles.isEmpty {
+                let who = ConfiguredFile.userName(getuid()) ?? "uid \(getuid())"
+                print("files: \(c.namedFiles.map(\.path).joined(separator: ", ")) readable by \(who)" + (user.map { " and \($0)" } ?? ""))
+            }
             if let security = try TrustBoundary.summary(c) { print(security) }
             for warning in c.warnings { print("WARNING: \(warning)") }
             print(c.warnings.isEmpty ? "config OK" : "config OK, with \(c.warnings.count) warning(s) above")
@@ -177,10 +186,12 @@ struct Keys: AsyncParsableCommand {
             abstract: "Write NAME.key (secret, mode 0600) and NAME.pub (public) into DIR; never overwrites.")
         @Argument(help: "Key name: the peer's name in the peers file (or the daemon's).") var name: String
         @Option(help: "Directory for the two files.") var dir: String
+        @Option(help: "Give the files (and DIR, when this makes it) to this account: the unit's User=, e.g. liandong.")
+        var owner: String?
 
         func run() async throws {
             try await reportingErrors {
-                let publicKey = try CurveKeyFiles.generate(name: name, directory: dir)
+                let publicKey = try CurveKeyFiles.generate(name: name, directory: dir, owner: owner)
                 print("wrote \(dir)/\(name).key (secret, mode 0600) and \(dir)/\(name).pub")
                 print("public key: \(publicKey)")
                 print("peers file entry: - {name: \(name), public_key: \"\(publicKey)\", role: gateway|dispatcher|observer, scope: \"<division code prefix>\"}")
