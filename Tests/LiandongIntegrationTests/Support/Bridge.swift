@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import LiandongCore
 #if canImport(Glibc)
 import Glibc
@@ -56,6 +57,7 @@ final class BridgeProcess {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        expectNoPlantedSecret(log, from: "liandong-gb28181")
         try? FileManager.default.removeItem(atPath: directory)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Runs `liandongd` with arguments and environment, capturing exit status and output.
 struct CLIResult {
@@ -45,8 +46,10 @@ func runCaptured(_ executable: String, _ arguments: [String], environment: [Stri
         let err = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
         throw TestFailure("\(error); stderr (last 2,000 characters):\n\(err.suffix(2000))")
     }
-    return CLIResult(
+    let result = CLIResult(
         status: process.terminationStatus,
         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    if executable.hasPrefix(DaemonProcess.binaries) { expectNoPlantedSecret(result.stdout + result.stderr, from: name) }
+    return result
 }

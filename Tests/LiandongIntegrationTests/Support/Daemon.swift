@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import LibPQ
 import LiandongClient
 import LiandongCore
@@ -207,6 +208,7 @@ final class DaemonProcess {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        expectNoPlantedSecret(log, from: "liandongd run")
         try? FileManager.default.removeItem(at: logURL)
         if let spill = environment["LIANDONG_INGEST_SPILL_PATH"] {
             try? FileManager.default.removeItem(atPath: spill)

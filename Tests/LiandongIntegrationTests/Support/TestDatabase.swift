@@ -3,6 +3,7 @@ import LibPQ
 import LiandongServices
 import LiandongStorage
 import Synchronization
+import Testing
 
 /// Throwaway databases on the test cluster (tools/test starts it and sets LIANDONG_TEST_PG).
 /// A template holding the migrated schema and the Guazhou demo dataset is built once per run;
@@ -18,8 +19,13 @@ enum TestDatabase {
     private static let lock = Mutex<Bool>(false)
     private static let template = "liandong_test_template_\(ProcessInfo.processInfo.processIdentifier)"
 
+    /// Every test database's conninfo carries this password (the test cluster trusts 127.0.0.1 and
+    /// ignores it): no process the suite runs may print it (checked on every log the suite reads
+    /// and every log it deletes: `expectNoPlantedSecret`).
+    static let plantedPassword = "Planted-Pw-7f3c9e"
+
     static func conninfo(_ name: String) -> String {
-        admin.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(name)")
+        admin.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(name)") + " password=\(plantedPassword)"
     }
 
     /// A new database: empty, or (default) migrated with the demo dataset imported.
@@ -67,5 +73,13 @@ extension PGConnection {
     /// The first column of the first row as an integer.
     func int(_ sql: String, _ params: [String?] = []) throws -> Int {
         Int(try query(sql, params).scalar ?? "0") ?? 0
+    }
+}
+
+/// Fails the running test when `output` (a process's log or output) holds a secret the suite planted.
+func expectNoPlantedSecret(_ output: String, from process: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    for secret in [TestDatabase.plantedPassword, BridgeProcess.password] where output.contains(secret) {
+        let line = output.split(separator: "\n").first { $0.contains(secret) } ?? ""
+        Issue.record("\(process) printed a secret: \(line.prefix(300))", sourceLocation: sourceLocation)
     }
 }

@@ -1,0 +1,110 @@
+import Foundation
+import LibPQ
+import LiandongCore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a new operator met in a full trial, each pinned so it stays fixed: secrets in logs, key
+/// files the service's user cannot read.
+@Suite("What a new operator met")
+struct OperatorTrialTests {
+    @Test("a password planted in every place a secret can live is printed by no error path (check-config, SIGHUP, run, the SIP bridge)")
+    func secretsStayOutOfLogs() throws {
+        let planted = "Pw-in-every-place-" + UUID().uuidString.prefix(6)
+        let url = try TestDatabase.create()
+        // The file: a URI password, a conninfo password, the SIP password; and a duplicated key,
+        // which made Yams print the whole mapping (every value of it) in its error.
+        let duplicated = """
+            database:
+              url: postgresql://ops:\(planted)@127.0.0.1:1/liandong
+            gb28181:
+              password: \(planted)
+            database:
+              url: host=127.0.0.1 port=1 password=\(planted)
+            """
+        let unterminated = "gb28181:\n  password: \"\(planted)\n  realm: x\n"
+        let badValue = "gb28181:\n  password: \(planted)\ningest:\n  batch_size: many\n"
+        var outputs: [(String, String)] = []
+        for (name, text) in [("duplicated", duplicated), ("unterminated", unterminated), ("bad value", badValue)] {
+            let file = try temporaryFile(text)
+            let check = try liandongd(["check-config", "--config", file],
+                                      environment: ["LIANDONG_DATABASE_URL": "postgresql://ops:\(planted)@127.0.0.1:1/x"])
+            #expect(check.status != 0, "check-config accepted the \(name) file")
+            outputs.append(("check-config (\(name))", check.stdout + check.stderr))
+            let bridge = try runCaptured(DaemonProcess.binaries + "/liandong-gb28181", ["--config", file])
+            #expect(bridge.status != 0)
+            outputs.append(("liandong-gb28181 (\(name))", bridge.stdout + bridge.stderr))
+        }
+        #expect(outputs[0].1.contains("the key \"database\" appears twice"), "\(outputs[0].1)")
+        // A config that loads shows every key but no secret.
+        let good = try temporaryFile("database:\n  url: host=127.0.0.1 port=1 password=\(planted)\ngb28181:\n  password: \(planted)\n")
+        let shown = try liandongd(["check-config", "--config", good])
+        #expect(shown.status == 0 && shown.stdout.contains("password=(set)") && shown.stdout.contains("gb28181.password: (set)"), "\(shown.stdout)")
+        outputs.append(("check-config (good)", shown.stdout + shown.stderr))
+        // A database that does not answer, named with a password in each form.
+        for database in ["postgresql://ops:\(planted)@127.0.0.1:1/liandong", "host=127.0.0.1 port=1 user=ops password=\(planted)"] {
+            for command in [["migrate"], ["run"]] {
+                let result = try liandongd(command, database: database, environment: ["PGCONNECT_TIMEOUT": "2"])
+                #expect(result.status != 0)
+                outputs.append(("liandongd \(command[0])", result.stdout + result.stderr))
+            }
+        }
+        // A running daemon whose database.url carries the password, reloading broken files.
+        let file = try temporaryFile("log:\n  level: debug\n")
+        let daemon = try DaemonProcess(database: url + " password=\(planted)", unsetting: ["LIANDONG_LOG_LEVEL"], arguments: ["--config", file])
+        for (n, text) in [duplicated, unterminated, badValue].enumerated() {
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            kill(daemon.process.processIdentifier, SIGHUP)
+            try daemon.waitUntil(timeout: 10, "refusal \(n + 1)") {
+                daemon.log.components(separatedBy: "the configuration does not load").count == n + 2
+            }
+        }
+        #expect(try daemon.stop() == 0)
+        outputs.append(("liandongd run (SIGHUP)", daemon.log))
+        for (process, output) in outputs {
+            #expect(!output.contains(planted), "\(process) printed the password: \(output.split(separator: "\n").first { $0.contains(planted) } ?? "")")
+        }
+    }
+
+    @Test("a key root made for the service: the daemon and check-config name security.secret_key_file and the fix; --owner makes it right")
+    func keysTheServiceCanRead() throws {
+        guard getuid() == 0 else { return }  // needs root to make files another account cannot read (CI and tools/test run as root)
+        let directory = "/tmp/ld-keys-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try liandongd(["keys", "generate", "liandongd", "--dir", directory])
+        #expect(made.status == 0, "\(made.stderr)")
+        try "peers: []\n".write(toFile: directory + "/peers.yaml", atomically: true, encoding: .utf8)
+        let config = try temporaryFile("security:\n  curve: true\n  secret_key_file: \(directory)/liandongd.key\n  peers_file: \(directory)/peers.yaml\n")
+        chmod(config, 0o644)
+        // Checked for the unit's user by root, and by that user itself.
+        let asRoot = try liandongd(["check-config", "--config", config, "--user", "nobody"])
+        #expect(asRoot.status != 0 && asRoot.stderr.contains("security.secret_key_file") && asRoot.stderr.contains("chown nobody:"), "\(asRoot.stderr)")
+        chmod(directory, 0o755)
+        let asService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", DaemonProcess.binaries + "/liandongd",
+                                                              "check-config", "--config", config])
+        #expect(asService.status != 0 && asService.stderr.contains("security.secret_key_file: \(directory)/liandongd.key cannot be read by nobody")
+                && asService.stderr.contains("chown nobody:") && asService.stderr.contains("--owner nobody")
+                && !asService.stderr.contains("NSCocoaErrorDomain"), "\(asService.stderr)")
+        // The daemon itself, as the unit runs it.
+        let url = try TestDatabase.create()
+        let run = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", "env", "LIANDONG_DATABASE_URL=\(url)",
+                                                        "LIANDONG_INGEST_SPILL_PATH=", "LIANDONG_METRICS_BIND=",
+                                                        DaemonProcess.binaries + "/liandongd", "run", "--config", config,
+                                                        "--migrations", TestDatabase.migrations])
+        #expect(run.status != 0 && run.stderr.contains("security.secret_key_file") && run.stderr.contains("chown nobody:")
+                && !run.stderr.contains("NSCocoaErrorDomain"), "\(run.stderr)")
+        // Made with --owner, it is the service's own.
+        try FileManager.default.removeItem(atPath: directory)
+        let owned = try liandongd(["keys", "generate", "liandongd", "--dir", directory, "--owner", "nobody"])
+        #expect(owned.status == 0, "\(owned.stderr)")
+        try "peers: []\n".write(toFile: directory + "/peers.yaml", atomically: true, encoding: .utf8)
+        chmod(directory + "/peers.yaml", 0o644)
+        let fine = try liandongd(["check-config", "--config", config, "--user", "nobody"])
+        #expect(fine.status == 0 && fine.stdout.contains("readable by root and nobody"), "\(fine.stdout)\(fine.stderr)")
+        let fineAsService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", DaemonProcess.binaries + "/liandongd",
+                                                                  "check-config", "--config", config])
+        #expect(fineAsService.status == 0, "\(fineAsService.stderr)")
+    }
+}
