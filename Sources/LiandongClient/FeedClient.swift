@@ -17,7 +17,16 @@ public final class FeedClient {
     }
 
     private let sub: ZMQSocket
-    private let replay: ZMQSocket
+    /// Recreated after a replay endpoint did not answer (a CURVE handshake refused while this
+    /// client's key was out of the peers file is never retried by libzmq on that socket).
+    private var replay: ZMQSocket
+    private let context: ZMQContext
+    private let curve: CurveClientKeys?
+    private var replayEndpoints: [String]
+    /// Times a heartbeat's catch-up found no replay endpoint answering (retried with backoff).
+    public private(set) var replayUnavailable = 0
+    private var replayRetryAt = Date.distantPast
+    private var replayBackoff: TimeInterval = 1
     public let prefix: String
     /// Every message for the prefix with seq <= caughtUp has been delivered.
     public private(set) var caughtUp: Int64
@@ -42,15 +51,23 @@ public final class FeedClient {
         try sub.subscribe(prefix)
         try sub.subscribe("hb")
         try sub.connect(feed)
-        replay = try ZMQSocket(context: context, type: .dealer)
-        try curve?.apply(to: replay)
-        try replay.setLinger(milliseconds: 0)
-        try replay.setReceiveTimeout(milliseconds: 10_000)
-        try replay.setSendTimeout(milliseconds: 10_000)
-        try replay.setImmediate()
-        try replay.connect(replayEndpoint)
+        self.context = context
+        self.curve = curve
+        replayEndpoints = [replayEndpoint]
+        replay = try Self.replaySocket(context: context, curve: curve, endpoints: replayEndpoints)
         self.prefix = prefix
         caughtUp = since
+    }
+
+    private static func replaySocket(context: ZMQContext, curve: CurveClientKeys?, endpoints: [String]) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: context, type: .dealer)
+        try curve?.apply(to: socket)
+        try socket.setLinger(milliseconds: 0)
+        try socket.setReceiveTimeout(milliseconds: 10_000)
+        try socket.setSendTimeout(milliseconds: 10_000)
+        try socket.setImmediate()
+        for endpoint in endpoints { try socket.connect(endpoint) }
+        return socket
     }
 
     /// Listens to another daemon's feed and replay endpoints too (an active/standby pair: every
@@ -58,6 +75,7 @@ public final class FeedClient {
     public func connect(feed: String, replay replayEndpoint: String) throws {
         try sub.connect(feed)
         try replay.connect(replayEndpoint)
+        replayEndpoints.append(replayEndpoint)
     }
 
     /// Waits up to `timeout` seconds for messages; returns those not delivered before, in seq order.
@@ -78,7 +96,9 @@ public final class FeedClient {
                 lastHeard = Date()
                 let topic = String(decoding: frames[0], as: UTF8.self)
                 if topic == "hb" {
-                    if let beat = Heartbeat(json: frames[1]), beat.head > caughtUp { out += try catchUp() }
+                    if let beat = Heartbeat(json: frames[1]), beat.head > caughtUp, Date() >= replayRetryAt {
+                        out += try catchUpOrBackOff()
+                    }
                 } else if let seq = Self.field("seq", of: frames[1])?.int64Value, seq > caughtUp, delivered.insert(seq).inserted {
                     liveCount += 1
                     out.append(Item(seq: seq, topic: topic, body: String(decoding: frames[1], as: UTF8.self), replayed: false))
@@ -94,13 +114,43 @@ public final class FeedClient {
         return o[key]
     }
 
+    /// A heartbeat's catch-up: a replay endpoint that does not answer (daemon away, this client's
+    /// key refused for a while) is not an error of the feed; it is tried again later (1 s, doubling
+    /// to 30 s), with a fresh socket, while live messages keep coming. What the daemon refuses
+    /// (a prefix beyond this client's scope) still throws.
+    private func catchUpOrBackOff() throws -> [Item] {
+        do {
+            let items = try catchUp(peerWait: 1)
+            replayBackoff = 1
+            return items
+        } catch let error as ReplayError where error.unavailable {
+            replayUnavailable += 1
+            replayRetryAt = Date().addingTimeInterval(replayBackoff)
+            replayBackoff = min(replayBackoff * 2, 30)
+            return []
+        }
+    }
+
     /// Asks the replay socket for everything after `caughtUp` until it says there is no more.
-    public func catchUp() throws -> [Item] {
+    /// Throws a ReplayError that is `unavailable` when no replay endpoint took the request within
+    /// `peerWait` seconds or answered within 10 s (the socket is then opened afresh, so a later
+    /// call reaches a daemon that is back or a key that was re-admitted).
+    public func catchUp(peerWait: TimeInterval = 10) throws -> [Item] {
         var out: [Item] = []
         while true {
-            try replay.send([ReplayRequest(since: caughtUp, prefix: prefix).json()])
-            guard let frames = try replay.receive(), let last = frames.last, let end = ReplayEnd(json: last) else {
-                throw ReplayError(message: "no answer from the replay socket")
+            do {
+                try replay.setSendTimeout(milliseconds: Int32(max(0, min(peerWait, 60)) * 1000))
+                try replay.send([ReplayRequest(since: caughtUp, prefix: prefix).json()])
+            } catch let error as ZMQError where error.isTimeout {
+                try renewReplaySocket()
+                throw ReplayError(message: "no replay endpoint connected (\(replayEndpoints.joined(separator: ", ")))", unavailable: true)
+            }
+            guard let frames = try replay.receive() else {
+                try renewReplaySocket()
+                throw ReplayError(message: "no answer from the replay socket within 10 s", unavailable: true)
+            }
+            guard let last = frames.last, let end = ReplayEnd(json: last) else {
+                throw ReplayError(message: "an answer of the replay socket that is not a replay end")
             }
             guard case .end(let head, let more) = end else {
                 if case .error(let message) = end { throw ReplayError(message: message) }
@@ -110,7 +160,7 @@ public final class FeedClient {
             for frame in frames.dropLast() {
                 guard case .object(let o)? = try? JSONValue.parse(frame), let seq = o["seq"]?.int64Value else { continue }
                 maxSeq = max(maxSeq, seq)
-                if delivered.insert(seq).inserted {
+                if seq > caughtUp, delivered.insert(seq).inserted {
                     replayedCount += 1
                     out.append(Item(seq: seq, topic: o["topic"]?.stringValue ?? "", body: String(decoding: frame, as: UTF8.self),
                                     replayed: true))
@@ -121,9 +171,15 @@ public final class FeedClient {
             if !more { return out }
         }
     }
+
+    private func renewReplaySocket() throws {
+        replay = try Self.replaySocket(context: context, curve: curve, endpoints: replayEndpoints)
+    }
 }
 
 public struct ReplayError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    /// No replay endpoint took or answered the request (as opposed to an answer refusing it).
+    public var unavailable = false
     public var description: String { "replay: \(message)" }
 }

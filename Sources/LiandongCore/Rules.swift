@@ -167,6 +167,13 @@ public struct Rules: Sendable, Equatable {
 
     public func sla(for tier: Tier) -> SLA { sla[tier] ?? Rules.defaultSLA[tier]! }
 
+    /// Every category these rules can give an event or name a rule for: what a silence or a
+    /// query may ask about (a report's own word outside report_categories stays possible too).
+    public var knownCategories: Set<String> {
+        Set(categories.keys).union(alarmCategories.values).union(reportCategories.values).union(routes.keys)
+            .union([unmappedAlarmCategory])
+    }
+
     public static let defaultCategories: [String: CategoryRule] = [
         "intrusion": CategoryRule(radiusMeters: 300, windowSeconds: 900),
         "crowd": CategoryRule(radiusMeters: 500, windowSeconds: 1800),

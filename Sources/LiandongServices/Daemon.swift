@@ -92,6 +92,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
             .init(service: updates, serviceName: "updates"),
             .init(service: writer, serviceName: "writer"),
             .init(service: ingest, serviceName: "ingest"),
+            .init(service: ShutdownNoticeService(logger: logger), serviceName: "shutdown-notice"),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger)

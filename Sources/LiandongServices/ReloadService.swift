@@ -72,3 +72,17 @@ public final class ReloadService: Service, Sendable {
         }
     }
 }
+
+/// Says in the log that a stop was asked for (SIGTERM from systemd, or SIGINT), the moment the
+/// graceful shutdown begins: last in the group, so it is told first; what follows in the log is the
+/// ingest stopping, the writer draining and "liandongd stopped".
+public struct ShutdownNoticeService: Service {
+    let logger: Logger
+    public init(logger: Logger) { self.logger = logger }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        guard !Task.isCancelled else { return }
+        logger.notice("SIGTERM (or SIGINT) received: stopping; ingest stops first, the writer commits what it holds, then exit")
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import LiandongCore
 import LibPQ
 
@@ -16,8 +17,15 @@ public struct SilenceStore {
     }
 
     /// Adds a silence; `startsAt`/`endsAt` are epoch seconds. Returns its id.
+    /// `knownCategories`: the categories the daemon's rules give events (a misspelt category would
+    /// silence nothing and look like it worked); `now`: a window wholly before it is refused.
     public func add(devicePrefix: String, divisionPrefix: String, category: String?, startsAt: Double, endsAt: Double,
-                    createdBy: String, comment: String) throws -> String {
+                    createdBy: String, comment: String, knownCategories: Set<String>,
+                    now: Double = Date().timeIntervalSince1970) throws -> String {
+        if let category, !knownCategories.contains(category) {
+            throw StorageError("--category \(category) is not a category of this configuration (known: "
+                + knownCategories.sorted().joined(separator: ", ") + ")")
+        }
         guard devicePrefix.count <= 20, devicePrefix.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             throw StorageError("--device \(devicePrefix): a GB/T 28181 device-id prefix is up to 20 digits")
         }
@@ -28,6 +36,10 @@ public struct SilenceStore {
             throw StorageError("a silence needs at least one of --device, --division, --category (a silence of everything would make the centre deaf)")
         }
         guard endsAt > startsAt else { throw StorageError("the silence would end before it starts") }
+        guard endsAt > now else {
+            throw StorageError("the silence ended at \(Timestamp.formatCST(endsAt)), before now: it would silence nothing (check --starts/--until: "
+                + "a time without an offset is China Standard Time)")
+        }
         guard !comment.trimmingCharacters(in: .whitespaces).isEmpty else { throw StorageError("--comment: say why (it is shown to whoever wonders where the tasks went)") }
         if !divisionPrefix.isEmpty,
             try db.query("SELECT 1 FROM liandong.divisions WHERE code LIKE $1 || '%' OR $1 LIKE code || '%' LIMIT 1", [divisionPrefix]).count == 0

@@ -32,16 +32,24 @@ struct Tail: ParsableCommand {
         try socket.setReceiveTimeout(milliseconds: 200)
         try socket.setLinger(milliseconds: 0)
         try socket.subscribe(prefix)
-        if heartbeats { try socket.subscribe("hb") }
+        try socket.subscribe("hb")  // liandongd beats every second: silence means a lost or refused connection
         for endpoint in Endpoint.list(connect) { try socket.connect(endpoint) }
         let started = Date()
         var seen = 0
+        var lastHeard = Date()
         while (count == 0 || seen < count) && (duration == 0 || Date().timeIntervalSince(started) < duration) {
+            if Date().timeIntervalSince(lastHeard) > 5 {
+                // A CURVE handshake refused (this key out of the peers file for a while) is never
+                // retried by libzmq: connect afresh, so a re-admitted key gets in.
+                try socket.dropConnections()
+                lastHeard = Date()
+            }
             guard let frames = try socket.receive(), frames.count == 2 else { continue }
+            lastHeard = Date()
             let topic = String(decoding: frames[0], as: UTF8.self)
             let body = String(decoding: frames[1], as: UTF8.self)
             if topic == "hb" {
-                print("hb \(body)")
+                if heartbeats { print("hb \(body)") }
                 continue
             }
             seen += 1
@@ -62,12 +70,18 @@ struct Tail: ParsableCommand {
         for (feed, replay) in zip(feeds, replays).dropFirst() { try client.connect(feed: feed, replay: replay) }
         let started = Date()
         var seen = 0
-        for item in try client.catchUp() {
-            seen += 1
-            print((json ? "\(item.topic) \(item.body)" : summary(topic: item.topic, body: Array(item.body.utf8))) + " (replayed)")
+        do {
+            for item in try client.catchUp(peerWait: min(10, duration > 0 ? duration : 10)) {
+                seen += 1
+                print((json ? "\(item.topic) \(item.body)" : summary(topic: item.topic, body: Array(item.body.utf8))) + " (replayed)")
+            }
+        } catch let error as ReplayError where error.unavailable {
+            // Not fatal: the heartbeat's catch-up tries again (the daemon may be starting, or this key not yet admitted).
+            FileHandle.standardError.write(Data("liandong-tail: \(error.message); live messages only until it answers\n".utf8))
         }
         while (count == 0 || seen < count) && (duration == 0 || Date().timeIntervalSince(started) < duration) {
-            for item in try client.next(timeout: 0.5) {
+            let left = duration == 0 ? 0.5 : min(0.5, max(0.01, duration - Date().timeIntervalSince(started)))
+            for item in try client.next(timeout: left) {
                 seen += 1
                 let line = json ? "\(item.topic) \(item.body)" : summary(topic: item.topic, body: Array(item.body.utf8))
                 print(line + (item.replayed ? " (replayed)" : ""))

@@ -338,7 +338,8 @@ struct Silence: AsyncParsableCommand {
                 default: throw ValidationError("give --duration or --until (one of them)")
                 }
                 let id = try store.add(devicePrefix: device, divisionPrefix: division, category: category, startsAt: start,
-                                       endsAt: end, createdBy: by, comment: comment)
+                                       endsAt: end, createdBy: by, comment: comment,
+                                       knownCategories: try options.loadConfig().rules.knownCategories)
                 print("silence \(id) until \(Timestamp.formatCST(end)): events of " + Silence.describe(device, division, category)
                     + " make no task message (liandongd silence expire \(id) ends it)")
             }

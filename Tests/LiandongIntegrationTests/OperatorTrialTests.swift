@@ -108,3 +108,65 @@ struct OperatorTrialTests {
         #expect(fineAsService.status == 0, "\(fineAsService.stderr)")
     }
 }
+
+/// A real program run in the background with its output in files, for tests that act on it while it runs.
+final class BackgroundProcess {
+    let process = Process()
+    let outURL: URL, errURL: URL
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        let id = UUID().uuidString.prefix(8)
+        outURL = URL(fileURLWithPath: "/tmp/ld-bg-\(id).out")
+        errURL = URL(fileURLWithPath: "/tmp/ld-bg-\(id).err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        expectNoPlantedSecret(stdout + stderr, from: process.executableURL?.lastPathComponent ?? "a background process")
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+}
+
+extension CurveTests {
+    @Test("liandong-tail --replay rides out its key removed and re-added (it catches up on what it missed) and a replay nobody answers")
+    func tailSurvivesKeyChanges() throws {
+        let s = try CurveScene()
+        let pid = s.daemon.process.processIdentifier
+        let tail = try BackgroundProcess(DaemonProcess.binaries + "/liandong-tail", [
+            "--connect", s.daemon.feed, "--replay", s.daemon.replay, "--prefix", "task." + Self.townshipA, "--json",
+            "--curve-server-key", s.dir + "/daemon.pub", "--curve-key", s.dir + "/disp-a.key"])
+        let first = try s.verifyTask("tail-1", at: s.centreA)
+        try waitUntil(timeout: 20, "the tail to print the first task") { tail.stdout.contains(first) }
+        // disp-a is taken out of the peers file, a task goes out meanwhile, then it is let back in.
+        try s.writePeers([("gw-a", "gateway", Self.townshipA), ("obs", "observer", "")])
+        kill(pid, SIGHUP)
+        try s.daemon.waitUntil(timeout: 10, "the reload") { s.daemon.log.contains("peers.removed=disp-a,disp-b") }
+        let missed = try s.verifyTask("tail-2", at: s.centreA)
+        try waitUntil(timeout: 10, "the key refused") { try s.daemon.metric("liandong_auth_failures_total{reason=\"unknown_key\"}") > 0 }
+        try s.writePeers([("gw-a", "gateway", Self.townshipA), ("disp-a", "dispatcher", Self.townshipA), ("obs", "observer", "")])
+        kill(pid, SIGHUP)
+        try s.daemon.waitUntil(timeout: 10, "the second reload") { s.daemon.log.contains("peers.added=disp-a") }
+        try waitUntil(timeout: 45, "the tail to catch up on the task it missed") { tail.stdout.contains(missed) || !tail.process.isRunning }
+        #expect(tail.process.isRunning && tail.stdout.contains(missed), "the tail: \(tail.stderr)")
+        #expect(!tail.stderr.contains("zmq_send"), "\(tail.stderr)")
+
+        // A replay endpoint nobody binds: --duration is kept, the exit is clean.
+        let started = Date()
+        let lonely = try runCaptured(DaemonProcess.binaries + "/liandong-tail", [
+            "--connect", "ipc:///tmp/ld-nobody-\(UUID().uuidString.prefix(8))", "--replay", "ipc:///tmp/ld-nobody-replay", "--duration", "3"],
+            timeout: 20)
+        #expect(lonely.status == 0 && Date().timeIntervalSince(started) < 8, "\(lonely.stderr)")
+        #expect(lonely.stderr.contains("no replay endpoint connected"), "\(lonely.stderr)")
+    }
+}

@@ -45,6 +45,10 @@ struct ReloadTests {
             #expect(object?["msg"] is String && object?["level"] is String, "not a JSON log line: \(line)")
         }
         #expect(jsonLines.contains { $0.contains("\"msg\":\"liandongd stopped\"") })
+        // The stop is said when it is asked for, before the drain.
+        let asked = jsonLines.firstIndex { $0.contains("SIGTERM (or SIGINT) received: stopping") && $0.contains("\"level\":\"notice\"") }
+        let stopped = jsonLines.firstIndex { $0.contains("\"msg\":\"liandongd stopped\"") }
+        #expect(asked != nil && stopped != nil && asked! < stopped!)
     }
 
     @Test("a multi-line error (libpq's) is one log line in both formats")

@@ -124,5 +124,18 @@ struct SilenceIntegrationTests {
         #expect(nowhere.status != 0 && nowhere.stderr.contains("matches no division"))
         let badDuration = try liandongd(["silence", "add", "--category", "fire", "--duration", "2 hours", "--comment", "x"], database: url)
         #expect(badDuration.status != 0 && badDuration.stderr.contains("90m, 2h, 1d"))
+        // A misspelt category would silence nothing and look as if it worked; so would a window in the past.
+        let misspelt = try liandongd(["silence", "add", "--category", "fires", "--duration", "1h", "--comment", "x"], database: url)
+        #expect(misspelt.status != 0 && misspelt.stderr.contains("--category fires is not a category") && misspelt.stderr.contains("fire,"),
+                "\(misspelt.stderr)")
+        let past = try liandongd(["silence", "add", "--category", "fire", "--starts", "2025-01-01T08:00:00", "--duration", "2h",
+                                  "--comment", "x"], database: url)
+        #expect(past.status != 0 && past.stderr.contains("before now: it would silence nothing"), "\(past.stderr)")
+        let db = try PGConnection(conninfo: url)
+        #expect(try db.int("SELECT count(*) FROM liandong.silences") == 0)
+        // A window still running is fine.
+        let running = try liandongd(["silence", "add", "--category", "fire", "--starts", Timestamp.formatCST(Date().timeIntervalSince1970 - 3600),
+                                     "--duration", "2h", "--comment", "drill"], database: url)
+        #expect(running.status == 0, "\(running.stderr)")
     }
 }
