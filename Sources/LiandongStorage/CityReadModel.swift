@@ -43,17 +43,38 @@ public struct CityReadModel {
             throw Problem("--county is not a Liandong county database (no liandong.schema_migrations): run liandongd migrate there first")
         }
         let code = try Self.countyCode(county)
-        try publish(county)
-        try createSchema()
-        try createAssessmentViews(from: county)
         let name = "liandong_\(code)"
-        if try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" {
-            return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
+        // Names resolve the same whatever the roles are called: a role named like the schema
+        // ("liandong") has "$user" put the schema first, and pg_get_viewdef then leaves it out of
+        // the definition it gives, which the city cannot resolve.
+        try county.execute("SET search_path TO pg_catalog")
+        try city.execute("SET search_path TO public, pg_catalog")
+        // Whatever this attach creates is removed again when a later step fails.
+        var undo: [(String, () throws -> Void)] = []
+        do {
+            for publication in try publish(county) {
+                undo.append(("publication \(publication) on the county", { try county.execute("DROP PUBLICATION IF EXISTS \(publication)") }))
+            }
+            let cityWasEmpty = try city.query("SELECT to_regnamespace('liandong') IS NULL").scalar == "t"
+            try createSchema()
+            if cityWasEmpty { undo.append(("schema liandong on the city", { try city.execute("DROP SCHEMA IF EXISTS liandong CASCADE") })) }
+            try createAssessmentViews(from: county)
+            if try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" {
+                return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
+            }
+            try city.execute("""
+                CREATE SUBSCRIPTION \(name) CONNECTION \(Self.literal(countyURL))
+                PUBLICATION \(Self.publication), \(Self.historyPublication)
+                """)
+        } catch {
+            var left: [String] = []
+            for (what, step) in undo.reversed() {
+                do { try step() } catch { left.append("\(what) (\(error))") }
+            }
+            throw Problem("\(error)" + (undo.isEmpty ? "" : left.isEmpty
+                ? "; undone: " + undo.map(\.0).joined(separator: ", ")
+                : "; could not undo: " + left.joined(separator: ", ") + " - drop them by hand"))
         }
-        try city.execute("""
-            CREATE SUBSCRIPTION \(name) CONNECTION \(Self.literal(countyURL))
-            PUBLICATION \(Self.publication), \(Self.historyPublication)
-            """)
         return "county \(code) attached: publications \(Self.publication), \(Self.historyPublication) on the county, subscription \(name) "
             + "on the city (its current rows are being copied; changes follow within seconds). "
             + "Views: liandong.city_division_kpis, liandong.city_open_incidents"
@@ -98,21 +119,25 @@ public struct CityReadModel {
     }
 
 
-    /// Creates (or brings up to date) the two publications on a county.
-    func publish(_ county: PGConnection) throws {
+    /// Creates (or brings up to date) the two publications on a county; returns those it created.
+    func publish(_ county: PGConnection) throws -> [String] {
+        var created: [String] = []
         let tables = Self.published.map { "liandong.\($0.table) (\($0.columns))" }.joined(separator: ", ")
         let exists = { (name: String) in try county.query("SELECT count(*) FROM pg_publication WHERE pubname = $1", [name]).scalar != "0" }
         if try exists(Self.publication) {
             try county.execute("ALTER PUBLICATION \(Self.publication) SET TABLE \(tables)")
         } else {
             try county.execute("CREATE PUBLICATION \(Self.publication) FOR TABLE \(tables) WITH (publish = 'insert, update')")
+            created.append(Self.publication)
         }
         let history = "liandong.\(Self.history.table) (\(Self.history.columns))"
         if try exists(Self.historyPublication) {
             try county.execute("ALTER PUBLICATION \(Self.historyPublication) SET TABLE \(history)")
         } else {
             try county.execute("CREATE PUBLICATION \(Self.historyPublication) FOR TABLE \(history) WITH (publish = 'insert')")
+            created.append(Self.historyPublication)
         }
+        return created
     }
 
     /// The city's tables and views (idempotent). A county database is refused as the city.

@@ -108,4 +108,40 @@ struct CityTests {
         _ = try daemonA.stop()
         _ = try daemonB.stop()
     }
+
+    @Test("city attach with the documented roles (the county's owner is `liandong`, like the schema); a failed attach leaves nothing behind")
+    func documentedRoles() throws {
+        let county = try PrivateCluster(serverOptions: Self.logical, county: false)
+        let admin = "host=127.0.0.1 port=\(county.port) user=postgres dbname=postgres sslmode=disable"
+        // The DBA's setup as OPERATIONS.md has it, then the owner migrates and imports.
+        let setup = try runCaptured("/usr/lib/postgresql/15/bin/psql", [admin, "-v", "db=guazhou", "-v", "owner=liandong",
+                                                                         "-f", TestDatabase.repository.path + "/deploy/dba-setup.sql"])
+        #expect(setup.status == 0, "\(setup.stderr)")
+        try PGConnection(conninfo: admin).execute("ALTER ROLE liandong REPLICATION")
+        let owner = "host=127.0.0.1 port=\(county.port) user=liandong dbname=guazhou sslmode=disable"
+        #expect(try liandongd(["migrate", "--migrations", TestDatabase.migrations], database: owner).status == 0)
+        for (kind, file) in [("divisions", "divisions.csv"), ("grids", "grids.geojson"), ("cameras", "cameras.csv")] {
+            let imported = try liandongd(["import", kind, TestDatabase.data + "/" + file, "--migrations", TestDatabase.migrations], database: owner)
+            #expect(imported.status == 0, "\(imported.stderr)")
+        }
+        let countyDB = try PGConnection(conninfo: owner)
+        let city = try PrivateCluster(serverOptions: "-c max_logical_replication_workers=4 -c max_worker_processes=12", county: false)
+
+        // A city without PostGIS: refused, and the county's publications are gone again.
+        let cityAdmin = try PGConnection(conninfo: "host=127.0.0.1 port=\(city.port) user=postgres dbname=postgres sslmode=disable")
+        try cityAdmin.execute("CREATE DATABASE bare")
+        let bare = "host=127.0.0.1 port=\(city.port) user=postgres dbname=bare sslmode=disable"
+        let refused = try liandongd(["city", "attach", "--city", bare, "--county", owner])
+        #expect(refused.status != 0 && refused.stderr.contains("lacks PostGIS") && refused.stderr.contains("undone: publication"), "\(refused.stderr)")
+        #expect(try countyDB.int("SELECT count(*) FROM pg_publication") == 0)
+
+        let attached = try liandongd(["city", "attach", "--city", city.conninfo, "--county", owner])
+        #expect(attached.status == 0 && attached.stdout.contains("county 620922 attached"), "\(attached.stderr)")
+        let cityDB = try PGConnection(conninfo: city.conninfo)
+        #expect(try cityDB.query("SELECT pg_get_viewdef('liandong.city_task_assignments'::regclass)").scalar?.contains("liandong.task_history") == true)
+        try waitUntil(timeout: 30, "the county's divisions in the city") {
+            try cityDB.int("SELECT count(*) FROM liandong.divisions") == countyDB.int("SELECT count(*) FROM liandong.divisions")
+        }
+        #expect(try cityDB.int("SELECT count(*) FROM liandong.city_division_kpis") == 0)
+    }
 }
