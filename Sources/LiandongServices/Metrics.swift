@@ -139,7 +139,7 @@ public final class Metrics: Sendable {
         "liandong_events_suppressed_total": "Alerts of a noisy camera (liandong.noisy_cameras: cameras.suppress_*) stored and correlated without a task of their own.",
         "liandong_cameras_suppressed": "Cameras whose alerts are suppressed as noisy (liandong.noisy_cameras).",
         "liandong_updates_coalesced_total": "Evidence updates held back by coalescing (correlation.update_interval_s); the task's next update carries their counts.",
-        "liandong_auth_failures_total": "CURVE handshakes and messages refused, by reason (unknown_key, mechanism, forbidden, out_of_scope).",
+        "liandong_auth_failures_total": "CURVE handshakes and messages refused, by reason (unknown_key; mechanism: a client without CURVE; handshake: the wrong server key or not ZeroMQ; forbidden; out_of_scope).",
         "liandong_build_info": "Always 1; labels: version, schema (newest migration this binary knows), zmq (libzmq version).",
     ]
 }

@@ -159,7 +159,17 @@ public final class TrustBoundary: Sendable {
         case forbidden
         /// A task, replay prefix or feed subscription beyond the peer's scope.
         case outOfScope = "out_of_scope"
+        /// The handshake failed before any key was checked: a CURVE exchange that does not
+        /// decrypt (the client has the wrong server key) or a client that is not ZMTP at all.
+        case handshake
     }
+
+    /// Monitors of the protected sockets, waiting for the ZAP thread to read them.
+    let monitors = Mutex<(next: Int, pending: [String])>((0, []))
+    /// When each (reason, address) handshake failure was last logged.
+    private let handshakeLogged = Mutex<[String: Double]>([:])
+    /// A handshake failure is logged once per peer address and reason in this many seconds.
+    public static let handshakeLogInterval = 60.0
 
     public init(secretKey: String, registry: PeerRegistry, metrics: Metrics, logger: Logger) throws {
         self.secretKey = secretKey
@@ -197,6 +207,39 @@ public final class TrustBoundary: Sendable {
     /// Makes `socket` a CURVE server of this daemon (before it binds or connects).
     public func protect(_ socket: ZMQSocket) throws {
         try socket.setCurveServer(secretKey: secretKey, domain: Self.domain)
+        // Handshakes that fail before ZAP is asked (a client without keys, the wrong server key)
+        // are seen only on the socket's monitor, which the ZAP thread reads.
+        let endpoint = monitors.withLock { state -> String in
+            state.next += 1
+            state.pending.append("inproc://liandong-monitor-\(state.next)")
+            return state.pending.last!
+        }
+        try socket.monitor(endpoint, events: [.accepted, .disconnected, .handshakeFailedProtocol])
+    }
+
+    /// A handshake that failed on `endpoint` for `reason`, from `address` when known: counted
+    /// (mechanism, or handshake) and logged once per address and reason per minute.
+    func handshakeFailed(_ reason: ZMQMonitorEvent.HandshakeFailure, endpoint: String, address: String?) {
+        failures.increment(reason == .mechanism ? Failure.mechanism.rawValue : Failure.handshake.rawValue)
+        // Per host: a client's every retry comes from another port.
+        let host = address.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) }
+        let key = "\(reason.rawValue) \(host ?? endpoint)", now = Date().timeIntervalSince1970
+        let due = handshakeLogged.withLock { last -> Bool in
+            if last.count > 10_000 { last = last.filter { now - $0.value < Self.handshakeLogInterval } }
+            guard now - (last[key] ?? 0) >= Self.handshakeLogInterval else { return false }
+            last[key] = now
+            return true
+        }
+        guard due else { return }
+        let why = switch reason {
+        case .mechanism: "the client does not speak CURVE (no --curve-key, or a plain ZeroMQ socket)"
+        case .cryptographic: "the CURVE exchange failed: the client has another server key (the daemon's NAME.pub), or a broken key"
+        case .protocolError: "not a ZeroMQ handshake"
+        }
+        logger.warning("handshake refused (logged once per address and reason per minute)", metadata: [
+            "auth.reason": "\(reason == .mechanism ? Failure.mechanism.rawValue : Failure.handshake.rawValue)",
+            "auth.peer": "\(address ?? "unknown address")", "zmq.endpoint": "\(endpoint)", "auth.detail": "\(why)",
+        ])
     }
 
     /// The current peer that sent `message` (nil: not, or no longer, a peer).
@@ -268,12 +311,14 @@ public final class ZapService: Service, Sendable {
             do {
                 let socket = try ZMQSocket(context: context, type: .rep)
                 try socket.setLinger(milliseconds: 0)
-                try socket.setReceiveTimeout(milliseconds: 100)
                 try socket.bind("inproc://zeromq.zap.01")
                 state.bound.signal()
+                var watch = HandshakeWatch(boundary: boundary)
                 while !state.stop.isSet {
-                    guard let request = try socket.receive() else { continue }
-                    try socket.send(boundary.answer(request))
+                    try watch.connectNewMonitors(context: context)
+                    let readable = try ZMQSocket.poll([socket] + watch.sockets, timeoutMilliseconds: 100)
+                    if readable[0], let request = try socket.receiveNow() { try socket.send(boundary.answer(request)) }
+                    try watch.read(readable.dropFirst())
                 }
             } catch {
                 state.error.withLock { $0 = error }
@@ -310,5 +355,59 @@ public final class ZapService: Service, Sendable {
             state.stop.set()
         }
         if let error = state.error.withLock({ $0 }) { throw error }
+    }
+}
+
+/// The monitors of the protected sockets, read on the ZAP thread: a failed handshake is counted
+/// and logged when its connection closes (at once: libzmq closes it), with the address it came
+/// from (libzmq's events name only the socket's endpoint; the accepted descriptor gives the address).
+struct HandshakeWatch {
+    let boundary: TrustBoundary
+    private(set) var sockets: [ZMQSocket] = []
+    /// Accepted connections by descriptor: their peer address, read when the event arrived.
+    private var accepted: [UInt32: String] = [:]
+    /// Failures seen per endpoint and not yet tied to a closed connection.
+    private var unattributed: [String: [ZMQMonitorEvent.HandshakeFailure]] = [:]
+
+    init(boundary: TrustBoundary) { self.boundary = boundary }
+
+    mutating func connectNewMonitors(context: ZMQContext) throws {
+        let endpoints = boundary.monitors.withLock { state -> [String] in
+            defer { state.pending.removeAll() }
+            return state.pending
+        }
+        for endpoint in endpoints {
+            let pair = try ZMQSocket(context: context, type: .pair)
+            try pair.setLinger(milliseconds: 0)
+            try pair.connect(endpoint)
+            sockets.append(pair)
+        }
+    }
+
+    mutating func read(_ readable: ArraySlice<Bool>) throws {
+        for (socket, ready) in zip(sockets, readable) where ready {
+            while let frames = try socket.receiveNow() {
+                guard let event = ZMQMonitorEvent(frames: frames) else { continue }
+                handle(event)
+            }
+        }
+    }
+
+    mutating func handle(_ event: ZMQMonitorEvent) {
+        if event.event == .accepted {
+            if accepted.count > 100_000 { accepted.removeAll() }
+            accepted[event.value] = ZMQSocket.peerAddress(ofDescriptor: Int32(bitPattern: event.value))
+        } else if let failure = event.handshakeFailure {
+            unattributed[event.endpoint, default: []].append(failure)
+            if unattributed[event.endpoint]!.count > 1_000 {  // connections that never closed: log without an address
+                boundary.handshakeFailed(unattributed[event.endpoint]!.removeFirst(), endpoint: event.endpoint, address: nil)
+            }
+        } else if event.event == .disconnected {
+            let address = accepted.removeValue(forKey: event.value)
+            if var waiting = unattributed[event.endpoint], !waiting.isEmpty {
+                boundary.handshakeFailed(waiting.removeFirst(), endpoint: event.endpoint, address: address)
+                unattributed[event.endpoint] = waiting
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 
 /// The socket types Liandong uses.
 public enum SocketType: Sendable {
-    case pub, sub, xpub, router, dealer, req, rep, push, pull
+    case pub, sub, xpub, router, dealer, req, rep, push, pull, pair
 
     var raw: Int32 {
         switch self {
@@ -18,6 +18,7 @@ public enum SocketType: Sendable {
         case .rep: ZMQ_REP
         case .push: ZMQ_PUSH
         case .pull: ZMQ_PULL
+        case .pair: ZMQ_PAIR
         }
     }
 }
