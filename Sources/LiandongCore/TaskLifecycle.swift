@@ -8,6 +8,9 @@ public enum TaskState: String, Sendable, Codable, CaseIterable {
 /// What a dispatcher can say about a task (liandong.task_update.v1 `action`).
 public enum TaskAction: String, Sendable, Codable, CaseIterable {
     case accept, start, resolve, falseAlarm = "false_alarm", reject
+    /// An operator moves an unfinished task to another division of its county (`division_code`
+    /// of the update): open there, with that tier's deadlines. `liandongd task reassign`.
+    case reassign
 }
 
 /// The outcome of applying an action.
@@ -30,6 +33,7 @@ public struct TaskRefusal: Error, Sendable, Equatable, CustomStringConvertible {
 /// - start: accepted -> in_progress
 /// - resolve, false_alarm: open | accepted | in_progress -> resolved | false_alarm
 /// - reject: open -> one tier up, open there; the county cannot reject
+/// - reassign: any unfinished state -> open at the named division (TaskPlanner.apply takes it)
 /// Resolved and false-alarmed tasks accept nothing more.
 public struct TaskLifecycle: Sendable, Equatable {
     public private(set) var state: TaskState
@@ -58,6 +62,8 @@ public struct TaskLifecycle: Sendable, Equatable {
             state = .resolved
         case .falseAlarm:
             state = .falseAlarm
+        case .reassign:
+            state = .open
         case .reject:
             guard state == .open else {
                 return .failure(TaskRefusal("task was \(state.rawValue); only an open task can be rejected"))
@@ -81,6 +87,17 @@ public struct TaskLifecycle: Sendable, Equatable {
 }
 
 extension Tier {
+    /// The tier of a division code: 6 digits county, 9 township, 12 village (nil otherwise).
+    public init?(divisionCode code: String) {
+        guard code.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        switch code.utf8.count {
+        case 6: self = .county
+        case 9: self = .township
+        case 12: self = .village
+        default: return nil
+        }
+    }
+
     /// The tier above, nil for the county.
     public var next: Tier? {
         switch self {

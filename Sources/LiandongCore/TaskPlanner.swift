@@ -90,7 +90,7 @@ public struct IncidentState: Sendable, Equatable {
 
 /// task_history.event: what happened to a task.
 public enum TaskEvent: String, Sendable, CaseIterable {
-    case created, upgraded, accepted, started, resolved, falseAlarm = "false_alarm", rejected, escalated, overdue, reannounced
+    case created, upgraded, accepted, started, resolved, falseAlarm = "false_alarm", rejected, escalated, overdue, reannounced, reassigned
 }
 
 /// One step of a task's life as the planner decided it: the task after the step, the history row
@@ -211,11 +211,32 @@ public struct TaskPlanner: Sendable {
     // MARK: dispatchers
 
     /// A dispatcher's action on the incident's task: the step, or why it is refused.
+    /// `reassignTo`: with `.reassign`, the division that takes the task (of the incident's county).
     public func apply(_ action: TaskAction, to incident: IncidentState, actor: String, note: String?, updateID: String,
-                      now: Double) -> Result<TaskStep, TaskRefusal>
+                      reassignTo: String? = nil, now: Double) -> Result<TaskStep, TaskRefusal>
     {
         guard var task = incident.task else { return .failure(TaskRefusal("incident \(incident.id) has no task")) }
         var lifecycle = TaskLifecycle(state: task.state, tier: task.tier)
+        if action == .reassign {
+            guard let division = reassignTo, let tier = Tier(divisionCode: division) else {
+                return .failure(TaskRefusal("reassign needs division_code: a division code of 6, 9 or 12 digits"))
+            }
+            guard division.prefix(6) == task.divisionCode.prefix(6) else {
+                return .failure(TaskRefusal("division \(division) is not in the task's county \(task.divisionCode.prefix(6))"))
+            }
+            guard division != task.divisionCode else { return .failure(TaskRefusal("the task is at \(division) already")) }
+            if case .failure(let refusal) = lifecycle.apply(.reassign) { return .failure(refusal) }
+            let from = task.divisionCode
+            let deadlines = rules.deadlines(tier: tier, priority: task.priority, from: now)
+            task.tier = tier
+            task.divisionCode = division
+            task.state = .open
+            task.respondBy = deadlines.respondBy
+            task.resolveBy = deadlines.resolveBy
+            return .success(step(incident, task, event: .reassigned, kind: .escalation, now: now, escalated: true, from: from,
+                                 actor: actor, note: note, updateID: updateID,
+                                 reason: "reassigned by \(actor) from \(from) to \(division): \(note ?? "")"))
+        }
         switch lifecycle.apply(action) {
         case .failure(let refusal):
             return .failure(refusal)
@@ -227,6 +248,7 @@ public struct TaskPlanner: Sendable {
             case .resolve: .resolved
             case .falseAlarm: .falseAlarm
             case .reject: .rejected
+            case .reassign: .reassigned
             }
             return .success(step(incident, task, event: event, kind: .update, now: now, actor: actor, note: note,
                                  updateID: updateID, reason: note))

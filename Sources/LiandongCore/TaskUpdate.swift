@@ -10,6 +10,8 @@ public struct TaskUpdate: Sendable, Equatable {
     public var actor: String
     public var at: Double
     public var note: String?
+    /// With `reassign`: the division that takes the task.
+    public var divisionCode: String?
     /// The JSON as received.
     public var body: String
 
@@ -46,18 +48,27 @@ public struct TaskUpdate: Sendable, Equatable {
         default: return fail("note must be a string")
         }
         if action == .reject && (note ?? "").isEmpty { return fail("a reject needs a note giving the reason") }
+        var divisionCode: String? = nil
+        if action == .reassign {
+            guard case .string(let code)? = o["division_code"], Tier(divisionCode: code) != nil else {
+                return fail("a reassign needs division_code: the code (6, 9 or 12 digits) of the division that takes the task")
+            }
+            guard !(note ?? "").isEmpty else { return fail("a reassign needs a note giving the reason") }
+            divisionCode = code
+        }
         return .success(TaskUpdate(updateID: updateID, taskID: taskID, action: action, actor: actor, at: at,
-                                   note: note, body: text))
+                                   note: note, divisionCode: divisionCode, body: text))
     }
 
     /// The body a dispatcher sends (keys sorted): what `decode` reads.
     public static func encode(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double,
-                              note: String? = nil) -> [UInt8] {
+                              note: String? = nil, divisionCode: String? = nil) -> [UInt8] {
         var out = JSONText()
         out.object {
             $0.field("action", action.rawValue)
             $0.field("actor", actor)
             $0.field("at", Timestamp.formatCST(at))
+            if let divisionCode { $0.field("division_code", divisionCode) }
             $0.field("note", note)
             $0.field("schema", schema)
             $0.field("task_id", taskID)
@@ -66,7 +77,9 @@ public struct TaskUpdate: Sendable, Equatable {
         return Array(out.text.utf8)
     }
 
-    public init(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double, note: String?, body: String) {
+    public init(updateID: String, taskID: String, action: TaskAction, actor: String, at: Double, note: String?,
+                divisionCode: String? = nil, body: String) {
+        self.divisionCode = divisionCode
         self.updateID = updateID
         self.taskID = taskID
         self.action = action

@@ -171,9 +171,15 @@ public final class TrustBoundary: Sendable {
     /// A handshake failure is logged once per peer address and reason in this many seconds.
     public static let handshakeLogInterval = 60.0
 
+    /// The daemon's own key pair used as a client: `liandongd task close|reassign` on the daemon's
+    /// host (whoever reads security.secret_key_file can speak for the daemon anyway), a county-wide
+    /// dispatcher. Its name cannot be a peers-file name (':' is not allowed there).
+    public let localOperator: Peer
+
     public init(secretKey: String, registry: PeerRegistry, metrics: Metrics, logger: Logger) throws {
         self.secretKey = secretKey
         publicKey = try ZMQCurve.publicKey(of: secretKey)
+        localOperator = Peer(name: "liandongd:operator", publicKey: publicKey, role: .dispatcher, scope: "")
         self.registry = registry
         failures = metrics.counters("liandong_auth_failures_total", by: "reason", known: Failure.allCases.map(\.rawValue))
         self.logger = logger
@@ -243,7 +249,9 @@ public final class TrustBoundary: Sendable {
     }
 
     /// The current peer that sent `message` (nil: not, or no longer, a peer).
-    public func peer(of message: ZMQMessage) -> Peer? { registry.peer(named: message.userID) }
+    public func peer(of message: ZMQMessage) -> Peer? {
+        registry.peer(named: message.userID) ?? (message.userID == localOperator.name ? localOperator : nil)
+    }
 
     /// As recorded with the message: who the connection said it was, and its rights now.
     public func sender(of message: ZMQMessage) -> Sender {
@@ -280,7 +288,7 @@ public final class TrustBoundary: Sendable {
             refused(.mechanism, who: address, "mechanism \(mechanism), not CURVE")
             return reply(id, "400", "CURVE only")
         }
-        guard let peer = registry.peer(key: key) else {
+        guard let peer = registry.peer(key: key) ?? (key == publicKey ? localOperator : nil) else {
             refused(.unknownKey, who: address, "public key \(key) is not in the peers file \(registry.path)")
             return reply(id, "400", "unknown key")
         }

@@ -147,7 +147,17 @@ public final class UpdateService: Service, Sendable {
             trust.refused(.outOfScope, who: peer?.name ?? "", key: task.divisionCode, "updates: \(why)")
             return Outcome(refusal: "forbidden: \(why)")
         }
-        switch planner.apply(update.action, to: incident, actor: update.actor, note: update.note, updateID: update.updateID, now: now) {
+        if let target = update.divisionCode {
+            if let trust, case .forbidden(let why) = TrustPolicy.update(peer, taskID: update.taskID, division: target) {
+                trust.refused(.outOfScope, who: peer?.name ?? "", key: target, "updates: \(why)")
+                return Outcome(refusal: "forbidden: \(why)")
+            }
+            guard try db.query("SELECT 1 FROM liandong.divisions WHERE code = $1", [target]).count == 1 else {
+                return Outcome(refusal: "unknown division \(target) (not in liandong.divisions)")
+            }
+        }
+        switch planner.apply(update.action, to: incident, actor: update.actor, note: update.note, updateID: update.updateID,
+                             reassignTo: update.divisionCode, now: now) {
         case .failure(let refusal): return Outcome(refusal: refusal.message)
         case .success(let step): return Outcome(steps: [step])
         }

@@ -138,6 +138,7 @@ package final class BatchPreparer {
         }
         guard !placed.isEmpty else { return p }
         var touched = Set<UUID>(), loud = Set<UUID>()
+        var mutedBy: [String?] = []
         let correlated = try correlator.correlate(placed, closed: closed, inFlight: inFlight?.lateEvents ?? [], &clock)
         p.counts.late = correlated.late
         p.counts.cut = correlated.cut
@@ -150,21 +151,25 @@ package final class BatchPreparer {
             if let device = e.deviceID, e.alarmClass == .pictureLost, rules.inhibitSeconds > 0 {
                 inhibitedUntil[device] = max(inhibitedUntil[device] ?? 0, e.observedAt + rules.inhibitSeconds)
             }
-            if reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
-                                            observedAt: e.observedAt) != nil {
+            if let silence = reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
+                                                          observedAt: e.observedAt) {
                 p.counts.silenced += 1
+                mutedBy.append("silence:\(silence.id)")
             } else if e.alarmClass == .analytics, let device = e.deviceID, let until = inhibitedUntil[device],
                 e.observedAt < until, e.observedAt >= until - rules.inhibitSeconds
             {
                 p.counts.inhibited += 1
+                mutedBy.append("inhibited:\(device)")
             } else if e.source == .alert, let device = e.deviceID, reference.suppressedCameras.contains(device) {
                 p.counts.suppressed += 1
+                mutedBy.append("suppressed")
             } else {
                 loud.insert(incident)
+                mutedBy.append(nil)
             }
         }
         p.silencedOnly = touched.subtracting(loud)
-        p.rows = try rows(placed, correlated)
+        p.rows = try rows(placed, correlated, mutedBy: mutedBy)
         clock.lap("build_rows")
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided and built here, off the write session's path.
@@ -208,7 +213,7 @@ package final class BatchPreparer {
 
     /// The rows a correlated batch adds: new incidents and events as COPY data, grown incidents
     /// and gateway seqs as statement parameters.
-    private func rows(_ placed: [Placed], _ c: Correlated) throws -> BatchRows {
+    private func rows(_ placed: [Placed], _ c: Correlated, mutedBy: [String?]) throws -> BatchRows {
         var rows = BatchRows()
         if !c.opened.isEmpty {
             var copy = PGCopyText(reservingCapacity: c.opened.count * 200)
@@ -230,7 +235,7 @@ package final class BatchPreparer {
         }
         var copy = PGCopyText(reservingCapacity: placed.count * 600)
         var keySources: [String] = [], keyIDs: [String] = [], keyTimes: [String] = []
-        for (p, incident) in zip(placed, c.incidents) {
+        for ((p, incident), muted) in zip(zip(placed, c.incidents), mutedBy) {
             let e = p.event
             let observed = Timestamp.formatUTC(e.observedAt)
             keySources.append(e.source.rawValue)
@@ -252,6 +257,7 @@ package final class BatchPreparer {
             copy.plain(p.grid.villageCode)
             copy.plain(incident.uuidString)
             copy.field(e.body)
+            copy.field(muted)
             copy.endRow()
         }
         rows.events = copy.bytes

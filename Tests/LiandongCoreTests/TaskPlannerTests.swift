@@ -192,6 +192,37 @@ struct TaskPlannerTests {
         #expect((try? none.get()) == nil)
     }
 
+    @Test("an operator's reassign moves an unfinished task to any division of its county, open there with that tier's deadlines")
+    func reassign() throws {
+        let accepted = task(.dispatch, state: .accepted, priority: 2)
+        let step = try planner().apply(.reassign, to: incident(priority: 2, task: accepted), actor: "duty-2", note: "nobody on duty",
+                                       updateID: "u-6", reassignTo: "620922100", now: now).get()
+        #expect(step.event == .reassigned && step.escalated && step.fromDivision == village && step.actor == "duty-2")
+        #expect(step.task.tier == .township && step.task.divisionCode == "620922100" && step.task.state == .open)
+        #expect(step.task.respondBy == now + 20 * 60 && step.task.resolveBy == now + 180 * 60)
+        #expect(step.message.kind == .escalation && step.message.topic == "task.620922100" && step.message.previousDivisionCode == village)
+        #expect(step.message.reason == "reassigned by duty-2 from \(village) to 620922100: nobody on duty" && step.message.actor == "duty-2")
+        // Down to another village of the county, too.
+        let down = try planner().apply(.reassign, to: incident(task: task(.dispatch, tier: .county)), actor: "duty-2", note: "x",
+                                       updateID: "u-7", reassignTo: "620922101202", now: now).get()
+        #expect(down.task.tier == .village && down.task.divisionCode == "620922101202")
+        for (target, state, why) in [("620923100", TaskState.open, "not in the task's county"), (village, .open, "at \(village) already"),
+                                     ("6209221", .open, "6, 9 or 12 digits"), ("620922100", .resolved, "already resolved")] {
+            let refused = planner().apply(.reassign, to: incident(task: task(.dispatch, state: state)), actor: "duty-2", note: "x",
+                                          updateID: "u-8", reassignTo: target, now: now)
+            #expect(throws: TaskRefusal.self) { try refused.get() }
+            if case .failure(let refusal) = refused { #expect(refusal.message.contains(why), "\(refusal.message)") }
+        }
+        // On the wire: division_code and a note are required.
+        let update = { (extra: String) in
+            TaskUpdate.decode(Array(("{\"schema\":\"liandong.task_update.v1\",\"update_id\":\"u\",\"task_id\":\"t\",\"action\":\"reassign\","
+                + "\"actor\":\"a\",\"at\":\"\(Timestamp.formatCST(now))\"" + extra + "}").utf8), now: now, maxFutureSeconds: 300)
+        }
+        #expect((try? update(",\"note\":\"why\",\"division_code\":\"620922100\"").get())?.divisionCode == "620922100")
+        #expect((try? update(",\"note\":\"why\"").get()) == nil)
+        #expect((try? update(",\"division_code\":\"620922100\"").get()) == nil)
+    }
+
     // MARK: deadlines
 
     @Test("a missed deadline climbs village -> township -> county, then marks the task overdue, then re-announces it")

@@ -16,9 +16,9 @@ struct OperatorScopeTests {
         ("open_incidents", "grid_code"), ("overdue_tasks", "division_code"), ("division_kpis", "division_code"),
         ("division_names", "code"), ("event_log", "grid_code"), ("feed_log", "substr(topic, 6)"),
         ("task_timeline", "task_id"), ("camera_reliability", "grid_code"), ("grid_worker_load", "grid_code"),
-        ("dead_letters", nil), ("divisions", "code"), ("grids", "grid_code"), ("grid_workers", "grid_code"),
+        ("dead_letters", "coalesce(grid_code, '')"), ("divisions", "code"), ("grids", "grid_code"), ("grid_workers", "grid_code"),
         ("cameras", "coalesce(grid_code, '')"), ("incidents", "grid_code"), ("events", "grid_code"), ("tasks", "grid_code"),
-        ("task_history", "task_id"), ("task_updates", "task_id"), ("feed", "substr(topic, 6)"), ("rejected_messages", nil),
+        ("task_history", "task_id"), ("task_updates", "task_id"), ("feed", "substr(topic, 6)"), ("rejected_messages", "coalesce(grid_code, '')"),
         ("task_assignments", "task_id"), ("village_areas", "code"), ("township_areas", "code"), ("overdue_task_points", "grid_code"),
         ("noisy_cameras", "grid_code"), ("camera_suppressions", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = camera_suppressions.device_id)"),
         ("device_status", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status.device_id)"),
@@ -35,9 +35,15 @@ struct OperatorScopeTests {
         try s.send("alert", Wire.alert(id: "op-a", priority: 3, at: s.now, position: s.centre))
         try s.send("alert", Wire.alert(id: "op-b", priority: 3, at: s.now, position: centreB))
         try s.send("alert", "{not json")
-        try s.daemon.waitUntil(timeout: 10, "two tasks and a dead letter") {
-            try s.db.int("SELECT count(*) FROM liandong.tasks") == 2 && s.db.int("SELECT count(*) FROM liandong.rejected_messages") == 1
+        // Dead letters whose body names a camera of each township: seen by that township's operators.
+        for (n, township) in [Self.townshipA, Self.townshipB].enumerated() {
+            let device = try #require(try s.db.query("SELECT min(device_id) FROM liandong.cameras WHERE grid_code LIKE $1 || '%'", [township]).scalar)
+            try s.send("alert", Wire.alert(id: "op-bad-\(n)", device: device, priority: 9, at: s.now))
         }
+        try s.daemon.waitUntil(timeout: 10, "two tasks and three dead letters") {
+            try s.db.int("SELECT count(*) FROM liandong.tasks") == 2 && s.db.int("SELECT count(*) FROM liandong.rejected_messages") == 3
+        }
+        #expect(try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE grid_code IS NOT NULL") == 2)
         let tasksA = try s.db.query("SELECT id FROM liandong.tasks WHERE grid_code LIKE $1", [Self.townshipA + "%"]).rows.map { $0[0]! }
         #expect(tasksA.count == 1)
         let task = try Dispatcher(s.daemon).send(tasksA[0], "accept")
@@ -86,7 +92,7 @@ struct OperatorScopeTests {
         let all = "ld_op_all_\(UUID().uuidString.lowercased().prefix(8))"
         #expect(try liandongd(["operator", "grant", all, "--scope", ""], database: url).status == 0)
         let everything = try PGConnection(conninfo: url.replacingOccurrences(of: "user=postgres", with: "user=\(all)"))
-        #expect(try everything.int("SELECT count(*) FROM liandong.dead_letters") == 1)
+        #expect(try everything.int("SELECT count(*) FROM liandong.dead_letters") == 3)
         #expect(try everything.int("SELECT count(*) FROM liandong.device_status") == 3, "the NVR too")
         #expect(try everything.int("SELECT count(*) FROM liandong.open_incidents") == s.db.int("SELECT count(*) FROM liandong.open_incidents"))
         let list = try liandongd(["operator", "list"], database: url)

@@ -219,3 +219,82 @@ extension CurveTests {
         #expect(try daemon.stop() == 0)
     }
 }
+
+extension OperatorTrialTests {
+    @Test("event why and task show explain placement, task, silence and dead letter; task close and reassign act through the daemon with their actor")
+    func explainAndAct() throws {
+        let s = try Scene()
+        let url = s.daemon.database
+        let cli = { (arguments: [String]) in try liandongd(arguments, database: url, environment: ["LIANDONG_UPDATES_BIND": s.daemon.updates]) }
+        // An alert that makes a task.
+        try s.send("alert", Wire.alert(id: "why-task", priority: 3, at: s.now, position: s.centre))
+        var taskID = ""
+        try s.daemon.waitUntil(timeout: 10, "the verify task") {
+            taskID = try s.db.query("SELECT id FROM liandong.tasks").scalar ?? ""
+            return try !taskID.isEmpty && s.db.int("SELECT count(*) FROM liandong.feed") == 1
+        }
+        let why = try cli(["event", "why", "why-task"])
+        #expect(why.status == 0, "\(why.stderr)")
+        #expect(why.stdout.contains("placed at its position (wgs84") && why.stdout.contains("grid \(Scene.ruralGrid)")
+                && why.stdout.contains("task \(taskID): verify, open") && why.stdout.contains("announced in seq 1"), "\(why.stdout)")
+        // A silenced camera's alert: why names the silence, its author and reason.
+        let quiet = try #require(try s.db.query("SELECT max(device_id) FROM liandong.cameras WHERE grid_code LIKE '620922101%'").scalar)
+        let silence = try cli(["silence", "add", "--device", quiet, "--duration", "2h", "--comment", "lens cleaning", "--by", "ops-7"])
+        #expect(silence.status == 0, "\(silence.stderr)")
+        // The writer looks at the silences at most once a second: probe until one is silenced.
+        try s.daemon.probe("the silence in effect", send: {
+            try s.send("alert", Wire.alert(id: "why-quiet-\($0)", device: quiet, priority: 3, at: Date().timeIntervalSince1970))
+        }, until: { try s.daemon.metric("liandong_events_silenced_total") >= 1 })
+        let quietID = try #require(try s.db.query("SELECT source_id FROM liandong.events WHERE muted_by LIKE 'silence:%' LIMIT 1").scalar)
+        try s.send("alert", Wire.alert(id: "why-bad", device: quiet, priority: 9, at: s.now))
+        try s.daemon.waitUntil(timeout: 10, "the dead letter") { try s.db.int("SELECT count(*) FROM liandong.rejected_messages") == 1 }
+        let silenced = try cli(["event", "why", quietID])
+        #expect(silenced.stdout.contains("made no task message: silenced by silence") && silenced.stdout.contains("device \(quiet)*")
+                && silenced.stdout.contains("added by ops-7: \"lens cleaning\""), "\(silenced.stdout)\(silenced.stderr)")
+        let dead = try cli(["event", "why", "why-bad"])
+        #expect(dead.status == 0 && dead.stdout.contains("was not stored") && dead.stdout.contains("invalid_field"), "\(dead.stdout)\(dead.stderr)")
+        let nothing = try cli(["event", "why", "never-sent"])
+        #expect(nothing.status != 0 && nothing.stderr.contains("no event and no dead letter"), "\(nothing.stderr)")
+
+        // Close it as an operator: the planner's path, the actor recorded, a message to the dispatcher.
+        let closed = try cli(["task", "close", taskID, "--reason", "checked on site: nothing there", "--by", "duty-officer-2", "--false-alarm"])
+        #expect(closed.status == 0 && closed.stdout.contains("closed as a false alarm"), "\(closed.stdout)\(closed.stderr)")
+        #expect(try s.db.query("SELECT state FROM liandong.tasks WHERE id = $1", [taskID]).scalar == "false_alarm")
+        let step = try s.db.query("SELECT actor, note, peer FROM liandong.task_history WHERE task_id = $1 AND event = 'false_alarm'", [taskID])
+        #expect(step[0, "actor"] == "duty-officer-2" && step[0, "note"] == "checked on site: nothing there")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.feed WHERE task_id = $1 AND body->>'actor' = 'duty-officer-2'", [taskID]) == 1)
+        let again = try cli(["task", "close", taskID, "--reason", "x", "--by", "duty-officer-2"])
+        #expect(again.status != 0 && again.stderr.contains("already false_alarm"), "\(again.stderr)")
+
+        // Reassign another task to the township, then to a division that does not exist.
+        let elsewhere = try Scene.centre(of: try #require(try s.db.query("""
+            SELECT max(grid_code) FROM liandong.grids WHERE grid_code LIKE '620922102%' AND grid_code <> $1
+            """, [Scene.ruralGrid]).scalar), s.db)
+        try s.send("alert", Wire.alert(id: "why-second", priority: 3, at: s.now, position: elsewhere))
+        var second = ""
+        try s.daemon.waitUntil(timeout: 10, "the second task") {
+            second = try s.db.query("""
+                SELECT t.id FROM liandong.tasks t JOIN liandong.events e ON e.incident_id = t.incident_id WHERE e.source_id = 'why-second'
+                """).scalar ?? ""
+            return !second.isEmpty
+        }
+        let township = String(Scene.ruralGrid.prefix(9))
+        let moved = try cli(["task", "reassign", second, "--to", township, "--reason", "the village has no one on duty", "--by", "duty-officer-2"])
+        #expect(moved.status == 0 && moved.stdout.contains("reassigned to \(township)"), "\(moved.stdout)\(moved.stderr)")
+        let task = try s.db.query("SELECT tier, division_code, state FROM liandong.tasks WHERE id = $1", [second])
+        #expect(task[0, "tier"] == "township" && task[0, "division_code"] == township && task[0, "state"] == "open")
+        let message = try s.db.query("""
+            SELECT kind, topic, body->>'previous_division_code' AS prev, body->>'actor' AS actor FROM liandong.feed
+            WHERE task_id = $1 ORDER BY seq DESC LIMIT 1
+            """, [second])
+        #expect(message[0, "kind"] == "escalation" && message[0, "topic"] == "task.\(township)" && message[0, "actor"] == "duty-officer-2"
+                && message[0, "prev"]?.hasPrefix(township) == true, "\(message.rows)")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.task_assignments WHERE task_id = $1 AND division_code = $2", [second, township]) == 1)
+        let nowhere = try cli(["task", "reassign", second, "--to", "620922999", "--reason", "x", "--by", "duty-officer-2"])
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("unknown division 620922999"), "\(nowhere.stderr)")
+        let shown = try cli(["task", "show", second])
+        #expect(shown.status == 0 && shown.stdout.contains("reassigned") && shown.stdout.contains("by duty-officer-2: the village has no one on duty")
+                && shown.stdout.contains("created") && shown.stdout.contains("messages (2)") && shown.stdout.contains("alert why-second"),
+                "\(shown.stdout)\(shown.stderr)")
+    }
+}
