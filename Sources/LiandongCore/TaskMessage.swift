@@ -58,9 +58,22 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     /// Neighbouring incidents it could not join without breaking their bounds (a crowd drifting
     /// along a street): where it came from. Left out when none.
     public var relatedIncidentIDs: [String]?
+    /// Names a dispatcher reads instead of codes (optional; left out when unknown).
+    public var villageName: String?
+    public var townshipName: String?
+    /// What the most recent report says (else the most recent alert), and the camera of the most
+    /// recent alert by its registered name.
+    public var description: String?
+    public var cameraName: String?
+    /// Pictures, clips and attachments the most recent alert and report carry (URLs, at most 10).
+    public var media: [String]?
 
     enum CodingKeys: String, CodingKey {
         case schema, seq, topic, kind, state, overdue, tier, category, priority, lon, lat, departments, evidence, reason, actor
+        case description, media
+        case villageName = "village_name"
+        case townshipName = "township_name"
+        case cameraName = "camera_name"
         case previousDivisionCode = "previous_division_code"
         case updateID = "update_id"
         case relatedIncidentIDs = "related_incident_ids"
@@ -118,8 +131,10 @@ extension TaskMessage {
         var out = JSONText()
         out.object {
             $0.field("actor", actor)
+            $0.field("camera_name", cameraName)
             $0.field("category", category)
             $0.field("departments") { o in o.array(departments) }
+            $0.field("description", description)
             $0.field("division_code", divisionCode)
             $0.field("emitted_at", emittedAt)
             $0.field("evidence") { o in
@@ -135,6 +150,7 @@ extension TaskMessage {
             $0.field("kind", kind.rawValue)
             $0.field("lat") { o in o.number(lat) }
             $0.field("lon") { o in o.number(lon) }
+            if let media { $0.field("media") { o in o.array(media) } }
             $0.field("message_id", messageID)
             $0.field("overdue") { o in o.raw(overdue ? "true" : "false") }
             $0.field("previous_division_code", previousDivisionCode)
@@ -149,7 +165,9 @@ extension TaskMessage {
             $0.field("task_id", taskID)
             $0.field("tier", tier.rawValue)
             $0.field("topic", topic)
+            $0.field("township_name", townshipName)
             $0.field("update_id", updateID)
+            $0.field("village_name", villageName)
             $0.field("worker_id", workerID)
         }
         return out.text
@@ -244,5 +262,60 @@ public struct JSONText {
 
     public mutating func field(_ key: String, bool value: Bool) {
         field(key) { $0.raw(value ? "true" : "false") }
+    }
+}
+
+/// What a dispatcher needs beside the codes: the names of the incident's village and township, what
+/// the latest report (or alert) says, the latest alert's camera by name, and the media they carry.
+public struct IncidentContext: Sendable, Equatable {
+    public var villageName: String?
+    public var townshipName: String?
+    public var description: String?
+    public var cameraName: String?
+    public var media: [String] = []
+
+    public init(villageName: String? = nil, townshipName: String? = nil, description: String? = nil, cameraName: String? = nil,
+                media: [String] = []) {
+        self.villageName = villageName
+        self.townshipName = townshipName
+        self.description = description
+        self.cameraName = cameraName
+        self.media = media
+    }
+
+    /// At most this many media URLs, and this many characters of description, go in a message.
+    public static let maxMedia = 10, maxDescription = 500
+
+    /// From the bodies of the most recent alert and report (their JSON as received): the report's
+    /// description first (a person wrote it), the alert's otherwise; the alert's snapshot_url and
+    /// clip_url, the report's attachments. Only http(s) and rtsp URLs; anything unreadable is left out.
+    public static func details(alert: [UInt8]?, report: [UInt8]?) -> (description: String?, media: [String]) {
+        details(alert: alert.flatMap { try? JSONValue.parse($0) }, report: report.flatMap { try? JSONValue.parse($0) })
+    }
+
+    /// The same, from bodies already parsed.
+    public static func details(alert: JSONValue?, report: JSONValue?) -> (description: String?, media: [String]) {
+        func object(_ value: JSONValue?) -> [String: JSONValue]? {
+            guard case .object(let o)? = value else { return nil }
+            return o
+        }
+        let a = object(alert), r = object(report)
+        func text(_ o: [String: JSONValue]?, _ key: String) -> String? {
+            guard case .string(let s)? = o?[key] else { return nil }
+            let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
+            return t.isEmpty ? nil : String(t.prefix(maxDescription))
+        }
+        var media: [String] = []
+        func add(_ url: String?) {
+            guard let url, media.count < maxMedia, !media.contains(url),
+                  ["http://", "https://", "rtsp://"].contains(where: { url.lowercased().hasPrefix($0) }) else { return }
+            media.append(url)
+        }
+        add(text(a, "snapshot_url"))
+        add(text(a, "clip_url"))
+        if case .array(let items)? = r?["attachments"] {
+            for case .string(let url) in items { add(url.trimmingCharacters(in: .whitespaces)) }
+        }
+        return (text(r, "description") ?? text(a, "description"), media)
     }
 }

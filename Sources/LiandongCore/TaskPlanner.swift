@@ -70,6 +70,8 @@ public struct IncidentState: Sendable, Equatable {
     public var task: TaskRecord?
     /// Incidents it could not join without breaking their bounds (max_span_m, max_duration_s).
     public var relatedIncidentIDs: [String]
+    /// Names, description, camera and media for its messages.
+    public var context = IncidentContext()
 
     public init(id: String, category: String, gridCode: String, villageCode: String, priority: Int, lon: Double, lat: Double,
                 workerID: String?, evidence: TaskEvidence, task: TaskRecord? = nil, relatedIncidentIDs: [String] = [])
@@ -324,6 +326,11 @@ public struct TaskPlanner: Sendable {
         m.actor = actor == TaskStep.system ? nil : actor
         m.updateID = updateID
         m.relatedIncidentIDs = incident.relatedIncidentIDs.isEmpty ? nil : incident.relatedIncidentIDs
+        m.villageName = incident.context.villageName
+        m.townshipName = incident.context.townshipName
+        m.description = incident.context.description
+        m.cameraName = incident.context.cameraName
+        m.media = incident.context.media.isEmpty ? nil : incident.context.media
         return TaskStep(task: task, event: event, escalated: escalated, fromDivision: escalated ? from : nil, actor: actor, note: note,
                         updateID: updateID, message: m)
     }

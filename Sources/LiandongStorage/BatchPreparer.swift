@@ -173,7 +173,7 @@ package final class BatchPreparer {
         clock.lap("build_rows")
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided and built here, off the write session's path.
-        let fresh = incidents(opened: correlated, placed, workers: reference.workers)
+        let fresh = incidents(opened: correlated, placed, reference: reference)
         var created: [TaskRecord] = []
         for (id, incident) in fresh where !p.silencedOnly.contains(id) {
             guard let step = planner.evidence(on: incident, now: now)?.announced else { continue }
@@ -302,11 +302,14 @@ package final class BatchPreparer {
 
     /// Incidents this batch opened, as `TaskStore.load` would read them back: everything about
     /// them is in hand, so only incidents that existed before the batch are read.
-    private func incidents(opened c: Correlated, _ placed: [Placed], workers: [String: String]) -> [UUID: IncidentState] {
+    private func incidents(opened c: Correlated, _ placed: [Placed], reference: ReferenceData) -> [UUID: IncidentState] {
         guard !c.opened.isEmpty else { return [:] }
         var evidence: [UUID: (alerts: [String], reports: [String])] = [:]
+        var latest: [UUID: (alert: IngestEvent?, report: IngestEvent?)] = [:]
         // Most recent first, as the stored evidence is read (observed time, then arrival).
         for (p, incident) in zip(placed, c.incidents).reversed() where c.opened[incident] != nil {
+            if p.event.source == .alert, latest[incident]?.alert == nil { latest[incident, default: (nil, nil)].alert = p.event }
+            if p.event.source == .report, latest[incident]?.report == nil { latest[incident, default: (nil, nil)].report = p.event }
             if p.event.source == .alert {
                 if (evidence[incident]?.alerts.count ?? 0) < 20 { evidence[incident, default: ([], [])].alerts.append(p.event.sourceID) }
             } else if (evidence[incident]?.reports.count ?? 0) < 20 {
@@ -318,10 +321,15 @@ package final class BatchPreparer {
             let g = n.growth
             out[id] = IncidentState(
                 id: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
-                priority: g.priority, lon: n.point.lon, lat: n.point.lat, workerID: workers[n.gridCode],
+                priority: g.priority, lon: n.point.lon, lat: n.point.lat, workerID: reference.workers[n.gridCode],
                 evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
                                        alertCount: g.alerts, reportCount: g.reports),
                 relatedIncidentIDs: n.related.map { $0.uuidString.lowercased() })
+            let alert = latest[id]?.alert, report = latest[id]?.report
+            let details = IncidentContext.details(alert: alert.map { Array($0.body.utf8) }, report: report.map { Array($0.body.utf8) })
+            out[id]!.context = IncidentContext(
+                villageName: reference.divisionNames[n.villageCode], townshipName: reference.divisionNames[String(n.villageCode.prefix(9))],
+                description: details.description, cameraName: alert?.deviceID.flatMap { reference.cameraNames[$0] }, media: details.media)
         }
         return out
     }

@@ -157,7 +157,18 @@ package enum TaskStore {
                           -- The incident's time span: only the day partitions it covers are read.
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
-                   extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids
+                   extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
+                   (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
+                   (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
+                   -- The most recent alert and report: their bodies (description, media) and the alert's camera.
+                   (SELECT json_agg(json_build_array(s.source, x.payload, x.camera))
+                    FROM (VALUES ('alert'), ('report')) AS s(source)
+                    CROSS JOIN LATERAL (
+                        SELECT e.payload, c.name AS camera FROM liandong.events e
+                        LEFT JOIN liandong.cameras c ON c.device_id = e.device_id
+                        WHERE e.incident_id = i.id AND e.source = s.source
+                          AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 1) x)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -174,6 +185,7 @@ package enum TaskStore {
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount),
                 relatedIncidentIDs: parsePGTextArray(v[24] ?? "{}"))
+            incident.context = Self.context(villageName: v[25], townshipName: v[26], latest: v[27])
             if let id = v[9] {
                 guard let kind = v[10].flatMap(TaskKind.init(rawValue:)), let state = v[11].flatMap(TaskState.init(rawValue:)),
                       let tier = v[12].flatMap(Tier.init(rawValue:))
@@ -190,6 +202,27 @@ package enum TaskStore {
             }
             return incident
         }
+    }
+
+    /// An incident's names and what its most recent alert and report carry (`latest`: the JSON
+    /// array of [source, payload, camera name] of the evidence query).
+    static func context(villageName: String?, townshipName: String?, latest: String?) -> IncidentContext {
+        var alert: JSONValue?, report: JSONValue?, camera: String?
+        if let latest, case .array(let items)? = try? JSONValue.parse(Array(latest.utf8)) {
+            for case .array(let item) in items where item.count == 3 {
+                guard case .string(let source) = item[0] else { continue }
+                let body = item[1]
+                if source == "alert" {
+                    alert = body
+                    if case .string(let name) = item[2] { camera = name }
+                } else {
+                    report = body
+                }
+            }
+        }
+        let details = IncidentContext.details(alert: alert, report: report)
+        return IncidentContext(villageName: villageName, townshipName: townshipName, description: details.description,
+                               cameraName: camera, media: details.media)
     }
 
     /// Applies task steps: task columns, one history row each, and closes the incident of a task

@@ -298,3 +298,39 @@ extension OperatorTrialTests {
                 "\(shown.stdout)\(shown.stderr)")
     }
 }
+
+extension OperatorTrialTests {
+    @Test("task messages carry the village and township names, the report's words, the camera's name and the media; old fields unchanged")
+    func messagesDispatchersCanActOn() throws {
+        let s = try Scene()
+        let device = "62092200001320000004"
+        let camera = try #require(try s.db.query("SELECT name FROM liandong.cameras WHERE device_id = $1", [device]).scalar)
+        let names = try s.db.query("""
+            SELECT v.name, t.name FROM liandong.grids g JOIN liandong.divisions v ON v.code = g.village_code
+            JOIN liandong.divisions t ON t.code = left(g.village_code, 9) WHERE g.grid_code = $1
+            """, [Scene.ruralGrid]).rows[0]
+        try s.send("alert", Wire.alert(id: "ctx-a1", device: device, priority: 2, at: s.now, position: s.centre,
+                                       extra: ["snapshot_url": "http://gw-7.local/snap/1.jpg", "clip_url": "ftp://not-a-media-url",
+                                               "description": "画面检测到人员闯入"]))
+        try s.send("report", Wire.report(id: "ctx-r1", severity: 2, at: s.now + 5, position: s.centre,
+                                         extra: ["description": "东门有两人翻越围栏", "attachments": ["https://app.local/p/9.jpg"]]))
+        try s.daemon.waitUntil(timeout: 10, "the joint dispatch") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE kind = 'joint_dispatch'") == 1
+        }
+        let body = try #require(try s.db.query("SELECT body::text FROM liandong.feed WHERE kind = 'joint_dispatch'").scalar)
+        let m = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        #expect(m["village_name"] as? String == names[0] && m["township_name"] as? String == names[1], "\(body)")
+        #expect(m["description"] as? String == "东门有两人翻越围栏" && m["camera_name"] as? String == camera, "\(body)")
+        #expect(m["media"] as? [String] == ["http://gw-7.local/snap/1.jpg", "https://app.local/p/9.jpg"], "\(body)")
+        try WireSchemaTests().expectValid("task.v1.schema.json", Array(body.utf8))
+        // The first message (the verify task of the alert alone, when it came first) and later updates carry them too.
+        try s.send("alert", Wire.alert(id: "ctx-a2", device: device, priority: 1, at: s.now + 10, position: s.centre))
+        try s.daemon.waitUntil(timeout: 10, "the update (priority rose)") {
+            try s.db.int("SELECT count(*) FROM liandong.feed WHERE kind = 'update'") >= 1
+        }
+        let update = try #require(try s.db.query("SELECT body::text FROM liandong.feed WHERE kind = 'update' ORDER BY seq DESC LIMIT 1").scalar)
+        let u = try #require(try JSONSerialization.jsonObject(with: Data(update.utf8)) as? [String: Any])
+        #expect(u["village_name"] as? String == names[0] && u["description"] as? String == "东门有两人翻越围栏"
+                && u["camera_name"] as? String == camera && (u["media"] as? [String])?.contains("https://app.local/p/9.jpg") == true, "\(update)")
+    }
+}
