@@ -244,6 +244,18 @@ public struct Rules: Sendable, Equatable {
         "医疗": "medical",
     ]
 
+    /// The Chinese name of each default category, for what people read (the report, consoles).
+    public static let categoryNames: [String: String] = [
+        "intrusion": "闯入", "crowd": "人员聚集", "fire": "火情", "fight": "打架斗殴", "traffic": "交通事故", "loitering": "徘徊",
+        "left_object": "遗留物品", "theft": "盗窃", "dispute": "矛盾纠纷", "public_order": "治安隐患", "environment": "环境污染",
+        "medical": "医疗救助", "device_fault": "设备故障", "tamper": "视频遮挡/破坏", "other": "其他",
+    ]
+
+    /// "闯入 intrusion" for a known category, the category itself otherwise.
+    public static func categoryLabel(_ category: String) -> String {
+        categoryNames[category].map { "\($0) \(category)" } ?? category
+    }
+
     public static let defaultSLA: [Tier: SLA] = [
         .village: SLA(respondMinutes: [10, 30, 120, 480], resolveMinutes: [60, 240, 1440, 4320]),
         .township: SLA(respondMinutes: [10, 20, 60, 240], resolveMinutes: [60, 180, 720, 2880]),

@@ -33,7 +33,7 @@ public enum ReportHTML {
             <p class="meta">生成时间 Generated \(esc(r.generatedAt)) (UTC+8) · 数据来源 liandong.assessment(), overdue_tasks, task_timeline, incidents</p></header>
             <section class="cards">
             """
-        let ownRate = r.onlineRates.first { $0.code == r.divisionCode }.map { $0.onlinePct.isEmpty ? "–" : $0.onlinePct + "%" } ?? "–"
+        let ownRate = r.onlineRates.first { $0.code == r.divisionCode }?.shown ?? "无数据 no data"
         for (zh, en, value) in [("事件", "incidents", "\(r.incidentCount)"), ("新建任务", "tasks created", "\(r.taskCount)"),
                                 ("上报/督办", "escalations", "\(r.escalationCount)"), ("误报", "false alarms", "\(r.falseAlarmCount)"),
                                 ("当前超期", "overdue now", "\(r.overdueCount)"), ("视频在线率", "cameras online", ownRate)] {
@@ -95,7 +95,7 @@ public enum ReportHTML {
         for g in r.grids {
             let fill = incidentSteps.first { g.incidents <= $0.upTo }!.color
             svg += "<path class=\"grid\" data-grid=\"\(g.code)\" data-incidents=\"\(g.incidents)\" data-overdue=\"\(g.overdue)\" "
-                + "d=\"\(g.path)\" fill=\"\(fill)\" stroke=\"#999\" stroke-width=\"0.3\" vector-effect=\"non-scaling-stroke\"><title>\(g.code): "
+                + "d=\"\(g.path)\" fill=\"\(fill)\" stroke=\"#999\" stroke-width=\"0.3\" vector-effect=\"non-scaling-stroke\"><title>\(esc(g.villageName)) \(esc(g.name)): "
                 + "\(g.incidents) incidents, \(g.overdue) overdue</title></path>"
         }
         // Overdue outlines on top, so neighbours do not hide them.
@@ -113,7 +113,7 @@ public enum ReportHTML {
         var counts: [String: Int] = [:]
         for p in r.points { counts[p.category, default: 0] += 1 }
         for (category, count) in counts.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
-            svg += "<span style=\"--c: \(categoryColors[category] ?? "#444"); --r: 50%\">\(esc(category)) \(count)</span>"
+            svg += "<span style=\"--c: \(categoryColors[category] ?? "#444"); --r: 50%\">\(esc(Rules.categoryLabel(category))) \(count)</span>"
         }
         return svg + "</div>"
     }
@@ -130,11 +130,11 @@ public enum ReportHTML {
 
     /// The townships' camera online rates, lowest first (the ones to look at), then the division's own.
     static func onlineTable(_ r: AssessmentReport) -> String {
-        var t = "<table class=\"online\"><tr><th class=\"t\"><i>township</i>乡镇</th><th><i>cameras</i>摄像机</th><th><i>online</i>在线率%</th></tr>"
+        var t = "<table class=\"online\"><tr><th class=\"t\"><i>township</i>乡镇</th><th><i>cameras</i>摄像机</th><th><i>online</i>在线率</th></tr>"
         let townships = r.onlineRates.filter { $0.level == "township" }.sorted { (Double($0.onlinePct) ?? -1, $0.code) < (Double($1.onlinePct) ?? -1, $1.code) }
         for o in townships + r.onlineRates.filter({ $0.level == "county" }) {
             let name = o.level == "county" ? "\(esc(o.name))（县级 county）" : esc(o.name)
-            t += "<tr data-division=\"\(o.code)\"><td class=\"t\">\(name)</td><td>\(o.cameras)</td><td>\(o.onlinePct)</td></tr>"
+            t += "<tr data-division=\"\(o.code)\"><td class=\"t\">\(name)</td><td>\(o.cameras)</td><td>\(o.shown)</td></tr>"
         }
         if r.onlineRates.isEmpty {
             t += "<tr><td colspan=\"3\" class=\"t\">无摄像机在线数据 <i>no camera status yet (liandong-gb28181 reports it)</i></td></tr>"
@@ -192,7 +192,9 @@ public enum ReportHTML {
         }
         let every = max(1, n / 10)
         for (i, d) in r.days.enumerated() where i % every == 0 || i == n - 1 {
-            svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(height - 6)\" font-size=\"10\" text-anchor=\"middle\">\(d.day.suffix(5))</text>"
+            // The labels at the ends stay inside the picture: the last ends at its point, the first starts there.
+            let anchor = n > 1 && i == n - 1 ? "end" : (n > 1 && i == 0 ? "start" : "middle")
+            svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(height - 6)\" font-size=\"10\" text-anchor=\"\(anchor)\">\(d.day.suffix(5))</text>"
         }
         for s in series {
             let points = s.values.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element)) }
@@ -219,7 +221,7 @@ public enum ReportHTML {
             + "<tr><th class=\"t\"><i>now at</i>当前责任单位</th><th class=\"t\"><i>category</i>类别</th><th><i>priority</i>等级</th>"
             + "<th><i>missed</i>超期环节</th><th><i>minutes late</i>超期(分)</th><th class=\"t\"><i>path (escalations)</i>流转经过</th></tr>"
         for o in r.overdue {
-            t += "<tr data-task=\"\(o.taskID)\"><td class=\"t\">\(esc(o.divisionName))</td><td class=\"t\">\(esc(o.category))</td>"
+            t += "<tr data-task=\"\(o.taskID)\"><td class=\"t\">\(esc(o.divisionName))</td><td class=\"t\">\(esc(Rules.categoryLabel(o.category)))</td>"
                 + "<td>\(o.priority)</td><td>\(o.missed == "respond" ? "签收" : "办结")</td><td>\(o.minutesLate)</td>"
                 + "<td class=\"t\">\(esc(o.path))</td></tr>"
         }
@@ -243,8 +245,10 @@ public enum ReportHTML {
 
     // MARK: CSV
 
+    /// RFC 4180 with a UTF-8 byte order mark: Excel on a Chinese Windows desktop reads a CSV without
+    /// one as GBK and garbles every name.
     static func csv(_ rows: [[String]]) -> String {
-        rows.map { row in
+        "\u{FEFF}" + rows.map { row in
             row.map { f in f.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + f.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : f }
                 .joined(separator: ",")
         }.joined(separator: "\n") + "\n"
@@ -268,12 +272,13 @@ public enum ReportHTML {
     }
 
     static func overdueCSV(_ r: AssessmentReport) -> String {
-        csv([["task_id", "division_name", "tier", "category", "priority", "missed", "minutes_late", "path"]]
-            + r.overdue.map { [$0.taskID, $0.divisionName, $0.tier, $0.category, String($0.priority), $0.missed, String($0.minutesLate), $0.path] })
+        csv([["task_id", "division_name", "tier", "category", "category_name", "priority", "missed", "minutes_late", "path"]]
+            + r.overdue.map { [$0.taskID, $0.divisionName, $0.tier, $0.category, Rules.categoryNames[$0.category] ?? "", String($0.priority),
+                               $0.missed, String($0.minutesLate), $0.path] })
     }
 
     static func gridsCSV(_ r: AssessmentReport) -> String {
-        csv([["grid_code", "village_code", "incidents", "overdue_tasks"]]
-            + r.grids.map { [$0.code, $0.villageCode, String($0.incidents), String($0.overdue)] })
+        csv([["grid_code", "grid_name", "village_code", "village_name", "incidents", "overdue_tasks"]]
+            + r.grids.map { [$0.code, $0.name, $0.villageCode, $0.villageName, String($0.incidents), String($0.overdue)] })
     }
 }

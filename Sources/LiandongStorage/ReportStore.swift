@@ -7,6 +7,7 @@ import LibPQ
 public struct AssessmentReport: Sendable {
     public struct Grid: Sendable {
         public var code, villageCode: String
+        public var name, villageName: String
         /// SVG path data in degrees (x = lon, y = -lat), from ST_AsSVG.
         public var path: String
         public var incidents: Int
@@ -31,6 +32,11 @@ public struct AssessmentReport: Sendable {
         public var cameras: Int
         /// Percent with one decimal ("" when no day had a camera).
         public var onlinePct: String
+        /// Cameras of it that ever reported a status (registered with the SIP bridge, or a gateway's
+        /// status message): with none, the rate is unknown, not 0 %.
+        public var reporting: Int
+        /// The rate as shown: "no data" when no camera of it ever reported.
+        public var shown: String { reporting == 0 || onlinePct.isEmpty ? "无数据 no data" : onlinePct + "%" }
     }
 
     public struct Day: Sendable {
@@ -75,12 +81,27 @@ public struct ReportStore {
         guard from <= to else { throw StorageError("--from \(from) is after --to \(to)") }
         try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         defer { try? db.execute("ROLLBACK") }
+        return try load(from: from, to: to, division: division, inTransaction: true)
+    }
+
+    /// The division a scoped operator's login covers, when it covers exactly one (its scope, as
+    /// liandong.operator_scopes shows it its own row); nil for others.
+    static func ownScope(_ db: PGConnection) throws -> String? {
+        let scopes = try db.query("""
+            SELECT s.scope FROM liandong.operator_scopes s JOIN liandong.divisions d ON d.code = s.scope
+            """).rows.compactMap { $0[0] }
+        return scopes.count == 1 ? scopes[0] : nil
+    }
+
+    private func load(from: String, to: String, division: String?, inTransaction: Bool) throws -> AssessmentReport {
         let chosen: PGRows
         if let division {
             chosen = try db.query("SELECT code, name, level FROM liandong.divisions WHERE code = $1", [division])
             guard chosen.count == 1 else { throw StorageError("--division \(division): no such division in liandong.divisions") }
         } else {
             chosen = try db.query("SELECT code, name, level FROM liandong.divisions WHERE level = 'county' ORDER BY code")
+            // A scoped operator sees no county: its own scope is the report's division.
+            if chosen.count == 0, let own = try Self.ownScope(db) { return try load(from: from, to: to, division: own, inTransaction: true) }
             guard chosen.count == 1 else {
                 throw StorageError(chosen.count == 0 ? "liandong.divisions has no county: import the divisions first"
                                                      : "liandong.divisions holds \(chosen.count) counties: name one with --division")
@@ -102,12 +123,14 @@ public struct ReportStore {
                    (SELECT count(*) FROM liandong.incidents i, p WHERE i.grid_code = g.grid_code
                       AND i.first_observed_at >= p.lo AND i.first_observed_at < p.hi),
                    (SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id
-                      WHERE t.grid_code = g.grid_code)
-            FROM liandong.grids g
+                      WHERE t.grid_code = g.grid_code),
+                   coalesce(g.name, g.grid_code), coalesce(v.name, g.village_code)
+            FROM liandong.grids g LEFT JOIN liandong.divisions v ON v.code = g.village_code
             WHERE g.grid_code LIKE $1 || '%' AND g.valid_to IS NULL
             ORDER BY g.grid_code
             """, args).rows {
-            r.grids.append(.init(code: row[0]!, villageCode: row[1]!, path: row[2] ?? "", incidents: Int(row[3]!)!, overdue: Int(row[4]!)!))
+            r.grids.append(.init(code: row[0]!, villageCode: row[1]!, name: row[5]!, villageName: row[6]!, path: row[2] ?? "",
+                                 incidents: Int(row[3]!)!, overdue: Int(row[4]!)!))
         }
         let extent = try db.query("""
             SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
@@ -131,14 +154,26 @@ public struct ReportStore {
                   acceptedOnTimePct: $0[5] ?? "", resolvedOnTimePct: $0[7] ?? "",
                   medianMinutesToAccept: $0[8] ?? "", medianMinutesToResolve: $0[9] ?? "")
         }
+        // Every township of the division ranked, those without a task too (zeros, not absent).
+        let assessed = Set(r.assessment.map(\.code))
+        for row in try db.query("""
+            SELECT code, name FROM liandong.divisions WHERE level = 'township' AND code LIKE $1 || '%' ORDER BY code
+            """, [code]).rows where !assessed.contains(row[0]!) {
+            r.assessment.append(.init(code: row[0]!, name: row[1]!, level: "township", received: 0, accepted: 0, resolved: 0,
+                                      escalations: 0, falseAlarms: 0, acceptedOnTimePct: "", resolvedOnTimePct: "",
+                                      medianMinutesToAccept: "", medianMinutesToResolve: ""))
+        }
         r.onlineRates = try db.query("""
-            SELECT division_code, division_name, level, max(cameras),
-                   round(sum(online_pct * cameras) / nullif(sum(cameras), 0), 1)
-            FROM liandong.camera_online_rate($2::date, $3::date)
-            WHERE division_code LIKE $1 || '%' AND level IN ('county', 'township')
-            GROUP BY division_code, division_name, level ORDER BY division_code
+            SELECT o.division_code, o.division_name, o.level, max(o.cameras),
+                   round(sum(o.online_pct * o.cameras) / nullif(sum(o.cameras), 0), 1),
+                   (SELECT count(*) FROM liandong.device_status s JOIN liandong.cameras c ON c.device_id = s.device_id
+                    WHERE c.grid_code LIKE o.division_code || '%')
+            FROM liandong.camera_online_rate($2::date, $3::date) o
+            WHERE o.division_code LIKE $1 || '%' AND o.level IN ('county', 'township')
+            GROUP BY o.division_code, o.division_name, o.level ORDER BY o.division_code
             """, args).rows.map {
-            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, cameras: Int($0[3] ?? "0") ?? 0, onlinePct: $0[4] ?? "")
+            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, cameras: Int($0[3] ?? "0") ?? 0, onlinePct: $0[4] ?? "",
+                  reporting: Int($0[5] ?? "0") ?? 0)
         }
         r.days = try db.query("""
             SELECT to_char(d, 'YYYY-MM-DD'),

@@ -100,25 +100,46 @@ struct ReportTests {
             FROM liandong.assessment($1::date, $1::date) WHERE level IN ('township', 'county')
             """, [today])
         let rows = (seen["rows"] as? [[String]]) ?? []
-        #expect(rows.count == sql.count && sql.count >= 2, "\(rows)")
+        // Every township is ranked, those without a task too (zeros).
+        let townships = try s.count("SELECT count(*) FROM liandong.divisions WHERE level = 'township'")
+        #expect(rows.count == townships + 1 && sql.count >= 2 && sql.count < townships + 1, "\(rows)")
         for i in 0..<sql.count {
             let code = sql[i, "division_code"]!
             let row = try #require(rows.first { $0[0] == code })
             #expect(Array(row[3...]) == ["tasks_received", "accepted_on_time_pct", "resolved_on_time_pct", "median_minutes_to_accept",
                                          "resolved", "escalations", "false_alarms"].map { sql[i, $0] ?? "" }, "\(code)")
         }
-        let divisions = try s.count("SELECT count(*) FROM liandong.assessment('\(today)', '\(today)')")
-        #expect(try String(contentsOfFile: out + "/ranking.csv", encoding: .utf8).split(separator: "\n").count == 1 + divisions)
-        #expect(try String(contentsOfFile: out + "/grids.csv", encoding: .utf8).split(separator: "\n").count == 768)
+        let divisions = try s.count("""
+            SELECT count(*) FROM liandong.divisions d
+            WHERE d.level = 'township' OR d.code IN (SELECT division_code FROM liandong.assessment('\(today)', '\(today)'))
+            """)
+        let ranking = try String(contentsOfFile: out + "/ranking.csv", encoding: .utf8)
+        #expect(ranking.split(separator: "\n").count == 1 + divisions)
+        // Excel on a Chinese desktop needs the byte order mark to read UTF-8; names beside codes.
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: out + "/ranking.csv")).prefix(3)) == [0xEF, 0xBB, 0xBF])
+        #expect(ranking.trimmingPrefix("\u{FEFF}").hasPrefix("division_code,division_name"))
+        let grids = try String(contentsOfFile: out + "/grids.csv", encoding: .utf8)
+        #expect(grids.split(separator: "\n").count == 768 && grids.trimmingPrefix("\u{FEFF}").hasPrefix("grid_code,grid_name,village_code,village_name"))
+        #expect(grids.contains("\(Scene.ruralGrid),\(try #require(try s.db.query("SELECT name FROM liandong.grids WHERE grid_code = $1", [Scene.ruralGrid]).scalar))"))
+        // No camera ever registered: the online rate is unknown, not 0 %.
+        #expect(html.contains("<b>无数据 no data</b>") && !html.contains(">0.0%<"), "the camera online card")
+        #expect(html.contains("闯入 intrusion") || html.contains("火情 fire"), "categories by name")
 
         // An operator login runs it too, and its report holds its scope only.
         let role = "ld_rep_\(UUID().uuidString.lowercased().prefix(8))"
         #expect(try liandongd(["operator", "grant", role, "--scope", "620922102"], database: s.daemon.database).status == 0)
-        let scoped = try liandongd(["report", "--from", today, "--to", today, "--division", "620922102", "--out", out + "/township"],
+        // Without --division: its own scope (it sees no county to default to).
+        let scoped = try liandongd(["report", "--from", today, "--to", today, "--out", out + "/township"],
                                    database: s.daemon.database.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
         #expect(scoped.status == 0, "\(scoped.stdout) \(scoped.stderr)")
         let township = try String(contentsOfFile: out + "/township/grids.csv", encoding: .utf8).split(separator: "\n").dropFirst()
         #expect(!township.isEmpty && township.allSatisfy { $0.hasPrefix("620922102") })
+
+        // A week: the last day's axis label ends at its point instead of running off the picture.
+        let weekAgo = String(Timestamp.formatCST(now - 6 * 86_400).prefix(10))
+        #expect(try liandongd(["report", "--from", weekAgo, "--to", today, "--out", out + "/week"], database: s.daemon.database).status == 0)
+        let week = try String(contentsOfFile: out + "/week/report.html", encoding: .utf8)
+        #expect(week.contains("text-anchor=\"end\">\(today.suffix(5))</text>") && week.contains("text-anchor=\"start\">\(weekAgo.suffix(5))</text>"))
 
         // And as a picture: Chromium draws it (the README's picture is made this way, by tools/demo).
         let png = out + "/report.png"

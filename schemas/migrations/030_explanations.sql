@@ -8,6 +8,17 @@
 
 ALTER TABLE liandong.events ADD COLUMN muted_by text;
 COMMENT ON COLUMN liandong.events.muted_by IS 'Why this event asked for no task message, as the writer decided it: silence:<id> (liandong.silences), inhibited:<device> (its camera''s video-lost or tamper alarm within correlation.inhibit_s), suppressed (a noisy camera, liandong.noisy_cameras); NULL: it could (its incident''s task, or why none: liandongd event why).';
+-- Partitions made from now on copy the comment (LIKE ... INCLUDING COMMENTS); the existing ones get it here.
+DO $$
+DECLARE part regclass;
+BEGIN
+    FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'liandong.events'::regclass LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.muted_by IS %L', part,
+                       col_description('liandong.events'::regclass,
+                                       (SELECT attnum FROM pg_attribute WHERE attrelid = 'liandong.events'::regclass AND attname = 'muted_by')));
+    END LOOP;
+END;
+$$;
 
 ALTER TABLE liandong.rejected_messages ADD COLUMN grid_code text;
 COMMENT ON COLUMN liandong.rejected_messages.grid_code IS 'The grid the dead letter concerns, when its body names a known camera (device_id), grid (grid_code) or worker (worker_id); NULL otherwise. Scoped operators see the dead letters of their divisions by it.';
