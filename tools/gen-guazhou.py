@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Generates the Guazhou County (瓜州县, 620922) demo dataset under data/guazhou/.
 
-The 15 townships and their codes are real (../shared/reference/guazhou-townships.csv).
+The 15 townships and their codes are real (data/reference/guazhou-townships.csv).
 EVERYTHING ELSE IS SYNTHETIC: township positions, the 83 villages/communities, the 767 grid
 polygons, grid-worker names and the camera positions. Names of synthetic divisions carry the
 marker 合成 ("synthetic"). Deterministic: the same run gives the same files.
 
-    tools/gen-guazhou.py [--reference ../shared/reference/guazhou-townships.csv] [--out data/guazhou]
+    tools/gen-guazhou.py [--reference data/reference/guazhou-townships.csv] [--out data/guazhou]
 """
 import argparse, csv, json, math, os, random
 
@@ -33,7 +33,7 @@ def km_to_deg(dx, dy, lat):
 def main():
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--reference", default=os.path.join(here, "..", "..", "shared", "reference", "guazhou-townships.csv"))
+    ap.add_argument("--reference", default=os.path.join(here, "..", "data", "reference", "guazhou-townships.csv"))
     ap.add_argument("--out", default=os.path.join(here, "..", "data", "guazhou"))
     args = ap.parse_args()
     rng = random.Random(620922)

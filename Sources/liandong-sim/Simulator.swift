@@ -14,7 +14,7 @@ struct Simulator: ParsableCommand {
         commandName: "liandong-sim", abstract: "Publish simulated camera alerts and grid reports to liandongd.")
 
     @Option(help: "liandongd ingest endpoint to connect to (comma-separated: every daemon of an active/standby pair).") var connect = "tcp://127.0.0.1:7601"
-    @Option(help: "libpq conninfo of the Liandong database (cameras and grids are read from it).")
+    @Option(help: "libpq conninfo of the Liandong database: the cameras and grids it simulates are read from it (default: LIANDONG_DATABASE_URL, else libpq's PG* variables).")
     var database = ProcessInfo.processInfo.environment["LIANDONG_DATABASE_URL"] ?? ""
     @Option(help: "Scenarios per second.") var rate = 4.0
     @Option(help: "Seconds to run.") var duration = 20.0
@@ -28,7 +28,13 @@ struct Simulator: ParsableCommand {
     var curveKey: String?
 
     func run() throws {
-        let db = try PGConnection(conninfo: database)
+        let db: PGConnection
+        do {
+            db = try PGConnection(conninfo: database)
+        } catch {
+            throw ValidationError("cannot read the cameras and grids to simulate: give --database (the daemon's database.url) "
+                + "or set LIANDONG_DATABASE_URL: \(Secrets.redact("\(error)"))")
+        }
         let cameras = try db.query("""
             SELECT device_id, ST_X(geom), ST_Y(geom), grid_code FROM liandong.cameras
             WHERE grid_code IS NOT NULL ORDER BY device_id
