@@ -52,6 +52,33 @@ struct ConfigTests {
         #expect(c.rules.dispatchSeverity == 1)
     }
 
+    @Test("a bad value from the environment names the variable that set it, not only the key")
+    func environmentValueNamed() throws {
+        #expect {
+            try Config.load(path: nil, environment: ["LIANDONG_INGEST_BATCH_SIZE": "many"])
+        } throws: { ($0 as? ConfigError)?.message.contains("(set by the environment variable LIANDONG_INGEST_BATCH_SIZE)") == true }
+        #expect {
+            try Config.load(path: nil, environment: ["LIANDONG_SLA_TOWNSHIP_RESPOND_MINUTES": "1,2"])
+        } throws: { ($0 as? ConfigError)?.message.contains("LIANDONG_SLA_TOWNSHIP_RESPOND_MINUTES") == true }
+        // A value from the file names no variable.
+        #expect {
+            try Config.load(path: try temporaryFile("ingest:\n  batch_size: many\n"), environment: [:])
+        } throws: { ($0 as? ConfigError).map { !$0.message.contains("environment variable") } == true }
+    }
+
+    @Test("nothing in the repository points outside it (the design and reference data it needs are in it)")
+    func selfContained() throws {
+        let listed = try runCaptured("/usr/bin/git", ["-C", TestDatabase.repository.path, "ls-files"])
+        let files = listed.stdout.split(separator: "\n").map(String.init)
+        #expect(files.count > 100, "git ls-files: \(listed.stderr)")
+        var pointing: [String] = []
+        for file in files where !file.hasSuffix(".png") && !file.hasPrefix("Tests/FuzzCorpus") {
+            guard let text = try? String(contentsOfFile: TestDatabase.repository.path + "/" + file, encoding: .utf8) else { continue }
+            if text.contains("../shared") || text.contains("shared/DESIGN") || text.contains("shared/reference") { pointing.append(file) }
+        }
+        #expect(pointing == ["Tests/LiandongIntegrationTests/ConfigTests.swift"], "\(pointing)")
+    }
+
     @Test("incident bounds: 2 x radius and 4 x window unless given; a bound follows a radius or window given with it; 0 is off")
     func bounds() throws {
         let c = try Config.load(path: try temporaryFile("""
