@@ -25,6 +25,10 @@ public struct IngestEvent: Sendable, Equatable {
     public var body: String
     /// For an alert: what kind of alarm it is, as far as inhibition cares.
     public var alarmClass: AlarmClass? = nil
+    /// Whose id it is: the authenticated peer that sent it (security.curve), else the gateway_id
+    /// it declares, else "". An id is a duplicate only of the same owner's id: one gateway cannot
+    /// take another's ids (liandong.event_keys is keyed by source, owner and id).
+    public var owner: String = ""
 
     public init(
         source: EventSource, sourceID: String, gatewayID: String? = nil, gatewaySeq: Int64? = nil,

@@ -76,6 +76,25 @@ public enum TrustPolicy {
             : .forbidden("the event lies in grid \(gridCode), outside the scope \(sender.scope) of \(sender.name)")
     }
 
+    /// A device status (online/offline) about `device`: a registered camera (`cameraGrid`: its grid)
+    /// only from a sender whose scope covers that grid; a device outside the camera registry (an
+    /// NVR, a platform) only from a county-wide sender (the SIP bridge) of the county its id names
+    /// (`knownCounty`). `sender` nil: security.curve is off, only the registry is checked.
+    public static func deviceStatus(from sender: Sender?, device: String, cameraGrid: String?, knownCounty: Bool) -> Access {
+        if let grid = cameraGrid {
+            guard let sender, !grid.hasPrefix(sender.scope) else { return .allowed }
+            return .forbidden("camera \(device) lies in grid \(grid), outside the scope \(sender.scope) of \(sender.name)")
+        }
+        guard knownCounty else {
+            return .forbidden("device \(device) is not a registered camera and its id names no county of liandong.divisions")
+        }
+        if let sender, !(sender.scope.isEmpty || (sender.scope.count <= 6 && device.hasPrefix(sender.scope))) {
+            return .forbidden("device \(device) is not a registered camera: only a county-wide gateway (the SIP bridge) may report "
+                + "devices outside the camera registry, and \(sender.name) has scope \(sender.scope)")
+        }
+        return .allowed
+    }
+
     /// Updating a task whose responsible division is `division`.
     public static func update(_ peer: Peer?, taskID: String, division: String) -> Access {
         guard let peer else { return .forbidden("the sender is not a known peer") }

@@ -203,7 +203,8 @@ public final class SweeperService: Service, Sendable {
             let name = row[0]!, partition = "liandong.\(row[0]!)"
             let rows = Int(try db.query("SELECT count(*) FROM \(partition)").scalar ?? "0") ?? 0
             try db.query("""
-                DELETE FROM liandong.event_keys k USING \(partition) e WHERE k.source = e.source AND k.source_id = e.source_id
+                DELETE FROM liandong.event_keys k USING \(partition) e
+                WHERE k.source = e.source AND k.source_id = e.source_id AND k.observed_at = e.observed_at
                 """)
             if row[2] == "t" {
                 try db.execute("ALTER TABLE liandong.events DETACH PARTITION \(partition) \(row[1] == "t" ? "FINALIZE" : "CONCURRENTLY")")

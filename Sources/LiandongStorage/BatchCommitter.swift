@@ -142,8 +142,8 @@ package final class BatchCommitter {
                 WHERE i.id = x.id AND i.id = ANY($3::uuid[])
                 RETURNING i.first_observed_at, i.last_observed_at
             ), keys AS (
-                INSERT INTO liandong.event_keys (source, source_id, observed_at)
-                SELECT * FROM unnest($4::text[], $5::text[], $6::timestamptz[])
+                INSERT INTO liandong.event_keys (source, source_id, observed_at, owner)
+                SELECT * FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[])
             )
             SELECT extract(epoch FROM min(first_observed_at)), extract(epoch FROM max(last_observed_at)) FROM grown
             """, update)

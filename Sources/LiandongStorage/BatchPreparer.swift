@@ -75,20 +75,34 @@ package final class BatchPreparer {
             p.deadLetters.append((rejection, batch[index].raw))
         }
         var events: [(index: Int, event: IngestEvent)] = []
+        var reference = try correlator.currentReference()
+        var rechecked = false
         for (index, inbound) in batch.enumerated() {
             switch inbound {
             case .rejected(let rejection, _): reject(index, rejection)
-            case .event(let event, _): events.append((index, event))
-            case .deviceStatus(let report, _):
-                p.deviceStatuses.append(report)
-                p.outcomes[index] = .stored(incidentID: "")
+            case .event(var event, let raw):
+                event.owner = raw.sender?.name ?? event.gatewayID ?? ""
+                events.append((index, event))
+            case .deviceStatus(let report, let raw):
+                // Judged like an event: by the registry and the sender's scope.
+                if !rechecked, reference.cameraGrids[report.deviceID] == nil {
+                    rechecked = true
+                    reference = try correlator.currentReference(force: true)  // imported a moment ago?
+                }
+                let grid = reference.cameraGrids[report.deviceID]
+                let access = TrustPolicy.deviceStatus(from: raw.sender, device: report.deviceID, cameraGrid: grid,
+                                                      knownCounty: reference.divisionNames[String(report.deviceID.prefix(6))] != nil)
+                if case .forbidden(let why) = access {
+                    reject(index, Rejection(grid == nil && raw.sender == nil ? .unknownDevice : .outOfScope, why))
+                } else {
+                    p.deviceStatuses.append(report)
+                    p.outcomes[index] = .stored(incidentID: "")
+                }
             }
         }
         guard !events.isEmpty else { return p }
         // Observed-time order: late and out-of-order events correlate as in-order ones do.
         events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
-        var reference = try correlator.currentReference()
-        var rechecked = false
         clock.lap("reference")
         // Placement first (in memory), so that one query answers both which events are stored
         // already and which window incidents they could join were closed meanwhile.
@@ -127,6 +141,9 @@ package final class BatchPreparer {
         for ((index, event), refusal) in zip(events, refusals) {
             let item = refusal == nil ? next.next() : nil
             let key = Self.key(event)
+            // The key holds the owner: only the sender's own ids are duplicates (another gateway's
+            // id is judged as a new event, its scope included). A retransmission of a stored event
+            // is a duplicate even when it could no longer be placed (a grid retired since).
             if seen.contains(key) || stored.contains(key) {
                 p.outcomes[index] = .duplicate
             } else if let refusal {
@@ -188,7 +205,7 @@ package final class BatchPreparer {
 
     // MARK: dedup
 
-    private static func key(_ e: IngestEvent) -> String { e.source.rawValue + "\u{1F}" + e.sourceID }
+    private static func key(_ e: IngestEvent) -> String { e.source.rawValue + "\u{1F}" + e.owner + "\u{1F}" + e.sourceID }
 
     /// The batch's events already stored (by source and id, on the unique index) and which of
     /// `incidents` are no longer open, in one round trip.
@@ -196,15 +213,19 @@ package final class BatchPreparer {
         -> (stored: Set<String>, closed: [UUID])
     {
         let rows = try reader.query("""
-            SELECT x.s, x.i FROM unnest($1::text[], $2::text[]) AS x(s, i)
-            WHERE EXISTS (SELECT 1 FROM liandong.event_keys v WHERE v.source = x.s AND v.source_id = x.i)
+            SELECT x.s, x.o, x.i FROM unnest($1::text[], $2::text[], $4::text[]) AS x(s, i, o)
+            WHERE EXISTS (SELECT 1 FROM liandong.event_keys v WHERE v.source = x.s AND v.owner = x.o AND v.source_id = x.i)
             UNION ALL
-            SELECT NULL, id::text FROM liandong.incidents WHERE id = ANY($3::uuid[]) AND status <> 'open'
+            SELECT NULL, NULL, id::text FROM liandong.incidents WHERE id = ANY($3::uuid[]) AND status <> 'open'
             """, [PGCopyText.arrayLiteral(events.map(\.source.rawValue)), PGCopyText.arrayLiteral(events.map(\.sourceID)),
-                  TaskStore.uuidArray(incidents.map(\.uuidString))])
+                  TaskStore.uuidArray(incidents.map(\.uuidString)), PGCopyText.arrayLiteral(events.map(\.owner))])
         var stored = Set<String>(), closed: [UUID] = []
         for row in rows.rows {
-            if let source = row[0] { stored.insert(source + "\u{1F}" + row[1]!) } else if let id = UUID(uuidString: row[1]!) { closed.append(id) }
+            if let source = row[0] {
+                stored.insert(source + "\u{1F}" + row[1]! + "\u{1F}" + row[2]!)
+            } else if let id = UUID(uuidString: row[2]!) {
+                closed.append(id)
+            }
         }
         return (stored, closed)
     }
@@ -234,13 +255,14 @@ package final class BatchPreparer {
             rows.incidents = copy.bytes
         }
         var copy = PGCopyText(reservingCapacity: placed.count * 600)
-        var keySources: [String] = [], keyIDs: [String] = [], keyTimes: [String] = []
+        var keySources: [String] = [], keyIDs: [String] = [], keyTimes: [String] = [], keyOwners: [String] = []
         for ((p, incident), muted) in zip(zip(placed, c.incidents), mutedBy) {
             let e = p.event
             let observed = Timestamp.formatUTC(e.observedAt)
             keySources.append(e.source.rawValue)
             keyIDs.append(e.sourceID)
             keyTimes.append(observed)
+            keyOwners.append(e.owner)
             rows.days.insert(EventDay(e.observedAt))
             copy.plain(e.source.rawValue)
             copy.field(e.sourceID)
@@ -277,7 +299,7 @@ package final class BatchPreparer {
         }
         rows.update = [try TaskStore.json(highest.map { Seq(g: $0.key, s: $0.value) }), try TaskStore.json(grown),
                        TaskStore.uuidArray(grown.map(\.id)), PGCopyText.arrayLiteral(keySources),
-                       PGCopyText.arrayLiteral(keyIDs), PGCopyText.arrayLiteral(keyTimes)]
+                       PGCopyText.arrayLiteral(keyIDs), PGCopyText.arrayLiteral(keyTimes), PGCopyText.arrayLiteral(keyOwners)]
         return rows
     }
 

@@ -17,6 +17,8 @@ package struct ReferenceData {
     /// Division names by code, camera names by device id: what task messages show besides codes.
     package var divisionNames: [String: String] = [:]
     package var cameraNames: [String: String] = [:]
+    /// Each registered camera's grid ("" when it lies in none): whose scope its status is in.
+    package var cameraGrids: [String: String] = [:]
     /// Silences that still matter: not ended, or ended within the oldest event age accepted.
     package var silences: [Silence] = []
     /// Noisy cameras whose alerts ask for no verify task of their own (liandong.camera_suppressions).
@@ -46,10 +48,11 @@ package struct ReferenceData {
             if row[5] == "t" { shapes.append(shape) }
             byCode[shape.gridCode] = (shape, LonLat(lon: Double(row[3]!)!, lat: Double(row[4]!)!))
         }
-        var cameras: [String: LonLat] = [:], cameraNames: [String: String] = [:]
-        for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom), name FROM liandong.cameras").rows {
+        var cameras: [String: LonLat] = [:], cameraNames: [String: String] = [:], cameraGrids: [String: String] = [:]
+        for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom), name, grid_code FROM liandong.cameras").rows {
             cameras[row[0]!] = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!)
             cameraNames[row[0]!] = row[3]
+            cameraGrids[row[0]!] = row[4] ?? ""
         }
         var workers: [String: String] = [:]
         for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows {
@@ -58,6 +61,7 @@ package struct ReferenceData {
         var reference = ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
                                       workers: workers)
         reference.cameraNames = cameraNames
+        reference.cameraGrids = cameraGrids
         for row in try db.query("SELECT code, name FROM liandong.divisions").rows { reference.divisionNames[row[0]!] = row[1] }
         reference.suppressedCameras = Set(try db.query(
             "SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").rows.map { $0[0]! })

@@ -30,6 +30,7 @@ struct RetentionTests {
         try db.execute("""
             UPDATE liandong.events SET received_at = received_at - interval '3 days', observed_at = observed_at - interval '3 days'
                 WHERE source_id = 'old-1';
+            UPDATE liandong.event_keys SET observed_at = observed_at - interval '3 days' WHERE source_id = 'old-1';
             UPDATE liandong.tasks SET state = 'resolved' WHERE incident_id = (SELECT incident_id FROM liandong.events WHERE source_id = 'old-1');
             UPDATE liandong.task_history SET at = at - interval '3 days'
                 WHERE task_id = (SELECT id FROM liandong.tasks WHERE state = 'resolved');

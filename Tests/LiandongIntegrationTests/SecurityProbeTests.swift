@@ -1,0 +1,79 @@
+import Foundation
+import LibPQ
+import LiandongClient
+import LiandongCore
+import Testing
+import ZeroMQ
+
+/// What a security probe found, each over real processes and sockets so it stays fixed: a
+/// gateway taking another's ids or reporting another's cameras.
+@Suite("What a security probe found")
+struct SecurityProbeTests {
+    /// Sends one message on the acknowledged path and waits for its answer.
+    static func ask(_ client: IngestClient, _ topic: String, _ body: String, id: String) throws -> IngestClient.Answer {
+        try client.send(topic: topic, body: Array(body.utf8), id: id)
+        var answer: IngestClient.Answer?
+        try waitUntil(timeout: 15, "the answer to \(id)") {
+            answer = try client.poll(timeout: 0.2).last { $0.id == id } ?? answer
+            return answer != nil
+        }
+        return answer!
+    }
+
+    static func status(_ device: String, at: Double, reason: String = "register") -> (body: String, id: String) {
+        let time = Timestamp.formatCST(at)
+        return (Wire.json(["schema": "liandong.device_status.v1", "device_id": device, "status": reason == "register" ? "online" : "offline",
+                           "at": time, "reason": reason]), "status:\(device):\(time):\(reason)")
+    }
+
+    @Test("an id is a duplicate only of the same gateway's: another gateway's squatted id does not swallow the real alert, nor is another's id answered duplicate")
+    func idsBelongToTheirGateway() throws {
+        let s = try CurveTests.CurveScene(peers: [("gw-a", "gateway", CurveTests.townshipA), ("gw-new", "gateway", CurveTests.townshipB)])
+        let x = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 0.5, curve: try s.keys("gw-a"))
+        let y = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 0.5, curve: try s.keys("gw-new"))
+        // X takes Y's id first, inside X's own area.
+        let squat = try Self.ask(x, "alert", Wire.alert(id: "gw-y:000777", at: s.now, position: s.centreA), id: "gw-y:000777")
+        #expect(squat.ok && !squat.duplicate)
+        // Y's real alert with its own id is stored, not answered "duplicate".
+        let real = try Self.ask(y, "alert", Wire.alert(id: "gw-y:000777", at: s.now, position: s.centreB), id: "gw-y:000777")
+        #expect(real.ok && !real.duplicate, "\(real)")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events WHERE source_id = 'gw-y:000777'") == 2)
+        #expect(try s.db.query("SELECT owner FROM liandong.event_keys WHERE source_id = 'gw-y:000777' ORDER BY owner").rows.map { $0[0]! }
+                == ["gw-a", "gw-new"])
+        // The same gateway's repeat is a duplicate, as before.
+        let again = try Self.ask(y, "alert", Wire.alert(id: "gw-y:000777", at: s.now, position: s.centreB), id: "gw-y:000777")
+        #expect(again.ok && again.duplicate)
+        // Another gateway's id is never a "duplicate" for Y (which would tell Y that it exists): outside
+        // Y's scope it is refused as out of scope.
+        _ = try Self.ask(x, "alert", Wire.alert(id: "gw-a:000001", at: s.now, position: s.centreA), id: "gw-a:000001")
+        let probe = try Self.ask(y, "alert", Wire.alert(id: "gw-a:000001", at: s.now, position: s.centreA), id: "gw-a:000001")
+        #expect(!probe.ok && !probe.duplicate && (probe.error ?? "").contains("out_of_scope"), "\(probe)")
+    }
+
+    @Test("device status is judged by the registry and the sender's scope: another township's camera, an unregistered device, another county's id are refused")
+    func statusWithinScope() throws {
+        let s = try CurveTests.CurveScene(peers: [("gw-a", "gateway", CurveTests.townshipA), ("gw-rogue", "gateway", "")])
+        let x = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 0.5, curve: try s.keys("gw-a"))
+        let bridge = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 0.5, curve: try s.keys("gw-rogue"))
+        let mine = try #require(try s.db.query("SELECT min(device_id) FROM liandong.cameras WHERE grid_code LIKE $1 || '%'",
+                                               [CurveTests.townshipA]).scalar)
+        let theirs = try #require(try s.db.query("SELECT min(device_id) FROM liandong.cameras WHERE grid_code LIKE $1 || '%'",
+                                                 [CurveTests.townshipB]).scalar)
+        let nvr = "62092200001180000099", elsewhere = "62092300001320000001"
+        func send(_ client: IngestClient, _ device: String) throws -> IngestClient.Answer {
+            let m = Self.status(device, at: s.now - 5)
+            return try Self.ask(client, "status", m.body, id: m.id)
+        }
+        #expect(try send(x, mine).ok)
+        let other = try send(x, theirs)
+        #expect(!other.ok && (other.error ?? "").contains("outside the scope"), "\(other)")
+        let unregistered = try send(x, nvr)
+        #expect(!unregistered.ok && (unregistered.error ?? "").contains("only a county-wide gateway"), "\(unregistered)")
+        // A county-wide gateway (the SIP bridge) reports an NVR of its county, not another county's device.
+        #expect(try send(bridge, nvr).ok)
+        let foreign = try send(bridge, elsewhere)
+        #expect(!foreign.ok && (foreign.error ?? "").contains("names no county"), "\(foreign)")
+        #expect(try s.db.query("SELECT device_id FROM liandong.device_status ORDER BY 1").rows.map { $0[0]! } == [nvr, mine].sorted())
+        #expect(try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'out_of_scope'") == 3)
+    }
+}
