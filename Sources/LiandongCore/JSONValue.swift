@@ -303,6 +303,10 @@ private struct JSONBytesParser {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 } else if (0xDC00...0xDFFF).contains(scalar) {
                     throw fail("lone surrogate")
+                } else if scalar == 0 {
+                    // Valid JSON, but no PostgreSQL text or jsonb can hold it: refused here, with
+                    // the reason, rather than failing the store later.
+                    throw fail("\\u0000 (NUL) in a string: not storable (PostgreSQL text cannot hold it)")
                 }
                 out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar)!)).utf8))
             default:

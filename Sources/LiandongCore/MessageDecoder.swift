@@ -113,7 +113,7 @@ public struct MessageDecoder: Sendable {
         do {
             value = try JSONValue.parse(body)
         } catch {
-            throw Rejection(.malformedJSON, "body is not valid JSON")
+            throw Rejection(.malformedJSON, "body is not valid JSON: \(error)")
         }
         guard case .object(let object) = value else {
             throw Rejection(.malformedJSON, "body is a JSON \(value.typeName), expected an object")
@@ -151,7 +151,7 @@ public struct MessageDecoder: Sendable {
         _ = try f.optionalInteger("event_type", in: 0...9_999)
         _ = try f.optionalNumber("confidence", in: 0...1)
         var event = IngestEvent(
-            source: .alert, sourceID: alertID, gatewayID: try f.optionalString("gateway_id"),
+            source: .alert, sourceID: alertID, gatewayID: try f.optionalString("gateway_id").map { _ in try f.identifier("gateway_id") },
             gatewaySeq: try f.optionalInteger("seq", in: 0...Int.max).map(Int64.init),
             deviceID: device.rawValue, category: rules.category(alarmMethod: method, alarmType: type),
             priority: rules.alertPriority(priority, device: device.rawValue), observedAt: observedAt, position: position, crs: crs, body: body)

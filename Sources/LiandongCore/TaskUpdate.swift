@@ -20,7 +20,11 @@ public struct TaskUpdate: Sendable, Equatable {
     /// dispatcher's clock that far ahead would falsify the assessment's times to accept and resolve.
     public static func decode(_ bytes: [UInt8], now: Double, maxFutureSeconds: Double) -> Result<TaskUpdate, TaskUpdateError> {
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(TaskUpdateError(updateID: nil, message: "body is not valid UTF-8")) }
-        guard case .object(let o)? = try? JSONValue.parse(bytes) else {
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(bytes) } catch {
+            return .failure(TaskUpdateError(updateID: nil, message: "body is not valid JSON: \(error)"))
+        }
+        guard case .object(let o) = parsed else {
             return .failure(TaskUpdateError(updateID: nil, message: "body is not a JSON object"))
         }
         var updateID: String? = nil

@@ -104,8 +104,8 @@ public final class IngestService: Service, Sendable {
         // 100,000: a 60,000-message burst then sat in libzmq's buffers (+36 MiB resident).
         try socket.setReceiveHighWaterMark(10_000)
         // libzmq drops frames above the limit before we see them; keep headroom so our own
-        // check can dead-letter moderately oversized bodies with a reason.
-        try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
+        // check can dead-letter oversized bodies with a reason (SocketLimits).
+        try socket.setMaxMessageSize(config.socketLimits.ingestFrame)
         try socket.subscribe("alert")
         try socket.subscribe("report")
         try socket.subscribe("gb28181")
@@ -122,7 +122,7 @@ public final class IngestService: Service, Sendable {
         guard !config.ingestAckBind.isEmpty else { return nil }
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setLinger(milliseconds: 1000)
-        try socket.setMaxMessageSize(Int64(config.limits.maxBodyBytes) * 4 + 4096)
+        try socket.setMaxMessageSize(config.socketLimits.ingestFrame)
         try trust?.protect(socket)
         try setupError("ingest.ack_bind", config.ingestAckBind) { try socket.bind(config.ingestAckBind) }
         return socket

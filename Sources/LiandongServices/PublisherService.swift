@@ -44,6 +44,7 @@ public final class PublisherService: Service, Sendable {
         let socket = try ZMQSocket(context: context, type: trust == nil ? .pub : .xpub)
         try socket.setLinger(milliseconds: 2000)
         try socket.setSendHighWaterMark(100_000)
+        try socket.setMaxMessageSize(config.socketLimits.feedFrame)  // subscribers send topic prefixes only
         if let trust {
             try socket.setXPubManual()
             try trust.protect(socket)

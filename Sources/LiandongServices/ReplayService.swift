@@ -37,6 +37,7 @@ public final class ReplayService: Service, Sendable {
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
         try socket.setSendHighWaterMark(0)
+        try socket.setMaxMessageSize(config.socketLimits.replayFrame)
         try trust?.protect(socket)
         do { try socket.bind(config.replayBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "feed.replay_bind", endpoint: config.replayBind, underlying: e)
@@ -65,6 +66,9 @@ public final class ReplayService: Service, Sendable {
 
     private func answer(_ body: [UInt8], from message: ZMQMessage, session: DatabaseSession) throws -> [[UInt8]] {
         let request: ReplayRequest
+        guard body.count <= config.socketLimits.replayBody else {
+            return [ReplayEnd.error("the request is \(body.count) bytes, limit \(config.socketLimits.replayBody)").json()]
+        }
         switch ReplayRequest.decode(body) {
         case .success(let r): request = r
         case .failure(let e): return [ReplayEnd.error(e.message).json()]

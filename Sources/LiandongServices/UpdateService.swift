@@ -45,6 +45,7 @@ public final class UpdateService: Service, Sendable {
         let socket = try ZMQSocket(context: context, type: .router)
         try socket.setReceiveTimeout(milliseconds: 100)
         try socket.setLinger(milliseconds: 1000)
+        try socket.setMaxMessageSize(config.socketLimits.updatesFrame)
         try trust?.protect(socket)
         do { try socket.bind(config.updatesBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "updates.bind", endpoint: config.updatesBind, underlying: e)
@@ -83,11 +84,13 @@ public final class UpdateService: Service, Sendable {
     /// `peer`: the authenticated dispatcher (security.curve), nil without CURVE.
     private func handle(_ frames: [[UInt8]], peer: Peer?, session: DatabaseSession) throws -> TaskUpdateAnswer {
         let now = Date().timeIntervalSince1970
-        guard frames.count == 1 else {
+        guard frames.count == 1, frames[0].count <= config.socketLimits.updateBody else {
             let raw = RawMessage(endpoint: "updates", frames: frames, receivedAt: now)
-            let message = "expected one JSON frame after the envelope, got \(frames.count)"
+            let message = frames.count != 1 ? "expected one JSON frame after the envelope, got \(frames.count)"
+                : "the update is \(frames[0].count) bytes, limit \(config.socketLimits.updateBody)"
+            let reason: RejectReason = frames.count != 1 ? .wrongFrameCount : .oversized
             try session.run { db in
-                try TaskStore.insertDeadLetters(db, [(Rejection(.wrongFrameCount, message), raw)], maxBytes: config.maxDeadLetterBytes,
+                try TaskStore.insertDeadLetters(db, [(Rejection(reason, message), raw)], maxBytes: config.maxDeadLetterBytes,
                                                bytesPerHour: config.retention.deadLetterBytesPerHour)
             }
             return TaskUpdateAnswer(ok: false, updateID: nil, error: message)

@@ -77,3 +77,43 @@ struct SecurityProbeTests {
         #expect(try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'out_of_scope'") == 3)
     }
 }
+
+extension SecurityProbeTests {
+    @Test("limits: a NUL in a string is refused with its reason (ingest and updates); an oversized update or replay request is refused with one; silences are under row-level security")
+    func sizesOddBytesAndSilences() throws {
+        let s = try Scene()
+        // \u0000 in an alert: a dead letter naming it, not a store error.
+        try s.send("alert", Wire.alert(id: "nul-1", at: s.now, position: s.centre).replacingOccurrences(of: "\"nul-1\"", with: "\"nul\\u0000-1\""))
+        try s.daemon.waitUntil(timeout: 10, "the dead letter") { try s.db.int("SELECT count(*) FROM liandong.rejected_messages") == 1 }
+        let dead = try s.db.query("SELECT reason, detail FROM liandong.rejected_messages")
+        #expect(dead[0, "reason"] == "malformed_json" && dead[0, "detail"]?.contains("(NUL)") == true, "\(dead.rows)")
+        // In a task update: refused with the reason, not "temporary failure, retry" for ever.
+        let d = try Dispatcher(s.daemon)
+        let nul = try d.raw(#"{"schema":"liandong.task_update.v1","update_id":"u-nul","task_id":"x","action":"accept","actor":"a\u0000b","at":"2026-12-06T10:00:00+08:00"}"#)
+        #expect(nul["ok"] as? Bool == false && (nul["error"] as? String ?? "").contains("(NUL)"), "\(nul)")
+        // An update of 200 KB: refused with its size (not read whole and stored).
+        let big = try d.raw(Wire.json(["schema": "liandong.task_update.v1", "update_id": "u-big", "task_id": "x", "action": "accept",
+                                       "actor": "a", "at": Timestamp.formatCST(s.now), "note": String(repeating: "长", count: 70_000)]))
+        #expect(big["ok"] as? Bool == false && (big["error"] as? String ?? "").contains("limit 65536"), "\(big)")
+        #expect(try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'oversized' AND endpoint = 'updates'") == 1)
+        // A replay request of 10 KB: refused with its size.
+        let replay = try ZMQSocket(context: s.daemon.context, type: .dealer)
+        try replay.setReceiveTimeout(milliseconds: 10_000)
+        try replay.setLinger(milliseconds: 0)
+        try replay.connect(s.daemon.replay)
+        try replay.send([Array(("{\"since\":0,\"prefix\":\"task." + String(repeating: "1", count: 10_000) + "\"}").utf8)])
+        let answer = try #require(try replay.receive()?.last)
+        #expect(String(decoding: answer, as: UTF8.self).contains("limit 4096"))
+
+        // Silences: a township's operator sees those that concern it only.
+        for (flags, comment) in [(["--division", "620922102"], "mine"), (["--division", "620922101"], "theirs"),
+                                 (["--category", "fire"], "everywhere"), (["--division", "620922"], "the county")] {
+            let added = try liandongd(["silence", "add"] + flags + ["--duration", "1h", "--comment", comment], database: s.daemon.database)
+            #expect(added.status == 0, "\(added.stderr)")
+        }
+        let role = "ld_sil_\(UUID().uuidString.lowercased().prefix(8))"
+        #expect(try liandongd(["operator", "grant", role, "--scope", "620922102"], database: s.daemon.database).status == 0)
+        let op = try PGConnection(conninfo: s.daemon.database.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        #expect(try op.query("SELECT comment FROM liandong.silences ORDER BY comment").rows.map { $0[0]! } == ["everywhere", "mine", "the county"])
+    }
+}
