@@ -27,3 +27,11 @@ COMMENT ON ROLE liandong_operator IS 'Read-only operators (psql, Grafana, QGIS):
 \connect :db
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+-- The daemon's writer and leadership locks are session advisory locks: a login that may take them
+-- first (any login, by default: EXECUTE is PUBLIC's) could hold the daemon back. In this database
+-- only the owner may (the daemon checks at start and says so when this was not done).
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure)
+FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_%advisory%' \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, :'owner')
+FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_%advisory%' \gexec

@@ -8,9 +8,18 @@ import ZeroMQ
 
 /// Checks what an operator can get wrong before any socket opens: the database is reachable,
 /// PostGIS is installed, and the schema is migrated.
-public func preflight(config: Config, migrator: Migrator) throws {
+/// Returns what is wrong but does not stop the daemon (logged at start as errors).
+public func preflight(config: Config, migrator: Migrator) throws -> [String] {
     let db = try openDatabase(config.databaseURL)
     try migrator.checkCurrent(db)
+    var warnings: [String] = []
+    // Any login that may take the writer or leadership lock first can hold the daemon back.
+    if try db.query("SELECT has_function_privilege('public', 'pg_catalog.pg_try_advisory_lock(bigint)', 'EXECUTE')").scalar == "t" {
+        warnings.append("every login of this database may take advisory locks, the daemon's writer and leadership locks "
+            + "included: a read-only operator could hold it back. A superuser runs deploy/dba-setup.sql again (it revokes "
+            + "EXECUTE on the advisory-lock functions from PUBLIC and grants it to the database's owner)")
+    }
+    return warnings
 }
 
 /// Connects, turning a libpq failure into an error that names the config key to fix.

@@ -76,7 +76,9 @@ struct Run: AsyncParsableCommand {
             // A database that stops answering must not hang a connection attempt for ever.
             if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
             let migrator = try Migrator(directory: try Migrator.locateDirectory(explicit: options.migrations))
-            try preflight(config: config, migrator: migrator)
+            for warning in try preflight(config: config, migrator: migrator) {
+                logger.error("database setup needs a DBA", metadata: ["db.problem": "\(warning)"])
+            }
             logger.info("liandongd starting", metadata: [
                 "zmq.version": "\(ZMQContext.version)", "ingest.bind": "\(config.ingestBind)",
                 "feed.bind": "\(config.feedBind)", "batch.size": "\(config.batchSize)",

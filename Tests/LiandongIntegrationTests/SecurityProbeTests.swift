@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import LiandongClient
 import LiandongCore
+import LiandongStorage
 import Testing
 import ZeroMQ
 
@@ -115,5 +116,30 @@ extension SecurityProbeTests {
         #expect(try liandongd(["operator", "grant", role, "--scope", "620922102"], database: s.daemon.database).status == 0)
         let op = try PGConnection(conninfo: s.daemon.database.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
         #expect(try op.query("SELECT comment FROM liandong.silences ORDER BY comment").rows.map { $0[0]! } == ["everywhere", "mine", "the county"])
+    }
+}
+
+extension SecurityProbeTests {
+    @Test("no login but the daemon's may take its advisory locks (a read-only operator cannot hold it back); a database where any may is named at start")
+    func locksAreTheDaemons() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let role = "ld_lock_\(UUID().uuidString.lowercased().prefix(8))"
+        #expect(try liandongd(["operator", "grant", role, "--scope", "620922102"], database: url).status == 0)
+        let op = try PGConnection(conninfo: url.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        for sql in ["SELECT pg_try_advisory_lock(\(EventStore.writerLockKey))", "SELECT pg_advisory_lock(\(EventStore.writerLockKey) + 1)",
+                    "SELECT pg_try_advisory_lock(7, 7)", "SELECT pg_advisory_xact_lock(1)"] {
+            #expect(throws: PQError.self, "\(sql)") { try op.query(sql) }
+        }
+        // A daemon starts and leads as before.
+        let daemon = try DaemonProcess(database: url)
+        #expect(!daemon.log.contains("database setup needs a DBA"))
+        #expect(try daemon.stop() == 0)
+        // Where a DBA has not revoked them, the daemon says so at start (and runs).
+        try db.execute("GRANT EXECUTE ON FUNCTION pg_catalog.pg_try_advisory_lock(bigint) TO PUBLIC")
+        let exposed = try DaemonProcess(database: url)
+        try exposed.waitUntil(timeout: 10, "the warning") { exposed.log.contains("database setup needs a DBA") }
+        #expect(exposed.log.contains("deploy/dba-setup.sql"))
+        #expect(try exposed.stop() == 0)
     }
 }
