@@ -24,6 +24,9 @@ public enum BridgeAction: Sendable, Equatable {
     case send(SIPMessage, to: SIPPeer)
     /// A message for liandongd's acknowledged path; `acknowledged(id:)` follows its answer.
     case forward(topic: String, body: [UInt8], id: String)
+    /// Something an operator should read in the log (a refusal worth knowing of; each kind and
+    /// address at most once a minute).
+    case notice(String)
 }
 
 /// The GB/T 28181 platform side of liandong-gb28181, pure: registrations (MD5 Digest),
@@ -49,6 +52,12 @@ public struct GB28181Bridge: Sendable {
         public var passwords: [String: String]
         /// Password of every device not in `passwords` ("" for none).
         public var defaultPassword: String
+        /// Devices that may register with `defaultPassword` (gb28181.devices_file); nil: any
+        /// device id (a warning at start). Devices in `passwords` need not be listed.
+        public var knownDevices: Set<String>?
+        /// Failed digests from one address (or for one device id) within a minute before that
+        /// address (device) is refused without a check for a while (doubling, up to 15 minutes).
+        public var failureLimit = 5
         /// Most messages waiting for liandongd's answer; beyond, 503 (the device retries).
         public var maxWaiting: Int
         /// Registration lifetime when the device asks none; longest granted.
@@ -70,7 +79,8 @@ public struct GB28181Bridge: Sendable {
 
         func password(for device: String) -> String? {
             if let p = passwords[device] { return p }
-            return defaultPassword.isEmpty ? nil : defaultPassword
+            guard !defaultPassword.isEmpty, knownDevices?.contains(device) ?? true else { return nil }
+            return defaultPassword
         }
     }
 
@@ -140,6 +150,12 @@ public struct GB28181Bridge: Sendable {
     public private(set) var counters: [String: Int] = [:]
     /// Seconds from a forwarded message's arrival to liandongd's answer, since the last take.
     public private(set) var answerSeconds: [Double] = []
+    /// REGISTER nonces already answered with a digest (single use), with when they were used.
+    var usedNonces: [String: Double] = [:]
+    /// Failed digests by source address and by device id, and who is refused until when.
+    var guesses = GuessLimiter()
+    /// When each notice (kind and address) was last given.
+    var noticed: [String: Double] = [:]
 
     public init(settings: Settings, nonceSecret: String) {
         self.settings = settings
@@ -237,6 +253,9 @@ public struct GB28181Bridge: Sendable {
             }
         }
         transactions = transactions.filter { $0.value.expiresAt > now }
+        // A used nonce older than its lifetime is refused as stale anyway.
+        usedNonces = usedNonces.filter { now - $0.value <= nonces.lifetime + 10 }
+        guesses.prune(now: now)
         for (branch, o) in outgoing.sorted(by: { $0.key < $1.key }) where o.nextAt <= now {
             if o.giveUpAt <= now || o.peer.transport == .tcp {
                 outgoing[branch] = nil
@@ -259,6 +278,14 @@ public struct GB28181Bridge: Sendable {
         guard let device = (m.from?.uri.user ?? m.to?.uri.user), DeviceID(device) != nil else {
             return [answer(400, "Bad Request", [("Warning", "399 \(settings.realm) \"From is not sip:<20-digit device id>@...\"")])]
         }
+        // A guessing address (or a device id guessed at from many) is refused without a check for a while.
+        if let until = guesses.refusedUntil(host: peer.host, device: device, registeredFrom: registrations[device]?.peer.host, now: now) {
+            count("register_throttled")
+            return [answer(403, "Forbidden", [("Retry-After", String(Int((until - now).rounded(.up))))])]
+                + notice("throttled \(peer.host)", now: now,
+                         "REGISTER refused without a check until \(Timestamp.formatCST(until)): too many wrong digests from \(peer.host) "
+                         + "or for device \(device)")
+        }
         guard let authorization = m.header("Authorization") else {
             count("register_challenged")
             return [challenge(m, key, peer, now: now, stale: false)]
@@ -267,21 +294,26 @@ public struct GB28181Bridge: Sendable {
             return [answer(400, "Bad Request", [("Warning", "399 \(settings.realm) \"Authorization is not a Digest\"")])]
         }
         guard credentials.username == device, let password = settings.password(for: device) else {
-            count("register_forbidden")
+            count(credentials.username == device ? "register_unknown" : "register_forbidden")
             return [answer(403, "Forbidden")]
+                + notice("unknown \(peer.host)", now: now, "REGISTER of device \(device) from \(peer.description) refused: "
+                         + "not in gb28181.passwords_file or gb28181.devices_file (with only the shared password a device must be known)")
         }
-        switch nonces.check(credentials.nonce, now: now) {
-        case .fresh: break
-        case .stale, .foreign:
-            // A nonce from before a restart, or too old: challenge again (stale when the digest is right).
+        // Single use, and only from the address it was issued to: a captured Authorization cannot
+        // be replayed (to unregister the device, or to move it), nor used from elsewhere.
+        let fresh = nonces.check(credentials.nonce, now: now, host: peer.host) == .fresh && usedNonces[credentials.nonce] == nil
+        guard fresh else {
             let right = credentials.expectedResponse(password: password, method: "REGISTER") == credentials.response.lowercased()
             count("register_challenged")
             return [challenge(m, key, peer, now: now, stale: right)]
         }
+        usedNonces[credentials.nonce] = now
         guard credentials.expectedResponse(password: password, method: "REGISTER") == credentials.response.lowercased() else {
             count("register_forbidden")
+            guesses.failed(host: peer.host, device: device, now: now, limit: settings.failureLimit)
             return [answer(403, "Forbidden")]
         }
+        guesses.succeeded(host: peer.host)
         let contact = m.values("Contact").first
         let asked = contact.flatMap { SIPAddress($0)?.parameters["expires"] }.flatMap(Int.init)
             ?? m.header("Expires").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -308,7 +340,8 @@ public struct GB28181Bridge: Sendable {
 
     mutating func challenge(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double, stale: Bool) -> BridgeAction {
         finish(key, m, peer, m.response(401, "Unauthorized", toTag: tag(key),
-                                        extra: [("WWW-Authenticate", nonces.challenge(realm: settings.realm, now: now, stale: stale))]),
+                                        extra: [("WWW-Authenticate", nonces.challenge(realm: settings.realm, now: now, host: peer.host,
+                                                                                      stale: stale))]),
                now: now)
     }
 
@@ -330,6 +363,14 @@ public struct GB28181Bridge: Sendable {
         guard let device = m.from?.uri.user, var registration = registrations[device], registration.expiresAt > now else {
             count("message_forbidden")
             return [answer(403, "Forbidden", "not registered: REGISTER first")]
+        }
+        // A registration is bound to the address and transport it registered from: a request in
+        // its name from elsewhere is refused (only an authenticated REGISTER moves it).
+        guard registration.peer.host == peer.host, registration.peer.transport == peer.transport else {
+            count("message_wrong_address")
+            return [answer(403, "Forbidden", "device \(device) is registered from another address")]
+                + notice("spoofed \(peer.host)", now: now, "MESSAGE in the name of device \(device) from \(peer.description) refused: "
+                         + "it registered from \(registration.peer.description)")
         }
         let root: XMLElement
         let utf8: [UInt8]
@@ -366,6 +407,14 @@ public struct GB28181Bridge: Sendable {
                 return [answer(400, "Bad Request", "\(error.reason.rawValue): \(error.detail)")]
             }
             guard case .alarm(let alarm) = notify.command else { return [answer(400, "Bad Request")] }
+            // An alarm names the sender, or one of its channels: a device with channels (a DVR, an
+            // NVR, a platform) may name a channel that is not itself registered; a camera only itself.
+            guard Self.mayAlarm(as: notify.deviceID, sender: device, registered: registrations.keys.contains(notify.deviceID)) else {
+                count("alarm_wrong_device")
+                return [answer(403, "Forbidden", "DeviceID \(notify.deviceID) is not device \(device) nor one of its channels")]
+                    + notice("wrong device \(peer.host)", now: now, "Alarm of device \(device) from \(peer.description) refused: it names "
+                             + "DeviceID \(notify.deviceID), which is neither the device nor one of its channels")
+            }
             count("alarms")
             if waiting.count >= settings.maxWaiting { return [busy(m, key, peer, now: now)] }
             let id = alarm.alertID(deviceID: notify.deviceID, sn: notify.sn)
@@ -377,6 +426,24 @@ public struct GB28181Bridge: Sendable {
             count("messages_ignored")
             return [answer(200, "OK")]
         }
+    }
+
+    /// Whether `sender` may raise an alarm naming `deviceID`: itself, always; another id, only
+    /// when the sender is a device with channels (GB/T 28181 type 111 DVR, 118 NVR, 200 signalling
+    /// server, 215 business group, 216 virtual organisation) and that id is not a registered device
+    /// of its own. (Once the bridge reads catalogs: exactly the sender's channels.)
+    static func mayAlarm(as deviceID: String, sender: String, registered: Bool) -> Bool {
+        if deviceID == sender { return true }
+        guard let type = DeviceID(sender)?.typeCode, [111, 118, 200, 215, 216].contains(type) else { return false }
+        return !registered && DeviceID(deviceID) != nil
+    }
+
+    /// A notice for the log, at most once a minute per `kind` (which names the address).
+    mutating func notice(_ kind: String, now: Double, _ text: String) -> [BridgeAction] {
+        guard now - (noticed[kind] ?? -.infinity) >= 60 else { return [] }
+        if noticed.count > 10_000 { noticed = noticed.filter { now - $0.value < 60 } }
+        noticed[kind] = now
+        return [.notice(text)]
     }
 
     mutating func busy(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double) -> BridgeAction {
@@ -477,5 +544,53 @@ extension String {
             parts = Array(parts[..<firstParam]) + parts[firstParam...].filter { !$0.lowercased().hasPrefix("expires=") }
         }
         return parts.joined(separator: ";") + ";expires=\(expires)"
+    }
+}
+
+/// Failed digests per source address and per device id, with backoff: five wrong digests from an
+/// address within a minute refuse that address for 30 s, doubling with each repeat up to 15
+/// minutes; twenty for one device id within a minute (a distributed guess) refuse that device's
+/// REGISTERs for 60 s from every address except the one it is registered from (the real device).
+struct GuessLimiter: Sendable {
+    struct Record: Sendable {
+        var failures: [Double] = []
+        var blockedUntil: Double = 0
+        var backoff: Double = 15
+    }
+    var hosts: [String: Record] = [:]
+    var devices: [String: Record] = [:]
+
+    func refusedUntil(host: String, device: String, registeredFrom: String?, now: Double) -> Double? {
+        if let h = hosts[host], h.blockedUntil > now { return h.blockedUntil }
+        if let d = devices[device], d.blockedUntil > now, registeredFrom != host { return d.blockedUntil }
+        return nil
+    }
+
+    mutating func failed(host: String, device: String, now: Double, limit: Int) {
+        var h = hosts[host] ?? Record()
+        h.failures = h.failures.filter { now - $0 < 60 } + [now]
+        if h.failures.count >= limit {
+            h.backoff = min(h.backoff * 2, 900)
+            h.blockedUntil = now + h.backoff
+            h.failures = []
+        }
+        hosts[host] = h
+        var d = devices[device] ?? Record()
+        d.failures = d.failures.filter { now - $0 < 60 } + [now]
+        if d.failures.count >= limit * 4 {
+            d.blockedUntil = now + 60
+            d.failures = []
+        }
+        devices[device] = d
+    }
+
+    mutating func succeeded(host: String) {
+        hosts[host] = nil
+    }
+
+    mutating func prune(now: Double) {
+        guard hosts.count + devices.count > 1_000 else { return }
+        hosts = hosts.filter { $0.value.blockedUntil > now || $0.value.failures.contains { now - $0 < 60 } }
+        devices = devices.filter { $0.value.blockedUntil > now || $0.value.failures.contains { now - $0 < 60 } }
     }
 }

@@ -61,22 +61,26 @@ public struct DigestNonces: Sendable {
         self.lifetime = lifetime
     }
 
-    public func issue(now: Double) -> String {
+    /// A nonce for a challenge to `host`: the time it was issued, a random salt, and a MAC over
+    /// both and the host, so that it is good only for the address it was issued to.
+    public func issue(now: Double, host: String) -> String {
         let time = String(UInt64(max(0, now)), radix: 16)
-        return time + MD5.hex("\(secret):\(time)").prefix(16)
+        let salt = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 16)
+        return time + "." + salt + "." + MD5.hex("\(secret):\(time):\(salt):\(host)").prefix(16)
     }
 
     public enum Check: Equatable { case fresh, stale, foreign }
 
-    public func check(_ nonce: String, now: Double) -> Check {
-        guard nonce.count > 16 else { return .foreign }
-        let time = String(nonce.dropLast(16))
-        guard let issued = UInt64(time, radix: 16), nonce == time + MD5.hex("\(secret):\(time)").prefix(16) else { return .foreign }
+    /// `foreign`: not ours, or issued to another address; `stale`: ours but older than `lifetime`.
+    public func check(_ nonce: String, now: Double, host: String) -> Check {
+        let parts = nonce.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, let issued = UInt64(parts[0], radix: 16),
+              parts[2] == String(MD5.hex("\(secret):\(parts[0]):\(parts[1]):\(host)").prefix(16)) else { return .foreign }
         return now - Double(issued) <= lifetime && Double(issued) <= now + 5 ? .fresh : .stale
     }
 
     /// The WWW-Authenticate value of a 401.
-    public func challenge(realm: String, now: Double, stale: Bool = false) -> String {
-        "Digest realm=\"\(realm)\", nonce=\"\(issue(now: now))\", algorithm=MD5, qop=\"auth\"" + (stale ? ", stale=true" : "")
+    public func challenge(realm: String, now: Double, host: String, stale: Bool = false) -> String {
+        "Digest realm=\"\(realm)\", nonce=\"\(issue(now: now, host: host))\", algorithm=MD5, qop=\"auth\"" + (stale ? ", stale=true" : "")
     }
 }

@@ -15,6 +15,9 @@ extension Config {
         if !gb28181.passwordsFile.isEmpty {
             out.append(ConfiguredFile(setting: "gb28181.passwords_file", path: gb28181.passwordsFile, secret: true))
         }
+        if !gb28181.devicesFile.isEmpty {
+            out.append(ConfiguredFile(setting: "gb28181.devices_file", path: gb28181.devicesFile, secret: false))
+        }
         return out
     }
 
@@ -107,6 +110,8 @@ extension Config {
         add("gb28181.realm", gb28181.realm)
         add("gb28181.password", gb28181.password.isEmpty ? "(none)" : "(set)")
         add("gb28181.passwords_file", gb28181.passwordsFile.isEmpty ? "(none)" : gb28181.passwordsFile)
+        add("gb28181.devices_file", gb28181.devicesFile.isEmpty ? "(none: any device id may register with the shared password)"
+            : gb28181.devicesFile)
         add("gb28181.daemon_ack", gb28181.daemonAck)
         add("gb28181.keepalive_timeout_s", gb28181.keepaliveTimeoutSeconds)
         add("gb28181.metrics_bind", gb28181.metricsBind.isEmpty ? "(none)" : gb28181.metricsBind)

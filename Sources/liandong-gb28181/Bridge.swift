@@ -34,9 +34,11 @@ struct BridgeCommand: ParsableCommand {
     func run() throws {
         let settings: Config.GB28181
         let passwords: [String: String]
+        let known: Set<String>?
         do {
             settings = try Config.load(path: config).gb28181
             passwords = try Self.loadPasswords(settings.passwordsFile)
+            known = try Self.loadDevices(settings.devicesFile)
         } catch let error as ConfigError {
             throw ValidationError(error.message)
         }
@@ -44,10 +46,15 @@ struct BridgeCommand: ParsableCommand {
             throw ValidationError("gb28181.password or gb28181.passwords_file is required: devices register with an MD5 Digest password "
                 + "(set LIANDONG_GB28181_PASSWORD, or gb28181.password in the config file)")
         }
-        let bridge = GB28181Bridge(
-            settings: .init(serverID: settings.serverID, realm: settings.realm, keepaliveTimeout: settings.keepaliveTimeoutSeconds,
-                            passwords: passwords, defaultPassword: settings.password),
-            nonceSecret: Self.randomSecret())
+        var bridgeSettings = GB28181Bridge.Settings(serverID: settings.serverID, realm: settings.realm,
+                                                    keepaliveTimeout: settings.keepaliveTimeoutSeconds, passwords: passwords,
+                                                    defaultPassword: settings.password)
+        bridgeSettings.knownDevices = known
+        let bridge = GB28181Bridge(settings: bridgeSettings, nonceSecret: Self.randomSecret())
+        if !settings.password.isEmpty && known == nil {
+            FileHandle.standardError.write(Data(("liandong-gb28181: WARNING: any 20-digit device id may register with the shared "
+                + "gb28181.password; list the devices in gb28181.devices_file\n").utf8))
+        }
         let loop = try BridgeLoop(bridge: bridge, settings: settings, curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
         // A parent may have started us with signals blocked (the mask is inherited): unblock the two we stop on.
         var mask = sigset_t()
@@ -58,6 +65,28 @@ struct BridgeCommand: ParsableCommand {
         }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         try loop.run()
+    }
+
+    /// One device id a line; # starts a comment. nil when no file is configured.
+    static func loadDevices(_ path: String) throws -> Set<String>? {
+        guard !path.isEmpty else { return nil }
+        let text: String
+        do {
+            text = try ConfiguredFile(setting: "gb28181.devices_file", path: path, secret: false).read()
+        } catch let error as CurveKeyError {
+            throw ConfigError(error.message)
+        }
+        var out = Set<String>()
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                .trimmingCharacters(in: .whitespaces) ?? ""
+            guard !line.isEmpty else { continue }
+            guard DeviceID(line) != nil else {
+                throw ConfigError("gb28181.devices_file \(path) line \(n + 1): \"\(line.prefix(40))\" is not a 20-digit GB/T 28181 device id")
+            }
+            out.insert(line)
+        }
+        return out
     }
 
     /// "DEVICE_ID PASSWORD" per line; # starts a comment. Must not be readable by others.
@@ -233,6 +262,7 @@ final class BridgeLoop {
         for action in actions {
             switch action {
             case .send(let message, let peer): sockets.send(message.serialized(), to: peer)
+            case .notice(let text): log(text)
             case .forward(let topic, let body, let id):
                 do {
                     try client.send(topic: topic, body: body, id: id)

@@ -38,18 +38,118 @@ struct GB28181BridgeTests {
 
     /// Registers `device` with `password`: the challenge, then the answer.
     static func register(_ b: inout GB28181Bridge, _ device: String = device, password: String = "secret", expires: Int = 3600,
-                         at now: Double = t0, branch: String = "z9hG4bKr") -> [BridgeAction]
+                         at now: Double = t0, branch: String = "z9hG4bKr", from peer: SIPPeer = peer) -> [BridgeAction]
+    {
+        authorizedRegister(&b, device, password: password, expires: expires, at: now, branch: branch, from: peer).actions
+    }
+
+    /// The same, returning also the authorized REGISTER as sent (what an eavesdropper captures).
+    static func authorizedRegister(_ b: inout GB28181Bridge, _ device: String = device, password: String = "secret", expires: Int = 3600,
+                                   at now: Double = t0, branch: String = "z9hG4bKr", from peer: SIPPeer = peer)
+        -> (actions: [BridgeAction], request: SIPMessage?)
     {
         let first = sent(b.receive(request("REGISTER", from: device, branch: branch + "1", headers: [("Expires", "\(expires)")]),
                                    from: peer, now: now))
-        guard first.first?.statusCode == 401, let challenge = first.first?.header("WWW-Authenticate") else { return [] }
+        guard first.first?.statusCode == 401, let challenge = first.first?.header("WWW-Authenticate") else { return ([], nil) }
         let nonce = challenge.split(separator: "\"")[3]
         let uri = "sip:\(server)@\(realm)"
         let ha1 = MD5.hex("\(device):\(realm):\(password)"), ha2 = MD5.hex("REGISTER:\(uri)")
         let response = MD5.hex("\(ha1):\(nonce):00000001:c0ffee:auth:\(ha2)")
         let auth = "Digest username=\"\(device)\", realm=\"\(realm)\", nonce=\"\(nonce)\", uri=\"\(uri)\", response=\"\(response)\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
-        return b.receive(request("REGISTER", from: device, branch: branch + "2", cseq: 2,
-                                 headers: [("Authorization", auth), ("Expires", "\(expires)")]), from: peer, now: now)
+        let authorized = request("REGISTER", from: device, branch: branch + "2", cseq: 2,
+                                 headers: [("Authorization", auth), ("Expires", "\(expires)")])
+        return (b.receive(authorized, from: peer, now: now), authorized)
+    }
+
+    static func notices(_ actions: [BridgeAction]) -> [String] {
+        actions.compactMap { if case .notice(let text) = $0 { text } else { nil } }
+    }
+
+    /// `m` with another Via branch and Expires (a replay is a new transaction).
+    static func replayed(_ m: SIPMessage, branch: String, expires: Int) -> SIPMessage {
+        SIPMessage(start: m.start, headers: m.headers.map { h in
+            if h.name == "Via" { return (h.name, "SIP/2.0/UDP 10.0.0.66:5060;rport;branch=\(branch)") }
+            if h.name == "Expires" { return (h.name, String(expires)) }
+            return h
+        }, body: m.body)
+    }
+
+    @Test("a captured REGISTER Authorization cannot be replayed: single-use nonces bound to the address they were issued to")
+    func digestReplay() throws {
+        var b = Self.bridge()
+        let (actions, captured) = Self.authorizedRegister(&b)
+        #expect(Self.sent(actions).first?.statusCode == 200)
+        let request = try #require(captured)
+        // Resent (to unregister the camera) from the attacker's address, and from the camera's own: challenged, nothing changes.
+        let attacker = SIPPeer(transport: .udp, host: "10.0.0.66", port: 5060)
+        for (n, from) in [attacker, Self.peer].enumerated() {
+            let answer = Self.sent(b.receive(Self.replayed(request, branch: "z9hG4bKreplay\(n)", expires: 0), from: from, now: Self.t0 + 10))
+            #expect(answer.first?.statusCode == 401, "replay \(n)")
+        }
+        #expect(b.registrations[Self.device]?.peer == Self.peer && b.registrations[Self.device]?.online == true)
+        // A nonce issued to the camera's address, answered from another: challenged (foreign).
+        let challenge = Self.sent(b.receive(Self.request("REGISTER", branch: "z9hG4bKc1"), from: Self.peer, now: Self.t0 + 20))
+        #expect(challenge.first?.statusCode == 401)
+    }
+
+    @Test("a MESSAGE in a registered camera's name from another address is 403 and moves nothing; a camera names only itself, an NVR its channels")
+    func spoofing() throws {
+        var b = Self.bridge()
+        #expect(Self.sent(Self.register(&b)).first?.statusCode == 200)
+        let attacker = SIPPeer(transport: .udp, host: "10.0.0.66", port: 5060)
+        let spoof = b.receive(Self.request("MESSAGE", branch: "z9hG4bKs1", body: Self.alarm(sn: 1)), from: attacker, now: Self.t0 + 1)
+        #expect(Self.sent(spoof).first?.statusCode == 403 && Self.forwarded(spoof).isEmpty)
+        #expect(Self.notices(spoof).count == 1 && Self.notices(spoof)[0].contains("10.0.0.66"))
+        #expect(b.registrations[Self.device]?.peer == Self.peer, "the registration did not move")
+        #expect(b.counters["message_wrong_address"] == 1)
+        // Logged once a minute per address, counted each time.
+        let again = b.receive(Self.request("MESSAGE", branch: "z9hG4bKs2", body: Self.alarm(sn: 2)), from: attacker, now: Self.t0 + 2)
+        #expect(Self.sent(again).first?.statusCode == 403 && Self.notices(again).isEmpty && b.counters["message_wrong_address"] == 2)
+        // Over TCP from the camera's own host: not its transport.
+        let tcp = SIPPeer(transport: .tcp, host: Self.peer.host, port: 40000, connection: 9)
+        #expect(Self.sent(b.receive(Self.request("MESSAGE", branch: "z9hG4bKs3", body: Self.keepalive), from: tcp, now: Self.t0 + 3))
+            .first?.statusCode == 403)
+        // A camera (type 132) naming another camera: refused; itself: forwarded.
+        let other = b.receive(Self.request("MESSAGE", branch: "z9hG4bKs4", body: Self.alarm(sn: 3, channel: "62092210001320000099")),
+                              from: Self.peer, now: Self.t0 + 4)
+        #expect(Self.sent(other).first?.statusCode == 403 && Self.forwarded(other).isEmpty && b.counters["alarm_wrong_device"] == 1)
+        #expect(Self.forwarded(b.receive(Self.request("MESSAGE", branch: "z9hG4bKs5", body: Self.alarm(sn: 4)), from: Self.peer,
+                                         now: Self.t0 + 5)).count == 1)
+        // An NVR (type 118) may name its channels, not another registered device.
+        let nvrPeer = SIPPeer(transport: .udp, host: "10.0.0.7", port: 5060)
+        #expect(Self.sent(Self.register(&b, Self.nvr, password: "nvr-pass", branch: "z9hG4bKn", from: nvrPeer)).first?.statusCode == 200)
+        let channel = b.receive(Self.request("MESSAGE", from: Self.nvr, branch: "z9hG4bKs6", body: Self.alarm(sn: 5, channel: "62092210001310000031")),
+                                from: nvrPeer, now: Self.t0 + 6)
+        #expect(Self.forwarded(channel).count == 1)
+        let registered = b.receive(Self.request("MESSAGE", from: Self.nvr, branch: "z9hG4bKs7", body: Self.alarm(sn: 6, channel: Self.device)),
+                                   from: nvrPeer, now: Self.t0 + 7)
+        #expect(Self.sent(registered).first?.statusCode == 403)
+    }
+
+    @Test("guessing: five wrong digests refuse the address for a while (without a challenge), the real device still registers; an unknown device with the shared password is refused")
+    func guessing() throws {
+        var b = Self.bridge()
+        let guesser = SIPPeer(transport: .udp, host: "10.0.0.66", port: 5060)
+        for n in 0..<5 {
+            #expect(Self.sent(Self.register(&b, password: "guess-\(n)", at: Self.t0 + Double(n), branch: "z9hG4bKg\(n)", from: guesser))
+                .first?.statusCode == 403)
+        }
+        let refused = Self.sent(b.receive(Self.request("REGISTER", branch: "z9hG4bKg9"), from: guesser, now: Self.t0 + 6))
+        #expect(refused.first?.statusCode == 403 && refused.first?.header("Retry-After") != nil, "no challenge while throttled")
+        #expect(b.counters["register_throttled"] == 1)
+        #expect(Self.sent(Self.register(&b, at: Self.t0 + 7)).first?.statusCode == 200, "the real device, from its own address")
+        #expect(Self.sent(b.receive(Self.request("REGISTER", branch: "z9hG4bKg10"), from: guesser, now: Self.t0 + 60)).first?.statusCode == 401,
+                "the throttle passes")
+        // With gb28181.devices_file, only listed devices may use the shared password (per-device ones still may).
+        var listed = GB28181Bridge(settings: {
+            var s = GB28181Bridge.Settings(serverID: Self.server, realm: Self.realm, passwords: [Self.nvr: "nvr-pass"], defaultPassword: "secret")
+            s.knownDevices = [Self.device]
+            return s
+        }(), nonceSecret: "test")
+        #expect(Self.sent(Self.register(&listed)).first?.statusCode == 200)
+        #expect(Self.sent(Self.register(&listed, Self.nvr, password: "nvr-pass", branch: "z9hG4bKn")).first?.statusCode == 200)
+        let stranger = Self.register(&listed, "62092210001320000777", branch: "z9hG4bKu")
+        #expect(Self.sent(stranger).first?.statusCode == 403 && listed.counters["register_unknown"] == 1 && Self.notices(stranger).count == 1)
     }
 
     static func alarm(sn: Int, channel: String = device, time: String = "2027-01-15T10:00:00") -> String {

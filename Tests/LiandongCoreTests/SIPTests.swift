@@ -48,16 +48,18 @@ struct SIPTests {
         #expect(DigestCredentials(header: "Digest username=\"a\", realm=\"b\"") == nil)
     }
 
-    @Test("nonces: fresh when issued here within their lifetime, stale after, foreign from another secret")
+    @Test("nonces: fresh when issued here to that address within their lifetime, stale after, foreign from another secret or address; never two alike")
     func nonces() {
         let n = DigestNonces(secret: "s1", lifetime: 300)
-        let nonce = n.issue(now: 1_800_000_000)
-        #expect(n.check(nonce, now: 1_800_000_100) == .fresh)
-        #expect(n.check(nonce, now: 1_800_000_400) == .stale)
-        #expect(DigestNonces(secret: "s2").check(nonce, now: 1_800_000_100) == .foreign)
-        #expect(n.check("abc", now: 1_800_000_100) == .foreign)
+        let nonce = n.issue(now: 1_800_000_000, host: "10.0.0.5")
+        #expect(n.check(nonce, now: 1_800_000_100, host: "10.0.0.5") == .fresh)
+        #expect(n.check(nonce, now: 1_800_000_100, host: "10.0.0.6") == .foreign)
+        #expect(n.check(nonce, now: 1_800_000_400, host: "10.0.0.5") == .stale)
+        #expect(DigestNonces(secret: "s2").check(nonce, now: 1_800_000_100, host: "10.0.0.5") == .foreign)
+        #expect(n.check("abc", now: 1_800_000_100, host: "10.0.0.5") == .foreign)
         let forged = String(nonce.dropLast()) + (nonce.hasSuffix("0") ? "1" : "0")
-        #expect(n.check(forged, now: 1_800_000_100) == .foreign)
+        #expect(n.check(forged, now: 1_800_000_100, host: "10.0.0.5") == .foreign)
+        #expect(n.issue(now: 1_800_000_000, host: "10.0.0.5") != nonce, "two challenges in one second differ")
     }
 
     @Test("a vendor's REGISTER: start line, headers, Via, From/To, CSeq, Contact")

@@ -39,6 +39,9 @@ struct SIPBridgeTests {
         let udp = try SIPp.run("alarm", bridge: bridge, device: Self.camera, calls: 300, rate: 150)
         #expect(udp.status == 0, "\(udp.stdout.suffix(2000))\n\(bridge.log.suffix(2000))")
         #expect(try s.count("SELECT count(*) FROM liandong.events WHERE source_id LIKE 'gb28181:\(Self.camera):%'") == 300)
+        // A registration is bound to its address and transport: the camera registers over TCP first.
+        let overTCP = try SIPp.run("register", bridge: bridge, device: Self.camera, transport: "t1")
+        #expect(overTCP.status == 0, "\(overTCP.stdout.suffix(1500))")
         let tcp = try SIPp.run("alarm", bridge: bridge, device: Self.camera, transport: "t1", calls: 100, rate: 100,
                                alarmTime: Date().timeIntervalSince1970 - 1)
         #expect(tcp.status == 0, "\(tcp.stdout.suffix(2000))\n\(bridge.log.suffix(2000))")
@@ -52,7 +55,7 @@ struct SIPBridgeTests {
         try waitUntil(timeout: 10, "the unregistration recorded") { try Self.status(s, Self.camera)?.status == "offline" }
         #expect(try Self.status(s, Self.camera)?.reason == "unregister")
         let history = try s.db.query("SELECT reason FROM liandong.device_status_history WHERE device_id = $1 ORDER BY at, id", [Self.camera])
-        #expect(history.rows.map { $0[0]! } == ["register", "unregister"])
+        #expect(history.rows.map { $0[0]! } == ["register", "register", "unregister"], "registered over UDP, again over TCP, then gone")
         #expect(bridge.stop() == 0)
     }
 

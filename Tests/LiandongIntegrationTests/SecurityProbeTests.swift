@@ -143,3 +143,41 @@ extension SecurityProbeTests {
         #expect(try exposed.stop() == 0)
     }
 }
+
+extension SecurityProbeTests {
+    @Test("SIP from two hosts (127.0.0.1 the camera, 127.0.0.2 the attacker): spoofed MESSAGEs, a replayed REGISTER and guessed digests are refused, counted and logged; the camera carries on")
+    func sipProbe() throws {
+        let s = try Scene()
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        let id = SIPBridgeTests.camera
+        let camera = try SIPDevice(id: id, bridgePort: bridge.sipPort)
+        #expect(try camera.register() == 200)
+        let attacker = try SIPDevice(id: id, bridgePort: bridge.sipPort, host: "127.0.0.2")
+        func final(_ device: SIPDevice, _ m: SIPMessage) throws -> SIPMessage? {
+            device.send(m)
+            return try device.receive(timeout: 10, where: { ($0.statusCode ?? 0) >= 200 && $0.cseq?.method == m.method })
+        }
+        // 1. An alarm in the camera's name from the other host: 403, nothing stored, the registration stays.
+        let (body, alertID) = GB28181IngestTests.alarm(sn: 4711, at: Date().timeIntervalSince1970 - 2, position: s.centre)
+        #expect(try final(attacker, attacker.request("MESSAGE", branch: "spoof1", body: body))?.statusCode == 403)
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"message_wrong_address\"}") == 1)
+        try waitUntil(timeout: 5, "the notice") { bridge.log.contains("MESSAGE in the name of device \(id) from udp://127.0.0.2") }
+        // 2. The captured REGISTER Authorization replayed from the other host with Expires 0: challenged, the camera stays registered.
+        let replay = attacker.request("REGISTER", branch: "replay1", headers: [("Authorization", try #require(camera.lastAuthorization)),
+                                                                               ("Expires", "0"), ("Contact", "<sip:\(id)@127.0.0.2:\(attacker.port)>")])
+        #expect(try final(attacker, replay)?.statusCode == 401)
+        #expect(try final(camera, camera.request("MESSAGE", branch: "ka1", body: Array(GB28181BridgeKeepalive.body(id).utf8)))?.statusCode == 200,
+                "the camera's keepalive still answered 200")
+        // Its own alarm from its own address is stored.
+        #expect(try final(camera, camera.request("MESSAGE", branch: "own1", body: body))?.statusCode == 200)
+        #expect(try s.db.int("SELECT count(*) FROM liandong.events WHERE source_id = $1", [alertID]) == 1)
+        // 3. Guessing from the other host: after five wrong digests it is refused without a challenge; the camera re-registers.
+        let guesser = try SIPDevice(id: "62092200001320000005", bridgePort: bridge.sipPort, host: "127.0.0.2")
+        for _ in 0..<5 { #expect(try guesser.register(password: "guess") == 403) }
+        let throttled = try final(guesser, guesser.request("REGISTER", branch: "g6", headers: [("Expires", "3600")]))
+        #expect(throttled?.statusCode == 403 && throttled?.header("Retry-After") != nil)
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"register_throttled\"}") == 1)
+        #expect(try camera.register() == 200)
+        #expect(bridge.stop() == 0)
+    }
+}

@@ -118,14 +118,19 @@ final class SIPDevice {
     let fd: Int32
     let port: Int
     let bridgePort: Int
+    /// The loopback address it sends from (127.0.0.2 stands for another host).
+    let host: String
     var cseq = 1
+    /// The Authorization of its last authenticated REGISTER (what an eavesdropper captures).
+    var lastAuthorization: String?
 
-    init(id: String, bridgePort: Int) throws {
+    init(id: String, bridgePort: Int, host: String = "127.0.0.1") throws {
         self.id = id
         self.bridgePort = bridgePort
+        self.host = host
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         self.fd = fd
-        var addr = loopbackAddress()
+        var addr = loopbackAddress(host: host)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withSockaddr(&addr) { bind(fd, $0, len) }
         _ = withSockaddr(&addr) { getsockname(fd, $0, &len) }
@@ -165,10 +170,10 @@ final class SIPDevice {
     func request(_ method: String, branch: String, headers: [(String, String)] = [], body: [UInt8] = []) -> SIPMessage {
         cseq += 1
         return SIPMessage(start: .request(method: method, uri: "sip:\(BridgeProcess.serverID)@127.0.0.1:\(bridgePort)"), headers: [
-            ("Via", "SIP/2.0/UDP 127.0.0.1:\(port);rport;branch=z9hG4bK\(branch)"),
+            ("Via", "SIP/2.0/UDP \(host):\(port);rport;branch=z9hG4bK\(branch)"),
             ("From", "<sip:\(id)@\(BridgeProcess.realm)>;tag=\(branch)"),
             ("To", "<sip:\(method == "REGISTER" ? id : BridgeProcess.serverID)@\(BridgeProcess.realm)>"),
-            ("Call-ID", "\(branch)@127.0.0.1"),
+            ("Call-ID", "\(branch)@\(host)"),
             ("CSeq", "\(cseq) \(method)"),
             ("Max-Forwards", "70"),
         ] + headers + (body.isEmpty ? [] : [("Content-Type", "Application/MANSCDP+xml")]), body: body)
@@ -177,15 +182,16 @@ final class SIPDevice {
     /// REGISTER, the challenge, REGISTER with the digest (no qop, as many cameras do): the final status.
     func register(password: String = BridgeProcess.password, expires: Int = 3600) throws -> Int? {
         let tag = UUID().uuidString.prefix(8)
-        send(request("REGISTER", branch: "r1\(tag)", headers: [("Expires", "\(expires)"), ("Contact", "<sip:\(id)@127.0.0.1:\(port)>")]))
+        send(request("REGISTER", branch: "r1\(tag)", headers: [("Expires", "\(expires)"), ("Contact", "<sip:\(id)@\(host):\(port)>")]))
         guard let challenge = try receive(timeout: 5, where: { $0.statusCode == 401 }),
               let header = challenge.header("WWW-Authenticate"),
               let nonce = header.split(separator: "\"").dropFirst(3).first else { return nil }
         let uri = "sip:\(BridgeProcess.serverID)@127.0.0.1:\(bridgePort)"
         let response = MD5.hex("\(MD5.hex("\(id):\(BridgeProcess.realm):\(password)")):\(nonce):\(MD5.hex("REGISTER:\(uri)"))")
         let auth = "Digest username=\"\(id)\", realm=\"\(BridgeProcess.realm)\", nonce=\"\(nonce)\", uri=\"\(uri)\", response=\"\(response)\", algorithm=MD5"
+        lastAuthorization = auth
         send(request("REGISTER", branch: "r2\(tag)", headers: [("Authorization", auth), ("Expires", "\(expires)"),
-                                                               ("Contact", "<sip:\(id)@127.0.0.1:\(port)>")]))
+                                                               ("Contact", "<sip:\(id)@\(host):\(port)>")]))
         return try receive(timeout: 5, where: { $0.statusCode != nil && $0.statusCode! >= 200 && $0.cseq?.method == "REGISTER" })?.statusCode
     }
 }

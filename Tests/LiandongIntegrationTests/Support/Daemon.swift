@@ -286,10 +286,10 @@ func freePort() throws -> Int {
 }
 
 /// 127.0.0.1:port as a socket address.
-func loopbackAddress(port: Int = 0) -> sockaddr_in {
+func loopbackAddress(port: Int = 0, host: String = "127.0.0.1") -> sockaddr_in {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_addr.s_addr = inet_addr(host)
     addr.sin_port = UInt16(port).bigEndian
     return addr
 }
