@@ -163,6 +163,8 @@ public struct GB28181Bridge: Sendable {
     }
 
     public var waitingCount: Int { waiting.count }
+    /// Bytes of request bodies the transactions hold (none: only headers are kept).
+    public var heldBodyBytes: Int { transactions.values.reduce(0) { $0 + $1.request.body.count } }
 
     /// Registrations saved by an earlier run (liandong-gb28181 keeps them across restarts, so its
     /// devices need not register again): those not expired are taken, each given a full
@@ -456,7 +458,7 @@ public struct GB28181Bridge: Sendable {
     /// Opens a transaction that waits for liandongd's answer to `id` (the final answer comes with
     /// `acknowledged`; a retransmission meanwhile gets 100 Trying, as RFC 4320 suggests).
     mutating func wait(_ key: TransactionKey, _ m: SIPMessage, _ peer: SIPPeer, now: Double, for id: String, _ what: Forwarded) {
-        transactions[key] = Transaction(request: m, peer: peer, state: .waiting(id: id), receivedAt: now)
+        transactions[key] = Transaction(request: m.withoutBody, peer: peer, state: .waiting(id: id), receivedAt: now)
         waiting[id, default: (what, [])].keys.append(key)
     }
 
@@ -466,7 +468,10 @@ public struct GB28181Bridge: Sendable {
     {
         let response = answer.stampedVia(host: peer.host, port: peer.port)
         let receivedAt = transactions[key]?.receivedAt ?? now
-        transactions[key] = Transaction(request: request, peer: peer, state: .done(response), receivedAt: receivedAt, expiresAt: now + 32)
+        // Kept 32 s for retransmissions: the answer and the request's headers, never its body (an
+        // unauthenticated 60 KB request must not hold 60 KB for 32 s).
+        transactions[key] = Transaction(request: request.withoutBody, peer: peer, state: .done(response), receivedAt: receivedAt,
+                                        expiresAt: now + 32)
         count("\(request.method ?? "?") \(response.statusCode ?? 0)")
         return .send(response, to: peer)
     }
@@ -593,4 +598,9 @@ struct GuessLimiter: Sendable {
         hosts = hosts.filter { $0.value.blockedUntil > now || $0.value.failures.contains { now - $0 < 60 } }
         devices = devices.filter { $0.value.blockedUntil > now || $0.value.failures.contains { now - $0 < 60 } }
     }
+}
+
+extension SIPMessage {
+    /// The same start line and headers, no body (what a transaction needs to answer it).
+    var withoutBody: SIPMessage { body.isEmpty ? self : SIPMessage(start: start, headers: headers, body: []) }
 }

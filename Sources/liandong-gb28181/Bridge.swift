@@ -233,6 +233,10 @@ final class BridgeLoop {
             for seconds in bridge.takeAnswerSeconds() { metrics.answerSeconds.record(seconds) }
             if now >= nextTick {
                 apply(bridge.tick(now: now))
+                // Idle TCP connections: 10 s for one no registered device uses, keepalive_timeout_s otherwise.
+                sockets.expireIdle(registered: Set(bridge.registrations.values.filter { $0.peer.transport == .tcp }.map(\.peer.connection)),
+                                   idleRegistered: settings.keepaliveTimeoutSeconds)
+                metrics.tcpClosed(perAddress: sockets.refusedPerAddress, idle: sockets.closedIdle)
                 saveRegistrations()
                 metrics.update(bridge, unanswered: client.unanswered, connections: sockets.connections.count)
                 nextTick = now + 0.2

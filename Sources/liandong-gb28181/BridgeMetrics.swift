@@ -25,6 +25,14 @@ final class BridgeMetrics {
         connections = metrics.gauge("liandong_gb28181_tcp_connections")
     }
 
+    /// TCP connections closed by the bridge since start: refused for the per-address cap, or idle.
+    func tcpClosed(perAddress: Int, idle: Int) {
+        for (reason, n) in [("per_address", perAddress), ("idle", idle)] where n != reported["tcp \(reason)"] {
+            metrics.counter("liandong_gb28181_tcp_closed_total", [("reason", reason)]).increment(by: n - reported["tcp \(reason)", default: 0])
+            reported["tcp \(reason)"] = n
+        }
+    }
+
     func update(_ bridge: GB28181Bridge, unanswered pending: Int, connections open: Int) {
         for (key, n) in bridge.counters where n != reported[key] {
             let parts = key.split(separator: " ")

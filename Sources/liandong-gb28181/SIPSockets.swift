@@ -20,14 +20,26 @@ final class SIPSockets {
         let peer: SIPPeer
         var input: [UInt8] = []
         var output: [UInt8] = []
-        init(fd: Int32, id: Int, peer: SIPPeer) {
+        /// When it last sent or was sent something (monotonic seconds).
+        var lastActivity: Double
+        init(fd: Int32, id: Int, peer: SIPPeer, now: Double) {
             self.fd = fd
             self.id = id
             self.peer = peer
+            lastActivity = now
         }
     }
 
     static let maxConnections = 4096
+    /// Connections one address may hold at once (a device needs one; an NVR behind NAT with its
+    /// cameras a few): beyond, new ones are closed at once, so one host cannot take them all.
+    static let maxPerAddress = 16
+    /// A connection no registered device uses, silent this long, is closed (nothing is held for a
+    /// client that never authenticates).
+    static let idleUnregistered = 10.0
+    /// Connections refused for the per-address cap, and closed for idleness, since start.
+    private(set) var refusedPerAddress = 0
+    private(set) var closedIdle = 0
     /// Bytes a connection may hold unanswered (input not yet a message, or output not yet sent).
     static let maxBuffered = 1 << 20
 
@@ -120,11 +132,18 @@ final class SIPSockets {
                 close(fd)  // beyond maxConnections: the device retries, over UDP if it can
                 continue
             }
+            let host = Self.host(from)
+            guard connections.values.lazy.filter({ $0.peer.host == host }).count < Self.maxPerAddress else {
+                close(fd)
+                refusedPerAddress += 1
+                continue
+            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             let id = nextConnection
             nextConnection += 1
-            connections[id] = Connection(fd: fd, id: id, peer: SIPPeer(transport: .tcp, host: Self.host(from),
-                                                                       port: Int(UInt16(bigEndian: from.sin_port)), connection: id))
+            connections[id] = Connection(fd: fd, id: id, peer: SIPPeer(transport: .tcp, host: host,
+                                                                       port: Int(UInt16(bigEndian: from.sin_port)), connection: id),
+                                         now: Self.monotonic())
         }
     }
 
@@ -137,6 +156,7 @@ final class SIPSockets {
             let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
             if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return drop(id) }
             if n < 0 { break }
+            c.lastActivity = Self.monotonic()
             c.input += buffer[..<n]
             if c.input.count > Self.maxBuffered { return drop(id) }
         }
@@ -188,6 +208,23 @@ final class SIPSockets {
             c.output.removeFirst(n)
         }
         if c.output.count > Self.maxBuffered { drop(id) }
+    }
+
+    /// Closes connections silent for too long: `idleUnregistered` when no registered device uses
+    /// it (`registered`: the connections registrations point at), `idleRegistered` otherwise (a
+    /// registered device sends a keepalive every minute or so).
+    func expireIdle(registered: Set<Int>, idleRegistered: Double) {
+        let now = Self.monotonic()
+        for (id, c) in connections where now - c.lastActivity > (registered.contains(id) ? idleRegistered : Self.idleUnregistered) {
+            drop(id)
+            closedIdle += 1
+        }
+    }
+
+    static func monotonic() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     func drop(_ id: Int) {

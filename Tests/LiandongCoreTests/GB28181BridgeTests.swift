@@ -126,6 +126,18 @@ struct GB28181BridgeTests {
         #expect(Self.sent(registered).first?.statusCode == 403)
     }
 
+    @Test("an unauthenticated request's body is not kept for its 32 s of retransmissions (only the answer and the headers)")
+    func nothingLargeKept() throws {
+        var b = Self.bridge()
+        let big = String(repeating: "x", count: 60_000)
+        for n in 0..<50 {
+            let answer = Self.sent(b.receive(Self.request("MESSAGE", from: "62092210001320000\(100 + n)", branch: "z9hG4bKbig\(n)", body: big),
+                                             from: Self.peer, now: Self.t0))
+            #expect(answer.first?.statusCode == 403)
+        }
+        #expect(b.heldBodyBytes == 0)
+    }
+
     @Test("guessing: five wrong digests refuse the address for a while (without a challenge), the real device still registers; an unknown device with the shared password is refused")
     func guessing() throws {
         var b = Self.bridge()

@@ -181,3 +181,45 @@ extension SecurityProbeTests {
         #expect(bridge.stop() == 0)
     }
 }
+
+extension SecurityProbeTests {
+    /// A TCP connection from `host` to the bridge; -1 when refused.
+    static func connectTCP(from host: String, to port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var local = loopbackAddress(host: host)
+        _ = withSockaddr(&local) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        var remote = loopbackAddress(port: port)
+        guard withSockaddr(&remote, { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }) == 0 else { close(fd); return -1 }
+        return fd
+    }
+
+    /// Whether the bridge has closed `fd` (a read returns 0 at once).
+    static func closedByPeer(_ fd: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 0) == 1 else { return false }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0
+    }
+
+    @Test("SIP over TCP: one address holds at most 16 connections, silent unauthenticated ones are closed after 10 s, and a real device still gets in")
+    func sipConnections() throws {
+        let s = try Scene()
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        for _ in 0..<24 { held.append(Self.connectTCP(from: "127.0.0.2", to: bridge.sipPort)) }
+        try waitUntil(timeout: 10, "the connections beyond 16 closed") {
+            held.filter { $0 >= 0 && Self.closedByPeer($0) }.count == 8
+        }
+        try waitUntil(timeout: 5, "the refusals counted") { try bridge.metric("liandong_gb28181_tcp_closed_total{reason=\"per_address\"}") == 8 }
+        // A camera from another address registers over TCP meanwhile (SIPp).
+        let tcpRegister = try SIPp.run("register", bridge: bridge, device: SIPBridgeTests.camera, transport: "t1")
+        #expect(tcpRegister.status == 0, "\(tcpRegister.stdout.suffix(1500))")
+        // The silent ones are closed after 10 s; the registered device's connection was not idle that long.
+        try waitUntil(timeout: 25, "the idle connections closed") {
+            try bridge.metric("liandong_gb28181_tcp_closed_total{reason=\"idle\"}") >= 16
+        }
+        #expect(held.allSatisfy { $0 >= 0 && Self.closedByPeer($0) }, "every connection of the silent host closed")
+        #expect(bridge.stop() == 0)
+    }
+}
