@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import LiandongStorage
 import LibPQ
 import Logging
@@ -7,16 +8,22 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// A minimal HTTP/1.1 endpoint on metrics.bind (default 127.0.0.1:9464): GET /metrics (Prometheus
-/// text), /healthz (the process is alive), /readyz (the database answers and its migrations are
-/// current; 503 with the reason otherwise). One connection at a time, closed after each answer.
+/// The HTTP endpoint on metrics.bind (default 127.0.0.1:9464): GET /metrics (Prometheus text),
+/// /healthz (the process is alive), /readyz (the database answers and its migrations are current;
+/// 503 with the reason otherwise). Served by Hummingbird on SwiftNIO: connections concurrently, a
+/// connection that has not sent a whole request within 5 s (idle, or a byte at a time) closed, at
+/// most 512 at once - one slow or idle client cannot keep a liveness probe from its answer.
 public final class HealthService: Service, Sendable {
     let config: Config
     let metrics: Metrics
     let expectedMigration: Int
     let logger: Logger
-    let stop = StopFlag()
     let role: HARole
+    let probe: ReadinessProbe
+
+    /// A connection without a whole request for this long is closed.
+    public static let requestTimeoutSeconds: Int64 = 5
+    public static let maxConnections = 512
 
     public init(config: Config, metrics: Metrics, expectedMigration: Int, role: HARole = .single(), logger: Logger) {
         self.role = role
@@ -24,11 +31,33 @@ public final class HealthService: Service, Sendable {
         self.metrics = metrics
         self.expectedMigration = expectedMigration
         self.logger = logger
+        probe = ReadinessProbe()
     }
 
     public func run() async throws {
         guard !config.metricsBind.isEmpty else { return try await gracefulShutdown() }
-        try await runThreadService(name: "liandong-health", onStop: { [stop] in stop.set() }) { [self] in try loop() }
+        let (host, port) = try Config.metricsAddress(config.metricsBind, key: "metrics.bind")
+        // Bind once ourselves first: a busy address is one line naming metrics.bind, as before.
+        close(try Self.openListener(config.metricsBind))
+        let router = Router()
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { [self] _, _ in
+            let (ready, reason) = await probe.check { db in self.readiness(&db) }
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
+                            body: .init(byteBuffer: ByteBuffer(string: reason + "\n")))
+        }
+        // (Hummingbird logs a request at debug level; the daemon's log.level applies.)
+        let app = Application(
+            router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Self.requestTimeoutSeconds))),
+            configuration: .init(address: .hostname(host.isEmpty || host == "*" ? "0.0.0.0" : host, port: Int(port)),
+                                 serverName: "liandongd", availableConnectionsDelegate: .maximum(Self.maxConnections, logger: logger)),
+            onServerRunning: { [logger, config] _ in logger.info("metrics and health listening", metadata: ["http.bind": "\(config.metricsBind)"]) },
+            logger: logger)
+        try await app.run()
     }
 
     struct BindError: Error, CustomStringConvertible {
@@ -62,58 +91,6 @@ public final class HealthService: Service, Sendable {
         return fd
     }
 
-    private func loop() throws {
-        let fd = try Self.openListener(config.metricsBind)
-        defer { close(fd) }
-        logger.info("metrics and health listening", metadata: ["http.bind": "\(config.metricsBind)"])
-        // The readiness check's connection, on this thread only.
-        var db: PGConnection? = nil
-        while !stop.isSet {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 200) > 0 else { continue }
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { continue }
-            serve(client, &db)
-            close(client)
-        }
-    }
-
-    private func serve(_ client: Int32, _ db: inout PGConnection?) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var request = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while request.count < 16_384 {
-            let n = read(client, &buffer, buffer.count)
-            if n <= 0 { break }
-            request += buffer[0..<n]
-            if request.count >= 4 && request.suffix(4) == Array("\r\n\r\n".utf8) { break }
-            if String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }
-        }
-        let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
-        let (status, body, type): (String, String, String)
-        if line.count < 2 || line[0] != "GET" {
-            (status, body, type) = ("405 Method Not Allowed", "GET only\n", "text/plain")
-        } else {
-            switch line[1].split(separator: "?").first.map(String.init) ?? "" {
-            case "/metrics": (status, body, type) = ("200 OK", metrics.render(), "text/plain; version=0.0.4")
-            case "/healthz": (status, body, type) = ("200 OK", "ok\n", "text/plain")
-            case "/readyz":
-                let (ready, reason) = readiness(&db)
-                (status, body, type) = (ready ? "200 OK" : "503 Service Unavailable", reason + "\n", "text/plain")
-            default: (status, body, type) = ("404 Not Found", "try /metrics, /healthz or /readyz\n", "text/plain")
-            }
-        }
-        let bytes = Array(body.utf8)
-        let response = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n".utf8) + bytes
-        var sent = 0
-        while sent < response.count {
-            let n = response[sent...].withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            sent += n
-        }
-    }
-
     /// Ready when the database answers and holds every migration this binary knows.
     func readiness(_ db: inout PGConnection?) -> (Bool, String) {
         do {
@@ -135,6 +112,28 @@ public final class HealthService: Service, Sendable {
         } catch {
             db = nil
             return (false, "database unreachable: \(error)")
+        }
+    }
+}
+
+/// The readiness check's database session, on a thread of its own (libpq blocks; the HTTP server's
+/// threads must not): one check at a time, and an answer at most a second old shared by everyone
+/// asking meanwhile, so a flood of /readyz is not a flood of queries.
+final class ReadinessProbe: @unchecked Sendable {
+    // Safe: `db`, `last` and `waiters` are touched only on `queue`.
+    private let queue = DispatchQueue(label: "liandong-readiness")
+    private var db: PGConnection?
+    private var last: (at: Double, answer: (Bool, String))?
+
+    func check(_ body: @escaping @Sendable (inout PGConnection?) -> (Bool, String)) async -> (Bool, String) {
+        await withCheckedContinuation { continuation in
+            queue.async { [self] in
+                let now = Date().timeIntervalSince1970
+                if let last, now - last.at < 1 { return continuation.resume(returning: last.answer) }
+                let answer = body(&db)
+                last = (now, answer)
+                continuation.resume(returning: answer)
+            }
         }
     }
 }

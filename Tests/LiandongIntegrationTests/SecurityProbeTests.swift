@@ -223,3 +223,36 @@ extension SecurityProbeTests {
         #expect(bridge.stop() == 0)
     }
 }
+
+extension SecurityProbeTests {
+    @Test("/healthz, /readyz and /metrics stay answerable while 200 idle connections and a client sending a byte a second hold on; those are closed within seconds")
+    func healthUnderSlowClients() throws {
+        let daemon = try DaemonProcess(database: try TestDatabase.create())
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<200 { idle.append(Self.connectTCP(from: "127.0.0.2", to: daemon.metricsPort)) }
+        #expect(idle.allSatisfy { $0 >= 0 })
+        let slow = Self.connectTCP(from: "127.0.0.3", to: daemon.metricsPort)
+        defer { close(slow) }
+        let started = Date()
+        var answered = 0, slowest = 0.0
+        // For six seconds: the slow client sends a byte every second; every probe is answered at once.
+        while Date().timeIntervalSince(started) < 6 {
+            _ = Array("G".utf8).withUnsafeBytes { send(slow, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                let t = Date()
+                let answer = try httpGet(port: daemon.metricsPort, path)
+                slowest = max(slowest, Date().timeIntervalSince(t))
+                #expect(answer.status == 200, "\(path): \(answer)")
+                answered += 1
+            }
+            try waitUntil(timeout: 2, "a second") { Date().timeIntervalSince(t0(started)) >= Double(answered / 3) }
+        }
+        #expect(answered >= 15 && slowest < 1, "\(answered) answers, the slowest in \(slowest) s")
+        // The idle and the slow connections were closed (5 s without a whole request).
+        try waitUntil(timeout: 10, "the held connections closed") { idle.allSatisfy { Self.closedByPeer($0) } && Self.closedByPeer(slow) }
+        #expect(try daemon.stop() == 0)
+    }
+
+    private func t0(_ d: Date) -> Date { d }
+}

@@ -306,7 +306,7 @@ func httpGet(port: Int, _ path: String) throws -> (status: Int, body: String) {
     var addr = loopbackAddress(port: port)
     let ok = withSockaddr(&addr) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     guard ok == 0 else { throw TestFailure("cannot connect to 127.0.0.1:\(port)") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     var response = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65_536)
