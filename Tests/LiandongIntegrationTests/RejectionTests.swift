@@ -120,15 +120,7 @@ struct RejectionTests {
         // Valid in every way the decoder checks, refused by the database alone (a trigger of the
         // test's: the store's own refusals, such as a NUL escape once was, are now caught earlier).
         let s = try Scene(environment: ["LIANDONG_INGEST_BATCH_MS": "200"])
-        try s.db.execute("""
-            CREATE FUNCTION liandong.test_refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.source_id = 'poison' THEN RAISE EXCEPTION 'refused by the test''s trigger'; END IF;
-                RETURN NEW;
-            END $$;
-            COMMENT ON FUNCTION liandong.test_refuse_poison() IS 'Test only.';
-            CREATE TRIGGER test_refuse_poison BEFORE INSERT ON liandong.event_keys FOR EACH ROW EXECUTE FUNCTION liandong.test_refuse_poison();
-            """)
+        try refuseInDatabase(s.db, sourceIDs: ["poison"])
         let poison = Wire.alert(id: "poison", at: s.now, position: s.centre, extra: ["description": "harmless"])
         try s.send("alert", Wire.alert(id: "good-1", at: s.now, position: s.centre))
         try s.send("alert", poison)

@@ -83,3 +83,19 @@ func expectNoPlantedSecret(_ output: String, from process: String, sourceLocatio
         Issue.record("\(process) printed a secret: \(line.prefix(300))", sourceLocation: sourceLocation)
     }
 }
+
+/// Makes the database itself refuse events with `sourceID` (a trigger on event_keys): a store-only
+/// failure for the tests of what the writer does when PostgreSQL refuses a batch. (The decoder now
+/// refuses what used to be the store's own refusals, such as a \u0000 in a string.)
+func refuseInDatabase(_ db: PGConnection, sourceIDs: [String]) throws {
+    let list = sourceIDs.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
+    try db.execute("""
+        CREATE FUNCTION liandong.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.source_id IN (\(list)) THEN RAISE EXCEPTION 'refused by the test''s trigger'; END IF;
+            RETURN NEW;
+        END $$;
+        COMMENT ON FUNCTION liandong.test_refuse() IS 'Test only.';
+        CREATE TRIGGER test_refuse BEFORE INSERT ON liandong.event_keys FOR EACH ROW EXECUTE FUNCTION liandong.test_refuse();
+        """)
+}
