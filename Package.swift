@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "liandong-gb28181",
             dependencies: [
-                "LiandongCore", "LiandongClient", "LiandongServices", "ZeroMQ",
+                "LiandongCore", "LiandongClient", "LiandongServices", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]

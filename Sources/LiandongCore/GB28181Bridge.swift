@@ -136,7 +136,7 @@ public struct GB28181Bridge: Sendable {
         var giveUpAt: Double
     }
 
-    public let settings: Settings
+    public private(set) var settings: Settings
     let nonces: DigestNonces
     public private(set) var registrations: [String: Registration] = [:]
     /// Grows whenever a device registers, re-registers, unregisters or expires (not on keepalives): when to save them.
@@ -163,6 +163,10 @@ public struct GB28181Bridge: Sendable {
     }
 
     public var waitingCount: Int { waiting.count }
+
+    /// The devices that may register with the shared password, as now known (the devices file
+    /// and the camera registry, reread by the I/O while running).
+    public mutating func setKnownDevices(_ devices: Set<String>?) { settings.knownDevices = devices }
     /// Bytes of request bodies the transactions hold (none: only headers are kept).
     public var heldBodyBytes: Int { transactions.values.reduce(0) { $0 + $1.request.body.count } }
 

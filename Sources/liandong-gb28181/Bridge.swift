@@ -3,6 +3,7 @@ import Foundation
 import LiandongClient
 import LiandongCore
 import LiandongServices
+import LibPQ
 import Synchronization
 import ZeroMQ
 #if canImport(Glibc)
@@ -33,10 +34,12 @@ struct BridgeCommand: ParsableCommand {
 
     func run() throws {
         let settings: Config.GB28181
+        let fullConfig: Config
         let passwords: [String: String]
         let known: Set<String>?
         do {
-            settings = try Config.load(path: config).gb28181
+            fullConfig = try Config.load(path: config)
+            settings = fullConfig.gb28181
             passwords = try Self.loadPasswords(settings.passwordsFile)
             known = try Self.loadDevices(settings.devicesFile)
         } catch let error as ConfigError {
@@ -49,13 +52,20 @@ struct BridgeCommand: ParsableCommand {
         var bridgeSettings = GB28181Bridge.Settings(serverID: settings.serverID, realm: settings.realm,
                                                     keepaliveTimeout: settings.keepaliveTimeoutSeconds, passwords: passwords,
                                                     defaultPassword: settings.password)
-        bridgeSettings.knownDevices = known
+        // A database that does not answer must not hang the start.
+        if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
+        // Who may use the shared password: the devices file, and the camera registry of the
+        // config's database.url (read now and every minute; the last good list is kept).
+        let registry = CameraRegistry(conninfo: fullConfig.databaseURL, listed: known)
+        bridgeSettings.knownDevices = registry.current
         let bridge = GB28181Bridge(settings: bridgeSettings, nonceSecret: Self.randomSecret())
-        if !settings.password.isEmpty && known == nil {
+        if !settings.password.isEmpty && bridgeSettings.knownDevices == nil {
             FileHandle.standardError.write(Data(("liandong-gb28181: WARNING: any 20-digit device id may register with the shared "
-                + "gb28181.password; list the devices in gb28181.devices_file\n").utf8))
+                + "gb28181.password: neither gb28181.devices_file nor the camera registry (database.url) could be read\n").utf8))
         }
         let loop = try BridgeLoop(bridge: bridge, settings: settings, curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
+        loop.registry = registry
+        registry.start()
         // A parent may have started us with signals blocked (the mask is inherited): unblock the two we stop on.
         var mask = sigset_t()
         sigemptyset(&mask)
@@ -121,6 +131,8 @@ struct BridgeCommand: ParsableCommand {
 /// poll; the pure `GB28181Bridge` decides, this carries out.
 final class BridgeLoop {
     var bridge: GB28181Bridge
+    var registry: CameraRegistry?
+    private var registryGeneration = 0
     let settings: Config.GB28181
     let context: ZMQContext
     let client: IngestClient
@@ -232,6 +244,10 @@ final class BridgeLoop {
             }
             for seconds in bridge.takeAnswerSeconds() { metrics.answerSeconds.record(seconds) }
             if now >= nextTick {
+                if let registry, registry.generation != registryGeneration {
+                    registryGeneration = registry.generation
+                    bridge.setKnownDevices(registry.current)
+                }
                 apply(bridge.tick(now: now))
                 // Idle TCP connections: 10 s for one no registered device uses, keepalive_timeout_s otherwise.
                 sockets.expireIdle(registered: Set(bridge.registrations.values.filter { $0.peer.transport == .tcp }.map(\.peer.connection)),
@@ -317,5 +333,59 @@ final class BridgeLoop {
         }
         let response = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         _ = Array(response.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
+
+/// The devices that may register with the shared gb28181.password: those of gb28181.devices_file
+/// and the cameras of liandong.cameras (the config's database.url; read at start and every
+/// minute on a thread of its own, the last list read kept while the database is away). nil when
+/// neither the file nor the registry could ever be read.
+final class CameraRegistry: @unchecked Sendable {
+    // Safe: `state` is behind the lock; `conninfo` and `listed` never change.
+    let conninfo: String
+    let listed: Set<String>?
+    private let state = NSLock()
+    private var cameras: Set<String>?
+    private var _generation = 0
+
+    init(conninfo: String, listed: Set<String>?) {
+        self.conninfo = conninfo
+        self.listed = listed
+        cameras = Self.read(conninfo)
+    }
+
+    var generation: Int { state.withLock { _generation } }
+
+    var current: Set<String>? {
+        let registry = state.withLock { cameras }
+        switch (listed, registry) {
+        case (nil, nil): return nil
+        case (let l?, nil): return l
+        case (nil, let r?): return r
+        case (let l?, let r?): return l.union(r)
+        }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 60)
+                guard let fresh = Self.read(conninfo) else { continue }
+                state.withLock {
+                    if fresh != cameras {
+                        cameras = fresh
+                        _generation += 1
+                    }
+                }
+            }
+        }
+        thread.name = "gb28181-registry"
+        thread.start()
+    }
+
+    static func read(_ conninfo: String) -> Set<String>? {
+        guard let db = try? PGConnection(conninfo: conninfo),
+              let rows = try? db.query("SELECT device_id FROM liandong.cameras WHERE valid_to IS NULL") else { return nil }
+        return Set(rows.rows.compactMap { $0[0] })
     }
 }

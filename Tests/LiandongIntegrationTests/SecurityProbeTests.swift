@@ -256,3 +256,25 @@ extension SecurityProbeTests {
 
     private func t0(_ d: Date) -> Date { d }
 }
+
+extension SecurityProbeTests {
+    @Test("with only the shared password a device must be known: a registry camera registers, a never-provisioned id is refused and named, a listed NVR registers")
+    func sipProvisioning() throws {
+        let s = try Scene()
+        let devices = try temporaryFile("# NVRs\n62092200001180000001\n")
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack, environment: ["LIANDONG_DATABASE_URL": s.daemon.database,
+                                                                              "LIANDONG_GB28181_DEVICES_FILE": devices])
+        #expect(try SIPDevice(id: SIPBridgeTests.camera, bridgePort: bridge.sipPort).register() == 200, "a camera of liandong.cameras")
+        #expect(try SIPDevice(id: "62092200001180000001", bridgePort: bridge.sipPort).register() == 200, "listed in gb28181.devices_file")
+        let stranger = "62092200001320099999"
+        #expect(try SIPDevice(id: stranger, bridgePort: bridge.sipPort).register() == 403)
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"register_unknown\"}") == 1)
+        try waitUntil(timeout: 5, "the refusal logged") { bridge.log.contains("REGISTER of device \(stranger)") }
+        #expect(try Self.status(s, stranger) == nil)
+        #expect(bridge.stop() == 0)
+    }
+
+    static func status(_ s: Scene, _ device: String) throws -> String? {
+        try s.db.query("SELECT status FROM liandong.device_status WHERE device_id = $1", [device]).scalar
+    }
+}
