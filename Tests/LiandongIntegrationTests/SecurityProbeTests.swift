@@ -88,6 +88,11 @@ extension SecurityProbeTests {
         try s.daemon.waitUntil(timeout: 10, "the dead letter") { try s.db.int("SELECT count(*) FROM liandong.rejected_messages") == 1 }
         let dead = try s.db.query("SELECT reason, detail FROM liandong.rejected_messages")
         #expect(dead[0, "reason"] == "malformed_json" && dead[0, "detail"]?.contains("(NUL)") == true, "\(dead.rows)")
+        // A 900 KB frame on ingest: a dead letter "oversized" with its size, not gone without a trace.
+        try s.send("alert", Wire.alert(id: "huge", at: s.now, position: s.centre, extra: ["description": String(repeating: "x", count: 900_000)]))
+        try s.daemon.waitUntil(timeout: 10, "the oversized dead letter") {
+            try s.db.int("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'oversized' AND raw_size > 900000") == 1
+        }
         // In a task update: refused with the reason, not "temporary failure, retry" for ever.
         let d = try Dispatcher(s.daemon)
         let nul = try d.raw(#"{"schema":"liandong.task_update.v1","update_id":"u-nul","task_id":"x","action":"accept","actor":"a\u0000b","at":"2026-12-06T10:00:00+08:00"}"#)
