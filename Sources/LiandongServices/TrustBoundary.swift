@@ -165,7 +165,7 @@ public final class TrustBoundary: Sendable {
     }
 
     /// Monitors of the protected sockets, waiting for the ZAP thread to read them.
-    let monitors = Mutex<(next: Int, pending: [String])>((0, []))
+    let monitors = Mutex<(next: Int, pending: [MonitorHandover])>((0, []))
     /// When each (reason, address) handshake failure was last logged.
     private let handshakeLogged = Mutex<[String: Double]>([:])
     /// A handshake failure is logged once per peer address and reason in this many seconds.
@@ -217,16 +217,26 @@ public final class TrustBoundary: Sendable {
         // are seen only on the socket's monitor, which the ZAP thread reads.
         let endpoint = monitors.withLock { state -> String in
             state.next += 1
-            state.pending.append("inproc://liandong-monitor-\(state.next)")
-            return state.pending.last!
+            return "inproc://liandong-monitor-\(state.next)"
         }
-        try socket.monitor(endpoint, events: [.accepted, .disconnected, .handshakeFailedProtocol])
+        try socket.monitor(endpoint, events: [.accepted, .disconnected, .handshakeFailedProtocol, .handshakeFailedNoDetail])
+        // The reading end is connected here, before the socket binds (an event with no reader
+        // connected is lost), then handed to the ZAP thread (the lock is the fence libzmq asks
+        // for when a socket changes threads).
+        let pair = try ZMQSocket(context: socket.context, type: .pair)
+        try pair.setLinger(milliseconds: 0)
+        try pair.connect(endpoint)
+        monitors.withLock { $0.pending.append(MonitorHandover(socket: pair)) }
     }
 
     /// A handshake that failed on `endpoint` for `reason`, from `address` when known: counted
     /// (mechanism, or handshake) and logged once per address and reason per minute.
-    func handshakeFailed(_ reason: ZMQMonitorEvent.HandshakeFailure, endpoint: String, address: String?) {
+    func countHandshakeFailure(_ reason: ZMQMonitorEvent.HandshakeFailure) {
         failures.increment(reason == .mechanism ? Failure.mechanism.rawValue : Failure.handshake.rawValue)
+    }
+
+    /// Logs a failed handshake (counted already), once per host and reason a minute.
+    func handshakeFailed(_ reason: ZMQMonitorEvent.HandshakeFailure, endpoint: String, address: String?) {
         // Per host: a client's every retry comes from another port.
         let host = address.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) }
         let key = "\(reason.rawValue) \(host ?? endpoint)", now = Date().timeIntervalSince1970
@@ -240,7 +250,7 @@ public final class TrustBoundary: Sendable {
         let why = switch reason {
         case .mechanism: "the client does not speak CURVE (no --curve-key, or a plain ZeroMQ socket)"
         case .cryptographic: "the CURVE exchange failed: the client has another server key (the daemon's NAME.pub), or a broken key"
-        case .protocolError: "not a ZeroMQ handshake"
+        case .protocolError: "not a ZeroMQ handshake, or the client hung up during it (as one without CURVE keys may)"
         }
         logger.warning("handshake refused (logged once per address and reason per minute)", metadata: [
             "auth.reason": "\(reason == .mechanism ? Failure.mechanism.rawValue : Failure.handshake.rawValue)",
@@ -366,30 +376,26 @@ public final class ZapService: Service, Sendable {
     }
 }
 
-/// The monitors of the protected sockets, read on the ZAP thread: a failed handshake is counted
-/// and logged when its connection closes (at once: libzmq closes it), with the address it came
+/// The monitors of the protected sockets, read on the ZAP thread: a failed handshake is counted at
+/// once and logged when its connection closes (libzmq closes it right away), with the address it came
 /// from (libzmq's events name only the socket's endpoint; the accepted descriptor gives the address).
 struct HandshakeWatch {
     let boundary: TrustBoundary
     private(set) var sockets: [ZMQSocket] = []
     /// Accepted connections by descriptor: their peer address, read when the event arrived.
     private var accepted: [UInt32: String] = [:]
-    /// Failures seen per endpoint and not yet tied to a closed connection.
-    private var unattributed: [String: [ZMQMonitorEvent.HandshakeFailure]] = [:]
+    /// Failures seen per endpoint (counted at once) and not yet logged with the address of their
+    /// closed connection; logged without one after two seconds.
+    private var unattributed: [String: [(reason: ZMQMonitorEvent.HandshakeFailure, at: Double)]] = [:]
 
     init(boundary: TrustBoundary) { self.boundary = boundary }
 
     mutating func connectNewMonitors(context: ZMQContext) throws {
-        let endpoints = boundary.monitors.withLock { state -> [String] in
+        let handed = boundary.monitors.withLock { state -> [MonitorHandover] in
             defer { state.pending.removeAll() }
             return state.pending
         }
-        for endpoint in endpoints {
-            let pair = try ZMQSocket(context: context, type: .pair)
-            try pair.setLinger(milliseconds: 0)
-            try pair.connect(endpoint)
-            sockets.append(pair)
-        }
+        sockets += handed.map(\.socket)
     }
 
     mutating func read(_ readable: ArraySlice<Bool>) throws {
@@ -399,6 +405,13 @@ struct HandshakeWatch {
                 handle(event)
             }
         }
+        let now = Date().timeIntervalSince1970
+        for (endpoint, waiting) in unattributed where waiting.contains(where: { now - $0.at > 2 }) {
+            for failure in waiting where now - failure.at > 2 {
+                boundary.handshakeFailed(failure.reason, endpoint: endpoint, address: nil)
+            }
+            unattributed[endpoint] = waiting.filter { now - $0.at <= 2 }
+        }
     }
 
     mutating func handle(_ event: ZMQMonitorEvent) {
@@ -406,16 +419,23 @@ struct HandshakeWatch {
             if accepted.count > 100_000 { accepted.removeAll() }
             accepted[event.value] = ZMQSocket.peerAddress(ofDescriptor: Int32(bitPattern: event.value))
         } else if let failure = event.handshakeFailure {
-            unattributed[event.endpoint, default: []].append(failure)
-            if unattributed[event.endpoint]!.count > 1_000 {  // connections that never closed: log without an address
-                boundary.handshakeFailed(unattributed[event.endpoint]!.removeFirst(), endpoint: event.endpoint, address: nil)
+            boundary.countHandshakeFailure(failure)
+            if (unattributed[event.endpoint]?.count ?? 0) < 1_000 {
+                unattributed[event.endpoint, default: []].append((failure, Date().timeIntervalSince1970))
             }
         } else if event.event == .disconnected {
             let address = accepted.removeValue(forKey: event.value)
             if var waiting = unattributed[event.endpoint], !waiting.isEmpty {
-                boundary.handshakeFailed(waiting.removeFirst(), endpoint: event.endpoint, address: address)
+                boundary.handshakeFailed(waiting.removeFirst().reason, endpoint: event.endpoint, address: address)
                 unattributed[event.endpoint] = waiting
             }
         }
     }
+}
+
+/// A monitor's reading socket on its way from the thread that made it to the ZAP thread.
+struct MonitorHandover: @unchecked Sendable {
+    // Safe: made and connected by one thread, then used only by the ZAP thread, with the monitors
+    // lock between the two (the full fence libzmq requires for moving a socket).
+    let socket: ZMQSocket
 }

@@ -220,10 +220,10 @@ package final class BatchPreparer {
             """, [PGCopyText.arrayLiteral(events.map(\.source.rawValue)), PGCopyText.arrayLiteral(events.map(\.sourceID)),
                   TaskStore.uuidArray(incidents.map(\.uuidString)), PGCopyText.arrayLiteral(events.map(\.owner))])
         var stored = Set<String>(), closed: [UUID] = []
-        for row in rows.rows {
+        for row in rows.typed {
             if let source = row[0] {
-                stored.insert(source + "\u{1F}" + row[1]! + "\u{1F}" + row[2]!)
-            } else if let id = UUID(uuidString: row[2]!) {
+                stored.insert(source + "\u{1F}" + (try row.string(1)) + "\u{1F}" + (try row.string(2)))
+            } else if let id = UUID(uuidString: try row.string(2)) {
                 closed.append(id)
             }
         }

@@ -73,7 +73,7 @@ public struct CameraStore {
     }
 
     private func suppressed(_ db: PGConnection) throws -> Set<String> {
-        Set(try db.query("SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").rows.map { $0[0]! })
+        Set(try db.query("SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").typed.map { try $0.string(0) })
     }
 
     /// Records a review of `device` (repaired, re-aimed ...): its count starts afresh and any
@@ -111,8 +111,9 @@ public struct CameraStore {
             SELECT device_id, name, judged, false_alarms, coalesce(false_alarm_pct::text, ''),
                    to_char(suppressed_since AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')
             FROM liandong.noisy_cameras
-            """).rows.map {
-            Row(deviceID: $0[0]!, name: $0[1], judged: Int($0[2]!)!, falseAlarms: Int($0[3]!)!, percent: $0[4]!, suppressedSince: $0[5])
+            """).typed.map {
+            Row(deviceID: try $0.string(0), name: $0[1], judged: try $0.int(2), falseAlarms: try $0.int(3), percent: try $0.string(4),
+                suppressedSince: $0[5])
         }
     }
 }

@@ -110,7 +110,7 @@ public struct CityReadModel {
 
     /// The county's code: its one division of level county.
     public static func countyCode(_ db: PGConnection) throws -> String {
-        let codes = try db.query("SELECT code FROM liandong.divisions WHERE level = 'county' ORDER BY code").rows.map { $0[0]! }
+        let codes = try db.query("SELECT code FROM liandong.divisions WHERE level = 'county' ORDER BY code").typed.map { try $0.string(0) }
         guard codes.count == 1 else {
             throw Problem(codes.isEmpty ? "the county database holds no county division: import its divisions first"
                 : "the county database holds \(codes.count) counties (\(codes.joined(separator: ", "))): one database per county")

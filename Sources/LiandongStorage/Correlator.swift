@@ -97,18 +97,19 @@ package final class Correlator {
             LIMIT $2
             """, [String(from), String(windowCapacity)])
         var start = from
-        if rows.count == windowCapacity, let oldest = rows.rows.last.flatMap({ Double($0[3]!) }) {
+        let typed = rows.typed
+        if rows.count == windowCapacity, let oldest = try typed.last?.double(3) {
             // Full: complete only after the oldest time loaded (some of its peers may be missing).
             start = oldest.nextUp
         }
         var loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start, mergeSeconds: mergeSeconds)
         extents = [:]
-        for row in rows.rows.reversed() {
-            let point = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!), t = Double(row[3]!)!
-            let incident = UUID(uuidString: row[4]!)!
-            loaded.insert(category: row[0]!, at: point, t: t, incident: incident, ordinal: Int64(row[5]!)!)
+        for row in typed.reversed() {
+            let point = LonLat(lon: try row.double(1), lat: try row.double(2)), t = try row.double(3)
+            let incident = try row.uuid(4)
+            loaded.insert(category: try row.string(0), at: point, t: t, incident: incident, ordinal: try row.int64(5))
             // Every event of an incident that began within the window is here: its extent is known.
-            if bounded, Double(row[6]!)! >= start { extend(incident, point, at: t) }
+            if bounded, try row.double(6) >= start { extend(incident, point, at: t) }
         }
         window = loaded
         return loaded
@@ -152,8 +153,8 @@ package final class Correlator {
                       AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at)) d) h
             WHERE i.id = ANY($1::uuid[])
             """, [ids, first, last])
-        for row in rows.rows {
-            guard let id = UUID(uuidString: row[0]!), let from = row[1].flatMap(Double.init), let to = row[2].flatMap(Double.init)
+        for row in rows.typed {
+            guard let id = UUID(uuidString: try row.string(0)), let from = try row.optionalDouble(1), let to = try row.optionalDouble(2)
             else { continue }
             let points = (row[3] ?? "").split(separator: ",").compactMap { pair -> LonLat? in
                 let xy = pair.split(separator: " ")
@@ -297,13 +298,14 @@ package final class Correlator {
             """, [try TaskStore.json(probes), String(probes.map { $0.t - $0.window_s }.min()!),
                   String(min(before, probes.map { $0.t + $0.window_s }.max()!))])
         var best = [[UUID: CorrelationMatch]](repeating: [:], count: items.count)
-        for row in rows.rows {
-            let k = Int(row[0]!)!
+        for row in rows.typed {
+            let k = try row.int(0)
+            guard items.indices.contains(k) else { throw PGDecodeError(column: "k", expected: "a probe index", found: row[0]) }
             let item = items[k]
-            let at = LonLat(lon: Double(row[2]!)!, lat: Double(row[3]!)!)
+            let at = LonLat(lon: try row.double(2), lat: try row.double(3))
             let match = CorrelationMatch(
-                incident: UUID(uuidString: row[1]!)!, distance: item.point.ellipsoidDistance(to: at),
-                seconds: abs(Double(row[4]!)! - item.event.observedAt), ordinal: Int64(row[5]!)!)
+                incident: try row.uuid(1), distance: item.point.ellipsoidDistance(to: at),
+                seconds: abs(try row.double(4) - item.event.observedAt), ordinal: try row.int64(5))
             if best[k][match.incident].map({ match < $0 }) ?? true { best[k][match.incident] = match }
         }
         return best.map { $0.values.sorted() }

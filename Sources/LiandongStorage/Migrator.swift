@@ -77,7 +77,7 @@ public struct Migrator {
         let exists = try db.query("SELECT to_regclass('liandong.schema_migrations') IS NOT NULL").scalar == "t"
         guard exists else { return [:] }
         let rows = try db.query("SELECT version, checksum FROM liandong.schema_migrations")
-        return Dictionary(uniqueKeysWithValues: rows.rows.map { (Int($0[0]!)!, $0[1]!) })
+        return Dictionary(uniqueKeysWithValues: try rows.typed.map { (try $0.int(0), try $0.string(1)) })
     }
 
     /// Applies what is pending; returns the migrations applied now.

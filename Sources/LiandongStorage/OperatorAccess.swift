@@ -82,8 +82,8 @@ public struct OperatorAccess {
     }
 
     public func list() throws -> [Grant] {
-        try db.query("SELECT role, scope, granted_at, granted_by FROM liandong.operator_scopes ORDER BY scope, role").rows.map {
-            Grant(role: $0[0]!, scope: $0[1]!, grantedAt: $0[2]!, grantedBy: $0[3]!)
+        try db.query("SELECT role, scope, granted_at, granted_by FROM liandong.operator_scopes ORDER BY scope, role").typed.map {
+            Grant(role: try $0.string(0), scope: try $0.string(1), grantedAt: try $0.string(2), grantedBy: try $0.string(3))
         }
     }
 

@@ -40,37 +40,38 @@ package struct ReferenceData {
             SELECT grid_code, village_code, ST_AsGeoJSON(geom, 15), ST_X(p), ST_Y(p), valid_to IS NULL
             FROM liandong.grids, ST_PointOnSurface(geom) AS p
             """)
-        for row in rows.rows {
-            let geometry = try JSONDecoder().decode(GeoJSONMultiPolygon.self, from: Data(row[2]!.utf8))
+        for row in rows.typed {
+            let geometry = try JSONDecoder().decode(GeoJSONMultiPolygon.self, from: Data(try row.string(2).utf8))
             let shape = GridShape(
-                gridCode: row[0]!, villageCode: row[1]!,
+                gridCode: try row.string(0), villageCode: try row.string(1),
                 polygons: geometry.coordinates.map { $0.map { $0.map { LonLat(lon: $0[0], lat: $0[1]) } } })
             if row[5] == "t" { shapes.append(shape) }
-            byCode[shape.gridCode] = (shape, LonLat(lon: Double(row[3]!)!, lat: Double(row[4]!)!))
+            byCode[shape.gridCode] = (shape, LonLat(lon: try row.double(3), lat: try row.double(4)))
         }
         var cameras: [String: LonLat] = [:], cameraNames: [String: String] = [:], cameraGrids: [String: String] = [:]
-        for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom), name, grid_code FROM liandong.cameras").rows {
-            cameras[row[0]!] = LonLat(lon: Double(row[1]!)!, lat: Double(row[2]!)!)
-            cameraNames[row[0]!] = row[3]
-            cameraGrids[row[0]!] = row[4] ?? ""
+        for row in try db.query("SELECT device_id, ST_X(geom), ST_Y(geom), name, grid_code FROM liandong.cameras").typed {
+            let device = try row.string(0)
+            cameras[device] = LonLat(lon: try row.double(1), lat: try row.double(2))
+            cameraNames[device] = row[3]
+            cameraGrids[device] = row[4] ?? ""
         }
         var workers: [String: String] = [:]
-        for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows {
-            workers[row[0]!] = row[1]!
+        for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").typed {
+            workers[try row.string(0)] = try row.string(1)
         }
         var reference = ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
                                       workers: workers)
         reference.cameraNames = cameraNames
         reference.cameraGrids = cameraGrids
-        for row in try db.query("SELECT code, name FROM liandong.divisions").rows { reference.divisionNames[row[0]!] = row[1] }
+        for row in try db.query("SELECT code, name FROM liandong.divisions").typed { reference.divisionNames[try row.string(0)] = row[1] }
         reference.suppressedCameras = Set(try db.query(
-            "SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").rows.map { $0[0]! })
+            "SELECT device_id FROM liandong.camera_suppressions WHERE suppressed_since IS NOT NULL").typed.map { try $0.string(0) })
         reference.silences = try db.query("""
             SELECT id, device_prefix, division_prefix, category, extract(epoch FROM starts_at), extract(epoch FROM ends_at)
             FROM liandong.silences WHERE ends_at > now() - interval '3650 days' ORDER BY id
-            """).rows.map {
-            Silence(id: Int64($0[0]!)!, devicePrefix: $0[1]!, divisionPrefix: $0[2]!, category: $0[3],
-                    startsAt: Double($0[4]!)!, endsAt: Double($0[5]!)!)
+            """).typed.map {
+            Silence(id: try $0.int64(0), devicePrefix: try $0.string(1), divisionPrefix: try $0.string(2), category: $0[3],
+                    startsAt: try $0.double(4), endsAt: try $0.double(5))
         }
         return reference
     }

@@ -59,9 +59,10 @@ public struct SilenceStore {
                    to_char(ends_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI'), created_by, comment,
                    starts_at <= now() AND ends_at > now()
             FROM liandong.silences WHERE $1 OR ends_at > now() ORDER BY starts_at, id
-            """, [all ? "t" : "f"]).rows.map {
-            Row(id: $0[0]!, devicePrefix: $0[1]!, divisionPrefix: $0[2]!, category: $0[3], startsAt: $0[4]!, endsAt: $0[5]!,
-                createdBy: $0[6]!, comment: $0[7]!, active: $0[8] == "t")
+            """, [all ? "t" : "f"]).typed.map {
+            Row(id: try $0.string(0), devicePrefix: try $0.string(1), divisionPrefix: try $0.string(2), category: $0[3],
+                startsAt: try $0.string(4), endsAt: try $0.string(5), createdBy: try $0.string(6), comment: try $0.string(7),
+                active: try $0.bool(8))
         }
     }
 

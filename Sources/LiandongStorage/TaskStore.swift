@@ -176,12 +176,12 @@ package enum TaskStore {
             WHERE \(filters.joined(separator: " OR "))
             ORDER BY i.first_observed_at, i.id
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
-        return try rows.rows.map { v in
-            let alertCount = Int(v[7]!)!, reportCount = Int(v[8]!)!
+        return try rows.typed.map { v in
+            let alertCount = try v.int(7), reportCount = try v.int(8)
             let evidence = try evidenceIDs(v[21])
             var incident = IncidentState(
-                id: v[0]!, category: v[1]!, gridCode: v[5]!, villageCode: v[6]!, priority: Int(v[2]!)!,
-                lon: Double(v[3]!)!, lat: Double(v[4]!)!, workerID: v[20],
+                id: try v.string(0), category: try v.string(1), gridCode: try v.string(5), villageCode: try v.string(6),
+                priority: try v.int(2), lon: try v.double(3), lat: try v.double(4), workerID: v[20],
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount),
                 relatedIncidentIDs: parsePGTextArray(v[24] ?? "{}"))
@@ -193,12 +193,12 @@ package enum TaskStore {
                     throw StorageError("task \(id) has an unknown kind, state or tier: \(v[10] ?? "")/\(v[11] ?? "")/\(v[12] ?? "")")
                 }
                 incident.task = TaskRecord(
-                    id: id, incidentID: v[0]!, kind: kind, state: state, tier: tier, divisionCode: v[13]!,
-                    gridCode: v[5]!, category: v[1]!, priority: Int(v[17]!)!,
+                    id: id, incidentID: incident.id, kind: kind, state: state, tier: tier, divisionCode: try v.string(13),
+                    gridCode: incident.gridCode, category: incident.category, priority: try v.int(17),
                     departments: parsePGTextArray(v[16] ?? "{}"),
-                    respondBy: Double(v[14]!)!, resolveBy: Double(v[15]!)!,
-                    overdue: v[18] == "t", overdueSince: v[19].flatMap(Double.init),
-                    countsSentAt: Double(v[22]!)!, updateDueAt: v[23].flatMap(Double.init))
+                    respondBy: try v.double(14), resolveBy: try v.double(15),
+                    overdue: try v.bool(18), overdueSince: try v.optionalDouble(19),
+                    countsSentAt: try v.double(22), updateDueAt: try v.optionalDouble(23))
             }
             return incident
         }

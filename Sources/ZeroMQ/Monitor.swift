@@ -37,12 +37,16 @@ public struct ZMQMonitorEvent: Sendable, Equatable {
         case mechanism
         /// The CURVE exchange failed: the client has the wrong server key, or a broken key.
         case cryptographic
-        /// Anything else the ZMTP handshake refused (garbage, a wrong protocol).
+        /// Anything else the ZMTP handshake refused (garbage, a wrong protocol), or a peer that
+        /// hung up in the middle of it.
         case protocolError = "protocol"
     }
 
     /// For a failed handshake: why (nil for other events).
     public var handshakeFailure: HandshakeFailure? {
+        // The peer hung up during the handshake: what a client with the wrong mechanism often
+        // looks like from this side (it saw the mismatch first), or not ZeroMQ at all.
+        if event == .handshakeFailedNoDetail { return .protocolError }
         guard event == .handshakeFailedProtocol else { return nil }
         switch Int32(bitPattern: value) {
         case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: return .mechanism
