@@ -131,7 +131,7 @@ public struct Importer {
         if !parents.isEmpty {
             let existing = try db.query(
                 "SELECT code FROM liandong.divisions WHERE code = ANY($1::text[])", ["{" + parents.sorted().joined(separator: ",") + "}"])
-            let missing = parents.subtracting(existing.rows.map { $0[0]! })
+            let missing = parents.subtracting(try existing.typed.map { try $0.string(0) })
             if !missing.isEmpty {
                 throw ImportError(file: path, problems: missing.sorted().map { "parent division \($0) is neither in the file nor in the database" })
             }
@@ -295,7 +295,7 @@ public struct Importer {
             let existing = try db.query(
                 "SELECT code FROM liandong.divisions WHERE level = 'village' AND code = ANY($1::text[])",
                 ["{" + villages.sorted().joined(separator: ",") + "}"])
-            let missing = villages.subtracting(existing.rows.map { $0[0]! })
+            let missing = villages.subtracting(try existing.typed.map { try $0.string(0) })
             if !missing.isEmpty {
                 let missingRows = rows.filter { missing.contains($0.village_code) }
                 throw ImportError(file: path, problems: missingRows.map {
@@ -312,7 +312,7 @@ public struct Importer {
             ORDER BY x.idx
             """, [payload])
         if invalid.count > 0 {
-            throw ImportError(file: path, problems: invalid.rows.map { "feature \($0[0]!): invalid polygon: \($0[1]!)" })
+            throw ImportError(file: path, problems: invalid.rows.map { "feature \(($0[0] ?? "?")): invalid polygon: \(($0[1] ?? "?"))" })
         }
         var overlapNote = ""
         let (result, retired) = try db.transaction { db -> (PGRows, Int) in
@@ -386,7 +386,7 @@ public struct Importer {
             """, [String(Self.maxDistanceFromCountyKilometres)])
         guard far.count == 0 else {
             throw ImportError(file: path, problems: far.rows.map {
-                "feature \($0[0]!) (grid \($0[1]!)): \($0[2]!) km from the nearest other grid of county \($0[1]!.prefix(6)) "
+                "feature \(($0[0] ?? "?")) (grid \(($0[1] ?? "?"))): \(($0[2] ?? "?")) km from the nearest other grid of county \(($0[1] ?? "?").prefix(6)) "
                     + "(more than \(Int(Self.maxDistanceFromCountyKilometres)) km: wrong coordinates or the wrong county code?)"
             })
         }
@@ -407,11 +407,11 @@ public struct Importer {
         guard overlaps.count > 0 else { return "" }
         if allow {
             let top = overlaps.rows[0]
-            return ", \(overlaps.count) overlap(s) accepted (largest \(top[4]!) m²: \(top[1]!) and \(top[2]!))"
+            return ", \(overlaps.count) overlap(s) accepted (largest \((top[4] ?? "?")) m²: \((top[1] ?? "?")) and \((top[2] ?? "?")))"
         }
         throw ImportError(file: path, problems: overlaps.rows.map {
-            "feature \($0[0]!) (grid \($0[1]!)) overlaps grid \($0[2]!)" + ($0[3].map { " (feature \($0))" } ?? " (in service)")
-                + " by \($0[4]!) m² (tolerance \(Int(Self.overlapToleranceSquareMetres)) m²; --allow-overlap accepts overlaps)"
+            "feature \(($0[0] ?? "?")) (grid \(($0[1] ?? "?"))) overlaps grid \(($0[2] ?? "?"))" + ($0[3].map { " (feature \($0))" } ?? " (in service)")
+                + " by \(($0[4] ?? "?")) m² (tolerance \(Int(Self.overlapToleranceSquareMetres)) m²; --allow-overlap accepts overlaps)"
         })
     }
 }

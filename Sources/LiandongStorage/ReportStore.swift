@@ -107,8 +107,9 @@ public struct ReportStore {
                                                      : "liandong.divisions holds \(chosen.count) counties: name one with --division")
             }
         }
-        let code = chosen[0, "code"]!
-        var r = AssessmentReport(divisionCode: code, divisionName: chosen[0, "name"]!, level: chosen[0, "level"]!, from: from, to: to,
+        let division = chosen.typed[0]
+        let code = try division.string(0)
+        var r = AssessmentReport(divisionCode: code, divisionName: try division.string(1), level: try division.string(2), from: from, to: to,
                                  generatedAt: String(Timestamp.formatCST(Date().timeIntervalSince1970).prefix(16)).replacingOccurrences(of: "T", with: " "))
         // The period as instants: [from 00:00, to + 1 day 00:00) China Standard Time.
         let withPeriod = """
@@ -128,9 +129,9 @@ public struct ReportStore {
             FROM liandong.grids g LEFT JOIN liandong.divisions v ON v.code = g.village_code
             WHERE g.grid_code LIKE $1 || '%' AND g.valid_to IS NULL
             ORDER BY g.grid_code
-            """, args).rows {
-            r.grids.append(.init(code: row[0]!, villageCode: row[1]!, name: row[5]!, villageName: row[6]!, path: row[2] ?? "",
-                                 incidents: Int(row[3]!)!, overdue: Int(row[4]!)!))
+            """, args).typed {
+            r.grids.append(.init(code: try row.string(0), villageCode: try row.string(1), name: try row.string(5),
+                                 villageName: try row.string(6), path: row[2] ?? "", incidents: try row.int(3), overdue: try row.int(4)))
         }
         let extent = try db.query("""
             SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
@@ -145,12 +146,12 @@ public struct ReportStore {
             SELECT ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.category FROM liandong.incidents i, p
             WHERE i.grid_code LIKE $1 || '%' AND i.first_observed_at >= p.lo AND i.first_observed_at < p.hi
             ORDER BY i.first_observed_at DESC LIMIT 5000
-            """, args).rows.map { .init(lon: Double($0[0]!)!, lat: Double($0[1]!)!, category: $0[2]!) }
+            """, args).typed.map { .init(lon: try $0.double(0), lat: try $0.double(1), category: try $0.string(2)) }
         r.assessment = try db.query("""
             SELECT * FROM liandong.assessment($2::date, $3::date) WHERE division_code LIKE $1 || '%'
-            """, args).rows.map {
-            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, received: Int($0[3]!)!, accepted: Int($0[4]!)!,
-                  resolved: Int($0[6]!)!, escalations: Int($0[10]!)!, falseAlarms: Int($0[11]!)!,
+            """, args).typed.map {
+            .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), received: try $0.int(3), accepted: try $0.int(4),
+                  resolved: try $0.int(6), escalations: try $0.int(10), falseAlarms: try $0.int(11),
                   acceptedOnTimePct: $0[5] ?? "", resolvedOnTimePct: $0[7] ?? "",
                   medianMinutesToAccept: $0[8] ?? "", medianMinutesToResolve: $0[9] ?? "")
         }
@@ -158,8 +159,8 @@ public struct ReportStore {
         let assessed = Set(r.assessment.map(\.code))
         for row in try db.query("""
             SELECT code, name FROM liandong.divisions WHERE level = 'township' AND code LIKE $1 || '%' ORDER BY code
-            """, [code]).rows where !assessed.contains(row[0]!) {
-            r.assessment.append(.init(code: row[0]!, name: row[1]!, level: "township", received: 0, accepted: 0, resolved: 0,
+            """, [code]).typed where !assessed.contains(try row.string(0)) {
+            r.assessment.append(.init(code: try row.string(0), name: try row.string(1), level: "township", received: 0, accepted: 0, resolved: 0,
                                       escalations: 0, falseAlarms: 0, acceptedOnTimePct: "", resolvedOnTimePct: "",
                                       medianMinutesToAccept: "", medianMinutesToResolve: ""))
         }
@@ -171,8 +172,8 @@ public struct ReportStore {
             FROM liandong.camera_online_rate($2::date, $3::date) o
             WHERE o.division_code LIKE $1 || '%' AND o.level IN ('county', 'township')
             GROUP BY o.division_code, o.division_name, o.level ORDER BY o.division_code
-            """, args).rows.map {
-            .init(code: $0[0]!, name: $0[1]!, level: $0[2]!, cameras: Int($0[3] ?? "0") ?? 0, onlinePct: $0[4] ?? "",
+            """, args).typed.map {
+            .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), cameras: try $0.optionalInt(3) ?? 0, onlinePct: $0[4] ?? "",
                   reporting: Int($0[5] ?? "0") ?? 0)
         }
         r.days = try db.query("""
@@ -189,9 +190,9 @@ public struct ReportStore {
             LEFT JOIN liandong.task_history h ON h.at >= b.lo AND h.at < b.hi
                  AND h.task_id IN (SELECT t.id FROM liandong.tasks t WHERE t.grid_code LIKE $1 || '%')
             GROUP BY d, lo, hi ORDER BY d
-            """, args).rows.map {
-            .init(day: $0[0]!, incidents: Int($0[1]!)!, tasks: Int($0[2]!)!, escalations: Int($0[3]!)!, resolved: Int($0[4]!)!,
-                  falseAlarms: Int($0[5]!)!)
+            """, args).typed.map {
+            .init(day: try $0.string(0), incidents: try $0.int(1), tasks: try $0.int(2), escalations: try $0.int(3), resolved: try $0.int(4),
+                  falseAlarms: try $0.int(5))
         }
         r.overdue = try db.query("""
             SELECT o.task_id, o.division_name, o.category, o.priority, o.missed, o.minutes_late, o.tier,
@@ -200,9 +201,9 @@ public struct ReportStore {
             FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id
             WHERE t.grid_code LIKE $1 || '%'
             ORDER BY o.minutes_late DESC, o.task_id LIMIT 10
-            """, [code]).rows.map {
-            .init(taskID: $0[0]!, divisionName: $0[1]!, category: $0[2]!, missed: $0[4]!, tier: $0[6]!, priority: Int($0[3]!)!,
-                  minutesLate: Int($0[5]!)!, path: $0[7] ?? "")
+            """, [code]).typed.map {
+            .init(taskID: try $0.string(0), divisionName: try $0.string(1), category: try $0.string(2), missed: try $0.string(4),
+                  tier: try $0.string(6), priority: try $0.int(3), minutesLate: try $0.int(5), path: $0[7] ?? "")
         }
         r.overdueCount = Int(try db.query("""
             SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id WHERE t.grid_code LIKE $1 || '%'

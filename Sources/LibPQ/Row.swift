@@ -22,6 +22,11 @@ public struct PGRow: Sendable {
     public let columns: [String]
     public let values: [String?]
 
+    public init(columns: [String], values: [String?]) {
+        self.columns = columns
+        self.values = values
+    }
+
     /// The raw text of column `i` (nil for NULL).
     public subscript(_ i: Int) -> String? { values[i] }
 
