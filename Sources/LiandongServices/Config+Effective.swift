@@ -110,6 +110,7 @@ extension Config {
         add("gb28181.realm", gb28181.realm)
         add("gb28181.password", gb28181.password.isEmpty ? "(none)" : "(set)")
         add("gb28181.passwords_file", gb28181.passwordsFile.isEmpty ? "(none)" : gb28181.passwordsFile)
+        add("gb28181.state_path", gb28181.statePath)
         add("gb28181.devices_file", gb28181.devicesFile.isEmpty ? "(none: any device id may register with the shared password)"
             : gb28181.devicesFile)
         add("gb28181.daemon_ack", gb28181.daemonAck)

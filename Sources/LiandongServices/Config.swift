@@ -143,6 +143,9 @@ public struct Config: Sendable {
         /// gb28181.devices_file: device ids (one a line, # comments) that may register with the
         /// shared gb28181.password; "" lets any 20-digit id do so (warned at start).
         public var devicesFile = ""
+        /// gb28181.state_path: what must survive a restart (the registrations), relative to the
+        /// working directory unless absolute. Two bridges need two paths.
+        public var statePath = "liandong-gb28181.state"
         /// gb28181.daemon_ack: liandongd's ingest.ack_bind, where alarms and statuses are forwarded
         /// (comma-separated: every daemon of an active/standby pair; the leader answers).
         public var daemonAck = "tcp://127.0.0.1:7602"
@@ -235,7 +238,7 @@ public struct Config: Sendable {
         "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
         "ha": ["enabled", "standby_buffer_s", "takeover_s"],
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s",
-                    "metrics_bind"],
+                    "metrics_bind", "state_path"],
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -468,6 +471,8 @@ public struct Config: Sendable {
             gb28181.password = try g.string("password") ?? gb28181.password
             gb28181.passwordsFile = try g.string("passwords_file") ?? gb28181.passwordsFile
             gb28181.devicesFile = try g.string("devices_file") ?? gb28181.devicesFile
+            gb28181.statePath = try g.string("state_path") ?? gb28181.statePath
+            guard !gb28181.statePath.isEmpty else { throw ConfigError("config key gb28181.state_path must name a file") }
             gb28181.daemonAck = try g.string("daemon_ack") ?? gb28181.daemonAck
             gb28181.keepaliveTimeoutSeconds = try g.double("keepalive_timeout_s", 1...86_400) ?? gb28181.keepaliveTimeoutSeconds
             gb28181.metricsBind = try g.string("metrics_bind") ?? gb28181.metricsBind

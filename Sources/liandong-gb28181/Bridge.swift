@@ -165,21 +165,26 @@ final class BridgeLoop {
         FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(Secrets.redact(text))\n".utf8))
     }
 
-    /// Registrations survive a restart in this file of the working directory (the unit's
-    /// /var/lib/liandong): after a restart devices need not register again.
-    static let registrationsFile = "liandong-gb28181.registrations"
+    /// Registrations survive a restart in gb28181.state_path (relative: in the working directory,
+    /// the unit's /var/lib/liandong): after a restart devices need not register again.
+    var stateFile: String { settings.statePath }
+    /// Where releases before gb28181.state_path kept them (read once when the state file is absent).
+    static let formerFile = "liandong-gb28181.registrations"
     var savedChanges = 0
 
     func restoreRegistrations() {
-        guard let data = FileManager.default.contents(atPath: Self.registrationsFile) else { return }
+        var from = stateFile
+        if !FileManager.default.fileExists(atPath: from), FileManager.default.fileExists(atPath: Self.formerFile) { from = Self.formerFile }
+        guard let data = FileManager.default.contents(atPath: from) else { return }
         do {
             let saved = try JSONDecoder().decode([String: GB28181Bridge.Registration].self, from: data)
             let n = bridge.restore(saved, now: Date().timeIntervalSince1970)
-            log("restored \(n) registration(s) of \(saved.count) from \(Self.registrationsFile) (the others had expired)")
+            log("restored \(n) registration(s) of \(saved.count) from \(from) (the others had expired)")
         } catch {
-            log("ignoring \(Self.registrationsFile): \(error) (devices register again)")
+            log("ignoring \(from): \(error) (devices register again)")
         }
         savedChanges = bridge.registrationChanges
+        if from == Self.formerFile { savedChanges -= 1 }  // written to the state file at the next tick
     }
 
     /// Writes the registrations when they changed (atomically: a crash leaves the old file or the new).
@@ -187,9 +192,10 @@ final class BridgeLoop {
         guard bridge.registrationChanges != savedChanges else { return }
         savedChanges = bridge.registrationChanges
         do {
-            try JSONEncoder().encode(bridge.registrations).write(to: URL(fileURLWithPath: Self.registrationsFile), options: .atomic)
+            try JSONEncoder().encode(bridge.registrations).write(to: URL(fileURLWithPath: stateFile), options: .atomic)
+            try? FileManager.default.removeItem(atPath: Self.formerFile)
         } catch {
-            log("cannot save \(Self.registrationsFile) in \(FileManager.default.currentDirectoryPath): \(error) "
+            log("cannot save gb28181.state_path \(stateFile) in \(FileManager.default.currentDirectoryPath): \(error) "
                 + "(registrations are kept in memory; after a restart devices register again)")
         }
     }

@@ -148,7 +148,7 @@ struct SIPBridgeTests {
         #expect(try device.register() == 200)
         #expect(Date().timeIntervalSince(started) < 2, "registering took \(Date().timeIntervalSince(started)) s")
         #expect(bridge.stop() == 0)
-        #expect(FileManager.default.fileExists(atPath: bridge.directory + "/liandong-gb28181.registrations"))
+        #expect(FileManager.default.fileExists(atPath: bridge.directory + "/liandong-gb28181.state"))
         try bridge.launch()
         #expect(bridge.log.contains("restored 1 registration(s) of 1"))
         #expect(try bridge.metric("liandong_gb28181_devices_registered") == 1)
@@ -159,10 +159,23 @@ struct SIPBridgeTests {
         try waitUntil(timeout: 10, "the keepalive recorded") { try Self.status(s, Self.camera)?.reason == "keepalive" }
         // A garbled file is ignored with a line in the log (devices register again).
         #expect(bridge.stop() == 0)
-        try Data("not json".utf8).write(to: URL(fileURLWithPath: bridge.directory + "/liandong-gb28181.registrations"))
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: bridge.directory + "/liandong-gb28181.state"))
         try bridge.launch()
-        #expect(bridge.log.contains("ignoring liandong-gb28181.registrations"))
+        #expect(bridge.log.contains("ignoring liandong-gb28181.state"))
         #expect(try bridge.metric("liandong_gb28181_devices_registered") == 0)
+        // A file of a release before gb28181.state_path is read once and moved to the state file.
+        #expect(bridge.stop() == 0)
+        try FileManager.default.removeItem(atPath: bridge.directory + "/liandong-gb28181.state")
+        let former: [String: GB28181Bridge.Registration] = [Self.camera: .init(
+            peer: SIPPeer(transport: .udp, host: "127.0.0.1", port: device.port), expiresAt: Date().timeIntervalSince1970 + 3600,
+            lastSeen: Date().timeIntervalSince1970, online: true, localHost: "127.0.0.1", localPort: bridge.sipPort)]
+        try JSONEncoder().encode(former).write(to: URL(fileURLWithPath: bridge.directory + "/liandong-gb28181.registrations"))
+        try bridge.launch()
+        #expect(bridge.log.contains("restored 1 registration(s) of 1 from liandong-gb28181.registrations"))
+        try waitUntil(timeout: 5, "the state file written") {
+            FileManager.default.fileExists(atPath: bridge.directory + "/liandong-gb28181.state")
+                && !FileManager.default.fileExists(atPath: bridge.directory + "/liandong-gb28181.registrations")
+        }
     }
 }
 
