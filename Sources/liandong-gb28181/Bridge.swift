@@ -346,24 +346,21 @@ final class BridgeLoop {
 /// and the cameras of liandong.cameras (the config's database.url; read at start and every
 /// minute on a thread of its own, the last list read kept while the database is away). nil when
 /// neither the file nor the registry could ever be read.
-final class CameraRegistry: @unchecked Sendable {
-    // Safe: `state` is behind the lock; `conninfo` and `listed` never change.
+final class CameraRegistry: Sendable {
     let conninfo: String
     let listed: Set<String>?
-    private let state = NSLock()
-    private var cameras: Set<String>?
-    private var _generation = 0
+    private let state: Mutex<(cameras: Set<String>?, generation: Int)>
 
     init(conninfo: String, listed: Set<String>?) {
         self.conninfo = conninfo
         self.listed = listed
-        cameras = Self.read(conninfo)
+        state = Mutex((Self.read(conninfo), 0))
     }
 
-    var generation: Int { state.withLock { _generation } }
+    var generation: Int { state.withLock { $0.generation } }
 
     var current: Set<String>? {
-        let registry = state.withLock { cameras }
+        let registry = state.withLock { $0.cameras }
         switch (listed, registry) {
         case (nil, nil): return nil
         case (let l?, nil): return l
@@ -378,9 +375,9 @@ final class CameraRegistry: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 60)
                 guard let fresh = Self.read(conninfo) else { continue }
                 state.withLock {
-                    if fresh != cameras {
-                        cameras = fresh
-                        _generation += 1
+                    if fresh != $0.cameras {
+                        $0.cameras = fresh
+                        $0.generation += 1
                     }
                 }
             }

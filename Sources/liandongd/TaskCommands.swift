@@ -120,13 +120,10 @@ struct OperatorUpdate {
         } catch let error as ZMQError where error.isTimeout {
             throw ValidationError("no daemon answers on \(endpoints.joined(separator: ", ")) (the leader binds updates.bind): is liandongd running?")
         }
-        guard let frames = try socket.receive(), let last = frames.last,
-              case .object(let answer)? = try? JSONValue.parse(last) else {
+        guard let frames = try socket.receive(), let answer = TaskUpdateAnswer(json: frames.last ?? []) else {
             throw ValidationError("no answer from \(endpoints.joined(separator: ", ")) within 15 s")
         }
-        guard answer["ok"] == .bool(true) else {
-            throw ValidationError("refused: \(answer["error"]?.stringValue ?? "?")")
-        }
+        guard answer.ok else { throw ValidationError("refused: \(answer.error ?? "?")") }
         let what = switch action {
         case .reassign: "reassigned to \(divisionCode ?? "")"
         case .falseAlarm: "closed as a false alarm"
