@@ -290,8 +290,13 @@ public struct IncidentContext: Sendable, Equatable {
     /// description first (a person wrote it), the alert's otherwise; the alert's snapshot_url and
     /// clip_url, the report's attachments. Only http(s) and rtsp URLs; anything unreadable is left out.
     public static func details(alert: [UInt8]?, report: [UInt8]?) -> (description: String?, media: [String]) {
-        details(alert: alert.flatMap { try? JSONValue.parse($0) }, report: report.flatMap { try? JSONValue.parse($0) })
+        // Only the four fields are built (the writer does this for every incident a batch opens).
+        func read(_ bytes: [UInt8]?) -> JSONValue? { bytes.flatMap { (try? JSONValue.fields($0, fields)).map(JSONValue.object) } }
+        return details(alert: read(alert), report: read(report))
     }
+
+    /// The fields of an alert or report that `details` reads.
+    public static let fields: Set<String> = ["description", "snapshot_url", "clip_url", "attachments"]
 
     /// The same, from bodies already parsed.
     public static func details(alert: JSONValue?, report: JSONValue?) -> (description: String?, media: [String]) {

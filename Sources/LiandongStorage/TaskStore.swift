@@ -160,11 +160,15 @@ package enum TaskStore {
                    extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
-                   -- The most recent alert and report: their bodies (description, media) and the alert's camera.
-                   (SELECT json_agg(json_build_array(s.source, x.payload, x.camera))
+                   -- The most recent alert and report: what IncidentContext reads of them (description,
+                   -- media) and the alert's camera; only those fields, not the whole body.
+                   (SELECT json_agg(json_build_array(s.source, x.fields, x.camera))
                     FROM (VALUES ('alert'), ('report')) AS s(source)
                     CROSS JOIN LATERAL (
-                        SELECT e.payload, c.name AS camera FROM liandong.events e
+                        SELECT jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
+                                                  'clip_url', e.payload->'clip_url', 'attachments', e.payload->'attachments') AS fields,
+                               c.name AS camera
+                        FROM liandong.events e
                         LEFT JOIN liandong.cameras c ON c.device_id = e.device_id
                         WHERE e.incident_id = i.id AND e.source = s.source
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
