@@ -149,30 +149,26 @@ package enum TaskStore {
                    -- The source comes from VALUES, not a constant: with a constant the planner used
                    -- its statistics for 'report' (none in a history of alerts) and scanned every
                    -- report through the (source, source_id) index, 60 ms a batch at 1M events.
-                   (SELECT json_agg(json_build_array(s.source, e.source_id) ORDER BY s.source, e.observed_at DESC, e.id DESC)
+                   -- The newest of each source also carries what IncidentContext reads of it (description,
+                   -- media; only those fields) and, for an alert, its camera's name.
+                   (SELECT json_agg(CASE WHEN e.newest THEN json_build_array(s.source, e.source_id,
+                                         jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
+                                                            'clip_url', e.payload->'clip_url', 'attachments', e.payload->'attachments'),
+                                         (SELECT c.name FROM liandong.cameras c WHERE c.device_id = e.device_id))
+                                    ELSE json_build_array(s.source, e.source_id) END
+                                    ORDER BY s.source, e.observed_at DESC, e.id DESC)
                     FROM (VALUES ('alert'), ('report')) AS s(source)
                     CROSS JOIN LATERAL (
-                        SELECT e.source_id, e.observed_at, e.id FROM liandong.events e
+                        SELECT e.source_id, e.observed_at, e.id, e.device_id, e.payload,
+                               row_number() OVER (ORDER BY e.observed_at DESC, e.id DESC) = 1 AS newest
+                        FROM liandong.events e
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
                    extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
-                   (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
-                   -- The most recent alert and report: what IncidentContext reads of them (description,
-                   -- media) and the alert's camera; only those fields, not the whole body.
-                   (SELECT json_agg(json_build_array(s.source, x.fields, x.camera))
-                    FROM (VALUES ('alert'), ('report')) AS s(source)
-                    CROSS JOIN LATERAL (
-                        SELECT jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
-                                                  'clip_url', e.payload->'clip_url', 'attachments', e.payload->'attachments') AS fields,
-                               c.name AS camera
-                        FROM liandong.events e
-                        LEFT JOIN liandong.cameras c ON c.device_id = e.device_id
-                        WHERE e.incident_id = i.id AND e.source = s.source
-                          AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
-                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 1) x)
+                   (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9))
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -182,14 +178,16 @@ package enum TaskStore {
             """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
         return try rows.typed.map { v in
             let alertCount = try v.int(7), reportCount = try v.int(8)
-            let evidence = try evidenceIDs(v[21])
+            let evidence = try evidenceItems(v[21])
             var incident = IncidentState(
                 id: try v.string(0), category: try v.string(1), gridCode: try v.string(5), villageCode: try v.string(6),
                 priority: try v.int(2), lon: try v.double(3), lat: try v.double(4), workerID: v[20],
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount),
                 relatedIncidentIDs: parsePGTextArray(v[24] ?? "{}"))
-            incident.context = Self.context(villageName: v[25], townshipName: v[26], latest: v[27])
+            let details = IncidentContext.details(alert: evidence.newestAlert, report: evidence.newestReport)
+            incident.context = IncidentContext(villageName: v[25], townshipName: v[26], description: details.description,
+                                               cameraName: evidence.camera, media: details.media)
             if let id = v[9] {
                 guard let kind = v[10].flatMap(TaskKind.init(rawValue:)), let state = v[11].flatMap(TaskState.init(rawValue:)),
                       let tier = v[12].flatMap(Tier.init(rawValue:))
@@ -206,27 +204,6 @@ package enum TaskStore {
             }
             return incident
         }
-    }
-
-    /// An incident's names and what its most recent alert and report carry (`latest`: the JSON
-    /// array of [source, payload, camera name] of the evidence query).
-    static func context(villageName: String?, townshipName: String?, latest: String?) -> IncidentContext {
-        var alert: JSONValue?, report: JSONValue?, camera: String?
-        if let latest, case .array(let items)? = try? JSONValue.parse(Array(latest.utf8)) {
-            for case .array(let item) in items where item.count == 3 {
-                guard case .string(let source) = item[0] else { continue }
-                let body = item[1]
-                if source == "alert" {
-                    alert = body
-                    if case .string(let name) = item[2] { camera = name }
-                } else {
-                    report = body
-                }
-            }
-        }
-        let details = IncidentContext.details(alert: alert, report: report)
-        return IncidentContext(villageName: villageName, townshipName: townshipName, description: details.description,
-                               cameraName: camera, media: details.media)
     }
 
     /// Applies task steps: task columns, one history row each, and closes the incident of a task
@@ -407,17 +384,29 @@ package func hex(_ bytes: [UInt8]) -> String {
 /// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
 /// Evidence ids from a JSON array of [source, id] pairs, most recent first (ids may hold any
 /// character; NULL when the incident has no events).
-package func evidenceIDs(_ text: String?) throws -> (alerts: [String], reports: [String]) {
-    guard let text else { return ([], []) }
-    guard case .array(let pairs) = try JSONValue.parse(Array(text.utf8)) else {
+/// The evidence query's items: [source, id] each, newest first per source; the newest of each
+/// source as [source, id, fields, camera name] (what IncidentContext reads).
+package func evidenceItems(_ text: String?) throws
+    -> (alerts: [String], reports: [String], newestAlert: JSONValue?, newestReport: JSONValue?, camera: String?)
+{
+    guard let text else { return ([], [], nil, nil, nil) }
+    guard case .array(let items) = try JSONValue.parse(Array(text.utf8)) else {
         throw StorageError("expected a JSON array of evidence pairs, got \(text.prefix(80))")
     }
-    var alerts: [String] = [], reports: [String] = []
-    for pair in pairs {
-        guard case .array(let p) = pair, p.count == 2, case .string(let source) = p[0], case .string(let id) = p[1] else { continue }
-        if source == "alert" { alerts.append(id) } else { reports.append(id) }
+    var out: (alerts: [String], reports: [String], newestAlert: JSONValue?, newestReport: JSONValue?, camera: String?) = ([], [], nil, nil, nil)
+    for item in items {
+        guard case .array(let p) = item, p.count >= 2, case .string(let source) = p[0], case .string(let id) = p[1] else { continue }
+        let isAlert = source == "alert"
+        if isAlert { out.alerts.append(id) } else { out.reports.append(id) }
+        guard p.count == 4 else { continue }
+        if isAlert {
+            out.newestAlert = p[2]
+            if case .string(let name) = p[3] { out.camera = name }
+        } else {
+            out.newestReport = p[2]
+        }
     }
-    return (alerts, reports)
+    return out
 }
 
 package func parsePGTextArray(_ text: String) -> [String] {
