@@ -49,16 +49,16 @@ package final class BatchCommitter {
         let result = try withPartitionsForgottenOnFailure { try db.transaction { _ in
             let grownSpan = try insert(p.rows)
             clock.lap("write_events")
-            try insertDeadLetters(p.deadLetters)
+            try insertDeadLetters(p.plan.deadLetters)
             clock.lap("dead_letters")
-            if !p.deviceStatuses.isEmpty {
-                try DeviceStatusStore.record(db, p.deviceStatuses)
+            if !p.plan.deviceStatuses.isEmpty {
+                try DeviceStatusStore.record(db, p.plan.deviceStatuses)
                 clock.lap("device_status")
             }
             let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
-            var counts = p.counts
+            var counts = p.plan.counts
             counts.coalesced = coalesced
-            return BatchResult(outcomes: p.outcomes.map { $0 ?? .duplicate }, messages: messages, counts: counts)
+            return BatchResult(outcomes: p.plan.outcomes.map { $0 ?? .duplicate }, messages: messages, counts: counts)
         } }
         partitioned.formUnion(partitioning)
         partitioning = []
@@ -157,12 +157,12 @@ package final class BatchCommitter {
     private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws
         -> (feed: [FeedMessage], coalesced: Int)
     {
-        guard !p.touched.isEmpty else { return ([], 0) }
+        guard !p.plan.touched.isEmpty else { return ([], 0) }
         var upgraded: [TaskRecord] = [], created: [TaskRecord] = [], updated: [TaskRecord] = []
         var owed: [(taskID: String, dueAt: Double)] = []
         var messages: [TaskMessage] = []
         var stored: [UUID: IncidentState] = [:]
-        let existing = p.touched.filter { !p.fresh.contains($0) }
+        let existing = p.plan.touched.filter { !p.plan.fresh.contains($0) }
         if !existing.isEmpty {
             for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }, span: grownSpan) {
                 stored[UUID(uuidString: incident.id)!] = incident
@@ -170,14 +170,14 @@ package final class BatchCommitter {
         }
         clock.lap("snapshots")
         let emittedAt = Timestamp.formatCST(now)
-        for id in p.touched {
-            if p.fresh.contains(id) {
-                guard var built = p.freshTasks[id] else { continue }
+        for id in p.plan.touched {
+            if p.plan.fresh.contains(id) {
+                guard var built = p.plan.freshTasks[id] else { continue }
                 built.emittedAt = emittedAt
                 messages.append(built)
                 continue
             }
-            if p.silencedOnly.contains(id) { continue }
+            if p.plan.silencedOnly.contains(id) { continue }
             guard let incident = stored[id], let outcome = planner.evidence(on: incident, now: now) else { continue }
             guard case .announce(let step) = outcome else {
                 if case .coalesced(let task, let due) = outcome { owed.append((task, due)) }

@@ -143,31 +143,17 @@ public struct WriterLockBusy: Error, CustomStringConvertible {
     }
 }
 
-/// A batch ready to write: what `EventStore.prepare` decided, and the rows that say it.
+/// A batch ready to write: what the `BatchPlanner` decided, and the rows that say it.
 public struct PreparedBatch: Sendable {
-    /// Per item, in input order (stored, duplicate or refused; nil only while being prepared).
-    public internal(set) var outcomes: [ItemOutcome?]
-    package var deadLetters: [(Rejection, RawMessage)] = []
-    /// Incidents the batch's events went to, in first-touched order, and those it opened.
-    package var touched: [UUID] = []
-    package var fresh = Set<UUID>()
-    /// Incidents touched only by silenced, inhibited or suppressed events: no task message for them from this batch.
-    package var silencedOnly = Set<UUID>()
-    /// Late, silenced, inhibited, suppressed and cut events (coalesced updates are counted at commit).
-    package var counts = BatchCounts()
-    package var lateEvents: [LateEvent] = []
-    /// Dedup keys of the events it stores.
-    package var storedKeys = Set<String>()
+    package var plan: BatchPlan
     package var rows = BatchRows()
-    /// The messages of the tasks for the incidents the batch opens (none when no task is due yet), and their rows.
-    package var freshTasks: [UUID: TaskMessage] = [:]
+    /// The rows of the tasks for the incidents the batch opens.
     package var freshTaskRows = TaskRows()
-    /// Device status reports (recorded in the batch's transaction, not correlated).
-    package var deviceStatuses: [DeviceStatusReport] = []
 
-    package init(count: Int) {
-        outcomes = [ItemOutcome?](repeating: nil, count: count)
-    }
+    package init(_ plan: BatchPlan) { self.plan = plan }
+
+    /// Per item, in input order.
+    public var outcomes: [ItemOutcome?] { plan.outcomes }
 }
 
 /// COPY data for new incidents and events; parameters of the grown-incident and gateway-seq statement.

@@ -2,28 +2,8 @@ import Foundation
 import LiandongCore
 import LibPQ
 
-/// Grids, cameras and grid workers in memory for the writer: where an event is and which grid covers it,
-/// without a query per event. Reloaded when an import changes the tables.
-package struct ReferenceData {
-    /// liandong.reference_version when loaded; a different value means reload.
-    package let version: String
-    package let grids: GridMap
-    /// Grid code -> the grid and a point on its surface (where a report without position goes).
-    package let gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)]
-    /// Registered camera positions (WGS-84) by device id.
-    package let cameras: [String: LonLat]
-    /// The grid worker responsible for each grid (the lowest worker id when several are registered).
-    package let workers: [String: String]
-    /// Division names by code, camera names by device id: what task messages show besides codes.
-    package var divisionNames: [String: String] = [:]
-    package var cameraNames: [String: String] = [:]
-    /// Each registered camera's grid ("" when it lies in none): whose scope its status is in.
-    package var cameraGrids: [String: String] = [:]
-    /// Silences that still matter: not ended, or ended within the oldest event age accepted.
-    package var silences: [Silence] = []
-    /// Noisy cameras whose alerts ask for no verify task of their own (liandong.camera_suppressions).
-    package var suppressedCameras = Set<String>()
-
+/// Loading the writer's reference data (`ReferenceData`, in the core) from PostgreSQL.
+extension ReferenceData {
     /// Bumped by a statement trigger on each of the three tables (migration 008).
     package static let versionSQL = "SELECT version::text FROM liandong.reference_version"
 
@@ -74,34 +54,6 @@ package struct ReferenceData {
                     startsAt: try $0.double(4), endsAt: try $0.double(5))
         }
         return reference
-    }
-
-    /// Where an event is and which grid covers it, or why it cannot be placed: the position as
-    /// sent (already WGS-84), else the registered camera, else a point inside the sender's grid.
-    package func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape), Rejection> {
-        let point: LonLat
-        var crs = event.crs.rawValue
-        if let p = event.position {
-            point = p
-        } else if event.source == .alert {
-            guard let camera = cameras[event.deviceID ?? ""] else {
-                return .failure(Rejection(.unknownDevice,
-                    "device_id \(event.deviceID ?? "") is not a registered camera and the alert carries no lon/lat"))
-            }
-            point = camera
-            crs = "camera"
-        } else {
-            guard let grid = gridByCode[event.gridCode ?? ""] else {
-                return .failure(Rejection(.unknownGrid,
-                    "grid_code \(event.gridCode ?? "") is not a known grid and the report carries no lon/lat"))
-            }
-            point = grid.surfacePoint
-            crs = "grid"
-        }
-        guard let grid = grids.locate(point, preferring: event.gridCode) else {
-            return .failure(Rejection(.outsideArea, "position (\(point.lon), \(point.lat)) lies outside every grid"))
-        }
-        return .success((point, crs, grid))
     }
 }
 

@@ -1,4 +1,4 @@
-import LiandongCore
+import Foundation
 
 /// The frames of one message as they arrived, for dead letters and acknowledgements.
 public struct RawMessage: Sendable {

@@ -1,0 +1,712 @@
+import Foundation
+
+/// Decides what one batch of inbound messages comes to, without I/O: placement and trust, dedup,
+/// correlation (the join rule, bounded extents), the mute order (silence, inhibition, noisy-camera
+/// suppression) and the tasks of the incidents it opens. A state machine in the manner of
+/// postgres-nio's: `start` and `resume` return either the facts it needs next (`PlanFactRequest`,
+/// which the store loads and hands back) or the finished `BatchPlan`, which the store only turns
+/// into rows. It owns the correlation state that outlives a batch: the `HotWindow` of recent
+/// events of open incidents, the extents of incidents that may be joined (for max_span_m and
+/// max_duration_s) and until when each camera's analytics alarms are inhibited.
+///
+/// One batch at a time: `start` forgets any batch left unfinished (its fact load failed).
+package struct BatchPlanner: Sendable {
+    package let rules: Rules
+    private let tasks: TaskPlanner
+    /// Seconds of observed time the window keeps behind the newest event, and its size limit.
+    package let retention: Double
+    package let windowCapacity: Int
+    /// Events of one incident at one spot within this many seconds share a window entry.
+    private let mergeSeconds: Double
+    /// Whether any category has a bound (else extents are not kept at all).
+    private let bounded: Bool
+    /// nil: not in memory (at first, and after any failure): loaded before the next batch.
+    private var window: HotWindow?
+    /// The extent of incidents that events may join: of every incident whose events are all in
+    /// the window, of those batches have touched since, and of others loaded on demand.
+    private var extents: [UUID: IncidentExtent] = [:]
+    /// Per camera: until when (observed time) its analytics alarms are inhibited by a video-lost
+    /// or tamper alarm. Only grows (a batch planned again changes nothing).
+    private var inhibitedUntil: [String: Double]
+    /// The batch being planned, between `start` and the finished plan.
+    private var pending: Pending?
+
+    /// - Parameters:
+    ///   - inhibitedUntil: from the picture-lost alarms stored within `rules.inhibitSeconds`.
+    ///   - newID: new task and message ids (tests pass a counter).
+    package init(rules: Rules, windowCapacity: Int, inhibitedUntil: [String: Double] = [:],
+                 newID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() })
+    {
+        self.rules = rules
+        tasks = TaskPlanner(rules: rules, newID: newID)
+        let all = [rules.defaultCategory] + Array(rules.categories.values)
+        retention = max(2 * (all.map(\.windowSeconds).max() ?? 3600), 3600)
+        mergeSeconds = min(60, all.map(\.windowSeconds).min() ?? 60)
+        bounded = all.contains { $0.maxSpan > 0 || $0.maxDuration > 0 }
+        self.windowCapacity = windowCapacity
+        self.inhibitedUntil = inhibitedUntil
+    }
+
+    // MARK: the window between batches
+
+    /// Events held in the window.
+    package var windowCount: Int { window?.count ?? 0 }
+
+    /// Whether the window is in memory: a batch may be planned while the one before it is still
+    /// being written only then (a window loaded from PostgreSQL would miss that batch).
+    package var hasWindow: Bool { window != nil }
+
+    /// After a commit: the window moves on with the newest observed time; extents of incidents
+    /// quiet since before the window's start are let go now and then (loaded again if needed).
+    package mutating func committed() {
+        window?.advance()
+        if let start = window?.start, extents.count > max(8192, 2 * (window?.count ?? 0)) {
+            extents = extents.filter { $0.value.last >= start }
+        }
+    }
+
+    /// After any failure: the window was changed as batches were planned; it is loaded again
+    /// from what was committed before the next batch.
+    package mutating func discardWindow() {
+        window = nil
+        extents = [:]
+        pending = nil
+    }
+
+    /// What the window needs loaded when it is not in memory (see `PlanFactRequest.window`).
+    package var windowRequest: PlanFactRequest? { window == nil ? .window(retention: retention, capacity: windowCapacity) : nil }
+
+    /// Builds the window from loaded events (`PlanFactRequest.window`).
+    package mutating func load(window facts: WindowFacts) {
+        var loaded: HotWindow
+        extents = [:]
+        guard let newest = facts.newest else {
+            // No open incident: nothing stored can be joined, the empty window is complete.
+            window = HotWindow(retention: retention, capacity: windowCapacity, mergeSeconds: mergeSeconds)
+            return
+        }
+        var start = newest - retention
+        if facts.events.count >= windowCapacity, let oldest = facts.events.last?.t {
+            // Full: complete only after the oldest time loaded (some of its peers may be missing).
+            start = oldest.nextUp
+        }
+        loaded = HotWindow(retention: retention, capacity: windowCapacity, start: start, mergeSeconds: mergeSeconds)
+        for e in facts.events.reversed() {
+            loaded.insert(category: e.category, at: e.point, t: e.t, incident: e.incident, ordinal: e.ordinal)
+            // Every event of an incident that began within the window is here: its extent is known.
+            if bounded, e.incidentFirst >= start { extend(e.incident, e.point, at: e.t) }
+        }
+        window = loaded
+    }
+
+    // MARK: planning one batch
+
+    /// Begins planning `batch` against `reference`. `inFlight`: the batch being written meanwhile
+    /// (planned just before this one, not yet committed): its events count as stored and its late
+    /// events as correlated. Any failure after this, of this batch or of `inFlight`, needs
+    /// `discardWindow()`.
+    package mutating func start(_ batch: [Inbound], reference: ReferenceData, now: Double, after inFlight: BatchPlan? = nil)
+        -> PlanStep
+    {
+        pending = Pending(batch: batch, now: now, reference: reference, inFlightKeys: inFlight?.storedKeys ?? [],
+                          inFlightLate: inFlight?.lateEvents ?? [])
+        return place()
+    }
+
+    /// Goes on with the facts asked for.
+    package mutating func resume(_ facts: PlanFacts) -> PlanStep {
+        guard pending != nil else { preconditionFailure("BatchPlanner.resume without a batch being planned") }
+        switch facts {
+        case .reference(let fresh):
+            pending!.reference = fresh
+            pending!.rechecked = true
+            return place()
+        case .window(let loaded):
+            load(window: loaded)
+            return askStored()
+        case .stored(let stored):
+            for (id, extent) in stored.extents { extents[id] = extent }
+            let missing: Set<UUID> = bounded ? Set(stored.history.joined().map(\.incident)).filter { extents[$0] == nil } : []
+            guard missing.isEmpty else {
+                pending!.stored = stored
+                return .need(.extents(missing))
+            }
+            return finish(stored)
+        case .extents(let loaded):
+            for (id, extent) in loaded { extents[id] = extent }
+            guard let stored = pending!.stored else { preconditionFailure("extents came before the stored facts") }
+            return finish(stored)
+        }
+    }
+
+    /// Trust and placement of every item (in memory). A refusal that an import a moment ago may
+    /// have made wrong asks for the reference data again first (once a batch).
+    private mutating func place() -> PlanStep {
+        var p = pending!
+        p.plan = BatchPlan(count: p.batch.count)
+        p.events = []
+        p.refusals = []
+        p.candidates = []
+        let reference = p.reference
+        for (index, inbound) in p.batch.enumerated() {
+            switch inbound {
+            case .rejected(let rejection, _): p.plan.reject(index, rejection, inbound.raw)
+            case .event(var event, let raw):
+                event.owner = raw.sender?.name ?? event.gatewayID ?? ""
+                p.events.append((index, event))
+            case .deviceStatus(let report, let raw):
+                // Judged like an event: by the registry and the sender's scope.
+                let grid = reference.cameraGrids[report.deviceID]
+                if grid == nil, !p.rechecked { return askFreshReference(p) }  // imported a moment ago?
+                let access = TrustPolicy.deviceStatus(from: raw.sender, device: report.deviceID, cameraGrid: grid,
+                                                      knownCounty: reference.divisionNames[String(report.deviceID.prefix(6))] != nil)
+                if case .forbidden(let why) = access {
+                    p.plan.reject(index, Rejection(grid == nil && raw.sender == nil ? .unknownDevice : .outOfScope, why), raw)
+                } else {
+                    p.plan.deviceStatuses.append(report)
+                    p.plan.outcomes[index] = .stored(incidentID: "")
+                }
+            }
+        }
+        // Observed-time order: late and out-of-order events correlate as in-order ones do.
+        p.events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
+        p.refusals.reserveCapacity(p.events.count)
+        for (index, event) in p.events {
+            var placement = reference.place(event)
+            if case .failure = placement, !p.rechecked { return askFreshReference(p) }
+            if case .success(let at) = placement, let sender = p.batch[index].raw.sender,
+                case .forbidden(let why) = TrustPolicy.event(from: sender, inGrid: at.grid.gridCode)
+            {
+                placement = .failure(Rejection(.outOfScope, why))
+            }
+            switch placement {
+            case .failure(let rejection): p.refusals.append(rejection)
+            case .success(let at):
+                p.refusals.append(nil)
+                p.candidates.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
+                                           point: at.point, crs: at.crs, grid: at.grid))
+            }
+        }
+        pending = p
+        guard !p.events.isEmpty else { return done() }
+        if let request = windowRequest { return .need(request) }
+        return askStored()
+    }
+
+    private mutating func askFreshReference(_ p: Pending) -> PlanStep {
+        pending = p
+        return .need(.freshReference)
+    }
+
+    /// One round trip's worth: which events are stored already, which window incidents in reach
+    /// were closed meanwhile, the extents not in memory, and the stored history for events whose
+    /// correlation window reaches before the hot window's start.
+    private mutating func askStored() -> PlanStep {
+        let window = window!
+        var request = StoredFactsRequest(before: window.start)
+        request.keys = pending!.events.map { EventKey($0.event) }
+        for (k, c) in pending!.candidates.enumerated() {
+            let t = c.event.observedAt
+            request.candidates.formUnion(window.incidents(category: c.event.category, near: c.point, at: t,
+                                                          radius: c.rule.radiusMeters, window: c.rule.windowSeconds))
+            if !window.covers(t: t, window: c.rule.windowSeconds) {
+                request.probes.append(HistoryProbe(candidate: k, category: c.event.category, point: c.point, t: t,
+                                                   radius: c.rule.radiusMeters, window: c.rule.windowSeconds))
+            }
+        }
+        if bounded { request.extents = request.candidates.filter { extents[$0] == nil } }
+        return .need(.stored(request))
+    }
+
+    /// Dedup, the join, the mute order and the tasks of new incidents: everything is in hand.
+    private mutating func finish(_ stored: StoredFacts) -> PlanStep {
+        var p = pending!
+        // A repeat of an id stored already (or by this batch, or by the in-flight batch by the
+        // time this one commits) has no effect; a repeat of a refused one is judged on its own,
+        // as it would be in a later batch. The key holds the owner: only the sender's own ids are
+        // duplicates. A retransmission of a stored event is a duplicate even when it could no
+        // longer be placed (a grid retired since).
+        var seen = p.inFlightKeys
+        var placed: [Placed] = [], history: [[CorrelationMatch]] = []
+        var historyByCandidate: [Int: [CorrelationMatch]] = [:]
+        for (probe, matches) in zip(stored.probes, stored.history) { historyByCandidate[probe.candidate] = matches }
+        var next = p.candidates.enumerated().makeIterator()
+        for ((index, event), refusal) in zip(p.events, p.refusals) {
+            let item = refusal == nil ? next.next() : nil
+            let key = EventKey(event)
+            if seen.contains(key) || stored.stored.contains(key) {
+                p.plan.outcomes[index] = .duplicate
+            } else if let refusal {
+                p.plan.reject(index, refusal, p.batch[index].raw)
+            } else {
+                seen.insert(key)
+                placed.append(item!.element)
+                history.append(historyByCandidate[item!.offset] ?? [])
+            }
+        }
+        pending = p
+        guard !placed.isEmpty else { return done() }
+        let correlated = correlate(placed, history: history, closed: stored.closed, inFlight: p.inFlightLate)
+        p.plan.counts.late = correlated.late
+        p.plan.counts.cut = correlated.cut
+        p.plan.lateEvents = correlated.lateEvents
+        p.plan.opened = correlated.opened
+        p.plan.grown = correlated.grown
+        var touched = Set<UUID>(), loud = Set<UUID>()
+        let reference = p.reference
+        for (item, incident) in zip(placed, correlated.incidents) {
+            p.plan.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
+            p.plan.storedKeys.insert(EventKey(item.event))
+            if touched.insert(incident).inserted { p.plan.touched.append(incident) }
+            let muted = mute(item, reference: reference, &p.plan.counts)
+            if muted == nil { loud.insert(incident) }
+            p.plan.events.append(PlannedEvent(placed: item, incident: incident, mutedBy: muted))
+        }
+        p.plan.silencedOnly = touched.subtracting(loud)
+        // Incidents this batch opens: nothing stored can change them before it commits, so their
+        // tasks are decided here, off the write session's path.
+        let fresh = incidents(opened: correlated, placed, reference: reference)
+        for (id, incident) in fresh where !p.plan.silencedOnly.contains(id) {
+            guard let step = tasks.evidence(on: incident, now: p.now)?.announced else { continue }
+            p.plan.createdTasks.append(step.task)
+            p.plan.freshTasks[id] = step.message
+        }
+        p.plan.fresh = Set(fresh.keys)
+        pending = p
+        return done()
+    }
+
+    private mutating func done() -> PlanStep {
+        let plan = pending!.plan
+        pending = nil
+        return .done(plan)
+    }
+
+    /// Why a stored event makes no task message, in order: a silence, its camera's picture-lost
+    /// inhibition (analytics alarms), the camera's suppression as noisy; nil: it does.
+    private mutating func mute(_ item: Placed, reference: ReferenceData, _ counts: inout BatchCounts) -> String? {
+        let e = item.event
+        if let device = e.deviceID, e.alarmClass == .pictureLost, rules.inhibitSeconds > 0 {
+            inhibitedUntil[device] = max(inhibitedUntil[device] ?? 0, e.observedAt + rules.inhibitSeconds)
+        }
+        if let silence = reference.silences.silencing(deviceID: e.deviceID, gridCode: item.grid.gridCode, category: e.category,
+                                                      observedAt: e.observedAt) {
+            counts.silenced += 1
+            return "silence:\(silence.id)"
+        }
+        if e.alarmClass == .analytics, let device = e.deviceID, let until = inhibitedUntil[device],
+            e.observedAt < until, e.observedAt >= until - rules.inhibitSeconds
+        {
+            counts.inhibited += 1
+            return "inhibited:\(device)"
+        }
+        if e.source == .alert, let device = e.deviceID, reference.suppressedCameras.contains(device) {
+            counts.suppressed += 1
+            return "suppressed"
+        }
+        return nil
+    }
+
+    // MARK: the join
+
+    /// Joins each event to the nearest open incident of its category with an event within the
+    /// category's radius and window, or opens a new incident; in observed-time order, so events
+    /// of the same batch join each other. `history`: per event, the stored matches older than the
+    /// window (empty when the window covers it). `closed`: candidates closed since they entered
+    /// the window. `inFlight`: the late events of a batch planned before this one and not yet
+    /// committed (neither in the window nor in stored history).
+    private mutating func correlate(_ placed: [Placed], history: [[CorrelationMatch]], closed: [UUID], inFlight: [LateEvent])
+        -> Correlated
+    {
+        var window = self.window!
+        // Taken out while it changes: the only reference, so inserting does not copy the whole
+        // window (copy-on-write).
+        self.window = nil
+        window.markClosed(closed)
+        var result = Correlated(incidents: [], opened: [:], grown: [:], late: 0, lateEvents: [], cut: 0)
+        result.late = placed.filter { !window.covers(t: $0.event.observedAt, window: $0.rule.windowSeconds) }.count
+        // Events of this batch (and of the batch in flight) observed before the window's start:
+        // not in the window, not yet in the database.
+        var lateInBatch = inFlight
+        for (p, stored) in zip(placed, history) {
+            let t = p.event.observedAt
+            var best = window.best(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
+                                   window: p.rule.windowSeconds)
+            if let fromStore = stored.first { best = [best, fromStore].compactMap { $0 }.min() }
+            var lateMatches: [CorrelationMatch] = [], refused: [UUID] = []
+            for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= p.rule.windowSeconds {
+                let distance = p.point.ellipsoidDistance(to: other.point)
+                guard distance <= p.rule.radiusMeters else { continue }
+                let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t),
+                                             ordinal: Int64.max)
+                lateMatches.append(match)
+                if best == nil || match < best! { best = match }
+            }
+            // Bounded incidents: the nearest that the event keeps within max_span_m and
+            // max_duration_s (usually the nearest of all), or a new one.
+            if let nearest = best, !admits(nearest.incident, p) {
+                var each: [UUID: CorrelationMatch] = [:]
+                for m in window.matches(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
+                                        window: p.rule.windowSeconds) + stored + lateMatches
+                where each[m.incident].map({ m < $0 }) ?? true {
+                    each[m.incident] = m
+                }
+                let ordered = each.values.sorted()
+                best = ordered.first { admits($0.incident, p) }
+                refused = ordered.filter { !admits($0.incident, p) }.prefix(3).map(\.incident)
+                result.cut += 1
+            }
+            let incident: UUID
+            if let best {
+                incident = best.incident
+                if result.opened[incident] != nil {
+                    result.opened[incident]!.add(p.event)
+                } else {
+                    result.grown[incident, default: IncidentGrowth(first: p.event)].add(p.event)
+                }
+            } else {
+                incident = UUID()
+                result.opened[incident] = NewIncident(first: p, related: refused)
+            }
+            if bounded { extend(incident, p.point, at: t) }
+            result.incidents.append(incident)
+            if t >= window.start {
+                window.insert(category: p.event.category, at: p.point, t: t, incident: incident)
+            } else {
+                lateInBatch.append(LateEvent(category: p.event.category, point: p.point, t: t, incident: incident))
+                result.lateEvents.append(lateInBatch.last!)
+            }
+        }
+        self.window = window
+        return result
+    }
+
+    /// An event of `incident` at `point`, observed at `t`, joins its extent (or starts it).
+    private mutating func extend(_ incident: UUID, _ point: LonLat, at t: Double) {
+        if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
+    }
+
+    /// Whether the event may join `incident` within its category's bounds (an incident whose
+    /// extent is unknown - none is, by construction - is not bounded).
+    private func admits(_ incident: UUID, _ p: Placed) -> Bool {
+        guard bounded, let extent = extents[incident] else { return true }
+        return extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration)
+    }
+
+    // MARK: tasks of new incidents
+
+    /// Incidents this batch opened, as the task store would read them back: everything about
+    /// them is in hand, so only incidents that existed before the batch are read at commit.
+    private func incidents(opened c: Correlated, _ placed: [Placed], reference: ReferenceData) -> [UUID: IncidentState] {
+        guard !c.opened.isEmpty else { return [:] }
+        var evidence: [UUID: (alerts: [String], reports: [String])] = [:]
+        var latest: [UUID: (alert: IngestEvent?, report: IngestEvent?)] = [:]
+        // Most recent first, as the stored evidence is read (observed time, then arrival).
+        for (p, incident) in zip(placed, c.incidents).reversed() where c.opened[incident] != nil {
+            if p.event.source == .alert, latest[incident]?.alert == nil { latest[incident, default: (nil, nil)].alert = p.event }
+            if p.event.source == .report, latest[incident]?.report == nil { latest[incident, default: (nil, nil)].report = p.event }
+            if p.event.source == .alert {
+                if (evidence[incident]?.alerts.count ?? 0) < 20 { evidence[incident, default: ([], [])].alerts.append(p.event.sourceID) }
+            } else if (evidence[incident]?.reports.count ?? 0) < 20 {
+                evidence[incident, default: ([], [])].reports.append(p.event.sourceID)
+            }
+        }
+        var out: [UUID: IncidentState] = [:]
+        for (id, n) in c.opened {
+            let g = n.growth
+            out[id] = IncidentState(
+                id: id.uuidString.lowercased(), category: n.category, gridCode: n.gridCode, villageCode: n.villageCode,
+                priority: g.priority, lon: n.point.lon, lat: n.point.lat, workerID: reference.workers[n.gridCode],
+                evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
+                                       alertCount: g.alerts, reportCount: g.reports),
+                relatedIncidentIDs: n.related.map { $0.uuidString.lowercased() })
+            let alert = latest[id]?.alert, report = latest[id]?.report
+            let details = IncidentContext.details(alert: alert.map { Array($0.body.utf8) }, report: report.map { Array($0.body.utf8) })
+            out[id]!.context = IncidentContext(
+                villageName: reference.divisionNames[n.villageCode], townshipName: reference.divisionNames[String(n.villageCode.prefix(9))],
+                description: details.description, cameraName: alert?.deviceID.flatMap { reference.cameraNames[$0] }, media: details.media)
+        }
+        return out
+    }
+
+    /// The batch being planned.
+    private struct Pending: Sendable {
+        let batch: [Inbound]
+        let now: Double
+        var reference: ReferenceData
+        /// The reference data was loaded again for this batch (it is not asked for twice).
+        var rechecked = false
+        let inFlightKeys: Set<EventKey>
+        let inFlightLate: [LateEvent]
+        var plan = BatchPlan(count: 0)
+        /// The batch's events in observed-time order with their batch index, and per event why it
+        /// cannot be placed (nil: placed, the next of `candidates`).
+        var events: [(index: Int, event: IngestEvent)] = []
+        var refusals: [Rejection?] = []
+        var candidates: [Placed] = []
+        /// Stored facts held while the extents they named are loaded.
+        var stored: StoredFacts?
+
+        init(batch: [Inbound], now: Double, reference: ReferenceData, inFlightKeys: Set<EventKey>, inFlightLate: [LateEvent]) {
+            self.batch = batch
+            self.now = now
+            self.reference = reference
+            self.inFlightKeys = inFlightKeys
+            self.inFlightLate = inFlightLate
+        }
+    }
+}
+
+// MARK: what the planner asks and is told
+
+/// What `BatchPlanner` needs loaded before it can go on.
+package enum PlanFactRequest: Sendable, Equatable {
+    /// The reference data again, now: an import may have added a camera or grid a moment ago
+    /// (asked before any item is refused as unknown or outside, at most once a batch).
+    case freshReference
+    /// The hot window: the newest observed time of open incidents and the events of open incidents
+    /// observed within `retention` seconds of it, at most `capacity` of them, newest first.
+    case window(retention: Double, capacity: Int)
+    /// Dedup, closed candidates, extents and stored history, in one round trip.
+    case stored(StoredFactsRequest)
+    /// The extents (observed-time span and hull of their events' positions) of these incidents.
+    case extents(Set<UUID>)
+}
+
+/// The facts answering a `PlanFactRequest`, in the same order of cases.
+package enum PlanFacts: Sendable {
+    case reference(ReferenceData)
+    case window(WindowFacts)
+    case stored(StoredFacts)
+    case extents([UUID: IncidentExtent])
+}
+
+/// What `start` and `resume` come to: more facts needed, or the plan.
+package enum PlanStep: Sendable {
+    case need(PlanFactRequest)
+    case done(BatchPlan)
+}
+
+/// The events of open incidents the window starts with (`PlanFactRequest.window`).
+package struct WindowFacts: Sendable {
+    /// Latest last_observed_at of any open incident (nil: none is open).
+    package var newest: Double?
+    /// Newest first (observed time, then id).
+    package var events: [WindowEvent]
+
+    package init(newest: Double?, events: [WindowEvent]) {
+        self.newest = newest
+        self.events = events
+    }
+}
+
+/// A stored event of an open incident, as the window holds it.
+package struct WindowEvent: Sendable {
+    package var category: String
+    package var point: LonLat
+    package var t: Double
+    package var incident: UUID
+    /// Its stored id (the join's last tie-break).
+    package var ordinal: Int64
+    /// When its incident's first event was observed.
+    package var incidentFirst: Double
+
+    package init(category: String, point: LonLat, t: Double, incident: UUID, ordinal: Int64, incidentFirst: Double) {
+        self.category = category
+        self.point = point
+        self.t = t
+        self.incident = incident
+        self.ordinal = ordinal
+        self.incidentFirst = incidentFirst
+    }
+}
+
+/// An event's identity for dedup: its source, the sender that owns its id, and the id.
+package struct EventKey: Hashable, Sendable {
+    package var source: String
+    package var owner: String
+    package var id: String
+
+    package init(source: String, owner: String, id: String) {
+        self.source = source
+        self.owner = owner
+        self.id = id
+    }
+
+    package init(_ e: IngestEvent) { self.init(source: e.source.rawValue, owner: e.owner, id: e.sourceID) }
+}
+
+/// An event matched against stored history: events of open incidents of its category observed
+/// before `StoredFactsRequest.before`, within `radius` metres and `window` seconds.
+package struct HistoryProbe: Sendable, Equatable {
+    /// Which placed event of the batch (for the answer).
+    package var candidate: Int
+    package var category: String
+    package var point: LonLat
+    package var t: Double
+    package var radius: Double
+    package var window: Double
+}
+
+/// `PlanFactRequest.stored`.
+package struct StoredFactsRequest: Sendable, Equatable {
+    /// Which of these are stored already (event_keys).
+    package var keys: [EventKey] = []
+    /// Which of these incidents are no longer open.
+    package var candidates = Set<UUID>()
+    /// Incidents whose extents are needed.
+    package var extents = Set<UUID>()
+    /// Stored history to match, observed before `before` (the window's start).
+    package var probes: [HistoryProbe] = []
+    package var before: Double
+
+    package init(before: Double) { self.before = before }
+}
+
+/// The answer to a `StoredFactsRequest`.
+package struct StoredFacts: Sendable {
+    package var stored: Set<EventKey>
+    package var closed: [UUID]
+    package var extents: [UUID: IncidentExtent]
+    /// The probes asked, and per probe the open incidents in reach with each one's best match,
+    /// best first (see `CorrelationMatch`).
+    package var probes: [HistoryProbe]
+    package var history: [[CorrelationMatch]]
+
+    package init(stored: Set<EventKey>, closed: [UUID], extents: [UUID: IncidentExtent], probes: [HistoryProbe],
+                 history: [[CorrelationMatch]])
+    {
+        self.stored = stored
+        self.closed = closed
+        self.extents = extents
+        self.probes = probes
+        self.history = history
+    }
+}
+
+// MARK: the plan
+
+/// What a batch comes to, for the store to write.
+package struct BatchPlan: Sendable {
+    /// Per item, in input order (stored, duplicate or refused; nil only while being planned).
+    package var outcomes: [ItemOutcome?]
+    package var deadLetters: [(Rejection, RawMessage)] = []
+    /// The events it stores, in observed-time order, with their incident and why they are muted.
+    package var events: [PlannedEvent] = []
+    /// Incidents the batch opens and what it adds to those it grows.
+    package var opened: [UUID: NewIncident] = [:]
+    package var grown: [UUID: IncidentGrowth] = [:]
+    /// Incidents its events went to, in first-touched order, and those it opened.
+    package var touched: [UUID] = []
+    package var fresh = Set<UUID>()
+    /// Incidents touched only by silenced, inhibited or suppressed events: no task message for them from this batch.
+    package var silencedOnly = Set<UUID>()
+    /// Late, silenced, inhibited, suppressed and cut events (coalesced updates are counted at commit).
+    package var counts = BatchCounts()
+    /// Its events observed before the window's start: the next batch, planned before this one is
+    /// committed, must see them.
+    package var lateEvents: [LateEvent] = []
+    /// Dedup keys of the events it stores.
+    package var storedKeys = Set<EventKey>()
+    /// The tasks of the incidents it opens (none when no task is due yet) and their messages.
+    package var createdTasks: [TaskRecord] = []
+    package var freshTasks: [UUID: TaskMessage] = [:]
+    /// Device status reports (recorded in the batch's transaction, not correlated).
+    package var deviceStatuses: [DeviceStatusReport] = []
+
+    package init(count: Int) {
+        outcomes = [ItemOutcome?](repeating: nil, count: count)
+    }
+
+    mutating func reject(_ index: Int, _ rejection: Rejection, _ raw: RawMessage) {
+        outcomes[index] = .rejected(rejection)
+        deadLetters.append((rejection, raw))
+    }
+}
+
+/// A stored event of the plan.
+package struct PlannedEvent: Sendable {
+    package var placed: Placed
+    package var incident: UUID
+    /// silence:ID, inhibited:DEVICE or suppressed (nil: not muted).
+    package var mutedBy: String?
+}
+
+/// An event with its position and grid, ready to correlate.
+package struct Placed: Sendable {
+    package let index: Int
+    package let event: IngestEvent
+    package let rule: CategoryRule
+    package let point: LonLat
+    package let crs: String
+    package let grid: GridShape
+}
+
+/// What a batch adds to one incident.
+package struct IncidentGrowth: Sendable {
+    package var priority: Int
+    package var first, last: Double
+    package var alerts = 0, reports = 0
+
+    package init(first event: IngestEvent) {
+        priority = event.priority
+        first = event.observedAt
+        last = event.observedAt
+    }
+
+    package mutating func add(_ e: IngestEvent) {
+        priority = min(priority, e.priority)
+        first = min(first, e.observedAt)
+        last = max(last, e.observedAt)
+        if e.source == .alert { alerts += 1 } else { reports += 1 }
+    }
+}
+
+/// An incident opened by this batch: at its first event's position and grid.
+package struct NewIncident: Sendable {
+    package let category: String
+    package let point: LonLat
+    package let gridCode, villageCode: String
+    package var growth: IncidentGrowth
+    /// Incidents its first event could not join without breaking their bounds, nearest first.
+    package let related: [UUID]
+
+    package init(first p: Placed, related: [UUID] = []) {
+        self.related = related
+        category = p.event.category
+        point = p.point
+        gridCode = p.grid.gridCode
+        villageCode = p.grid.villageCode
+        growth = IncidentGrowth(first: p.event)
+        growth.add(p.event)
+    }
+
+    package mutating func add(_ e: IngestEvent) { growth.add(e) }
+}
+
+/// The outcome of correlating a batch: the incident of each placed event, in order.
+struct Correlated {
+    var incidents: [UUID]
+    var opened: [UUID: NewIncident]
+    var grown: [UUID: IncidentGrowth]
+    /// Events matched against stored history (observed before the window's start).
+    var late: Int
+    var lateEvents: [LateEvent]
+    /// Events whose nearest incident would have broken a bound (max_span_m, max_duration_s).
+    var cut: Int
+}
+
+/// An event observed before the window's start, with the incident it was put in.
+package struct LateEvent: Sendable {
+    package let category: String
+    package let point: LonLat
+    package let t: Double
+    package let incident: UUID
+
+    package init(category: String, point: LonLat, t: Double, incident: UUID) {
+        self.category = category
+        self.point = point
+        self.t = t
+        self.incident = incident
+    }
+}
