@@ -156,8 +156,8 @@ package struct BatchPlan: Sendable {
     /// The tasks of the incidents it opens (none when no task is due yet) and their messages.
     package var createdTasks: [TaskRecord] = []
     package var freshTasks: [UUID: TaskMessage] = [:]
-    /// Device status reports (recorded in the batch's transaction, not correlated).
-    package var deviceStatuses: [DeviceStatusReport] = []
+    /// Records (device status reports, ...: `InboundRecord`), written in the batch's transaction.
+    package var records: [any InboundRecord] = []
 
     package init(count: Int) {
         outcomes = [ItemOutcome?](repeating: nil, count: count)

@@ -154,16 +154,12 @@ package struct BatchPlanner: Sendable {
             case .event(var event, let raw):
                 event.owner = raw.sender?.name ?? event.gatewayID ?? ""
                 p.events.append((index, event))
-            case .deviceStatus(let report, let raw):
-                // Judged like an event: by the registry and the sender's scope.
-                let grid = reference.cameraGrids[report.deviceID]
-                if grid == nil, !p.rechecked { return askFreshReference(p) }  // imported a moment ago?
-                let access = TrustPolicy.deviceStatus(from: raw.sender, device: report.deviceID, cameraGrid: grid,
-                                                      knownCounty: reference.divisionNames[String(report.deviceID.prefix(6))] != nil)
-                if case .forbidden(let why) = access {
-                    p.plan.reject(index, Rejection(grid == nil && raw.sender == nil ? .unknownDevice : .outOfScope, why), raw)
+            case .record(let record, let raw):
+                if !record.isKnown(to: reference), !p.rechecked { return askFreshReference(p) }
+                if let refusal = record.refusal(from: raw.sender, reference: reference) {
+                    p.plan.reject(index, refusal, raw)
                 } else {
-                    p.plan.deviceStatuses.append(report)
+                    p.plan.records.append(record)
                     p.plan.outcomes[index] = .stored(incidentID: "")
                 }
             }

@@ -80,8 +80,43 @@ public struct DeviceStatusReport: Sendable, Equatable {
     }
 }
 
-/// What one ingest message is: an event for the correlation pipeline, or a device's status.
-public enum DecodedMessage: Sendable, Equatable {
+/// What one ingest message is: an event for the correlation pipeline, or a record (a device's
+/// status, ...: `InboundRecord`).
+package enum DecodedMessage: Sendable, Equatable {
     case event(IngestEvent)
-    case deviceStatus(DeviceStatusReport)
+    case record(any InboundRecord)
+
+    package static func == (a: Self, b: Self) -> Bool {
+        switch (a, b) {
+        case (.event(let x), .event(let y)): x == y
+        case (.record(let x), .record(let y)): x.isEqual(to: y)
+        default: false
+        }
+    }
+}
+
+/// Its decoder and its plan step as an inbound record (rows: DeviceStatusStore).
+extension DeviceStatusReport: InboundRecord {
+    package static let topic = "status"
+
+    package static func decode(_ fields: inout Fields, by decoder: MessageDecoder, now: Double) throws -> DeviceStatusReport {
+        let report = try decode(&fields)
+        try decoder.checkTime(report.at, report.atText, field: "at", now: now)
+        return report
+    }
+
+    package func isKnown(to reference: ReferenceData) -> Bool { reference.cameraGrids[deviceID] != nil }
+
+    /// Judged like an event: by the registry and the sender's scope.
+    package func refusal(from sender: Sender?, reference: ReferenceData) -> Rejection? {
+        let grid = reference.cameraGrids[deviceID]
+        let access = TrustPolicy.deviceStatus(from: sender, device: deviceID, cameraGrid: grid,
+                                              knownCounty: reference.divisionNames[String(deviceID.prefix(6))] != nil)
+        guard case .forbidden(let why) = access else { return nil }
+        return Rejection(grid == nil && sender == nil ? .unknownDevice : .outOfScope, why)
+    }
+
+    package static let counter = (name: "liandong_device_status_reports_total", label: "reason", values: Reason.allCases.map(\.rawValue))
+
+    package var counterValue: String { reason.rawValue }
 }

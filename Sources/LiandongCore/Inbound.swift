@@ -21,24 +21,25 @@ public struct RawMessage: Sendable {
 }
 
 /// One unit of work for the writer: a validated event, or a message already refused by the decoder.
-public enum Inbound: Sendable {
+package enum Inbound: Sendable {
     case event(IngestEvent, RawMessage)
-    /// A device's status (liandong.device_status.v1, or a MANSCDP Keepalive): recorded, not correlated.
-    case deviceStatus(DeviceStatusReport, RawMessage)
+    /// Recorded, not correlated: a device's status (liandong.device_status.v1, or a MANSCDP
+    /// Keepalive), ... (`InboundRecord`).
+    case record(any InboundRecord, RawMessage)
     case rejected(Rejection, RawMessage)
 
-    public var raw: RawMessage {
+    package var raw: RawMessage {
         switch self {
-        case .event(_, let raw), .deviceStatus(_, let raw), .rejected(_, let raw): raw
+        case .event(_, let raw), .record(_, let raw), .rejected(_, let raw): raw
         }
     }
 
     /// What the acknowledged path's answer names: the alert_id or report_id, the status report's
     /// id, or for a message refused before it was read, its id when it can be read at all.
-    public var id: String? {
+    package var id: String? {
         switch self {
         case .event(let event, _): event.sourceID
-        case .deviceStatus(let report, _): report.id
+        case .record(let record, _): record.id
         case .rejected(_, let raw): MessageDecoder.peekID(raw.frames)
         }
     }
@@ -52,7 +53,7 @@ public enum Inbound: Sendable {
         }
         switch decoder.decodeMessage(frames: raw.frames, now: raw.receivedAt) {
         case .success(.event(let event)): self = .event(event, raw)
-        case .success(.deviceStatus(let report)): self = .deviceStatus(report, raw)
+        case .success(.record(let record)): self = .record(record, raw)
         case .failure(let rejection): self = .rejected(rejection, raw)
         }
     }

@@ -19,6 +19,15 @@ public struct IngestLimits: Sendable, Equatable {
 /// Turns the frames of one ingest message into a validated `IngestEvent` or a `Rejection`.
 /// Pure: the clock is passed in.
 public struct MessageDecoder: Sendable {
+    /// Recorded, not correlated: every kind of `InboundRecord` liandongd reads, by topic.
+    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self]
+
+    /// Every topic the ingest SUB socket subscribes to.
+    package static var topics: [String] { ["alert", "report", "gb28181"] + recordKinds.map { $0.topic } }
+
+    /// The kinds of records this decoder reads (`recordKinds`; tests add their own).
+    package var records: [any InboundRecord.Type] = MessageDecoder.recordKinds
+
     public static let alertSchema = "liandong.alert.v1"
     public static let reportSchema = "liandong.report.v1"
 
@@ -42,9 +51,10 @@ public struct MessageDecoder: Sendable {
         for key in ["alert_id", "report_id"] {
             if case .string(let id)? = o[key] { return id }
         }
-        guard Self.is(frames[0], "status") else { return nil }
+        guard let kind = recordKinds.first(where: { Self.is(frames[0], $0.topic) }) else { return nil }
         var fields = Fields(o)
-        return (try? DeviceStatusReport.decode(&fields))?.id
+        let anyTime = MessageDecoder(limits: IngestLimits(maxFutureSeconds: .infinity, maxAgeSeconds: .infinity))
+        return (try? kind.decode(&fields, by: anyTime, now: 0))?.id
     }
 
     /// The gateway_id and seq of a message, read without decoding the rest (for the gap tracker,
@@ -74,13 +84,13 @@ public struct MessageDecoder: Sendable {
         decodeMessage(frames: frames, now: now).flatMap {
             switch $0 {
             case .event(let event): .success(event)
-            case .deviceStatus: .failure(Rejection(.unknownTopic, "a device status is not an event"))
+            case .record(let r): .failure(Rejection(.unknownTopic, "a \(type(of: r).topic) message is not an event"))
             }
         }
     }
 
     /// Decodes [topic frame][body frame]: an alert, a report, a MANSCDP Notify or a device status.
-    public func decodeMessage(frames: [[UInt8]], now: Double) -> Result<DecodedMessage, Rejection> {
+    package func decodeMessage(frames: [[UInt8]], now: Double) -> Result<DecodedMessage, Rejection> {
         Result { try decodeOrThrow(frames: frames, now: now) }.mapError { $0 as! Rejection }
     }
 
@@ -97,14 +107,15 @@ public struct MessageDecoder: Sendable {
         }
         if Self.isGB28181(frames[0]) { return try decodeGB28181(body, now: now) }
         let source: EventSource?
+        let record = records.first { Self.is(frames[0], $0.topic) }
         if Self.is(frames[0], "alert") {
             source = .alert
         } else if Self.is(frames[0], "report") {
             source = .report
-        } else if Self.is(frames[0], "status") {
+        } else if record != nil {
             source = nil
         } else {
-            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of alert[.*], report[.*], gb28181[.*], status[.*]")
+            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of \((["alert", "report", "gb28181"] + records.map { $0.topic }).map { $0 + "[.*]" }.joined(separator: ", "))")
         }
         guard let text = String(validating: body, as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "body is not valid UTF-8")
@@ -119,11 +130,7 @@ public struct MessageDecoder: Sendable {
             throw Rejection(.malformedJSON, "body is a JSON \(value.typeName), expected an object")
         }
         var fields = Fields(object)
-        guard let source else {
-            let report = try DeviceStatusReport.decode(&fields)
-            try checkTime(report.at, report.atText, field: "at", now: now)
-            return .deviceStatus(report)
-        }
+        guard let source else { return .record(try record!.decode(&fields, by: self, now: now)) }
         let schema = try fields.string("schema")
         let expected = source == .alert ? Self.alertSchema : Self.reportSchema
         guard schema == expected else {
@@ -166,7 +173,7 @@ public struct MessageDecoder: Sendable {
         let utf8 = try TextEncoding.xmlToUTF8(body)
         let notify = try MANSCDP.decode(utf8: utf8)
         guard case .alarm(let a) = notify.command else {
-            return .deviceStatus(DeviceStatusReport(deviceID: notify.deviceID, reason: .keepalive, at: now))
+            return .record(DeviceStatusReport(deviceID: notify.deviceID, reason: .keepalive, at: now))
         }
         try checkTime(a.time, a.timeText, field: "AlarmTime", now: now)
         var payload = JSONText()
@@ -225,7 +232,7 @@ public struct MessageDecoder: Sendable {
     }
 
     /// ingest.max_future_s and max_age_s.
-    private func checkTime(_ t: Double, _ text: String, field: String, now: Double) throws {
+    package func checkTime(_ t: Double, _ text: String, field: String, now: Double) throws {
         if t > now + limits.maxFutureSeconds {
             throw Rejection(.timeOutOfRange, "\(field) \(text.prefix(40)) is more than \(Int(limits.maxFutureSeconds)) s in the future")
         }
@@ -258,39 +265,39 @@ public struct MessageDecoder: Sendable {
 }
 
 /// Typed access to a JSON object's fields, throwing precise rejections.
-struct Fields {
+package struct Fields {
     let object: [String: JSONValue]
-    init(_ object: [String: JSONValue]) { self.object = object }
+    package init(_ object: [String: JSONValue]) { self.object = object }
 
     private func present(_ key: String) -> JSONValue? {
         if let v = object[key], v != .null { return v }
         return nil
     }
 
-    func string(_ key: String) throws -> String {
+    package func string(_ key: String) throws -> String {
         guard let v = present(key) else { throw Rejection(.missingField, "\(key) is required") }
         guard case .string(let s) = v else { throw Rejection(.invalidField, "\(key) must be a string, got \(v.typeName)") }
         return s
     }
 
-    func optionalString(_ key: String) throws -> String? {
+    package func optionalString(_ key: String) throws -> String? {
         guard present(key) != nil else { return nil }
         return try string(key)
     }
 
     /// A non-empty id of at most 128 characters.
-    func identifier(_ key: String) throws -> String {
+    package func identifier(_ key: String) throws -> String {
         let s = try string(key)
         guard !s.isEmpty, s.utf8.count <= 128 else { throw Rejection(.invalidField, "\(key) must be 1-128 bytes") }
         return s
     }
 
-    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int {
+    package func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int {
         guard let v = try optionalInteger(key, in: range) else { throw Rejection(.missingField, "\(key) is required") }
         return v
     }
 
-    func optionalInteger(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+    package func optionalInteger(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let v = present(key) else { return nil }
         guard case .number(let d) = v, d.rounded() == d, abs(d) < 9.0e15 else {
             throw Rejection(.invalidField, "\(key) must be an integer, got \(v.typeName)")
@@ -301,7 +308,7 @@ struct Fields {
         return Int(d)
     }
 
-    func optionalNumber(_ key: String, in range: ClosedRange<Double>?) throws -> Double? {
+    package func optionalNumber(_ key: String, in range: ClosedRange<Double>?) throws -> Double? {
         guard let v = present(key) else { return nil }
         guard case .number(let d) = v else { throw Rejection(.invalidField, "\(key) must be a number, got \(v.typeName)") }
         if let range, !range.contains(d) {

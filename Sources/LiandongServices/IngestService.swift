@@ -66,7 +66,7 @@ public final class IngestService: Service, Sendable {
     /// The writer sends this single frame when it has written its last batch.
     static let writerDone: [UInt8] = Array("writer-done".utf8)
 
-    public init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
+    package init(context: ZMQContext, config: Config, queue: BoundedQueue<Inbound>, ackEndpoint: String, spill: SpillFile?,
                 gaps: BoundedQueue<SeqGap>, seeds: @escaping @Sendable () throws -> [String: Int64], trust: TrustBoundary? = nil,
                 role: HARole = .single(), metrics: Metrics, logger: Logger) {
         self.role = role
@@ -106,10 +106,7 @@ public final class IngestService: Service, Sendable {
         // libzmq drops frames above the limit before we see them; keep headroom so our own
         // check can dead-letter oversized bodies with a reason (SocketLimits).
         try socket.setMaxMessageSize(config.socketLimits.ingestFrame)
-        try socket.subscribe("alert")
-        try socket.subscribe("report")
-        try socket.subscribe("gb28181")
-        try socket.subscribe("status")
+        for topic in MessageDecoder.topics { try socket.subscribe(topic) }
         try trust?.protect(socket)
         if !config.ingestBind.isEmpty { try setupError("ingest.bind", config.ingestBind) { try socket.bind(config.ingestBind) } }
         for endpoint in config.ingestConnect {

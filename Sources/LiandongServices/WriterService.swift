@@ -24,7 +24,9 @@ public final class WriterService: Service, Sendable {
 
     /// The writer's metric handles, created once.
     struct Handles {
-        let accepted, rejected, preparedAhead, deviceStatus: CounterFamily
+        let accepted, rejected, preparedAhead: CounterFamily
+        /// Per kind of inbound record (`MessageDecoder.recordKinds`).
+        let records: [ObjectIdentifier: CounterFamily]
         let duplicates, late, silenced, inhibited, coalesced, bounded, suppressed, reconnects: CoreMetrics.Counter
         let batchSize, commitSeconds: CoreMetrics.Recorder
         let window: CoreMetrics.Gauge
@@ -34,8 +36,9 @@ public final class WriterService: Service, Sendable {
             accepted = m.counters("liandong_events_accepted_total", by: "source", known: ["alert", "report"])
             rejected = m.counters("liandong_events_rejected_total", by: "reason", known: RejectReason.allCases.map(\.rawValue))
             preparedAhead = m.counters("liandong_batches_prepared_ahead_total", by: "outcome", known: ["used", "discarded"])
-            deviceStatus = m.counters("liandong_device_status_reports_total", by: "reason",
-                                      known: DeviceStatusReport.Reason.allCases.map(\.rawValue))
+            records = Dictionary(uniqueKeysWithValues: MessageDecoder.recordKinds.map {
+                (ObjectIdentifier($0), m.counters($0.counter.name, by: $0.counter.label, known: $0.counter.values))
+            })
             duplicates = m.counter("liandong_events_duplicate_total")
             late = m.counter("liandong_events_late_total")
             silenced = m.counter("liandong_events_silenced_total")
@@ -58,7 +61,7 @@ public final class WriterService: Service, Sendable {
     /// Where the next batch is prepared while the writer thread writes the current one.
     let prepareThread = WorkerThread(name: "liandong-prepare", nice: 5)
 
-    public init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
+    package init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
                 output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, role: HARole = .single(),
                 metrics: Metrics, logger: Logger) {
         self.role = role
@@ -385,12 +388,13 @@ public final class WriterService: Service, Sendable {
         handles.batchSize.record(batch.count)
         handles.commitSeconds.record(seconds)
         // Counted per batch, then added: one registry call per label, not per event.
-        var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:], statuses: [String: Int] = [:]
+        var accepted: [String: Int] = [:], rejected: [String: Int] = [:], kinds: [String: Int] = [:]
+        var records: [ObjectIdentifier: [String: Int]] = [:]
         var duplicates = 0
         for (inbound, outcome) in zip(batch, result.outcomes) {
             switch (inbound, outcome) {
             case (.event(let e, _), .stored): accepted[e.source.rawValue, default: 0] += 1
-            case (.deviceStatus(let r, _), .stored): statuses[r.reason.rawValue, default: 0] += 1
+            case (.record(let r, _), .stored): records[ObjectIdentifier(type(of: r)), default: [:]][r.counterValue, default: 0] += 1
             case (_, .duplicate): duplicates += 1
             case (_, .rejected(let r)): rejected[r.reason.rawValue, default: 0] += 1
             default: break
@@ -398,7 +402,7 @@ public final class WriterService: Service, Sendable {
         }
         for m in result.messages { kinds[m.kind, default: 0] += 1 }
         for (source, n) in accepted { handles.accepted.increment(source, by: n) }
-        for (reason, n) in statuses { handles.deviceStatus.increment(reason, by: n) }
+        for (kind, values) in records { for (value, n) in values { handles.records[kind]?.increment(value, by: n) } }
         for (reason, n) in rejected { handles.rejected.increment(reason, by: n) }
         for (kind, n) in kinds { metrics.feedMessages.increment(kind, by: n) }
         if duplicates > 0 { handles.duplicates.increment(by: duplicates) }

@@ -51,9 +51,9 @@ package final class BatchCommitter {
             clock.lap("write_events")
             try insertDeadLetters(p.plan.deadLetters)
             clock.lap("dead_letters")
-            if !p.plan.deviceStatuses.isEmpty {
-                try DeviceStatusStore.record(db, p.plan.deviceStatuses)
-                clock.lap("device_status")
+            if !p.plan.records.isEmpty {
+                try RecordWriter.write(db, p.plan.records)
+                clock.lap("records")
             }
             let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
             var counts = p.plan.counts

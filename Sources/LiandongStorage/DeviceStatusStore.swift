@@ -22,3 +22,8 @@ public enum DeviceStatusStore {
         Int(try db.query("SELECT count(*) FROM liandong.device_status WHERE status = 'online'").scalar ?? "0") ?? 0
     }
 }
+
+/// A device status report's rows.
+extension DeviceStatusReport: RecordRows {
+    package static func write(_ db: PGConnection, _ records: [DeviceStatusReport]) throws { try DeviceStatusStore.record(db, records) }
+}

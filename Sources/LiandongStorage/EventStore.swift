@@ -59,7 +59,7 @@ public final class EventStore {
     /// than a broken connection, the items are written one by one so one bad item cannot block the
     /// rest; an item refused alone becomes a dead letter (store_error). Connection failures are
     /// thrown for the caller to retry.
-    public func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
+    package func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         do {
             let result = try commit(try prepare(batch, now: now), now: now)
             committed()
@@ -75,7 +75,7 @@ public final class EventStore {
 
     /// After a batch the database refused (`error`): its items one by one, so one bad item cannot
     /// block the rest; an item refused alone becomes a dead letter (store_error).
-    public func writeSeparately(_ batch: [Inbound], refusedWith error: any Error, now: Double = Date().timeIntervalSince1970)
+    package func writeSeparately(_ batch: [Inbound], refusedWith error: any Error, now: Double = Date().timeIntervalSince1970)
         throws -> BatchResult
     {
         guard batch.count == 1 else {
@@ -112,7 +112,7 @@ public final class EventStore {
     public func discardPrepared() { preparer.with { $0.discardPrepared() } }
 
     /// Prepares a batch on the calling thread (see `BatchPreparer.prepare`).
-    public func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
+    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
         throws -> PreparedBatch
     {
         try preparer.prepare(batch, now: now, after: inFlight)
@@ -129,7 +129,7 @@ public final class EventStore {
 
 extension SharedPreparer {
     /// Prepares a batch (see `BatchPreparer.prepare`), on whichever thread calls it.
-    public func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
+    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
         throws -> PreparedBatch
     {
         try with { try $0.prepare(batch, now: now, after: inFlight) }

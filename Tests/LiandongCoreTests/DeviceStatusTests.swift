@@ -15,7 +15,7 @@ struct DeviceStatusTests {
     func roundTrip() throws {
         let report = DeviceStatusReport(deviceID: "62092210001320000001", reason: .timeout, at: Self.now - 5)
         let decoded = try decoder.decodeMessage(frames: [Array("status".utf8), report.json()], now: Self.now).get()
-        #expect(decoded == .deviceStatus(report))
+        #expect(decoded == .record(report))
         #expect(report.id == "status:62092210001320000001:\(Timestamp.formatCST(Self.now - 5)):timeout" && report.status == .offline)
         #expect(MessageDecoder.peekID([Array("status.bridge-1".utf8), report.json()]) == report.id)
         // An event decoder refuses it (it is not an event).
@@ -40,6 +40,6 @@ struct DeviceStatusTests {
     func keepalive() throws {
         let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><SN>43</SN><DeviceID>62092200001180000001</DeviceID><Status>OK</Status></Notify>"
         let decoded = try decode("gb28181", body).get()
-        #expect(decoded == .deviceStatus(DeviceStatusReport(deviceID: "62092200001180000001", reason: .keepalive, at: Self.now)))
+        #expect(decoded == .record(DeviceStatusReport(deviceID: "62092200001180000001", reason: .keepalive, at: Self.now)))
     }
 }
