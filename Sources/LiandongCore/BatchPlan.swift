@@ -154,7 +154,7 @@ package struct BatchPlan: Sendable {
     /// Dedup keys of the events it stores.
     package var storedKeys = Set<EventKey>()
     /// The tasks of the incidents it opens (none when no task is due yet) and their messages.
-    package var createdTasks: [TaskRecord] = []
+    package var created: [TaskStep] = []
     package var freshTasks: [UUID: TaskMessage] = [:]
     /// Records (device status reports, ...: `InboundRecord`), written in the batch's transaction.
     package var records: [any InboundRecord] = []

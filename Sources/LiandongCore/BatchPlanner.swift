@@ -264,7 +264,7 @@ package struct BatchPlanner: Sendable {
         let fresh = incidents(opened: correlated, placed, reference: reference)
         for (id, incident) in fresh where !p.plan.silencedOnly.contains(id) {
             guard let step = tasks.evidence(on: incident, now: p.now)?.announced else { continue }
-            p.plan.createdTasks.append(step.task)
+            p.plan.created.append(step)
             p.plan.freshTasks[id] = step.message
         }
         p.plan.fresh = Set(fresh.keys)

@@ -1,4 +1,4 @@
-/// The kinds of task message on the feed.
+/// The kinds of task (liandong.tasks.kind).
 public enum TaskKind: String, Sendable, Codable, CaseIterable {
     /// Ask the grid's worker to check a camera alert.
     case verify
@@ -6,10 +6,27 @@ public enum TaskKind: String, Sendable, Codable, CaseIterable {
     case dispatch
     /// Camera and report agree.
     case jointDispatch = "joint_dispatch"
-    /// 督办: moved up a tier.
+}
+
+/// The kinds of task message on the feed (task.v1 `kind`): a task's own kind when it is created
+/// or upgraded, else what happened to it.
+public enum MessageKind: String, Sendable, Codable, CaseIterable {
+    case verify
+    case dispatch
+    case jointDispatch = "joint_dispatch"
+    /// 督办: moved up a tier (or overdue at the county, or announced again while overdue).
     case escalation
     /// New evidence or state on an existing task.
     case update
+
+    /// The message announcing a task of `kind` (created or upgraded).
+    public init(_ kind: TaskKind) {
+        switch kind {
+        case .verify: self = .verify
+        case .dispatch: self = .dispatch
+        case .jointDispatch: self = .jointDispatch
+        }
+    }
 }
 
 /// What an incident looks like after a batch touched it.

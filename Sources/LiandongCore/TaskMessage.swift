@@ -27,7 +27,7 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     public var seq: Int64?
     public var topic: String
     public var messageID: String
-    public var kind: TaskKind
+    public var kind: MessageKind
     /// The task's state after the change announced (open, accepted, in_progress, resolved, false_alarm).
     public var state: TaskState
     /// True once the task missed a deadline at the county.
@@ -89,7 +89,7 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     }
 
     public init(
-        topic: String, messageID: String, kind: TaskKind, state: TaskState = .open, overdue: Bool = false, taskID: String, incidentID: String, tier: Tier,
+        topic: String, messageID: String, kind: MessageKind, state: TaskState = .open, overdue: Bool = false, taskID: String, incidentID: String, tier: Tier,
         divisionCode: String, gridCode: String, workerID: String?, category: String, priority: Int,
         lon: Double, lat: Double, departments: [String], respondBy: String, resolveBy: String,
         evidence: TaskEvidence, emittedAt: String
@@ -118,7 +118,7 @@ public struct TaskMessage: Sendable, Codable, Equatable {
 
     /// The feed topic of a task: its grid code for a verify task still with the grid's village (the
     /// grid worker's), otherwise the responsible division's code; always under "task.".
-    public static func topic(kind: TaskKind, tier: Tier = .village, divisionCode: String, gridCode: String) -> String {
+    public static func topic(kind: MessageKind, tier: Tier = .village, divisionCode: String, gridCode: String) -> String {
         "task." + (kind == .verify && tier == .village ? gridCode : divisionCode)
     }
 }

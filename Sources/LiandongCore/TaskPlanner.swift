@@ -24,6 +24,13 @@ public struct TaskRecord: Sendable, Equatable {
     public var countsSentAt: Double
     /// An evidence update held back by coalescing is due then (nil: none pending).
     public var updateDueAt: Double?
+    /// Tiers climbed so far (deadlines missed, rejections, reassignments).
+    public var escalations = 0
+    /// When a step of its life was last announced (created, upgraded, escalated, ...; evidence
+    /// updates do not count): an overdue task is announced again `reannounce_minutes` after it.
+    public var lastAnnouncedAt: Double = 0
+    /// When it reached resolved or false_alarm.
+    public var closedAt: Double?
 
     public init(id: String, incidentID: String, kind: TaskKind, state: TaskState = .open, tier: Tier, divisionCode: String,
                 gridCode: String, category: String, priority: Int, departments: [String], respondBy: Double,
@@ -49,7 +56,19 @@ public struct TaskRecord: Sendable, Equatable {
     }
 
     /// Its feed topic (see `TaskMessage.topic`).
-    public var topic: String { TaskMessage.topic(kind: kind, tier: tier, divisionCode: divisionCode, gridCode: gridCode) }
+    public var topic: String { TaskMessage.topic(kind: MessageKind(kind), tier: tier, divisionCode: divisionCode, gridCode: gridCode) }
+
+    /// Whether a deadline calls for the sweeper (`TaskPlanner.deadline`) at `now`: unfinished and
+    /// past respond_by while open or past resolve_by; or, overdue at the county already,
+    /// announced last `reannounce` seconds ago or more. `TaskStore.dueQuery` selects exactly these.
+    public func isDue(at now: Double, reannounce: Double) -> Bool {
+        guard !state.isTerminal else { return false }
+        if overdue { return lastAnnouncedAt <= now - reannounce }
+        return (state == .open && respondBy <= now) || resolveBy <= now
+    }
+
+    /// Whether a coalesced evidence update is owed at `now` (`TaskPlanner.dueUpdate`).
+    public func owesUpdate(at now: Double) -> Bool { updateDueAt.map { $0 <= now } ?? false }
 }
 
 /// An incident with what a task message carries about it, and its task if it has one.
@@ -97,9 +116,13 @@ public enum TaskEvent: String, Sendable, CaseIterable {
 
 /// One step of a task's life as the planner decided it: the task after the step, the history row
 /// that records it (`event` nil: nothing recorded, an evidence update) and the message announcing it.
+/// The store writes the task row as it is here (`TaskStore.write`): every time in it is the
+/// planner's, none is the database's.
 public struct TaskStep: Sendable, Equatable {
     public var task: TaskRecord
     public var event: TaskEvent?
+    /// When the step was taken (the planner's clock): task_history.at, the task's updated_at.
+    public var at: Double
     /// The task climbed a tier (task_history.from_division_code is then `fromDivision`).
     public var escalated: Bool
     public var fromDivision: String?
@@ -118,9 +141,9 @@ public enum EvidenceOutcome: Sendable, Equatable {
     /// A message now: a new task, an upgrade, or an update (material, or the first after a quiet
     /// `Rules.updateIntervalSeconds`).
     case announce(TaskStep)
-    /// An update held back (coalesced): the task owes one, with the counts of then, at `dueAt`
-    /// (`TaskPlanner.dueUpdate`, sent by the sweeper).
-    case coalesced(taskID: String, dueAt: Double)
+    /// An update held back (coalesced): the task (`updateDueAt` set) owes one, with the counts
+    /// of then (`TaskPlanner.dueUpdate`, sent by the sweeper). Written, not announced.
+    case coalesced(TaskRecord)
 
     /// The step announced, nil when coalesced.
     public var announced: TaskStep? {
@@ -168,23 +191,32 @@ public struct TaskPlanner: Sendable {
             return nil
         case .create(let kind), .upgrade(let kind):
             let task = route(incident, kind: kind, now: now)
-            return .announce(step(incident, task, event: incident.task == nil ? .created : .upgraded, kind: kind, now: now))
+            return .announce(step(incident, task, event: incident.task == nil ? .created : .upgraded, kind: MessageKind(kind), now: now))
         case .update:
             let task = incident.task!
             let due = task.countsSentAt + rules.updateIntervalSeconds
             if incident.priority >= task.priority && now < due {
-                return .coalesced(taskID: task.id, dueAt: min(task.updateDueAt ?? due, due))
+                var owing = task
+                owing.updateDueAt = min(task.updateDueAt ?? due, due)
+                return .coalesced(owing)
             }
             return .announce(countsUpdate(incident, task, now: now))
         }
     }
 
     /// The update a task owes after coalescing (`EvidenceOutcome.coalesced`), with the counts of
-    /// now; nil when the incident has no task or its task finished meanwhile (its last message
-    /// carried the counts).
+    /// now; nil when the incident has no task or its task owes none (finished meanwhile: its last
+    /// message carried the counts - `TaskPlanner.forgetOwed`).
     public func dueUpdate(_ incident: IncidentState, now: Double) -> TaskStep? {
-        guard let task = incident.task, !task.state.isTerminal else { return nil }
+        guard let task = incident.task, !task.state.isTerminal, task.owesUpdate(at: now) else { return nil }
         return countsUpdate(incident, task, now: now)
+    }
+
+    /// A finished task that still says an update is owed: it owes none (nil: nothing to change).
+    public func forgetOwed(_ incident: IncidentState) -> TaskRecord? {
+        guard var task = incident.task, task.state.isTerminal, task.updateDueAt != nil else { return nil }
+        task.updateDueAt = nil
+        return task
     }
 
     /// An evidence update: the incident's counts and most urgent priority (a task's priority only
@@ -203,11 +235,14 @@ public struct TaskPlanner: Sendable {
         var tier = kind == .verify ? Tier.village : route.startTier(priority: incident.priority)
         if let current = incident.task, current.tier > tier { tier = current.tier }
         let deadlines = rules.deadlines(tier: tier, priority: incident.priority, from: now)
-        return TaskRecord(
+        var task = TaskRecord(
             id: incident.task?.id ?? newID(), incidentID: incident.id, kind: kind, tier: tier,
             divisionCode: tier.divisionCode(village: incident.villageCode), gridCode: incident.gridCode,
             category: incident.category, priority: incident.priority, departments: route.departments,
             respondBy: deadlines.respondBy, resolveBy: deadlines.resolveBy)
+        // An upgraded task is open again, not overdue, at its new deadlines; its climb so far stays.
+        task.escalations = incident.task?.escalations ?? 0
+        return task
     }
 
     // MARK: dispatchers
@@ -307,13 +342,16 @@ public struct TaskPlanner: Sendable {
     }
 
     /// Every message carries the incident's counts: none is pending after it.
-    private func step(_ incident: IncidentState, _ task: TaskRecord, event: TaskEvent?, kind: TaskKind, now: Double,
+    private func step(_ incident: IncidentState, _ task: TaskRecord, event: TaskEvent?, kind: MessageKind, now: Double,
                       escalated: Bool = false, from: String? = nil, actor: String = TaskStep.system, note: String? = nil,
                       updateID: String? = nil, reason: String? = nil) -> TaskStep
     {
         var task = task
         task.countsSentAt = now
         task.updateDueAt = nil
+        if event != nil { task.lastAnnouncedAt = now }
+        if escalated { task.escalations += 1 }
+        task.closedAt = task.state.isTerminal ? now : nil
         var m = TaskMessage(
             topic: task.topic, messageID: newID(), kind: kind, state: task.state, overdue: task.overdue, taskID: task.id,
             incidentID: incident.id, tier: task.tier, divisionCode: task.divisionCode, gridCode: task.gridCode,
@@ -331,7 +369,7 @@ public struct TaskPlanner: Sendable {
         m.description = incident.context.description
         m.cameraName = incident.context.cameraName
         m.media = incident.context.media.isEmpty ? nil : incident.context.media
-        return TaskStep(task: task, event: event, escalated: escalated, fromDivision: escalated ? from : nil, actor: actor, note: note,
-                        updateID: updateID, message: m)
+        return TaskStep(task: task, event: event, at: now, escalated: escalated, fromDivision: escalated ? from : nil, actor: actor,
+                        note: note, updateID: updateID, message: m)
     }
 }

@@ -120,7 +120,7 @@ public final class SweeperService: Service, Sendable {
         for id in ids where !stop.isSet {
             let messages = try session.run { db in try db.transaction { db in try step(id, db) } }
             for m in messages {
-                if m.kind == TaskKind.escalation.rawValue { escalations.increment() }
+                if m.kind == MessageKind.escalation.rawValue { escalations.increment() }
                 metrics.feedMessages.increment(m.kind)
                 output.push(m)
             }
@@ -308,12 +308,12 @@ public final class SweeperService: Service, Sendable {
         guard try db.query("SELECT 1 FROM liandong.tasks WHERE id = $1::uuid AND update_due_at <= now()", [id]).count == 1,
               let incident = try TaskStore.load(db, taskIDs: [id]).first
         else { return [] }
-        guard let step = planner.dueUpdate(incident, now: Date().timeIntervalSince1970) else {
-            try db.query("UPDATE liandong.tasks SET update_due_at = NULL WHERE id = $1::uuid", [id])
+        let now = Date().timeIntervalSince1970
+        guard let step = planner.dueUpdate(incident, now: now) else {
+            if let forgotten = planner.forgetOwed(incident) { try TaskStore.write(db, TaskRows([], records: [forgotten], at: now)) }
             return []
         }
-        try TaskStore.recordCounts(db, sent: [step.task], owed: [])
-        return try TaskStore.appendFeed(db, [step.message])
+        return try TaskStore.write(db, steps: [step])
     }
 
     /// Escalates or re-announces one task if it is still due (checked under its row lock).
@@ -324,10 +324,10 @@ public final class SweeperService: Service, Sendable {
         guard locked.count == 1, let incident = try TaskStore.load(db, taskIDs: [id]).first,
               let step = planner.deadline(incident, now: Date().timeIntervalSince1970)
         else { return [] }
-        try TaskStore.apply(db, [step])
+        let messages = try TaskStore.write(db, steps: [step])
         logger.notice("task escalated", metadata: [
             "task.id": "\(step.task.id)", "task.event": "\(step.event?.rawValue ?? "")", "task.division": "\(step.task.divisionCode)",
         ])
-        return try TaskStore.appendFeed(db, [step.message])
+        return messages
     }
 }

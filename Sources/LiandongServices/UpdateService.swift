@@ -121,8 +121,7 @@ public final class UpdateService: Service, Sendable {
                     """, [update.updateID, update.taskID, update.action.rawValue, update.actor, Timestamp.formatUTC(update.at),
                           update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body, peer?.name])
                 if result.refusal == nil {
-                    try TaskStore.apply(db, result.steps)
-                    messages = try TaskStore.appendFeed(db, result.steps.map(\.message))
+                    messages = try TaskStore.write(db, steps: result.steps)
                 }
                 return TaskUpdateAnswer(ok: result.refusal == nil, updateID: update.updateID, error: result.refusal)
             }

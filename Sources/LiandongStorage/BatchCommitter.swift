@@ -158,8 +158,7 @@ package final class BatchCommitter {
         -> (feed: [FeedMessage], coalesced: Int)
     {
         guard !p.plan.touched.isEmpty else { return ([], 0) }
-        var upgraded: [TaskRecord] = [], created: [TaskRecord] = [], updated: [TaskRecord] = []
-        var owed: [(taskID: String, dueAt: Double)] = []
+        var steps: [TaskStep] = [], owed: [TaskRecord] = []
         var messages: [TaskMessage] = []
         var stored: [UUID: IncidentState] = [:]
         let existing = p.plan.touched.filter { !p.plan.fresh.contains($0) }
@@ -178,27 +177,20 @@ package final class BatchCommitter {
                 continue
             }
             if p.plan.silencedOnly.contains(id) { continue }
-            guard let incident = stored[id], let outcome = planner.evidence(on: incident, now: now) else { continue }
-            guard case .announce(let step) = outcome else {
-                if case .coalesced(let task, let due) = outcome { owed.append((task, due)) }
-                continue
+            switch stored[id].flatMap({ planner.evidence(on: $0, now: now) }) {
+            case .announce(let step)?:
+                steps.append(step)
+                messages.append(step.message)
+            case .coalesced(let task)?: owed.append(task)
+            case nil: continue
             }
-            switch step.event {
-            case .created?: created.append(step.task)
-            case .upgraded?: upgraded.append(step.task)
-            default: updated.append(step.task)
-            }
-            messages.append(step.message)
         }
         var rows = p.freshTaskRows
-        rows.append(TaskRows(created: created))
-        // Every upgrade is announced, so there are feed messages to reserve seqs for: the upgrade
-        // statement reserves them (one round trip less).
-        let base = upgraded.isEmpty ? nil : try TaskStore.upgrade(db, upgraded, feedMessages: messages.count)
-        try TaskStore.create(db, rows)
+        rows.append(TaskRows(steps, records: owed, at: now))
         // The incidents' rows are locked by this transaction (grown above): the sweeper and the
-        // update receiver, which lock the incident before its task, cannot change these tasks meanwhile.
-        try TaskStore.recordCounts(db, sent: upgraded + updated, owed: owed)
+        // update receiver, which lock the incident before its task, cannot change these tasks
+        // meanwhile. The statement that writes changed tasks reserves the feed seqs too.
+        let base = try TaskStore.write(db, rows, reservingFeed: messages.count)
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")

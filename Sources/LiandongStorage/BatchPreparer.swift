@@ -83,7 +83,7 @@ package final class BatchPreparer {
         var p = PreparedBatch(plan)
         if !plan.events.isEmpty {
             p.rows = try rows(plan)
-            p.freshTaskRows = TaskRows(created: plan.createdTasks)
+            p.freshTaskRows = TaskRows(plan.created)
             clock.lap("build_rows")
         }
         return p

@@ -2,68 +2,70 @@ import Foundation
 import LiandongCore
 import LibPQ
 
-/// A task step as task_history and the task columns record it (the JSON `TaskStore.apply` reads).
+/// A task row as the planner left it, and the history row of its step (`event` nil: none), as
+/// the statement of `TaskStore.write` reads them.
 private struct TaskChangeRow: Encodable {
-    let task_id, state, tier, division_code, respond_by, resolve_by, event, actor: String
-    let escalated, overdue, terminal: Bool
-    let from_division_code, note, update_id: String?
+    let id, kind, state, tier, division_code, respond_by, resolve_by, last_announced_at, counts_sent_at, at: String
+    let priority, escalations: Int
+    let departments: [String]
+    let overdue, closes: Bool
+    let overdue_since, closed_at, update_due_at: String?
+    let event, from_division_code, actor, note, update_id: String?
 
-    init(_ step: TaskStep, event: TaskEvent) {
-        let t = step.task
-        task_id = t.id
+    init(_ t: TaskRecord, step: TaskStep?, at: Double) {
+        id = t.id
+        kind = t.kind.rawValue
         state = t.state.rawValue
         tier = t.tier.rawValue
         division_code = t.divisionCode
         respond_by = Timestamp.formatUTC(t.respondBy)
         resolve_by = Timestamp.formatUTC(t.resolveBy)
-        self.event = event.rawValue
-        actor = step.actor
-        escalated = step.escalated
-        overdue = t.overdue
-        terminal = t.state.isTerminal
-        from_division_code = step.fromDivision
-        note = step.note
-        update_id = step.updateID
-    }
-}
-
-/// A new or upgraded task as liandong.upsert_tasks() reads it.
-private struct TaskUpsertRow: Encodable {
-    let id, incident_id, kind, tier, division_code, grid_code, category, respond_by, resolve_by: String
-    let priority: Int
-    let departments: [String]
-
-    init(_ t: TaskRecord) {
-        id = t.id
-        incident_id = t.incidentID
-        kind = t.kind.rawValue
-        tier = t.tier.rawValue
-        division_code = t.divisionCode
-        grid_code = t.gridCode
-        category = t.category
-        respond_by = Timestamp.formatUTC(t.respondBy)
-        resolve_by = Timestamp.formatUTC(t.resolveBy)
+        last_announced_at = Timestamp.formatUTC(t.lastAnnouncedAt)
+        counts_sent_at = Timestamp.formatUTC(t.countsSentAt)
+        self.at = Timestamp.formatUTC(at)
         priority = t.priority
+        escalations = t.escalations
         departments = t.departments
+        overdue = t.overdue
+        overdue_since = t.overdueSince.map(Timestamp.formatUTC)
+        closed_at = t.closedAt.map(Timestamp.formatUTC)
+        update_due_at = t.updateDueAt.map(Timestamp.formatUTC)
+        event = step?.event?.rawValue
+        // The step that finished the task closes its incident.
+        closes = step?.event != nil && t.state.isTerminal
+        from_division_code = step?.fromDivision
+        actor = step?.event == nil ? nil : step?.actor
+        note = step?.note
+        update_id = step?.updateID
     }
 }
 
-/// COPY data for new tasks and their 'created' history rows.
-package struct TaskRows {
+/// Task rows to write, as the planner decided them (`TaskStore.write`): tasks it created as COPY
+/// data with their 'created' history rows; every other step, and tasks changed without one (an
+/// update owed by coalescing, or forgotten), as the parameter of one statement.
+package struct TaskRows: Sendable {
     package var tasks: [UInt8] = []
     package var history: [UInt8] = []
+    fileprivate var changed: [TaskChangeRow] = []
 
     package init() {}
 
-    package init(created: [TaskRecord]) {
+    /// `steps` as the planner returned them; `records`: tasks changed at `at` without a step.
+    package init(_ steps: [TaskStep], records: [TaskRecord] = [], at: Double = 0) {
+        let created = steps.filter { $0.event == .created }
+        changed = steps.filter { $0.event != .created }.map { TaskChangeRow($0.task, step: $0, at: $0.at) }
+            + records.map { TaskChangeRow($0, step: nil, at: at) }
         guard !created.isEmpty else { return }
-        var copy = PGCopyText(reservingCapacity: created.count * 256)
-        var history = PGCopyText(reservingCapacity: created.count * 128)
-        for t in created {
+        var copy = PGCopyText(reservingCapacity: created.count * 320)
+        var history = PGCopyText(reservingCapacity: created.count * 160)
+        for step in created {
+            let t = step.task
             let respondBy = Timestamp.formatUTC(t.respondBy), resolveBy = Timestamp.formatUTC(t.resolveBy)
+            let at = Timestamp.formatUTC(step.at)
             copy.plain(t.id)
             copy.plain(t.incidentID)
             copy.plain(t.kind.rawValue)
+            copy.plain(t.state.rawValue)
             copy.plain(t.tier.rawValue)
             copy.field(t.divisionCode)
             copy.field(t.gridCode)
@@ -72,8 +74,17 @@ package struct TaskRows {
             copy.field(PGCopyText.arrayLiteral(t.departments))
             copy.plain(respondBy)
             copy.plain(resolveBy)
+            copy.plain(String(t.escalations))
+            copy.plain(t.overdue ? "t" : "f")
+            copy.field(t.overdueSince.map(Timestamp.formatUTC))
+            copy.field(t.closedAt.map(Timestamp.formatUTC))
+            copy.plain(Timestamp.formatUTC(t.lastAnnouncedAt))
+            copy.plain(Timestamp.formatUTC(t.countsSentAt))
+            copy.field(t.updateDueAt.map(Timestamp.formatUTC))
+            copy.plain(at)
+            copy.plain(at)
             copy.endRow()
-            for value in [t.id, TaskEvent.created.rawValue, t.tier.rawValue, t.divisionCode, respondBy, resolveBy, TaskStep.system] {
+            for value in [t.id, TaskEvent.created.rawValue, t.tier.rawValue, t.divisionCode, respondBy, resolveBy, step.actor, at] {
                 history.field(value)
             }
             history.endRow()
@@ -85,7 +96,10 @@ package struct TaskRows {
     package mutating func append(_ other: TaskRows) {
         tasks += other.tasks
         history += other.history
+        changed += other.changed
     }
+
+    package var isEmpty: Bool { tasks.isEmpty && changed.isEmpty }
 }
 
 /// Queries and statements about tasks shared by the writer, the update receiver and the sweeper.
@@ -168,7 +182,8 @@ package enum TaskStore {
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
                    extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
-                   (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9))
+                   (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
+                   t.escalations, extract(epoch FROM t.last_announced_at), extract(epoch FROM t.closed_at)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -201,89 +216,78 @@ package enum TaskStore {
                     respondBy: try v.double(14), resolveBy: try v.double(15),
                     overdue: try v.bool(18), overdueSince: try v.optionalDouble(19),
                     countsSentAt: try v.double(22), updateDueAt: try v.optionalDouble(23))
+                incident.task!.escalations = try v.int(27)
+                incident.task!.lastAnnouncedAt = try v.double(28)
+                incident.task!.closedAt = try v.optionalDouble(29)
             }
             return incident
         }
     }
 
-    /// Applies task steps: task columns, one history row each, and closes the incident of a task
-    /// that reached a terminal state. (Creations and upgrades are written by the event store.)
-    package static func apply(_ db: PGConnection, _ steps: [TaskStep]) throws {
-        let changes = steps.compactMap { step in step.event.map { TaskChangeRow(step, event: $0) } }
-        guard !changes.isEmpty else { return }
-        try db.query("""
+    /// Writes task rows exactly as the planner left them - every column and every time is the
+    /// planner's, the SQL decides nothing - with one history row per step, closing the incident of
+    /// a task its step finished. New tasks by COPY; the rest in one statement, which also reserves
+    /// `feedMessages` feed seqs (one round trip less) and then returns the seq before the first of
+    /// them (nil: none reserved; `appendFeed` then reserves its own).
+    /// The caller holds the incidents' row locks (the writer grew them, the sweeper and the update
+    /// receiver lock them first): nobody changes these tasks between their load and this write.
+    @discardableResult
+    package static func write(_ db: PGConnection, _ rows: TaskRows, reservingFeed feedMessages: Int = 0) throws -> Int64? {
+        if !rows.tasks.isEmpty {
+            try db.copy("""
+                COPY liandong.tasks (id, incident_id, kind, state, tier, division_code, grid_code, category, priority, departments,
+                                     respond_by, resolve_by, escalations, overdue, overdue_since, closed_at, last_announced_at,
+                                     counts_sent_at, update_due_at, created_at, updated_at) FROM STDIN
+                """, rows.tasks)
+            try db.copy("""
+                COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor, at) FROM STDIN
+                """, rows.history)
+        }
+        guard !rows.changed.isEmpty else { return nil }
+        let result = try db.query("""
             WITH x AS (
-                SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
-                    task_id uuid, state text, tier text, division_code text, respond_by timestamptz,
-                    resolve_by timestamptz, escalated boolean, overdue boolean, terminal boolean, event text,
-                    from_division_code text, actor text, note text, update_id text)
+                SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
+                    id uuid, kind text, state text, tier text, division_code text, priority smallint, departments text[],
+                    respond_by timestamptz, resolve_by timestamptz, escalations integer, overdue boolean,
+                    overdue_since timestamptz, closed_at timestamptz, last_announced_at timestamptz,
+                    counts_sent_at timestamptz, update_due_at timestamptz, at timestamptz, closes boolean,
+                    event text, from_division_code text, actor text, note text, update_id text)
+            ), head AS (
+                UPDATE liandong.feed_head SET seq = seq + $1 WHERE $1 > 0 RETURNING seq - $1 AS base
             ), u AS (
                 UPDATE liandong.tasks t
-                SET state = x.state, tier = x.tier, division_code = x.division_code, respond_by = x.respond_by,
-                    resolve_by = x.resolve_by, escalations = t.escalations + x.escalated::integer,
-                    overdue = x.overdue,
-                    overdue_since = CASE WHEN x.overdue AND NOT t.overdue THEN now() ELSE t.overdue_since END,
-                    closed_at = CASE WHEN x.terminal THEN now() ELSE NULL END,
-                    -- Its message carries the counts: no update is owed after it.
-                    last_announced_at = now(), counts_sent_at = now(), update_due_at = NULL, updated_at = now()
-                FROM x WHERE t.id = x.task_id
+                SET kind = x.kind, state = x.state, tier = x.tier, division_code = x.division_code, priority = x.priority,
+                    departments = x.departments, respond_by = x.respond_by, resolve_by = x.resolve_by,
+                    escalations = x.escalations, overdue = x.overdue, overdue_since = x.overdue_since,
+                    closed_at = x.closed_at, last_announced_at = x.last_announced_at, counts_sent_at = x.counts_sent_at,
+                    update_due_at = x.update_due_at, updated_at = x.at
+                FROM x WHERE t.id = x.id
                 RETURNING t.id, t.incident_id
             ), h AS (
                 INSERT INTO liandong.task_history (task_id, event, tier, division_code, from_division_code,
-                                                   respond_by, resolve_by, actor, note, update_id, peer)
-                SELECT x.task_id, x.event, x.tier, x.division_code, x.from_division_code,
-                       x.respond_by, x.resolve_by, x.actor, x.note, x.update_id,
-                       (SELECT tu.peer FROM liandong.task_updates tu WHERE tu.update_id = x.update_id)
-                FROM x
+                                                   respond_by, resolve_by, actor, note, update_id, peer, at)
+                SELECT x.id, x.event, x.tier, x.division_code, x.from_division_code, x.respond_by, x.resolve_by, x.actor,
+                       x.note, x.update_id, (SELECT tu.peer FROM liandong.task_updates tu WHERE tu.update_id = x.update_id), x.at
+                FROM x WHERE x.event IS NOT NULL
+            ), closed AS (
+                UPDATE liandong.incidents i
+                SET status = 'closed', resolution = x.state, closed_at = x.at, updated_at = x.at
+                FROM x JOIN u ON u.id = x.id
+                WHERE i.id = u.incident_id AND x.closes
             )
-            UPDATE liandong.incidents i
-            SET status = 'closed', resolution = x.state, closed_at = now(), updated_at = now()
-            FROM x JOIN u ON u.id = x.task_id
-            WHERE i.id = u.incident_id AND x.terminal
-            """, [try json(changes)])
-    }
-
-    /// Records what evidence messages announced and what coalescing held back: `sent` (evidence
-    /// updates and upgrades just announced: their priority, counts sent now, nothing owed) and
-    /// `owed` (an update due at that time, unless one is owed earlier). One statement.
-    package static func recordCounts(_ db: PGConnection, sent: [TaskRecord], owed: [(taskID: String, dueAt: Double)]) throws {
-        struct Row: Encodable {
-            let id: String
-            let priority: Int?
-            let due: Double?
+            SELECT base FROM head
+            """, [String(feedMessages), try json(rows.changed)])
+        guard feedMessages > 0 else { return nil }
+        guard let seq = result.scalar.flatMap(Int64.init) else {
+            throw StorageError("liandong.feed_head has no row: the schema is damaged (see deploy/OPERATIONS.md, upgrade and backup)")
         }
-        let rows = sent.map { Row(id: $0.id, priority: $0.priority, due: nil) } + owed.map { Row(id: $0.taskID, priority: nil, due: $0.dueAt) }
-        guard !rows.isEmpty else { return }
-        try db.query("""
-            UPDATE liandong.tasks t
-            SET priority       = CASE WHEN x.due IS NULL THEN least(t.priority, x.priority) ELSE t.priority END,
-                counts_sent_at = CASE WHEN x.due IS NULL THEN now() ELSE t.counts_sent_at END,
-                update_due_at  = CASE WHEN x.due IS NULL THEN NULL
-                                      ELSE least(t.update_due_at, to_timestamp(x.due)) END
-            FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, priority smallint, due float8)
-            WHERE t.id = x.id
-            """, [try json(rows)])
-    }
-
-    /// Upgrades tasks (liandong.upsert_tasks(), which records 'upgraded') and reserves the feed
-    /// seqs of `feedMessages` in the same statement; returns the seq before the first of them.
-    package static func upgrade(_ db: PGConnection, _ tasks: [TaskRecord], feedMessages: Int) throws -> Int64 {
-        let row = try db.query("\(feedHeadAdvance) SELECT base, liandong.upsert_tasks($2::jsonb) FROM head",
-                               [String(feedMessages), try json(tasks.map(TaskUpsertRow.init))])
-        guard let seq = row.scalar.flatMap(Int64.init) else { throw StorageError("liandong.feed_head has no row: the schema is damaged (see deploy/OPERATIONS.md, upgrade and backup)") }
         return seq
     }
 
-    /// New tasks and their 'created' history rows, by COPY.
-    package static func create(_ db: PGConnection, _ rows: TaskRows) throws {
-        guard !rows.tasks.isEmpty else { return }
-        try db.copy("""
-            COPY liandong.tasks (id, incident_id, kind, tier, division_code, grid_code, category, priority, departments,
-                                 respond_by, resolve_by) FROM STDIN
-            """, rows.tasks)
-        try db.copy("""
-            COPY liandong.task_history (task_id, event, tier, division_code, respond_by, resolve_by, actor) FROM STDIN
-            """, rows.history)
+    /// Writes `steps` (see `write(_:_:reservingFeed:)`) and appends their messages to the feed.
+    package static func write(_ db: PGConnection, steps: [TaskStep]) throws -> [FeedMessage] {
+        let base = try write(db, TaskRows(steps), reservingFeed: steps.count)
+        return try appendFeed(db, steps.map(\.message), base: base)
     }
 
     /// Appends messages to the feed outbox with the next gap-free seqs (the row lock on feed_head

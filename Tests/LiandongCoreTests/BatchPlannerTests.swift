@@ -185,8 +185,8 @@ struct BatchPlannerTests {
         #expect(plan.counts.silenced == 1 && plan.counts.inhibited == 1 && plan.counts.suppressed == 1)
         // Three incidents; the silenced one's and the noisy one's make no task, the picture-lost one's does.
         #expect(plan.opened.count == 3 && plan.silencedOnly.count == 2)
-        #expect(plan.freshTasks.count == 1 && plan.createdTasks.count == 1)
-        #expect(plan.createdTasks.first?.incidentID == plan.events.first { $0.placed.event.sourceID == "lost" }?.incident.uuidString.lowercased())
+        #expect(plan.freshTasks.count == 1 && plan.created.count == 1)
+        #expect(plan.created.first?.task.incidentID == plan.events.first { $0.placed.event.sourceID == "lost" }?.incident.uuidString.lowercased())
     }
 
     @Test("a batch planned while the one before it is written sees its ids as stored and its late events as correlated")

@@ -110,11 +110,11 @@ struct TaskPlannerTests {
         joint.countsSentAt = now
         // 10 s after the last message: held back, due 30 s after it.
         let held = planner().evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 10)
-        #expect(held == .coalesced(taskID: "task-1", dueAt: now + 30))
+        #expect(owed(held) == "task-1 owes at \(now + 30)")
         // Already pending: the due time stays.
         joint.updateDueAt = now + 30
-        #expect(planner().evidence(on: incident(alerts: 4, reports: 1, task: joint), now: now + 29.9)
-                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        #expect(owed(planner().evidence(on: incident(alerts: 4, reports: 1, task: joint), now: now + 29.9))
+                == "task-1 owes at \(now + 30)")
         // The interval passed: at once, nothing pending after it.
         let late = try #require(planner().evidence(on: incident(alerts: 5, reports: 1, task: joint), now: now + 30)?.announced)
         #expect(late.message.kind == .update && late.message.evidence.alertCount == 5 && late.event == nil)
@@ -122,11 +122,11 @@ struct TaskPlannerTests {
         // Another interval, and 0 turns coalescing off.
         var rules = Rules()
         rules.updateIntervalSeconds = 120
-        #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60)
-                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        #expect(owed(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60))
+                == "task-1 owes at \(now + 30)")
         joint.updateDueAt = nil
-        #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60)
-                == .coalesced(taskID: "task-1", dueAt: now + 120))
+        #expect(owed(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 60))
+                == "task-1 owes at \(now + 120)")
         rules.updateIntervalSeconds = 0
         #expect(planner(rules).evidence(on: incident(alerts: 3, reports: 1, task: joint), now: now + 1)?.announced != nil)
     }
@@ -140,8 +140,8 @@ struct TaskPlannerTests {
         #expect(urgent.task.tier == .township && urgent.task.respondBy == joint.respondBy, "tier and deadlines stay")
         // Less urgent evidence never lowers it, and is held back.
         joint.priority = 2
-        #expect(planner().evidence(on: incident(priority: 4, alerts: 4, reports: 1, task: joint), now: now + 2)
-                == .coalesced(taskID: "task-1", dueAt: now + 30))
+        #expect(owed(planner().evidence(on: incident(priority: 4, alerts: 4, reports: 1, task: joint), now: now + 2))
+                == "task-1 owes at \(now + 30)")
         // The first report on a verify task: the upgrade, at once.
         var verify = task(.verify)
         verify.countsSentAt = now
@@ -253,11 +253,51 @@ struct TaskPlannerTests {
         let fourth = try #require(p.deadline(state, now: later + 75 * 60))
         var unchanged = third.task
         unchanged.countsSentAt = later + 75 * 60
-        #expect(fourth.event == .reannounced && fourth.task == unchanged)
+        unchanged.lastAnnouncedAt = later + 75 * 60
+        #expect(fourth.event == .reannounced && fourth.task == unchanged, "announced again, nothing else changes")
+        #expect(first.task.escalations == 1 && second.task.escalations == 2 && third.task.escalations == 2)
+        #expect(third.task.lastAnnouncedAt == later + 15 * 60 && fourth.at == later + 75 * 60)
         #expect(fourth.message.reason == "overdue at the county since \(Timestamp.formatCST(later + 15 * 60))")
 
         state.task!.state = .resolved
         #expect(p.deadline(state, now: later + 200 * 60) == nil)
+    }
+
+    @Test("when a task is due: past respond_by while open, past resolve_by, or overdue and announced reannounce ago; never finished")
+    func due() {
+        let open = task(.dispatch, respondBy: now + 10)
+        #expect(!open.isDue(at: now, reannounce: 3600) && open.isDue(at: now + 10, reannounce: 3600))
+        var accepted = open
+        accepted.state = .accepted
+        #expect(!accepted.isDue(at: now + 10, reannounce: 3600), "respond_by binds only while open")
+        #expect(accepted.isDue(at: accepted.resolveBy, reannounce: 3600))
+        var overdue = accepted
+        overdue.overdue = true
+        overdue.lastAnnouncedAt = now
+        #expect(!overdue.isDue(at: accepted.resolveBy + 10, reannounce: 7200), "overdue: only the re-announcement interval counts")
+        #expect(overdue.isDue(at: now + 7200, reannounce: 7200))
+        for state in [TaskState.resolved, .falseAlarm] {
+            var done = overdue
+            done.state = state
+            #expect(!done.isDue(at: now + 1e6, reannounce: 3600))
+        }
+        var owing = open
+        owing.updateDueAt = now + 5
+        #expect(!owing.owesUpdate(at: now + 4) && owing.owesUpdate(at: now + 5) && !open.owesUpdate(at: now + 1e6))
+    }
+
+    @Test("a step records its time in the task: every announced step the announcement, a finishing step the close, an escalation the climb")
+    func stepTimes() throws {
+        let p = planner()
+        let created = try #require(p.evidence(on: incident(alerts: 1), now: now)?.announced)
+        #expect(created.at == now && created.task.lastAnnouncedAt == now && created.task.countsSentAt == now)
+        var state = incident(alerts: 1, task: created.task)
+        let resolved = try p.apply(.resolve, to: state, actor: "d", note: nil, updateID: "u1", now: now + 60).get()
+        #expect(resolved.task.closedAt == now + 60 && resolved.task.lastAnnouncedAt == now + 60 && resolved.at == now + 60)
+        state.task!.state = .resolved
+        state.task!.updateDueAt = now + 30
+        #expect(p.forgetOwed(state)?.updateDueAt == nil && p.forgetOwed(state)?.id == created.task.id)
+        #expect(p.dueUpdate(state, now: now + 90) == nil, "a finished task owes nothing")
     }
 
     @Test("working-hours calendars move deadlines of the tiers they cover, not critical tasks")
@@ -271,4 +311,10 @@ struct TaskPlannerTests {
         let critical = try #require(p.evidence(on: incident("intrusion", priority: 1, alerts: 0, reports: 1), now: now)?.announced)
         #expect(critical.task.tier == .county && critical.task.respondBy == now + 5 * 60)
     }
+}
+
+/// A held-back update as "TASK owes at DUE" (nil: not held back).
+func owed(_ outcome: EvidenceOutcome?) -> String? {
+    guard case .coalesced(let task)? = outcome, let due = task.updateDueAt else { return nil }
+    return "\(task.id) owes at \(due)"
 }
