@@ -26,7 +26,7 @@ public final class FeedClient {
     /// Times a heartbeat's catch-up found no replay endpoint answering (retried with backoff).
     public private(set) var replayUnavailable = 0
     private var replayRetryAt = Date.distantPast
-    private var replayBackoff: TimeInterval = 1
+    private var replayBackoff = Backoff(first: 1, limit: 30)
     public let prefix: String
     /// Every message for the prefix with seq <= caughtUp has been delivered.
     public private(set) var caughtUp: Int64
@@ -121,12 +121,11 @@ public final class FeedClient {
     private func catchUpOrBackOff() throws -> [Item] {
         do {
             let items = try catchUp(peerWait: 1)
-            replayBackoff = 1
+            replayBackoff.reset()
             return items
         } catch let error as ReplayError where error.unavailable {
             replayUnavailable += 1
-            replayRetryAt = Date().addingTimeInterval(replayBackoff)
-            replayBackoff = min(replayBackoff * 2, 30)
+            replayRetryAt = Date().addingTimeInterval(replayBackoff.next())
             return []
         }
     }

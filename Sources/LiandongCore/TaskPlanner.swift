@@ -60,7 +60,7 @@ public struct TaskRecord: Sendable, Equatable {
 
     /// Whether a deadline calls for the sweeper (`TaskPlanner.deadline`) at `now`: unfinished and
     /// past respond_by while open or past resolve_by; or, overdue at the county already,
-    /// announced last `reannounce` seconds ago or more. `TaskStore.dueQuery` selects exactly these.
+    /// announced last `reannounce` seconds ago or more. `TaskDeadlines.due` selects exactly these.
     public func isDue(at now: Double, reannounce: Double) -> Bool {
         guard !state.isTerminal else { return false }
         if overdue { return lastAnnouncedAt <= now - reannounce }
@@ -302,7 +302,7 @@ public struct TaskPlanner: Sendable {
 
     /// A task past a deadline - respond_by missed while open, or resolve_by; when overdue already,
     /// its re-announcement interval passed (the sweeper selects these in PostgreSQL, under the
-    /// task's row lock, by `SweeperService.dueCondition`): one tier up with new deadlines (督办, `escalated`), marked overdue
+    /// task's row lock, by `TaskDeadlines.dueCondition`): one tier up with new deadlines (督办, `escalated`), marked overdue
     /// at the county (`overdue`), or, overdue already, announced again (`reannounced`). Every step
     /// is an `escalation` message on the responsible division's topic. Nil without an unfinished task.
     public func deadline(_ incident: IncidentState, now: Double) -> TaskStep? {

@@ -108,7 +108,9 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
     /// The queue was closed (the ingest has stopped).
     public private(set) var queueClosed = false
     /// Backoff while the database is unreachable without a spill to fall back on.
-    public private(set) var delay = Self.firstDelay
+    private var backoff = Backoff(first: Self.firstDelay, limit: Self.maxDelay)
+    /// The delay the next retry waits.
+    public var delay: Double { backoff.current }
 
     public static var firstDelay: Double { 0.1 }
     public static var maxDelay: Double { 5 }
@@ -182,7 +184,7 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
         let done = current!
         current = nil
         state = .idle
-        delay = Self.firstDelay
+        backoff.reset()
         if let next, !next.items.isEmpty {
             ahead = next
             aheadPrepared = prepared
@@ -209,7 +211,7 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
         carryBack(next)
         state = .connecting
         if stopping { return .stop(unwritten: current!.items.count + carried.count) }
-        guard hasSpill else { return .retry(delay: backoff()) }
+        guard hasSpill else { return .retry(delay: backoff.next()) }
         return .spillOut(current: current!.inMemoryOnly ? current!.items : nil, carried: carried)
     }
 
@@ -218,7 +220,7 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
     /// writer give it up; otherwise it keeps it in memory and retries.
     public mutating func spilled(current all: Bool, carried count: Int) -> AfterSpill {
         precondition(state == .connecting && current != nil, "spilled while \(state)")
-        guard all else { return .retry(delay: backoff()) }
+        guard all else { return .retry(delay: backoff.next()) }
         carried.removeFirst(min(count, carried.count))
         current = nil
         return .reconnectSpilling
@@ -231,11 +233,6 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
         return write(current!, preparedAhead: false)
     }
 
-    /// The delay before the next attempt; the one after doubles, up to `maxDelay`.
-    private mutating func backoff() -> Double {
-        defer { delay = min(delay * 2, Self.maxDelay) }
-        return delay
-    }
 
     private mutating func carryBack(_ next: Batch?) {
         if let next, next.inMemoryOnly { carried.insert(contentsOf: next.items, at: 0) }

@@ -14,7 +14,7 @@ public func preflight(config: Config, migrator: Migrator) throws -> [String] {
     try migrator.checkCurrent(db)
     var warnings: [String] = []
     // Any login that may take the writer or leadership lock first can hold the daemon back.
-    if try db.query("SELECT has_function_privilege('public', 'pg_catalog.pg_try_advisory_lock(bigint)', 'EXECUTE')").scalar == "t" {
+    if try OperatorAccess.publicMayTakeAdvisoryLocks(db) {
         warnings.append("every login of this database may take advisory locks, the daemon's writer and leadership locks "
             + "included: a read-only operator could hold it back. A superuser runs deploy/dba-setup.sql again (it revokes "
             + "EXECUTE on the advisory-lock functions from PUBLIC and grants it to the database's owner)")
@@ -25,7 +25,7 @@ public func preflight(config: Config, migrator: Migrator) throws -> [String] {
 /// Connects, turning a libpq failure into an error that names the config key to fix.
 public func openDatabase(_ conninfo: String) throws -> PGConnection {
     do {
-        return try PGConnection(conninfo: conninfo)
+        return try Sessions.open(conninfo)
     } catch let error as PQError {
         throw ConfigError("cannot connect to the database (database.url or LIANDONG_DATABASE_URL, "
             + "or the PG* environment when empty): \(error.message)")
@@ -47,8 +47,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
     // (read when the ingest starts to lead).
     let url = config.databaseURL
     let seeds: @Sendable () throws -> [String: Int64] = {
-        try openDatabase(url).query("SELECT gateway_id, highest_seq FROM liandong.gateway_seqs")
-            .rows.reduce(into: [String: Int64]()) { $0[$1[0]!] = Int64($1[1]!) }
+        try EventStore.gatewaySeqs(try openDatabase(url))
     }
     let gaps = BoundedQueue<SeqGap>(capacity: 100_000)
     let metrics = Metrics()

@@ -1,4 +1,5 @@
 import Foundation
+import LiandongCore
 import LiandongStorage
 import LibPQ
 import Logging
@@ -23,23 +24,22 @@ final class DatabaseSession {
     /// `stop` is set (then `SessionStopped` is thrown: the service ends normally, see
     /// `runThreadService`). Other errors are thrown at once.
     func run<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        var delay = 0.1
+        var backoff = Backoff()
         while true {
             do {
                 if connection == nil || connection?.isOK == false {
-                    connection = try PGConnection(conninfo: conninfo)
-                    try connection!.execute("SET client_min_messages = warning")
-                    try fence(connection!)
+                    connection = nil
+                    connection = try Sessions.open(conninfo, prepare: fence)
                 }
                 return try body(connection!)
             } catch let error as PQError where error.isConnectionFailure {
                 connection = nil
                 if stop.isSet { throw SessionStopped(underlying: error) }
+                let delay = backoff.next()
                 logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)"])
                 // The backoff ends early when the service is asked to stop.
                 let deadline = Date(timeIntervalSinceNow: delay)
                 while !stop.isSet && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-                delay = min(delay * 2, 5)
             }
         }
     }

@@ -94,8 +94,8 @@ public final class HealthService: Service, Sendable {
     /// Ready when the database answers and holds every migration this binary knows.
     func readiness(_ db: inout PGConnection?) -> (Bool, String) {
         do {
-            if db == nil || db?.isOK == false { db = try PGConnection(conninfo: config.databaseURL) }
-            let version = Int(try db!.query("SELECT coalesce(max(version), 0) FROM liandong.schema_migrations").scalar ?? "0") ?? 0
+            if db == nil || db?.isOK == false { db = try Sessions.open(config.databaseURL) }
+            let version = try Migrator.currentVersion(db!)
             guard version >= expectedMigration else {
                 return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
             }

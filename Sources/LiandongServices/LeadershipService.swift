@@ -99,14 +99,12 @@ public final class LeadershipService: Service, Sendable {
     }
 
     private func open() throws -> PGConnection {
-        let db = try PGConnection(conninfo: config.databaseURL)
-        try db.execute("SET client_min_messages = warning")
         // A lost client is noticed by the server within ~5 s (the lock is released).
-        try db.execute("SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3")
-        try db.query("SELECT set_config('statement_timeout', $1, false)",
-                     [String(Int(Leadership.Timing(takeover: config.ha.takeoverSeconds).renewDeadline * 1000 / 2))])
-        let name = try db.query("SELECT current_setting('application_name')").scalar ?? ""
+        let timeout = Int(Leadership.Timing(takeover: config.ha.takeoverSeconds).renewDeadline * 1000 / 2)
+        var name = ""
+        let db = try Sessions.open(config.databaseURL, keepalive: .fast) { name = try LeaseStore.prepareSession($0, statementTimeoutMs: timeout) }
         guard name == role.me else {
+            db.close()
             throw ConfigError("with ha.enabled each liandongd names its database sessions (application_name) so that a "
                 + "successor can end them; database.url sets application_name=\(name): remove it")
         }

@@ -60,14 +60,12 @@ public final class PublisherService: Service, Sendable {
         let socket = try openSocket()
         let cursor = FeedCursor(conninfo: config.databaseURL, feedHead: feedHead, fence: role.fence, logger: logger)
         let db = try cursor.database()
-        let pending = try db.query("""
-            SELECT seq, topic, body FROM liandong.feed WHERE seq > (SELECT seq FROM liandong.feed_published) ORDER BY seq
-            """)
-        if pending.count > 0 {
+        let pending = try FeedStore(db: db).unpublished()
+        if !pending.isEmpty {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
-            try cursor.send(pending.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }, socket)
+            try cursor.send(pending, socket)
         }
-        var next = (Int64(try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0") ?? 0) + 1
+        var next = try FeedStore(db: db).head() + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
         feedHead.record(next - 1)
         var waiting: [Int64: FeedMessage] = [:]
@@ -101,10 +99,7 @@ public final class PublisherService: Service, Sendable {
                 let first = waiting.keys.min()
             {
                 do {
-                    let rows = try cursor.database().query(
-                        "SELECT seq, topic, body FROM liandong.feed WHERE seq >= $1 AND seq < $2 ORDER BY seq",
-                        [String(next), String(first)])
-                    ready += rows.rows.map { FeedMessage(seq: Int64($0[0]!)!, topic: $0[1]!, body: $0[2]!) }
+                    ready += try FeedStore(db: try cursor.database()).messages(from: next, to: first)
                     next = first
                     while let m = waiting.removeValue(forKey: next) {
                         ready.append(m)
@@ -176,8 +171,7 @@ private final class FeedCursor {
     func database() throws -> PGConnection {
         if let c = connection, c.isOK { return c }
         connection = nil
-        let c = try PGConnection(conninfo: conninfo)
-        try fence(c)
+        let c = try Sessions.open(conninfo, prepare: fence)
         connection = c
         return c
     }
@@ -196,9 +190,7 @@ private final class FeedCursor {
     func markPublished() {
         guard markedThrough < sentThrough else { return }
         do {
-            try database().query("""
-                UPDATE liandong.feed_published SET seq = $1, published_at = now() WHERE seq < $1
-                """, [String(sentThrough)])
+            try FeedStore(db: try database()).markPublished(through: sentThrough, at: Date().timeIntervalSince1970)
             markedThrough = sentThrough
         } catch {
             // Sent but not recorded yet: retried each round; a restart before that republishes

@@ -80,19 +80,10 @@ public final class ReplayService: Service, Sendable {
             return [ReplayEnd.error("forbidden: \(why)").json()]
         }
         let (since, prefix, limit) = (request.since, request.prefix, request.limit)
-        let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
-        let (rows, head) = try session.run { db in
-            try db.transaction { db in
-                (try db.query("""
-                    SELECT body FROM liandong.feed WHERE seq > $1 AND topic LIKE $2 ORDER BY seq LIMIT $3
-                    """, [String(since), pattern, String(limit + 1)]),
-                 try db.query("SELECT seq FROM liandong.feed_head").scalar ?? "0")
-            }
-        }
-        let more = rows.count > limit
-        var frames = rows.rows.prefix(limit).map { Array($0[0]!.utf8) }
-        frames.append(ReplayEnd.end(head: Int64(head) ?? 0, more: more).json())
+        let (bodies, head) = try session.run { db in try FeedStore(db: db).replay(since: since, prefix: prefix, limit: limit + 1) }
+        let more = bodies.count > limit
+        var frames = bodies.prefix(limit).map { Array($0.utf8) }
+        frames.append(ReplayEnd.end(head: head, more: more).json())
         return frames
     }
 }

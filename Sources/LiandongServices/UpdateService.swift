@@ -110,16 +110,11 @@ public final class UpdateService: Service, Sendable {
         let answer = try session.run { db in
             try db.transaction { db -> TaskUpdateAnswer in
                 messages = []
-                let previous = try db.query("SELECT ok, error FROM liandong.task_updates WHERE update_id = $1", [update.updateID])
-                if previous.count == 1 {
-                    return TaskUpdateAnswer(ok: previous[0, "ok"] == "t", updateID: update.updateID, error: previous[0, "error"])
+                if let previous = try TaskUpdateStore.previousAnswer(db, updateID: update.updateID) {
+                    return TaskUpdateAnswer(ok: previous.ok, updateID: update.updateID, error: previous.error)
                 }
                 let result = try apply(update, peer: peer, db: db, now: now)
-                try db.query("""
-                    INSERT INTO liandong.task_updates (update_id, task_id, action, actor, at, note, ok, error, body, peer)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
-                    """, [update.updateID, update.taskID, update.action.rawValue, update.actor, Timestamp.formatUTC(update.at),
-                          update.note, result.refusal == nil ? "t" : "f", result.refusal, update.body, peer?.name])
+                try TaskUpdateStore.record(db, update, refusal: result.refusal, peer: peer?.name)
                 if result.refusal == nil {
                     messages = try TaskStore.write(db, steps: result.steps)
                 }
@@ -154,7 +149,7 @@ public final class UpdateService: Service, Sendable {
                 trust.refused(.outOfScope, who: peer?.name ?? "", key: target, "updates: \(why)")
                 return Outcome(refusal: "forbidden: \(why)")
             }
-            guard try db.query("SELECT 1 FROM liandong.divisions WHERE code = $1", [target]).count == 1 else {
+            guard try TaskUpdateStore.divisionExists(db, target) else {
                 return Outcome(refusal: "unknown division \(target) (not in liandong.divisions)")
             }
         }

@@ -26,13 +26,9 @@ public final class EventStore {
     }
 
     private static func open(_ conninfo: String, _ onConnect: @Sendable (PGConnection) throws -> Void) throws -> PGConnection {
-        let db = try PGConnection(conninfo: conninfo)
-        try db.execute("SET client_min_messages = warning")
         // If this client vanishes without closing (a network partition), the server ends the
         // session - and releases the writer lock - within about half a minute.
-        try db.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3")
-        try onConnect(db)
-        return db
+        try Sessions.open(conninfo, prepare: onConnect)
     }
 
     public var isConnected: Bool { committer.isConnected && preparer.with { $0.isConnected } }
@@ -121,6 +117,12 @@ public final class EventStore {
     /// Writes a prepared batch in one transaction (see `BatchCommitter.commit`).
     public func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         try committer.commit(p, now: now)
+    }
+
+    /// The highest seq stored per gateway (the gap tracker's seed at start).
+    package static func gatewaySeqs(_ db: PGConnection) throws -> [String: Int64] {
+        try db.query("SELECT gateway_id, highest_seq FROM liandong.gateway_seqs").typed
+            .reduce(into: [String: Int64]()) { $0[try $1.string(0)] = try $1.int64(1) }
     }
 
     /// Records per-gateway seq gaps found on the SUB path.

@@ -9,6 +9,13 @@ public enum LeaseStore {
     /// Session advisory lock of the leader ("liandonh": one past the writer lock's "liandong").
     public static let lockKey: Int64 = EventStore.writerLockKey + 1
 
+    /// Prepares the leadership session: statements end after `statementTimeoutMs` (a renewal
+    /// never hangs past its deadline). Returns the session's application_name.
+    package static func prepareSession(_ db: PGConnection, statementTimeoutMs: Int) throws -> String {
+        try db.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMs)])
+        return try db.query("SELECT current_setting('application_name')").scalar ?? ""
+    }
+
     public static func tryLock(_ db: PGConnection) throws -> Bool {
         try db.query("SELECT pg_try_advisory_lock($1::bigint)", [String(lockKey)]).scalar == "t"
     }

@@ -130,6 +130,11 @@ public struct Migrator {
     /// Throws unless the database holds exactly this binary's migrations (used before `run` and
     /// `import`): none pending, none this binary does not know (a newer liandongd migrated it),
     /// none applied from a different text.
+    /// The highest migration applied (0: none).
+    package static func currentVersion(_ db: PGConnection) throws -> Int {
+        Int(try db.query("SELECT coalesce(max(version), 0) FROM liandong.schema_migrations").scalar ?? "0") ?? 0
+    }
+
     public func checkCurrent(_ db: PGConnection) throws {
         let applied = try Self.applied(db)
         let known = Set(migrations.map(\.version))

@@ -7,6 +7,12 @@ public struct OperatorAccess {
 
     public init(db: PGConnection) { self.db = db }
 
+    /// Whether every login may take advisory locks (EXECUTE on pg_try_advisory_lock not revoked
+    /// from PUBLIC): then any of them could take the daemon's writer or leadership lock first.
+    package static func publicMayTakeAdvisoryLocks(_ db: PGConnection) throws -> Bool {
+        try db.query("SELECT has_function_privilege('public', 'pg_catalog.pg_try_advisory_lock(bigint)', 'EXECUTE')").scalar == "t"
+    }
+
     public struct Grant: Sendable, Equatable {
         public var role: String
         public var scope: String
