@@ -25,8 +25,8 @@ public enum BridgeAction: Sendable, Equatable {
     /// A message for liandongd's acknowledged path; `acknowledged(id:)` follows its answer.
     case forward(topic: String, body: [UInt8], id: String)
     /// Something an operator should read in the log (a refusal worth knowing of; each kind and
-    /// address at most once a minute).
-    case notice(String)
+    /// address at most once a minute), with dotted metadata (sip.peer, gb28181.device_id, ...).
+    case notice(String, metadata: [String: String])
 }
 
 /// The GB/T 28181 platform side of liandong-gb28181, pure: registrations (MD5 Digest),
@@ -288,7 +288,7 @@ public struct GB28181Bridge: Sendable {
         if let until = guesses.refusedUntil(host: peer.host, device: device, registeredFrom: registrations[device]?.peer.host, now: now) {
             count("register_throttled")
             return [answer(403, "Forbidden", [("Retry-After", String(Int((until - now).rounded(.up))))])]
-                + notice("throttled \(peer.host)", now: now,
+                + notice("throttled \(peer.host)", now: now, ["sip.peer": peer.description, "gb28181.device_id": device],
                          "REGISTER refused without a check until \(Timestamp.formatCST(until)): too many wrong digests from \(peer.host) "
                          + "or for device \(device)")
         }
@@ -302,7 +302,7 @@ public struct GB28181Bridge: Sendable {
         guard credentials.username == device, let password = settings.password(for: device) else {
             count(credentials.username == device ? "register_unknown" : "register_forbidden")
             return [answer(403, "Forbidden")]
-                + notice("unknown \(peer.host)", now: now, "REGISTER of device \(device) from \(peer.description) refused: "
+                + notice("unknown \(peer.host)", now: now, ["sip.peer": peer.description, "gb28181.device_id": device], "REGISTER of device \(device) from \(peer.description) refused: "
                          + "not in gb28181.passwords_file or gb28181.devices_file (with only the shared password a device must be known)")
         }
         // Single use, and only from the address it was issued to: a captured Authorization cannot
@@ -375,7 +375,9 @@ public struct GB28181Bridge: Sendable {
         guard registration.peer.host == peer.host, registration.peer.transport == peer.transport else {
             count("message_wrong_address")
             return [answer(403, "Forbidden", "device \(device) is registered from another address")]
-                + notice("spoofed \(peer.host)", now: now, "MESSAGE in the name of device \(device) from \(peer.description) refused: "
+                + notice("spoofed \(peer.host)", now: now,
+                         ["sip.peer": peer.description, "gb28181.device_id": device, "gb28181.registered_from": registration.peer.description],
+                         "MESSAGE in the name of device \(device) from \(peer.description) refused: "
                          + "it registered from \(registration.peer.description)")
         }
         let root: XMLElement
@@ -418,7 +420,8 @@ public struct GB28181Bridge: Sendable {
             guard Self.mayAlarm(as: notify.deviceID, sender: device, registered: registrations.keys.contains(notify.deviceID)) else {
                 count("alarm_wrong_device")
                 return [answer(403, "Forbidden", "DeviceID \(notify.deviceID) is not device \(device) nor one of its channels")]
-                    + notice("wrong device \(peer.host)", now: now, "Alarm of device \(device) from \(peer.description) refused: it names "
+                    + notice("wrong device \(peer.host)", now: now,
+                             ["sip.peer": peer.description, "gb28181.device_id": device, "gb28181.alarm_device_id": notify.deviceID], "Alarm of device \(device) from \(peer.description) refused: it names "
                              + "DeviceID \(notify.deviceID), which is neither the device nor one of its channels")
             }
             count("alarms")
@@ -445,11 +448,11 @@ public struct GB28181Bridge: Sendable {
     }
 
     /// A notice for the log, at most once a minute per `kind` (which names the address).
-    mutating func notice(_ kind: String, now: Double, _ text: String) -> [BridgeAction] {
+    mutating func notice(_ kind: String, now: Double, _ metadata: [String: String], _ text: String) -> [BridgeAction] {
         guard now - (noticed[kind] ?? -.infinity) >= 60 else { return [] }
         if noticed.count > 10_000 { noticed = noticed.filter { now - $0.value < 60 } }
         noticed[kind] = now
-        return [.notice(text)]
+        return [.notice(text, metadata: metadata)]
     }
 
     mutating func busy(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double) -> BridgeAction {

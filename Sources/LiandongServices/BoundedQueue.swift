@@ -109,7 +109,7 @@ public func runOnDedicatedThread(name: String, _ body: @escaping @Sendable () th
 /// Runs a service whose work loop is blocking (libzmq, libpq) on a dedicated thread; graceful
 /// shutdown and cancellation both call `onStop`, which must make the loop return soon. A loop
 /// stopped while its database was unreachable (`SessionStopped`) ends normally.
-func runThreadService(name: String, onStop: @escaping @Sendable () -> Void,
+package func runThreadService(name: String, onStop: @escaping @Sendable () -> Void,
                       _ body: @escaping @Sendable () throws -> Void) async throws {
     try await withTaskCancellationHandler {
         try await withGracefulShutdownHandler {

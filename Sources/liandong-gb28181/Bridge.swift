@@ -4,20 +4,19 @@ import LiandongClient
 import LiandongCore
 import LiandongServices
 import LibPQ
+import Logging
+import ServiceLifecycle
 import Synchronization
 import ZeroMQ
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// SIGTERM / SIGINT: finish what liandongd has not answered yet (a few seconds), then stop.
-let stopRequested = Atomic<Bool>(false)
-
 /// liandong-gb28181: the SIP user-agent server GB/T 28181 cameras and NVRs (or an upstream
 /// platform) register with. Alarms and keepalives go to liandongd over its acknowledged ingest
 /// path and are answered 200 only once liandongd has committed them.
 @main
-struct BridgeCommand: ParsableCommand {
+struct BridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liandong-gb28181",
         abstract: "GB/T 28181 SIP bridge: cameras and NVRs register here; their alarms and keepalives reach liandongd.",
@@ -32,7 +31,7 @@ struct BridgeCommand: ParsableCommand {
     @Option(help: "With liandongd's security.curve: this bridge's secret key file (a gateway key of `liandongd keys generate`).")
     var curveKey: String?
 
-    func run() throws {
+    func run() async throws {
         let settings: Config.GB28181
         let fullConfig: Config
         let passwords: [String: String]
@@ -45,6 +44,10 @@ struct BridgeCommand: ParsableCommand {
         } catch let error as ConfigError {
             throw ValidationError(error.message)
         }
+        // Logs like liandongd's (log.level, log.format): one line per event, dotted metadata, no secret.
+        let logSettings = LogSettings(level: Logger.Level(rawValue: fullConfig.logLevel) ?? .info, json: fullConfig.logFormat == "json")
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, settings: logSettings) }
+        let logger = Logger(label: "liandong-gb28181")
         guard !settings.password.isEmpty || !passwords.isEmpty else {
             throw ValidationError("gb28181.password or gb28181.passwords_file is required: devices register with an MD5 Digest password "
                 + "(set LIANDONG_GB28181_PASSWORD, or gb28181.password in the config file)")
@@ -60,21 +63,26 @@ struct BridgeCommand: ParsableCommand {
         bridgeSettings.knownDevices = registry.current
         let bridge = GB28181Bridge(settings: bridgeSettings, nonceSecret: Self.randomSecret())
         if !settings.password.isEmpty && bridgeSettings.knownDevices == nil {
-            FileHandle.standardError.write(Data(("liandong-gb28181: WARNING: any 20-digit device id may register with the shared "
-                + "gb28181.password: neither gb28181.devices_file nor the camera registry (database.url) could be read\n").utf8))
+            logger.warning("""
+                any 20-digit device id may register with the shared password (gb28181.password), as neither \
+                gb28181.devices_file nor the camera registry (database.url) could be read
+                """)
         }
-        let loop = try BridgeLoop(bridge: bridge, settings: settings, curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
+        let loop = try BridgeLoop(bridge: bridge, settings: settings, logger: logger,
+                                  curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
         loop.registry = registry
         registry.start()
         // A parent may have started us with signals blocked (the mask is inherited): unblock the two we stop on.
         var mask = sigset_t()
         sigemptyset(&mask)
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
-            sigaddset(&mask, sig)
-        }
+        for sig in [SIGTERM, SIGINT] { sigaddset(&mask, sig) }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
-        try loop.run()
+        // The daemon's lifetime model: SIGTERM or SIGINT is a graceful shutdown, in which the loop
+        // finishes what liandongd has not answered yet (up to 5 s) and saves its state.
+        var configuration = ServiceGroupConfiguration(services: [.init(service: BridgeService(loop: loop), serviceName: "bridge")],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(15)
+        try await ServiceGroup(configuration: configuration).run()
     }
 
     /// One device id a line; # starts a comment. nil when no file is configured.
@@ -127,6 +135,25 @@ struct BridgeCommand: ParsableCommand {
     }
 }
 
+/// The bridge's loop as a service of the group: on its own thread, stopped by a graceful shutdown.
+final class BridgeService: Service, Sendable {
+    /// Handed over once, to the thread that runs it.
+    private let loop: Mutex<BridgeLoop?>
+    private let stop: StopFlag
+
+    init(loop: sending BridgeLoop) {
+        stop = loop.stop
+        self.loop = Mutex(loop)
+    }
+
+    func run() async throws {
+        try await runThreadService(name: "liandong-gb28181", onStop: { [stop] in stop.set() }) { [self] in
+            guard let loop = self.loop.withLock({ $0.take() }) else { return }
+            try loop.run()
+        }
+    }
+}
+
 /// The one thread of the bridge: SIP sockets, liandongd's DEALER and the metrics listener in one
 /// poll; the pure `GB28181Bridge` decides, this carries out.
 final class BridgeLoop {
@@ -140,8 +167,13 @@ final class BridgeLoop {
     let metrics: BridgeMetrics
     let metricsFD: Int32?
 
-    init(bridge: GB28181Bridge, settings: Config.GB28181, curve: CurveClientKeys?) throws {
+    let logger: Logger
+    /// Set by a graceful shutdown (SIGTERM, SIGINT).
+    let stop = StopFlag()
+
+    init(bridge: GB28181Bridge, settings: Config.GB28181, logger: Logger, curve: CurveClientKeys?) throws {
         self.bridge = bridge
+        self.logger = logger
         self.settings = settings
         context = try ZMQContext()
         client = try IngestClient(context: context, endpoint: settings.daemonAcks[0], retryAfter: 2, curve: curve)
@@ -161,10 +193,6 @@ final class BridgeLoop {
         }
     }
 
-    func log(_ text: String) {
-        FileHandle.standardError.write(Data("\(Timestamp.formatCST(Date().timeIntervalSince1970)) liandong-gb28181: \(Secrets.redact(text))\n".utf8))
-    }
-
     /// Registrations survive a restart in gb28181.state_path (relative: in the working directory,
     /// the unit's /var/lib/liandong): after a restart devices need not register again.
     var stateFile: String { settings.statePath }
@@ -179,9 +207,10 @@ final class BridgeLoop {
         do {
             let saved = try JSONDecoder().decode([String: GB28181Bridge.Registration].self, from: data)
             let n = bridge.restore(saved, now: Date().timeIntervalSince1970)
-            log("restored \(n) registration(s) of \(saved.count) from \(from) (the others had expired)")
+            logger.notice("restored \(n) registration(s) of \(saved.count) from \(from) (the others had expired)",
+                          metadata: ["gb28181.state_path": "\(from)", "gb28181.restored": "\(n)", "gb28181.saved": "\(saved.count)"])
         } catch {
-            log("ignoring \(from): \(error) (devices register again)")
+            logger.warning("ignoring \(from): \(error) (devices register again)", metadata: ["gb28181.state_path": "\(from)"])
         }
         savedChanges = bridge.registrationChanges
         if from == Self.formerFile { savedChanges -= 1 }  // written to the state file at the next tick
@@ -195,17 +224,23 @@ final class BridgeLoop {
             try JSONEncoder().encode(bridge.registrations).write(to: URL(fileURLWithPath: stateFile), options: .atomic)
             try? FileManager.default.removeItem(atPath: Self.formerFile)
         } catch {
-            log("cannot save gb28181.state_path \(stateFile) in \(FileManager.default.currentDirectoryPath): \(error) "
-                + "(registrations are kept in memory; after a restart devices register again)")
+            logger.error("""
+                cannot save gb28181.state_path \(stateFile) in \(FileManager.default.currentDirectoryPath): \(error) \
+                (registrations are kept in memory; after a restart devices register again)
+                """, metadata: ["gb28181.state_path": "\(stateFile)"])
         }
     }
 
     func run() throws {
-        log("listening on \(settings.sipBind.joined(separator: ", ")) as \(settings.serverID) (realm \(settings.realm)); "
-            + "forwarding to \(settings.daemonAck); metrics on \(settings.metricsBind.isEmpty ? "(none)" : settings.metricsBind)")
+        logger.info("""
+            listening on \(settings.sipBind.joined(separator: ", ")) as \(settings.serverID) (realm \(settings.realm)); \
+            forwarding to \(settings.daemonAck); metrics on \(settings.metricsBind.isEmpty ? "(none)" : settings.metricsBind)
+            """,
+                    metadata: ["sip.bind": "\(settings.sipBind.joined(separator: ","))", "gb28181.server_id": "\(settings.serverID)",
+                               "zmq.connect": "\(settings.daemonAck)", "http.bind": "\(settings.metricsBind)"])
         restoreRegistrations()
         var nextTick = 0.0
-        while !stopRequested.load(ordering: .relaxed) {
+        while !stop.isSet {
             let set = sockets.pollSet()
             var items: [ZMQPollItem] = [client.pollItem] + set.map { .fd($0.fd, writable: $0.writable) }
             if let metricsFD { items.append(.fd(metricsFD)) }
@@ -230,7 +265,8 @@ final class BridgeLoop {
                         sockets.read(id, { message, peer in apply(bridge.receive(message, from: peer, now: now)) },
                                      malformed: { error, peer in
                                          metrics.malformed.increment()
-                                         log("unreadable SIP from \(peer): \(error); connection closed")
+                                         logger.notice("unreadable SIP from \(peer): \(error); connection closed",
+                                                       metadata: ["sip.peer": "\(peer)"])
                                      })
                     }
                 default: break
@@ -246,7 +282,9 @@ final class BridgeLoop {
             // liandongd's answers (and resends of what it has not answered).
             for answer in try client.poll(timeout: 0) {
                 apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
-                if !answer.ok { log("liandongd refused \(answer.id): \(answer.error ?? "")") }
+                if !answer.ok {
+                    logger.warning("liandongd refused \(answer.id): \(answer.error ?? "")", metadata: ["gb28181.message_id": "\(answer.id)"])
+                }
             }
             for seconds in bridge.takeAnswerSeconds() { metrics.answerSeconds.record(seconds) }
             if now >= nextTick {
@@ -265,12 +303,14 @@ final class BridgeLoop {
             }
         }
         saveRegistrations()
-        log("stopping: \(client.unanswered) message(s) not yet answered by liandongd; waiting up to 5 s")
+        logger.info("stopping: \(client.unanswered) message(s) not yet answered by liandongd; waiting up to 5 s",
+                    metadata: ["gb28181.unanswered": "\(client.unanswered)"])
         _ = try client.flush(timeout: 5)
         for answer in try client.poll(timeout: 0) {
             apply(bridge.acknowledged(id: answer.id, ok: answer.ok, error: answer.error, now: Date().timeIntervalSince1970))
         }
-        log("stopped (\(client.unanswered) unanswered; devices retransmit what was not answered)")
+        logger.info("stopped (\(client.unanswered) unanswered; devices retransmit what was not answered)",
+                    metadata: ["gb28181.unanswered": "\(client.unanswered)"])
     }
 
     func datagram(_ bytes: [UInt8], from peer: SIPPeer, now: Double) {
@@ -280,7 +320,7 @@ final class BridgeLoop {
             apply(bridge.receive(try SIPParser.parse(datagram: bytes), from: peer, now: now))
         } catch {
             metrics.malformed.increment()
-            log("unreadable SIP datagram from \(peer): \(error)")
+            logger.notice("unreadable SIP datagram from \(peer): \(error)", metadata: ["sip.peer": "\(peer)"])
         }
     }
 
@@ -288,12 +328,12 @@ final class BridgeLoop {
         for action in actions {
             switch action {
             case .send(let message, let peer): sockets.send(message.serialized(), to: peer)
-            case .notice(let text): log(text)
+            case .notice(let text, let metadata): logger.notice("\(text)", metadata: metadata.mapValues { .string($0) })
             case .forward(let topic, let body, let id):
                 do {
                     try client.send(topic: topic, body: body, id: id)
                 } catch {
-                    log("cannot hand \(id) to liandongd: \(error) (kept; resent)")
+                    logger.warning("cannot hand \(id) to liandongd: \(error) (kept; resent)", metadata: ["gb28181.message_id": "\(id)"])
                 }
             }
         }

@@ -62,7 +62,7 @@ struct GB28181BridgeTests {
     }
 
     static func notices(_ actions: [BridgeAction]) -> [String] {
-        actions.compactMap { if case .notice(let text) = $0 { text } else { nil } }
+        actions.compactMap { if case .notice(let text, _) = $0 { text } else { nil } }
     }
 
     /// `m` with another Via branch and Expires (a replay is a new transaction).

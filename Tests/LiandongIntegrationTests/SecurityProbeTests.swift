@@ -275,8 +275,13 @@ extension SecurityProbeTests {
         #expect(try SIPDevice(id: stranger, bridgePort: bridge.sipPort).register() == 403)
         #expect(try bridge.metric("liandong_gb28181_events_total{event=\"register_unknown\"}") == 1)
         try waitUntil(timeout: 5, "the refusal logged") { bridge.log.contains("REGISTER of device \(stranger)") }
+        // Logged like liandongd: one line, level and dotted metadata, then the message.
+        let line = try #require(bridge.log.split(separator: "\n").first { $0.contains("REGISTER of device \(stranger)") })
+        #expect(line.contains(" notice liandong-gb28181: ") && line.contains("gb28181.device_id=\(stranger)")
+                && line.contains("sip.peer=udp://127.0.0.1:"), "\(line)")
         #expect(try Self.status(s, stranger) == nil)
         #expect(bridge.stop() == 0)
+        #expect(bridge.log.contains("stopped (0 unanswered"), "a SIGTERM is a graceful shutdown: \(bridge.log.suffix(500))")
     }
 
     static func status(_ s: Scene, _ device: String) throws -> String? {
