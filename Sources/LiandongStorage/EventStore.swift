@@ -93,7 +93,7 @@ public final class EventStore {
     /// read), as opposed to a lost connection: the batch is then written item by item.
     public static func isRefusal(_ error: any Error) -> Bool {
         if let e = error as? PQError { return !e.isConnectionFailure }
-        return error is StorageError
+        return error is StorageError || error is PGDecodeError
     }
 
     // MARK: pipelining
