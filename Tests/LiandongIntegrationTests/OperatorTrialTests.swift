@@ -75,6 +75,15 @@ struct OperatorTrialTests {
         guard getuid() == 0 else { return }  // needs root to make files another account cannot read (CI and tools/test run as root)
         let directory = "/tmp/ld-keys-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The service account runs a copy of liandongd and the migrations from a directory it may
+        // enter: the clone this suite runs in may be private to root (a mktemp -d, a home).
+        let installed = "/tmp/ld-bin-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: installed) }
+        try FileManager.default.createDirectory(atPath: installed, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: DaemonProcess.binaries + "/liandongd", toPath: installed + "/liandongd")
+        try FileManager.default.copyItem(atPath: TestDatabase.migrations, toPath: installed + "/migrations")
+        for path in [installed, installed + "/liandongd", installed + "/migrations"] { chmod(path, 0o755) }
+        let serviceBinary = installed + "/liandongd"
         let made = try liandongd(["keys", "generate", "liandongd", "--dir", directory])
         #expect(made.status == 0, "\(made.stderr)")
         try "peers: []\n".write(toFile: directory + "/peers.yaml", atomically: true, encoding: .utf8)
@@ -84,8 +93,7 @@ struct OperatorTrialTests {
         let asRoot = try liandongd(["check-config", "--config", config, "--user", "nobody"])
         #expect(asRoot.status != 0 && asRoot.stderr.contains("security.secret_key_file") && asRoot.stderr.contains("chown nobody:"), "\(asRoot.stderr)")
         chmod(directory, 0o755)
-        let asService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", DaemonProcess.binaries + "/liandongd",
-                                                              "check-config", "--config", config])
+        let asService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", serviceBinary, "check-config", "--config", config])
         #expect(asService.status != 0 && asService.stderr.contains("security.secret_key_file: \(directory)/liandongd.key cannot be read by nobody")
                 && asService.stderr.contains("chown nobody:") && asService.stderr.contains("--owner nobody")
                 && !asService.stderr.contains("NSCocoaErrorDomain"), "\(asService.stderr)")
@@ -93,8 +101,7 @@ struct OperatorTrialTests {
         let url = try TestDatabase.create()
         let run = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", "env", "LIANDONG_DATABASE_URL=\(url)",
                                                         "LIANDONG_INGEST_SPILL_PATH=", "LIANDONG_METRICS_BIND=",
-                                                        DaemonProcess.binaries + "/liandongd", "run", "--config", config,
-                                                        "--migrations", TestDatabase.migrations])
+                                                        serviceBinary, "run", "--config", config, "--migrations", installed + "/migrations"])
         #expect(run.status != 0 && run.stderr.contains("security.secret_key_file") && run.stderr.contains("chown nobody:")
                 && !run.stderr.contains("NSCocoaErrorDomain"), "\(run.stderr)")
         // Made with --owner, it is the service's own.
@@ -105,8 +112,7 @@ struct OperatorTrialTests {
         chmod(directory + "/peers.yaml", 0o644)
         let fine = try liandongd(["check-config", "--config", config, "--user", "nobody"])
         #expect(fine.status == 0 && fine.stdout.contains("readable by root and nobody"), "\(fine.stdout)\(fine.stderr)")
-        let fineAsService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", DaemonProcess.binaries + "/liandongd",
-                                                                  "check-config", "--config", config])
+        let fineAsService = try runCaptured("/usr/sbin/runuser", ["-u", "nobody", "--", serviceBinary, "check-config", "--config", config])
         #expect(fineAsService.status == 0, "\(fineAsService.stderr)")
     }
 }
