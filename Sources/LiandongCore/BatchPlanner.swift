@@ -18,8 +18,6 @@ package struct BatchPlanner: Sendable {
     package let windowCapacity: Int
     /// Events of one incident at one spot within this many seconds share a window entry.
     private let mergeSeconds: Double
-    /// Whether any category has a bound (else extents are not kept at all).
-    private let bounded: Bool
     /// nil: not in memory (at first, and after any failure): loaded before the next batch.
     private var window: HotWindow?
     /// The extent of incidents that events may join: of every incident whose events are all in
@@ -42,7 +40,6 @@ package struct BatchPlanner: Sendable {
         let all = [rules.defaultCategory] + Array(rules.categories.values)
         retention = max(2 * (all.map(\.windowSeconds).max() ?? 3600), 3600)
         mergeSeconds = min(60, all.map(\.windowSeconds).min() ?? 60)
-        bounded = all.contains { $0.maxSpan > 0 || $0.maxDuration > 0 }
         self.windowCapacity = windowCapacity
         self.inhibitedUntil = inhibitedUntil
     }
@@ -94,7 +91,7 @@ package struct BatchPlanner: Sendable {
         for e in facts.events.reversed() {
             loaded.insert(category: e.category, at: e.point, t: e.t, incident: e.incident, ordinal: e.ordinal)
             // Every event of an incident that began within the window is here: its extent is known.
-            if bounded, e.incidentFirst >= start { extend(e.incident, e.point, at: e.t) }
+            if e.incidentFirst >= start { extend(e.incident, e.point, at: e.t) }
         }
         window = loaded
     }
@@ -126,7 +123,7 @@ package struct BatchPlanner: Sendable {
             return askStored()
         case .stored(let stored):
             for (id, extent) in stored.extents { extents[id] = extent }
-            let missing: Set<UUID> = bounded ? Set(stored.history.joined().map(\.incident)).filter { extents[$0] == nil } : []
+            let missing = Set(stored.history.joined().map(\.incident)).filter { extents[$0] == nil }
             guard missing.isEmpty else {
                 pending!.stored = stored
                 return .need(.extents(missing))
@@ -210,7 +207,7 @@ package struct BatchPlanner: Sendable {
                                                    radius: c.rule.radiusMeters, window: c.rule.windowSeconds))
             }
         }
-        if bounded { request.extents = request.candidates.filter { extents[$0] == nil } }
+        request.extents = request.candidates.filter { extents[$0] == nil }
         return .need(.stored(request))
     }
 
@@ -305,12 +302,20 @@ package struct BatchPlanner: Sendable {
 
     // MARK: the join
 
-    /// Joins each event to the nearest open incident of its category with an event within the
-    /// category's radius and window, or opens a new incident; in observed-time order, so events
-    /// of the same batch join each other. `history`: per event, the stored matches older than the
-    /// window (empty when the window covers it). `closed`: candidates closed since they entered
-    /// the window. `inFlight`: the late events of a batch planned before this one and not yet
-    /// committed (neither in the window nor in stored history).
+    /// The join rule. An event's candidates are the open incidents of its category with an event
+    /// within the category's radius and window (in the hot window, in stored history, among the
+    /// late events of this batch and of the batch in flight). It joins, of those it fits - its
+    /// incident's bounds (max_span_m, max_duration_s) kept, and the incident's centre (the mean
+    /// position of its events) within `CategoryRule.centreMeters` (0.7 x radius) or its nearest
+    /// event within `linkMeters` (0.6 x radius) - the one whose centre is nearest; fitting none,
+    /// it opens a new incident that names the nearest candidates as related. Events go in
+    /// observed-time order, so events of the same batch join each other. Two incidents close
+    /// together stay apart: an event of the second lies within the radius of the first's events,
+    /// but neither near its centre nor near any of them; a crowd moving along a street is followed
+    /// from event to event. `history`: per event, the stored
+    /// matches older than the window (empty when the window covers it). `closed`: candidates
+    /// closed since they entered the window. `inFlight`: the late events of a batch planned before
+    /// this one and not yet committed (neither in the window nor in stored history).
     private mutating func correlate(_ placed: [Placed], history: [[CorrelationMatch]], closed: [UUID], inFlight: [LateEvent])
         -> Correlated
     {
@@ -325,36 +330,28 @@ package struct BatchPlanner: Sendable {
         // not in the window, not yet in the database.
         var lateInBatch = inFlight
         for (p, stored) in zip(placed, history) {
-            let t = p.event.observedAt
-            var best = window.best(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
-                                   window: p.rule.windowSeconds)
-            if let fromStore = stored.first { best = [best, fromStore].compactMap { $0 }.min() }
-            var lateMatches: [CorrelationMatch] = [], refused: [UUID] = []
-            for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= p.rule.windowSeconds {
+            let t = p.event.observedAt, rule = p.rule
+            var nearest: [UUID: CorrelationMatch] = [:]
+            func consider(_ m: CorrelationMatch) { if nearest[m.incident].map({ m < $0 }) ?? true { nearest[m.incident] = m } }
+            for m in window.matches(category: p.event.category, near: p.point, at: t, radius: rule.radiusMeters,
+                                    window: rule.windowSeconds) { consider(m) }
+            for m in stored { consider(m) }
+            for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= rule.windowSeconds {
                 let distance = p.point.ellipsoidDistance(to: other.point)
-                guard distance <= p.rule.radiusMeters else { continue }
-                let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t),
-                                             ordinal: Int64.max)
-                lateMatches.append(match)
-                if best == nil || match < best! { best = match }
+                guard distance <= rule.radiusMeters else { continue }
+                consider(CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t), ordinal: Int64.max))
             }
-            // Bounded incidents: the nearest that the event keeps within max_span_m and
-            // max_duration_s (usually the nearest of all), or a new one.
-            if let nearest = best, !admits(nearest.incident, p) {
-                var each: [UUID: CorrelationMatch] = [:]
-                for m in window.matches(category: p.event.category, near: p.point, at: t, radius: p.rule.radiusMeters,
-                                        window: p.rule.windowSeconds) + stored + lateMatches
-                where each[m.incident].map({ m < $0 }) ?? true {
-                    each[m.incident] = m
-                }
-                let ordered = each.values.sorted()
-                best = ordered.first { admits($0.incident, p) }
-                refused = ordered.filter { !admits($0.incident, p) }.prefix(3).map(\.incident)
-                result.cut += 1
+            let candidates = nearest.values.sorted()
+            var joined: (incident: UUID, centre: Double, match: CorrelationMatch)? = nil
+            for m in candidates {
+                guard let centre = fit(m, p) else { continue }
+                if joined.map({ (centre, m) < ($0.centre, $0.match) }) ?? true { joined = (m.incident, centre, m) }
             }
+            // Kept out of the incident of its nearest event (a bound, or far from its centre).
+            if let first = candidates.first, joined?.incident != first.incident { result.cut += 1 }
             let incident: UUID
-            if let best {
-                incident = best.incident
+            if let joined {
+                incident = joined.incident
                 if result.opened[incident] != nil {
                     result.opened[incident]!.add(p.event)
                 } else {
@@ -362,9 +359,9 @@ package struct BatchPlanner: Sendable {
                 }
             } else {
                 incident = UUID()
-                result.opened[incident] = NewIncident(first: p, related: refused)
+                result.opened[incident] = NewIncident(first: p, related: candidates.prefix(3).map(\.incident))
             }
-            if bounded { extend(incident, p.point, at: t) }
+            extend(incident, p.point, at: t)
             result.incidents.append(incident)
             if t >= window.start {
                 window.insert(category: p.event.category, at: p.point, t: t, incident: incident)
@@ -382,11 +379,15 @@ package struct BatchPlanner: Sendable {
         if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
     }
 
-    /// Whether the event may join `incident` within its category's bounds (an incident whose
-    /// extent is unknown - none is, by construction - is not bounded).
-    private func admits(_ incident: UUID, _ p: Placed) -> Bool {
-        guard bounded, let extent = extents[incident] else { return true }
-        return extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration)
+    /// The metres from the event to the candidate's centre when it may join it: within its
+    /// category's bounds, and within `centreMeters` of the centre or `linkMeters` of its nearest
+    /// event (`m.distance`); nil when it may not. (An incident whose extent is unknown - none is,
+    /// by construction - is judged by its nearest event alone.)
+    private func fit(_ m: CorrelationMatch, _ p: Placed) -> Double? {
+        guard let extent = extents[m.incident] else { return m.distance }
+        guard extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration) else { return nil }
+        let centre = p.point.ellipsoidDistance(to: extent.centre)
+        return centre <= p.rule.centreMeters || m.distance <= p.rule.linkMeters ? centre : nil
     }
 
     // MARK: tasks of new incidents

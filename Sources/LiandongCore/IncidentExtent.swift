@@ -11,20 +11,39 @@ public struct IncidentExtent: Sendable, Equatable {
     public private(set) var last: Double
     /// Hull vertices, counter-clockwise in the local plane (one or two while degenerate).
     public private(set) var hull: [LonLat]
+    /// The sums of its events' longitudes and latitudes and their number: the centre (`centre`)
+    /// an event must lie near to join (`CategoryRule.centreMeters`).
+    public private(set) var sumLon: Double
+    public private(set) var sumLat: Double
+    public private(set) var count: Int
 
     public init(_ point: LonLat, at t: Double) {
         first = t
         last = t
         hull = [point]
+        sumLon = point.lon
+        sumLat = point.lat
+        count = 1
     }
 
-    /// From a set of positions (any order, repeats allowed) and the observed-time span.
-    public init(points: [LonLat], first: Double, last: Double) {
+    /// From a set of positions (any order, repeats allowed) and the observed-time span; `centre`
+    /// and `count`: of all its events (the positions may be the hull's vertices only).
+    public init(points: [LonLat], first: Double, last: Double, centre: LonLat? = nil, count: Int? = nil) {
         precondition(!points.isEmpty)
         self.first = first
         self.last = last
         hull = Self.convexHull(points)
+        let n = count ?? points.count
+        let c = centre ?? LonLat(lon: points.map(\.lon).reduce(0, +) / Double(points.count),
+                                 lat: points.map(\.lat).reduce(0, +) / Double(points.count))
+        self.count = max(n, 1)
+        sumLon = c.lon * Double(self.count)
+        sumLat = c.lat * Double(self.count)
     }
+
+    /// The mean position of its events (degrees: the events of one incident lie within a few
+    /// kilometres, where the mean of the coordinates is the centroid to a fraction of a metre).
+    public var centre: LonLat { LonLat(lon: sumLon / Double(count), lat: sumLat / Double(count)) }
 
     /// Whether an event at `point`, observed at `t`, may join: every event of the incident within
     /// `maxSpan` metres of it and the incident's observed times, with it, within `maxDuration`
@@ -44,6 +63,9 @@ public struct IncidentExtent: Sendable, Equatable {
     public mutating func add(_ point: LonLat, at t: Double) {
         first = min(first, t)
         last = max(last, t)
+        sumLon += point.lon
+        sumLat += point.lat
+        count += 1
         if hull.contains(point) { return }
         hull = Self.convexHull(hull + [point])
     }

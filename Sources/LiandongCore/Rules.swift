@@ -27,6 +27,18 @@ public struct CategoryRule: Sendable, Equatable {
 
     /// The span bound in effect (0: unbounded).
     public var maxSpan: Double { maxSpanMeters ?? 2 * radiusMeters }
+    /// An event within the radius of an incident's events joins it only when it lies within this
+    /// many metres of the incident's centre (the mean position of its events, 0.7 x the radius) or
+    /// of one of its events (`linkMeters`). One incident's events lie within about 0.6 x the radius
+    /// of its centre (cameras up to a third of the radius from the spot they watch); an event of a
+    /// second incident 1.25 x the radius away, seen by cameras up to 0.25 x the radius off, lies at
+    /// least 0.75 x the radius from the first one's centre and events: the two stay two.
+    public var centreMeters: Double { Self.centreFraction * radiusMeters }
+    public static let centreFraction = 0.7
+    /// ... or within this many metres of one of its events (0.6 x the radius): a crowd moving
+    /// along a street is followed step by step, up to max_span_m.
+    public var linkMeters: Double { Self.linkFraction * radiusMeters }
+    public static let linkFraction = 0.6
     /// The duration bound in effect (0: unbounded).
     public var maxDuration: Double { maxDurationSeconds ?? 4 * windowSeconds }
 }

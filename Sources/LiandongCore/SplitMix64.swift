@@ -1,6 +1,6 @@
 /// A small deterministic random generator (Steele et al.'s SplitMix64) for simulators and benchmarks
 /// whose output must be the same run after run.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

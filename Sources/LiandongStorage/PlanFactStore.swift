@@ -69,8 +69,8 @@ package struct PlanFactStore {
         return (stored, closed)
     }
 
-    /// The extents of `incidents`: their observed-time span and the convex hull of their events'
-    /// positions (PostGIS), one query for all of them.
+    /// The extents of `incidents`: their observed-time span, the convex hull of their events'
+    /// positions (PostGIS) and their centre (the mean position), one query for all of them.
     package func extents(_ incidents: Set<UUID>) throws -> [UUID: IncidentExtent] {
         guard !incidents.isEmpty else { return [:] }
         let ids = TaskStore.uuidArray(incidents.map(\.uuidString))
@@ -80,27 +80,32 @@ package struct PlanFactStore {
             """, [ids]).rows.first, let first = span[0], let last = span[1] else { return [:] }
         // The span as constants: only those day partitions are read.
         let rows = try db.query("""
-            SELECT i.id, extract(epoch FROM i.first_observed_at), extract(epoch FROM i.last_observed_at), h.points
+            SELECT i.id, extract(epoch FROM i.first_observed_at), extract(epoch FROM i.last_observed_at), h.points, c.lon, c.lat, c.n
             FROM liandong.incidents i
             CROSS JOIN LATERAL (
+                SELECT ST_Collect(e.geog::geometry) AS g, avg(ST_X(e.geog::geometry)) AS lon, avg(ST_Y(e.geog::geometry)) AS lat,
+                       count(*) AS n
+                FROM liandong.events e
+                WHERE e.incident_id = i.id
+                  AND e.observed_at BETWEEN to_timestamp($2::float8) AND to_timestamp($3::float8)
+                  AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at) c
+            CROSS JOIN LATERAL (
                 SELECT string_agg(ST_X(d.geom)::text || ' ' || ST_Y(d.geom)::text, ',') AS points
-                FROM ST_DumpPoints((
-                    SELECT ST_ConvexHull(ST_Collect(e.geog::geometry)) FROM liandong.events e
-                    WHERE e.incident_id = i.id
-                      AND e.observed_at BETWEEN to_timestamp($2::float8) AND to_timestamp($3::float8)
-                      AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at)) d) h
+                FROM ST_DumpPoints(ST_ConvexHull(c.g)) d) h
             WHERE i.id = ANY($1::uuid[])
             """, [ids, first, last])
         var out: [UUID: IncidentExtent] = [:]
         for row in rows.typed {
-            guard let from = try row.optionalDouble(1), let to = try row.optionalDouble(2) else { continue }
+            guard let from = try row.optionalDouble(1), let to = try row.optionalDouble(2),
+                  let lon = try row.optionalDouble(4), let lat = try row.optionalDouble(5) else { continue }
             let points = (row[3] ?? "").split(separator: ",").compactMap { pair -> LonLat? in
                 let xy = pair.split(separator: " ")
                 guard xy.count == 2, let lon = Double(xy[0]), let lat = Double(xy[1]) else { return nil }
                 return LonLat(lon: lon, lat: lat)
             }
             guard !points.isEmpty else { continue }
-            out[try row.uuid(0)] = IncidentExtent(points: points, first: from, last: to)
+            out[try row.uuid(0)] = IncidentExtent(points: points, first: from, last: to, centre: LonLat(lon: lon, lat: lat),
+                                                  count: try row.int(6))
         }
         return out
     }

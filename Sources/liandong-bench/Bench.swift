@@ -28,6 +28,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With security.curve: an observer's secret key file (it reads the whole feed).") var curveObserverKey: String?
     @Option(help: "Seconds of the storm phase (0: none): one camera at 4 alerts/s, one at 500/s, and a background load.") var stormSeconds = 0.0
     @Option(help: "Background load during the storm (events/s).") var stormBackground = 220.0
+    @Flag(help: "Only the close layouts (CloseLayouts.swift): precision and recall of incidents close together.") var closeOnly = false
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
     struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
@@ -53,6 +54,10 @@ struct Bench: ParsableCommand {
             throw ValidationError("liandongd did not subscribe at \(ingest)")
         }
         let run = String(Int(Date().timeIntervalSince1970), radix: 36)
+        if closeOnly {
+            return try closePhase(db: db, cameras: cameras, send: { e in try pub.send([Array(e.topic.utf8), Array(e.body.utf8)]) },
+                                  run: run, rng: &rng)
+        }
         let now = Date().timeIntervalSince1970
         // Ground truth: groups on (camera, 2.5-hour slot: longer than any correlation window): 60 % true incidents (two alerts and a
         // grid report near the spot the camera watches, up to 180 m from the camera, and within

@@ -143,6 +143,54 @@ struct BatchPlannerTests {
         #expect(cut > 0)
     }
 
+    @Test("close incidents stay apart: lattices 1.25 x the radius apart, cameras up to 0.25 x the radius from the spot, any arrival order",
+          arguments: 1...12)
+    func closeIncidentsStayApart(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let facts = FactsInMemory()
+        var planner = BatchPlanner(rules: Rules(), windowCapacity: 100_000)
+        planner.load(window: facts.window(retention: planner.retention, capacity: planner.windowCapacity))
+        // Three categories (radius 300, 500, 300 m), a 4 x 4 lattice each, observed within a minute.
+        var events: [(IngestEvent, truth: Int)] = []
+        for (c, category) in ["intrusion", "crowd", "fight"].enumerated() {
+            let radius = Rules().rule(for: category).radiusMeters
+            for site in 0..<16 {
+                let spot = offset(origin, east: Double(site % 4) * 1.25 * radius + Double(c) * 10, north: Double(site / 4) * 1.25 * radius)
+                func near(_ metres: Double) -> LonLat {
+                    let angle = Double.random(in: 0..<(2 * .pi), using: &rng), r = metres * Double.random(in: 0...1, using: &rng)
+                    return offset(spot, east: r * cos(angle), north: r * sin(angle))
+                }
+                for (k, p) in [near(0.25 * radius), near(0.25 * radius), near(30)].enumerated() {
+                    let e = Self.event("\(category)-\(site)-\(k)", category, at: p, t: 100_000 + Double.random(in: 0..<60, using: &rng),
+                                       source: k < 2 ? .alert : .report)
+                    events.append((e, c * 16 + site))
+                }
+            }
+        }
+        events.shuffle(using: &rng)
+        var incidentOf: [String: String] = [:]
+        var start = 0
+        while start < events.count {
+            let n = Int.random(in: 1...20, using: &rng)
+            let batch = Array(events[start..<min(start + n, events.count)])
+            start += n
+            let (plan, _) = Self.plan(&planner, batch.map { Self.inbound($0.0) }, facts, reference: Self.reference())
+            for (k, item) in batch.enumerated() { if case .stored(let id)? = plan.outcomes[k] { incidentOf[item.0.sourceID] = id } }
+            facts.commit(plan)
+            planner.committed()
+        }
+        // Pairwise: every two events of a true incident together, no two of different ones.
+        var together = 0, apart = 0, merged = 0, split = 0
+        for i in events.indices {
+            for j in events.indices where j > i {
+                let same = incidentOf[events[i].0.sourceID] == incidentOf[events[j].0.sourceID]
+                if events[i].truth == events[j].truth { if same { together += 1 } else { split += 1 } } else if same { merged += 1 } else { apart += 1 }
+            }
+        }
+        #expect(merged == 0 && split == 0, "seed \(seed): \(merged) pairs of two incidents merged, \(split) pairs of one split")
+        #expect(together == 48 * 3 && apart > 0)
+    }
+
     @Test("an unknown camera asks for the reference data once, then is refused; a camera imported meanwhile is placed")
     func freshReferenceOnce() {
         let facts = FactsInMemory()
@@ -288,10 +336,11 @@ final class FactsInMemory {
     }
 }
 
-/// The join rule stated directly: each event, in observed-time order, joins the open incident of
-/// its category with the nearest event (then the nearest in time) within the radius and window,
-/// among all events before it, unless that breaks the incident's bounds (then the nearest that
-/// does not), else opens a new incident. No window, no index, no database.
+/// The join rule stated directly: each event, in observed-time order, among the open incidents of
+/// its category with an event within the radius and window (all events before it, no window, no
+/// index, no database), joins the one whose centre (the mean of its events' positions) is nearest,
+/// of those whose bounds it keeps and whose centre lies within 0.7 x the radius or whose nearest
+/// event (in the window) within 0.6 x the radius; else it opens a new incident.
 struct BruteForceJoin {
     let rules: Rules
     var events: [(category: String, point: LonLat, t: Double, incident: Int)] = []
@@ -309,37 +358,27 @@ struct BruteForceJoin {
         for (k, e) in batch.enumerated().sorted(by: { ($0.element.observedAt, $0.offset) < ($1.element.observedAt, $1.offset) }) {
             guard ids.insert(e.sourceID).inserted else { continue }
             let rule = rules.rule(for: e.category), p = e.position!
-            var best: [Int: (Double, Double)] = [:]
+            var candidates: [Int: Double] = [:]  // incident -> its nearest event in reach
             for o in events where o.category == e.category && !closed.contains(o.incident) && abs(o.t - e.observedAt) <= rule.windowSeconds {
                 let d = p.ellipsoidDistance(to: o.point)
-                guard d <= rule.radiusMeters else { continue }
-                if best[o.incident].map({ (d, abs(o.t - e.observedAt)) < $0 }) ?? true { best[o.incident] = (d, abs(o.t - e.observedAt)) }
+                if d <= rule.radiusMeters { candidates[o.incident] = min(candidates[o.incident] ?? d, d) }
             }
-            let admitted = best.sorted { $0.value < $1.value }.map(\.key).first { incident in
+            var best: (incident: Int, centre: Double)? = nil
+            for (incident, nearest) in candidates {
                 let mine = events.filter { $0.incident == incident }
                 let first = min(mine.map(\.t).min()!, e.observedAt), last = max(mine.map(\.t).max()!, e.observedAt)
-                if rule.maxDuration > 0 && last - first > rule.maxDuration { return false }
-                return rule.maxSpan <= 0 || mine.allSatisfy { $0.point.ellipsoidDistance(to: p) <= rule.maxSpan }
+                if rule.maxDuration > 0 && last - first > rule.maxDuration { continue }
+                if rule.maxSpan > 0 && !mine.allSatisfy({ $0.point.ellipsoidDistance(to: p) <= rule.maxSpan }) { continue }
+                let centre = LonLat(lon: mine.map(\.point.lon).reduce(0, +) / Double(mine.count),
+                                    lat: mine.map(\.point.lat).reduce(0, +) / Double(mine.count))
+                let d = p.ellipsoidDistance(to: centre)
+                guard d <= 0.7 * rule.radiusMeters || nearest <= 0.6 * rule.radiusMeters else { continue }
+                if best.map({ d < $0.centre }) ?? true { best = (incident, d) }
             }
-            let incident = admitted ?? { next += 1; return next }()
+            let incident = best?.incident ?? { next += 1; return next }()
             events.append((e.category, p, e.observedAt, incident))
             out[k] = incident
         }
         return out
-    }
-}
-
-/// A small seeded generator (SplitMix64): the same batches for the same seed on every machine.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -56,6 +56,21 @@ struct IncidentExtentTests {
         #expect(rebuilt.first == 1000 && rebuilt.last == 3000 && rebuilt.hull.count == 2)
     }
 
+    @Test("the centre is the mean position of every event, however it was built")
+    func centre() {
+        var extent = IncidentExtent(origin, at: 0)
+        extent.add(offset(origin, east: 300, north: 0), at: 1)
+        extent.add(offset(origin, east: 300, north: 0), at: 2)  // inside the hull: still counted
+        #expect(extent.count == 3 && abs(extent.centre.ellipsoidDistance(to: offset(origin, east: 200, north: 0))) < 0.5)
+        let loaded = IncidentExtent(points: [origin, offset(origin, east: 300, north: 0)], first: 0, last: 2,
+                                    centre: offset(origin, east: 200, north: 0), count: 3)
+        #expect(loaded.count == 3 && loaded.centre.ellipsoidDistance(to: extent.centre) < 0.01)
+        var grown = loaded
+        grown.add(offset(origin, east: 200, north: 0), at: 3)
+        #expect(grown.count == 4 && grown.centre.ellipsoidDistance(to: offset(origin, east: 200, north: 0)) < 0.5)
+        #expect(Rules().rule(for: "intrusion").centreMeters == 210)
+    }
+
     @Test("defaults: max_span_m twice the radius, max_duration_s four times the window; explicit values and 0 win")
     func defaults() {
         let crowd = Rules().rule(for: "crowd")
