@@ -304,11 +304,11 @@ package struct BatchPlanner: Sendable {
 
     /// The join rule. An event's candidates are the open incidents of its category with an event
     /// within the category's radius and window (in the hot window, in stored history, among the
-    /// late events of this batch and of the batch in flight). It joins, of those it fits - its
-    /// incident's bounds (max_span_m, max_duration_s) kept, and the incident's centre (the mean
-    /// position of its events) within `CategoryRule.centreMeters` (0.7 x radius) or its nearest
-    /// event within `linkMeters` (0.6 x radius) - the one whose centre is nearest; fitting none,
-    /// it opens a new incident that names the nearest candidates as related. Events go in
+    /// late events of this batch and of the batch in flight). It joins the nearest of those it
+    /// fits (by its nearest event, then time, then order) - the incident's bounds (max_span_m,
+    /// max_duration_s) kept, and its nearest event within `CategoryRule.linkMeters` (0.6 x radius)
+    /// or its centre (the mean position of its events) within `centreMeters` (0.7 x radius);
+    /// fitting none, it opens a new incident that names the candidates it could not join. Events go in
     /// observed-time order, so events of the same batch join each other. Two incidents close
     /// together stay apart: an event of the second lies within the radius of the first's events,
     /// but neither near its centre nor near any of them; a crowd moving along a street is followed
@@ -331,24 +331,31 @@ package struct BatchPlanner: Sendable {
         var lateInBatch = inFlight
         for (p, stored) in zip(placed, history) {
             let t = p.event.observedAt, rule = p.rule
-            var nearest: [UUID: CorrelationMatch] = [:]
-            func consider(_ m: CorrelationMatch) { if nearest[m.incident].map({ m < $0 }) ?? true { nearest[m.incident] = m } }
-            for m in window.matches(category: p.event.category, near: p.point, at: t, radius: rule.radiusMeters,
-                                    window: rule.windowSeconds) { consider(m) }
-            for m in stored { consider(m) }
+            var best = window.best(category: p.event.category, near: p.point, at: t, radius: rule.radiusMeters, window: rule.windowSeconds)
+            if let fromStore = stored.first { best = [best, fromStore].compactMap { $0 }.min() }
+            var lateMatches: [CorrelationMatch] = [], related: [UUID] = []
             for other in lateInBatch where other.category == p.event.category && abs(other.t - t) <= rule.windowSeconds {
                 let distance = p.point.ellipsoidDistance(to: other.point)
                 guard distance <= rule.radiusMeters else { continue }
-                consider(CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t), ordinal: Int64.max))
+                let match = CorrelationMatch(incident: other.incident, distance: distance, seconds: abs(other.t - t), ordinal: Int64.max)
+                lateMatches.append(match)
+                if best == nil || match < best! { best = match }
             }
-            let candidates = nearest.values.sorted()
-            var joined: (incident: UUID, centre: Double, match: CorrelationMatch)? = nil
-            for m in candidates {
-                guard let centre = fit(m, p) else { continue }
-                if joined.map({ (centre, m) < ($0.centre, $0.match) }) ?? true { joined = (m.incident, centre, m) }
+            // The incident of the nearest event, if the event fits it (usually); else the nearest
+            // that it fits, or a new one naming those in reach.
+            if let nearest = best, !fits(nearest, p) {
+                var each: [UUID: CorrelationMatch] = [:]
+                for m in window.matches(category: p.event.category, near: p.point, at: t, radius: rule.radiusMeters,
+                                        window: rule.windowSeconds) + stored + lateMatches
+                where each[m.incident].map({ m < $0 }) ?? true {
+                    each[m.incident] = m
+                }
+                let ordered = each.values.sorted()
+                best = ordered.first { fits($0, p) }
+                related = ordered.filter { !fits($0, p) }.prefix(3).map(\.incident)
+                result.cut += 1
             }
-            // Kept out of the incident of its nearest event (a bound, or far from its centre).
-            if let first = candidates.first, joined?.incident != first.incident { result.cut += 1 }
+            let joined = best
             let incident: UUID
             if let joined {
                 incident = joined.incident
@@ -359,7 +366,7 @@ package struct BatchPlanner: Sendable {
                 }
             } else {
                 incident = UUID()
-                result.opened[incident] = NewIncident(first: p, related: candidates.prefix(3).map(\.incident))
+                result.opened[incident] = NewIncident(first: p, related: related)
             }
             extend(incident, p.point, at: t)
             result.incidents.append(incident)
@@ -379,15 +386,14 @@ package struct BatchPlanner: Sendable {
         if extents[incident] == nil { extents[incident] = IncidentExtent(point, at: t) } else { extents[incident]!.add(point, at: t) }
     }
 
-    /// The metres from the event to the candidate's centre when it may join it: within its
-    /// category's bounds, and within `centreMeters` of the centre or `linkMeters` of its nearest
-    /// event (`m.distance`); nil when it may not. (An incident whose extent is unknown - none is,
-    /// by construction - is judged by its nearest event alone.)
-    private func fit(_ m: CorrelationMatch, _ p: Placed) -> Double? {
-        guard let extent = extents[m.incident] else { return m.distance }
-        guard extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration) else { return nil }
-        let centre = p.point.ellipsoidDistance(to: extent.centre)
-        return centre <= p.rule.centreMeters || m.distance <= p.rule.linkMeters ? centre : nil
+    /// Whether the event may join the candidate: within its category's bounds, and within
+    /// `linkMeters` of its nearest event (`m.distance`) or `centreMeters` of its centre. (An
+    /// incident whose extent is unknown - none is, by construction - is judged by its nearest
+    /// event alone.)
+    private func fits(_ m: CorrelationMatch, _ p: Placed) -> Bool {
+        guard let extent = extents[m.incident] else { return true }
+        guard extent.admits(p.point, at: p.event.observedAt, maxSpan: p.rule.maxSpan, maxDuration: p.rule.maxDuration) else { return false }
+        return m.distance <= p.rule.linkMeters || p.point.ellipsoidDistance(to: extent.centre) <= p.rule.centreMeters
     }
 
     // MARK: tasks of new incidents

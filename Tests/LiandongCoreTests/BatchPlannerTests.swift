@@ -338,9 +338,9 @@ final class FactsInMemory {
 
 /// The join rule stated directly: each event, in observed-time order, among the open incidents of
 /// its category with an event within the radius and window (all events before it, no window, no
-/// index, no database), joins the one whose centre (the mean of its events' positions) is nearest,
-/// of those whose bounds it keeps and whose centre lies within 0.7 x the radius or whose nearest
-/// event (in the window) within 0.6 x the radius; else it opens a new incident.
+/// index, no database), joins the nearest (by its nearest such event, then time) of those whose
+/// bounds it keeps and whose nearest event lies within 0.6 x the radius or whose centre (the mean
+/// of its events' positions) within 0.7 x; else it opens a new incident.
 struct BruteForceJoin {
     let rules: Rules
     var events: [(category: String, point: LonLat, t: Double, incident: Int)] = []
@@ -358,12 +358,12 @@ struct BruteForceJoin {
         for (k, e) in batch.enumerated().sorted(by: { ($0.element.observedAt, $0.offset) < ($1.element.observedAt, $1.offset) }) {
             guard ids.insert(e.sourceID).inserted else { continue }
             let rule = rules.rule(for: e.category), p = e.position!
-            var candidates: [Int: Double] = [:]  // incident -> its nearest event in reach
+            var candidates: [Int: (Double, Double)] = [:]  // incident -> its nearest event in reach (metres, seconds)
             for o in events where o.category == e.category && !closed.contains(o.incident) && abs(o.t - e.observedAt) <= rule.windowSeconds {
-                let d = p.ellipsoidDistance(to: o.point)
-                if d <= rule.radiusMeters { candidates[o.incident] = min(candidates[o.incident] ?? d, d) }
+                let d = (p.ellipsoidDistance(to: o.point), abs(o.t - e.observedAt))
+                if d.0 <= rule.radiusMeters, candidates[o.incident].map({ d < $0 }) ?? true { candidates[o.incident] = d }
             }
-            var best: (incident: Int, centre: Double)? = nil
+            var best: (incident: Int, nearest: (Double, Double))? = nil
             for (incident, nearest) in candidates {
                 let mine = events.filter { $0.incident == incident }
                 let first = min(mine.map(\.t).min()!, e.observedAt), last = max(mine.map(\.t).max()!, e.observedAt)
@@ -371,9 +371,8 @@ struct BruteForceJoin {
                 if rule.maxSpan > 0 && !mine.allSatisfy({ $0.point.ellipsoidDistance(to: p) <= rule.maxSpan }) { continue }
                 let centre = LonLat(lon: mine.map(\.point.lon).reduce(0, +) / Double(mine.count),
                                     lat: mine.map(\.point.lat).reduce(0, +) / Double(mine.count))
-                let d = p.ellipsoidDistance(to: centre)
-                guard d <= 0.7 * rule.radiusMeters || nearest <= 0.6 * rule.radiusMeters else { continue }
-                if best.map({ d < $0.centre }) ?? true { best = (incident, d) }
+                guard nearest.0 <= 0.6 * rule.radiusMeters || p.ellipsoidDistance(to: centre) <= 0.7 * rule.radiusMeters else { continue }
+                if best.map({ nearest < $0.nearest }) ?? true { best = (incident, nearest) }
             }
             let incident = best?.incident ?? { next += 1; return next }()
             events.append((e.category, p, e.observedAt, incident))
