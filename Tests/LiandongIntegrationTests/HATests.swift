@@ -153,8 +153,9 @@ struct HATests {
         #expect(try !seqs().isEmpty)
         // The supervisor restarts the old leader: it stands by.
         try p.a.restart()
+        // Its SUB socket subscribes before its HTTP listener is up: a refused connection is "not yet".
         try p.a.waitUntil(timeout: 30, "the restarted daemon stands by") {
-            try httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby")
+            (try? httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby")) ?? false
         }
     }
 
@@ -214,7 +215,7 @@ struct HATests {
         #expect(reason == "lock_free" && after >= 0 && after < 5, "\(reason) after \(after) s")
         // Restarted, the old leader stands by; the new one stops gracefully and hands over.
         try p.a.restart()
-        try p.a.waitUntil(timeout: 30, "a stands by") { try httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby") }
+        try p.a.waitUntil(timeout: 30, "a stands by") { (try? httpGet(port: p.a.metricsPort, "/readyz").body.hasPrefix("standby")) ?? false }
         let stopping = Date()
         #expect(try p.b.stop() == 0)
         let (handover, took) = try takeover(p.db, epoch: 3, since: stopping, p.a)
