@@ -241,7 +241,8 @@ public struct MessageDecoder: Sendable {
         }
     }
 
-    private func location(_ f: inout Fields, required: Bool) throws -> (LonLat?, CRS) {
+    /// lon, lat and crs (default wgs84), converted to WGS-84; `what` names the message when they are required.
+    package func location(_ f: inout Fields, required: Bool, what: String = "a report") throws -> (LonLat?, CRS) {
         let crsText = try f.optionalString("crs") ?? "wgs84"
         guard let crs = CRS(rawValue: crsText.lowercased()) else {
             throw Rejection(.invalidField, "crs \"\(crsText.prefix(20))\" is not one of wgs84, gcj02, bd09")
@@ -250,7 +251,7 @@ public struct MessageDecoder: Sendable {
         let lat = try f.optionalNumber("lat", in: nil)
         switch (lon, lat) {
         case (nil, nil):
-            if required { throw Rejection(.missingField, "a report needs lon/lat or grid_code") }
+            if required { throw Rejection(.missingField, what == "a report" ? "a report needs lon/lat or grid_code" : "\(what) needs lon/lat") }
             return (nil, crs)
         case (let lon?, let lat?):
             let point = LonLat(lon: lon, lat: lat)

@@ -12,6 +12,8 @@ package struct ReferenceData: Sendable {
     package let cameras: [String: LonLat]
     /// The grid worker responsible for each grid (the lowest worker id when several are registered).
     package let workers: [String: String]
+    /// Each registered grid worker's grid.
+    package var workerGrids: [String: String] = [:]
     /// Division names by code, camera names by device id: what task messages show besides codes.
     package var divisionNames: [String: String] = [:]
     package var cameraNames: [String: String] = [:]

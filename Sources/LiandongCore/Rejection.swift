@@ -25,6 +25,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case unknownGrid = "unknown_grid"
     /// Decided by the store: the position lies outside every grid.
     case outsideArea = "outside_area"
+    /// Decided by the store: a worker's position names no grid worker of liandong.grid_workers.
+    case unknownWorker = "unknown_worker"
     /// The database refused the event even when written alone (a bug or a constraint): kept here, not lost.
     case storeError = "store_error"
     /// A task_update on the updates socket that could not be read.

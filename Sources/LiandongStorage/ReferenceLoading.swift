@@ -35,13 +35,16 @@ extension ReferenceData {
             cameraNames[device] = row[3]
             cameraGrids[device] = row[4] ?? ""
         }
-        var workers: [String: String] = [:]
-        for row in try db.query("SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").typed {
-            workers[try row.string(0)] = try row.string(1)
+        var workers: [String: String] = [:], workerGrids: [String: String] = [:]
+        for row in try db.query("SELECT worker_id, grid_code FROM liandong.grid_workers ORDER BY worker_id").typed {
+            let worker = try row.string(0), grid = try row.string(1)
+            workerGrids[worker] = grid
+            if workers[grid] == nil { workers[grid] = worker }
         }
         var reference = ReferenceData(version: version, grids: GridMap(grids: shapes), gridByCode: byCode, cameras: cameras,
                                       workers: workers)
         reference.cameraNames = cameraNames
+        reference.workerGrids = workerGrids
         reference.cameraGrids = cameraGrids
         for row in try db.query("SELECT code, name FROM liandong.divisions").typed { reference.divisionNames[try row.string(0)] = row[1] }
         reference.suppressedCameras = Set(try db.query(

@@ -1,0 +1,144 @@
+import Foundation
+
+/// A grid worker's position (liandong.worker_position.v1, topic `position[.x]`), sent by the
+/// workers' app gateway every 30-60 s while on duty: where the worker is and whether on patrol, on
+/// a task or off duty. Its decoder and its plan step as an `InboundRecord`. (Issue 30: its rows,
+/// its partitions and its line in `MessageDecoder.recordKinds` come with the positions table.)
+public struct WorkerPosition: Sendable, Equatable {
+    public static let schema = "liandong.worker_position.v1"
+
+    public enum State: String, Sendable, CaseIterable {
+        case onPatrol = "on_patrol", onTask = "on_task", offDuty = "off_duty"
+
+        /// On duty: a worker who may be suggested for a task.
+        public var onDuty: Bool { self != .offDuty }
+    }
+
+    public var workerID: String
+    /// WGS-84 (converted from `crs` as sent).
+    public var position: LonLat
+    public var crs: CRS
+    /// Unix seconds, and as sent (part of the id).
+    public var at: Double
+    public var atText: String
+    public var state: State
+
+    public init(workerID: String, position: LonLat, crs: CRS = .wgs84, at: Double, state: State) {
+        self.workerID = workerID
+        self.position = position
+        self.crs = crs
+        self.at = at
+        atText = Timestamp.formatCST(at)
+        self.state = state
+    }
+}
+
+extension WorkerPosition: InboundRecord {
+    package static let topic = "position"
+
+    package static func decode(_ f: inout Fields, by decoder: MessageDecoder, now: Double) throws -> WorkerPosition {
+        let schema = try f.string("schema")
+        guard schema == Self.schema else {
+            throw Rejection(.unknownSchema, "schema \"\(schema.prefix(64))\" is not supported on topic position (expected \(Self.schema))")
+        }
+        let worker = try f.identifier("worker_id")
+        let (point, crs) = try decoder.location(&f, required: true, what: "a position")
+        let atText = try f.string("at")
+        guard let at = Timestamp.parse(atText) else {
+            throw Rejection(.invalidTime, "at \"\(atText.prefix(40))\" is not an RFC 3339 time")
+        }
+        try decoder.checkTime(at, atText, field: "at", now: now)
+        let stateText = try f.string("state")
+        guard let state = State(rawValue: stateText) else {
+            throw Rejection(.invalidField, "state \"\(stateText.prefix(20))\" is none of on_patrol, on_task, off_duty")
+        }
+        var p = WorkerPosition(workerID: worker, position: point!, crs: crs, at: at, state: state)
+        p.atText = atText
+        return p
+    }
+
+    /// A repeat of a position has the same id.
+    package var id: String { "position:\(workerID):\(atText)" }
+
+    package func isKnown(to reference: ReferenceData) -> Bool { reference.workerGrids[workerID] != nil }
+
+    /// A registered worker, inside a grid, and (security.curve) a sender whose scope covers the
+    /// worker's grid.
+    package func refusal(from sender: Sender?, reference: ReferenceData) -> Rejection? {
+        guard let grid = reference.workerGrids[workerID] else {
+            return Rejection(.unknownWorker, "worker_id \(workerID) is not a grid worker of liandong.grid_workers")
+        }
+        guard reference.grids.locate(position, preferring: grid) != nil else {
+            return Rejection(.outsideArea, "position (\(position.lon), \(position.lat)) lies outside every grid")
+        }
+        if let sender, case .forbidden(let why) = TrustPolicy.event(from: sender, inGrid: grid) {
+            return Rejection(.outOfScope, why)
+        }
+        return nil
+    }
+
+    package static let counter = (name: "liandong_worker_positions_total", label: "state", values: State.allCases.map(\.rawValue))
+
+    package var counterValue: String { state.rawValue }
+}
+
+/// A grid worker as last seen: who, in which grid (registered), where, when, on duty or not.
+public struct WorkerSighting: Sendable, Equatable {
+    public var workerID: String
+    public var gridCode: String
+    public var position: LonLat
+    public var at: Double
+    public var state: WorkerPosition.State
+
+    public init(workerID: String, gridCode: String, position: LonLat, at: Double, state: WorkerPosition.State) {
+        self.workerID = workerID
+        self.gridCode = gridCode
+        self.position = position
+        self.at = at
+        self.state = state
+    }
+}
+
+/// A worker task.v1 suggests for a task (`suggested_workers`).
+public struct SuggestedWorker: Sendable, Equatable {
+    public var workerID: String
+    public var gridCode: String
+    /// Metres from the incident, rounded.
+    public var distanceMeters: Int
+    public var seenAt: Double
+
+    public init(workerID: String, gridCode: String, distanceMeters: Int, seenAt: Double) {
+        self.workerID = workerID
+        self.gridCode = gridCode
+        self.distanceMeters = distanceMeters
+        self.seenAt = seenAt
+    }
+}
+
+/// The nearest workers on duty (就近派单), pure: of each worker's latest sighting at or before
+/// `now`, those on duty (on patrol or on a task) and seen within `presence` seconds
+/// (`workers.presence_s`, 300), nearest the incident first - equally near (within a metre): a
+/// worker of the incident's grid first, then by id - at most `limit` (3). None is a fine answer.
+public enum WorkerSuggestion {
+    public static func nearest(to point: LonLat, grid: String, among sightings: [WorkerSighting], now: Double,
+                               presence: Double = 300, limit: Int = 3) -> [SuggestedWorker]
+    {
+        var latest: [String: WorkerSighting] = [:]
+        for s in sightings where s.at <= now {
+            if latest[s.workerID].map({ s.at > $0.at }) ?? true { latest[s.workerID] = s }
+        }
+        let candidates = latest.values.filter { $0.state.onDuty && now - $0.at <= presence }.map { s in
+            (sighting: s, metres: point.ellipsoidDistance(to: s.position))
+        }
+        let ordered = candidates.sorted { a, b in
+            if abs(a.metres - b.metres) > 1 { return a.metres < b.metres }
+            let aHome = a.sighting.gridCode == grid, bHome = b.sighting.gridCode == grid
+            if aHome != bHome { return aHome }
+            return a.sighting.workerID < b.sighting.workerID
+        }
+        return ordered.prefix(limit).map {
+            SuggestedWorker(workerID: $0.sighting.workerID, gridCode: $0.sighting.gridCode, distanceMeters: Int($0.metres.rounded()),
+                            seenAt: $0.sighting.at)
+        }
+    }
+}
