@@ -211,6 +211,52 @@ public struct Importer {
                              extra: (outside > 0 ? ", \(outside) outside every grid" : "") + (retired > 0 ? ", \(retired) retired" : ""))
     }
 
+    // MARK: grid workers
+
+    /// worker_id,name,grid_code: staff changes without touching the grids (a worker moved to
+    /// another grid, a new one). Each worker's grid must be in service. Workers the file does not
+    /// name are kept (a worker leaves with the grids file's next import, or by hand).
+    public func importWorkers(path: String) throws -> ImportSummary {
+        struct Row: Encodable { let line: Int; let worker_id, name, grid_code: String }
+        var problems: [String] = []
+        var rows: [Row] = []
+        var seen = Set<String>()
+        for (line, r) in try Self.readCSV(path, required: ["worker_id", "name", "grid_code"]) {
+            let id = r["worker_id"]!, grid = r["grid_code"]!
+            guard !id.isEmpty, id.count <= 128, !id.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                problems.append("line \(line): worker_id \"\(id.prefix(40))\" must be 1 to 128 characters without spaces")
+                continue
+            }
+            guard seen.insert(id).inserted else {
+                problems.append("line \(line): worker_id \(id) appears twice")
+                continue
+            }
+            guard grid.count == 15, grid.allSatisfy(\.isASCII), grid.allSatisfy(\.isNumber) else {
+                problems.append("line \(line): grid_code \"\(grid.prefix(40))\" is not a 15-digit grid code")
+                continue
+            }
+            rows.append(Row(line: line, worker_id: id, name: r["name"]!, grid_code: grid))
+        }
+        if !problems.isEmpty { throw ImportError(file: path, problems: problems) }
+        let payload = try json(rows)
+        let unknown = try db.query("""
+            SELECT x.line, x.grid_code FROM jsonb_to_recordset($1::jsonb) AS x(line integer, grid_code text)
+            WHERE NOT EXISTS (SELECT 1 FROM liandong.grids g WHERE g.grid_code = x.grid_code AND g.valid_to IS NULL)
+            ORDER BY x.line
+            """, [payload]).rows.map { "line \($0[0]!): grid_code \($0[1]!) is not a grid in service (import the grids first)" }
+        if !unknown.isEmpty { throw ImportError(file: path, problems: unknown) }
+        let result = try db.transaction { db in
+            try db.query("""
+                INSERT INTO liandong.grid_workers AS w (worker_id, name, grid_code)
+                SELECT x.worker_id, x.name, x.grid_code FROM jsonb_to_recordset($1::jsonb) AS x(worker_id text, name text, grid_code text)
+                ON CONFLICT (worker_id) DO UPDATE SET name = excluded.name, grid_code = excluded.grid_code, updated_at = now()
+                RETURNING (xmax = 0)
+                """, [payload])
+        }
+        let inserted = result.rows.filter { $0[0] == "t" }.count
+        return ImportSummary(kind: "workers", inserted: inserted, updated: result.count - inserted)
+    }
+
     // MARK: grids
 
     /// Largest overlap between two grids, in square metres, taken for digitising noise.

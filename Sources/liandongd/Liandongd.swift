@@ -115,7 +115,7 @@ struct Migrate: AsyncParsableCommand {
 struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import reference data; each file all or nothing, re-imports update in place.",
-        subcommands: [Divisions.self, Grids.self, Cameras.self])
+        subcommands: [Divisions.self, Grids.self, Cameras.self, Workers.self])
 
     struct Divisions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Divisions CSV: code,name,kind[,parent_code].")
@@ -142,6 +142,14 @@ struct Import: AsyncParsableCommand {
         @Argument(help: "CSV file") var file: String
         @Flag(help: "Retire (valid_to) the cameras of the file's counties that the file no longer holds.") var replace = false
         func run() async throws { try await runImport(options: options) { try $0.importCameras(path: file, replace: replace) } }
+    }
+
+    struct Workers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Grid workers CSV: worker_id,name,grid_code (staff changes without touching the grids).")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "CSV file") var file: String
+        func run() async throws { try await runImport(options: options) { try $0.importWorkers(path: file) } }
     }
 }
 

@@ -80,6 +80,35 @@ struct MigrateImportTests {
         #expect(try PGConnection(conninfo: url).int("SELECT count(*) FROM liandong.divisions") == 0)
     }
 
+    @Test("import workers: staff changes without the grids file - a new worker, one moved to another grid; bad lines named, nothing imported")
+    func importWorkers() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        defer { db.close() }
+        let existing = try #require(try db.query("SELECT worker_id, grid_code FROM liandong.grid_workers ORDER BY worker_id LIMIT 1").rows.first)
+        let other = try #require(try db.query("SELECT grid_code FROM liandong.grids WHERE grid_code <> $1 ORDER BY grid_code LIMIT 1",
+                                              [existing[1]]).scalar)
+        let before = try db.int("SELECT count(*) FROM liandong.grid_workers")
+        let version = try db.query("SELECT version::text FROM liandong.reference_version").scalar
+        let good = try temporaryFile("worker_id,name,grid_code\nw-new-1,张新,\(other)\n\(existing[0]!),调岗,\(other)\n")
+        let r = try liandongd(["import", "workers", good], database: url)
+        #expect(r.status == 0 && r.stdout.contains("workers: 1 new, 1 updated"), "\(r.stdout)\(r.stderr)")
+        #expect(try db.int("SELECT count(*) FROM liandong.grid_workers") == before + 1)
+        #expect(try db.query("SELECT grid_code || ' ' || name FROM liandong.grid_workers WHERE worker_id = $1", [existing[0]]).scalar
+                == "\(other) 调岗")
+        #expect(try db.query("SELECT version::text FROM liandong.reference_version").scalar != version, "the writer reloads its reference data")
+        let bad = try temporaryFile("worker_id,name,grid_code\nw-new-2,甲,\(other)\nw-new-2,乙,\(other)\n,丙,\(other)\nw-new-3,丁,62092299\nw-new-4,戊,620922999999999\n")
+        let refused = try liandongd(["import", "workers", bad], database: url)
+        #expect(refused.status == 1 && refused.stderr.contains("line 3: worker_id w-new-2 appears twice")
+                && refused.stderr.contains("line 4: worker_id") && refused.stderr.contains("line 5: grid_code")
+                && refused.stderr.contains("nothing imported"), "\(refused.stderr)")
+        let unknown = try temporaryFile("worker_id,name,grid_code\nw-new-5,己,\(other)\nw-new-6,庚,620922999999999\n")
+        let notInService = try liandongd(["import", "workers", unknown], database: url)
+        #expect(notInService.status == 1 && notInService.stderr.contains("line 3: grid_code 620922999999999 is not a grid in service"),
+                "\(notInService.stderr)")
+        #expect(try db.int("SELECT count(*) FROM liandong.grid_workers") == before + 1, "nothing of the bad files imported")
+    }
+
     @Test("a grids file with an invalid polygon or an unknown village names the feature and imports nothing")
     func badGrids() throws {
         let db = try PGConnection(conninfo: try TestDatabase.create())
