@@ -20,6 +20,10 @@ public final class FeedClient {
     /// Recreated after a replay endpoint did not answer (a CURVE handshake refused while this
     /// client's key was out of the peers file is never retried by libzmq on that socket).
     private var replay: ZMQSocket
+    /// When `replay` was opened: a socket that found no endpoint is kept for `replayHandshake`
+    /// seconds (its CURVE handshake may still be under way on a loaded daemon), then opened afresh.
+    private var replayOpenedAt = Date()
+    static let replayHandshake: TimeInterval = 10
     private let context: ZMQContext
     private let curve: CurveClientKeys?
     private var replayEndpoints: [String]
@@ -132,8 +136,9 @@ public final class FeedClient {
 
     /// Asks the replay socket for everything after `caughtUp` until it says there is no more.
     /// Throws a ReplayError that is `unavailable` when no replay endpoint took the request within
-    /// `peerWait` seconds or answered within 10 s (the socket is then opened afresh, so a later
-    /// call reaches a daemon that is back or a key that was re-admitted).
+    /// `peerWait` seconds or answered within 10 s (the socket is then opened afresh - after a
+    /// missing endpoint, once it has had `replayHandshake` seconds to connect - so a later call
+    /// reaches a daemon that is back or a key that was re-admitted).
     public func catchUp(peerWait: TimeInterval = 10) throws -> [Item] {
         var out: [Item] = []
         while true {
@@ -141,7 +146,9 @@ public final class FeedClient {
                 try replay.setSendTimeout(milliseconds: Int32(max(0, min(peerWait, 60)) * 1000))
                 try replay.send([ReplayRequest(since: caughtUp, prefix: prefix).json()])
             } catch let error as ZMQError where error.isTimeout {
-                try renewReplaySocket()
+                // Opened afresh only when it has had time to connect: renewing it after every short
+                // wait restarted a handshake that a loaded daemon needed more than the wait for.
+                if Date().timeIntervalSince(replayOpenedAt) >= Self.replayHandshake { try renewReplaySocket() }
                 throw ReplayError(message: "no replay endpoint connected (\(replayEndpoints.joined(separator: ", ")))", unavailable: true)
             }
             guard let frames = try replay.receive() else {
@@ -173,6 +180,7 @@ public final class FeedClient {
 
     private func renewReplaySocket() throws {
         replay = try Self.replaySocket(context: context, curve: curve, endpoints: replayEndpoints)
+        replayOpenedAt = Date()
     }
 }
 

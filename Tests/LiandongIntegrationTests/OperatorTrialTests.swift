@@ -155,7 +155,11 @@ extension CurveTests {
             "--connect", s.daemon.feed, "--replay", s.daemon.replay, "--prefix", "task." + Self.townshipA, "--json",
             "--curve-server-key", s.dir + "/daemon.pub", "--curve-key", s.dir + "/disp-a.key"])
         let first = try s.verifyTask("tail-1", at: s.centreA)
-        try waitUntil(timeout: 20, "the tail to print the first task") { tail.stdout.contains(first) }
+        do {
+            try waitUntil(timeout: 20, "the tail to print the first task") { tail.stdout.contains(first) }
+        } catch {
+            throw TestFailure("\(error); the tail printed: \(tail.stdout.suffix(1500)) | stderr: \(tail.stderr.suffix(1500))")
+        }
         // disp-a is taken out of the peers file, a task goes out meanwhile, then it is let back in.
         try s.writePeers([("gw-a", "gateway", Self.townshipA), ("obs", "observer", "")])
         kill(pid, SIGHUP)
