@@ -98,8 +98,6 @@ package struct TaskRows: Sendable {
         history += other.history
         changed += other.changed
     }
-
-    package var isEmpty: Bool { tasks.isEmpty && changed.isEmpty }
 }
 
 /// Queries and statements about tasks shared by the writer, the update receiver and the sweeper.

@@ -73,10 +73,7 @@ struct Bench: ParsableCommand {
                 func alert(_ k: Int, at: Double) -> Event {
                     Bench.alert(id: "b\(run)-\(group)-a\(k)", group: group, camera: camera, type: 6, gateway: "bench", at: at)
                 }
-                func near(_ q: LonLat, within metres: Double) -> LonLat {
-                    let angle = Double(rng.next() % 3600) * .pi / 1800, r = metres * Double(rng.next() % 1001) / 1000
-                    return LonLat(lon: q.lon + r * cos(angle) / (111_320 * cos(q.lat * .pi / 180)), lat: q.lat + r * sin(angle) / 110_574)
-                }
+                func near(_ q: LonLat, within metres: Double) -> LonLat { Bench.near(q, within: metres, &rng) }
                 // Position noise: the camera watches a spot up to 150 m away (its alerts carry
                 // the camera's own position); a worker's phone reports from within 30 m of the
                 // spot, in any of the three coordinate systems; its clock is off by up to 3 minutes.

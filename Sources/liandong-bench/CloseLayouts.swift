@@ -49,10 +49,7 @@ extension Bench {
                         spotIndex += 1
                         guard inside[spotIndex - 1] else { continue }  // outside every grid: not a site
                         group += 1
-                        func near(_ metres: Double, _ rng: inout SplitMix64) -> LonLat {
-                            let angle = Double(rng.next() % 3600) * .pi / 1800, r = metres * Double(rng.next() % 1001) / 1000
-                            return Self.moved(spot, east: r * cos(angle), north: r * sin(angle))
-                        }
+                        func near(_ metres: Double, _ rng: inout SplitMix64) -> LonLat { Self.near(spot, within: metres, &rng) }
                         let id = "c\(run)-\(slot)-\(group)"
                         for k in 0..<2 {
                             let camera = Camera(id: base.id, grid: base.grid, p: near(layout.offset * category.radius, &rng))
@@ -129,6 +126,12 @@ extension Bench {
             throw ValidationError("no camera of the dataset has half the close layouts' sites inside grids")
         }
         return best
+    }
+
+    /// A point up to `metres` from `q`, in a random direction (the bench's position noise).
+    static func near(_ q: LonLat, within metres: Double, _ rng: inout SplitMix64) -> LonLat {
+        let angle = Double(rng.next() % 3600) * .pi / 1800, r = metres * Double(rng.next() % 1001) / 1000
+        return moved(q, east: r * cos(angle), north: r * sin(angle))
     }
 
     /// `p` moved by metres east and north (spherical, near 40.5 N: 0.1 % of the distance).
