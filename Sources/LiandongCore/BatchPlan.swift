@@ -38,10 +38,14 @@ package struct WindowFacts: Sendable {
     package var newest: Double?
     /// Newest first (observed time, then id).
     package var events: [WindowEvent]
+    /// Each grid worker's latest position within workers.presence_s (the presence the task
+    /// messages' suggested workers come from).
+    package var sightings: [WorkerSighting]
 
-    package init(newest: Double?, events: [WindowEvent]) {
+    package init(newest: Double?, events: [WindowEvent], sightings: [WorkerSighting] = []) {
         self.newest = newest
         self.events = events
+        self.sightings = sightings
     }
 }
 
@@ -158,6 +162,9 @@ package struct BatchPlan: Sendable {
     package var freshTasks: [UUID: TaskMessage] = [:]
     /// Records (device status reports, ...: `InboundRecord`), written in the batch's transaction.
     package var records: [any InboundRecord] = []
+    /// Where the grid workers were as of this batch (its positions included): the committer
+    /// suggests workers on the messages of incidents that existed before it.
+    package var presence = WorkerPresence()
 
     package init(count: Int) {
         outcomes = [ItemOutcome?](repeating: nil, count: count)

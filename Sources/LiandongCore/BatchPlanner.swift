@@ -28,6 +28,9 @@ package struct BatchPlanner: Sendable {
     private var inhibitedUntil: [String: Double]
     /// The batch being planned, between `start` and the finished plan.
     private var pending: Pending?
+    /// Where the grid workers were last seen: loaded with the window, kept by the positions of
+    /// the batches planned since (a failure discards it with the window).
+    private var presence: WorkerPresence
 
     /// - Parameters:
     ///   - inhibitedUntil: from the picture-lost alarms stored within `rules.inhibitSeconds`.
@@ -42,6 +45,7 @@ package struct BatchPlanner: Sendable {
         mergeSeconds = min(60, all.map(\.windowSeconds).min() ?? 60)
         self.windowCapacity = windowCapacity
         self.inhibitedUntil = inhibitedUntil
+        presence = WorkerPresence(presence: rules.workerPresenceSeconds)
     }
 
     // MARK: the window between batches
@@ -77,6 +81,7 @@ package struct BatchPlanner: Sendable {
     package mutating func load(window facts: WindowFacts) {
         var loaded: HotWindow
         extents = [:]
+        presence = WorkerPresence(presence: rules.workerPresenceSeconds, sightings: facts.sightings)
         guard let newest = facts.newest else {
             // No open incident: nothing stored can be joined, the empty window is complete.
             window = HotWindow(retention: retention, capacity: windowCapacity, mergeSeconds: mergeSeconds)
@@ -142,6 +147,7 @@ package struct BatchPlanner: Sendable {
         var p = pending!
         p.plan = BatchPlan(count: p.batch.count)
         p.events = []
+        p.sightings = []
         p.refusals = []
         p.candidates = []
         let reference = p.reference
@@ -158,6 +164,11 @@ package struct BatchPlanner: Sendable {
                 } else {
                     p.plan.records.append(record)
                     p.plan.outcomes[index] = .stored(incidentID: "")
+                    // The one record the planner itself reads: where a worker is.
+                    if let position = record as? WorkerPosition, let grid = reference.workerGrids[position.workerID] {
+                        p.sightings.append(WorkerSighting(workerID: position.workerID, gridCode: grid, position: position.position,
+                                                          at: position.at, state: position.state))
+                    }
                 }
             }
         }
@@ -258,9 +269,13 @@ package struct BatchPlanner: Sendable {
         p.plan.silencedOnly = touched.subtracting(loud)
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided here, off the write session's path.
+        for s in p.sightings { presence.note(s) }
+        presence.forget(before: p.now - presence.presence)
+        p.plan.presence = presence
         let fresh = incidents(opened: correlated, placed, reference: reference)
         for (id, incident) in fresh where !p.plan.silencedOnly.contains(id) {
-            guard let step = tasks.evidence(on: incident, now: p.now)?.announced else { continue }
+            guard var step = tasks.evidence(on: incident, now: p.now)?.announced else { continue }
+            presence.suggest(&step.message, now: p.now)
             p.plan.created.append(step)
             p.plan.freshTasks[id] = step.message
         }
@@ -449,6 +464,8 @@ package struct BatchPlanner: Sendable {
         var candidates: [Placed] = []
         /// Stored facts held while the extents they named are loaded.
         var stored: StoredFacts?
+        /// Positions of the batch, noted in the presence once the batch is planned.
+        var sightings: [WorkerSighting] = []
 
         init(batch: [Inbound], now: Double, reference: ReferenceData, inFlightKeys: Set<EventKey>, inFlightLate: [LateEvent]) {
             self.batch = batch

@@ -104,6 +104,8 @@ public struct Rules: Sendable, Equatable {
     /// At most one evidence `update` per task within this many seconds, unless material (0: every
     /// new evidence at once). The counts held back go out when it has passed (tasks.update_due_at).
     public var updateIntervalSeconds: Double = 30
+    /// workers.presence_s: a grid worker last seen on duty longer ago is not suggested for a task.
+    public var workerPresenceSeconds: Double = 300
 
     public init(
         categories: [String: CategoryRule] = Rules.defaultCategories,

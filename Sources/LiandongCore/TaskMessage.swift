@@ -67,6 +67,9 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     public var cameraName: String?
     /// Pictures, clips and attachments the most recent alert and report carry (URLs, at most 10).
     public var media: [String]?
+    /// A verify task's or a village-tier task's nearest grid workers on duty (at most 3, nearest
+    /// first; empty when none was seen on duty lately). Left out on other messages.
+    public var suggestedWorkers: [SuggestedWorker]?
 
     enum CodingKeys: String, CodingKey {
         case schema, seq, topic, kind, state, overdue, tier, category, priority, lon, lat, departments, evidence, reason, actor
@@ -77,6 +80,7 @@ public struct TaskMessage: Sendable, Codable, Equatable {
         case previousDivisionCode = "previous_division_code"
         case updateID = "update_id"
         case relatedIncidentIDs = "related_incident_ids"
+        case suggestedWorkers = "suggested_workers"
         case messageID = "message_id"
         case taskID = "task_id"
         case incidentID = "incident_id"
@@ -162,6 +166,18 @@ extension TaskMessage {
             $0.field("schema", schema)
             if let seq { $0.field("seq") { o in o.raw(String(seq)) } }
             $0.field("state", state.rawValue)
+            if let suggestedWorkers {
+                $0.field("suggested_workers") { o in
+                    o.array(suggestedWorkers) { o, w in
+                        o.object {
+                            $0.field("distance_m", integer: w.distanceMeters)
+                            $0.field("grid_code", w.gridCode)
+                            $0.field("seen_at", Timestamp.formatCST(w.seenAt))
+                            $0.field("worker_id", w.workerID)
+                        }
+                    }
+                }
+            }
             $0.field("task_id", taskID)
             $0.field("tier", tier.rawValue)
             $0.field("topic", topic)
@@ -224,6 +240,16 @@ public struct JSONText {
         for (i, v) in values.enumerated() {
             if i > 0 { raw(0x2C) }
             string(v)
+        }
+        raw(0x5D)
+    }
+
+    /// An array whose elements `element` writes.
+    public mutating func array<T>(_ values: [T], _ element: (inout JSONText, T) -> Void) {
+        raw(0x5B)
+        for (i, v) in values.enumerated() {
+            if i > 0 { raw(0x2C) }
+            element(&self, v)
         }
         raw(0x5D)
     }

@@ -2,8 +2,8 @@ import Foundation
 
 /// A grid worker's position (liandong.worker_position.v1, topic `position[.x]`), sent by the
 /// workers' app gateway every 30-60 s while on duty: where the worker is and whether on patrol, on
-/// a task or off duty. Its decoder and its plan step as an `InboundRecord`. (Issue 30: its rows,
-/// its partitions and its line in `MessageDecoder.recordKinds` come with the positions table.)
+/// a task or off duty. Its decoder and its plan step as an `InboundRecord`; its rows are
+/// `WorkerPositionStore`'s (liandong.worker_positions, day partitions).
 public struct WorkerPosition: Sendable, Equatable {
     public static let schema = "liandong.worker_position.v1"
 
@@ -99,8 +99,9 @@ public struct WorkerSighting: Sendable, Equatable {
     }
 }
 
-/// A worker task.v1 suggests for a task (`suggested_workers`).
-public struct SuggestedWorker: Sendable, Equatable {
+/// A worker task.v1 suggests for a task (`suggested_workers`: worker_id, grid_code, distance_m,
+/// seen_at as RFC 3339 in CST).
+public struct SuggestedWorker: Sendable, Equatable, Codable {
     public var workerID: String
     public var gridCode: String
     /// Metres from the incident, rounded.
@@ -113,20 +114,44 @@ public struct SuggestedWorker: Sendable, Equatable {
         self.distanceMeters = distanceMeters
         self.seenAt = seenAt
     }
+
+    enum CodingKeys: String, CodingKey {
+        case workerID = "worker_id", gridCode = "grid_code", distanceMeters = "distance_m", seenAt = "seen_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        workerID = try c.decode(String.self, forKey: .workerID)
+        gridCode = try c.decode(String.self, forKey: .gridCode)
+        distanceMeters = try c.decode(Int.self, forKey: .distanceMeters)
+        let text = try c.decode(String.self, forKey: .seenAt)
+        guard let t = Timestamp.parse(text) else {
+            throw DecodingError.dataCorruptedError(forKey: .seenAt, in: c, debugDescription: "seen_at \(text) is not an RFC 3339 time")
+        }
+        seenAt = t
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(workerID, forKey: .workerID)
+        try c.encode(gridCode, forKey: .gridCode)
+        try c.encode(distanceMeters, forKey: .distanceMeters)
+        try c.encode(Timestamp.formatCST(seenAt), forKey: .seenAt)
+    }
 }
 
-/// The nearest workers on duty (就近派单), pure: of each worker's latest sighting at or before
-/// `now`, those on duty (on patrol or on a task) and seen within `presence` seconds
-/// (`workers.presence_s`, 300), nearest the incident first - equally near (within a metre): a
-/// worker of the incident's grid first, then by id - at most `limit` (3). None is a fine answer.
+/// The nearest workers on duty (就近派单), pure: of each worker's latest sighting, those on duty
+/// (on patrol or on a task) and seen within `presence` seconds (`workers.presence_s`, 300) of
+/// `now`, nearest the incident first - equally near (within a metre): a worker of the incident's
+/// grid first, then by id - at most `limit` (3). None is a fine answer. A sighting a little
+/// ahead of `now` (a phone's clock ahead, within ingest.max_future_s) counts as seen now.
 public enum WorkerSuggestion {
-    public static func nearest(to point: LonLat, grid: String, among sightings: [WorkerSighting], now: Double,
-                               presence: Double = 300, limit: Int = 3) -> [SuggestedWorker]
+    public static func nearest<S: Sequence>(to point: LonLat, grid: String, among sightings: S, now: Double,
+                                            presence: Double = 300, limit: Int = 3) -> [SuggestedWorker]
+        where S.Element == WorkerSighting
     {
         var latest: [String: WorkerSighting] = [:]
-        for s in sightings where s.at <= now {
-            if latest[s.workerID].map({ s.at > $0.at }) ?? true { latest[s.workerID] = s }
-        }
+        for s in sightings where latest[s.workerID].map({ s.at > $0.at }) ?? true { latest[s.workerID] = s }
         let candidates = latest.values.filter { $0.state.onDuty && now - $0.at <= presence }.map { s in
             (sighting: s, metres: point.ellipsoidDistance(to: s.position))
         }
@@ -138,7 +163,40 @@ public enum WorkerSuggestion {
         }
         return ordered.prefix(limit).map {
             SuggestedWorker(workerID: $0.sighting.workerID, gridCode: $0.sighting.gridCode, distanceMeters: Int($0.metres.rounded()),
-                            seenAt: $0.sighting.at)
+                            seenAt: min($0.sighting.at, now))
         }
+    }
+}
+
+/// Where the grid workers were last seen: the writer's memory of positions (loaded with the
+/// correlation window, then kept by the batches it plans), from which task messages name the
+/// nearest workers on duty.
+public struct WorkerPresence: Sendable, Equatable {
+    /// workers.presence_s: a worker seen longer ago is not suggested.
+    public let presence: Double
+    /// Each worker's latest sighting.
+    public private(set) var latest: [String: WorkerSighting] = [:]
+
+    public init(presence: Double = 300, sightings: [WorkerSighting] = []) {
+        self.presence = presence
+        for s in sightings { note(s) }
+    }
+
+    /// A position accepted (a late one older than the latest changes nothing).
+    public mutating func note(_ s: WorkerSighting) {
+        if latest[s.workerID].map({ s.at > $0.at }) ?? true { latest[s.workerID] = s }
+    }
+
+    /// Sightings too old to matter any more are let go (the registry may have thousands).
+    public mutating func forget(before t: Double) {
+        if latest.values.contains(where: { $0.at < t }) { latest = latest.filter { $0.value.at >= t } }
+    }
+
+    /// Sets `suggested_workers` on a message of a verify task or of a task at the village: the
+    /// nearest workers on duty now (possibly none). Other messages carry none.
+    public func suggest(_ m: inout TaskMessage, now: Double) {
+        guard m.kind == .verify || m.tier == .village else { return }
+        m.suggestedWorkers = WorkerSuggestion.nearest(to: LonLat(lon: m.lon, lat: m.lat), grid: m.gridCode, among: latest.values,
+                                                      now: now, presence: presence)
     }
 }

@@ -86,6 +86,8 @@ public struct Config: Sendable {
         public var feedDays = 90
         /// retention.task_history_days: history of finished tasks kept this long (400).
         public var taskHistoryDays = 400
+        /// retention.positions_days: grid workers' positions (personal data) kept this long (90).
+        public var positionsDays = 90
         /// retention.dead_letter_days: dead letters kept this long (30).
         public var deadLetterDays = 30
         /// retention.dead_letter_bytes_per_hour: raw bytes of dead letters stored per hour (64 MiB);
@@ -106,6 +108,16 @@ public struct Config: Sendable {
         public var secretKeyFile = ""
         /// security.peers_file: YAML list of peers (name, public_key, role, scope); SIGHUP reloads it.
         public var peersFile = ""
+        public init() {}
+    }
+
+    /// workers.*: grid workers' positions (workers.presence_s is `rules.workerPresenceSeconds`).
+    public var workers = Workers()
+
+    public struct Workers: Sendable, Equatable {
+        /// workers.patrol_due: a grid with no patrol by this time of day (CST, "HH:MM") gets one
+        /// reminder (liandong.reminder.v1 on topic reminder.<village code>); "" sends none ("18:00").
+        public var patrolDueMinutes: Int? = 18 * 60
         public init() {}
     }
 
@@ -235,7 +247,8 @@ public struct Config: Sendable {
                         "unmapped_alarm_category"],
         "sla": ["village", "township", "county"],
         "security": ["curve", "secret_key_file", "peers_file"],
-        "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour"],
+        "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour", "positions_days"],
+        "workers": ["presence_s", "patrol_due"],
         "ha": ["enabled", "standby_buffer_s", "takeover_s"],
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s",
                     "metrics_bind", "state_path"],
@@ -386,6 +399,22 @@ public struct Config: Sendable {
             cameraSuppression.days = try cams.int("suppress_days", 1...3650) ?? cameraSuppression.days
             cameraSuppression.checkSeconds = try cams.double("suppress_check_s", 1...86_400) ?? cameraSuppression.checkSeconds
         }
+        if let w = try root.child("workers") {
+            try w.checkKeys(Self.sections["workers"]!)
+            rules.workerPresenceSeconds = try w.double("presence_s", 10...86_400) ?? rules.workerPresenceSeconds
+            if let due = try w.string("patrol_due") {
+                if due.isEmpty {
+                    workers.patrolDueMinutes = nil
+                } else {
+                    let parts = due.split(separator: ":", omittingEmptySubsequences: false)
+                    guard parts.count == 2, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) }),
+                          let h = Int(parts[0]), let m = Int(parts[1]), (0...23).contains(h), (0...59).contains(m) else {
+                        throw ConfigError("config key workers.patrol_due: \"\(due)\" is not a time of day HH:MM (China Standard Time), e.g. \"18:00\"; \"\" sends no reminder")
+                    }
+                    workers.patrolDueMinutes = h * 60 + m
+                }
+            }
+        }
         if let m = try root.child("metrics") {
             try m.checkKeys(Self.sections["metrics"]!)
             metricsBind = try m.string("bind") ?? metricsBind
@@ -448,6 +477,7 @@ public struct Config: Sendable {
             retention.feedDays = try r.int("feed_days", 0...36_500) ?? retention.feedDays
             retention.taskHistoryDays = try r.int("task_history_days", 0...36_500) ?? retention.taskHistoryDays
             retention.deadLetterDays = try r.int("dead_letter_days", 0...36_500) ?? retention.deadLetterDays
+            retention.positionsDays = try r.int("positions_days", 0...36_500) ?? retention.positionsDays
             retention.deadLetterBytesPerHour = try r.int("dead_letter_bytes_per_hour", 0...Int.max) ?? retention.deadLetterBytesPerHour
         }
         if let sec = try root.child("security") {

@@ -32,7 +32,7 @@ public final class Metrics: Sendable {
         databaseUp = StatusGauge(CoreMetrics.Gauge(label: "liandong_database_up", dimensions: [], factory: factory))
         writerStandby = StatusGauge(CoreMetrics.Gauge(label: "liandong_writer_standby", dimensions: [], factory: factory))
         feedMessages = CounterFamily(name: "liandong_feed_messages_total", label: "kind",
-                                     known: MessageKind.allCases.map(\.rawValue), factory: factory)
+                                     known: MessageKind.allCases.map(\.rawValue) + ["reminder"], factory: factory)
     }
 
     // MARK: handles

@@ -24,6 +24,7 @@ public final class SweeperService: Service, Sendable {
     let camerasSuppressed: CoreMetrics.Gauge
     let devicesOnline: CoreMetrics.Gauge
     let devicesTimedOut: CoreMetrics.Counter
+    let reminders: CoreMetrics.Counter
     let stop = StopFlag()
     /// ha.enabled: starts once this daemon leads.
     let role: HARole
@@ -36,8 +37,9 @@ public final class SweeperService: Service, Sendable {
         camerasSuppressed = metrics.gauge("liandong_cameras_suppressed")
         devicesOnline = metrics.gauge("liandong_devices_online")
         devicesTimedOut = metrics.counter("liandong_devices_timed_out_total")
+        reminders = metrics.counter("liandong_patrol_reminders_total")
         retentionDeleted = metrics.counters("liandong_retention_deleted_total", by: "table",
-                                            known: ["events"] + Self.retentionTargets(config.retention).map(\.table))
+                                            known: Maintenance.dayPartitioned.map(\.table) + Self.retentionTargets(config.retention).map(\.table))
         self.config = config
         self.output = output
         self.logger = logger
@@ -55,6 +57,7 @@ public final class SweeperService: Service, Sendable {
         var lastStatistics = Date.distantPast
         var lastRetention = Date.distantPast
         var lastCameras = Date.distantPast
+        var lastReminders = Date.distantPast
         while !stop.isSet {
             let started = Date()
             if started.timeIntervalSince(lastStatistics) >= 5 {
@@ -74,6 +77,10 @@ public final class SweeperService: Service, Sendable {
             if started.timeIntervalSince(lastCameras) >= config.cameraSuppression.checkSeconds {
                 try session.run { db in try reviewCameras(db) }
                 lastCameras = started
+            }
+            if let dueMinutes = config.workers.patrolDueMinutes, started.timeIntervalSince(lastReminders) >= Self.reminderInterval {
+                try remindUnpatrolled(dueMinutes, session)
+                lastReminders = started
             }
             let due = try session.run { db in try TaskDeadlines.due(db, at: Date().timeIntervalSince1970, reannounce: reannounce) }
             try publish(due, session) { id, db in try sweep(id, db: db, reannounce: reannounce) }
@@ -99,6 +106,22 @@ public final class SweeperService: Service, Sendable {
                 metrics.feedMessages.increment(m.kind)
                 output.push(m)
             }
+        }
+    }
+
+    /// Grids are checked for a patrol this often once workers.patrol_due has passed.
+    static let reminderInterval: TimeInterval = 60
+
+    /// A grid with no patrol today by workers.patrol_due gets one reminder on the feed.
+    private func remindUnpatrolled(_ dueMinutes: Int, _ session: DatabaseSession) throws {
+        let messages = try session.run { db in try PatrolReminderStore.send(db, dueMinutes: dueMinutes, now: Date().timeIntervalSince1970) }
+        guard !messages.isEmpty else { return }
+        reminders.increment(by: messages.count)
+        logger.notice("patrol reminders sent: grids not patrolled by workers.patrol_due (liandong.patrol_reminders)",
+                      metadata: ["reminders": "\(messages.count)"])
+        for m in messages {
+            metrics.feedMessages.increment(m.kind)
+            output.push(m)
         }
     }
 
@@ -130,27 +153,28 @@ public final class SweeperService: Service, Sendable {
         }
     }
 
-    /// Day partitions of events (migration 018): the week ahead is created before it is needed
-    /// (the writer creates a past day's on demand), and days that ended more than
-    /// retention.events_days ago are dropped whole (`Maintenance.drop`). A detach interrupted
-    /// before is finished first; a partition detached but not dropped is dropped.
+    /// Day partitions of events (migration 018) and worker_positions (034): the week ahead is
+    /// created before it is needed (the writer creates a past day's on demand), and days that
+    /// ended more than retention.events_days (positions_days) ago are dropped whole
+    /// (`Maintenance.drop`). A detach interrupted before is finished first; a partition detached
+    /// but not dropped is dropped.
     private func maintainPartitions(_ db: PGConnection) throws {
         let maintenance = Maintenance(db: db)
         let created = try maintenance.ensurePartitionsAhead()
-        if created > 0 { logger.info("events partitions created ahead", metadata: ["db.partitions": "\(created)"]) }
-        let days = config.retention.eventsDays
-        guard days > 0 else { return }
-        var removed = 0, dropped: [String] = []
-        for partition in try maintenance.partitions(olderThan: days) where !stop.isSet {
-            removed += try maintenance.drop(partition)
-            dropped.append(partition.name)
+        if created > 0 { logger.info("day partitions created ahead", metadata: ["db.partitions": "\(created)"]) }
+        for (table, days) in [("events", config.retention.eventsDays), ("worker_positions", config.retention.positionsDays)] where days > 0 {
+            var removed = 0, dropped: [String] = []
+            for partition in try maintenance.partitions(of: table, olderThan: days) where !stop.isSet {
+                removed += try maintenance.drop(partition)
+                dropped.append(partition.name)
+            }
+            guard !dropped.isEmpty else { continue }
+            retentionDeleted.increment(table, by: removed)
+            logger.notice("retention: old rows removed", metadata: [
+                "db.table": "\(table)", "db.rows": "\(removed)", "db.partitions": "\(dropped.joined(separator: ","))",
+                "retention.days": "\(days)",
+            ])
         }
-        guard !dropped.isEmpty else { return }
-        retentionDeleted.increment("events", by: removed)
-        logger.notice("retention: old rows removed", metadata: [
-            "db.table": "events", "db.rows": "\(removed)", "db.partitions": "\(dropped.joined(separator: ","))",
-            "retention.days": "\(days)",
-        ])
     }
 
     /// Keeps planner statistics in step with fast-growing tables (autovacuum looks only once a

@@ -178,7 +178,8 @@ package final class BatchCommitter {
             }
             if p.plan.silencedOnly.contains(id) { continue }
             switch stored[id].flatMap({ planner.evidence(on: $0, now: now) }) {
-            case .announce(let step)?:
+            case .announce(var step)?:
+                p.plan.presence.suggest(&step.message, now: now)
                 steps.append(step)
                 messages.append(step.message)
             case .coalesced(let task)?: owed.append(task)

@@ -21,7 +21,7 @@ package final class BatchPreparer {
     package init(reader: PGConnection, rules: Rules, windowCapacity: Int) throws {
         try reader.execute("SET default_transaction_read_only = on")
         self.reader = reader
-        facts = PlanFactStore(db: reader)
+        facts = PlanFactStore(db: reader, presence: rules.workerPresenceSeconds)
         // Loaded now, not on the first batch: at a province's scale this takes seconds.
         reference = try ReferenceData.load(reader)
         referenceCheckedAt = DispatchTime.now().uptimeNanoseconds

@@ -9,16 +9,24 @@ package struct Maintenance {
 
     package init(db: PGConnection) { self.db = db }
 
-    // MARK: events partitions
+    // MARK: day partitions (events, worker_positions)
 
-    /// Creates the partitions of today and the week ahead (CST) that are missing; returns how many.
+    /// The tables partitioned by day, with the column they are partitioned on.
+    package static let dayPartitioned = [(table: "events", column: "observed_at"), (table: "worker_positions", column: "at")]
+
+    /// Creates the partitions of today and the week ahead (CST) that are missing, of every table
+    /// partitioned by day; returns how many.
     package func ensurePartitionsAhead() throws -> Int {
         let today = "(now() AT TIME ZONE 'Asia/Shanghai')::date"
-        return Int(try db.query("SELECT liandong.ensure_event_partitions(\(today), \(today) + 7)").scalar ?? "0") ?? 0
+        return try Self.dayPartitioned.reduce(0) { n, t in
+            n + (Int(try db.query("SELECT liandong.ensure_day_partitions($1, $2, \(today), \(today) + 7)", [t.table, t.column])
+                .scalar ?? "0") ?? 0)
+        }
     }
 
-    /// A day partition of liandong.events past retention.
+    /// A day partition of liandong.events or liandong.worker_positions past retention.
     package struct OldPartition {
+        package let table: String
         package let name: String
         /// A DETACH ... CONCURRENTLY was interrupted: it is finished with FINALIZE.
         package let detachPending: Bool
@@ -26,29 +34,33 @@ package struct Maintenance {
         package let attached: Bool
     }
 
-    /// Day partitions whose day ended more than `days` ago, oldest first.
-    package func partitions(olderThan days: Int) throws -> [OldPartition] {
+    /// Day partitions of `table` whose day ended more than `days` ago, oldest first.
+    package func partitions(of table: String = "events", olderThan days: Int) throws -> [OldPartition] {
         try db.query("""
             SELECT c.relname, coalesce(i.inhdetachpending, false), i.inhrelid IS NOT NULL
-            FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'liandong.events'::regclass
-            WHERE c.relnamespace = 'liandong'::regnamespace AND c.relkind = 'r' AND c.relname ~ '^events_[0-9]{8}$'
-              AND (to_date(substr(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
+            FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = ('liandong.' || $2)::regclass
+            WHERE c.relnamespace = 'liandong'::regnamespace AND c.relkind = 'r' AND c.relname ~ ('^' || $2 || '_[0-9]{8}$')
+              AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
                   <= now() - make_interval(days => $1)
             ORDER BY c.relname
-            """, [String(days)]).typed.map { OldPartition(name: try $0.string(0), detachPending: try $0.bool(1), attached: try $0.bool(2)) }
+            """, [String(days), table]).typed.map {
+            OldPartition(table: table, name: try $0.string(0), detachPending: try $0.bool(1), attached: try $0.bool(2))
+        }
     }
 
-    /// Drops a partition whole: its event_keys first, then detached CONCURRENTLY (ingest is never
-    /// blocked) and dropped. Returns how many events it held.
+    /// Drops a partition whole: for events, its event_keys first; then detached CONCURRENTLY
+    /// (writes are never blocked) and dropped. Returns how many rows it held.
     package func drop(_ p: OldPartition) throws -> Int {
         let partition = "liandong.\(p.name)"
         let rows = Int(try db.query("SELECT count(*) FROM \(partition)").scalar ?? "0") ?? 0
-        try db.query("""
-            DELETE FROM liandong.event_keys k USING \(partition) e
-            WHERE k.source = e.source AND k.source_id = e.source_id AND k.observed_at = e.observed_at
-            """)
+        if p.table == "events" {
+            try db.query("""
+                DELETE FROM liandong.event_keys k USING \(partition) e
+                WHERE k.source = e.source AND k.source_id = e.source_id AND k.observed_at = e.observed_at
+                """)
+        }
         if p.attached {
-            try db.execute("ALTER TABLE liandong.events DETACH PARTITION \(partition) \(p.detachPending ? "FINALIZE" : "CONCURRENTLY")")
+            try db.execute("ALTER TABLE liandong.\(p.table) DETACH PARTITION \(partition) \(p.detachPending ? "FINALIZE" : "CONCURRENTLY")")
         }
         try db.execute("DROP TABLE \(partition)")
         return rows

@@ -7,8 +7,13 @@ import LibPQ
 /// nothing; each request is one or two queries.
 package struct PlanFactStore {
     package let db: PGConnection
+    /// workers.presence_s: how far back the grid workers' latest positions are loaded.
+    package let presence: Double
 
-    package init(db: PGConnection) { self.db = db }
+    package init(db: PGConnection, presence: Double = 300) {
+        self.db = db
+        self.presence = presence
+    }
 
     /// Answers one request of the planner (`.freshReference` is the preparer's: it caches it).
     package func load(_ request: PlanFactRequest, reference: () throws -> ReferenceData, _ clock: inout PhaseClock) throws -> PlanFacts {
@@ -32,7 +37,8 @@ package struct PlanFactStore {
         let newest = try db.query("""
             SELECT extract(epoch FROM max(last_observed_at)) FROM liandong.incidents WHERE status = 'open'
             """).scalar.flatMap(Double.init)
-        guard let newest else { return WindowFacts(newest: nil, events: []) }
+        let sightings = try WorkerPositionStore.latest(db, within: presence)
+        guard let newest else { return WindowFacts(newest: nil, events: [], sightings: sightings) }
         let rows = try db.query("""
             SELECT e.category, ST_X(e.geog::geometry), ST_Y(e.geog::geometry), extract(epoch FROM e.observed_at),
                    e.incident_id, e.id, extract(epoch FROM i.first_observed_at)
@@ -44,7 +50,7 @@ package struct PlanFactStore {
         return WindowFacts(newest: newest, events: try rows.typed.map {
             WindowEvent(category: try $0.string(0), point: LonLat(lon: try $0.double(1), lat: try $0.double(2)), t: try $0.double(3),
                         incident: try $0.uuid(4), ordinal: try $0.int64(5), incidentFirst: try $0.double(6))
-        })
+        }, sightings: sightings)
     }
 
     /// Which of `keys` are stored already (on event_keys) and which of `incidents` are no longer

@@ -296,7 +296,7 @@ package enum TaskStore {
 
     /// `base`: the seq before the first of `messages` when the caller has already advanced
     /// feed_head by their count in this transaction (see `feedHeadAdvance`).
-    package static func appendFeed(_ db: PGConnection, _ messages: [TaskMessage], base reserved: Int64? = nil) throws -> [FeedMessage] {
+    package static func appendFeed<M: FeedEntry>(_ db: PGConnection, _ messages: [M], base reserved: Int64? = nil) throws -> [FeedMessage] {
         guard !messages.isEmpty else { return [] }
         let base: Int64
         if let reserved {
@@ -316,11 +316,11 @@ package enum TaskStore {
             copy.plain(String(m.seq!))
             copy.plain(m.messageID)
             copy.field(m.topic)
-            copy.plain(m.kind.rawValue)
-            copy.plain(m.taskID)
+            copy.plain(m.feedKind)
+            copy.field(m.feedTaskID)
             copy.field(body)
             copy.endRow()
-            out.append(FeedMessage(seq: m.seq!, topic: m.topic, body: body, kind: m.kind.rawValue))
+            out.append(FeedMessage(seq: m.seq!, topic: m.topic, body: body, kind: m.feedKind))
         }
         try db.copy("COPY liandong.feed (seq, message_id, topic, kind, task_id, body) FROM STDIN", copy.bytes)
         return out

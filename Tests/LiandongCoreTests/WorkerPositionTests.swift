@@ -71,14 +71,16 @@ struct WorkerPositionTests {
             // Seen last six minutes ago.
             WorkerSighting(workerID: "stale", gridCode: g, position: at(5), at: now - 301, state: .onPatrol),
             WorkerSighting(workerID: "fourth", gridCode: g, position: at(1500), at: now - 5, state: .onPatrol),
-            // A sighting after `now` (a clock ahead) does not count yet.
-            WorkerSighting(workerID: "future", gridCode: g, position: at(1), at: now + 30, state: .onPatrol),
         ]
         let picked = WorkerSuggestion.nearest(to: origin, grid: g, among: sightings, now: now)
         #expect(picked.map(\.workerID) == ["home", "near", "far"], "equally near (100 m): the incident's grid first")
         #expect(picked.first?.distanceMeters == 100 && picked.first?.seenAt == now - 20)
         #expect(WorkerSuggestion.nearest(to: origin, grid: g, among: sightings, now: now, limit: 5).map(\.workerID)
                 == ["home", "near", "far", "fourth"])
+        // A phone's clock ahead (within ingest.max_future_s): seen now.
+        let ahead = sightings + [WorkerSighting(workerID: "ahead", gridCode: g, position: at(1), at: now + 30, state: .onPatrol)]
+        #expect(WorkerSuggestion.nearest(to: origin, grid: g, among: ahead, now: now).first
+                == SuggestedWorker(workerID: "ahead", gridCode: g, distanceMeters: 1, seenAt: now))
         #expect(WorkerSuggestion.nearest(to: origin, grid: g, among: [], now: now).isEmpty)
     }
 }
