@@ -172,6 +172,10 @@ package struct BatchPlanner: Sendable {
                 }
             }
         }
+        // Where the batch's workers are, for the task messages it makes (noting twice, when the
+        // batch is placed again with fresh reference data, changes nothing).
+        for s in p.sightings { presence.note(s) }
+        presence.forget(before: p.now - presence.presence)
         // Observed-time order: late and out-of-order events correlate as in-order ones do.
         p.events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
         p.refusals.reserveCapacity(p.events.count)
@@ -269,9 +273,6 @@ package struct BatchPlanner: Sendable {
         p.plan.silencedOnly = touched.subtracting(loud)
         // Incidents this batch opens: nothing stored can change them before it commits, so their
         // tasks are decided here, off the write session's path.
-        for s in p.sightings { presence.note(s) }
-        presence.forget(before: p.now - presence.presence)
-        p.plan.presence = presence
         let fresh = incidents(opened: correlated, placed, reference: reference)
         for (id, incident) in fresh where !p.plan.silencedOnly.contains(id) {
             guard var step = tasks.evidence(on: incident, now: p.now)?.announced else { continue }
@@ -285,7 +286,8 @@ package struct BatchPlanner: Sendable {
     }
 
     private mutating func done() -> PlanStep {
-        let plan = pending!.plan
+        var plan = pending!.plan
+        plan.presence = presence
         pending = nil
         return .done(plan)
     }

@@ -58,6 +58,7 @@ public final class SweeperService: Service, Sendable {
         var lastRetention = Date.distantPast
         var lastCameras = Date.distantPast
         var lastReminders = Date.distantPast
+        var checkedDay: String?
         while !stop.isSet {
             let started = Date()
             if started.timeIntervalSince(lastStatistics) >= 5 {
@@ -79,7 +80,7 @@ public final class SweeperService: Service, Sendable {
                 lastCameras = started
             }
             if let dueMinutes = config.workers.patrolDueMinutes, started.timeIntervalSince(lastReminders) >= Self.reminderInterval {
-                try remindUnpatrolled(dueMinutes, session)
+                try remindUnpatrolled(dueMinutes, session, checkedDay: &checkedDay)
                 lastReminders = started
             }
             let due = try session.run { db in try TaskDeadlines.due(db, at: Date().timeIntervalSince1970, reannounce: reannounce) }
@@ -112,13 +113,20 @@ public final class SweeperService: Service, Sendable {
     /// Grids are checked for a patrol this often once workers.patrol_due has passed.
     static let reminderInterval: TimeInterval = 60
 
-    /// A grid with no patrol today by workers.patrol_due gets one reminder on the feed.
-    private func remindUnpatrolled(_ dueMinutes: Int, _ session: DatabaseSession) throws {
-        let messages = try session.run { db in try PatrolReminderStore.send(db, dueMinutes: dueMinutes, now: Date().timeIntervalSince1970) }
-        guard !messages.isEmpty else { return }
+    /// A grid with no patrol today by workers.patrol_due gets one reminder on the feed. Says so
+    /// once a day (and whenever it sends any).
+    private func remindUnpatrolled(_ dueMinutes: Int, _ session: DatabaseSession, checkedDay: inout String?) throws {
+        let now = Date().timeIntervalSince1970
+        let due = PatrolReminder.due(minutes: dueMinutes, on: now)
+        guard now >= due.at else { return }
+        let messages = try session.run { db in try PatrolReminderStore.send(db, dueMinutes: dueMinutes, now: now) }
+        if !messages.isEmpty || checkedDay != due.day {
+            logger.log(level: messages.isEmpty ? .info : .notice,
+                       "patrol checked: a grid not patrolled today by workers.patrol_due has its reminder (liandong.patrol_reminders)",
+                       metadata: ["patrol.day": "\(due.day)", "reminders": "\(messages.count)"])
+            checkedDay = due.day
+        }
         reminders.increment(by: messages.count)
-        logger.notice("patrol reminders sent: grids not patrolled by workers.patrol_due (liandong.patrol_reminders)",
-                      metadata: ["reminders": "\(messages.count)"])
         for m in messages {
             metrics.feedMessages.increment(m.kind)
             output.push(m)

@@ -59,6 +59,8 @@ final class DaemonProcess {
         env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-\(id).spill"
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
+        // No patrol reminders (after 18:00 CST every grid of a test would get one) unless asked for.
+        env["LIANDONG_WORKERS_PATROL_DUE"] = ""
         for (k, v) in extra { env[k] = v }
         for k in unsetting { env[k] = nil }
         environment = env
