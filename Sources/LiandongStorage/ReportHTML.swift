@@ -34,14 +34,18 @@ public enum ReportHTML {
             <section class="cards">
             """
         let ownRate = r.onlineRates.first { $0.code == r.divisionCode }?.shown ?? "无数据 no data"
+        // No position in the period at all: unknown (no workers' app sends positions), not 0 %.
+        let ownPatrol = r.patrol.first { $0.code == r.divisionCode && $0.gridDaysPatrolled > 0 }.map { $0.coveragePct + "%" } ?? "无数据 no data"
         for (zh, en, value) in [("事件", "incidents", "\(r.incidentCount)"), ("新建任务", "tasks created", "\(r.taskCount)"),
                                 ("上报/督办", "escalations", "\(r.escalationCount)"), ("误报", "false alarms", "\(r.falseAlarmCount)"),
-                                ("当前超期", "overdue now", "\(r.overdueCount)"), ("视频在线率", "cameras online", ownRate)] {
+                                ("当前超期", "overdue now", "\(r.overdueCount)"), ("视频在线率", "cameras online", ownRate),
+                                ("巡查覆盖率", "patrol coverage", ownPatrol)] {
             h += "<div class=\"card\"><b>\(value)</b><span>\(zh)<br><i>\(en)</i></span></div>"
         }
         h += "</section>\n<h2>事件分布 <i>Where incidents and overdue tasks were</i></h2>\n" + map(r)
         h += "\n<h2>乡镇排名 <i>Townships ranked</i></h2>\n" + rankingTable(r)
         h += "\n<h2>视频在线率 <i>Camera online rate (share of the cameras' time online, mean of the days)</i></h2>\n" + onlineTable(r)
+        h += "\n<h2>巡查覆盖率 <i>Patrol coverage (share of the grids' area within 50 m of a patrol track, mean of the days)</i></h2>\n" + patrolTable(r)
         h += "\n<h2>每日趋势 <i>Day by day</i></h2>\n" + trend(r)
         h += "\n<h2>超期最久的任务 <i>The ten most overdue tasks, with their escalation path</i></h2>\n" + overdueTable(r)
         h += "\n<h2>村（社区） <i>Villages and communities</i></h2>\n" + villageTable(r)
@@ -102,6 +106,9 @@ public enum ReportHTML {
         for g in r.grids where g.overdue > 0 {
             svg += "<path d=\"\(g.path)\" fill=\"none\" stroke=\"#c00000\" stroke-width=\"1.6\" vector-effect=\"non-scaling-stroke\"/>"
         }
+        for t in r.tracks {
+            svg += "<path class=\"track\" d=\"\(t)\" fill=\"none\" stroke=\"#2b8cbe\" stroke-width=\"0.7\" stroke-opacity=\"0.8\" vector-effect=\"non-scaling-stroke\"/>"
+        }
         let radius = String(format: "%.6f", (n - s) / 300)
         for p in r.points {
             svg += "<circle class=\"incident\" cx=\"\(String(format: "%.6f", p.lon))\" cy=\"\(String(format: "%.6f", -p.lat))\" "
@@ -109,7 +116,9 @@ public enum ReportHTML {
         }
         svg += "</g></svg>\n<div class=\"legend\">"
         for step in incidentSteps { svg += "<span style=\"--c: \(step.color)\">\(step.label) 起事件 incidents</span>" }
-        svg += "<span style=\"--c: #fff; --b: #c00000\">有超期任务 overdue task</span></div><div class=\"legend\">"
+        svg += "<span style=\"--c: #fff; --b: #c00000\">有超期任务 overdue task</span>"
+        if !r.tracks.isEmpty { svg += "<span style=\"--c: #2b8cbe; --b: #2b8cbe\">巡查轨迹 patrol tracks</span>" }
+        svg += "</div><div class=\"legend\">"
         var counts: [String: Int] = [:]
         for p in r.points { counts[p.category, default: 0] += 1 }
         for (category, count) in counts.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
@@ -138,6 +147,23 @@ public enum ReportHTML {
         }
         if r.onlineRates.isEmpty {
             t += "<tr><td colspan=\"3\" class=\"t\">无摄像机在线数据 <i>no camera status yet (liandong-gb28181 reports it)</i></td></tr>"
+        }
+        return t + "</table>"
+    }
+
+    /// The townships' patrol coverage, lowest first, then the division's own.
+    static func patrolTable(_ r: AssessmentReport) -> String {
+        var t = "<table class=\"patrol\"><tr><th class=\"t\"><i>township</i>乡镇</th><th><i>grids</i>网格</th>"
+            + "<th><i>grid-days patrolled</i>巡查网格·日</th><th><i>km walked</i>巡查里程(km)</th><th><i>hours on patrol</i>巡查时长(h)</th>"
+            + "<th><i>coverage</i>覆盖率</th></tr>"
+        guard r.patrol.contains(where: { $0.gridDaysPatrolled > 0 }) else {
+            return t + "<tr><td colspan=\"6\" class=\"t\">本期无巡查轨迹 <i>no patrol positions in the period (liandong.worker_position.v1)</i></td></tr></table>"
+        }
+        let townships = r.patrol.filter { $0.level == "township" }.sorted { (Double($0.coveragePct) ?? -1, $0.code) < (Double($1.coveragePct) ?? -1, $1.code) }
+        for p in townships + r.patrol.filter({ $0.code == r.divisionCode && $0.level != "township" }) {
+            let name = p.code == r.divisionCode && p.level != "township" ? "\(esc(p.name))（\(p.level == "county" ? "县级 county" : "合计 total")）" : esc(p.name)
+            t += "<tr data-division=\"\(p.code)\"><td class=\"t\">\(name)</td><td>\(p.grids)</td><td>\(p.gridDaysPatrolled) / \(p.gridDays)</td>"
+                + "<td>\(p.km)</td><td>\(p.hours)</td><td>\(p.coveragePct)%</td></tr>"
         }
         return t + "</table>"
     }

@@ -51,6 +51,15 @@ public struct AssessmentReport: Sendable {
         public var path: String
     }
 
+    public struct Patrol: Sendable {
+        public var code, name, level: String
+        /// Grids in service; grid-days patrolled of all grid-days in the period.
+        public var grids, gridDaysPatrolled, gridDays: Int
+        public var km, hours: String
+        /// Mean of the days' coverage (share of the area within 50 m of a track), percent.
+        public var coveragePct: String
+    }
+
     public var divisionCode, divisionName, level: String
     public var from, to: String
     public var generatedAt: String
@@ -63,6 +72,10 @@ public struct AssessmentReport: Sendable {
     public var onlineRates: [OnlineRate] = []
     public var days: [Day] = []
     public var overdue: [Overdue] = []
+    /// 巡查覆盖率 of the division and its townships over the period.
+    public var patrol: [Patrol] = []
+    /// The period's patrol tracks (SVG path data, y = -latitude), at most 3000.
+    public var tracks: [String] = []
     public var incidentCount = 0, taskCount = 0, escalationCount = 0, falseAlarmCount = 0, overdueCount = 0
 }
 
@@ -205,6 +218,31 @@ public struct ReportStore {
             .init(taskID: try $0.string(0), divisionName: try $0.string(1), category: try $0.string(2), missed: try $0.string(4),
                   tier: try $0.string(6), priority: try $0.int(3), minutesLate: try $0.int(5), path: $0[7] ?? "")
         }
+        r.patrol = try db.query("""
+            SELECT division_code, division_name, level, max(grids), sum(grids_patrolled), sum(grids), round(sum(km), 1),
+                   round(sum(minutes) / 60, 1), round(avg(coverage_pct), 1)
+            FROM liandong.patrol_coverage_rollup($2::date, $3::date)
+            WHERE division_code LIKE $1 || '%' AND level IN ('county', 'township', 'village') AND length(division_code) <= 9
+            GROUP BY division_code, division_name, level ORDER BY division_code
+            """, args).typed.map {
+            .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), grids: try $0.int(3), gridDaysPatrolled: try $0.int(4),
+                  gridDays: try $0.int(5), km: $0[6] ?? "0", hours: $0[7] ?? "0", coveragePct: $0[8] ?? "")
+        }
+        // Each worker's on_patrol positions as lines, broken where 300 s passed without one (as
+        // patrol_coverage counts them).
+        r.tracks = try db.query("""
+            \(withPeriod), x AS (
+                SELECT w.worker_id, w.at, w.geog::geometry AS g,
+                       CASE WHEN w.at - lag(w.at) OVER (PARTITION BY w.worker_id ORDER BY w.at) <= interval '300 seconds' THEN 0 ELSE 1 END AS brk
+                FROM liandong.worker_positions w, p
+                WHERE w.grid_code LIKE $1 || '%' AND w.state = 'on_patrol' AND w.at >= p.lo AND w.at < p.hi
+            ), s AS (
+                SELECT worker_id, at, g, sum(brk) OVER (PARTITION BY worker_id ORDER BY at) AS part FROM x
+            )
+            SELECT ST_AsSVG(ST_Simplify(ST_MakeLine(g ORDER BY at), 0.00002), 0, 5) FROM s
+            GROUP BY worker_id, part HAVING count(*) > 1
+            ORDER BY worker_id, part LIMIT 3000
+            """, args).rows.compactMap { $0[0] }
         r.overdueCount = Int(try db.query("""
             SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id WHERE t.grid_code LIKE $1 || '%'
             """, [code]).scalar ?? "0") ?? 0

@@ -114,6 +114,14 @@ struct GridWorkerTests {
         #expect(rollup.map { $0[0]! } == ["county", "township", "village", "grid"])
         #expect(rollup.allSatisfy { $0[2] == "1" && abs(Double($0[3]!)! - km) < 0.005 })
         #expect(rollup.first?[1] == String(try scene.count("SELECT count(*) FROM liandong.grids WHERE valid_to IS NULL")))
+        // The assessment report: the card, the township's row, the track on the map.
+        let report = try ReportStore(db: scene.db).load(from: day, to: day, division: nil)
+        let county = try #require(report.patrol.first { $0.level == "county" })
+        #expect(county.gridDaysPatrolled == 1 && abs(Double(county.km)! - km) < 0.05)
+        #expect(report.tracks.count == 1, "one track: the lone position after the silence is no line")
+        let html = ReportHTML.html(report)
+        #expect(html.contains("巡查覆盖率") && html.contains("class=\"track\"")
+                && html.contains("<tr data-division=\"\(Scene.ruralGrid.prefix(9))\">"))
     }
 
     @Test("a grid not patrolled by workers.patrol_due gets one reminder on topic reminder.<village>, recorded; a patrolled grid none")
