@@ -39,6 +39,12 @@ def marker(name, color, shape, size, outline="35,35,35,255"):
             f'{opt("outline_color", outline)}{opt("outline_width", "0.2")}</Option></layer></symbol>')
 
 
+def line(color, width):
+    return (f'<symbol type="line" name="0" alpha="1" clip_to_extent="1" force_rhr="0"><layer class="SimpleLine" enabled="1" locked="0" pass="0">'
+            f'<Option type="Map">{opt("line_color", color)}{opt("line_width", width)}{opt("line_width_unit", "MM")}'
+            f'{opt("line_style", "solid")}{opt("capstyle", "round")}{opt("joinstyle", "round")}</Option></layer></symbol>')
+
+
 def single(symbol):
     return f'<renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0"><symbols>{symbol}</symbols></renderer-v2>'
 
@@ -68,6 +74,8 @@ LAYERS = [
      single(fill("255,255,255,0", "110,110,110,255", "0.35", "no")), labels("name", 8, "80,80,80,255", 100000)),
     ("grids", "网格 grids", "grids", "geom", "grid_code", "MultiPolygon", "Polygon", "valid_to IS NULL",
      single(fill("245,240,225,160", "170,170,170,255", "0.15")), labels("name", 7, "90,90,90,255", 25000)),
+    ("patrol_tracks", "今日巡查轨迹 patrol tracks today", "patrol_tracks", "geom", "track_id", "LineString", "Line", "",
+     single(line("43,140,190,220", "0.6")), labels("worker_name", 7, "43,100,150,255", 25000)),
     ("cameras", "摄像机 cameras", "cameras", "geom", "device_id", "Point", "Point", "",
      single(marker("0", "60,60,60,255", "triangle", "1.8")), ""),
     ("open_incidents", "未结事件 open incidents", "open_incidents", "geom", "incident_id", "Point", "Point", "",
@@ -93,7 +101,7 @@ def main():
         source = datasource(table, geom, key, gtype, sql)
         layers.append(
             f'<maplayer type="vector" geometry="{qgeom}" wkbType="{gtype}" hasScaleBasedVisibilityFlag="0" '
-            f'labelsEnabled="{1 if labeling else 0}" readOnly="1" autoRefreshEnabled="{1 if table in ("open_incidents", "overdue_task_points") else 0}" '
+            f'labelsEnabled="{1 if labeling else 0}" readOnly="1" autoRefreshEnabled="{1 if table in ("open_incidents", "overdue_task_points", "patrol_tracks") else 0}" '
             f'autoRefreshTime="60000" refreshOnNotifyEnabled="0">'
             f'<id>{lid}</id><datasource>{escape(source)}</datasource><layername>{escape(name)}</layername>'
             f'<srs>{CRS}</srs><provider encoding="UTF-8">postgres</provider>{renderer}{labeling}</maplayer>')
@@ -101,7 +109,7 @@ def main():
     project = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis projectname="Liandong 综治联动" version="3.28.0-Firenze">
   <homePath path=""/>
-  <title>Liandong 综治联动 — grids, villages, townships, cameras, open incidents, overdue tasks</title>
+  <title>Liandong 综治联动 — grids, villages, townships, patrol tracks, cameras, open incidents, overdue tasks</title>
   <projectCrs>{CRS}</projectCrs>
   <layer-tree-group>
     <customproperties/>

@@ -1,4 +1,5 @@
 import Foundation
+import LiandongCore
 import LibPQ
 import Testing
 
@@ -38,15 +39,21 @@ struct QgisProjectTests {
         return out
     }
 
-    @Test("six layers from PostGIS, by service name; each readable by an operator with its key, geometry (SRID 4326, the declared type) and styled columns")
+    @Test("seven layers from PostGIS, by service name; each readable by an operator with its key, geometry (SRID 4326, the declared type) and styled columns")
     func layersExist() throws {
         let layers = try Self.layers()
-        #expect(layers.map(\.table) == ["township_areas", "village_areas", "grids", "cameras", "open_incidents", "overdue_task_points"])
+        #expect(layers.map(\.table) == ["township_areas", "village_areas", "grids", "patrol_tracks", "cameras", "open_incidents",
+                                           "overdue_task_points"])
         let s = try Scene(environment: [
             "LIANDONG_SLA_VILLAGE_RESPOND_MINUTES": "0.01,0.01,0.01,0.01", "LIANDONG_SLA_TOWNSHIP_RESPOND_MINUTES": "0.01,0.01,0.01,0.01",
             "LIANDONG_SLA_COUNTY_RESPOND_MINUTES": "0.01,0.01,0.01,0.01", "LIANDONG_ESCALATION_SWEEP_MS": "100",
         ])
         try s.send("alert", Wire.alert(id: "qgis-1", priority: 3, at: s.now, position: s.centre))
+        // A worker's walk of today: a track.
+        for k in 0..<3 {
+            try s.send("position", Wire.json(["schema": "liandong.worker_position.v1", "worker_id": "w-0267", "lon": s.centre.lon + 0.0003 * Double(k),
+                                              "lat": s.centre.lat, "at": Timestamp.formatCST(s.now - 60 + 30 * Double(k)), "state": "on_patrol"]))
+        }
         // Marked overdue at the county: it stays overdue (before that it is overdue only between a
         // missed deadline and the sweep that hands it up with new ones).
         try s.daemon.waitUntil(timeout: 20, "a task overdue at the county") { try s.count("SELECT count(*) FROM liandong.tasks WHERE overdue") == 1 }

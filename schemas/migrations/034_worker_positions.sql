@@ -173,6 +173,36 @@ COMMENT ON COLUMN liandong.patrol_coverage.km IS 'Kilometres walked on patrol (s
 COMMENT ON COLUMN liandong.patrol_coverage.minutes IS 'Minutes on patrol.';
 COMMENT ON COLUMN liandong.patrol_coverage.coverage_pct IS 'Share of the area within 50 m of the day''s tracks, in percent (area-weighted over its grids).';
 
+-- Today's patrol tracks as lines (QGIS layer, and anyone drawing maps): each worker's on_patrol
+-- positions in time order, broken where 300 s passed without one (as patrol_coverage counts them).
+CREATE VIEW liandong.patrol_tracks WITH (security_invoker = true) AS
+WITH x AS (
+    SELECT p.worker_id, p.at, p.geog, p.grid_code,
+           CASE WHEN p.at - lag(p.at) OVER (PARTITION BY p.worker_id ORDER BY p.at) <= interval '300 seconds' THEN 0 ELSE 1 END AS brk
+    FROM liandong.worker_positions p
+    WHERE p.state = 'on_patrol' AND p.at >= (now() AT TIME ZONE 'Asia/Shanghai')::date::timestamp AT TIME ZONE 'Asia/Shanghai'
+), s AS (
+    SELECT x.*, sum(x.brk) OVER (PARTITION BY x.worker_id ORDER BY x.at) AS part FROM x
+)
+SELECT s.worker_id || ':' || s.part AS track_id, s.worker_id, w.name AS worker_name, w.grid_code,
+       (array_agg(s.grid_code ORDER BY s.at))[1] AS started_in_grid_code, min(s.at) AS started_at, max(s.at) AS ended_at,
+       count(*) AS positions, round((ST_Length(ST_MakeLine(s.geog::geometry ORDER BY s.at)::geography) / 1000)::numeric, 2) AS km,
+       ST_MakeLine(s.geog::geometry ORDER BY s.at)::geometry(LineString, 4326) AS geom
+FROM s LEFT JOIN liandong.grid_workers w ON w.worker_id = s.worker_id
+GROUP BY s.worker_id, s.part, w.name, w.grid_code
+HAVING count(*) > 1;
+COMMENT ON VIEW liandong.patrol_tracks IS 'Today''s (CST) patrol tracks: each worker''s on_patrol positions as a line, broken where 300 s passed without one (QGIS layer).';
+COMMENT ON COLUMN liandong.patrol_tracks.track_id IS 'worker_id:n, the worker''s n-th track of the day (unique).';
+COMMENT ON COLUMN liandong.patrol_tracks.worker_id IS 'The grid worker.';
+COMMENT ON COLUMN liandong.patrol_tracks.worker_name IS 'The worker''s name (liandong.grid_workers).';
+COMMENT ON COLUMN liandong.patrol_tracks.grid_code IS 'The worker''s own grid.';
+COMMENT ON COLUMN liandong.patrol_tracks.started_in_grid_code IS 'The grid the track started in.';
+COMMENT ON COLUMN liandong.patrol_tracks.started_at IS 'First position of the track.';
+COMMENT ON COLUMN liandong.patrol_tracks.ended_at IS 'Last position of the track.';
+COMMENT ON COLUMN liandong.patrol_tracks.positions IS 'Positions in it.';
+COMMENT ON COLUMN liandong.patrol_tracks.km IS 'Its length in kilometres.';
+COMMENT ON COLUMN liandong.patrol_tracks.geom IS 'The line, WGS-84 (SRID 4326).';
+
 -- Reminders for grids not patrolled by workers.patrol_due: one per grid and day, published on
 -- the feed (topic reminder.<village code>, schema liandong.reminder.v1) in the transaction that
 -- records it here.
@@ -208,5 +238,5 @@ CREATE POLICY operator_scope ON liandong.worker_positions FOR SELECT TO liandong
 ALTER TABLE liandong.patrol_reminders ENABLE ROW LEVEL SECURITY;
 CREATE POLICY operator_scope ON liandong.patrol_reminders FOR SELECT TO liandong_operator
     USING (grid_code LIKE ANY (SELECT liandong.operator_patterns()));
-GRANT SELECT ON liandong.worker_positions, liandong.patrol_reminders, liandong.patrol_coverage TO liandong_operator;
+GRANT SELECT ON liandong.worker_positions, liandong.patrol_reminders, liandong.patrol_coverage, liandong.patrol_tracks TO liandong_operator;
 GRANT EXECUTE ON FUNCTION liandong.patrol_coverage(date, date), liandong.patrol_coverage_rollup(date, date) TO liandong_operator;
