@@ -28,6 +28,9 @@ struct Bench: ParsableCommand {
     @Option(help: "With security.curve: an observer's secret key file (it reads the whole feed).") var curveObserverKey: String?
     @Option(help: "Seconds of the storm phase (0: none): one camera at 4 alerts/s, one at 500/s, and a background load.") var stormSeconds = 0.0
     @Option(help: "Background load during the storm (events/s).") var stormBackground = 220.0
+    @Option(help: "Grid workers reporting positions (0: none): a positions phase (20 minutes of their reports at once) before the latency phase, and each one's position every --position-interval s during it.")
+    var workers = 0
+    @Option(help: "Seconds between a worker's positions.") var positionInterval = 30.0
     @Flag(help: "Only the close layouts (CloseLayouts.swift): precision and recall of incidents close together.") var closeOnly = false
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
@@ -191,6 +194,40 @@ struct Bench: ParsableCommand {
         let recall = tp / max(1, byGroup.values.map(pairs).reduce(0, +))
         let expectedJoint = Set(load.filter { $0.topic == "report" && $0.id.hasSuffix("-r") }.map(\.group)).count
 
+        // ---- positions (issue 30): 20 minutes of the workers' reports at once, then live ones
+        let walkers = try workerSites(db, count: workers)
+        func position(_ w: (id: String, p: LonLat), at t: Double) throws {
+            let p = Bench.near(w.p, within: 20, &rng)
+            var body = JSONText()
+            body.object {
+                $0.field("at", Timestamp.formatCST(t))
+                $0.field("lat", number: p.lat)
+                $0.field("lon", number: p.lon)
+                $0.field("schema", "liandong.worker_position.v1")
+                $0.field("state", "on_patrol")
+                $0.field("worker_id", w.id)
+            }
+            try pub.send([Array("position".utf8), Array(body.text.utf8)])
+        }
+        func positionsCommitted() -> Int {
+            Int((scrape() ?? [:]).filter { $0.key.hasPrefix("liandong_worker_positions_total") }.values.reduce(0, +))
+        }
+        if !walkers.isEmpty {
+            let rounds = Int(1200 / positionInterval)
+            let phasesBefore = writerPhases(), countedBefore = positionsCommitted()
+            let positionsStart = Date()
+            let t = Date().timeIntervalSince1970
+            for k in stride(from: rounds, to: 0, by: -1) {
+                for w in walkers { try position(w, at: t - Double(k) * positionInterval - 1) }
+            }
+            let count = rounds * walkers.count
+            while positionsCommitted() < countedBefore + count { Thread.sleep(forTimeInterval: 0.02) }
+            let seconds = Date().timeIntervalSince(positionsStart)
+            print("positions phase: \(walkers.count) workers x \(rounds) reports = \(count) positions committed in "
+                + String(format: "%.2f s (%.0f positions/s)", seconds, Double(count) / seconds))
+            printPhases(phasesBefore, writerPhases(), events: count, "writer thread during the positions phase (per position)")
+        }
+
         // ---- latency at a fixed offered rate
         let sub = try ZMQSocket(context: context, type: .sub)
         try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveObserverKey ?? curveKey)?.apply(to: sub)
@@ -222,6 +259,16 @@ struct Bench: ParsableCommand {
         let batchesBefore = metricValues("liandong_batch_commit_seconds_")
         let t0 = Date()
         var i = 0
+        // The workers' live positions, spread evenly: worker j at t0 + j x interval / N + k x interval.
+        var livePositions = 0
+        func sendDuePositions() throws {
+            guard !walkers.isEmpty else { return }
+            let due = Int(Date().timeIntervalSince(t0) * Double(walkers.count) / positionInterval) + 1
+            while livePositions < due {
+                try position(walkers[livePositions % walkers.count], at: Date().timeIntervalSince1970)
+                livePositions += 1
+            }
+        }
         func drain() throws {
             while let f = try sub.receiveNow(), f.count == 2, f[0] != Array("hb".utf8) {
                 let received = Date().timeIntervalSince1970
@@ -241,6 +288,7 @@ struct Bench: ParsableCommand {
             }
         }
         while i < live.count {
+            try sendDuePositions()
             let due = t0.addingTimeInterval(Double(i) / rate)
             if due > Date() {
                 // At least 1 ms: a zero timeout would spin a core that the daemon and PostgreSQL
@@ -284,7 +332,7 @@ struct Bench: ParsableCommand {
             latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s at \(min(sites.count, liveGroups)) sites (\(sites.count) lattice sites for \(liveGroups) groups), \(everyEvent.count) of \(live.count) events matched to a task message (minor reports get none), \(latencies.count) of them first alerts and reports
             latency_ms: p50 \(pct(0.50)) p95 \(pct(0.95)) p99 \(pct(0.99)) max \(pct(0.999999)) (first alert of a group and reports: the messages that create or upgrade a task)
             latency_ms_every_event: p50 \(pct(0.50, everyEvent)) p95 \(pct(0.95, everyEvent)) p99 \(pct(0.99, everyEvent)) max \(pct(0.999999, everyEvent)) (later evidence is coalesced, correlation.update_interval_s)
-            latency p99 per 2 s of the phase (ms): \(windows.joined(separator: " "))
+            latency p99 per 2 s of the phase (ms): \(windows.joined(separator: " "))\(walkers.isEmpty ? "" : "\nlatency phase positions: \(livePositions) from \(walkers.count) workers (one each every \(Int(positionInterval)) s)")
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
             daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
             """)
@@ -492,6 +540,15 @@ struct Bench: ParsableCommand {
     }
 
     /// Points of a lattice with `metres` spacing that lie inside a grid, in random order.
+    /// Up to `count` grid workers with their grid's centre (where their positions are drawn around).
+    func workerSites(_ db: PGConnection, count: Int) throws -> [(id: String, p: LonLat)] {
+        guard count > 0 else { return [] }
+        return try db.query("""
+            SELECT w.worker_id, ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom))
+            FROM liandong.grid_workers w JOIN liandong.grids g USING (grid_code) WHERE g.valid_to IS NULL ORDER BY w.worker_id LIMIT $1
+            """, [String(count)]).rows.map { (id: $0[0]!, p: LonLat(lon: Double($0[1]!)!, lat: Double($0[2]!)!)) }
+    }
+
     func latticeSites(_ db: PGConnection, metres: Double, camera: String) throws -> [Camera] {
         let rows = try db.query("""
             WITH b AS (SELECT ST_Extent(geom) AS e FROM liandong.grids),

@@ -26,6 +26,11 @@ struct Simulator: ParsableCommand {
     var curveServerKey: String?
     @Option(help: "With liandongd's security.curve: this client's secret key file (NAME.key of `liandongd keys generate`, mode 0600).")
     var curveKey: String?
+    @Option(name: .customLong("workers"), help: "Grid workers who walk their grids and send liandong.worker_position.v1 (workers of grids with cameras first; 0: none).")
+    var walkingWorkers = 0
+    @Option(help: "Seconds between a walking worker's positions (the workers' app sends every 30-60 s).") var positionInterval = 30.0
+    @Option(help: "Minutes of the walking workers' patrol before the run, sent first (an app uploading what it queued).")
+    var patrolHistory = 0.0
 
     func run() throws {
         let db: PGConnection
@@ -44,6 +49,8 @@ struct Simulator: ParsableCommand {
         }
         let workers = Dictionary(uniqueKeysWithValues: try db.query(
             "SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows.map { ($0[0]!, $0[1]!) })
+
+        let walkers = try Walker.load(db, count: walkingWorkers)
 
         let curve = try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)
         let context = try ZMQContext()
@@ -74,7 +81,41 @@ struct Simulator: ParsableCommand {
         var sent = 0
         let started = Date()
         var n = 0
+        var positions = 0
+        func position(_ w: Walker, at t: Double) throws {
+            let id = "position:\(w.worker):\(Timestamp.formatCST(t))"
+            let p = w.position(at: t)
+            var body = JSONText()
+            body.object {
+                $0.field("at", Timestamp.formatCST(t))
+                $0.field("crs", "wgs84")
+                $0.field("lat", number: p.lat)
+                $0.field("lon", number: p.lon)
+                $0.field("schema", WorkerPosition.schema)
+                $0.field("state", "on_patrol")
+                $0.field("worker_id", w.worker)
+            }
+            positions += 1
+            sent += 1
+            let data = Array(body.text.utf8)
+            if let client {
+                try client.send(topic: "position", body: data, id: id)
+                try client.poll(timeout: 0)
+            } else {
+                try socket.send([Array("position".utf8), data])
+            }
+        }
+        // What the walking workers' apps queued: their patrol of the last minutes, oldest first.
+        let first = started.timeIntervalSince1970
+        for k in stride(from: Int(patrolHistory * 60 / positionInterval), to: 0, by: -1) {
+            for w in walkers { try position(w, at: first - Double(k) * positionInterval) }
+        }
+        var nextPositions = first
         while Date().timeIntervalSince(started) < duration {
+            if !walkers.isEmpty, Date().timeIntervalSince1970 >= nextPositions {
+                for w in walkers { try position(w, at: nextPositions) }
+                nextPositions += positionInterval
+            }
             let due = started.addingTimeInterval(Double(n) / rate)
             let wait = due.timeIntervalSinceNow
             if wait > 0 { Thread.sleep(forTimeInterval: wait) }
@@ -158,13 +199,62 @@ struct Simulator: ParsableCommand {
             }
         }
         let summary = Scenario.allCases.map { "\($0.rawValue) \(tally[$0.rawValue] ?? 0)" }.joined(separator: ", ")
-        print("liandong-sim: \(n) scenarios (\(sent) messages) in \(Int(duration)) s: \(summary)")
+        print("liandong-sim: \(n) scenarios (\(sent) messages) in \(Int(duration)) s: \(summary)"
+            + (walkers.isEmpty ? "" : "; \(walkers.count) workers walking their grids, \(positions) positions"))
         if let client {
             let all = try client.flush(timeout: 60)
             print("liandong-sim: acknowledged path: \(all ? "every message committed" : "\(client.unanswered) unanswered"), "
                 + "\(client.resent) resent")
             if !all { throw ExitCode(1) }
         }
+    }
+}
+
+/// A grid worker walking round the inside of the grid (80 m in from its edge) at 1.2 m/s, from a
+/// point of the round set by the worker id (so runs differ between workers and repeat between runs).
+struct Walker {
+    let worker: String
+    /// The round, closed, in WGS-84.
+    let route: [LonLat]
+    let length: Double
+
+    static let speed = 1.2
+
+    static func load(_ db: PGConnection, count: Int) throws -> [Walker] {
+        guard count > 0 else { return [] }
+        let rows = try db.query("""
+            SELECT w.worker_id, ST_AsText(ST_ExteriorRing(ST_GeometryN(coalesce(
+                       nullif(ST_Buffer(g.geom::geography, -80)::geometry, 'POLYGON EMPTY'::geometry), g.geom), 1)))
+            FROM liandong.grid_workers w JOIN liandong.grids g ON g.grid_code = w.grid_code AND g.valid_to IS NULL
+            ORDER BY EXISTS (SELECT 1 FROM liandong.cameras c WHERE c.grid_code = g.grid_code) DESC, w.worker_id
+            LIMIT $1
+            """, [String(count)]).rows
+        return rows.compactMap { row in
+            guard let worker = row[0], let wkt = row[1] else { return nil }
+            let inner = wkt.drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }
+            let route = inner.split(separator: ",").compactMap { pair -> LonLat? in
+                let xy = pair.split(separator: " ").compactMap { Double($0) }
+                return xy.count == 2 ? LonLat(lon: xy[0], lat: xy[1]) : nil
+            }
+            guard route.count >= 2 else { return nil }
+            let length = zip(route, route.dropFirst()).map { $0.ellipsoidDistance(to: $1) }.reduce(0, +)
+            return length > 0 ? Walker(worker: worker, route: route, length: length) : nil
+        }
+    }
+
+    /// Where the worker is at `t`: walking the round since the epoch, offset by its id.
+    func position(at t: Double) -> LonLat {
+        let offset = Double(worker.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF })
+        var along = (t * Self.speed + offset).truncatingRemainder(dividingBy: length)
+        for (a, b) in zip(route, route.dropFirst()) {
+            let leg = a.ellipsoidDistance(to: b)
+            if along <= leg, leg > 0 {
+                let f = along / leg
+                return LonLat(lon: a.lon + (b.lon - a.lon) * f, lat: a.lat + (b.lat - a.lat) * f)
+            }
+            along -= leg
+        }
+        return route[0]
     }
 }
 
