@@ -116,7 +116,7 @@ public enum TrustPolicy {
         guard let peer else { return .forbidden("the sender is not a known peer") }
         guard peer.role != .gateway else { return .forbidden("\(peer.label) may not read the feed") }
         guard readable(by: peer, prefix: prefix) else {
-            return .forbidden("prefix \"\(prefix)\" reaches beyond the scope of \(peer.label): ask for \"task.\(peer.scope)\" or a longer prefix")
+            return .forbidden("prefix \"\(prefix)\" reaches beyond the scope of \(peer.label): ask for \"task.\(peer.scope)\" (or \"reminder.\(peer.scope)\") or a longer prefix")
         }
         return .allowed
     }
@@ -128,8 +128,8 @@ public enum TrustPolicy {
         return prefix == "hb" || readable(by: peer, prefix: prefix)
     }
 
-    /// Every topic starting with `prefix` is a task topic under the peer's scope.
+    /// Every topic starting with `prefix` is a task topic (or a patrol reminder's) under the peer's scope.
     private static func readable(by peer: Peer, prefix: String) -> Bool {
-        peer.scope.isEmpty || prefix.hasPrefix("task." + peer.scope)
+        peer.scope.isEmpty || prefix.hasPrefix("task." + peer.scope) || prefix.hasPrefix("reminder." + peer.scope)
     }
 }

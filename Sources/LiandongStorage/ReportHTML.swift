@@ -63,8 +63,8 @@ public enum ReportHTML {
         h2 i, .en, .meta, footer i { font-weight: normal; color: #666; font-style: normal; font-size: 9pt; }
         .meta { margin-top: 0; }
         .cards { display: flex; gap: 2mm; }
-        .card { flex: 1; border: 1px solid #ccc; border-radius: 2mm; padding: 2mm; display: flex; gap: 2mm; align-items: center; }
-        .card b { font-size: 16pt; } .card span { font-size: 8.5pt; line-height: 1.2; } .card i { color: #666; font-style: normal; }
+        .card { flex: 1; border: 1px solid #ccc; border-radius: 2mm; padding: 1.5mm 2mm; display: flex; flex-direction: column; gap: 0.8mm; }
+        .card b { font-size: 15pt; line-height: 1.1; } .card span { font-size: 8pt; line-height: 1.2; } .card i { color: #666; font-style: normal; }
         svg { display: block; width: 100%; height: auto; }
         .legend { display: flex; flex-wrap: wrap; gap: 1mm 4mm; font-size: 8.5pt; margin: 1mm 0; }
         .legend span::before { content: ""; display: inline-block; width: 3mm; height: 3mm; margin-right: 1mm;

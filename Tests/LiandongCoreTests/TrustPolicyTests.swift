@@ -34,12 +34,14 @@ struct TrustPolicyTests {
         #expect(TrustPolicy.updates(dispatcher).isAllowed && !TrustPolicy.updates(observer).isAllowed)
     }
 
-    @Test("feed subscriptions and replay prefixes must stay under the scope; the heartbeat is for every reader")
+    @Test("feed subscriptions and replay prefixes (tasks and patrol reminders) must stay under the scope; the heartbeat is for every reader")
     func reading() {
         #expect(TrustPolicy.subscription(dispatcher, prefix: "task.620922100"))
         #expect(TrustPolicy.subscription(dispatcher, prefix: "task.620922100001003"))
         #expect(TrustPolicy.subscription(dispatcher, prefix: "hb"))
-        for wider in ["", "task", "task.", "task.62092210", "task.620922101"] {
+        #expect(TrustPolicy.subscription(dispatcher, prefix: "reminder.620922100001"))
+        #expect(TrustPolicy.replay(dispatcher, prefix: "reminder.620922100").isAllowed)
+        for wider in ["", "task", "task.", "task.62092210", "task.620922101", "reminder.", "reminder.620922101", "remind"] {
             #expect(!TrustPolicy.subscription(dispatcher, prefix: wider), "\(wider)")
             #expect(!TrustPolicy.replay(dispatcher, prefix: wider).isAllowed, "\(wider)")
         }

@@ -74,7 +74,7 @@ struct CityTests {
         // The city down for a while: the counties go on (their slots keep the WAL); back, it catches up.
         try city.stop()
         try daemonB.send("alert", Wire.alert(id: "city-b2", device: "62092300001320000004", priority: 1, at: now,
-                                             position: offset(centre, north: 5000)))
+                                             position: offset(centre, east: -2000)))
         try waitUntil(timeout: 15, "the task in county B") { try dbB.int("SELECT count(*) FROM liandong.tasks") == 2 }
         try Dispatcher(daemonA).send(try #require(try dbA.query("SELECT id FROM liandong.tasks ORDER BY created_at LIMIT 1").scalar), "accept")
         try city.start()

@@ -177,11 +177,11 @@ struct TaskLifecycleIntegrationTests {
         env["LIANDONG_SLA_TOWNSHIP_RESPOND_MINUTES"] = "60,60,60,60"
         let s = try Scene(environment: env)
         let village = "620922102201", township = "620922102"
-        // Three camera-only incidents far apart in the same village grid block.
+        // Three camera-only incidents far apart in grids of the same village.
         let t1 = try verifyTask(s, id: "k-1")
         let d = try Dispatcher(s.daemon)
-        try s.send("alert", Wire.alert(id: "k-2", priority: 3, at: s.now, position: offset(s.centre, east: 600)))
-        try s.send("alert", Wire.alert(id: "k-3", priority: 3, at: s.now, position: offset(s.centre, north: -600)))
+        try s.send("alert", Wire.alert(id: "k-2", priority: 3, at: s.now, position: try Scene.centre(of: village + "001", s.db)))
+        try s.send("alert", Wire.alert(id: "k-3", priority: 3, at: s.now, position: try Scene.centre(of: village + "002", s.db)))
         try waitUntil { try s.db.int("SELECT count(*) FROM liandong.tasks") == 3 }
         let ids = try s.db.query("""
             SELECT e.source_id, t.id FROM liandong.tasks t JOIN liandong.events e ON e.incident_id = t.incident_id

@@ -8,7 +8,7 @@ final class Scene {
     let db: PGConnection
     let daemon: DaemonProcess
     let feed: ZMQSocket
-    /// A rural grid (1.4 km cells) in 三道沟镇 and its centre; the demo dataset is synthetic.
+    /// A rural grid (about 2 km², a Voronoi cell) in 三道沟镇 and its centre; the demo dataset is synthetic.
     static let ruralGrid = "620922102201005"
     let centre: LonLat
     let now = Date().timeIntervalSince1970
