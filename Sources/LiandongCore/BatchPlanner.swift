@@ -162,11 +162,12 @@ package struct BatchPlanner: Sendable {
                 if let refusal = record.refusal(from: raw.sender, reference: reference) {
                     p.plan.reject(index, refusal, raw)
                 } else {
+                    let record = record.placed(by: reference)
                     p.plan.records.append(record)
                     p.plan.outcomes[index] = .stored(incidentID: "")
                     // The one record the planner itself reads: where a worker is.
-                    if let position = record as? WorkerPosition, let grid = reference.workerGrids[position.workerID] {
-                        p.sightings.append(WorkerSighting(workerID: position.workerID, gridCode: grid, position: position.position,
+                    if let position = record as? WorkerPosition, let home = position.homeGridCode {
+                        p.sightings.append(WorkerSighting(workerID: position.workerID, gridCode: home, position: position.position,
                                                           at: position.at, state: position.state))
                     }
                 }

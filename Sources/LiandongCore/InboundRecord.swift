@@ -19,6 +19,9 @@ package protocol InboundRecord: Sendable, Equatable {
     func isKnown(to reference: ReferenceData) -> Bool
     /// Plan step: why `sender` may not record it (nil: it may).
     func refusal(from sender: Sender?, reference: ReferenceData) -> Rejection?
+    /// Plan step, once it may be recorded: what the reference data adds to its rows (the grid a
+    /// position lies in, ...), so writing it asks the database nothing more.
+    func placed(by reference: ReferenceData) -> Self
     /// The counter each recorded one adds to: its name, its label and the label's values.
     static var counter: (name: String, label: String, values: [String]) { get }
     /// This one's value of the counter's label.
@@ -27,6 +30,8 @@ package protocol InboundRecord: Sendable, Equatable {
 
 extension InboundRecord {
     package func isKnown(to reference: ReferenceData) -> Bool { true }
+
+    package func placed(by reference: ReferenceData) -> Self { self }
 
     /// Whether `other` is the same record (for `DecodedMessage`'s equality).
     package func isEqual(to other: any InboundRecord) -> Bool { (other as? Self) == self }

@@ -22,6 +22,9 @@ public struct WorkerPosition: Sendable, Equatable {
     public var at: Double
     public var atText: String
     public var state: State
+    /// Set by the plan step (`placed(by:)`): the grid the position lies in, and the worker's own.
+    public var gridCode: String?
+    public var homeGridCode: String?
 
     public init(workerID: String, position: LonLat, crs: CRS = .wgs84, at: Double, state: State) {
         self.workerID = workerID
@@ -75,6 +78,14 @@ extension WorkerPosition: InboundRecord {
             return Rejection(.outOfScope, why)
         }
         return nil
+    }
+
+    /// The grid it lies in (the worker's own where grids touch) and the worker's grid.
+    package func placed(by reference: ReferenceData) -> WorkerPosition {
+        var p = self
+        p.homeGridCode = reference.workerGrids[workerID]
+        p.gridCode = reference.grids.locate(position, preferring: p.homeGridCode)?.gridCode
+        return p
     }
 
     package static let counter = (name: "liandong_worker_positions_total", label: "state", values: State.allCases.map(\.rawValue))

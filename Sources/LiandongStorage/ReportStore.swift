@@ -228,20 +228,10 @@ public struct ReportStore {
             .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), grids: try $0.int(3), gridDaysPatrolled: try $0.int(4),
                   gridDays: try $0.int(5), km: $0[6] ?? "0", hours: $0[7] ?? "0", coveragePct: $0[8] ?? "")
         }
-        // Each worker's on_patrol positions as lines, broken where 300 s passed without one (as
-        // patrol_coverage counts them).
         r.tracks = try db.query("""
-            \(withPeriod), x AS (
-                SELECT w.worker_id, w.at, w.geog::geometry AS g,
-                       CASE WHEN w.at - lag(w.at) OVER (PARTITION BY w.worker_id ORDER BY w.at) <= interval '300 seconds' THEN 0 ELSE 1 END AS brk
-                FROM liandong.worker_positions w, p
-                WHERE w.grid_code LIKE $1 || '%' AND w.state = 'on_patrol' AND w.at >= p.lo AND w.at < p.hi
-            ), s AS (
-                SELECT worker_id, at, g, sum(brk) OVER (PARTITION BY worker_id ORDER BY at) AS part FROM x
-            )
-            SELECT ST_AsSVG(ST_Simplify(ST_MakeLine(g ORDER BY at), 0.00002), 0, 5) FROM s
-            GROUP BY worker_id, part HAVING count(*) > 1
-            ORDER BY worker_id, part LIMIT 3000
+            \(withPeriod)
+            SELECT ST_AsSVG(ST_Simplify(t.geom, 0.00002), 0, 5) FROM p, liandong.patrol_track_lines(p.lo, p.hi) t
+            WHERE t.started_in_grid_code LIKE $1 || '%' ORDER BY t.worker_id, t.started_at LIMIT 3000
             """, args).rows.compactMap { $0[0] }
         r.overdueCount = Int(try db.query("""
             SELECT count(*) FROM liandong.overdue_tasks o JOIN liandong.tasks t ON t.id = o.task_id WHERE t.grid_code LIKE $1 || '%'

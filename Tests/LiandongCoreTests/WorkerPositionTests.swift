@@ -37,7 +37,7 @@ struct WorkerPositionTests {
         #expect(reason("{\"schema\":\"liandong.worker_position.v2\",\"worker_id\":\"w\"}") == .unknownSchema)
     }
 
-    @Test("the plan step: a registered worker inside a grid, within the sender's scope")
+    @Test("the plan step: a registered worker inside a grid, within the sender's scope; placed in that grid, with the worker's own")
     func planStep() {
         let grid = "620922100001001"
         let sw = offset(origin, east: -1000, north: -1000), ne = offset(origin, east: 1000, north: 1000)
@@ -48,6 +48,8 @@ struct WorkerPositionTests {
         reference.workerGrids = ["w-001": grid]
         let inside = WorkerPosition(workerID: "w-001", position: origin, at: Self.now, state: .onPatrol)
         #expect(inside.isKnown(to: reference) && inside.refusal(from: nil, reference: reference) == nil)
+        let placed = inside.placed(by: reference)
+        #expect(placed.gridCode == grid && placed.homeGridCode == grid && inside.gridCode == nil)
         let stranger = WorkerPosition(workerID: "w-999", position: origin, at: Self.now, state: .onPatrol)
         #expect(!stranger.isKnown(to: reference) && stranger.refusal(from: nil, reference: reference)?.reason == .unknownWorker)
         let away = WorkerPosition(workerID: "w-001", position: offset(origin, east: 5000, north: 0), at: Self.now, state: .onPatrol)

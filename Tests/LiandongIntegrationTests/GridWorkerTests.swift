@@ -134,10 +134,10 @@ struct GridWorkerTests {
         let daemon = try DaemonProcess(database: url, environment: ["LIANDONG_WORKERS_PATROL_DUE": "00:00"], start: false)
         // Today's patrol of the rural grid, stored before the daemon starts (as if by its predecessor).
         try db.query("""
-            SELECT liandong.record_worker_positions(jsonb_build_array(jsonb_build_object(
-                'worker_id', 'w-0267', 'at', extract(epoch FROM now()) - 5, 'state', 'on_patrol', 'lon', $1::float8, 'lat', $2::float8,
-                'crs', 'wgs84')))
-            """, [String(centre.lon), String(centre.lat)])
+            INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
+            VALUES ('w-0267', now() - interval '5 seconds', 'on_patrol', ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography,
+                    'wgs84', $3, $3)
+            """, [String(centre.lon), String(centre.lat), Scene.ruralGrid])
         let village = String(Scene.ruralGrid.prefix(12))
         let sub = try ZMQSocket(context: daemon.context, type: .sub)
         try sub.subscribe("reminder.\(village)")

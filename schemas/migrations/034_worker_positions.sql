@@ -73,24 +73,6 @@ COMMENT ON COLUMN liandong.worker_positions.received_at IS 'When Liandong stored
 SELECT liandong.ensure_day_partitions('worker_positions', 'at', (now() AT TIME ZONE 'Asia/Shanghai')::date - 8,
                                       (now() AT TIME ZONE 'Asia/Shanghai')::date + 7);
 
--- Records a batch of positions [{worker_id, at (Unix s), state, lon, lat, crs}] (the writer, in
--- its batch transaction): each placed in the grid covering it (the worker's own grid first,
--- where grids touch); a repeat has one row. Returns nothing.
-CREATE FUNCTION liandong.record_worker_positions(p_positions jsonb) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
-    SELECT x.worker_id, to_timestamp(x.at), x.state, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)::geography, x.crs,
-           g.grid_code, w.grid_code
-    FROM jsonb_to_recordset(p_positions) AS x(worker_id text, at float8, state text, lon float8, lat float8, crs text)
-    JOIN liandong.grid_workers w ON w.worker_id = x.worker_id
-    CROSS JOIN LATERAL (SELECT g.grid_code FROM liandong.grids g
-                        WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326))
-                          AND (g.valid_to IS NULL OR g.valid_to > now())
-                        ORDER BY g.grid_code = w.grid_code DESC, g.grid_code LIMIT 1) g
-    ON CONFLICT (worker_id, at) DO NOTHING
-$$;
-COMMENT ON FUNCTION liandong.record_worker_positions(jsonb) IS 'Stores positions [{worker_id, at (Unix s), state, lon, lat, crs}] in worker_positions, each in the grid covering it (a repeat has one row). The writer calls it in the batch transaction.';
-
 -- 巡查覆盖率: per grid and day (CST), what the day's patrol covered. A track is a worker's
 -- consecutive on_patrol positions no more than 300 s apart (a longer silence breaks it: nothing
 -- is assumed about where the worker went meanwhile); each step counts for the grid it starts in.
@@ -173,24 +155,32 @@ COMMENT ON COLUMN liandong.patrol_coverage.km IS 'Kilometres walked on patrol (s
 COMMENT ON COLUMN liandong.patrol_coverage.minutes IS 'Minutes on patrol.';
 COMMENT ON COLUMN liandong.patrol_coverage.coverage_pct IS 'Share of the area within 50 m of the day''s tracks, in percent (area-weighted over its grids).';
 
--- Today's patrol tracks as lines (QGIS layer, and anyone drawing maps): each worker's on_patrol
--- positions in time order, broken where 300 s passed without one (as patrol_coverage counts them).
-CREATE VIEW liandong.patrol_tracks WITH (security_invoker = true) AS
+-- Patrol tracks as lines: each worker's on_patrol positions in [p_from, p_to) in time order,
+-- broken where 300 s passed without one (as patrol_coverage counts them). The view: today's (a
+-- QGIS layer); the assessment report: its period's.
+CREATE FUNCTION liandong.patrol_track_lines(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (track_id text, worker_id text, worker_name text, grid_code text, started_in_grid_code text,
+               started_at timestamptz, ended_at timestamptz, positions bigint, km numeric, geom geometry(LineString, 4326))
+LANGUAGE sql STABLE AS $$
 WITH x AS (
     SELECT p.worker_id, p.at, p.geog, p.grid_code,
            CASE WHEN p.at - lag(p.at) OVER (PARTITION BY p.worker_id ORDER BY p.at) <= interval '300 seconds' THEN 0 ELSE 1 END AS brk
     FROM liandong.worker_positions p
-    WHERE p.state = 'on_patrol' AND p.at >= (now() AT TIME ZONE 'Asia/Shanghai')::date::timestamp AT TIME ZONE 'Asia/Shanghai'
+    WHERE p.state = 'on_patrol' AND p.at >= p_from AND p.at < p_to
 ), s AS (
     SELECT x.*, sum(x.brk) OVER (PARTITION BY x.worker_id ORDER BY x.at) AS part FROM x
 )
-SELECT s.worker_id || ':' || s.part AS track_id, s.worker_id, w.name AS worker_name, w.grid_code,
-       (array_agg(s.grid_code ORDER BY s.at))[1] AS started_in_grid_code, min(s.at) AS started_at, max(s.at) AS ended_at,
-       count(*) AS positions, round((ST_Length(ST_MakeLine(s.geog::geometry ORDER BY s.at)::geography) / 1000)::numeric, 2) AS km,
-       ST_MakeLine(s.geog::geometry ORDER BY s.at)::geometry(LineString, 4326) AS geom
+SELECT s.worker_id || ':' || s.part, s.worker_id, w.name, w.grid_code, (array_agg(s.grid_code ORDER BY s.at))[1], min(s.at), max(s.at),
+       count(*), round((ST_Length(ST_MakeLine(s.geog::geometry ORDER BY s.at)::geography) / 1000)::numeric, 2),
+       ST_MakeLine(s.geog::geometry ORDER BY s.at)::geometry(LineString, 4326)
 FROM s LEFT JOIN liandong.grid_workers w ON w.worker_id = s.worker_id
 GROUP BY s.worker_id, s.part, w.name, w.grid_code
-HAVING count(*) > 1;
+HAVING count(*) > 1
+$$;
+COMMENT ON FUNCTION liandong.patrol_track_lines(timestamptz, timestamptz) IS 'Patrol tracks between two instants: each worker''s on_patrol positions as lines, broken where 300 s passed without one (the columns of liandong.patrol_tracks).';
+
+CREATE VIEW liandong.patrol_tracks WITH (security_invoker = true) AS
+SELECT * FROM liandong.patrol_track_lines((now() AT TIME ZONE 'Asia/Shanghai')::date::timestamp AT TIME ZONE 'Asia/Shanghai', 'infinity');
 COMMENT ON VIEW liandong.patrol_tracks IS 'Today''s (CST) patrol tracks: each worker''s on_patrol positions as a line, broken where 300 s passed without one (QGIS layer).';
 COMMENT ON COLUMN liandong.patrol_tracks.track_id IS 'worker_id:n, the worker''s n-th track of the day (unique).';
 COMMENT ON COLUMN liandong.patrol_tracks.worker_id IS 'The grid worker.';
@@ -239,4 +229,5 @@ ALTER TABLE liandong.patrol_reminders ENABLE ROW LEVEL SECURITY;
 CREATE POLICY operator_scope ON liandong.patrol_reminders FOR SELECT TO liandong_operator
     USING (grid_code LIKE ANY (SELECT liandong.operator_patterns()));
 GRANT SELECT ON liandong.worker_positions, liandong.patrol_reminders, liandong.patrol_coverage, liandong.patrol_tracks TO liandong_operator;
-GRANT EXECUTE ON FUNCTION liandong.patrol_coverage(date, date), liandong.patrol_coverage_rollup(date, date) TO liandong_operator;
+GRANT EXECUTE ON FUNCTION liandong.patrol_coverage(date, date), liandong.patrol_coverage_rollup(date, date),
+    liandong.patrol_track_lines(timestamptz, timestamptz) TO liandong_operator;
