@@ -163,16 +163,33 @@ public enum WorkerSuggestion {
     {
         var latest: [String: WorkerSighting] = [:]
         for s in sightings where latest[s.workerID].map({ s.at > $0.at }) ?? true { latest[s.workerID] = s }
-        let candidates = latest.values.filter { $0.state.onDuty && now - $0.at <= presence }.map { s in
-            (sighting: s, metres: point.ellipsoidDistance(to: s.position))
-        }
-        let ordered = candidates.sorted { a, b in
+        return nearest(to: point, grid: grid, amongLatest: latest.values, now: now, presence: presence, limit: limit)
+    }
+
+    /// The same over sightings already one per worker (`WorkerPresence`): the writer asks this for
+    /// every verify and village-tier message, over every worker of the county, so it keeps the best
+    /// `limit` as it goes instead of sorting them all.
+    static func nearest<S: Sequence>(to point: LonLat, grid: String, amongLatest sightings: S, now: Double, presence: Double,
+                                     limit: Int) -> [SuggestedWorker] where S.Element == WorkerSighting
+    {
+        typealias Candidate = (sighting: WorkerSighting, metres: Double)
+        func before(_ a: Candidate, _ b: Candidate) -> Bool {
             if abs(a.metres - b.metres) > 1 { return a.metres < b.metres }
             let aHome = a.sighting.gridCode == grid, bHome = b.sighting.gridCode == grid
             if aHome != bHome { return aHome }
             return a.sighting.workerID < b.sighting.workerID
         }
-        return ordered.prefix(limit).map {
+        // The best so far, in order; a candidate further than the worst of them (by more than the
+        // metre of a tie) is passed over at once.
+        var best: [Candidate] = []
+        best.reserveCapacity(limit + 1)
+        for s in sightings where s.state.onDuty && now - s.at <= presence {
+            let c = (sighting: s, metres: point.ellipsoidDistance(to: s.position))
+            if best.count == limit, let worst = best.last, c.metres > worst.metres + 1 { continue }
+            best.insert(c, at: best.firstIndex { before(c, $0) } ?? best.endIndex)
+            if best.count > limit { best.removeLast() }
+        }
+        return best.map {
             SuggestedWorker(workerID: $0.sighting.workerID, gridCode: $0.sighting.gridCode, distanceMeters: Int($0.metres.rounded()),
                             seenAt: min($0.sighting.at, now))
         }
@@ -207,7 +224,7 @@ public struct WorkerPresence: Sendable, Equatable {
     /// nearest workers on duty now (possibly none). Other messages carry none.
     public func suggest(_ m: inout TaskMessage, now: Double) {
         guard m.kind == .verify || m.tier == .village else { return }
-        m.suggestedWorkers = WorkerSuggestion.nearest(to: LonLat(lon: m.lon, lat: m.lat), grid: m.gridCode, among: latest.values,
-                                                      now: now, presence: presence)
+        m.suggestedWorkers = WorkerSuggestion.nearest(to: LonLat(lon: m.lon, lat: m.lat), grid: m.gridCode, amongLatest: latest.values,
+                                                      now: now, presence: presence, limit: 3)
     }
 }

@@ -85,4 +85,24 @@ struct WorkerPositionTests {
                 == SuggestedWorker(workerID: "ahead", gridCode: g, distanceMeters: 1, seenAt: now))
         #expect(WorkerSuggestion.nearest(to: origin, grid: g, among: [], now: now).isEmpty)
     }
+
+    @Test("the nearest three of a county's workers, kept as it goes, are those a full sort gives (seeded random counties)")
+    func nearestAsSorted() {
+        var rng = SplitMix64(seed: 30)
+        for round in 0..<20 {
+            let now = Self.now
+            let sightings = (0..<767).map { k -> WorkerSighting in
+                let east = Double(rng.next() % 40_000) - 20_000, north = Double(rng.next() % 40_000) - 20_000
+                let state = WorkerPosition.State.allCases[Int(rng.next() % 3)]
+                return WorkerSighting(workerID: String(format: "w-%04d", k), gridCode: "62092210000100\(k % 10)",
+                                      position: offset(origin, east: east, north: north), at: now - Double(rng.next() % 600), state: state)
+            }
+            let sorted = sightings.filter { $0.state.onDuty && now - $0.at <= 300 }
+                .map { ($0, origin.ellipsoidDistance(to: $0.position)) }
+                .sorted { ($0.1, $0.0.workerID) < ($1.1, $1.0.workerID) }
+                .prefix(3).map(\.0.workerID)
+            #expect(WorkerSuggestion.nearest(to: origin, grid: "620922100001000", among: sightings, now: now).map(\.workerID) == Array(sorted),
+                    "round \(round)")
+        }
+    }
 }
