@@ -184,6 +184,9 @@ public enum WorkerSuggestion {
         var best: [Candidate] = []
         best.reserveCapacity(limit + 1)
         for s in sightings where s.state.onDuty && now - s.at <= presence {
+            // A degree of latitude is at least 110,574 m anywhere: a worker further north or south
+            // than the worst of the best is passed over without the trigonometry.
+            if best.count == limit, let worst = best.last, abs(s.position.lat - point.lat) * 110_574 > worst.metres + 1 { continue }
             let c = (sighting: s, metres: point.ellipsoidDistance(to: s.position))
             if best.count == limit, let worst = best.last, c.metres > worst.metres + 1 { continue }
             best.insert(c, at: best.firstIndex { before(c, $0) } ?? best.endIndex)
