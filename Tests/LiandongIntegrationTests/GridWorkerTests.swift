@@ -122,6 +122,17 @@ struct GridWorkerTests {
         let html = ReportHTML.html(report)
         #expect(html.contains("巡查覆盖率") && html.contains("class=\"track\"")
                 && html.contains("<tr data-division=\"\(Scene.ruralGrid.prefix(9))\">"))
+        // Personal data under row-level security: an operator of the grid's township sees the
+        // positions, the tracks and the coverage; one of another township none of them.
+        for (scope, sees) in [(String(Scene.ruralGrid.prefix(9)), true), ("620922100", false)] {
+            let role = "ld_pos_\(UUID().uuidString.lowercased().prefix(8))"
+            #expect(try liandongd(["operator", "grant", role, "--scope", scope], database: scene.daemon.database).status == 0)
+            let op = try PGConnection(conninfo: scene.daemon.database.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+            defer { op.close() }
+            #expect(try op.int("SELECT count(*) FROM liandong.worker_positions") == (sees ? 22 : 0), "scope \(scope)")
+            #expect(try op.int("SELECT count(*) FROM liandong.patrol_coverage($1::date, $1::date)", [day]) == (sees ? 1 : 0), "scope \(scope)")
+            #expect(try op.int("SELECT count(*) FROM liandong.patrol_track_lines(now() - interval '2 days', now())") == (sees ? 1 : 0))
+        }
     }
 
     @Test("a grid not patrolled by workers.patrol_due gets one reminder on topic reminder.<village>, recorded; a patrolled grid none")
