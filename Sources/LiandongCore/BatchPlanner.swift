@@ -45,7 +45,7 @@ package struct BatchPlanner: Sendable {
         mergeSeconds = min(60, all.map(\.windowSeconds).min() ?? 60)
         self.windowCapacity = windowCapacity
         self.inhibitedUntil = inhibitedUntil
-        presence = WorkerPresence(presence: rules.workerPresenceSeconds)
+        presence = WorkerPresence(seconds: rules.workerPresenceSeconds)
     }
 
     // MARK: the window between batches
@@ -81,7 +81,7 @@ package struct BatchPlanner: Sendable {
     package mutating func load(window facts: WindowFacts) {
         var loaded: HotWindow
         extents = [:]
-        presence = WorkerPresence(presence: rules.workerPresenceSeconds, sightings: facts.sightings)
+        presence = WorkerPresence(seconds: rules.workerPresenceSeconds, sightings: facts.sightings)
         guard let newest = facts.newest else {
             // No open incident: nothing stored can be joined, the empty window is complete.
             window = HotWindow(retention: retention, capacity: windowCapacity, mergeSeconds: mergeSeconds)
@@ -176,7 +176,7 @@ package struct BatchPlanner: Sendable {
         // Where the batch's workers are, for the task messages it makes (noting twice, when the
         // batch is placed again with fresh reference data, changes nothing).
         for s in p.sightings { presence.note(s) }
-        presence.forget(before: p.now - presence.presence)
+        presence.forget(before: p.now - presence.seconds)
         // Observed-time order: late and out-of-order events correlate as in-order ones do.
         p.events.sort { ($0.event.observedAt, $0.index) < ($1.event.observedAt, $1.index) }
         p.refusals.reserveCapacity(p.events.count)

@@ -1,11 +1,12 @@
 import Foundation
 
-/// A kind of inbound message that is recorded rather than correlated: a device's status now; a
-/// GB/T 28181 catalog response or a grid worker's position next. A new kind takes three places:
+/// A kind of inbound message that is recorded rather than correlated: a device's status, a grid
+/// worker's position; a GB/T 28181 catalog response next. A new kind takes three places:
 /// a type conforming to this protocol (its decoder and its plan step, here in the core), its
 /// line in `MessageDecoder.recordKinds` (which also subscribes the SUB socket to its topic), and
 /// its rows (`RecordRows`, in LiandongStorage). The pipeline between - queue, spill, planner,
-/// the batch's transaction, acknowledgements, the metrics - carries it without knowing it.
+/// the batch's transaction, acknowledgements, the metrics - carries it without knowing it (the
+/// planner reads one kind itself: a worker's position, for where the workers are).
 package protocol InboundRecord: Sendable, Equatable {
     /// The topic it comes on (`topic` or `topic.<anything>`).
     static var topic: String { get }

@@ -204,12 +204,12 @@ public enum WorkerSuggestion {
 /// nearest workers on duty.
 public struct WorkerPresence: Sendable, Equatable {
     /// workers.presence_s: a worker seen longer ago is not suggested.
-    public let presence: Double
+    public let seconds: Double
     /// Each worker's latest sighting.
     public private(set) var latest: [String: WorkerSighting] = [:]
 
-    public init(presence: Double = 300, sightings: [WorkerSighting] = []) {
-        self.presence = presence
+    public init(seconds: Double = 300, sightings: [WorkerSighting] = []) {
+        self.seconds = seconds
         for s in sightings { note(s) }
     }
 
@@ -228,6 +228,6 @@ public struct WorkerPresence: Sendable, Equatable {
     public func suggest(_ m: inout TaskMessage, now: Double) {
         guard m.kind == .verify || m.tier == .village else { return }
         m.suggestedWorkers = WorkerSuggestion.nearest(to: LonLat(lon: m.lon, lat: m.lat), grid: m.gridCode, amongLatest: latest.values,
-                                                      now: now, presence: presence, limit: 3)
+                                                      now: now, presence: seconds, limit: 3)
     }
 }

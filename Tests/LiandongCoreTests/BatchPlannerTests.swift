@@ -258,6 +258,43 @@ struct BatchPlannerTests {
         #expect(next.outcomes[0] == .duplicate)
         #expect(next.outcomes[1] == writing.outcomes[0], "joins the in-flight batch's incident")
     }
+
+    @Test("positions a batch plans are where its and later batches' verify tasks find the nearest workers on duty; a reloaded window brings them back")
+    func suggestedWorkers() {
+        let facts = FactsInMemory()
+        var planner = BatchPlanner(rules: Self.rules, windowCapacity: 100)
+        var reference = Self.reference(cameras: ["62092200001320000001": origin])
+        reference.workerGrids = ["w1": Self.grid, "w2": Self.grid, "w3": Self.grid]
+        let now = 1e9
+        func position(_ worker: String, east: Double, state: WorkerPosition.State, at t: Double) -> Inbound {
+            .record(WorkerPosition(workerID: worker, position: offset(origin, east: east, north: 0), at: t, state: state),
+                    RawMessage(endpoint: "test", frames: [], receivedAt: t))
+        }
+        let (positions, _) = Self.plan(&planner, [position("w1", east: 400, state: .onPatrol, at: now - 20),
+                                                  position("w2", east: 100, state: .offDuty, at: now - 10),
+                                                  position("w3", east: 900, state: .onTask, at: now - 30)],
+                                       facts, reference: reference, now: now)
+        #expect(positions.records.count == 3 && (positions.records[0] as? WorkerPosition)?.gridCode == Self.grid)
+        #expect(positions.presence.latest.count == 3)
+        facts.commit(positions)
+        let alert = Self.event("a1", "intrusion", at: origin, t: now, source: .alert, device: "62092200001320000001")
+        let (plan, _) = Self.plan(&planner, [Self.inbound(alert)], facts, reference: reference, now: now)
+        let verify = plan.freshTasks.values.first
+        #expect(verify?.kind == .verify)
+        #expect(verify?.suggestedWorkers?.map(\.workerID) == ["w1", "w3"], "w2 is off duty")
+        #expect(verify?.suggestedWorkers?.first?.seenAt == now - 20)
+        // After a failure the window is loaded again, with the positions committed meanwhile.
+        facts.commit(plan)
+        planner.discardWindow()
+        facts.sightings.append(WorkerSighting(workerID: "w3", gridCode: Self.grid, position: offset(origin, east: 50, north: 0), at: now,
+                                              state: .onPatrol))
+        planner.load(window: facts.window(retention: planner.retention, capacity: 100))
+        let again = Self.event("a2", "intrusion", at: offset(origin, east: 5000, north: 0), t: now + 1, source: .alert,
+                               device: "62092200001320000001")
+        let (later, _) = Self.plan(&planner, [Self.inbound(again)], facts, reference: reference, now: now + 1)
+        let reloaded = later.freshTasks.values.first?.suggestedWorkers ?? []
+        #expect(reloaded.map(\.workerID) == ["w1", "w3"] && reloaded.last?.seenAt == now, "w3 as last committed, 50 m east")
+    }
 }
 
 /// Committed events and incidents in memory, answering the planner's requests as the
@@ -275,12 +312,17 @@ final class FactsInMemory {
     var events: [Stored] = []
     var open: [UUID: Bool] = [:]
     var span: [UUID: (first: Double, last: Double)] = [:]
+    /// Workers' positions committed (the window's presence: the latest of each).
+    var sightings: [WorkerSighting] = []
 
     var openIncidents: [UUID] { open.filter(\.value).map(\.key).sorted { $0.uuidString < $1.uuidString } }
 
     func close(_ id: UUID) { open[id] = false }
 
     func commit(_ plan: BatchPlan) {
+        for case let w as WorkerPosition in plan.records {
+            sightings.append(WorkerSighting(workerID: w.workerID, gridCode: w.homeGridCode ?? "", position: w.position, at: w.at, state: w.state))
+        }
         for id in plan.opened.keys { open[id] = true }
         for e in plan.events {
             let t = e.placed.event.observedAt
@@ -292,14 +334,17 @@ final class FactsInMemory {
     }
 
     func window(retention: Double, capacity: Int) -> WindowFacts {
-        guard let newest = span.filter({ open[$0.key] == true }).map(\.value.last).max() else { return WindowFacts(newest: nil, events: []) }
+        let latest = Dictionary(sightings.map { ($0.workerID, $0) }, uniquingKeysWith: { $0.at >= $1.at ? $0 : $1 })
+        guard let newest = span.filter({ open[$0.key] == true }).map(\.value.last).max() else {
+            return WindowFacts(newest: nil, events: [], sightings: Array(latest.values))
+        }
         let from = newest - retention
         let rows = events.filter { open[$0.incident] == true && span[$0.incident]!.last >= from && $0.t >= from }
             .sorted { ($0.t, $0.id) > ($1.t, $1.id) }.prefix(capacity)
         return WindowFacts(newest: newest, events: rows.map {
             WindowEvent(category: $0.category, point: $0.point, t: $0.t, incident: $0.incident, ordinal: $0.id,
                         incidentFirst: span[$0.incident]!.first)
-        })
+        }, sightings: Array(latest.values))
     }
 
     func extents(_ ids: Set<UUID>) -> [UUID: IncidentExtent] {
