@@ -31,6 +31,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Grid workers reporting positions (0: none): a positions phase (20 minutes of their reports at once) before the latency phase, and each one's position every --position-interval s during it.")
     var workers = 0
     @Option(help: "Seconds between a worker's positions.") var positionInterval = 30.0
+    @Flag(help: "The throughput phase is the dense load (DenseLoad.swift): alerts of nine categories over 4 x 4 km observed within 5 minutes, published at once; --copy-file then writes the lean rows (uuid, kind, time, point, priority).")
+    var dense = false
     @Flag(help: "Only the close layouts (CloseLayouts.swift): precision and recall of incidents close together.") var closeOnly = false
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
@@ -144,8 +146,19 @@ struct Bench: ParsableCommand {
         for group in generated {
             if rng.next() % 100 < 2 { late += group } else { onTime += group }
         }
-        let load = onTime + late
-        if let copyFile { try writeCopyFile(load, copyFile) }
+        var load = onTime + late
+        var denseSquare: (sw: LonLat, ne: LonLat)?
+        if dense {
+            let d = try denseLoad(db: db, count: events, run: run, rules: Rules(), rng: &rng)
+            load = d.events
+            denseSquare = (d.southWest, d.northEast)
+            print("dense load: \(load.count) alerts of \(Self.denseKinds.count) categories over 4 x 4 km of 渊泉镇's grids, observed within 5 minutes, "
+                + "published at once in observed order; by the join rule \(d.incidents) incidents (\(String(format: "%.1f", Double(load.count) / Double(d.incidents))) alerts each)")
+            if let copyFile { try writeLeanCopyFile(load, copyFile) }
+        } else if let copyFile {
+            try writeCopyFile(load, copyFile)
+        }
+        let feedBefore = feedMessages()
         let before = try stored()
         let committedBefore = committed()
         let phasesBefore = writerPhases()
@@ -160,6 +173,7 @@ struct Bench: ParsableCommand {
         let elapsed = Date().timeIntervalSince(started)
         let throughput = Double(load.count) / elapsed
         let rssAfterLoad = memory()
+        let feedDuring = feedMessages().map { $0 - (feedBefore ?? 0) }
         let phasesAfter = writerPhases()
         let throughputStatements = statements(db)
         // Every event of this load is valid; only a worker's report placed beside a camera at
@@ -178,7 +192,7 @@ struct Bench: ParsableCommand {
 
         // ---- precision / recall (pairwise, against the generated groups)
         var incidentOf: [String: String] = [:]
-        for r in try db.query("SELECT source_id, incident_id FROM liandong.events WHERE source_id LIKE $1", ["b\(run)-%"]).rows {
+        for r in try db.query("SELECT source_id, incident_id FROM liandong.events WHERE source_id LIKE $1", [(dense ? "d" : "b") + "\(run)-%"]).rows {
             incidentOf[r[0]!] = r[1]!
         }
         var cell: [String: Int] = [:], byIncident: [String: Int] = [:], byGroup: [Int: Int] = [:]
@@ -246,8 +260,14 @@ struct Bench: ParsableCommand {
         // from one of its groups (a later round goes back 2,000 s per round) would join that
         // incident, and its first alert arrive only in a coalesced update (issue 31: the 15-18 s
         // "maximum latency of a creating message" was exactly that, 10 events of 20,000).
-        let sites = try latticeSites(db, metres: 500, camera: cameras[0].id)
-            .filter { site in cameras.allSatisfy { $0.p.ellipsoidDistance(to: site.p) > 1000 } }
+        let sites = try latticeSites(db, metres: 500, camera: cameras[0].id).filter { site in
+            if let square = denseSquare {
+                // Nor within 1 km of the dense load's square (observed in the last 5 minutes).
+                let sw = Self.moved(square.sw, east: -1000, north: -1000), ne = Self.moved(square.ne, east: 1000, north: 1000)
+                return !(sw.lon...ne.lon).contains(site.p.lon) || !(sw.lat...ne.lat).contains(site.p.lat)
+            }
+            return cameras.allSatisfy { $0.p.ellipsoidDistance(to: site.p) > 1000 }
+        }
         let liveGroups = Int(rate * latencySeconds / 2.2)
         let liveStart = Date().timeIntervalSince1970
         let live = makeGroups(count: liveGroups, firstGroup: 10_000_000, sites: sites) { g in
@@ -340,7 +360,7 @@ struct Bench: ParsableCommand {
         print("""
             cameras used (>=1.5 km apart): \(cameras.count)
             throughput phase: \(load.count) events (\(groups) ground-truth groups, \(late.count) events sent late, \(outside) reports outside every grid), sent in \(String(format: "%.2f", sentIn)) s, all stored after \(String(format: "%.2f", elapsed)) s
-            sustained_events_per_s: \(Int(throughput))
+            sustained_events_per_s: \(Int(throughput))\(feedDuring.map { "\ntask messages during the throughput phase: \(Int($0))" } ?? "")
             latency phase: offered \(Int(rate)) events/s for \(Int(latencySeconds)) s at \(min(sites.count, liveGroups)) sites (\(sites.count) lattice sites for \(liveGroups) groups), \(everyEvent.count) of \(live.count) events matched to a task message (minor reports get none), \(latencies.count) of them first alerts and reports
             latency_ms: p50 \(pct(0.50)) p95 \(pct(0.95)) p99 \(pct(0.99)) max \(pct(0.999999)) (first alert of a group and reports: the messages that create or upgrade a task)
             latency_ms_every_event: p50 \(pct(0.50, everyEvent)) p95 \(pct(0.95, everyEvent)) p99 \(pct(0.99, everyEvent)) max \(pct(0.999999, everyEvent)) (later evidence is coalesced, correlation.update_interval_s)
@@ -591,6 +611,11 @@ struct Bench: ParsableCommand {
         var sites = rows.rows.map { Camera(id: camera, grid: $0[2]!, p: LonLat(lon: Double($0[0]!)!, lat: Double($0[1]!)!)) }
         for i in stride(from: sites.count - 1, to: 0, by: -1) { sites.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         return sites
+    }
+
+    /// Task messages the daemon has put on the feed (liandong_feed_messages_total, every kind).
+    func feedMessages() -> Double? {
+        scrape().map { $0.filter { $0.key.hasPrefix("liandong_feed_messages_total") }.values.reduce(0, +) }
     }
 
     /// Unlabelled samples whose name starts with `prefix`, read from /metrics (empty without --metrics).
