@@ -71,8 +71,10 @@ package final class BatchPreparer {
         throws -> PreparedBatch
     {
         clock.start()
-        var step = planner.start(batch, reference: try currentReference(), now: now, after: inFlight?.plan)
+        let reference = try currentReference()
         clock.lap("reference")
+        var step = planner.start(batch, reference: reference, now: now, after: inFlight?.plan)
+        clock.lap("place")
         while case .need(let request) = step {
             let loaded = try facts.load(request, reference: { try currentReference(force: true) }, &clock)
             clock.lap(request == .freshReference ? "reference" : "history")
