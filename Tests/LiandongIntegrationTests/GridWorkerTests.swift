@@ -185,4 +185,28 @@ struct GridWorkerTests {
         #expect(try db.int("SELECT count(*) FROM liandong.patrol_reminders") == grids - 1)
         #expect(try db.int("SELECT count(*) FROM liandong.feed WHERE kind = 'reminder'") == grids - 1)
     }
+
+    @Test("retention.positions_days drops whole days of positions (personal data); today's stay")
+    func positionsRetention() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        defer { db.close() }
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        for ago in ["3 days", "5 seconds"] {
+            try db.query("""
+                INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
+                VALUES ('w-0267', now() - $4::interval, 'on_patrol', ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography,
+                        'wgs84', $3, $3)
+                """, [String(centre.lon), String(centre.lat), Scene.ruralGrid, ago])
+        }
+        let old = try db.query("SELECT 'worker_positions_' || to_char((now() - interval '3 days') AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')").scalar!
+        #expect(try db.query("SELECT to_regclass('liandong.' || $1)", [old]).scalar != nil)
+        let daemon = try DaemonProcess(database: url, environment: ["LIANDONG_RETENTION_POSITIONS_DAYS": "1"])
+        defer { _ = try? daemon.stop() }
+        try daemon.waitUntil(timeout: 15, "retention at start") { try db.int("SELECT count(*) FROM liandong.worker_positions") == 1 }
+        #expect(try db.query("SELECT to_regclass('liandong.' || $1)", [old]).scalar == nil, "the day's partition is gone")
+        try daemon.waitUntil(timeout: 5, "the metric") {
+            try daemon.metric("liandong_retention_deleted_total{table=\"worker_positions\"}") == 1
+        }
+    }
 }
