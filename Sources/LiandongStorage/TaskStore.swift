@@ -120,8 +120,10 @@ package enum TaskStore {
     /// the 20 most recent alert and report ids of each.
     /// `span`: the earliest first and latest last observed time (epoch seconds) of the incidents,
     /// when the caller knows it (the writer, from the statement that grew them).
+    /// `evidence` false leaves out the evidence ids and what the newest events say (the writer
+    /// reads them only for the incidents whose task announces something).
     package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false,
-                             span known: (first: String, last: String)? = nil) throws -> [IncidentState]
+                             span known: (first: String, last: String)? = nil, evidence: Bool = true) throws -> [IncidentState]
     {
         var filters: [String] = [], parameters: [String?] = []
         if !incidentIDs.isEmpty {
@@ -139,7 +141,7 @@ package enum TaskStore {
         // only a lower bound, 0.4 ms with both). Locked first when the load locks, so the span
         // cannot grow before the evidence is read.
         var span = known
-        if span == nil {
+        if span == nil, evidence {
             let row = try db.query("""
                 SELECT extract(epoch FROM min(s.first_observed_at)), extract(epoch FROM max(s.last_observed_at))
                 FROM (SELECT i.first_observed_at, i.last_observed_at FROM liandong.incidents i
@@ -147,22 +149,12 @@ package enum TaskStore {
                 """, parameters).rows.first
             if let row, let first = row[0], let last = row[1] { span = (first, last) }
         }
-        guard let span else { return [] }
-        parameters += [span.first, span.last]
-        let between = "to_timestamp($\(parameters.count - 1)::float8) AND to_timestamp($\(parameters.count)::float8)"
-        // One round trip: each incident with its task, its grid's worker and the 20 most recent
-        // alert and report ids (from events_incident_recent_idx, however large the incident).
-        let rows = try db.query("""
-            SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
-                   i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
-                   extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
-                   t.overdue, extract(epoch FROM t.overdue_since),
-                   (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code),
-                   -- The source comes from VALUES, not a constant: with a constant the planner used
-                   -- its statistics for 'report' (none in a history of alerts) and scanned every
-                   -- report through the (source, source_id) index, 60 ms a batch at 1M events.
-                   -- The newest of each source also carries what IncidentContext reads of it (description,
-                   -- media; only those fields) and, for an alert, its camera's name.
+        let evidenceColumn: String
+        if evidence {
+            guard let span else { return [] }
+            parameters += [span.first, span.last]
+            let between = "to_timestamp($\(parameters.count - 1)::float8) AND to_timestamp($\(parameters.count)::float8)"
+            evidenceColumn = """
                    (SELECT json_agg(CASE WHEN e.newest THEN json_build_array(s.source, e.source_id,
                                          jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
                                                             'clip_url', e.payload->'clip_url', 'attachments', e.payload->'attachments'),
@@ -177,7 +169,25 @@ package enum TaskStore {
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
                           AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
-                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e),
+                        ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
+                """
+        } else {
+            evidenceColumn = "NULL::json"
+        }
+        // One round trip: each incident with its task, its grid's worker and the 20 most recent
+        // alert and report ids (from events_incident_recent_idx, however large the incident).
+        let rows = try db.query("""
+            SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
+                   i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
+                   extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
+                   t.overdue, extract(epoch FROM t.overdue_since),
+                   (SELECT min(w.worker_id) FROM liandong.grid_workers w WHERE w.grid_code = i.grid_code),
+                   -- The source comes from VALUES, not a constant: with a constant the planner used
+                   -- its statistics for 'report' (none in a history of alerts) and scanned every
+                   -- report through the (source, source_id) index, 60 ms a batch at 1M events.
+                   -- The newest of each source also carries what IncidentContext reads of it (description,
+                   -- media; only those fields) and, for an alert, its camera's name.
+                   \(evidenceColumn),
                    extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
