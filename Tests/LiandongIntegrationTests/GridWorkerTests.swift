@@ -16,6 +16,16 @@ struct GridWorkerTests {
                    "at": Timestamp.formatCST(t), "state": state])
     }
 
+    /// An on_patrol position of w-0267 at the rural grid's centre `ago` (an interval) ago, stored directly.
+    static func storePatrol(_ db: PGConnection, ago: String) throws {
+        let centre = try Scene.centre(of: Scene.ruralGrid, db)
+        try db.query("""
+            INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
+            VALUES ('w-0267', now() - $4::interval, 'on_patrol', ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography,
+                    'wgs84', $3, $3)
+            """, [String(centre.lon), String(centre.lat), Scene.ruralGrid, ago])
+    }
+
     @Test("a verify task names the nearest workers on duty, not an off-duty or stale one; bad positions are dead letters with their reason")
     func suggestedWorkers() throws {
         let scene = try Scene()
@@ -141,14 +151,9 @@ struct GridWorkerTests {
         let url = try TestDatabase.create()
         let db = try PGConnection(conninfo: url)
         defer { db.close() }
-        let centre = try Scene.centre(of: Scene.ruralGrid, db)
         let daemon = try DaemonProcess(database: url, environment: ["LIANDONG_WORKERS_PATROL_DUE": "00:00"], start: false)
         // Today's patrol of the rural grid, stored before the daemon starts (as if by its predecessor).
-        try db.query("""
-            INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
-            VALUES ('w-0267', now() - interval '5 seconds', 'on_patrol', ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography,
-                    'wgs84', $3, $3)
-            """, [String(centre.lon), String(centre.lat), Scene.ruralGrid])
+        try Self.storePatrol(db, ago: "5 seconds")
         let village = String(Scene.ruralGrid.prefix(12))
         let sub = try ZMQSocket(context: daemon.context, type: .sub)
         try sub.subscribe("reminder.\(village)")
@@ -191,14 +196,7 @@ struct GridWorkerTests {
         let url = try TestDatabase.create()
         let db = try PGConnection(conninfo: url)
         defer { db.close() }
-        let centre = try Scene.centre(of: Scene.ruralGrid, db)
-        for ago in ["3 days", "5 seconds"] {
-            try db.query("""
-                INSERT INTO liandong.worker_positions (worker_id, at, state, geog, source_crs, grid_code, home_grid_code)
-                VALUES ('w-0267', now() - $4::interval, 'on_patrol', ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography,
-                        'wgs84', $3, $3)
-                """, [String(centre.lon), String(centre.lat), Scene.ruralGrid, ago])
-        }
+        for ago in ["3 days", "5 seconds"] { try Self.storePatrol(db, ago: ago) }
         let old = try db.query("SELECT 'worker_positions_' || to_char((now() - interval '3 days') AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')").scalar!
         #expect(try db.query("SELECT to_regclass('liandong.' || $1)", [old]).scalar != nil)
         let daemon = try DaemonProcess(database: url, environment: ["LIANDONG_RETENTION_POSITIONS_DAYS": "1"])
