@@ -119,7 +119,7 @@ public final class SweeperService: Service, Sendable {
         let now = Date().timeIntervalSince1970
         let due = PatrolReminder.due(minutes: dueMinutes, on: now)
         guard now >= due.at else { return }
-        let messages = try session.run { db in try PatrolReminderStore.send(db, dueMinutes: dueMinutes, now: now) }
+        let messages = try session.run { db in try PatrolReminderStore.send(db, due: due, now: now) }
         if !messages.isEmpty || checkedDay != due.day {
             logger.log(level: messages.isEmpty ? .info : .notice,
                        "patrol checked: a grid not patrolled today by workers.patrol_due has its reminder (liandong.patrol_reminders)",

@@ -5,12 +5,11 @@ import LibPQ
 /// Reminders for grids not patrolled by workers.patrol_due (liandong.patrol_reminders and the
 /// feed, in one transaction): one per grid and day.
 package enum PatrolReminderStore {
-    /// For the CST day of `now`, once `now` is at or past the patrol's due time (`dueMinutes`
-    /// after midnight): every grid in service with no on_patrol position that day so far and no
-    /// reminder yet gets one, recorded and appended to the feed. Returns the feed messages to publish.
-    package static func send(_ db: PGConnection, dueMinutes: Int, now: Double) throws -> [FeedMessage] {
-        let due = PatrolReminder.due(minutes: dueMinutes, on: now)
-        guard now >= due.at else { return [] }
+    /// For `due` (the day's patrol due time and the CST day, `PatrolReminder.due`, passed at
+    /// `now`): every grid in service with no on_patrol position that day so far and no reminder
+    /// yet gets one, recorded and appended to the feed. Returns the feed messages to publish.
+    package static func send(_ db: PGConnection, due: (at: Double, day: String), now: Double) throws -> [FeedMessage] {
+        precondition(now >= due.at, "patrol reminders before the patrol was due")
         return try db.transaction { db in
             let rows = try db.query("""
                 WITH day AS (
