@@ -5,7 +5,9 @@ import ZeroMQ
 /// A gateway's side of acknowledged ingest: sends [topic][body] to liandongd's ingest ROUTER over a
 /// DEALER and keeps every message until it is answered, resending what is not answered within
 /// `retryAfter` (liandongd answers only after commit, and a repeated id has one effect, so
-/// resending is always safe). Use it from one thread.
+/// resending is always safe). An answer "unavailable: ..." (database.synchronous require while
+/// no standby is attached) is returned by `poll` but the message stays pending and is resent.
+/// Use it from one thread.
 public final class IngestClient {
     public struct Answer: Sendable {
         public let id: String
@@ -23,6 +25,8 @@ public final class IngestClient {
     public private(set) var notHanded = 0
     /// Times the connection was opened afresh after a silence.
     public private(set) var reconnects = 0
+    /// Answers "unavailable: ..." (liandongd could not acknowledge then; the message is resent).
+    public private(set) var unavailable = 0
     private var lastHeard = Date()
 
     /// - Parameters:
@@ -88,7 +92,13 @@ public final class IngestClient {
                     lastHeard = Date()
                     guard let last = frames.last, let wire = IngestAnswer(json: last) else { continue }
                     let answer = Answer(id: wire.id ?? "", ok: wire.ok, duplicate: wire.duplicate, error: wire.error)
-                    if let id = wire.id { pending[id] = nil }
+                    // "unavailable: ..." (liandongd cannot acknowledge now): kept and resent after
+                    // retryAfter, like a message not answered.
+                    if IngestAnswer.isUnavailable(wire.error) {
+                        unavailable += 1
+                    } else if let id = wire.id {
+                        pending[id] = nil
+                    }
                     answers.append(answer)
                 }
             }

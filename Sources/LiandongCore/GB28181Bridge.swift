@@ -234,7 +234,12 @@ public struct GB28181Bridge: Sendable {
                 response = t.request.response(200, "OK", toTag: tag(key))
             } else {
                 let warning = (error ?? "refused").replacingOccurrences(of: "\"", with: "'").prefix(200)
-                response = t.request.response(400, "Bad Request", toTag: tag(key), extra: [("Warning", "399 \(settings.realm) \"\(warning)\"")])
+                // liandongd cannot take it now (database.synchronous require without a standby):
+                // the device is asked to send it again later, not told it was wrong.
+                response = IngestAnswer.isUnavailable(error)
+                    ? t.request.response(503, "Service Unavailable", toTag: tag(key),
+                                         extra: [("Retry-After", "5"), ("Warning", "399 \(settings.realm) \"\(warning)\"")])
+                    : t.request.response(400, "Bad Request", toTag: tag(key), extra: [("Warning", "399 \(settings.realm) \"\(warning)\"")])
             }
             actions.append(finish(key, t.request, t.peer, response, now: now))
             answeredPeer = t.peer

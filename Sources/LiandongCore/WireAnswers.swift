@@ -24,6 +24,10 @@ public struct IngestAnswer: Sendable, Equatable {
     public static func duplicate(_ id: String) -> IngestAnswer { IngestAnswer(ok: true, id: id, duplicate: true) }
     public static func refused(_ id: String?, error: String) -> IngestAnswer { IngestAnswer(ok: false, id: id, error: error) }
 
+    /// An answer's error that means "not now, send it again later" (`unavailable: ...`): nothing
+    /// of the message was kept, unlike a refusal for what the message is.
+    public static func isUnavailable(_ error: String?) -> Bool { error?.hasPrefix("unavailable:") ?? false }
+
     public func json() -> [UInt8] {
         var out = JSONText()
         out.object {

@@ -6,7 +6,7 @@
 ///
 /// The rule it keeps: an item leaves the pipeline only by being committed (its answer sent after
 /// commit), by being appended to the spill file (which keeps it until it is committed from there)
-/// or, at shutdown, by being counted as unwritten.
+/// or, at shutdown, by being appended to the spill file or counted as unwritten.
 ///
 ///     idle --next--> take from queue --(nothing)--> read spill --(nothing)--> idle | finished
 ///       \                 |                              |
@@ -63,9 +63,10 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
 
     /// After the connection was lost while writing.
     public enum AfterLoss: Sendable {
-        /// Shutting down: the writer stops; `unwritten` items in hand were not written (plus what
-        /// the queue still holds).
-        case stop(unwritten: Int)
+        /// Shutting down: the writer stops. `current` (nil: it came from the spill and is there
+        /// already) and `carried` are in this process's memory only: appended to the spill file
+        /// when there is one (written at the next start), else counted as not written.
+        case stop(current: [Item]?, carried: [Item])
         /// Append to the spill `current` (nil: it came from the spill and is there already), then
         /// the carried items, and report with `spilled(current:carried:)`.
         case spillOut(current: [Item]?, carried: [Item])
@@ -210,7 +211,7 @@ public struct WriterPipeline<Item: Sendable>: Sendable {
         precondition(state == .writing || state == .writingSeparately, "connectionLost while \(state)")
         carryBack(next)
         state = .connecting
-        if stopping { return .stop(unwritten: current!.items.count + carried.count) }
+        if stopping { return .stop(current: current!.inMemoryOnly ? current!.items : nil, carried: carried) }
         guard hasSpill else { return .retry(delay: backoff.next()) }
         return .spillOut(current: current!.inMemoryOnly ? current!.items : nil, carried: carried)
     }

@@ -33,6 +33,8 @@ extension Config {
         let db = (try? PGConnection.parseConninfo(databaseURL)) ?? []
         add("database.url", databaseURL.isEmpty ? "(from the PG* environment, .pgpass and pg_service.conf)"
             : db.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        add("database.synchronous", databaseGuard.synchronous.rawValue + " (" + databaseGuard.synchronous.meaning + ")")
+        add("database.stuck_s", minutes(databaseGuard.stuckSeconds))
         add("ingest.bind", ingestBind.isEmpty ? "(none)" : ingestBind)
         add("ingest.ack_bind", ingestAckBind.isEmpty ? "(none)" : ingestAckBind)
         add("ingest.connect", list(ingestConnect))

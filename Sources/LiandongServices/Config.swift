@@ -18,6 +18,9 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 public struct Config: Sendable {
     /// database.url: any libpq conninfo or URI; empty means the PG* environment, as with psql.
     public var databaseURL = ""
+    /// database.synchronous and database.stuck_s: whether acknowledgements must be replicated,
+    /// and how long a statement may wait before it is reported (see `DatabaseWatch`).
+    public var databaseGuard = DatabaseGuard()
     /// ingest.bind: endpoint the SUB socket binds ("" for none). Default tcp://*:7601.
     public var ingestBind = "tcp://*:7601"
     /// ingest.ack_bind: ROUTER for acknowledged ingest ("" for none). Default tcp://*:7602.
@@ -232,7 +235,7 @@ public struct Config: Sendable {
     }
 
     static let sections: [String: Set<String>] = [
-        "database": ["url"],
+        "database": ["url", "synchronous", "stuck_s"],
         "ingest": ["bind", "ack_bind", "connect", "batch_size", "batch_ms", "queue_capacity", "max_body_bytes", "max_future_s",
                    "max_age_s", "max_dead_letter_bytes", "spill_path", "spill_max_bytes", "gap_grace_ms"],
         "feed": ["bind", "replay_bind"],
@@ -302,6 +305,13 @@ public struct Config: Sendable {
         if let db = try root.child("database") {
             try db.checkKeys(Self.sections["database"]!)
             databaseURL = try db.string("url") ?? databaseURL
+            if let mode = try db.string("synchronous") {
+                guard let parsed = DatabaseGuard.Synchronous(rawValue: mode) else {
+                    throw ConfigError("config key database.synchronous: \"\(mode)\" is not off, warn or require")
+                }
+                databaseGuard.synchronous = parsed
+            }
+            databaseGuard.stuckSeconds = try db.double("stuck_s", 1...3600) ?? databaseGuard.stuckSeconds
         }
         if let ingest = try root.child("ingest") {
             try ingest.checkKeys(Self.sections["ingest"]!)

@@ -78,14 +78,19 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
                           metadata: ["spill.path": "\(spill.path)", "spill.bytes": "\(spill.pendingBytes)"])
         }
     }
+    // What the database watchdog finds: read by the writer (require: whether it may write) and /readyz.
+    let database = DatabaseHealth(mode: config.databaseGuard.synchronous)
+    let watch = DatabaseWatch(config: config, health: database, metrics: metrics, logger: logger)
     let writer = WriterService(context: context, ackEndpoint: ackEndpoint, config: config, input: inbound,
-                               output: outbound, spill: spill, gaps: gaps, role: role, metrics: metrics, logger: logger)
+                               output: outbound, spill: spill, gaps: gaps, role: role, database: database, metrics: metrics,
+                               logger: logger)
     let ingest = IngestService(context: context, config: config, queue: inbound, ackEndpoint: ackEndpoint, spill: spill,
                                gaps: gaps, seeds: seeds, trust: trust, role: role, metrics: metrics, logger: logger)
     let updates = UpdateService(context: context, config: config, output: outbound, trust: trust, role: role, metrics: metrics,
                                 logger: logger)
     let sweeper = SweeperService(config: config, output: outbound, role: role, metrics: metrics, logger: logger)
-    let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, role: role, logger: logger)
+    let health = HealthService(config: config, metrics: metrics, expectedMigration: expectedMigration, role: role, database: database,
+                               logger: logger)
     let replay = ReplayService(context: context, config: config, trust: trust, role: role, logger: logger)
     // First in the group: at a graceful shutdown the lead is let go after everything is written.
     let leadership = role.enabled ? LeadershipService(config: config, role: role, metrics: metrics, logger: logger) : nil
@@ -93,6 +98,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
         services: (leadership.map { [.init(service: $0, serviceName: "leadership")] } ?? [])
             + (zap.map { [.init(service: $0, serviceName: "zap")] } ?? []) + [
             .init(service: reload, serviceName: "reload"),
+            .init(service: watch, serviceName: "database-watch"),
             .init(service: health, serviceName: "health"),
             .init(service: publisher, serviceName: "publisher"),
             .init(service: replay, serviceName: "replay"),
@@ -100,7 +106,7 @@ public func makeServiceGroup(config: Config, expectedMigration: Int, logger: Log
             .init(service: updates, serviceName: "updates"),
             .init(service: writer, serviceName: "writer"),
             .init(service: ingest, serviceName: "ingest"),
-            .init(service: ShutdownNoticeService(logger: logger), serviceName: "shutdown-notice"),
+            .init(service: ShutdownNoticeService(logger: logger, database: database), serviceName: "shutdown-notice"),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger)

@@ -7,14 +7,16 @@ import Logging
 /// A connection that a dedicated-thread service reopens with backoff when it breaks.
 final class DatabaseSession {
     private let conninfo: String
+    private let name: String
     private let logger: Logger
     private let stop: StopFlag
     private var connection: PGConnection?
     /// Checks each new connection (ha: the lease must name this daemon).
     private let fence: (PGConnection) throws -> Void
 
-    init(conninfo: String, logger: Logger, stop: StopFlag, fence: @escaping (PGConnection) throws -> Void = { _ in }) {
+    init(conninfo: String, name: String, logger: Logger, stop: StopFlag, fence: @escaping (PGConnection) throws -> Void = { _ in }) {
         self.conninfo = conninfo
+        self.name = name
         self.fence = fence
         self.logger = logger
         self.stop = stop
@@ -29,7 +31,7 @@ final class DatabaseSession {
             do {
                 if connection == nil || connection?.isOK == false {
                     connection = nil
-                    connection = try Sessions.open(conninfo, prepare: fence)
+                    connection = try Sessions.open(conninfo, name: name, prepare: fence)
                 }
                 return try body(connection!)
             } catch let error as PQError where error.isConnectionFailure {

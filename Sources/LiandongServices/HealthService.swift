@@ -4,6 +4,7 @@ import LiandongStorage
 import LibPQ
 import Logging
 import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,13 +21,19 @@ public final class HealthService: Service, Sendable {
     let logger: Logger
     let role: HARole
     let probe: ReadinessProbe
+    /// The database watchdog's findings (replication, stuck statements).
+    let database: DatabaseHealth
 
     /// A connection without a whole request for this long is closed.
     public static let requestTimeoutSeconds: Int64 = 5
     public static let maxConnections = 512
+    /// /readyz answers within this many seconds whatever the database does.
+    public static let readinessAnswerSeconds = 3.0
 
-    public init(config: Config, metrics: Metrics, expectedMigration: Int, role: HARole = .single(), logger: Logger) {
+    public init(config: Config, metrics: Metrics, expectedMigration: Int, role: HARole = .single(),
+                database: DatabaseHealth? = nil, logger: Logger) {
         self.role = role
+        self.database = database ?? DatabaseHealth(mode: config.databaseGuard.synchronous)
         self.config = config
         self.metrics = metrics
         self.expectedMigration = expectedMigration
@@ -46,7 +53,12 @@ public final class HealthService: Service, Sendable {
         }
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { [self] _, _ in
-            let (ready, reason) = await probe.check { db in self.readiness(&db) }
+            let (ready, reason) = await probe.check(within: Self.readinessAnswerSeconds, { db in self.readiness(&db) }) {
+                // The database did not answer the readiness query in time: what the watchdog knows.
+                let known = self.database.readiness()
+                return (false, "the database did not answer within \(Int(Self.readinessAnswerSeconds)) s"
+                    + (known.map { "; " + $0.text } ?? ""))
+            }
             return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
                             body: .init(byteBuffer: ByteBuffer(string: reason + "\n")))
         }
@@ -94,7 +106,7 @@ public final class HealthService: Service, Sendable {
     /// Ready when the database answers and holds every migration this binary knows.
     func readiness(_ db: inout PGConnection?) -> (Bool, String) {
         do {
-            if db == nil || db?.isOK == false { db = try Sessions.open(config.databaseURL) }
+            if db == nil || db?.isOK == false { db = try Sessions.open(config.databaseURL, name: "readiness") }
             let version = try Migrator.currentVersion(db!)
             guard version >= expectedMigration else {
                 return (false, "database schema at migration \(version), this liandongd needs \(expectedMigration): run liandongd migrate")
@@ -107,7 +119,10 @@ public final class HealthService: Service, Sendable {
             guard !metrics.writerStandby.isOn else {
                 return (false, "standby: another liandongd holds this database's writer lock; this one takes over when it stops")
             }
+            if let (ready, text) = database.readiness(), !ready { return (false, text) }
             guard metrics.databaseUp.isOn else { return (false, "the writer cannot reach the database") }
+            let leading = role.enabled ? "; leading (ha epoch \(role.epoch))" : ""
+            if let (_, degraded) = database.readiness() { return (true, degraded + leading) }
             return (true, role.enabled ? "ready: leading (ha epoch \(role.epoch))" : "ready")
         } catch {
             db = nil
@@ -125,15 +140,27 @@ final class ReadinessProbe: @unchecked Sendable {
     private var db: PGConnection?
     private var last: (at: Double, answer: (Bool, String))?
 
-    func check(_ body: @escaping @Sendable (inout PGConnection?) -> (Bool, String)) async -> (Bool, String) {
+    /// The answer of `body`, or of `late` when `body` has not answered within `seconds` (a
+    /// database that stops answering must not stop /readyz from answering).
+    func check(within seconds: Double, _ body: @escaping @Sendable (inout PGConnection?) -> (Bool, String),
+               late: @escaping @Sendable () -> (Bool, String)) async -> (Bool, String) {
         await withCheckedContinuation { continuation in
+            let once = Once(continuation)
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { once.resume(late()) }
             queue.async { [self] in
                 let now = Date().timeIntervalSince1970
-                if let last, now - last.at < 1 { return continuation.resume(returning: last.answer) }
+                if let last, now - last.at < 1 { return once.resume(last.answer) }
                 let answer = body(&db)
                 last = (now, answer)
-                continuation.resume(returning: answer)
+                once.resume(answer)
             }
         }
+    }
+
+    /// Resumes a continuation once: the first answer wins.
+    private final class Once: Sendable {
+        private let continuation: Mutex<CheckedContinuation<(Bool, String), Never>?>
+        init(_ c: CheckedContinuation<(Bool, String), Never>) { continuation = Mutex(c) }
+        func resume(_ answer: (Bool, String)) { continuation.withLock { $0.take() }?.resume(returning: answer) }
     }
 }

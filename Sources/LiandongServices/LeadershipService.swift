@@ -102,7 +102,7 @@ public final class LeadershipService: Service, Sendable {
         // A lost client is noticed by the server within ~5 s (the lock is released).
         let timeout = Int(Leadership.Timing(takeover: config.ha.takeoverSeconds).renewDeadline * 1000 / 2)
         var name = ""
-        let db = try Sessions.open(config.databaseURL, keepalive: .fast) { name = try LeaseStore.prepareSession($0, statementTimeoutMs: timeout) }
+        let db = try Sessions.open(config.databaseURL, name: "leadership", keepalive: .fast) { name = try LeaseStore.prepareSession($0, statementTimeoutMs: timeout) }
         guard name == role.me else {
             db.close()
             throw ConfigError("with ha.enabled each liandongd names its database sessions (application_name) so that a "

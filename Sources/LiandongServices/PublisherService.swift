@@ -171,7 +171,7 @@ private final class FeedCursor {
     func database() throws -> PGConnection {
         if let c = connection, c.isOK { return c }
         connection = nil
-        let c = try Sessions.open(conninfo, prepare: fence)
+        let c = try Sessions.open(conninfo, name: "publisher", prepare: fence)
         connection = c
         return c
     }

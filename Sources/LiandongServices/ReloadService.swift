@@ -78,10 +78,16 @@ public final class ReloadService: Service, Sendable {
 /// ingest stopping, the writer draining and "liandongd stopped".
 public struct ShutdownNoticeService: Service {
     let logger: Logger
-    public init(logger: Logger) { self.logger = logger }
+    /// Told when the stop begins: from then on nothing the database does may hold the daemon back.
+    let database: DatabaseHealth?
+    public init(logger: Logger, database: DatabaseHealth? = nil) {
+        self.logger = logger
+        self.database = database
+    }
 
     public func run() async throws {
         try? await gracefulShutdown()
+        database?.shutdownBegan()
         guard !Task.isCancelled else { return }
         logger.notice("SIGTERM (or SIGINT) received: stopping; ingest stops first, the writer commits what it holds, then exit")
     }

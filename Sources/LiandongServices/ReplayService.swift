@@ -42,7 +42,7 @@ public final class ReplayService: Service, Sendable {
         do { try socket.bind(config.replayBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "feed.replay_bind", endpoint: config.replayBind, underlying: e)
         }
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
+        let session = DatabaseSession(conninfo: config.databaseURL, name: "replay", logger: logger, stop: stop, fence: role.fence)
         logger.info("replay listening", metadata: ["zmq.bind": "\(config.replayBind)"])
         var peersRevision = trust?.registry.revision(of: [.dispatcher, .observer]) ?? 0
         while !stop.isSet {

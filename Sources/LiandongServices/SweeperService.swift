@@ -51,7 +51,7 @@ public final class SweeperService: Service, Sendable {
 
     private func loop() throws {
         guard role.waitForLead({ stop.isSet }) else { return }
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
+        let session = DatabaseSession(conninfo: config.databaseURL, name: "sweeper", logger: logger, stop: stop, fence: role.fence)
         let interval = Double(config.sweepMilliseconds) / 1000
         let reannounce = Double(config.reannounceMinutes * 60)
         var lastStatistics = Date.distantPast

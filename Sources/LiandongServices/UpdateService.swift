@@ -50,7 +50,7 @@ public final class UpdateService: Service, Sendable {
         do { try socket.bind(config.updatesBind) } catch let e as ZMQError {
             throw SocketSetupError(key: "updates.bind", endpoint: config.updatesBind, underlying: e)
         }
-        let session = DatabaseSession(conninfo: config.databaseURL, logger: logger, stop: stop, fence: role.fence)
+        let session = DatabaseSession(conninfo: config.databaseURL, name: "updates", logger: logger, stop: stop, fence: role.fence)
         logger.info("updates listening", metadata: ["zmq.bind": "\(config.updatesBind)"])
         var peersRevision = trust?.registry.revision(of: [.dispatcher]) ?? 0
         while !stop.isSet {

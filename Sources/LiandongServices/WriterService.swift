@@ -60,10 +60,14 @@ public final class WriterService: Service, Sendable {
     let role: HARole
     /// Where the next batch is prepared while the writer thread writes the current one.
     let prepareThread = WorkerThread(name: "liandong-prepare", nice: 5)
+    /// The database watchdog's findings: database.synchronous require: whether writing is allowed;
+    /// whether the daemon is stopping (a statement cancelled then ends the writer).
+    let database: DatabaseHealth
 
     package init(context: ZMQContext, ackEndpoint: String, config: Config, input: BoundedQueue<Inbound>,
                 output: BoundedQueue<FeedMessage>, spill: SpillFile?, gaps: BoundedQueue<SeqGap>, role: HARole = .single(),
-                metrics: Metrics, logger: Logger) {
+                database: DatabaseHealth? = nil, metrics: Metrics, logger: Logger) {
+        self.database = database ?? DatabaseHealth(mode: .off)
         self.role = role
         self.gaps = gaps
         self.spill = spill
@@ -90,6 +94,10 @@ public final class WriterService: Service, Sendable {
     /// One attempt to open the store; nil (logged) while the database is unreachable or another
     /// liandongd's writer holds it (the correlation window lives in one writer's memory).
     private func openStore(retryIn delay: Double, _ extra: Logger.Metadata = [:]) throws -> EventStore? {
+        if database.unavailable != nil {
+            if cancelled.isSet { throw WriterStopped(reason: "stopped while acknowledgements could not be replicated") }
+            return nil  // said by the watchdog ("not acknowledging: ..."); it resumes by itself
+        }
         do {
             return try EventStore(conninfo: config.databaseURL, rules: config.rules,
                                   maxDeadLetterBytes: config.maxDeadLetterBytes,
@@ -121,7 +129,7 @@ public final class WriterService: Service, Sendable {
         guard role.waitForLead({ cancelled.isSet || input.isClosed }) else { return }
         // Which batch is next, what a failure does with the batches in hand: see WriterPipeline.
         var pipeline = Pipeline(batchSize: config.batchSize, hasSpill: spill != nil)
-        guard let opened = try reconnect(spilling: spill, after: false) else { return }
+        guard let opened = try reconnect(spilling: spill, after: false, acks: acks) else { return }
         var store = opened.0
         pipeline.reconnected(held: opened.1)
         metrics.databaseUp.set(true)
@@ -199,18 +207,23 @@ public final class WriterService: Service, Sendable {
                     recordStore(store, clock.take())
                 case .lost(let error, let ahead):
                     preparedAhead = nil
-                    let loss = pipeline.connectionLost(ahead: ahead, stopping: cancelled.isSet)
+                    // Stopping, a loss ends the writer: what it holds goes to the spill file.
+                    let loss = pipeline.connectionLost(ahead: ahead, stopping: cancelled.isSet || database.isStopping)
                     if case .stop = loss {} else {
                         metrics.databaseUp.set(false)
-                        handles.reconnects.increment()
-                        logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.items.count)"])
+                        if error is ReplicationUnavailable {
+                            logger.warning("not writing: \(error); what arrives goes to the spill file, gateways are answered \"unavailable\"", metadata: ["batch.size": "\(batch.items.count)"])
+                        } else {
+                            handles.reconnects.increment()
+                            logger.error("database connection lost", metadata: ["db.error": "\(error)", "batch.size": "\(batch.items.count)"])
+                        }
                         store.close()
                     }
                     let delay: Double
                     switch loss {
-                    case .stop(let unwritten):
-                        throw WriterStopped(reason: "shutdown while the database was unreachable: \(unwritten + input.count) "
-                            + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps its part)" } ?? ""))
+                    case .stop(let current, let carried):
+                        store.close()
+                        return try stopUnwritten((current ?? []) + carried, after: error)
                     case .retry(let d): delay = d
                     case .spillOut(let current, let carried):
                         // With a spill file, what is in hand and in memory goes to disk for the
@@ -218,7 +231,8 @@ public final class WriterService: Service, Sendable {
                         let all = current.map { spill!.appendAll($0.map(\.raw)) == $0.count } ?? true
                         switch pipeline.spilled(current: all, carried: all ? spill!.appendAll(carried.map(\.raw)) : 0) {
                         case .reconnectSpilling:
-                            guard let (reopened, held) = try reconnect(spilling: spill, after: true, holding: pipeline.carried) else {
+                            guard let (reopened, held) = try reconnect(spilling: spill, after: true, holding: pipeline.carried,
+                                                                       acks: acks) else {
                                 return
                             }
                             store = reopened
@@ -230,7 +244,7 @@ public final class WriterService: Service, Sendable {
                     // The batch is only in memory: keep trying until the graceful shutdown time
                     // is up (then cancelled: the loss is counted and reported).
                     Thread.sleep(forTimeInterval: delay)
-                    store = try reconnect(spilling: nil, after: true)!.0
+                    store = try reconnect(spilling: nil, after: true, acks: acks)!.0
                     step = pipeline.reconnectedForRetry()
                 }
             }
@@ -242,8 +256,9 @@ public final class WriterService: Service, Sendable {
         /// Committed (whole, or item by item after a refusal); `pending`: the next batch being
         /// taken and prepared meanwhile, waited for after the result is handed on.
         case committed(BatchResult, pending: Pending<LookAhead?>?)
-        /// The connection failed; `ahead`: a batch taken meanwhile.
-        case lost(PQError, ahead: Batch?)
+        /// The connection failed, a statement was cancelled or, in require mode, acknowledgements
+        /// would not be replicated; `ahead`: a batch taken meanwhile.
+        case lost(any Error, ahead: Batch?)
     }
 
     /// Writes `batch` (prepared ahead, or now) in one transaction and meanwhile, when `lookAhead`
@@ -255,6 +270,8 @@ public final class WriterService: Service, Sendable {
                        _ pipeline: inout Pipeline, _ decoder: MessageDecoder) throws -> WriteOutcome
     {
         var aheadTaken: Batch? = nil
+        // database.synchronous require without a synchronous standby: nothing is written (spilled).
+        if let reason = database.unavailable { return .lost(ReplicationUnavailable(reason: reason), ahead: nil) }
         do {
             let p: PreparedBatch
             do {
@@ -321,7 +338,7 @@ public final class WriterService: Service, Sendable {
     /// Returns nil when the daemon stops meanwhile with everything it received on disk: the ingest
     /// has closed the queue, the queue is drained into the spill and nothing is held in memory
     /// (`holding`: what the caller still keeps). What is spilled is written at the next start.
-    private func reconnect(spilling spill: SpillFile?, after failure: Bool, holding: [Inbound] = []) throws
+    private func reconnect(spilling spill: SpillFile?, after failure: Bool, holding: [Inbound] = [], acks: AckChannel) throws
         -> (EventStore, [Inbound])?
     {
         var delay = 0.1
@@ -345,7 +362,7 @@ public final class WriterService: Service, Sendable {
             }
             waited = true
             if let spill {
-                let drained = spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held)
+                let drained = spillArrivals(to: spill, until: Date(timeIntervalSinceNow: delay), held: &held, acks: acks)
                 if drained && held.isEmpty && holding.isEmpty {
                     if spill.isEmpty {
                         logger.notice("stopped before writing; nothing received is left unwritten")
@@ -366,7 +383,7 @@ public final class WriterService: Service, Sendable {
     /// full, what did not fit is held (never pushed back: the reader may have refilled the queue)
     /// and nothing more is taken, so the queue fills and the reader waits (backpressure).
     /// Returns true once the queue is closed and drained (the ingest has stopped).
-    private func spillArrivals(to spill: SpillFile, until deadline: Date, held: inout [Inbound]) -> Bool {
+    private func spillArrivals(to spill: SpillFile, until deadline: Date, held: inout [Inbound], acks: AckChannel) -> Bool {
         while !cancelled.isSet {
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else { return false }
@@ -374,13 +391,40 @@ public final class WriterService: Service, Sendable {
                 Thread.sleep(forTimeInterval: left)  // holding what the full spill refused
                 return false
             }
-            guard let waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else { return true }
+            guard var waiting = input.popBatch(max: 10_000, idle: left, linger: 0) else { return true }
+            // require without a synchronous standby: acknowledged gateways hear so at once and
+            // resend later (nothing of theirs is kept); the SUB path's messages are spilled.
+            if let reason = database.unavailable {
+                waiting.removeAll { inbound in
+                    guard let envelope = inbound.raw.replyEnvelope else { return false }
+                    acks.send(envelope + [IngestAnswer.refused(inbound.id, error: "unavailable: " + reason).json()])
+                    return true
+                }
+            }
             let spilled = spill.appendAll(waiting.map(\.raw))
             if spilled < waiting.count {
                 held = Array(waiting[spilled...])
             }
         }
         return false
+    }
+
+    /// Stopping after a loss (the database away, a statement cancelled so the daemon need not
+    /// wait): what is only in memory - `inHand` and what the queue still holds - goes to the spill
+    /// file, written at the next start; none of it was acknowledged (gateways resend). Without a
+    /// spill file, or when it is full, what did not fit is reported as not written.
+    private func stopUnwritten(_ inHand: [Inbound], after error: any Error) throws {
+        var left = inHand
+        while let more = input.popBatch(max: 10_000, idle: 0, linger: 0), !more.isEmpty { left += more }
+        let raws = left.map(\.raw)
+        let spilled = spill.map { $0.appendAll(raws) } ?? 0
+        guard spilled == raws.count else {
+            throw WriterStopped(reason: "stopped while the database could not take a batch (\(error)): \(raws.count - spilled) "
+                + "received messages were not written" + (spill.map { " (the spill file \($0.path) keeps \(spilled))" } ?? ""))
+        }
+        logger.notice("stopped while the database could not take a batch: what was not committed is in the spill file and is written at the next start; nothing of it was acknowledged", metadata: [
+            "db.error": "\(error)", "spill.messages": "\(spilled)", "spill.bytes": "\(spill?.pendingBytes ?? 0)",
+        ])
     }
 
     private func record(_ batch: [Inbound], _ result: BatchResult, seconds: Double) {
@@ -470,6 +514,12 @@ final class AckChannel {
         dropping = true
         logger.warning("the ingest thread is gone; acknowledgements are dropped (gateways resend what was not answered)")
     }
+}
+
+/// database.synchronous require: no synchronous standby is attached, so nothing is written now.
+struct ReplicationUnavailable: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }
 
 /// The writer stopped (shutdown or cancellation) before it could write what it holds.

@@ -20,15 +20,15 @@ public final class EventStore {
     public init(conninfo: String, rules: Rules, maxDeadLetterBytes: Int = 65_536, deadLetterBytesPerHour: Int = 64 << 20,
                 windowCapacity: Int = 100_000, onConnect: @Sendable (PGConnection) throws -> Void = { _ in }) throws {
         // `onConnect` runs before the writer lock is taken (ha: the lease must name this daemon).
-        committer = try BatchCommitter(db: try Self.open(conninfo, onConnect), rules: rules, maxDeadLetterBytes: maxDeadLetterBytes,
+        committer = try BatchCommitter(db: try Self.open(conninfo, "writer", onConnect), rules: rules, maxDeadLetterBytes: maxDeadLetterBytes,
                                        deadLetterBytesPerHour: deadLetterBytesPerHour)
-        preparer = SharedPreparer(try BatchPreparer(reader: try Self.open(conninfo, onConnect), rules: rules, windowCapacity: windowCapacity))
+        preparer = SharedPreparer(try BatchPreparer(reader: try Self.open(conninfo, "reader", onConnect), rules: rules, windowCapacity: windowCapacity))
     }
 
-    private static func open(_ conninfo: String, _ onConnect: @Sendable (PGConnection) throws -> Void) throws -> PGConnection {
+    private static func open(_ conninfo: String, _ name: String, _ onConnect: @Sendable (PGConnection) throws -> Void) throws -> PGConnection {
         // If this client vanishes without closing (a network partition), the server ends the
         // session - and releases the writer lock - within about half a minute.
-        try Sessions.open(conninfo, prepare: onConnect)
+        try Sessions.open(conninfo, name: name, prepare: onConnect)
     }
 
     public var isConnected: Bool { committer.isConnected && preparer.with { $0.isConnected } }

@@ -7,6 +7,8 @@ import Glibc
 /// dedicated thread, never the cooperative pool. Closed in deinit.
 public final class PGConnection {
     private let handle: OpaquePointer
+    /// What this connection is doing, for other threads (a watchdog, a shutdown).
+    public let activity: PGActivity
 
     /// Connects with any libpq conninfo string or URI; PG* environment variables, .pgpass and
     /// service files apply as they do for psql. An empty string means "all from the environment".
@@ -20,6 +22,7 @@ public final class PGConnection {
             throw PQError(kind: .connection, message: message)
         }
         self.handle = handle
+        activity = PGActivity(handle: handle)
         // Server NOTICEs (e.g. "extension already exists") are not errors; keep stderr clean.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
@@ -34,6 +37,7 @@ public final class PGConnection {
     public func close() {
         guard !closed else { return }
         closed = true
+        activity.closed()
         PQfinish(handle)
     }
 
@@ -43,21 +47,37 @@ public final class PGConnection {
     /// Runs one statement with text parameters ($1, $2, ...; nil is NULL) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> PGRows {
+        activity.begin(sql)
         let result = withCStrings(parameters) { pointers in
             PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
         }
-        return try consume(result)
+        return try finish(sql, result)
     }
 
     /// Runs one or more statements without parameters (migrations, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
-        _ = try consume(PQexec(handle, sql))
+        activity.begin(sql)
+        _ = try finish(sql, PQexec(handle, sql))
+    }
+
+    /// The result of the statement `activity` was told about: a `.cancelled` error when a cancel
+    /// was asked for meanwhile (whatever the server answered), else the result's rows or error.
+    private func finish(_ sql: String, _ result: OpaquePointer?) throws -> PGRows {
+        if activity.end() {
+            if let result { PQclear(result) }
+            throw PQError(kind: .cancelled, message: "cancelled while waiting for the server (\(PGActivity.summary(sql))); "
+                + "its outcome is unknown")
+        }
+        return try consume(result)
     }
 
     /// Streams rows in PostgreSQL's COPY text format (`COPY table (columns) FROM STDIN`); see
     /// `PGCopyText` for building them. Returns the number of rows copied.
     @discardableResult
     public func copy(_ sql: String, _ data: [UInt8]) throws -> Int {
+        activity.begin(sql)
+        var ended = false
+        defer { if !ended { _ = activity.end() } }
         let started = try consumeCopyStart(PQexec(handle, sql))
         guard started else {
             throw PQError(kind: .client, message: "not a COPY ... FROM STDIN statement: \(sql)")
@@ -84,6 +104,11 @@ public final class PGConnection {
         var failure: Error? = nil
         while let result = PQgetResult(handle) {
             do { rows = try consume(result).affected } catch { failure = failure ?? error }
+        }
+        ended = true
+        if activity.end() {
+            throw PQError(kind: .cancelled, message: "cancelled while waiting for the server (\(PGActivity.summary(sql))); "
+                + "its outcome is unknown")
         }
         if let failure { throw failure }
         return rows

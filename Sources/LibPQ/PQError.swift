@@ -8,6 +8,10 @@ public struct PQError: Error, CustomStringConvertible, Sendable {
         case query
         /// libpq misuse or an unexpected result shape.
         case client
+        /// This process asked the server to cancel the statement (`PGActivity.cancel`): its
+        /// outcome is unknown (a cancelled COMMIT may have committed locally). Worth retrying,
+        /// like a broken connection; the session is closed and opened anew.
+        case cancelled
     }
 
     public let kind: Kind
@@ -35,7 +39,7 @@ public struct PQError: Error, CustomStringConvertible, Sendable {
 
     /// True when the connection itself is gone (class 08 or a libpq connection failure).
     public var isConnectionFailure: Bool {
-        kind == .connection || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02"
+        kind == .connection || kind == .cancelled || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02"
             || sqlState == "57P03"
     }
 }

@@ -143,13 +143,29 @@ struct WriterPipelineTests {
         #expect(try #require(written(p.reconnectedForRetry())).items == [3])
     }
 
-    @Test("stopping while the database is away counts what is in hand as unwritten")
+    @Test("stopping while the database is away hands over what is only in memory: the batch in hand and the one taken ahead")
     func stop() throws {
         var p = started(spill: true)
         _ = p.next(spillPending: false)
         _ = p.taken([1, 2, 3], spillPending: false)
-        guard case .stop(let unwritten) = p.connectionLost(ahead: batch([4]), stopping: true) else { Issue.record("expected stop"); return }
-        #expect(unwritten == 4)
+        guard case .stop(let current, let carried) = p.connectionLost(ahead: batch([4]), stopping: true) else {
+            Issue.record("expected stop"); return
+        }
+        #expect(current == [1, 2, 3])
+        #expect(carried == [4])
+    }
+
+    @Test("stopping while a batch read from the spill is written: it is in the spill already")
+    func stopWithSpilledBatch() throws {
+        var p = started(spill: true)
+        _ = p.next(spillPending: true)
+        guard case .readSpill = p.taken([], spillPending: true) else { Issue.record("expected readSpill"); return }
+        guard case .write = p.readFromSpill([7, 8], end: 40) else { Issue.record("expected write"); return }
+        guard case .stop(let current, let carried) = p.connectionLost(ahead: nil, stopping: true) else {
+            Issue.record("expected stop"); return
+        }
+        #expect(current == nil)
+        #expect(carried.isEmpty)
     }
 
     /// A seeded generator (SplitMix64): the same cascade for the same seed.
