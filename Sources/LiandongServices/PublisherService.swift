@@ -59,13 +59,14 @@ public final class PublisherService: Service, Sendable {
         guard role.waitForLead({ input.isClosed }) else { return }
         let socket = try openSocket()
         let cursor = FeedCursor(conninfo: config.databaseURL, feedHead: feedHead, fence: role.fence, logger: logger)
-        let db = try cursor.database()
-        let pending = try FeedStore(db: db).unpublished()
+        // What a previous run committed but did not publish, and the head; retried while the
+        // database is away (or failing over), until the daemon stops.
+        guard let (pending, head) = try cursor.start({ input.isClosed }) else { return }
         if !pending.isEmpty {
             logger.notice("republishing feed messages committed but not published", metadata: ["feed.count": "\(pending.count)"])
             try cursor.send(pending, socket)
         }
-        var next = try FeedStore(db: db).head() + 1
+        var next = head + 1
         logger.info("feed publishing", metadata: ["zmq.bind": "\(config.feedBind)", "feed.head": "\(next - 1)"])
         feedHead.record(next - 1)
         var waiting: [Int64: FeedMessage] = [:]
@@ -99,7 +100,7 @@ public final class PublisherService: Service, Sendable {
                 let first = waiting.keys.min()
             {
                 do {
-                    ready += try FeedStore(db: try cursor.database()).messages(from: next, to: first)
+                    ready += try FeedStore(db: try cursor.database()).confirmed { try $0.messages(from: next, to: first) }
                     next = first
                     while let m = waiting.removeValue(forKey: next) {
                         ready.append(m)
@@ -174,6 +175,25 @@ private final class FeedCursor {
         let c = try Sessions.open(conninfo, name: "publisher", prepare: fence)
         connection = c
         return c
+    }
+
+    /// The messages committed but not published and the head, read when the publisher starts;
+    /// nil when `stopping` says so while the database cannot be read. Confirmed: rows a cancelled
+    /// commit left on this server alone are not published before its standby has them.
+    func start(_ stopping: () -> Bool) throws -> ([FeedMessage], Int64)? {
+        var backoff = Backoff()
+        while true {
+            do {
+                return try FeedStore(db: try database()).confirmed { (try $0.unpublished(), try $0.head()) }
+            } catch let error as PQError where error.isConnectionFailure {
+                connection = nil
+                if stopping() { return nil }
+                let delay = backoff.next()
+                logger.error("database unreachable, retrying", metadata: ["db.error": "\(error)", "retry.s": "\(delay)"])
+                let deadline = Date(timeIntervalSinceNow: delay)
+                while !stopping() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            }
+        }
     }
 
     func send(_ messages: [FeedMessage], _ socket: ZMQSocket) throws {

@@ -56,6 +56,11 @@ package final class BatchCommitter {
                 clock.lap("records")
             }
             let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
+            if p.plan.outcomes.contains(where: { if case .duplicate? = $0 { true } else { $0 == nil } }) {
+                // A duplicate is answered "stored" too: the row it found may be one a cancelled
+                // commit left on this server alone, so this commit waits for the standby like a write.
+                try db.query("SELECT pg_logical_emit_message(true, 'liandong', 'duplicates answered')")
+            }
             var counts = p.plan.counts
             counts.coalesced = coalesced
             return BatchResult(outcomes: p.plan.outcomes.map { $0 ?? .duplicate }, messages: messages, counts: counts)

@@ -38,14 +38,29 @@ package struct FeedStore {
     }
 
     /// The bodies of up to `limit` messages after `since` whose topic starts with `prefix`, and
-    /// the head then (one snapshot).
+    /// the head then (one snapshot), returned only once they are as durable as an acknowledgement
+    /// (see `confirmed`).
     package func replay(since: Int64, prefix: String, limit: Int) throws -> (bodies: [String], head: Int64) {
         let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
             .replacingOccurrences(of: "_", with: "\\_") + "%"
-        return try db.transaction { db in
-            let rows = try db.query("SELECT body FROM liandong.feed WHERE seq > $1 AND topic LIKE $2 ORDER BY seq LIMIT $3",
-                                    [String(since), pattern, String(limit)])
-            return (try rows.typed.map { try $0.string(0) }, try FeedStore(db: db).head())
+        return try confirmed { feed in
+            let rows = try feed.db.query("SELECT body FROM liandong.feed WHERE seq > $1 AND topic LIKE $2 ORDER BY seq LIMIT $3",
+                                         [String(since), pattern, String(limit)])
+            return (try rows.typed.map { try $0.string(0) }, try feed.head())
+        }
+    }
+
+    /// Runs `body` (reads of the feed) in a transaction whose commit waits like the writer's: with
+    /// synchronous replication a row is visible on the primary as soon as it is committed there,
+    /// before its standby has confirmed it; a message sent then could vanish in a failover and
+    /// its seq be given to another (a dispatcher would drop that one as seen). A transactional
+    /// logical message (pg_logical_emit_message, any role, any wal_level) makes this commit write
+    /// WAL after everything `body` saw, so it returns only once the standby has all of it.
+    package func confirmed<T>(_ body: (FeedStore) throws -> T) throws -> T {
+        try db.transaction { db in
+            let value = try body(FeedStore(db: db))
+            try db.query("SELECT pg_logical_emit_message(true, 'liandong', 'feed read')")
+            return value
         }
     }
 }

@@ -82,7 +82,7 @@ struct HATests {
         let age = DaemonProcess.metric("liandong_ha_lease_age_seconds", in: text)
         #expect(age >= 0 && age < 3, "the standby sees a lease renewed \(age) s ago")
         let ready = try httpGet(port: p.a.metricsPort, "/readyz")
-        #expect(ready.status == 200 && ready.body.hasPrefix("ready: leading (ha epoch 1)"))
+        #expect(ready.status == 200 && ready.body.hasSuffix("leading (ha epoch 1)\n"), "\(ready)")
         let standby = try httpGet(port: p.b.metricsPort, "/readyz")
         let holder = try leader(p.db).holder
         #expect(standby.status == 503 && standby.body.contains(holder))

@@ -42,6 +42,39 @@ final class PrivateCluster {
         _ = try importer.importCameras(path: data + "/cameras.csv")
     }
 
+    /// A streaming replica of `primary` (pg_basebackup -R: its configuration is the primary's,
+    /// synchronous_standby_names included), started and attached. Its walreceiver's
+    /// application_name is `name`.
+    init(standbyOf primary: PrivateCluster, name: String = "standby1") throws {
+        serverOptions = primary.serverOptions
+        directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
+        port = try freePort()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if getuid() == 0 { try Self.run(["/bin/chown", "postgres:", directory]) }
+        try Self.run([Self.bin + "/pg_basebackup", "-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres",
+                      "-D", directory + "/data", "-R", "-X", "stream", "-c", "fast",
+                      "-d", "host=127.0.0.1 port=\(primary.port) user=postgres application_name=\(name)"], asPostgres: true)
+        try start()
+    }
+
+    /// kill -9 of the postmaster (its backends end when they notice).
+    func killPostmaster() throws {
+        let pidFile = try String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)
+        guard let pid = pid_t(pidFile.split(separator: "\n").first ?? "") else { throw TestFailure("no postmaster pid") }
+        kill(pid, SIGKILL)
+    }
+
+    /// Promotes a replica to primary (pg_ctl promote, waiting for it).
+    func promote() throws {
+        try Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-w", "-t", "60", "promote"], asPostgres: true)
+    }
+
+    /// A statement as the superuser on `database` (ALTER SYSTEM, pg_reload_conf).
+    func admin(_ sql: String, database: String = "postgres") throws {
+        let db = try PGConnection(conninfo: "host=127.0.0.1 port=\(port) user=postgres dbname=\(database) sslmode=disable")
+        try db.execute(sql)
+    }
+
     func start() throws {
         try Self.run([Self.bin + "/pg_ctl", "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60",
                       "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off \(serverOptions)", "start"], asPostgres: true)
