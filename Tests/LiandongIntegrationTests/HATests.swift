@@ -32,9 +32,10 @@ struct HATests {
         throws -> (DaemonProcess, DaemonProcess)
     {
         let a = try DaemonProcess(database: url, environment: environment, gatewayCurve: curve)
-        try a.waitUntil(timeout: 30, "a leads") { try httpGet(port: a.metricsPort, "/readyz").status == 200 }
+        // Its HTTP listener may come up after its SUB socket subscribed: a refused connection is "not yet".
+        try a.waitUntil(timeout: 30, "a leads") { (try? httpGet(port: a.metricsPort, "/readyz"))?.status == 200 }
         let b = try DaemonProcess(database: url, environment: environment, gatewayCurve: curve)
-        try b.waitUntil(timeout: 30, "b stands by") { try httpGet(port: b.metricsPort, "/readyz").body.hasPrefix("standby") }
+        try b.waitUntil(timeout: 30, "b stands by") { (try? httpGet(port: b.metricsPort, "/readyz"))?.body.hasPrefix("standby") == true }
         return (a, b)
     }
 
