@@ -207,6 +207,7 @@ public final class DatabaseWatch: Service, Sendable {
                     }
                     lastProblem = problem
                 }
+                health.update { $0.replication = replication }
                 if mode == .require {
                     health.update { $0.unavailable = problem }
                     if problem != nil {

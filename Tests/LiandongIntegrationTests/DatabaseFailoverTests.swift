@@ -156,14 +156,17 @@ struct DatabaseFailoverTests {
             if let items = try? dispatcher.next(timeout: seconds) { delivered.formUnion(items.map(\.seq)) }
         }
         let primary = try PGConnection(conninfo: r.primary.conninfo)
-        let centre = try Scene.centre(of: Scene.ruralGrid, primary)
+        // Events in 60 grids: as many incidents, tasks and escalations (feed seqs from the writer and the sweeper).
+        let centres = try primary.query("SELECT grid_code FROM liandong.grids ORDER BY grid_code LIMIT 60").rows.map {
+            try Scene.centre(of: $0[0]!, primary)
+        }
         let now = Date().timeIntervalSince1970
         let n = 1500, chunk = 100
         var killedAt: Date? = nil
         var firstAckAfterKill: Double? = nil
         for start in stride(from: 0, to: n, by: chunk) {
             for i in start..<start + chunk {
-                let position = offset(centre, east: Double(i % 40) * 30 - 600, north: Double(i / 40) * 20 - 600)
+                let position = offset(centres[i % centres.count], east: Double(i % 7) * 20, north: Double(i % 5) * 20)
                 try gateway.send(strings: ["alert", Wire.alert(id: "fo-sub-\(i)", at: now - Double(i % 300), position: position)])
                 if i % 4 == 0 { try acknowledged(client, "fo-ack-\(i / 4)", at: now - Double(i % 300), position) }
             }
