@@ -56,11 +56,18 @@ public struct CityReadModel {
                 undo.append(("publication \(publication) on the county", { try county.execute("DROP PUBLICATION IF EXISTS \(publication)") }))
             }
             let cityWasEmpty = try city.query("SELECT to_regnamespace('liandong') IS NULL").scalar == "t"
+            if try createPostGIS() {
+                undo.append(("extension postgis on the city", { try city.execute("DROP EXTENSION IF EXISTS postgis") }))
+            }
             try createSchema()
             if cityWasEmpty { undo.append(("schema liandong on the city", { try city.execute("DROP SCHEMA IF EXISTS liandong CASCADE") })) }
             try createAssessmentViews(from: county)
             if try city.query("SELECT count(*) FROM pg_subscription WHERE subname = $1", [name]).scalar != "0" {
-                return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
+                // Its slot is on the county's server unless the county's database changed server.
+                if try county.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", [name]).scalar != "0" {
+                    return "county \(code) is already attached (subscription \(name)); `liandongd city detach` first to attach it anew"
+                }
+                return try resynchronise(county: county, code: code, subscription: name, countyURL: countyURL)
             }
             try city.execute("""
                 CREATE SUBSCRIPTION \(name) CONNECTION \(Self.literal(countyURL))
@@ -78,6 +85,40 @@ public struct CityReadModel {
         return "county \(code) attached: publications \(Self.publication), \(Self.historyPublication) on the county, subscription \(name) "
             + "on the city (its current rows are being copied; changes follow within seconds). "
             + "Views: liandong.city_division_kpis, liandong.city_open_incidents"
+    }
+
+    /// A county attached before whose replication slot is not on its database's server now: the
+    /// county failed over (PostgreSQL 15 does not move logical slots to a promoted standby) or the
+    /// slot was dropped. The subscription cannot continue, and what changed meanwhile never
+    /// reaches the city. The subscription is made anew and the county's rows are copied again:
+    /// first the city's copy of them is removed - every row of divisions, grids, cameras, incidents
+    /// and tasks (the county holds them all) and the task steps the county still holds (older ones,
+    /// gone from the county by its retention, stay: the city keeps the longer record) - so the new
+    /// subscription's initial copy brings each row once.
+    func resynchronise(county: PGConnection, code: String, subscription name: String, countyURL: String) throws -> String {
+        try city.execute("ALTER SUBSCRIPTION \(name) DISABLE")
+        try city.execute("ALTER SUBSCRIPTION \(name) SET (slot_name = NONE)")
+        try city.execute("DROP SUBSCRIPTION \(name)")
+        let oldest = try county.query("SELECT min(id) FROM liandong.task_history").scalar
+        var replaced = 0, kept = 0
+        try city.transaction { db in
+            for table in ["tasks", "incidents", "cameras", "grids", "divisions"] {
+                replaced += try db.query("DELETE FROM liandong.\(table) WHERE county_code = $1", [code]).affected
+            }
+            if let oldest {
+                replaced += try db.query("DELETE FROM liandong.task_history WHERE county_code = $1 AND id >= $2::bigint",
+                                         [code, oldest]).affected
+            }
+            kept = Int(try db.query("SELECT count(*) FROM liandong.task_history WHERE county_code = $1", [code]).scalar ?? "0") ?? 0
+        }
+        try city.execute("""
+            CREATE SUBSCRIPTION \(name) CONNECTION \(Self.literal(countyURL))
+            PUBLICATION \(Self.publication), \(Self.historyPublication)
+            """)
+        return "county \(code) resynchronised: its replication slot was not on the county database's server (a failover: "
+            + "PostgreSQL 15 does not move logical replication slots to a promoted standby), so subscription \(name) was made "
+            + "anew; the city's \(replaced) rows of the county are being copied again from the county (seconds to minutes)"
+            + (kept > 0 ? "; \(kept) task steps older than the county keeps were kept" : "")
     }
 
     /// Stops the city's subscription to a county and removes that county's rows from the city.
@@ -145,10 +186,20 @@ public struct CityReadModel {
         guard try city.query("SELECT to_regclass('liandong.schema_migrations') IS NULL").scalar == "t" else {
             throw Problem("--city is a county database (it has liandong.schema_migrations): the city needs a database of its own")
         }
-        guard try city.query("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'").scalar != "0" else {
-            throw Problem("the city database lacks PostGIS: CREATE EXTENSION postgis there (as a superuser) first")
-        }
         try city.transaction { db in try db.execute(Self.schema) }
+    }
+
+    /// Creates PostGIS on the city database when it is not there yet and this role may (a
+    /// superuser, or where PostGIS is trusted the database owner); returns whether it did.
+    func createPostGIS() throws -> Bool {
+        guard try city.query("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'").scalar == "0" else { return false }
+        do {
+            try city.execute("CREATE EXTENSION postgis")
+            return true
+        } catch let error as PQError {
+            throw Problem("the city database lacks PostGIS and this role cannot create it (\(error.message)): "
+                + "CREATE EXTENSION postgis there as a superuser first")
+        }
     }
 
     static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }

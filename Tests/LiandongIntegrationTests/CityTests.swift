@@ -127,21 +127,65 @@ struct CityTests {
         let countyDB = try PGConnection(conninfo: owner)
         let city = try PrivateCluster(serverOptions: "-c max_logical_replication_workers=4 -c max_worker_processes=12", county: false)
 
-        // A city without PostGIS: refused, and the county's publications are gone again.
+        // A city database without PostGIS, owned by a role that may not create it: refused, and
+        // the county's publications are gone again.
         let cityAdmin = try PGConnection(conninfo: "host=127.0.0.1 port=\(city.port) user=postgres dbname=postgres sslmode=disable")
-        try cityAdmin.execute("CREATE DATABASE bare")
-        let bare = "host=127.0.0.1 port=\(city.port) user=postgres dbname=bare sslmode=disable"
-        let refused = try liandongd(["city", "attach", "--city", bare, "--county", owner])
-        #expect(refused.status != 0 && refused.stderr.contains("lacks PostGIS") && refused.stderr.contains("undone: publication"), "\(refused.stderr)")
+        try cityAdmin.execute("CREATE ROLE cityop LOGIN REPLICATION")
+        try cityAdmin.execute("CREATE DATABASE bare OWNER cityop")
+        let asOperator = "host=127.0.0.1 port=\(city.port) user=cityop dbname=bare sslmode=disable"
+        let refused = try liandongd(["city", "attach", "--city", asOperator, "--county", owner])
+        #expect(refused.status != 0 && refused.stderr.contains("lacks PostGIS and this role cannot create it")
+            && refused.stderr.contains("undone: publication"), "\(refused.stderr)")
         #expect(try countyDB.int("SELECT count(*) FROM pg_publication") == 0)
 
-        let attached = try liandongd(["city", "attach", "--city", city.conninfo, "--county", owner])
+        // A superuser's attach creates PostGIS itself.
+        let bare = "host=127.0.0.1 port=\(city.port) user=postgres dbname=bare sslmode=disable"
+        let attached = try liandongd(["city", "attach", "--city", bare, "--county", owner])
         #expect(attached.status == 0 && attached.stdout.contains("county 620922 attached"), "\(attached.stderr)")
-        let cityDB = try PGConnection(conninfo: city.conninfo)
+        let cityDB = try PGConnection(conninfo: bare)
+        #expect(try cityDB.int("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'") == 1)
         #expect(try cityDB.query("SELECT pg_get_viewdef('liandong.city_task_assignments'::regclass)").scalar?.contains("liandong.task_history") == true)
         try waitUntil(timeout: 30, "the county's divisions in the city") {
             try cityDB.int("SELECT count(*) FROM liandong.divisions") == countyDB.int("SELECT count(*) FROM liandong.divisions")
         }
         #expect(try cityDB.int("SELECT count(*) FROM liandong.city_division_kpis") == 0)
+    }
+
+    @Test("a county whose database failed over (its logical slot stayed on the dead primary): city attach again resynchronises it - each row once, nothing missing - and says so")
+    func countyFailover() throws {
+        let r = try ReplicatedDatabase(serverOptions: Self.logical)
+        let city = try PrivateCluster(serverOptions: "-c max_logical_replication_workers=4 -c max_worker_processes=12", county: false)
+        let daemon = try DaemonProcess(database: r.url)
+        let county = try PGConnection(conninfo: r.primary.conninfo)
+        let centre = try Scene.centre(of: Scene.ruralGrid, county)
+        let now = Date().timeIntervalSince1970
+        try daemon.send("alert", Wire.alert(id: "fo-city-1", priority: 1, at: now, position: centre))
+        try waitUntil(timeout: 15, "a task in the county") { try county.int("SELECT count(*) FROM liandong.tasks") == 1 }
+        let attached = try liandongd(["city", "attach", "--city", city.conninfo, "--county", r.url])
+        #expect(attached.status == 0 && attached.stdout.contains("county 620922 attached"), "\(attached.stderr)")
+        let cityDB = try PGConnection(conninfo: city.conninfo)
+        try waitUntil(timeout: 30, "the task in the city") { try cityDB.int("SELECT count(*) FROM liandong.tasks") == 1 }
+
+        // The county fails over; the city's subscription has no slot on the new primary.
+        try r.failOver()
+        let promoted = try PGConnection(conninfo: r.standby.conninfo)
+        try daemon.send("alert", Wire.alert(id: "fo-city-2", priority: 1, at: now, position: offset(centre, east: 5000)))
+        try daemon.waitUntil(timeout: 30, "a second task on the new primary") { try promoted.int("SELECT count(*) FROM liandong.tasks") == 2 }
+        try Dispatcher(daemon).send(try #require(try promoted.query("SELECT id FROM liandong.tasks ORDER BY created_at LIMIT 1").scalar), "accept")
+        try daemon.waitUntil(timeout: 15, "the acceptance stored") { try promoted.int("SELECT count(*) FROM liandong.tasks WHERE state = 'accepted'") == 1 }
+
+        let again = try liandongd(["city", "attach", "--city", city.conninfo, "--county", r.url])
+        #expect(again.status == 0 && again.stdout.contains("county 620922 resynchronised"), "\(again.stdout) \(again.stderr)")
+        let same = { (table: String, columns: String) in
+            let sql = "SELECT \(columns) FROM liandong.\(table) ORDER BY 1"
+            return try cityDB.query(sql).rows == promoted.query(sql).rows
+        }
+        try waitUntil(timeout: 60, "the city holds the county's rows as the new primary has them") {
+            try same("tasks", "id, state, tier") && same("task_history", "id, task_id, event") && same("incidents", "id, status")
+                && same("divisions", "code") && same("grids", "grid_code") && same("cameras", "device_id")
+        }
+        #expect(try cityDB.int("SELECT count(*) FROM liandong.tasks WHERE state = 'accepted'") == 1)
+        // Attached again, it is attached: nothing more to do.
+        #expect(try liandongd(["city", "attach", "--city", city.conninfo, "--county", r.url]).stdout.contains("already attached"))
     }
 }

@@ -12,8 +12,8 @@ struct ReplicatedDatabase {
     let primary: PrivateCluster
     let standby: PrivateCluster
 
-    init() throws {
-        primary = try PrivateCluster()
+    init(serverOptions: String = "") throws {
+        primary = try PrivateCluster(serverOptions: serverOptions)
         // Commits wait for any one standby ('*'); set before the base backup so the standby has it too.
         try primary.admin("ALTER SYSTEM SET synchronous_standby_names = '*'")
         try primary.admin("SELECT pg_reload_conf()")
@@ -27,6 +27,15 @@ struct ReplicatedDatabase {
         try waitUntil(timeout: 30, "the standby attached as synchronous") {
             try db.int("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == 1
         }
+    }
+
+    /// The primary dies (kill -9), the standby is promoted and, with no standby left, commits
+    /// stop waiting for one: what a failover manager does.
+    func failOver() throws {
+        try primary.killPostmaster()
+        try standby.promote()
+        try standby.admin("ALTER SYSTEM RESET synchronous_standby_names")
+        try standby.admin("SELECT pg_reload_conf()")
     }
 
     /// Both hosts; libpq finds the one that takes writes.
@@ -178,11 +187,8 @@ struct DatabaseFailoverTests {
             if killedAt == nil, start >= n / 3, try primary.int("SELECT count(*) FROM liandong.events") > 0 {
                 // The primary dies; the failover manager promotes the replica and, with no standby
                 // left, stops commits from waiting for one.
-                try r.primary.killPostmaster()
                 killedAt = Date()
-                try r.standby.promote()
-                try r.standby.admin("ALTER SYSTEM RESET synchronous_standby_names")
-                try r.standby.admin("SELECT pg_reload_conf()")
+                try r.failOver()
             }
         }
         let killed = try #require(killedAt)
