@@ -22,6 +22,9 @@ END
 $$;
 -- The owner makes operators (`liandongd operator grant ROLE --scope PREFIX`): it may grant this role.
 SELECT format('GRANT liandong_operator TO %I WITH ADMIN OPTION', :'owner') \gexec
+-- The daemon reads whether its commits wait for a synchronous standby (database.synchronous):
+-- how many are attached (pg_stat_replication's sync_state) needs pg_monitor.
+SELECT format('GRANT pg_monitor TO %I', :'owner') \gexec
 COMMENT ON ROLE liandong_operator IS 'Read-only operators (psql, Grafana, QGIS): the views and tables of schema liandong, each under row-level security to its scope in liandong.operator_scopes. Make one with liandongd operator grant ROLE --scope PREFIX.';
 
 \connect :db

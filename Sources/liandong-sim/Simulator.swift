@@ -31,6 +31,8 @@ struct Simulator: ParsableCommand {
     @Option(help: "Seconds between a walking worker's positions (the workers' app sends every 30-60 s).") var positionInterval = 30.0
     @Option(help: "Minutes of the walking workers' patrol before the run, sent first (an app uploading what it queued).")
     var patrolHistory = 0.0
+    @Option(help: "With --ack: append a line per answer to this file (\"UNIX_TIME ok|duplicate|unavailable|refused ID\"), for when acknowledgements stopped and resumed.")
+    var ackLog: String?
 
     func run() throws {
         let db: PGConnection
@@ -51,6 +53,21 @@ struct Simulator: ParsableCommand {
             "SELECT grid_code, min(worker_id) FROM liandong.grid_workers GROUP BY grid_code").rows.map { ($0[0]!, $0[1]!) })
 
         let walkers = try Walker.load(db, count: walkingWorkers)
+        let answerLog = try ackLog.map { path -> FileHandle in
+            FileManager.default.createFile(atPath: path, contents: nil)
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write --ack-log \(path)") }
+            return handle
+        }
+        /// Notes the answers heard (with --ack-log).
+        func heard(_ answers: [IngestClient.Answer]) {
+            guard let answerLog, !answers.isEmpty else { return }
+            let now = String(format: "%.3f", Date().timeIntervalSince1970)
+            let lines = answers.map { a in
+                let what = a.ok ? (a.duplicate ? "duplicate" : "ok") : (IngestAnswer.isUnavailable(a.error) ? "unavailable" : "refused")
+                return "\(now) \(what) \(a.id)\n"
+            }
+            answerLog.write(Data(lines.joined().utf8))
+        }
 
         let curve = try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey)
         let context = try ZMQContext()
@@ -100,7 +117,7 @@ struct Simulator: ParsableCommand {
             let data = Array(body.text.utf8)
             if let client {
                 try client.send(topic: "position", body: data, id: id)
-                try client.poll(timeout: 0)
+                heard(try client.poll(timeout: 0))
             } else {
                 try socket.send([Array("position".utf8), data])
             }
@@ -181,7 +198,7 @@ struct Simulator: ParsableCommand {
                 let data = Array(body.text.utf8)
                 if let client {
                     try client.send(topic: topic, body: data, id: id)
-                    try client.poll(timeout: 0)
+                    heard(try client.poll(timeout: 0))
                 } else {
                     try socket.send([Array(topic.utf8), Array(data)])
                 }
@@ -202,7 +219,9 @@ struct Simulator: ParsableCommand {
         print("liandong-sim: \(n) scenarios (\(sent) messages) in \(Int(duration)) s: \(summary)"
             + (walkers.isEmpty ? "" : "; \(walkers.count) workers walking their grids, \(positions) positions"))
         if let client {
-            let all = try client.flush(timeout: 60)
+            let deadline = Date(timeIntervalSinceNow: 60)
+            while client.unanswered > 0 && Date() < deadline { heard(try client.poll(timeout: 0.2)) }
+            let all = client.unanswered == 0
             print("liandong-sim: acknowledged path: \(all ? "every message committed" : "\(client.unanswered) unanswered"), "
                 + "\(client.resent) resent")
             if !all { throw ExitCode(1) }
