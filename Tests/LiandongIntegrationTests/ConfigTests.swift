@@ -102,6 +102,8 @@ struct ConfigTests {
         ("ingest:\n  bind: \"\"\n  ack_bind: \"\"\n", [:], "would receive nothing"),
         ("", ["LIANDONG_INGEST_BACH_SIZE": "3"], "LIANDONG_INGEST_BACH_SIZE names no config key"),
         ("log:\n  level: loud\n", [:], "log.level"),
+        ("database:\n  synchronous: maybe\n", [:], "database.synchronous: \"maybe\" is not off, warn or require"),
+        ("database:\n  stuck_s: 0\n", [:], "database.stuck_s = 0.0 is outside"),
         ("correlation:\n  categories:\n    crowd: {max_span_m: 300}\n", [:],
          "correlation.categories.crowd.max_span_m = 300.0 is below radius_m = 500.0"),
         ("correlation:\n  default: {window_s: 600, max_duration_s: 60}\n", [:], "correlation.default.max_duration_s = 60.0 is below"),

@@ -18,6 +18,30 @@ struct ConnectionTests {
         #expect(try db.query("SELECT $1::text", ["瓜州县 渊泉镇"]).scalar == "瓜州县 渊泉镇")
     }
 
+    @Test("a statement is visible from another thread while it waits, and a cancel from there ends it as cancelled (outcome unknown); the session goes on")
+    func activityAndCancel() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        #expect(db.activity.running == nil)
+        let activity = db.activity
+        let started = Date()
+        let watcher = Thread {
+            while activity.running == nil || activity.running!.seconds < 0.3 { Thread.sleep(forTimeInterval: 0.01) }
+            activity.cancel()
+        }
+        watcher.start()
+        #expect {
+            try db.query("SELECT pg_sleep(20)")
+        } throws: { error in
+            guard let e = error as? PQError else { return false }
+            return e.kind == .cancelled && e.isConnectionFailure && e.message.contains("SELECT pg_sleep(20)")
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(db.activity.running == nil)
+        #expect(!db.activity.cancel(), "nothing running: nothing to cancel")
+        #expect(try db.query("SELECT 1").scalar == "1")
+        #expect(db.activity.backendPID > 0)
+    }
+
     @Test("COPY text: backslash, tab, newline, CR, unicode, NULL and text[] values round-trip")
     func copyText() throws {
         let db = try PGConnection(conninfo: Self.conninfo)
