@@ -128,7 +128,8 @@ public final class LeadershipService: Service, Sendable {
                 do {
                     renewal = try LeaseStore.renew(db!, me: role.me, epoch: leadership.epoch) ? .renewed : .taken
                 } catch let e as PQError {
-                    renewal = e.isConnectionFailure || !db!.isOK ? .sessionLost("\(e)") : .failed("\(e)")
+                    // A renewal cut short by its statement_timeout failed; the session (and the lock) lives on.
+                    renewal = e.isSessionLost || !db!.isOK ? .sessionLost("\(e)") : .failed("\(e)")
                 }
                 let after = ProcessInfo.processInfo.systemUptime
                 if case .stepDown(let why) = leadership.leader(renewal, now: after) { stepDown(why) }
@@ -182,7 +183,7 @@ public final class LeadershipService: Service, Sendable {
                 } catch let e as PQError {
                     // A standby rides out whatever the database says (unreachable, restarting, a
                     // statement timed out) and asks again next tick; logged once, then every 30 s.
-                    if e.isConnectionFailure || db?.isOK == false { db = nil }
+                    if e.isSessionLost || db?.isOK == false { db = nil }
                     let now = ProcessInfo.processInfo.systemUptime
                     if now - lastComplaint >= 30 {
                         lastComplaint = now

@@ -37,10 +37,19 @@ public struct PQError: Error, CustomStringConvertible, Sendable {
         return text
     }
 
-    /// True when the connection itself is gone (class 08 or a libpq connection failure).
+    /// True when the statement failed for the connection's sake, not for what it does: the
+    /// connection is gone (class 08, a libpq connection failure, the server shutting down), or
+    /// the statement was cancelled - by this process (`.cancelled`; also query_canceled, 57014,
+    /// when a cancel arrived just after its statement ended and hit the next) or by a
+    /// statement_timeout. Worth retrying on a fresh session; never a reason to refuse data.
     public var isConnectionFailure: Bool {
-        kind == .connection || kind == .cancelled || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02"
-            || sqlState == "57P03"
+        isSessionLost || kind == .cancelled || sqlState == "57014"
+    }
+
+    /// True when the session itself is gone (class 08, a libpq connection failure, the server
+    /// shutting down or ending it): its locks went with it.
+    public var isSessionLost: Bool {
+        kind == .connection || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02" || sqlState == "57P03"
     }
 }
 

@@ -54,7 +54,7 @@ struct Simulator: ParsableCommand {
 
         let walkers = try Walker.load(db, count: walkingWorkers)
         let answerLog = try ackLog.map { path -> FileHandle in
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write --ack-log \(path)") }
             return handle
         }
