@@ -44,6 +44,27 @@ ensure_browser() {
     apt_install "${missing[@]}"
 }
 
+# Prometheus' promtool (its `check metrics` lints an exposition), for the tests: taken out of
+# Debian's prometheus package without installing it (that would set up a service). Prints its path.
+ensure_promtool() {
+    if command -v promtool >/dev/null; then command -v promtool; return 0; fi
+    local dir
+    dir=$(state_dir)/tools
+    if [ ! -x "$dir/promtool" ]; then
+        say "fetching promtool (Debian's prometheus package, unpacked into $dir)"
+        local sudo="" tmp
+        [ "$(id -u)" -ne 0 ] && sudo=sudo
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        tmp=$(mktemp -d)
+        (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb root) \
+            || die "could not fetch Debian's prometheus package for promtool"
+        mkdir -p "$dir"
+        cp "$tmp/root/usr/bin/promtool" "$dir/promtool"
+        rm -rf "$tmp"
+    fi
+    printf '%s' "$dir/promtool"
+}
+
 # GET http://127.0.0.1:PORT/PATH with bash alone (no curl on a fresh machine): prints the body.
 http_get() {
     local port=$1 path=$2

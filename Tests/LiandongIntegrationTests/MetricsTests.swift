@@ -99,3 +99,27 @@ struct MetricsRegistryTests {
         #expect(paths == paths.sorted())
     }
 }
+
+/// Prometheus' own linter on both /metrics endpoints (tools/test fetches promtool).
+@Suite("Metrics exposition (promtool)")
+struct PromtoolTests {
+    @Test("promtool check metrics passes on liandongd's and liandong-gb28181's /metrics: every family has HELP and TYPE, names and units as Prometheus expects")
+    func promtool() throws {
+        let tool = try #require(ProcessInfo.processInfo.environment["LIANDONG_TEST_PROMTOOL"],
+                                "LIANDONG_TEST_PROMTOOL is not set: run the suite with tools/test, which fetches promtool")
+        let s = try Scene()
+        // Something in every family that appears on use: an alert, a dead letter, a bridge beside it.
+        try s.send("alert", Wire.alert(id: "promtool-1", at: s.now, position: s.centre))
+        try s.send("alert", "{")
+        try s.waitProcessed(2)
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        for (name, port) in [("liandongd", s.daemon.metricsPort), ("liandong-gb28181", bridge.metricsPort)] {
+            let text = try httpGet(port: port, "/metrics").body
+            let file = "/tmp/ld-promtool-\(UUID().uuidString.prefix(8)).txt"
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let r = try runCaptured("/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", tool, file])
+            #expect(r.status == 0 && r.stdout.isEmpty && r.stderr.isEmpty, "\(name): promtool says:\n\(r.stdout)\(r.stderr)")
+        }
+    }
+}
