@@ -125,6 +125,8 @@ public struct GB28181Bridge: Sendable {
     enum Forwarded {
         case keepalive
         case alarm(sn: String, channel: String, device: String)
+        /// A body the bridge could not read, for liandongd to keep as a dead letter.
+        case unread
     }
 
     /// A request the platform sent (the Response MESSAGE to an alarm), until answered.
@@ -389,15 +391,9 @@ public struct GB28181Bridge: Sendable {
         let utf8: [UInt8]
         do {
             utf8 = try TextEncoding.xmlToUTF8(m.body)
-        } catch {
-            count("message_refused")
-            return [answer(400, "Bad Request", "\(error.reason.rawValue): \(error.detail)")]
-        }
-        do {
             root = try XMLReader.parse(utf8)
         } catch {
-            count("message_refused")
-            return [answer(400, "Bad Request", "malformed_xml: \(error)")]
+            return forwardUnread(m, key, peer, device: device, now: now)
         }
         let command = root.value("CmdType")
         registration.lastSeen = now
@@ -416,8 +412,7 @@ public struct GB28181Bridge: Sendable {
             do {
                 notify = try MANSCDP.decode(utf8: utf8)
             } catch {
-                count("message_refused")
-                return [answer(400, "Bad Request", "\(error.reason.rawValue): \(error.detail)")]
+                return forwardUnread(m, key, peer, device: device, now: now)
             }
             guard case .alarm(let alarm) = notify.command else { return [answer(400, "Bad Request")] }
             // An alarm names the sender, or one of its channels: a device with channels (a DVR, an
@@ -440,6 +435,24 @@ public struct GB28181Bridge: Sendable {
             count("messages_ignored")
             return [answer(200, "OK")]
         }
+    }
+
+    /// A MESSAGE body the bridge cannot read (its encoding, its XML, an Alarm without its fields)
+    /// goes to liandongd all the same, on topic `gb28181.<id>`: liandongd keeps it as a dead letter
+    /// (raw bytes and reason) and refuses it, and the device gets 400 with liandongd's reason. The
+    /// id names the device and the transaction (a retransmission joins the first).
+    mutating func forwardUnread(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, device: String, now: Double) -> [BridgeAction] {
+        count("message_unread")
+        if waiting.count >= settings.maxWaiting { return [busy(m, key, peer, now: now)] }
+        let id = Self.unreadID(device: device, branch: key.branch, callID: m.header("Call-ID") ?? "")
+        let joined = waiting[id] != nil
+        wait(key, m, peer, now: now, for: id, .unread)
+        return joined ? [] : [.forward(topic: "gb28181." + id, body: m.body, id: id)]
+    }
+
+    /// `gb28181:<device>:unread:<16 hex digits of the transaction>` (see `MessageDecoder.peekID`).
+    static func unreadID(device: String, branch: String, callID: String) -> String {
+        "gb28181:\(device):unread:" + MD5.hex(branch + " " + callID).prefix(16)
     }
 
     /// Whether `sender` may raise an alarm naming `deviceID`: itself, always; another id, only

@@ -41,9 +41,15 @@ public struct MessageDecoder: Sendable {
 
     /// The alert_id or report_id of a message, when it can be read at all (for answering a refusal).
     public static func peekID(_ frames: [[UInt8]]) -> String? {
-        if frames.count >= 2, isGB28181(frames[0]), let notify = try? MANSCDP.decode(frames[1]) {
-            if case .alarm(let a) = notify.command { return a.alertID(deviceID: notify.deviceID, sn: notify.sn) }
-            return nil
+        if frames.count >= 2, isGB28181(frames[0]) {
+            if let notify = try? MANSCDP.decode(frames[1]) {
+                if case .alarm(let a) = notify.command { return a.alertID(deviceID: notify.deviceID, sn: notify.sn) }
+                return nil
+            }
+            // A body liandong-gb28181 could not read comes on topic gb28181.<id>, the id its answer names.
+            let suffix = frames[0].dropFirst("gb28181.".utf8.count)
+            guard frames[0].count > 8, suffix.starts(with: Array("gb28181:".utf8)), suffix.count <= 128 else { return nil }
+            return String(decoding: suffix, as: UTF8.self)
         }
         guard frames.count >= 2, case .object(let o)? = try? JSONValue.parse(frames[1]) else {
             return nil

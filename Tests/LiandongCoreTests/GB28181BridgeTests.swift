@@ -250,20 +250,35 @@ struct GB28181BridgeTests {
         #expect(b.acknowledged(id: id, ok: true, error: nil, now: Self.t0 + 35).isEmpty)
     }
 
-    @Test("bodies refused by the bridge itself: not XML, wrong encoding, an Alarm without its fields - 400; other MANSCDP: 200, not forwarded")
-    func bodies() {
+    @Test("bodies the bridge cannot read (not XML, an entity, an Alarm without its fields) go to liandongd on topic gb28181.<id>, once per transaction; the device gets liandongd's 400 and reason. Other MANSCDP: 200, not forwarded")
+    func bodies() throws {
         var b = Self.bridge()
         _ = Self.register(&b)
-        func answer(_ body: String, _ branch: String) -> (Int?, String?, Int) {
-            let a = b.receive(Self.request("MESSAGE", branch: branch, body: body), from: Self.peer, now: Self.t0)
-            return (Self.sent(a).first?.statusCode, Self.sent(a).first?.header("Warning"), Self.forwarded(a).count)
+        let unread = [
+            ("not xml", "z9hG4bKc1", "malformed_xml: not XML"),
+            ("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><Notify>&a;</Notify>", "z9hG4bKc2", "malformed_xml: a DOCTYPE"),
+            ("<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID></Notify>", "z9hG4bKc3", "missing_field: AlarmMethod"),
+        ]
+        var ids = Set<String>()
+        for (n, (body, branch, reason)) in unread.enumerated() {
+            let now = Self.t0 + Double(n)
+            let a = b.receive(Self.request("MESSAGE", branch: branch, body: body), from: Self.peer, now: now)
+            #expect(Self.sent(a).isEmpty, "answered before liandongd: \(body)")
+            let f = try #require(Self.forwarded(a).first, "not forwarded: \(body)")
+            #expect(f.topic == "gb28181." + f.id && f.id.hasPrefix("gb28181:\(Self.device):unread:") && f.body == Array(body.utf8))
+            #expect(MessageDecoder.peekID([Array(f.topic.utf8), f.body]) == f.id, "liandongd's answer names the id the bridge waits for")
+            ids.insert(f.id)
+            // The device's retransmission joins the transaction: no second forward.
+            #expect(Self.forwarded(b.receive(Self.request("MESSAGE", branch: branch, body: body), from: Self.peer, now: now + 0.5)).isEmpty)
+            let refused = Self.sent(b.acknowledged(id: f.id, ok: false, error: reason, now: now + 0.6))
+            #expect(refused.map(\.statusCode) == [400])
+            #expect(refused.first?.header("Warning")?.contains(String(reason.prefix(while: { $0 != ":" }))) == true)
         }
-        #expect(answer("not xml", "z9hG4bKc1").0 == 400)
-        #expect(answer("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><Notify>&a;</Notify>", "z9hG4bKc2").1?.contains("malformed_xml") == true)
-        #expect(answer("<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID></Notify>", "z9hG4bKc3").1?.contains("missing_field") == true)
+        #expect(ids.count == 3)
+        #expect(b.counters["message_unread"] == 3)
         let catalog = "<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID><SumNum>0</SumNum></Response>"
-        let (code, _, forwards) = answer(catalog, "z9hG4bKc4")
-        #expect(code == 200 && forwards == 0)
+        let a = b.receive(Self.request("MESSAGE", branch: "z9hG4bKc4", body: catalog), from: Self.peer, now: Self.t0 + 9)
+        #expect(Self.sent(a).first?.statusCode == 200 && Self.forwarded(a).isEmpty)
     }
 
     @Test("keepalive: a keepalive status forwarded, 200 after the answer; silence beyond keepalive_timeout_s: offline/timeout; a keepalive brings it back")

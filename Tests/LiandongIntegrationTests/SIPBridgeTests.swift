@@ -102,6 +102,16 @@ struct SIPBridgeTests {
         let bad = try #require(try device.receive(timeout: 10, where: { $0.statusCode == 400 }))
         #expect(bad.header("Warning")?.contains("time_out_of_range") == true)
         #expect(try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'time_out_of_range'") == 1)
+        // A body the bridge cannot read reaches liandongd all the same: a dead letter with its raw
+        // bytes and liandongd's reason, then the device's 400 with that reason.
+        let garbage = Array("<Notify><CmdType>Alarm</CmdType><SN>4".utf8)
+        device.send(device.request("MESSAGE", branch: "garbage4", body: garbage))
+        let unread = try #require(try device.receive(timeout: 10, where: { $0.statusCode == 400 && $0.cseq?.method == "MESSAGE"
+            && $0.header("Via")?.contains("garbage4") == true }))
+        #expect(unread.header("Warning")?.contains("malformed_xml") == true, "\(unread.header("Warning") ?? "")")
+        #expect(try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'malformed_xml' AND raw = decode('"
+            + garbage.map { String(format: "%02x", $0) }.joined() + "', 'hex') AND convert_from(topic, 'UTF8') LIKE 'gb28181.gb28181:"
+            + Self.camera + ":unread:%'") == 1)
         let stranger = try SIPDevice(id: "62092200001320000006", bridgePort: bridge.sipPort)
         stranger.send(stranger.request("MESSAGE", branch: "s1", body: body))
         #expect(try stranger.receive(timeout: 5, where: { $0.statusCode != nil && $0.statusCode! >= 200 })?.statusCode == 403)
