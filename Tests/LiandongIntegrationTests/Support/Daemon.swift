@@ -98,6 +98,17 @@ final class DaemonProcess {
         guard try gateway.waitForSubscribers(covering: ["alert", "report"], timeoutMilliseconds: 15_000) else {
             throw TestFailure("restarted liandongd did not subscribe; log:\n\(log)")
         }
+        try waitForHTTP()
+    }
+
+    /// The SUB socket subscribes before the HTTP listener is up: a test that reads /metrics right
+    /// after a start must not meet a refused connection. (Not when a test moved metrics.bind.)
+    private func waitForHTTP() throws {
+        guard environment["LIANDONG_METRICS_BIND"] == "127.0.0.1:\(metricsPort)" else { return }
+        try waitUntil(timeout: 15, "liandongd's HTTP listener") {
+            guard process.isRunning else { return true }  // an exit is the test's to see
+            return (try? httpGet(port: metricsPort, "/healthz"))?.status == 200
+        }
     }
 
     /// Starts the process and connects a gateway, returning once the daemon has subscribed.
@@ -113,6 +124,7 @@ final class DaemonProcess {
             throw TestFailure("liandongd did not subscribe; log:\n\(log)")
         }
         gateway = socket
+        try waitForHTTP()
     }
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
