@@ -2,7 +2,8 @@ import FuzzSupport
 import LiandongCore
 
 /// libFuzzer target: GB/T 28181 MANSCDP bodies (encoding detection and iconv conversion, the XML
-/// reader, the Notify checks, AlarmTime). Never crashes; a decoded alarm is well formed.
+/// reader, the Notify checks, AlarmTime, the Catalog and DeviceInfo responses). Never crashes; a
+/// decoded alarm is well formed, a decoded catalog names 20-digit channels within its limits.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMANSCDP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -15,6 +16,21 @@ public func fuzzMANSCDP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     } catch {
         precondition(!error.detail.isEmpty, "a rejection without a reason")
+    }
+    if let utf8 = try? TextEncoding.xmlToUTF8(bytes) {
+        do {
+            if case .catalog(let part) = try ManscdpResponse.decode(utf8: utf8) {
+                precondition(part.items.count <= CatalogPart.maxChannels && (0...CatalogPart.maxChannels).contains(part.sumNum),
+                             "accepted a catalog beyond its limits")
+                for item in part.items {
+                    precondition(item.channelID.utf8.count == 20 && (item.position.map(\.isValid) ?? true), "accepted a bad channel: \(item)")
+                }
+                var assembly = CatalogAssembly(deviceID: part.deviceID, sn: part.sn, deadline: 0)
+                precondition(assembly.add(part) && assembly.channels.count <= part.items.count, "assembly lost its way")
+            }
+        } catch {
+            precondition(!error.detail.isEmpty, "a rejection without a reason")
+        }
     }
     // The reader alone, on the raw bytes too.
     _ = try? XMLReader.parse(bytes)
