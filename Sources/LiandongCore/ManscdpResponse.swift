@@ -74,6 +74,13 @@ public struct CatalogPart: Sendable, Equatable {
     /// Items in the whole response (all its MESSAGEs).
     public var sumNum: Int
     public var items: [CatalogItem]
+
+    public init(sn: String, deviceID: String, sumNum: Int, items: [CatalogItem]) {
+        self.sn = sn
+        self.deviceID = deviceID
+        self.sumNum = sumNum
+        self.items = items
+    }
 }
 
 /// A channel (or a sub-device, a business group, a virtual organisation) in a Catalog.

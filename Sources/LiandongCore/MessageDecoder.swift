@@ -20,7 +20,7 @@ public struct IngestLimits: Sendable, Equatable {
 /// Pure: the clock is passed in.
 public struct MessageDecoder: Sendable {
     /// Recorded, not correlated: every kind of `InboundRecord` liandongd reads, by topic.
-    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self]
+    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self, DeviceCatalog.self]
 
     /// Every topic the ingest SUB socket subscribes to.
     package static var topics: [String] { ["alert", "report", "gb28181"] + recordKinds.map { $0.topic } }
@@ -286,6 +286,9 @@ package struct Fields {
         guard case .string(let s) = v else { throw Rejection(.invalidField, "\(key) must be a string, got \(v.typeName)") }
         return s
     }
+
+    /// The value of `key` as parsed (nil when absent or null), for structures the typed accessors do not cover.
+    package func value(_ key: String) -> JSONValue? { present(key) }
 
     package func optionalString(_ key: String) throws -> String? {
         guard present(key) != nil else { return nil }

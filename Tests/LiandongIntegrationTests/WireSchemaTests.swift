@@ -80,5 +80,13 @@ struct WireSchemaTests {
             try expectValid("device_status.v1.schema.json",
                             DeviceStatusReport(deviceID: "62092210001320000001", reason: reason, at: Date().timeIntervalSince1970).json())
         }
+        // A device catalog as liandong-gb28181 sends it.
+        var assembly = CatalogAssembly(deviceID: "62092200001180000001", sn: "7", deadline: 0)
+        _ = assembly.add(CatalogPart(sn: "7", deviceID: "62092200001180000001", sumNum: 2, items: [
+            CatalogItem(channelID: "62092200001310000001", name: "通道1", manufacturer: "Hikvision", model: "DS-2CD", civilCode: "620922",
+                        address: "渊泉镇", parentID: "62092200001180000001", online: true, position: LonLat(lon: 95.78, lat: 40.52)),
+            CatalogItem(channelID: "62092200001310000002"),
+        ]))
+        try expectValid("device_catalog.v1.schema.json", DeviceCatalog(assembly, at: Date().timeIntervalSince1970).json())
     }
 }

@@ -1,0 +1,81 @@
+import Foundation
+import LiandongClient
+import LiandongCore
+import LibPQ
+import Testing
+
+/// liandong.device_catalog.v1 on the acknowledged path, as liandong-gb28181 sends it: channels
+/// recorded, status changes and channels gone in their history, the view of channels that are not
+/// cameras yet.
+@Suite("Device catalogs")
+struct DeviceCatalogTests {
+    static let nvr = "62092200001180000001"
+
+    static func catalog(sn: String, at: Double, complete: Bool = true, _ items: [CatalogItem]) -> DeviceCatalog {
+        var a = CatalogAssembly(deviceID: nvr, sn: sn, deadline: 0)
+        _ = a.add(CatalogPart(sn: sn, deviceID: nvr, sumNum: complete ? items.count : items.count + 1, items: items))
+        return DeviceCatalog(a, at: at)
+    }
+
+    @Test("a catalog's channels are recorded; the next one changes a status and leaves one out (gone, with history); a partial one marks nothing gone; channels that are not cameras are listed with their grid")
+    func channels() throws {
+        let s = try Scene()
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 1)
+        func send(_ c: DeviceCatalog) throws -> IngestClient.Answer {
+            try client.send(topic: "catalog", body: c.json(), id: c.id)
+            var answers: [IngestClient.Answer] = []
+            try waitUntil(timeout: 10, "the catalog answered") {
+                answers += try client.poll(timeout: 0.1)
+                return answers.contains { $0.id == c.id }
+            }
+            return answers.first { $0.id == c.id }!
+        }
+        let camera = "62092200001320000004"  // a camera of the registry, also a channel of the NVR
+        let inside = offset(s.centre, east: 50), outsideCounty = LonLat(lon: 100.0, lat: 30.0)
+        let now = Date().timeIntervalSince1970
+        let first = Self.catalog(sn: "1", at: now - 60, [
+            CatalogItem(channelID: camera, name: "门口", online: true),
+            CatalogItem(channelID: "62092200001310000101", name: "路口", parentID: Self.nvr, online: true, position: inside),
+            CatalogItem(channelID: "62092200001310000102", name: "远处", online: false, position: outsideCounty),
+        ])
+        let answer = try send(first)
+        #expect(answer.ok, "\(answer.error ?? "")")
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channels WHERE device_id = '\(Self.nvr)' AND gone_at IS NULL") == 3)
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channel_history WHERE change = 'listed'") == 3)
+        let without = try s.db.query("SELECT channel_id, grid_code FROM liandong.channels_without_camera ORDER BY channel_id").rows
+        #expect(without.map { $0[0]! } == ["62092200001310000101", "62092200001310000102"])
+        #expect(without[0][1] == Scene.ruralGrid && without[1][1] == nil, "\(without)")
+        // A repeat: one effect.
+        #expect(try send(first).ok)
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channel_history") == 3)
+
+        // The next catalog: the camera went OFF, 102 is no longer listed.
+        #expect(try send(Self.catalog(sn: "2", at: now - 30, [
+            CatalogItem(channelID: camera, name: "门口", online: false),
+            CatalogItem(channelID: "62092200001310000101", name: "路口", parentID: Self.nvr, online: true, position: inside),
+        ])).ok)
+        #expect(try s.db.query("SELECT status FROM liandong.device_channels WHERE channel_id = '\(camera)'").scalar == "OFF")
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channels WHERE channel_id = '62092200001310000102' AND gone_at IS NOT NULL") == 1)
+        #expect(try s.db.query("SELECT string_agg(change, ',' ORDER BY at, change) FROM liandong.device_channel_history WHERE channel_id IN ('\(camera)', '62092200001310000102')").scalar
+            == "listed,listed,gone,status")
+        // A partial catalog (its time ran out) lists one channel: nothing is marked gone.
+        #expect(try send(Self.catalog(sn: "3", at: now, complete: false, [
+            CatalogItem(channelID: "62092200001310000101", name: "路口", online: true, position: inside),
+        ])).ok)
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channels WHERE gone_at IS NULL") == 2)
+        // (The repeat of the first counts: it was recorded again, with no effect.)
+        #expect(try s.daemon.metric("liandong_device_catalogs_total{result=\"complete\"}") == 3)
+        #expect(try s.daemon.metric("liandong_device_catalogs_total{result=\"partial\"}") == 1)
+
+        // Refused with a reason: a device of no county, a malformed channel.
+        var stranger = Self.catalog(sn: "4", at: now, [])
+        stranger.deviceID = "99999900001180000001"
+        let refused = try send(stranger)
+        #expect(!refused.ok && refused.error?.hasPrefix("unknown_device") == true, "\(refused.error ?? "")")
+        let bad = Array(#"{"schema":"liandong.device_catalog.v1","device_id":"62092200001180000001","sn":"5","at":"2026-12-06T10:00:00+08:00","sum_num":1,"complete":true,"channels":[{"channel_id":"1"}]}"#.utf8)
+        try client.send(topic: "catalog", body: bad, id: "bad-catalog")
+        try waitUntil(timeout: 10, "the malformed catalog dead-lettered") {
+            try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'invalid_device_id' AND convert_from(topic, 'UTF8') = 'catalog'") == 1
+        }
+    }
+}
