@@ -63,6 +63,11 @@ public struct GB28181Bridge: Sendable {
         /// Registration lifetime when the device asks none; longest granted.
         public var defaultExpires: Int
         public var maxExpires: Int
+        /// gb28181.catalog_interval_s: a registered device's Catalog is asked for again this often
+        /// (0: only when it registers).
+        public var catalogInterval: Double = 3600
+        /// How long the MESSAGEs of one Catalog answer are waited for; then what came is forwarded.
+        public var catalogTimeout: Double = 30
 
         public init(serverID: String, realm: String, keepaliveTimeout: Double = 180, passwords: [String: String] = [:],
                     defaultPassword: String = "", maxWaiting: Int = 20_000, defaultExpires: Int = 3600, maxExpires: Int = 86_400)
@@ -148,6 +153,10 @@ public struct GB28181Bridge: Sendable {
     var waiting: [String: (what: Forwarded, keys: [TransactionKey])] = [:]
     var outgoing: [String: Outgoing] = [:]
     var nextCSeq: UInt32 = 1
+    /// Catalog queries in flight, by device, and when each device was last asked (GB28181Bridge+Catalog).
+    var catalogs: [String: CatalogAssembly] = [:]
+    var catalogAskedAt: [String: Double] = [:]
+    var nextSN: Int = 1
     /// Counters for the metrics: responses sent by method and code, retransmissions absorbed, ...
     public private(set) var counters: [String: Int] = [:]
     /// Seconds from a forwarded message's arrival to liandongd's answer, since the last take.
@@ -279,7 +288,7 @@ public struct GB28181Bridge: Sendable {
             outgoing[branch]!.interval = min(o.interval * 2, 4)
             actions.append(.send(o.message, to: o.peer))
         }
-        return actions
+        return actions + catalogTick(now: now)
     }
 
     // MARK: REGISTER
@@ -348,7 +357,8 @@ public struct GB28181Bridge: Sendable {
         registrations[device] = Registration(peer: peer, expiresAt: now + Double(expires), lastSeen: now, online: true,
                                              localHost: uri?.host ?? settings.realm, localPort: uri?.port ?? 5060)
         actions.append(status(device, .register, at: now))
-        return actions
+        // What it has: its catalog (after the 200, which `actions` sends first).
+        return actions + askCatalog(device, now: now)
     }
 
     mutating func challenge(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double, stale: Bool) -> BridgeAction {
@@ -407,6 +417,9 @@ public struct GB28181Bridge: Sendable {
             let report = DeviceStatusReport(deviceID: device, reason: .keepalive, at: now)
             wait(key, m, peer, now: now, for: report.id, .keepalive)
             return [.forward(topic: "status", body: report.json(), id: report.id)]
+        case ("Response", "Catalog"):
+            // Part of its answer to our query: 200 at once; the catalog goes on when complete.
+            return [answer(200, "OK")] + catalogResponse(utf8, device: device, now: now)
         case ("Notify", "Alarm"):
             let notify: ManscdpNotify
             do {
@@ -504,9 +517,6 @@ public struct GB28181Bridge: Sendable {
     /// The platform's answer to an alarm (GB/T 28181-2016 9.4): a MESSAGE carrying
     /// <Response><CmdType>Alarm</CmdType>...<Result>OK</Result></Response>, to the device.
     mutating func alarmResponse(sn: String, channel: String, device: String, peer: SIPPeer, now: Double) -> BridgeAction {
-        let r = registrations[device]
-        let host = r?.localHost ?? settings.realm, port = r?.localPort ?? 5060
-        let branch = "z9hG4bK" + Self.randomToken()
         let body = """
             <?xml version="1.0" encoding="GB2312"?>\r
             <Response>\r
@@ -517,6 +527,16 @@ public struct GB28181Bridge: Sendable {
             </Response>\r
 
             """
+        count("alarm_responses")
+        return platformMessage(to: device, peer: peer, body: body, now: now)
+    }
+
+    /// A MESSAGE from the platform to a registered device (an alarm's Response, a Query), resent
+    /// over UDP until the device answers it.
+    mutating func platformMessage(to device: String, peer: SIPPeer, body: String, now: Double) -> BridgeAction {
+        let r = registrations[device]
+        let host = r?.localHost ?? settings.realm, port = r?.localPort ?? 5060
+        let branch = "z9hG4bK" + Self.randomToken()
         let cseq = nextCSeq
         nextCSeq &+= 1
         let message = SIPMessage(
@@ -533,7 +553,6 @@ public struct GB28181Bridge: Sendable {
             ],
             body: Array(body.utf8))
         outgoing[branch] = Outgoing(message: message, peer: peer, nextAt: now + 0.5, interval: 1, giveUpAt: now + 32)
-        count("alarm_responses")
         return .send(message, to: peer)
     }
 

@@ -120,6 +120,8 @@ extension Config {
             : gb28181.devicesFile)
         add("gb28181.daemon_ack", gb28181.daemonAck)
         add("gb28181.keepalive_timeout_s", gb28181.keepaliveTimeoutSeconds)
+        add("gb28181.catalog_interval_s", gb28181.catalogIntervalSeconds == 0 ? "0 (only when a device registers)"
+            : "\(gb28181.catalogIntervalSeconds)")
         add("gb28181.metrics_bind", gb28181.metricsBind.isEmpty ? "(none)" : gb28181.metricsBind)
         for tier in Tier.allCases {
             let sla = rules.sla(for: tier)

@@ -168,6 +168,8 @@ public struct Config: Sendable {
         public var daemonAcks: [String] { Endpoint.list(daemonAck) }
         /// gb28181.keepalive_timeout_s: a registered device not heard from this long is offline.
         public var keepaliveTimeoutSeconds = 180.0
+        /// gb28181.catalog_interval_s: a registered device's Catalog is asked for again this often (0: at register only).
+        public var catalogIntervalSeconds = 3600.0
         /// gb28181.metrics_bind: the bridge's /metrics, /healthz ("" for none).
         public var metricsBind = "127.0.0.1:9465"
         public init() {}
@@ -253,7 +255,7 @@ public struct Config: Sendable {
         "retention": ["events_days", "feed_days", "task_history_days", "dead_letter_days", "dead_letter_bytes_per_hour", "positions_days"],
         "workers": ["presence_s", "patrol_due"],
         "ha": ["enabled", "standby_buffer_s", "takeover_s"],
-        "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s",
+        "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s", "catalog_interval_s",
                     "metrics_bind", "state_path"],
     ]
 
@@ -515,6 +517,7 @@ public struct Config: Sendable {
             guard !gb28181.statePath.isEmpty else { throw ConfigError("config key gb28181.state_path must name a file") }
             gb28181.daemonAck = try g.string("daemon_ack") ?? gb28181.daemonAck
             gb28181.keepaliveTimeoutSeconds = try g.double("keepalive_timeout_s", 1...86_400) ?? gb28181.keepaliveTimeoutSeconds
+            gb28181.catalogIntervalSeconds = try g.double("catalog_interval_s", 0...604_800) ?? gb28181.catalogIntervalSeconds
             gb28181.metricsBind = try g.string("metrics_bind") ?? gb28181.metricsBind
         }
         try Self.checkGB28181(gb28181)

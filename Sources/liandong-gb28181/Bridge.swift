@@ -22,7 +22,7 @@ struct BridgeCommand: AsyncParsableCommand {
         abstract: "GB/T 28181 SIP bridge: cameras and NVRs register here; their alarms and keepalives reach liandongd.",
         discussion: """
             Reads the gb28181 section of the liandongd config file (sip_bind, server_id, realm, password or
-            passwords_file, daemon_ack, keepalive_timeout_s, metrics_bind); LIANDONG_GB28181_<KEY> variables override it.
+            passwords_file, daemon_ack, keepalive_timeout_s, catalog_interval_s, metrics_bind); LIANDONG_GB28181_<KEY> variables override it.
             """)
 
     @Option(help: "Config file (YAML); the gb28181 section is read.") var config: String?
@@ -55,6 +55,7 @@ struct BridgeCommand: AsyncParsableCommand {
         var bridgeSettings = GB28181Bridge.Settings(serverID: settings.serverID, realm: settings.realm,
                                                     keepaliveTimeout: settings.keepaliveTimeoutSeconds, passwords: passwords,
                                                     defaultPassword: settings.password)
+        bridgeSettings.catalogInterval = settings.catalogIntervalSeconds
         // A database that does not answer must not hang the start.
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
         // Who may use the shared password: the devices file, and the camera registry of the

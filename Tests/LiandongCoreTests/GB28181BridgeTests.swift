@@ -10,10 +10,11 @@ struct GB28181BridgeTests {
     static let peer = SIPPeer(transport: .udp, host: "10.0.0.5", port: 5060)
     static let t0 = 1_800_000_000.0
 
-    static func bridge(timeout: Double = 180) -> GB28181Bridge {
-        GB28181Bridge(settings: .init(serverID: server, realm: realm, keepaliveTimeout: timeout,
-                                      passwords: [nvr: "nvr-pass"], defaultPassword: "secret"),
-                      nonceSecret: "test")
+    static func bridge(timeout: Double = 180, catalogInterval: Double = 3600) -> GB28181Bridge {
+        var settings = GB28181Bridge.Settings(serverID: server, realm: realm, keepaliveTimeout: timeout,
+                                              passwords: [nvr: "nvr-pass"], defaultPassword: "secret")
+        settings.catalogInterval = catalogInterval
+        return GB28181Bridge(settings: settings, nonceSecret: "test")
     }
 
     static func request(_ method: String, from device: String = device, branch: String, cseq: Int = 1,
@@ -40,7 +41,12 @@ struct GB28181BridgeTests {
     static func register(_ b: inout GB28181Bridge, _ device: String = device, password: String = "secret", expires: Int = 3600,
                          at now: Double = t0, branch: String = "z9hG4bKr", from peer: SIPPeer = peer) -> [BridgeAction]
     {
-        authorizedRegister(&b, device, password: password, expires: expires, at: now, branch: branch, from: peer).actions
+        let actions = authorizedRegister(&b, device, password: password, expires: expires, at: now, branch: branch, from: peer).actions
+        // The device answers the platform's Catalog query (its SIP 200; the catalog itself is another test's).
+        for query in sent(actions) where query.method == "MESSAGE" {
+            _ = b.receive(query.response(200, "OK", toTag: "q"), from: peer, now: now)
+        }
+        return actions
     }
 
     /// The same, returning also the authorized REGISTER as sent (what an eavesdropper captures).
@@ -233,7 +239,7 @@ struct GB28181BridgeTests {
         ok.headers = ok.headers.filter { $0.name != "To" }
         _ = b.receive(out[1].response(200, "OK", toTag: "d"), from: Self.peer, now: Self.t0 + 2)
         #expect(Self.sent(b.tick(now: Self.t0 + 10)).isEmpty)
-        #expect(b.counters["outgoing_answered"] == 1)
+        #expect(b.counters["outgoing_answered"] == 2, "the Catalog query at register, and the Response MESSAGE")
     }
 
     @Test("the same alarm in a new transaction while the first waits: one forward, both answered; a refusal is 400 with the reason")
@@ -276,9 +282,11 @@ struct GB28181BridgeTests {
         }
         #expect(ids.count == 3)
         #expect(b.counters["message_unread"] == 3)
-        let catalog = "<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>\(Self.device)</DeviceID><SumNum>0</SumNum></Response>"
+        // A Catalog answer to no query of ours: 200, not forwarded.
+        let catalog = "<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>99</SN><DeviceID>\(Self.device)</DeviceID><SumNum>0</SumNum></Response>"
         let a = b.receive(Self.request("MESSAGE", branch: "z9hG4bKc4", body: catalog), from: Self.peer, now: Self.t0 + 9)
         #expect(Self.sent(a).first?.statusCode == 200 && Self.forwarded(a).isEmpty)
+        #expect(b.counters["catalog_unasked"] == 1)
     }
 
     @Test("keepalive: a keepalive status forwarded, 200 after the answer; silence beyond keepalive_timeout_s: offline/timeout; a keepalive brings it back")
@@ -351,5 +359,36 @@ struct GB28181BridgeTests {
         #expect(Self.forwarded(next.tick(now: Self.t0 + 90)).isEmpty, "registered at t0, restored at t0+50: silent until t0+110")
         let ok = next.receive(Self.request("MESSAGE", branch: "z9hG4bKrs", body: Self.keepalive), from: Self.peer, now: Self.t0 + 95)
         #expect(Self.forwarded(ok).first?.id.hasSuffix(":keepalive") == true)
+    }
+
+    @Test("the platform asks a registering device for its Catalog, collects the answer's two MESSAGEs (each 200 at once) and forwards one device catalog; asked again after catalog_interval; a device that does not answer: nothing forwarded")
+    func catalog() throws {
+        var b = Self.bridge(catalogInterval: 600)
+        let registered = Self.authorizedRegister(&b).actions
+        let query = try #require(Self.sent(registered).first { $0.method == "MESSAGE" })
+        let text = String(decoding: query.body, as: UTF8.self)
+        #expect(text.contains("<Query>") && text.contains("<CmdType>Catalog</CmdType>") && text.contains("<DeviceID>\(Self.device)</DeviceID>"))
+        let sn = try #require(text.split(separator: "<SN>").last?.split(separator: "<").first.map(String.init))
+        func part(_ range: Range<Int>, branch: String, now: Double) -> [BridgeAction] {
+            let items = range.map { "<Item><DeviceID>6209220000131\(String(format: "%07d", $0))</DeviceID><Status>ON</Status></Item>" }.joined()
+            let body = "<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>\(sn)</SN><DeviceID>\(Self.device)</DeviceID>"
+                + "<SumNum>70</SumNum><DeviceList Num=\"\(range.count)\">\(items)</DeviceList></Response>"
+            return b.receive(Self.request("MESSAGE", branch: branch, body: body), from: Self.peer, now: now)
+        }
+        let one = part(0..<40, branch: "z9hG4bKcat1", now: Self.t0 + 1)
+        #expect(Self.sent(one).map(\.statusCode) == [200] && Self.forwarded(one).isEmpty)
+        let two = part(40..<70, branch: "z9hG4bKcat2", now: Self.t0 + 2)
+        #expect(Self.sent(two).map(\.statusCode) == [200])
+        let forward = try #require(Self.forwarded(two).first)
+        #expect(forward.topic == "catalog" && forward.id.hasPrefix("catalog:\(Self.device):\(sn):"))
+        let json = String(decoding: forward.body, as: UTF8.self)
+        #expect(json.contains("\"sum_num\":70") && json.contains("\"complete\":true") && json.contains("62092200001310000069"))
+        #expect(b.counters["catalogs_complete"] == 1 && b.counters["catalog_parts"] == 2)
+        // Not asked again before catalog_interval; then asked, and a silent device gives nothing.
+        #expect(Self.sent(b.tick(now: Self.t0 + 300)).filter { $0.method == "MESSAGE" && String(decoding: $0.body, as: UTF8.self).contains("<Query>") }.isEmpty)
+        let again = Self.sent(b.tick(now: Self.t0 + 601)).filter { String(decoding: $0.body, as: UTF8.self).contains("<Query>") }
+        #expect(again.count == 1)
+        #expect(Self.forwarded(b.tick(now: Self.t0 + 700)).isEmpty)
+        #expect(b.counters["catalog_unanswered"] == 1)
     }
 }

@@ -195,3 +195,46 @@ enum GB28181BridgeKeepalive {
         "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>\(device)</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
     }
 }
+
+/// The bridge as a platform: the catalog a device gives when it registers.
+@Suite("GB/T 28181 catalog through the bridge")
+struct SIPCatalogTests {
+    static let camera = SIPBridgeTests.camera
+
+    @Test("the bridge asks a registering device for its Catalog; the answer in two MESSAGEs (SumNum 70, one channel outside every grid) becomes 70 rows of liandong.device_channels, and the channels that are not cameras are listed with their grid")
+    func catalog() throws {
+        let s = try Scene()
+        let bridge = try BridgeProcess(daemonAck: s.daemon.ack)
+        let device = try SIPDevice(id: Self.camera, bridgePort: bridge.sipPort)
+        #expect(try device.register() == 200)
+        let query = try #require(try device.receive(timeout: 10, where: {
+            $0.method == "MESSAGE" && String(decoding: $0.body, as: UTF8.self).contains("<CmdType>Catalog</CmdType>")
+        }), "no Catalog query after the registration")
+        device.send(query.response(200, "OK", toTag: "dev"))
+        let text = String(decoding: query.body, as: UTF8.self)
+        let sn = try #require(text.split(separator: "<SN>").last?.split(separator: "<").first.map(String.init))
+        func channel(_ k: Int) -> String { "6209220000131" + String(format: "%07d", k + 500) }
+        for (branch, range) in [("cat1", 0..<40), ("cat2", 40..<70)] {
+            let items = range.map { k -> String in
+                let place = k == 0 ? "<Longitude>\(s.centre.lon)</Longitude><Latitude>\(s.centre.lat)</Latitude>"
+                    : k == 69 ? "<Longitude>100.0</Longitude><Latitude>30.0</Latitude>" : ""
+                return "<Item><DeviceID>\(channel(k))</DeviceID><Name>通道\(k)</Name><ParentID>\(Self.camera)</ParentID>"
+                    + "<Status>\(k % 3 == 0 ? "OFF" : "ON")</Status>\(place)</Item>"
+            }.joined()
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><CmdType>Catalog</CmdType><SN>\(sn)</SN>"
+                + "<DeviceID>\(Self.camera)</DeviceID><SumNum>70</SumNum><DeviceList Num=\"\(range.count)\">\(items)</DeviceList></Response>"
+            device.send(device.request("MESSAGE", branch: branch, body: Array(body.utf8)))
+            #expect(try device.receive(timeout: 5, where: { $0.statusCode == 200 && $0.header("Via")?.contains(branch) == true }) != nil,
+                    "part \(branch) not answered 200")
+        }
+        try waitUntil(timeout: 15, "70 channels recorded") {
+            try s.count("SELECT count(*) FROM liandong.device_channels WHERE device_id = '\(Self.camera)' AND gone_at IS NULL") == 70
+        }
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channels WHERE status = 'OFF'") == 24)
+        #expect(try s.db.query("SELECT name FROM liandong.device_channels WHERE channel_id = '\(channel(7))'").scalar == "通道7")
+        let placed = try s.db.query("SELECT channel_id, grid_code FROM liandong.channels_without_camera WHERE channel_id IN ('\(channel(0))', '\(channel(69))') ORDER BY 1").rows
+        #expect(placed.count == 2 && placed[0][1] == Scene.ruralGrid && placed[1][1] == nil, "\(placed)")
+        #expect(try bridge.metric("liandong_gb28181_events_total{event=\"catalogs_complete\"}") == 1)
+        #expect(try s.daemon.metric("liandong_device_catalogs_total{result=\"complete\"}") == 1)
+    }
+}

@@ -1,0 +1,60 @@
+/// The bridge as a platform: it asks each registered device for its Catalog (when it registers,
+/// then every `catalogInterval`), collects the answer's MESSAGEs (`CatalogAssembly`) and forwards
+/// one liandong.device_catalog.v1 to liandongd when every announced channel came, or what came
+/// when `catalogTimeout` runs out.
+extension GB28181Bridge {
+    /// MESSAGE Query/Catalog to a registered device (one query per device at a time).
+    mutating func askCatalog(_ device: String, now: Double) -> [BridgeAction] {
+        guard let r = registrations[device] else { return [] }
+        let sn = String(nextSN)
+        nextSN += 1
+        catalogs[device] = CatalogAssembly(deviceID: device, sn: sn, deadline: now + settings.catalogTimeout)
+        catalogAskedAt[device] = now
+        count("catalog_queries")
+        let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Query>\r\n<CmdType>Catalog</CmdType>\r\n<SN>\(sn)</SN>\r\n"
+            + "<DeviceID>\(device)</DeviceID>\r\n</Query>\r\n"
+        return [platformMessage(to: device, peer: r.peer, body: body, now: now)]
+    }
+
+    /// A Catalog Response MESSAGE of `device` (already answered 200): added to its query's answer.
+    mutating func catalogResponse(_ utf8: [UInt8], device: String, now: Double) -> [BridgeAction] {
+        guard case .catalog(let part)? = try? ManscdpResponse.decode(utf8: utf8) else {
+            count("catalog_unreadable")
+            return []
+        }
+        guard part.deviceID == device, var assembly = catalogs[device], assembly.add(part) else {
+            count("catalog_unasked")
+            return []
+        }
+        count("catalog_parts")
+        catalogs[device] = assembly
+        return assembly.isComplete ? finishCatalog(device, now: now) : []
+    }
+
+    /// The query of `device` is over: what came goes to liandongd (nothing when nothing came).
+    mutating func finishCatalog(_ device: String, now: Double) -> [BridgeAction] {
+        guard let assembly = catalogs.removeValue(forKey: device) else { return [] }
+        guard assembly.parts > 0 else {
+            count("catalog_unanswered")
+            return []
+        }
+        let catalog = DeviceCatalog(assembly, at: now)
+        count(catalog.complete ? "catalogs_complete" : "catalogs_partial")
+        return [.forward(topic: DeviceCatalog.topic, body: catalog.json(), id: catalog.id)]
+    }
+
+    /// Timers: a query out of time ends with what came; a registered device never asked (a restart)
+    /// or due again (`catalogInterval`) is asked.
+    mutating func catalogTick(now: Double) -> [BridgeAction] {
+        var actions: [BridgeAction] = []
+        for (device, assembly) in catalogs.sorted(by: { $0.key < $1.key }) where now >= assembly.deadline {
+            actions += finishCatalog(device, now: now)
+        }
+        for (device, r) in registrations.sorted(by: { $0.key < $1.key }) where r.expiresAt > now && catalogs[device] == nil {
+            if let asked = catalogAskedAt[device], settings.catalogInterval <= 0 || now - asked < settings.catalogInterval { continue }
+            actions += askCatalog(device, now: now)
+        }
+        catalogAskedAt = catalogAskedAt.filter { registrations[$0.key] != nil }
+        return actions
+    }
+}
