@@ -23,6 +23,11 @@ CREATE INDEX device_channels_channel_idx ON liandong.device_channels (channel_id
 COMMENT ON TABLE liandong.device_channels IS 'Every channel a GB/T 28181 device (an NVR, a platform) listed in its Catalog: one row per device and channel, updated by each catalog; a channel a complete catalog no longer lists keeps its row with gone_at set.';
 COMMENT ON COLUMN liandong.device_channels.device_id IS 'The device that listed it (20-digit GB/T 28181 id).';
 COMMENT ON COLUMN liandong.device_channels.channel_id IS 'The channel (its alarms name it as DeviceID): 20-digit id.';
+COMMENT ON COLUMN liandong.device_channels.name IS 'Name as the device gives it (often the camera''s place).';
+COMMENT ON COLUMN liandong.device_channels.manufacturer IS 'Manufacturer as the device gives it.';
+COMMENT ON COLUMN liandong.device_channels.model IS 'Model as the device gives it.';
+COMMENT ON COLUMN liandong.device_channels.address IS 'Address as the device gives it.';
+COMMENT ON COLUMN liandong.device_channels.latitude IS 'Latitude (WGS-84) when the device gives a position that is not zero.';
 COMMENT ON COLUMN liandong.device_channels.civil_code IS 'CivilCode as the device gives it (an administrative division code, often the county).';
 COMMENT ON COLUMN liandong.device_channels.parent_id IS 'ParentID: the device or the group the channel hangs under (the last element of a path).';
 COMMENT ON COLUMN liandong.device_channels.status IS 'ON or OFF as the device says in its latest catalog (NULL: it did not say). A channel is online only when it says ON and its device is online.';
@@ -38,6 +43,11 @@ CREATE TABLE liandong.device_channel_history (
     status     text CHECK (status IN ('ON', 'OFF')),
     PRIMARY KEY (device_id, channel_id, at, change)
 );
+COMMENT ON COLUMN liandong.device_channel_history.device_id IS 'The device whose catalog it was.';
+COMMENT ON COLUMN liandong.device_channel_history.channel_id IS 'The channel.';
+COMMENT ON COLUMN liandong.device_channel_history.at IS 'When the catalog that showed the change was complete (or its time ran out).';
+COMMENT ON COLUMN liandong.device_channel_history.change IS 'listed (first seen), status (ON/OFF changed), gone (no longer listed by a complete catalog), back (listed again after gone).';
+COMMENT ON COLUMN liandong.device_channel_history.status IS 'ON or OFF as listed then (the last known status for gone).';
 COMMENT ON TABLE liandong.device_channel_history IS 'Each change of a catalog channel: listed (first seen), status (ON/OFF changed), gone (no longer listed by a complete catalog), back (listed again).';
 
 -- Records one catalog (the writer calls it in the batch transaction; a repeated catalog has one effect).
@@ -98,6 +108,17 @@ FROM liandong.device_channels d
 WHERE d.gone_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM liandong.cameras c WHERE c.device_id = d.channel_id AND c.valid_to IS NULL);
 COMMENT ON VIEW liandong.channels_without_camera IS 'Catalog channels (not gone) that are not cameras of the registry, with the grid their position lies in (NULL: no position, or outside every grid): what liandongd camera sync --from-catalog would add.';
+
+COMMENT ON COLUMN liandong.channels_without_camera.device_id IS 'The device that lists the channel.';
+COMMENT ON COLUMN liandong.channels_without_camera.channel_id IS 'The channel, not a camera of liandong.cameras.';
+COMMENT ON COLUMN liandong.channels_without_camera.name IS 'Its name as the device gives it.';
+COMMENT ON COLUMN liandong.channels_without_camera.status IS 'ON or OFF as the device says.';
+COMMENT ON COLUMN liandong.channels_without_camera.longitude IS 'Its longitude (WGS-84), when the device gives one.';
+COMMENT ON COLUMN liandong.channels_without_camera.latitude IS 'Its latitude (WGS-84), when the device gives one.';
+COMMENT ON COLUMN liandong.channels_without_camera.civil_code IS 'CivilCode as the device gives it.';
+COMMENT ON COLUMN liandong.channels_without_camera.address IS 'Address as the device gives it.';
+COMMENT ON COLUMN liandong.channels_without_camera.updated_at IS 'When its latest catalog was complete.';
+COMMENT ON COLUMN liandong.channels_without_camera.grid_code IS 'The grid its position lies in (NULL: no position, or outside every grid): where camera sync would put it.';
 
 ALTER TABLE liandong.device_channels ENABLE ROW LEVEL SECURITY;
 CREATE POLICY operator_scope ON liandong.device_channels FOR SELECT TO liandong_operator
