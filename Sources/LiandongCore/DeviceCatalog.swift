@@ -128,11 +128,7 @@ extension DeviceCatalog: InboundRecord {
 
     /// Judged like a device's status: by the registry and the sender's scope (the SIP bridge is county-wide).
     package func refusal(from sender: Sender?, reference: ReferenceData) -> Rejection? {
-        let grid = reference.cameraGrids[deviceID]
-        let access = TrustPolicy.deviceStatus(from: sender, device: deviceID, cameraGrid: grid,
-                                              knownCounty: reference.divisionNames[String(deviceID.prefix(6))] != nil)
-        guard case .forbidden(let why) = access else { return nil }
-        return Rejection(grid == nil && sender == nil ? .unknownDevice : .outOfScope, why)
+        DeviceStatusReport.refusal(device: deviceID, from: sender, reference: reference)
     }
 
     package static let counter = (name: "liandong_device_catalogs_total", label: "result", values: ["complete", "partial"])

@@ -109,9 +109,16 @@ extension DeviceStatusReport: InboundRecord {
 
     /// Judged like an event: by the registry and the sender's scope.
     package func refusal(from sender: Sender?, reference: ReferenceData) -> Rejection? {
-        let grid = reference.cameraGrids[deviceID]
-        let access = TrustPolicy.deviceStatus(from: sender, device: deviceID, cameraGrid: grid,
-                                              knownCounty: reference.divisionNames[String(deviceID.prefix(6))] != nil)
+        Self.refusal(device: deviceID, from: sender, reference: reference)
+    }
+
+    /// What a device's record (its status, its catalog) may not be recorded for: a camera of the
+    /// registry outside the sender's scope, or a device of no known county, or - not a camera -
+    /// from a sender that is not county-wide (`TrustPolicy.deviceStatus`).
+    package static func refusal(device: String, from sender: Sender?, reference: ReferenceData) -> Rejection? {
+        let grid = reference.cameraGrids[device]
+        let access = TrustPolicy.deviceStatus(from: sender, device: device, cameraGrid: grid,
+                                              knownCounty: reference.divisionNames[String(device.prefix(6))] != nil)
         guard case .forbidden(let why) = access else { return nil }
         return Rejection(grid == nil && sender == nil ? .unknownDevice : .outOfScope, why)
     }

@@ -1,8 +1,52 @@
-/// The bridge as a platform: it asks each registered device for its Catalog (when it registers,
-/// then every `catalogInterval`), collects the answer's MESSAGEs (`CatalogAssembly`) and forwards
-/// one liandong.device_catalog.v1 to liandongd when every announced channel came, or what came
-/// when `catalogTimeout` runs out.
+/// The bridge as a platform, speaking first: the Response MESSAGE to an alarm, and the Catalog
+/// query - it asks each registered device for its Catalog (when it registers, then every
+/// `catalogInterval`), collects the answer's MESSAGEs (`CatalogAssembly`) and forwards one
+/// liandong.device_catalog.v1 to liandongd when every announced channel came, or what came when
+/// `catalogTimeout` runs out.
 extension GB28181Bridge {
+    /// The platform's answer to an alarm (GB/T 28181-2016 9.4): a MESSAGE carrying
+    /// <Response><CmdType>Alarm</CmdType>...<Result>OK</Result></Response>, to the device.
+    mutating func alarmResponse(sn: String, channel: String, device: String, peer: SIPPeer, now: Double) -> BridgeAction {
+        let body = """
+            <?xml version="1.0" encoding="GB2312"?>\r
+            <Response>\r
+            <CmdType>Alarm</CmdType>\r
+            <SN>\(sn)</SN>\r
+            <DeviceID>\(channel)</DeviceID>\r
+            <Result>OK</Result>\r
+            </Response>\r
+
+            """
+        count("alarm_responses")
+        return platformMessage(to: device, peer: peer, body: body, now: now)
+    }
+
+    /// A MESSAGE from the platform to a registered device (an alarm's Response, a Query), resent
+    /// over UDP until the device answers it.
+    mutating func platformMessage(to device: String, peer: SIPPeer, body: String, now: Double) -> BridgeAction {
+        let r = registrations[device]
+        let host = r?.localHost ?? settings.realm, port = r?.localPort ?? 5060
+        let branch = "z9hG4bK" + Self.randomToken()
+        let cseq = nextCSeq
+        nextCSeq &+= 1
+        let message = SIPMessage(
+            start: .request(method: "MESSAGE", uri: "sip:\(device)@\(peer.host):\(peer.port)"),
+            headers: [
+                ("Via", "SIP/2.0/\(peer.transport.rawValue.uppercased()) \(host):\(port);rport;branch=\(branch)"),
+                ("From", "<sip:\(settings.serverID)@\(settings.realm)>;tag=\(Self.randomToken())"),
+                ("To", "<sip:\(device)@\(settings.realm)>"),
+                ("Call-ID", "\(Self.randomToken())@\(host)"),
+                ("CSeq", "\(cseq) MESSAGE"),
+                ("Max-Forwards", "70"),
+                ("User-Agent", "liandong-gb28181"),
+                ("Content-Type", "Application/MANSCDP+xml"),
+            ],
+            body: Array(body.utf8))
+        outgoing[branch] = Outgoing(message: message, peer: peer, nextAt: now + 0.5, interval: 1, giveUpAt: now + 32)
+        return .send(message, to: peer)
+    }
+
+
     /// MESSAGE Query/Catalog to a registered device (one query per device at a time).
     mutating func askCatalog(_ device: String, now: Double) -> [BridgeAction] {
         guard let r = registrations[device] else { return [] }
