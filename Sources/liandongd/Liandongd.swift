@@ -277,8 +277,8 @@ struct Report: AsyncParsableCommand {
 
 struct Camera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Noisy cameras: whose alerts ask for no verify task of their own (cameras.suppress_*), and reviews that lift it.",
-        subcommands: [Noisy.self, Review.self])
+        abstract: "Noisy cameras: whose alerts ask for no verify task of their own (cameras.suppress_*), and reviews that lift it; the registry from the devices' catalogs.",
+        subcommands: [Noisy.self, Review.self, Sync.self])
 
     static func run(_ options: CommonOptions, _ body: @escaping (CameraStore) throws -> Void) async throws {
         try await reportingErrors { try body(CameraStore(db: try options.currentDatabase())) }
@@ -311,6 +311,47 @@ struct Camera: AsyncParsableCommand {
                 let since = try store.review(device: device, by: by, comment: comment)
                 print("camera \(device) reviewed: its count starts afresh"
                     + (since.map { "; no longer suppressed (it was since \($0))" } ?? ""))
+            }
+        }
+    }
+}
+
+extension Camera {
+    struct Sync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add cameras from the GB/T 28181 catalogs' channels that have a position inside a grid, move the cameras whose channel moved; says what it skipped and why.")
+        @OptionGroup var options: CommonOptions
+        @Flag(name: .customLong("from-catalog"), help: "From liandong.device_channels (the catalogs liandong-gb28181 collects).")
+        var fromCatalog = false
+        @Option(help: "Only channels whose grid lies in this division (a code prefix, e.g. 620922100).") var division: String?
+        @Flag(help: "Say what would change; write nothing.") var dryRun = false
+
+        func validate() throws {
+            guard fromCatalog else { throw ValidationError("camera sync needs --from-catalog (the devices' catalogs are its only source)") }
+            if let division, division.isEmpty || !division.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                throw ValidationError("--division must be a division code (digits), got \"\(division)\"")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let changes = try CatalogSync.run(try options.currentDatabase(), division: division, dryRun: dryRun)
+                var added = 0, moved = 0, skipped = 0
+                for change in changes {
+                    switch change {
+                    case .added(let channel, let name, let grid):
+                        added += 1
+                        print("added \(channel) \(name) in grid \(grid)")
+                    case .moved(let channel, let from, let to, let metres):
+                        moved += 1
+                        print("moved \(channel) \(Int(metres.rounded())) m, grid \(from ?? "none") -> \(to)")
+                    case .skipped(let channel, let reason):
+                        skipped += 1
+                        print("skipped \(channel): \(reason)")
+                    }
+                }
+                print("camera sync --from-catalog: \(added) added, \(moved) moved, \(skipped) skipped"
+                    + (dryRun ? " (dry run: nothing written)" : ""))
             }
         }
     }

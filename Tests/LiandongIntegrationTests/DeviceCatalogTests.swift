@@ -78,4 +78,44 @@ struct DeviceCatalogTests {
             try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE reason = 'invalid_device_id' AND convert_from(topic, 'UTF8') = 'catalog'") == 1
         }
     }
+
+    @Test("camera sync --from-catalog: a channel inside a grid is added, a camera whose channel moved is moved, the rest skipped with the reason; --dry-run writes nothing; --division limits it; a second sync changes nothing")
+    func cameraSync() throws {
+        let s = try Scene()
+        let url = s.daemon.database
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 1)
+        let camera = "62092200001320000004"
+        let moved = offset(try Scene.centre(of: Scene.ruralGrid, s.db), north: 120)
+        let catalog = Self.catalog(sn: "1", at: Date().timeIntervalSince1970, [
+            CatalogItem(channelID: "62092200001310000201", name: "新路口", position: offset(s.centre, east: 80)),
+            CatalogItem(channelID: "62092200001310000202", name: "无位置"),
+            CatalogItem(channelID: "62092200001310000203", name: "县外", position: LonLat(lon: 100.0, lat: 30.0)),
+            CatalogItem(channelID: camera, name: "门口", position: moved),
+        ])
+        try client.send(topic: "catalog", body: catalog.json(), id: catalog.id)
+        #expect(try client.flush(timeout: 10))
+        let before = try s.count("SELECT count(*) FROM liandong.cameras")
+
+        let dry = try liandongd(["camera", "sync", "--from-catalog", "--dry-run"], database: url)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("added 62092200001310000201 新路口 in grid \(Scene.ruralGrid)"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("moved \(camera)") && dry.stdout.contains("skipped 62092200001310000202: its catalog gives no position")
+            && dry.stdout.contains("skipped 62092200001310000203: its position 100.0, 30.0 lies outside every grid"))
+        #expect(dry.stdout.hasSuffix("camera sync --from-catalog: 1 added, 1 moved, 2 skipped (dry run: nothing written)\n"))
+        #expect(try s.count("SELECT count(*) FROM liandong.cameras") == before)
+
+        let elsewhere = try liandongd(["camera", "sync", "--from-catalog", "--division", "620922101", "--dry-run"], database: url)
+        #expect(elsewhere.stdout.contains("0 added, 0 moved, 4 skipped") && elsewhere.stdout.contains("outside division 620922101"),
+                "\(elsewhere.stdout)")
+        #expect(try liandongd(["camera", "sync"], database: url).stderr.contains("needs --from-catalog"))
+
+        let real = try liandongd(["camera", "sync", "--from-catalog"], database: url)
+        #expect(real.status == 0 && real.stdout.contains("1 added, 1 moved, 2 skipped\n"), "\(real.stdout)\(real.stderr)")
+        #expect(try s.count("SELECT count(*) FROM liandong.cameras") == before + 1)
+        #expect(try s.db.query("SELECT grid_code FROM liandong.cameras WHERE device_id = '62092200001310000201'").scalar == Scene.ruralGrid)
+        #expect(try s.count("SELECT count(*) FROM liandong.cameras WHERE device_id = '\(camera)' AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(\(moved.lon), \(moved.lat)), 4326)::geography, 1)") == 1)
+        #expect(try s.count("SELECT count(*) FROM liandong.channels_without_camera WHERE channel_id = '62092200001310000201'") == 0)
+        let again = try liandongd(["camera", "sync", "--from-catalog"], database: url)
+        #expect(again.stdout.contains("0 added, 0 moved, 2 skipped"), "\(again.stdout)")
+    }
 }
