@@ -73,11 +73,8 @@ extension DeviceCatalog: InboundRecord {
         guard schema == Self.schema else {
             throw Rejection(.unknownSchema, "schema \"\(schema.prefix(64))\" is not supported on topic catalog (expected \(Self.schema))")
         }
-        let device = try ManscdpResponse.deviceID(try f.string("device_id"), field: "device_id")
-        let sn = try f.string("sn")
-        guard !sn.isEmpty, sn.utf8.count <= 20, sn.allSatisfy(\.isASCIIDigit) else {
-            throw Rejection(.invalidField, "sn \"\(sn.prefix(24))\" is not a number")
-        }
+        let device = try MANSCDP.deviceID(try f.string("device_id"), field: "device_id")
+        let sn = try MANSCDP.serialNumber(try f.string("sn"), field: "sn")
         let atText = try f.string("at")
         guard let at = Timestamp.parse(atText) else { throw Rejection(.invalidTime, "at \"\(atText.prefix(40))\" is not an RFC 3339 time") }
         try decoder.checkTime(at, atText, field: "at", now: now)
@@ -99,11 +96,11 @@ extension DeviceCatalog: InboundRecord {
                 }
                 return s
             }
-            let id = try ManscdpResponse.deviceID(try text("channel_id"), field: "channels[\(n)].channel_id")
+            let id = try MANSCDP.deviceID(try text("channel_id"), field: "channels[\(n)].channel_id")
             guard seen.insert(id).inserted else { throw Rejection(.invalidField, "channels[\(n)]: channel \(id) is listed twice") }
             var item = CatalogItem(channelID: id, name: try text("name"), manufacturer: try text("manufacturer"), model: try text("model"),
                                    civilCode: try text("civil_code", 20), address: try text("address"))
-            if let parent = try text("parent_id") { item.parentID = try ManscdpResponse.deviceID(parent, field: "channels[\(n)].parent_id") }
+            if let parent = try text("parent_id") { item.parentID = try MANSCDP.deviceID(parent, field: "channels[\(n)].parent_id") }
             switch try text("status") {
             case nil: break
             case "ON": item.online = true

@@ -46,24 +46,7 @@ public enum MANSCDP {
 
     /// Decodes a body already converted to UTF-8 (`TextEncoding.xmlToUTF8`).
     public static func decode(utf8: [UInt8]) throws(Rejection) -> ManscdpNotify {
-        let root: XMLElement
-        do {
-            root = try XMLReader.parse(utf8)
-        } catch {
-            throw Rejection(.malformedXML, "the body is not well-formed XML: \(error)")
-        }
-        guard root.name == "Notify" else {
-            throw Rejection(.malformedXML, "root element <\(root.name.prefix(32))> is not <Notify> (only notifications are ingested)")
-        }
-        guard let cmd = root.value("CmdType") else { throw Rejection(.missingField, "CmdType is required") }
-        guard let sn = root.value("SN") else { throw Rejection(.missingField, "SN is required") }
-        guard sn.utf8.count <= 20, sn.allSatisfy(\.isASCIIDigit) else {
-            throw Rejection(.invalidField, "SN \"\(sn.prefix(24))\" is not a number")
-        }
-        guard let device = root.value("DeviceID") else { throw Rejection(.missingField, "DeviceID is required") }
-        guard DeviceID(device) != nil else {
-            throw Rejection(.invalidDeviceID, "DeviceID \"\(device.prefix(40))\" is not a 20-digit GB/T 28181 id")
-        }
+        let (root, cmd, sn, device) = try envelope(utf8, root: "Notify", "(only notifications are ingested)")
         switch cmd {
         case "Keepalive":
             return ManscdpNotify(sn: sn, deviceID: device, command: .keepalive(status: root.value("Status")))
@@ -72,6 +55,42 @@ public enum MANSCDP {
         default:
             throw Rejection(.unknownSchema, "CmdType \"\(cmd.prefix(32))\" is not Alarm or Keepalive")
         }
+    }
+
+    /// What every MANSCDP body carries: well-formed XML under `name` (`why`: said when it is not),
+    /// CmdType, a numeric SN and a 20-digit DeviceID.
+    static func envelope(_ utf8: [UInt8], root name: String, _ why: String = "")
+        throws(Rejection) -> (root: XMLElement, cmd: String, sn: String, device: String)
+    {
+        let root: XMLElement
+        do {
+            root = try XMLReader.parse(utf8)
+        } catch {
+            throw Rejection(.malformedXML, "the body is not well-formed XML: \(error)")
+        }
+        guard root.name == name else {
+            throw Rejection(.malformedXML, "root element <\(root.name.prefix(32))> is not <\(name)>" + (why.isEmpty ? "" : " " + why))
+        }
+        guard let cmd = root.value("CmdType") else { throw Rejection(.missingField, "CmdType is required") }
+        guard let sn = root.value("SN") else { throw Rejection(.missingField, "SN is required") }
+        return (root, cmd, try serialNumber(sn, field: "SN"), try deviceID(root.value("DeviceID"), field: "DeviceID"))
+    }
+
+    /// A command's serial number: 1-20 digits.
+    static func serialNumber(_ sn: String, field: String) throws(Rejection) -> String {
+        guard !sn.isEmpty, sn.utf8.count <= 20, sn.allSatisfy(\.isASCIIDigit) else {
+            throw Rejection(.invalidField, "\(field) \"\(sn.prefix(24))\" is not a number")
+        }
+        return sn
+    }
+
+    /// A 20-digit GB/T 28181 id named by `field` (required).
+    static func deviceID(_ text: String?, field: String) throws(Rejection) -> String {
+        guard let text else { throw Rejection(.missingField, "\(field) is required") }
+        guard DeviceID(text) != nil else {
+            throw Rejection(.invalidDeviceID, "\(field) \"\(text.prefix(40))\" is not a 20-digit GB/T 28181 id")
+        }
+        return text
     }
 
     static func alarm(_ n: XMLElement) throws(Rejection) -> ManscdpAlarm {

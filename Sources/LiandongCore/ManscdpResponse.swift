@@ -11,21 +11,7 @@ public enum ManscdpResponse: Sendable, Equatable {
 
     /// Decodes a body already converted to UTF-8 (`TextEncoding.xmlToUTF8`).
     public static func decode(utf8: [UInt8]) throws(Rejection) -> ManscdpResponse {
-        let root: XMLElement
-        do {
-            root = try XMLReader.parse(utf8)
-        } catch {
-            throw Rejection(.malformedXML, "the body is not well-formed XML: \(error)")
-        }
-        guard root.name == "Response" else {
-            throw Rejection(.malformedXML, "root element <\(root.name.prefix(32))> is not <Response>")
-        }
-        guard let cmd = root.value("CmdType") else { throw Rejection(.missingField, "CmdType is required") }
-        guard let sn = root.value("SN") else { throw Rejection(.missingField, "SN is required") }
-        guard sn.utf8.count <= 20, sn.allSatisfy(\.isASCIIDigit) else {
-            throw Rejection(.invalidField, "SN \"\(sn.prefix(24))\" is not a number")
-        }
-        let device = try Self.deviceID(root.value("DeviceID"), field: "DeviceID")
+        let (root, cmd, sn, device) = try MANSCDP.envelope(utf8, root: "Response")
         switch cmd {
         case "Catalog":
             return .catalog(try catalog(root, sn: sn, device: device))
@@ -37,14 +23,6 @@ public enum ManscdpResponse: Sendable, Equatable {
         default:
             return .other(cmdType: String(cmd.prefix(32)), sn: sn, deviceID: device, result: root.value("Result"))
         }
-    }
-
-    static func deviceID(_ text: String?, field: String) throws(Rejection) -> String {
-        guard let text else { throw Rejection(.missingField, "\(field) is required") }
-        guard DeviceID(text) != nil else {
-            throw Rejection(.invalidDeviceID, "\(field) \"\(text.prefix(40))\" is not a 20-digit GB/T 28181 id")
-        }
-        return text
     }
 
     static func catalog(_ root: XMLElement, sn: String, device: String) throws(Rejection) -> CatalogPart {
@@ -111,7 +89,7 @@ public struct CatalogItem: Sendable, Equatable {
     }
 
     init(_ item: XMLElement) throws(Rejection) {
-        channelID = try ManscdpResponse.deviceID(item.value("DeviceID"), field: "DeviceList/Item/DeviceID")
+        channelID = try MANSCDP.deviceID(item.value("DeviceID"), field: "DeviceList/Item/DeviceID")
         func text(_ path: String, _ limit: Int = 200) -> String? {
             guard let value = item.value(path), !value.isEmpty else { return nil }
             return String(value.prefix(limit))
