@@ -192,6 +192,8 @@ package struct Placed: Sendable {
     package let point: LonLat
     package let crs: String
     package let grid: GridShape
+    /// The device that lists the event's device as a catalog channel (nil: none does).
+    package var parent: String? = nil
 }
 
 /// What a batch adds to one incident.

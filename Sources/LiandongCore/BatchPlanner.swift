@@ -193,7 +193,7 @@ package struct BatchPlanner: Sendable {
             case .success(let at):
                 p.refusals.append(nil)
                 p.candidates.append(Placed(index: index, event: event, rule: rules.rule(for: event.category),
-                                           point: at.point, crs: at.crs, grid: at.grid))
+                                           point: at.point, crs: at.crs, grid: at.grid, parent: at.parent))
             }
         }
         pending = p

@@ -42,6 +42,7 @@ public struct DeviceCatalog: Sendable, Equatable {
                         if let v = c.address { $0.field("address", v) }
                         $0.field("channel_id", c.channelID)
                         if let v = c.civilCode { $0.field("civil_code", v) }
+                        if let v = c.event { $0.field("event", v) }
                         if let p = c.position {
                             $0.field("lat", number: p.lat)
                             $0.field("lon", number: p.lon)
@@ -106,6 +107,12 @@ extension DeviceCatalog: InboundRecord {
             case "ON": item.online = true
             case "OFF": item.online = false
             case let other?: throw Rejection(.invalidField, "channels[\(n)].status \"\(other.prefix(12))\" is not ON or OFF")
+            }
+            if let event = try text("event", 12) {
+                guard CatalogItem.events.contains(event) else {
+                    throw Rejection(.invalidField, "channels[\(n)].event \"\(event)\" is none of \(CatalogItem.events.sorted().joined(separator: ", "))")
+                }
+                item.event = event
             }
             switch (o["lon"], o["lat"]) {
             case (nil, nil): break

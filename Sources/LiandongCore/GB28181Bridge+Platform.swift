@@ -18,46 +18,56 @@ extension GB28181Bridge {
 
             """
         count("alarm_responses")
-        return platformMessage(to: device, peer: peer, body: body, now: now)
+        return platformMessage(to: device, peer: peer, body: body, purpose: .alarmResponse, now: now)
     }
 
-    /// A MESSAGE from the platform to a registered device (an alarm's Response, a Query), resent
-    /// over UDP until the device answers it.
-    mutating func platformMessage(to device: String, peer: SIPPeer, body: String, now: Double) -> BridgeAction {
+    /// A MESSAGE from the platform to a registered device (an alarm's Response, a Query, a
+    /// Control), resent over UDP until the device answers it.
+    mutating func platformMessage(to device: String, peer: SIPPeer? = nil, body: String, purpose: Purpose, now: Double) -> BridgeAction {
+        platformRequest("MESSAGE", to: device, peer: peer, body: body, purpose: purpose, now: now)
+    }
+
+    /// A request from the platform to a registered device (MESSAGE, SUBSCRIBE), resent over UDP
+    /// until the device answers it (32 s); `dialog` continues a dialog (a subscription's refresh).
+    mutating func platformRequest(_ method: String, to device: String, peer: SIPPeer? = nil, body: String, purpose: Purpose, now: Double,
+                                  dialog: (callID: String, fromTag: String, toTag: String?, cseq: UInt32)? = nil,
+                                  extra: [(name: String, value: String)] = []) -> BridgeAction
+    {
         let r = registrations[device]
+        let peer = peer ?? r?.peer ?? SIPPeer(transport: .udp, host: settings.realm, port: 5060)
         let host = r?.localHost ?? settings.realm, port = r?.localPort ?? 5060
         let branch = "z9hG4bK" + Self.randomToken()
-        let cseq = nextCSeq
-        nextCSeq &+= 1
+        let cseq: UInt32
+        if let dialog { cseq = dialog.cseq } else {
+            cseq = nextCSeq
+            nextCSeq &+= 1
+        }
         let message = SIPMessage(
-            start: .request(method: "MESSAGE", uri: "sip:\(device)@\(peer.host):\(peer.port)"),
+            start: .request(method: method, uri: "sip:\(device)@\(peer.host):\(peer.port)"),
             headers: [
                 ("Via", "SIP/2.0/\(peer.transport.rawValue.uppercased()) \(host):\(port);rport;branch=\(branch)"),
-                ("From", "<sip:\(settings.serverID)@\(settings.realm)>;tag=\(Self.randomToken())"),
-                ("To", "<sip:\(device)@\(settings.realm)>"),
-                ("Call-ID", "\(Self.randomToken())@\(host)"),
-                ("CSeq", "\(cseq) MESSAGE"),
+                ("From", "<sip:\(settings.serverID)@\(settings.realm)>;tag=\(dialog?.fromTag ?? Self.randomToken())"),
+                ("To", "<sip:\(device)@\(settings.realm)>" + (dialog?.toTag.map { ";tag=\($0)" } ?? "")),
+                ("Call-ID", dialog?.callID ?? "\(Self.randomToken())@\(host)"),
+                ("CSeq", "\(cseq) \(method)"),
                 ("Max-Forwards", "70"),
                 ("User-Agent", "liandong-gb28181"),
-                ("Content-Type", "Application/MANSCDP+xml"),
-            ],
+            ] + extra + [("Content-Type", "Application/MANSCDP+xml")],
             body: Array(body.utf8))
-        outgoing[branch] = Outgoing(message: message, peer: peer, nextAt: now + 0.5, interval: 1, giveUpAt: now + 32)
+        outgoing[branch] = Outgoing(message: message, peer: peer, device: device, purpose: purpose, nextAt: now + 0.5, interval: 1,
+                                    giveUpAt: now + 32)
         return .send(message, to: peer)
     }
 
 
     /// MESSAGE Query/Catalog to a registered device (one query per device at a time).
     mutating func askCatalog(_ device: String, now: Double) -> [BridgeAction] {
-        guard let r = registrations[device] else { return [] }
-        let sn = String(nextSN)
-        nextSN += 1
+        guard registrations[device] != nil, refused[device]?.contains(Purpose.catalog.name) != true else { return [] }
+        let sn = takeSN()
         catalogs[device] = CatalogAssembly(deviceID: device, sn: sn, deadline: now + settings.catalogTimeout)
         catalogAskedAt[device] = now
         count("catalog_queries")
-        let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Query>\r\n<CmdType>Catalog</CmdType>\r\n<SN>\(sn)</SN>\r\n"
-            + "<DeviceID>\(device)</DeviceID>\r\n</Query>\r\n"
-        return [platformMessage(to: device, peer: r.peer, body: body, now: now)]
+        return [platformMessage(to: device, body: Self.manscdp("Query", "Catalog", sn: sn, device: device), purpose: .catalog, now: now)]
     }
 
     /// A Catalog Response MESSAGE of `device` (already answered 200): added to its query's answer.
@@ -84,6 +94,7 @@ extension GB28181Bridge {
         }
         let catalog = DeviceCatalog(assembly, at: now)
         count(catalog.complete ? "catalogs_complete" : "catalogs_partial")
+        noteChannels(device, catalog.channels, replacing: catalog.complete)
         return [.forward(topic: DeviceCatalog.topic, body: catalog.json(), id: catalog.id)]
     }
 

@@ -68,6 +68,11 @@ public struct GB28181Bridge: Sendable {
         public var catalogInterval: Double = 3600
         /// How long the MESSAGEs of one Catalog answer are waited for; then what came is forwarded.
         public var catalogTimeout: Double = 30
+        /// gb28181.arm_on_register: DeviceControl GuardCmd SetGuard to every device that registers.
+        public var armOnRegister = true
+        /// gb28181.alarm_subscribe_s: SUBSCRIBE to alarms and catalog changes for this long,
+        /// refreshed before it runs out (0: no subscriptions).
+        public var alarmSubscribe: Double = 3600
 
         public init(serverID: String, realm: String, keepaliveTimeout: Double = 180, passwords: [String: String] = [:],
                     defaultPassword: String = "", maxWaiting: Int = 20_000, defaultExpires: Int = 3600, maxExpires: Int = 86_400)
@@ -97,14 +102,19 @@ public struct GB28181Bridge: Sendable {
         /// Our address as the device addressed it (its REGISTER's Request-URI): the Via of what we send it.
         public var localHost: String
         public var localPort: Int
+        /// The REGISTER's Call-ID: a refresh keeps it, a device that restarted registers with a new one.
+        public var callID: String?
 
-        public init(peer: SIPPeer, expiresAt: Double, lastSeen: Double, online: Bool, localHost: String, localPort: Int) {
+        public init(peer: SIPPeer, expiresAt: Double, lastSeen: Double, online: Bool, localHost: String, localPort: Int,
+                    callID: String? = nil)
+        {
             self.peer = peer
             self.expiresAt = expiresAt
             self.lastSeen = lastSeen
             self.online = online
             self.localHost = localHost
             self.localPort = localPort
+            self.callID = callID
         }
     }
 
@@ -134,10 +144,12 @@ public struct GB28181Bridge: Sendable {
         case unread
     }
 
-    /// A request the platform sent (the Response MESSAGE to an alarm), until answered.
+    /// A request the platform sent (a MESSAGE, a SUBSCRIBE), until answered.
     struct Outgoing {
         var message: SIPMessage
         var peer: SIPPeer
+        var device: String
+        var purpose: Purpose
         var nextAt: Double
         var interval: Double
         var giveUpAt: Double
@@ -157,6 +169,17 @@ public struct GB28181Bridge: Sendable {
     var catalogs: [String: CatalogAssembly] = [:]
     var catalogAskedAt: [String: Double] = [:]
     var nextSN: Int = 1
+    /// Per device (GB28181Bridge+Devices): what it refused (not asked again until it registers
+    /// anew), when its DeviceInfo was asked and its guard command sent, the guard answer awaited,
+    /// the channels its catalog lists; subscriptions by device and event, and when an ended one is
+    /// asked for again.
+    var refused: [String: Set<String>] = [:]
+    var infoAsked: [String: Double] = [:]
+    var guardSent: [String: Double] = [:]
+    var guards: [String: PendingGuard] = [:]
+    var channelsOf: [String: Set<String>] = [:]
+    var subscriptions: [String: Subscription] = [:]
+    var subscriptionRetry: [String: Double] = [:]
     /// Counters for the metrics: responses sent by method and code, retransmissions absorbed, ...
     public private(set) var counters: [String: Int] = [:]
     /// Seconds from a forwarded message's arrival to liandongd's answer, since the last take.
@@ -207,9 +230,16 @@ public struct GB28181Bridge: Sendable {
     /// A message arrived from `peer`.
     public mutating func receive(_ m: SIPMessage, from peer: SIPPeer, now: Double) -> [BridgeAction] {
         guard let method = m.method else {
-            // A device's answer to our Response MESSAGE.
-            if let branch = m.via?.branch, outgoing.removeValue(forKey: branch) != nil { count("outgoing_answered") }
-            return []
+            // A device's answer to a request of ours: a provisional one stops nothing but the
+            // retransmissions' pace; a final one is read by what the request was for.
+            guard let branch = m.via?.branch, let o = outgoing[branch], let code = m.statusCode else { return [] }
+            if code < 200 {
+                outgoing[branch]!.nextAt = max(o.nextAt, now + 4)
+                return []
+            }
+            outgoing[branch] = nil
+            count("outgoing_answered")
+            return answered(o, m, now: now)
         }
         if method == "ACK" { return [] }
         let key = transactionKey(m)
@@ -224,10 +254,16 @@ public struct GB28181Bridge: Sendable {
         switch method {
         case "REGISTER": actions = register(m, key: key, from: peer, now: now)
         case "MESSAGE": actions = message(m, key: key, from: peer, now: now)
+        case "NOTIFY":
+            // A subscription's notification: its body is read like a MESSAGE's.
+            actions = message(m, key: key, from: peer, now: now)
+            if let device = m.from?.uri.user, registrations[device]?.peer.host == peer.host {
+                actions += subscriptionState(m, device: device, now: now)
+            }
         case "OPTIONS": actions = [finish(key, m, peer, m.response(200, "OK", toTag: tag(key)), now: now)]
         default:
             actions = [finish(key, m, peer, m.response(405, "Method Not Allowed", toTag: tag(key),
-                                                       extra: [("Allow", "REGISTER, MESSAGE, OPTIONS")]), now: now)]
+                                                       extra: [("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")]), now: now)]
         }
         return actions
     }
@@ -255,7 +291,8 @@ public struct GB28181Bridge: Sendable {
             actions.append(finish(key, t.request, t.peer, response, now: now))
             answeredPeer = t.peer
         }
-        if ok, case .alarm(let sn, let channel, let device) = what, let peer = answeredPeer {
+        // An alarm by MESSAGE is answered by the platform's Response MESSAGE (one by NOTIFY is not).
+        if ok, case .alarm(let sn, let channel, let device) = what, let peer = answeredPeer, keys.contains(where: { $0.method == "MESSAGE" }) {
             actions.append(alarmResponse(sn: sn, channel: channel, device: device, peer: peer, now: now))
         }
         return actions
@@ -279,16 +316,22 @@ public struct GB28181Bridge: Sendable {
         usedNonces = usedNonces.filter { now - $0.value <= nonces.lifetime + 10 }
         guesses.prune(now: now)
         for (branch, o) in outgoing.sorted(by: { $0.key < $1.key }) where o.nextAt <= now {
-            if o.giveUpAt <= now || o.peer.transport == .tcp {
+            if o.giveUpAt <= now {
                 outgoing[branch] = nil
-                if o.peer.transport == .udp { count("outgoing_unanswered") }
+                count("outgoing_unanswered")
+                actions += unanswered(o, now: now)
+                continue
+            }
+            // Over TCP nothing is resent (the connection is reliable): the answer is waited for.
+            if o.peer.transport == .tcp {
+                outgoing[branch]!.nextAt = o.giveUpAt
                 continue
             }
             outgoing[branch]!.nextAt = now + o.interval
             outgoing[branch]!.interval = min(o.interval * 2, 4)
             actions.append(.send(o.message, to: o.peer))
         }
-        return actions + catalogTick(now: now)
+        return actions + catalogTick(now: now) + devicesTick(now: now)
     }
 
     // MARK: REGISTER
@@ -354,11 +397,20 @@ public struct GB28181Bridge: Sendable {
         }
         count("registered")
         let uri: SIPURI? = if case .request(_, let text) = m.start { SIPURI(text[...]) } else { nil }
+        let callID = m.header("Call-ID")
+        let before = registrations[device]
+        // A refresh keeps its Call-ID; a new one (a device that restarted) has lost its arming and
+        // subscriptions, and may answer what it refused before.
+        let anew = before == nil || before!.callID != callID || !before!.online
         registrations[device] = Registration(peer: peer, expiresAt: now + Double(expires), lastSeen: now, online: true,
-                                             localHost: uri?.host ?? settings.realm, localPort: uri?.port ?? 5060)
+                                             localHost: uri?.host ?? settings.realm, localPort: uri?.port ?? 5060, callID: callID)
         actions.append(status(device, .register, at: now))
-        // What it has: its catalog (after the 200, which `actions` sends first).
-        return actions + askCatalog(device, now: now)
+        actions.append(fact(device, now, .registration(DeviceFact.Registration(
+            transport: peer.transport, from: "\(peer.host):\(peer.port)", expiresAt: now + Double(expires)))))
+        if anew { forgetAsked(device) }
+        // What it has and what it should send: its catalog, its DeviceInfo, its arming and its
+        // subscriptions (after the 200, which `actions` sends first).
+        return actions + askCatalog(device, now: now) + manage(device, now: now)
     }
 
     mutating func challenge(_ m: SIPMessage, _ key: TransactionKey, _ peer: SIPPeer, now: Double, stale: Bool) -> BridgeAction {
@@ -420,6 +472,12 @@ public struct GB28181Bridge: Sendable {
         case ("Response", "Catalog"):
             // Part of its answer to our query: 200 at once; the catalog goes on when complete.
             return [answer(200, "OK")] + catalogResponse(utf8, device: device, now: now)
+        case ("Response", _):
+            // Its DeviceInfo, its answer to a guard command: 200 at once.
+            return [answer(200, "OK")] + deviceResponse(utf8, device: device, now: now)
+        case ("Notify", "Catalog"):
+            // A subscription's catalog change: 200 at once; the change goes on to liandongd.
+            return [answer(200, "OK")] + catalogNotify(utf8, device: device, now: now)
         case ("Notify", "Alarm"):
             let notify: ManscdpNotify
             do {
@@ -430,7 +488,7 @@ public struct GB28181Bridge: Sendable {
             guard case .alarm(let alarm) = notify.command else { return [answer(400, "Bad Request")] }
             // An alarm names the sender, or one of its channels: a device with channels (a DVR, an
             // NVR, a platform) may name a channel that is not itself registered; a camera only itself.
-            guard Self.mayAlarm(as: notify.deviceID, sender: device, registered: registrations.keys.contains(notify.deviceID)) else {
+            guard mayAlarm(as: notify.deviceID, sender: device) else {
                 count("alarm_wrong_device")
                 return [answer(403, "Forbidden", "DeviceID \(notify.deviceID) is not device \(device) nor one of its channels")]
                     + notice("wrong device \(peer.host)", now: now,
@@ -468,10 +526,17 @@ public struct GB28181Bridge: Sendable {
         "gb28181:\(device):unread:" + MD5.hex(branch + " " + callID).prefix(16)
     }
 
-    /// Whether `sender` may raise an alarm naming `deviceID`: itself, always; another id, only
-    /// when the sender is a device with channels (GB/T 28181 type 111 DVR, 118 NVR, 200 signalling
-    /// server, 215 business group, 216 virtual organisation) and that id is not a registered device
-    /// of its own. (Once the bridge reads catalogs: exactly the sender's channels.)
+    /// Whether `sender` may raise an alarm naming `deviceID`: itself, always; a channel its
+    /// catalog lists, always; a channel another device's catalog lists, never. Another id (a
+    /// channel added since the last catalog), only when the sender is a device with channels
+    /// (GB/T 28181 type 111 DVR, 118 NVR, 200 signalling server, 215 business group, 216 virtual
+    /// organisation) and that id is not a registered device of its own.
+    func mayAlarm(as deviceID: String, sender: String) -> Bool {
+        if deviceID == sender || channelsOf[sender]?.contains(deviceID) == true { return true }
+        if channelsOf.contains(where: { $0.key != sender && $0.value.contains(deviceID) }) { return false }
+        return Self.mayAlarm(as: deviceID, sender: sender, registered: registrations.keys.contains(deviceID))
+    }
+
     static func mayAlarm(as deviceID: String, sender: String, registered: Bool) -> Bool {
         if deviceID == sender { return true }
         guard let type = DeviceID(sender)?.typeCode, [111, 118, 200, 215, 216].contains(type) else { return false }

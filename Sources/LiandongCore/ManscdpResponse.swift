@@ -25,6 +25,13 @@ public enum ManscdpResponse: Sendable, Equatable {
         }
     }
 
+    /// A catalog NOTIFY (root `<Notify>`, CmdType Catalog): channels that changed, each with its Event.
+    public static func catalogNotify(utf8: [UInt8]) throws(Rejection) -> CatalogPart {
+        let (root, cmd, sn, device) = try MANSCDP.envelope(utf8, root: "Notify")
+        guard cmd == "Catalog" else { throw Rejection(.invalidField, "CmdType \(cmd.prefix(32)) is not Catalog") }
+        return try catalog(root, sn: sn, device: device)
+    }
+
     static func catalog(_ root: XMLElement, sn: String, device: String) throws(Rejection) -> CatalogPart {
         guard let sumText = root.value("SumNum") else { throw Rejection(.missingField, "SumNum is required") }
         guard let sum = Int(sumText), (0...CatalogPart.maxChannels).contains(sum) else {
@@ -74,6 +81,12 @@ public struct CatalogItem: Sendable, Equatable {
     public var online: Bool?
     /// Longitude/Latitude (WGS-84 as the standard says) when given and not zero.
     public var position: LonLat?
+    /// In a catalog NOTIFY: what happened to the channel (`CatalogItem.events`): ON, OFF, VLOST,
+    /// DEFECT change its status only, DEL removes it, ADD and UPDATE give all of it.
+    public var event: String?
+
+    /// The Event values of a catalog NOTIFY (GB/T 28181-2016 A.2.5).
+    public static let events: Set<String> = ["ON", "OFF", "VLOST", "DEFECT", "ADD", "DEL", "UPDATE"]
 
     public init(channelID: String, name: String? = nil, manufacturer: String? = nil, model: String? = nil, civilCode: String? = nil,
                 address: String? = nil, parentID: String? = nil, online: Bool? = nil, position: LonLat? = nil) {
@@ -102,6 +115,14 @@ public struct CatalogItem: Sendable, Equatable {
         // A ParentID names the device or a group; several, separated by "/", name the path: the last.
         parentID = text("ParentID", 420).flatMap { $0.split(separator: "/").last.map(String.init) }.flatMap { DeviceID($0) != nil ? $0 : nil }
         online = text("Status").map { ["ON", "OK", "ONLINE"].contains($0.uppercased()) }
+        if let e = text("Event", 12)?.uppercased() {
+            guard Self.events.contains(e) else {
+                throw Rejection(.invalidField, "DeviceList/Item/Event \"\(e)\" is none of \(Self.events.sorted().joined(separator: ", "))")
+            }
+            event = e
+            // The event says the status (an item of a status NOTIFY often carries nothing else).
+            if e == "ON" { online = true } else if ["OFF", "VLOST", "DEFECT"].contains(e) { online = false }
+        }
         if let lon = text("Longitude").flatMap(Double.init), let lat = text("Latitude").flatMap(Double.init),
            lon != 0 || lat != 0, (-180...180).contains(lon), (-90...90).contains(lat)
         {

@@ -20,7 +20,7 @@ public struct IngestLimits: Sendable, Equatable {
 /// Pure: the clock is passed in.
 public struct MessageDecoder: Sendable {
     /// Recorded, not correlated: every kind of `InboundRecord` liandongd reads, by topic.
-    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self, DeviceCatalog.self]
+    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self, DeviceCatalog.self, DeviceFact.self]
 
     /// Every topic the ingest SUB socket subscribes to.
     package static var topics: [String] { ["alert", "report", "gb28181"] + recordKinds.map { $0.topic } }

@@ -23,6 +23,9 @@ package struct ReferenceData: Sendable {
     package var silences: [Silence] = []
     /// Noisy cameras whose alerts ask for no verify task of their own (liandong.camera_suppressions).
     package var suppressedCameras = Set<String>()
+    /// GB/T 28181 catalog channels not gone (liandong.device_channels): the device that lists each
+    /// (an NVR, a platform) and the position it gives, when it gives one.
+    package var channels: [String: (device: String, position: LonLat?)] = [:]
 
     package init(version: String, grids: GridMap, gridByCode: [String: (shape: GridShape, surfacePoint: LonLat)],
                  cameras: [String: LonLat], workers: [String: String])
@@ -34,20 +37,28 @@ package struct ReferenceData: Sendable {
         self.workers = workers
     }
 
-    /// Where an event is and which grid covers it, or why it cannot be placed: the position as
-    /// sent (already WGS-84), else the registered camera, else a point inside the sender's grid.
-    package func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape), Rejection> {
+    /// Where an event is, which grid covers it and - when its device is a catalog channel - the
+    /// channel's device, or why it cannot be placed: the position as sent (already WGS-84), else
+    /// the registered camera, else the channel's catalog position, else a point inside the
+    /// sender's grid.
+    package func place(_ event: IngestEvent) -> Result<(point: LonLat, crs: String, grid: GridShape, parent: String?), Rejection> {
         let point: LonLat
         var crs = event.crs.rawValue
+        let channel = event.deviceID.flatMap { channels[$0] }
         if let p = event.position {
             point = p
         } else if event.source == .alert {
-            guard let camera = cameras[event.deviceID ?? ""] else {
-                return .failure(Rejection(.unknownDevice,
-                    "device_id \(event.deviceID ?? "") is not a registered camera and the alert carries no lon/lat"))
+            if let camera = cameras[event.deviceID ?? ""] {
+                point = camera
+                crs = "camera"
+            } else if let p = channel?.position {
+                point = p
+                crs = "channel"
+            } else {
+                return .failure(Rejection(.unknownDevice, channel != nil
+                    ? "device_id \(event.deviceID ?? "") is a channel of device \(channel!.device) whose catalog gives no position, not a registered camera, and the alert carries no lon/lat"
+                    : "device_id \(event.deviceID ?? "") is not a registered camera nor a catalog channel with a position, and the alert carries no lon/lat"))
             }
-            point = camera
-            crs = "camera"
         } else {
             guard let grid = gridByCode[event.gridCode ?? ""] else {
                 return .failure(Rejection(.unknownGrid,
@@ -59,7 +70,7 @@ package struct ReferenceData: Sendable {
         guard let grid = grids.locate(point, preferring: event.gridCode) else {
             return .failure(Rejection(.outsideArea, "position (\(point.lon), \(point.lat)) lies outside every grid"))
         }
-        return .success((point, crs, grid))
+        return .success((point, crs, grid, channel?.device))
     }
 }
 

@@ -374,7 +374,7 @@ public struct SIPAddress: Sendable, Equatable {
 
 /// A SIP listening address from gb28181.sip_bind: udp://HOST:PORT or tcp://HOST:PORT.
 public struct SIPEndpoint: Sendable, Equatable, Hashable {
-    public enum Transport: String, Sendable, Codable { case udp, tcp }
+    public enum Transport: String, Sendable, Codable, CaseIterable { case udp, tcp }
     public var transport: Transport
     public var host: String
     public var port: UInt16

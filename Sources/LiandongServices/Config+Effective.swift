@@ -122,6 +122,8 @@ extension Config {
         add("gb28181.keepalive_timeout_s", gb28181.keepaliveTimeoutSeconds)
         add("gb28181.catalog_interval_s", gb28181.catalogIntervalSeconds == 0 ? "0 (only when a device registers)"
             : "\(gb28181.catalogIntervalSeconds)")
+        add("gb28181.arm_on_register", gb28181.armOnRegister ? "true (SetGuard after every registration)" : "false")
+        add("gb28181.alarm_subscribe_s", gb28181.alarmSubscribeSeconds == 0 ? "0 (no subscriptions)" : "\(gb28181.alarmSubscribeSeconds)")
         add("gb28181.metrics_bind", gb28181.metricsBind.isEmpty ? "(none)" : gb28181.metricsBind)
         for tier in Tier.allCases {
             let sla = rules.sla(for: tier)

@@ -170,6 +170,10 @@ public struct Config: Sendable {
         public var keepaliveTimeoutSeconds = 180.0
         /// gb28181.catalog_interval_s: a registered device's Catalog is asked for again this often (0: at register only).
         public var catalogIntervalSeconds = 3600.0
+        /// gb28181.arm_on_register: DeviceControl GuardCmd SetGuard to every device that registers.
+        public var armOnRegister = true
+        /// gb28181.alarm_subscribe_s: SUBSCRIBE to alarms and catalog changes for this long (0: off).
+        public var alarmSubscribeSeconds = 3600.0
         /// gb28181.metrics_bind: the bridge's /metrics, /healthz ("" for none).
         public var metricsBind = "127.0.0.1:9465"
         public init() {}
@@ -256,7 +260,7 @@ public struct Config: Sendable {
         "workers": ["presence_s", "patrol_due"],
         "ha": ["enabled", "standby_buffer_s", "takeover_s"],
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s", "catalog_interval_s",
-                    "metrics_bind", "state_path"],
+                    "arm_on_register", "alarm_subscribe_s", "metrics_bind", "state_path"],
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -518,6 +522,12 @@ public struct Config: Sendable {
             gb28181.daemonAck = try g.string("daemon_ack") ?? gb28181.daemonAck
             gb28181.keepaliveTimeoutSeconds = try g.double("keepalive_timeout_s", 1...86_400) ?? gb28181.keepaliveTimeoutSeconds
             gb28181.catalogIntervalSeconds = try g.double("catalog_interval_s", 0...604_800) ?? gb28181.catalogIntervalSeconds
+            gb28181.armOnRegister = try g.bool("arm_on_register") ?? gb28181.armOnRegister
+            let subscribe = try g.double("alarm_subscribe_s", 0...86_400) ?? gb28181.alarmSubscribeSeconds
+            guard subscribe == 0 || subscribe >= 60 else {
+                throw ConfigError("config key gb28181.alarm_subscribe_s must be 0 (no subscriptions) or at least 60 seconds, got \(subscribe)")
+            }
+            gb28181.alarmSubscribeSeconds = subscribe
             gb28181.metricsBind = try g.string("metrics_bind") ?? gb28181.metricsBind
         }
         try Self.checkGB28181(gb28181)

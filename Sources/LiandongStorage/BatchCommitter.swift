@@ -119,7 +119,8 @@ package final class BatchCommitter {
             let table = rows.days.count == 1 ? rows.days.first!.partition : "liandong.events"
             try db.copy("""
                 COPY \(table) (source, source_id, gateway_id, gateway_seq, device_id, worker_id, category, priority,
-                                      observed_at, geog, source_crs, grid_code, village_code, incident_id, payload, muted_by) FROM STDIN
+                                      observed_at, geog, source_crs, grid_code, village_code, incident_id, payload, muted_by,
+                                      parent_device_id) FROM STDIN
                 """, events)
         }
         guard let update = rows.update else { return nil }

@@ -141,6 +141,7 @@ package final class BatchPreparer {
             copy.plain(planned.incident.uuidString)
             copy.field(e.body)
             copy.field(planned.mutedBy)
+            copy.field(p.parent)
             copy.endRow()
         }
         rows.events = copy.bytes

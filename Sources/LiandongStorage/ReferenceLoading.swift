@@ -56,6 +56,15 @@ extension ReferenceData {
             Silence(id: try $0.int64(0), devicePrefix: try $0.string(1), divisionPrefix: try $0.string(2), category: $0[3],
                     startsAt: try $0.double(4), endsAt: try $0.double(5))
         }
+        // A channel listed by several devices (a camera behind an NVR and a platform) is placed by
+        // the latest listing.
+        for row in try db.query("""
+            SELECT DISTINCT ON (channel_id) channel_id, device_id, longitude, latitude FROM liandong.device_channels
+            WHERE gone_at IS NULL ORDER BY channel_id, updated_at DESC, device_id
+            """).typed {
+            let position: LonLat? = if row[2] != nil { LonLat(lon: try row.double(2), lat: try row.double(3)) } else { nil }
+            reference.channels[try row.string(0)] = (try row.string(1), position)
+        }
         return reference
     }
 }

@@ -22,7 +22,7 @@ struct BridgeCommand: AsyncParsableCommand {
         abstract: "GB/T 28181 SIP bridge: cameras and NVRs register here; their alarms and keepalives reach liandongd.",
         discussion: """
             Reads the gb28181 section of the liandongd config file (sip_bind, server_id, realm, password or
-            passwords_file, daemon_ack, keepalive_timeout_s, catalog_interval_s, metrics_bind); LIANDONG_GB28181_<KEY> variables override it.
+            passwords_file, daemon_ack, keepalive_timeout_s, catalog_interval_s, arm_on_register, alarm_subscribe_s, metrics_bind); LIANDONG_GB28181_<KEY> variables override it.
             """)
 
     @Option(help: "Config file (YAML); the gb28181 section is read.") var config: String?
@@ -56,11 +56,13 @@ struct BridgeCommand: AsyncParsableCommand {
                                                     keepaliveTimeout: settings.keepaliveTimeoutSeconds, passwords: passwords,
                                                     defaultPassword: settings.password)
         bridgeSettings.catalogInterval = settings.catalogIntervalSeconds
+        bridgeSettings.armOnRegister = settings.armOnRegister
+        bridgeSettings.alarmSubscribe = settings.alarmSubscribeSeconds
         // A database that does not answer must not hang the start.
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
         // Who may use the shared password: the devices file, and the camera registry of the
         // config's database.url (read now and every minute; the last good list is kept).
-        let registry = CameraRegistry(conninfo: fullConfig.databaseURL, listed: known)
+        let registry = CameraRegistry(conninfo: fullConfig.databaseURL, listed: known, serverID: settings.serverID)
         bridgeSettings.knownDevices = registry.current
         let bridge = GB28181Bridge(settings: bridgeSettings, nonceSecret: Self.randomSecret())
         if !settings.password.isEmpty && bridgeSettings.knownDevices == nil {
@@ -293,6 +295,11 @@ final class BridgeLoop {
                     registryGeneration = registry.generation
                     bridge.setKnownDevices(registry.current)
                 }
+                for command in registry?.takeCommands() ?? [] {
+                    logger.info("operator's \(command.arm ? "arm" : "disarm") of device \(command.device)",
+                                metadata: ["gb28181.device_id": "\(command.device)"])
+                    apply(bridge.operatorGuard(command.device, arm: command.arm, now: now))
+                }
                 apply(bridge.tick(now: now))
                 // Idle TCP connections: 10 s for one no registered device uses, keepalive_timeout_s otherwise.
                 sockets.expireIdle(registered: Set(bridge.registrations.values.filter { $0.peer.transport == .tcp }.map(\.peer.connection)),
@@ -383,19 +390,24 @@ final class BridgeLoop {
     }
 }
 
-/// The devices that may register with the shared gb28181.password: those of gb28181.devices_file
-/// and the cameras of liandong.cameras (the config's database.url; read at start and every
-/// minute on a thread of its own, the last list read kept while the database is away). nil when
-/// neither the file nor the registry could ever be read.
+/// What the bridge reads from the config's database.url, on a thread of its own: the devices
+/// that may register with the shared gb28181.password (those of gb28181.devices_file, the cameras
+/// of liandong.cameras and the devices whose catalogs listed channels, read at start and every
+/// minute, the last list read kept while the database is away; nil when neither the file nor the
+/// database could ever be read), and operators' arm/disarm commands (liandong.device_commands,
+/// taken every 2 s).
 final class CameraRegistry: Sendable {
     let conninfo: String
     let listed: Set<String>?
-    private let state: Mutex<(cameras: Set<String>?, generation: Int)>
+    let serverID: String
+    private let state: Mutex<(cameras: Set<String>?, generation: Int, commands: [(device: String, arm: Bool)])>
 
-    init(conninfo: String, listed: Set<String>?) {
+    init(conninfo: String, listed: Set<String>?, serverID: String) {
         self.conninfo = conninfo
         self.listed = listed
-        state = Mutex((Self.read(conninfo), 0))
+        self.serverID = serverID
+        let db = try? PGConnection(conninfo: conninfo)
+        state = Mutex((db.flatMap(Self.read), 0, []))
     }
 
     var generation: Int { state.withLock { $0.generation } }
@@ -410,11 +422,36 @@ final class CameraRegistry: Sendable {
         }
     }
 
+    /// Commands taken since the last call.
+    func takeCommands() -> [(device: String, arm: Bool)] {
+        state.withLock { state in
+            defer { state.commands = [] }
+            return state.commands
+        }
+    }
+
     func start() {
         let thread = Thread { [self] in
+            var db: PGConnection?
+            var readAt = Date().timeIntervalSince1970
             while true {
-                Thread.sleep(forTimeInterval: 60)
-                guard let fresh = Self.read(conninfo) else { continue }
+                Thread.sleep(forTimeInterval: 2)
+                if db == nil { db = try? PGConnection(conninfo: conninfo) }
+                guard let connection = db else { continue }
+                do {
+                    let taken = try Self.takeCommands(connection, serverID: serverID)
+                    if !taken.isEmpty { state.withLock { $0.commands += taken } }
+                } catch {
+                    db = nil
+                    continue
+                }
+                let now = Date().timeIntervalSince1970
+                guard now - readAt >= 60 else { continue }
+                readAt = now
+                guard let fresh = Self.read(connection) else {
+                    db = nil
+                    continue
+                }
                 state.withLock {
                     if fresh != $0.cameras {
                         $0.cameras = fresh
@@ -427,9 +464,24 @@ final class CameraRegistry: Sendable {
         thread.start()
     }
 
-    static func read(_ conninfo: String) -> Set<String>? {
-        guard let db = try? PGConnection(conninfo: conninfo),
-              let rows = try? db.query("SELECT device_id FROM liandong.cameras WHERE valid_to IS NULL") else { return nil }
+    static func read(_ db: PGConnection) -> Set<String>? {
+        guard let rows = try? db.query("""
+            SELECT device_id FROM liandong.cameras WHERE valid_to IS NULL
+            UNION SELECT device_id FROM liandong.device_channels WHERE gone_at IS NULL
+            UNION SELECT parent_id FROM liandong.device_channels WHERE gone_at IS NULL AND parent_id IS NOT NULL
+            """) else { return nil }
         return Set(rows.rows.compactMap { $0[0] })
+    }
+
+    /// Takes the commands not taken yet (at most 5 minutes old: an older one is not what the
+    /// operator waits for any more), once.
+    static func takeCommands(_ db: PGConnection, serverID: String) throws -> [(device: String, arm: Bool)] {
+        let rows = try db.query("""
+            UPDATE liandong.device_commands SET taken_at = now(), taken_by = $1
+            WHERE id IN (SELECT id FROM liandong.device_commands WHERE taken_at IS NULL AND requested_at > now() - interval '5 minutes'
+                         ORDER BY id FOR UPDATE SKIP LOCKED)
+            RETURNING device_id, command
+            """, [serverID])
+        return rows.rows.compactMap { row in row[0].map { ($0, row[1] == "arm") } }
     }
 }

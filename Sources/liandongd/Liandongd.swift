@@ -16,7 +16,7 @@ struct Liandongd: AsyncParsableCommand {
         abstract: "Liandong (联动): correlates Sharp Eyes camera alerts and grid-worker reports into dispatch tasks.",
         version: LiandongVersion.current,
         subcommands: [Run.self, Migrate.self, Import.self, CheckConfig.self, Keys.self, Operator.self, Silence.self, Camera.self, Report.self, City.self,
-                      TaskCommand.self, EventCommand.self])
+                      TaskCommand.self, EventCommand.self, DeviceCommand.self])
 }
 
 /// Options every subcommand shares.

@@ -10,10 +10,13 @@ struct GB28181BridgeTests {
     static let peer = SIPPeer(transport: .udp, host: "10.0.0.5", port: 5060)
     static let t0 = 1_800_000_000.0
 
-    static func bridge(timeout: Double = 180, catalogInterval: Double = 3600) -> GB28181Bridge {
+    /// A bridge; `manage`: it also arms its devices and subscribes to them (GB28181DeviceTests).
+    static func bridge(timeout: Double = 180, catalogInterval: Double = 3600, manage: Bool = false) -> GB28181Bridge {
         var settings = GB28181Bridge.Settings(serverID: server, realm: realm, keepaliveTimeout: timeout,
                                               passwords: [nvr: "nvr-pass"], defaultPassword: "secret")
         settings.catalogInterval = catalogInterval
+        settings.armOnRegister = manage
+        settings.alarmSubscribe = manage ? 3600 : 0
         return GB28181Bridge(settings: settings, nonceSecret: "test")
     }
 
@@ -42,7 +45,7 @@ struct GB28181BridgeTests {
                          at now: Double = t0, branch: String = "z9hG4bKr", from peer: SIPPeer = peer) -> [BridgeAction]
     {
         let actions = authorizedRegister(&b, device, password: password, expires: expires, at: now, branch: branch, from: peer).actions
-        // The device answers the platform's Catalog query (its SIP 200; the catalog itself is another test's).
+        // The device answers the platform's queries (their SIP 200s; the answers themselves are other tests').
         for query in sent(actions) where query.method == "MESSAGE" {
             _ = b.receive(query.response(200, "OK", toTag: "q"), from: peer, now: now)
         }
@@ -239,7 +242,7 @@ struct GB28181BridgeTests {
         ok.headers = ok.headers.filter { $0.name != "To" }
         _ = b.receive(out[1].response(200, "OK", toTag: "d"), from: Self.peer, now: Self.t0 + 2)
         #expect(Self.sent(b.tick(now: Self.t0 + 10)).isEmpty)
-        #expect(b.counters["outgoing_answered"] == 2, "the Catalog query at register, and the Response MESSAGE")
+        #expect(b.counters["outgoing_answered"] == 3, "the Catalog and DeviceInfo queries at register, and the Response MESSAGE")
     }
 
     @Test("the same alarm in a new transaction while the first waits: one forward, both answered; a refusal is 400 with the reason")

@@ -88,5 +88,24 @@ struct WireSchemaTests {
             CatalogItem(channelID: "62092200001310000002"),
         ]))
         try expectValid("device_catalog.v1.schema.json", DeviceCatalog(assembly, at: Date().timeIntervalSince1970).json())
+        // A catalog NOTIFY's change as the bridge forwards it.
+        var notified = CatalogAssembly(deviceID: "62092200001180000001", sn: "8", deadline: 0)
+        var off = CatalogItem(channelID: "62092200001310000002", online: false)
+        off.event = "VLOST"
+        _ = notified.add(CatalogPart(sn: "8", deviceID: "62092200001180000001", sumNum: 1, items: [off]))
+        try expectValid("device_catalog.v1.schema.json", DeviceCatalog(notified, at: Date().timeIntervalSince1970).json())
+        // Every kind of device fact as liandong-gb28181 sends it.
+        let now = Date().timeIntervalSince1970
+        let facts: [DeviceFact.Fact] = [
+            .registration(DeviceFact.Registration(transport: .udp, from: "127.0.0.1:5070", expiresAt: now + 3600)),
+            .info(DeviceFact.Info(name: "NVR", manufacturer: "Hikvision", model: "DS-7864", firmware: "V4.1", channels: 64)),
+            .info(DeviceFact.Info()),
+            .guardState(.refused, detail: "501 Not Implemented"),
+            .subscription(.alarm, .active, until: now + 3600, detail: nil),
+            .subscription(.catalog, .refused, until: nil, detail: "489 Bad Event"),
+        ]
+        for fact in facts {
+            try expectValid("device_info.v1.schema.json", DeviceFact(deviceID: "62092200001180000001", at: now, fact).json())
+        }
     }
 }
