@@ -69,6 +69,9 @@ public struct DeviceCatalog: Sendable, Equatable {
 extension DeviceCatalog: InboundRecord {
     package static let topic = "catalog"
 
+    /// Its channels place alarms by channel.
+    package static var changesReference: Bool { true }
+
     package static func decode(_ f: inout Fields, by decoder: MessageDecoder, now: Double) throws -> DeviceCatalog {
         let schema = try f.string("schema")
         guard schema == Self.schema else {

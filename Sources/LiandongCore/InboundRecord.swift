@@ -27,12 +27,17 @@ package protocol InboundRecord: Sendable, Equatable {
     static var counter: (name: String, label: String, values: [String]) { get }
     /// This one's value of the counter's label.
     var counterValue: String { get }
+    /// Whether recording it may change the reference data (`ReferenceData`): the batch after the
+    /// one that committed it checks for a new version at once.
+    static var changesReference: Bool { get }
 }
 
 extension InboundRecord {
     package func isKnown(to reference: ReferenceData) -> Bool { true }
 
     package func placed(by reference: ReferenceData) -> Self { self }
+
+    package static var changesReference: Bool { false }
 
     /// Whether `other` is the same record (for `DecodedMessage`'s equality).
     package func isEqual(to other: any InboundRecord) -> Bool { (other as? Self) == self }

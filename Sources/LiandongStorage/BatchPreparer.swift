@@ -15,6 +15,8 @@ package final class BatchPreparer {
     /// Grids, cameras and workers, reloaded when an import has changed them (`currentReference`).
     private var reference: ReferenceData
     private var referenceCheckedAt: UInt64
+    /// A batch prepared since the last commit holds a record that changes the reference data.
+    private var referenceChangeCommitted = false
     /// Where preparing takes its time, by phase (see `takePhases`).
     private var clock = PhaseClock()
 
@@ -46,7 +48,13 @@ package final class BatchPreparer {
     package var canPrepareAhead: Bool { planner.hasWindow }
 
     /// After a commit, with no other batch being prepared: the window moves on.
-    package func committed() { planner.committed() }
+    package func committed() {
+        planner.committed()
+        // A record that changes what places events (a catalog's channels) was committed: the
+        // next batch checks the reference data whatever the time since the last check.
+        if referenceChangeCommitted { referenceCheckedAt = 0 }
+        referenceChangeCommitted = false
+    }
 
     /// After any failure: the window was changed as batches were planned; it is rebuilt from
     /// what was committed before the next batch. Batches prepared meanwhile must be prepared again.
@@ -82,6 +90,7 @@ package final class BatchPreparer {
             clock.lap("correlate")
         }
         guard case .done(let plan) = step else { preconditionFailure("the planner stopped without a plan") }
+        if plan.records.contains(where: { type(of: $0).changesReference }) { referenceChangeCommitted = true }
         var p = PreparedBatch(plan)
         if !plan.events.isEmpty {
             p.rows = try rows(plan)

@@ -79,6 +79,78 @@ struct DeviceCatalogTests {
         }
     }
 
+    @Test("an alarm naming a channel: placed by the registry camera, else by the channel's catalog position (source_crs channel), its NVR recorded on the event; a channel without position is refused with the reason; device facts land in liandong.devices")
+    func alarmsByChannel() throws {
+        let s = try Scene()
+        let client = try IngestClient(context: s.daemon.context, endpoint: s.daemon.ack, retryAfter: 1)
+        func answer(_ topic: String, _ body: [UInt8], _ id: String) throws -> IngestClient.Answer {
+            try client.send(topic: topic, body: body, id: id)
+            var answers: [IngestClient.Answer] = []
+            try waitUntil(timeout: 10, "\(id) answered") {
+                answers += try client.poll(timeout: 0.1)
+                return answers.contains { $0.id == id }
+            }
+            return answers.first { $0.id == id }!
+        }
+        let camera = "62092200001320000004", placed = "62092200001310000201", blind = "62092200001310000202"
+        let inside = offset(s.centre, east: 80)
+        let listed = Self.catalog(sn: "1", at: s.now - 60, [
+            CatalogItem(channelID: camera, online: true),
+            CatalogItem(channelID: placed, name: "路口", online: true, position: inside),
+            CatalogItem(channelID: blind, name: "无坐标", online: true),
+        ])
+        #expect(try answer("catalog", listed.json(), listed.id).ok)
+        func alarm(_ channel: String, sn: Int) -> (body: [UInt8], id: String) {
+            let time = String(Timestamp.formatCST(s.now - 10).prefix(19))
+            let body = "<?xml version=\"1.0\"?><Notify><CmdType>Alarm</CmdType><SN>\(sn)</SN><DeviceID>\(channel)</DeviceID>"
+                + "<AlarmPriority>2</AlarmPriority><AlarmMethod>5</AlarmMethod><AlarmTime>\(time)</AlarmTime><Info><AlarmType>6</AlarmType></Info></Notify>"
+            return (Array(body.utf8), "gb28181:\(channel):\(sn):\(time)")
+        }
+        for (channel, sn) in [(camera, 1), (placed, 2)] {
+            let a = alarm(channel, sn: sn)
+            let ok = try answer("gb28181", a.body, a.id)
+            #expect(ok.ok, "\(ok.error ?? "")")
+        }
+        let rows = try s.db.query("""
+            SELECT device_id, parent_device_id, source_crs, grid_code, round(ST_Distance(geog, ST_MakePoint($1, $2)::geography)) AS metres
+            FROM liandong.events ORDER BY device_id
+            """, [String(inside.lon), String(inside.lat)])
+        #expect(rows.count == 2)
+        #expect(rows[1, "device_id"] == camera && rows[1, "source_crs"] == "camera" && rows[1, "parent_device_id"] == Self.nvr)
+        #expect(rows[0, "device_id"] == placed && rows[0, "source_crs"] == "channel" && rows[0, "parent_device_id"] == Self.nvr
+                && rows[0, "metres"] == "0" && rows[0, "grid_code"] != nil)
+        let refused = try answer("gb28181", alarm(blind, sn: 3).body, alarm(blind, sn: 3).id)
+        #expect(!refused.ok && refused.error?.contains("is a channel of device \(Self.nvr) whose catalog gives no position") == true,
+                "\(refused.error ?? "")")
+
+        // Device facts as the bridge sends them: the row of liandong.devices; an older one changes nothing.
+        let facts: [DeviceFact] = [
+            DeviceFact(deviceID: Self.nvr, at: s.now - 30, .registration(DeviceFact.Registration(transport: .tcp, from: "10.1.2.3:5060",
+                                                                                               expiresAt: s.now + 3570))),
+            DeviceFact(deviceID: Self.nvr, at: s.now - 29, .info(DeviceFact.Info(name: "NVR-1", manufacturer: "Hikvision", model: "DS-7864N",
+                                                                                 firmware: "V4.30", channels: 64))),
+            DeviceFact(deviceID: Self.nvr, at: s.now - 28, .guardState(.refused, detail: "501 Not Implemented")),
+            DeviceFact(deviceID: Self.nvr, at: s.now - 27, .subscription(.alarm, .active, until: s.now + 3573, detail: nil)),
+            DeviceFact(deviceID: Self.nvr, at: s.now - 40, .guardState(.armed, detail: nil)),
+        ]
+        for f in facts { #expect(try answer("device", f.json(), f.id).ok) }
+        let device = try s.db.query("""
+            SELECT transport, registered_from, manufacturer, model, firmware, channel_count, guard, guard_detail, alarm_subscription,
+                   catalog_subscription, alarm_subscription_until > now() AS later
+            FROM liandong.devices WHERE device_id = $1
+            """, [Self.nvr])
+        #expect(device[0, "transport"] == "tcp" && device[0, "registered_from"] == "10.1.2.3:5060" && device[0, "manufacturer"] == "Hikvision")
+        #expect(device[0, "model"] == "DS-7864N" && device[0, "firmware"] == "V4.30" && device[0, "channel_count"] == "64")
+        #expect(device[0, "guard"] == "refused" && device[0, "guard_detail"] == "501 Not Implemented", "the older armed changes nothing")
+        #expect(device[0, "alarm_subscription"] == "active" && device[0, "later"] == "t" && device[0, "catalog_subscription"] == nil)
+        #expect(try s.daemon.metric("liandong_device_facts_total{kind=\"guard\"}") == 2)
+        let bad = Array(#"{"schema":"liandong.device_info.v1","device_id":"62092200001180000001","at":"2026-12-06T10:00:00+08:00","guard":{"state":"on"},"info":{}}"#.utf8)
+        try client.send(topic: "device", body: bad, id: "bad-fact")
+        try waitUntil(timeout: 10, "the fact with two parts dead-lettered") {
+            try s.count("SELECT count(*) FROM liandong.rejected_messages WHERE detail LIKE '%exactly one of registration, info, guard, subscription%'") == 1
+        }
+    }
+
     @Test("camera sync --from-catalog: a channel inside a grid is added, a camera whose channel moved is moved, the rest skipped with the reason; --dry-run writes nothing; --division limits it; a second sync changes nothing")
     func cameraSync() throws {
         let s = try Scene()
