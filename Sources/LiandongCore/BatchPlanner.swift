@@ -112,6 +112,7 @@ package struct BatchPlanner: Sendable {
     {
         pending = Pending(batch: batch, now: now, reference: reference, inFlightKeys: inFlight?.storedKeys ?? [],
                           inFlightLate: inFlight?.lateEvents ?? [])
+        pending!.inFlightRecords = inFlight?.records ?? []
         return place()
     }
 
@@ -150,7 +151,10 @@ package struct BatchPlanner: Sendable {
         p.sightings = []
         p.refusals = []
         p.candidates = []
-        let reference = p.reference
+        // What records not yet committed change in the reference data (a catalog's channels)
+        // places this batch's events as it will once they are.
+        var reference = p.reference
+        for record in p.inFlightRecords { record.amend(&reference) }
         for (index, inbound) in p.batch.enumerated() {
             switch inbound {
             case .rejected(let rejection, _): p.plan.reject(index, rejection, inbound.raw)
@@ -163,6 +167,7 @@ package struct BatchPlanner: Sendable {
                     p.plan.reject(index, refusal, raw)
                 } else {
                     let record = record.placed(by: reference)
+                    record.amend(&reference)
                     p.plan.records.append(record)
                     p.plan.outcomes[index] = .stored(incidentID: "")
                     // The one record the planner itself reads: where a worker is.
@@ -459,6 +464,8 @@ package struct BatchPlanner: Sendable {
         var rechecked = false
         let inFlightKeys: Set<EventKey>
         let inFlightLate: [LateEvent]
+        /// The in-flight batch's records: what they change in the reference data counts already.
+        var inFlightRecords: [any InboundRecord] = []
         var plan = BatchPlan(count: 0)
         /// The batch's events in observed-time order with their batch index, and per event why it
         /// cannot be placed (nil: placed, the next of `candidates`).

@@ -72,6 +72,25 @@ extension DeviceCatalog: InboundRecord {
     /// Its channels place alarms by channel.
     package static var changesReference: Bool { true }
 
+    /// Its channels as liandong.record_device_catalog will record them (a status change alone keeps
+    /// the channel's position; DEL, or a complete catalog's silence, removes it).
+    package func amend(_ reference: inout ReferenceData) {
+        if complete {
+            let listed = Set(channels.map(\.channelID))
+            reference.channels = reference.channels.filter { $0.value.device != deviceID || listed.contains($0.key) }
+        }
+        for c in channels {
+            switch c.event {
+            case "DEL"?:
+                if reference.channels[c.channelID]?.device == deviceID { reference.channels[c.channelID] = nil }
+            case "ON"?, "OFF"?, "VLOST"?, "DEFECT"?:
+                if reference.channels[c.channelID] == nil { reference.channels[c.channelID] = (deviceID, nil) }
+            default:
+                reference.channels[c.channelID] = (deviceID, c.position)
+            }
+        }
+    }
+
     package static func decode(_ f: inout Fields, by decoder: MessageDecoder, now: Double) throws -> DeviceCatalog {
         let schema = try f.string("schema")
         guard schema == Self.schema else {

@@ -501,7 +501,9 @@ public struct GB28181Bridge: Sendable {
             let joined = waiting[id] != nil
             wait(key, m, peer, now: now, for: id, .alarm(sn: notify.sn, channel: notify.deviceID, device: device))
             // The same alarm in a new transaction while the first is still waiting: one forward.
-            return joined ? [] : [.forward(topic: "gb28181", body: m.body, id: id)]
+            // A channel's alarm names the device that sent it (liandongd records it as the channel's device).
+            let topic = notify.deviceID == device ? "gb28181" : "gb28181.via." + device
+            return joined ? [] : [.forward(topic: topic, body: m.body, id: id)]
         default:
             count("messages_ignored")
             return [answer(200, "OK")]

@@ -30,6 +30,9 @@ package protocol InboundRecord: Sendable, Equatable {
     /// Whether recording it may change the reference data (`ReferenceData`): the batch after the
     /// one that committed it checks for a new version at once.
     static var changesReference: Bool { get }
+    /// Plan step: what recording it changes in the reference data, for the events planned with
+    /// it or after it before it is committed (and the reference data loaded again).
+    func amend(_ reference: inout ReferenceData)
 }
 
 extension InboundRecord {
@@ -38,6 +41,8 @@ extension InboundRecord {
     package func placed(by reference: ReferenceData) -> Self { self }
 
     package static var changesReference: Bool { false }
+
+    package func amend(_ reference: inout ReferenceData) {}
 
     /// Whether `other` is the same record (for `DecodedMessage`'s equality).
     package func isEqual(to other: any InboundRecord) -> Bool { (other as? Self) == self }

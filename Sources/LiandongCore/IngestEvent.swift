@@ -29,6 +29,9 @@ public struct IngestEvent: Sendable, Equatable {
     /// it declares, else "". An id is a duplicate only of the same owner's id: one gateway cannot
     /// take another's ids (liandong.event_keys is keyed by source, owner and id).
     public var owner: String = ""
+    /// A GB/T 28181 alarm forwarded by liandong-gb28181 for a channel: the registered device that
+    /// sent it (topic `gb28181.via.<device>`), its channel's device when no catalog says otherwise.
+    public var via: String? = nil
 
     public init(
         source: EventSource, sourceID: String, gatewayID: String? = nil, gatewaySeq: Int64? = nil,

@@ -111,7 +111,17 @@ public struct MessageDecoder: Sendable {
         guard let topic = String(validating: frames[0], as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "topic frame is not valid UTF-8")
         }
-        if Self.isGB28181(frames[0]) { return try decodeGB28181(body, now: now) }
+        if Self.isGB28181(frames[0]) {
+            var decoded = try decodeGB28181(body, now: now)
+            // The registered device that sent a channel's alarm (liandong-gb28181's topic gb28181.via.<device>).
+            if case .event(var event) = decoded, topic.hasPrefix("gb28181.via."), let via = DeviceID(String(topic.dropFirst(12))),
+               via.rawValue != event.deviceID
+            {
+                event.via = via.rawValue
+                decoded = .event(event)
+            }
+            return decoded
+        }
         let source: EventSource?
         let record = records.first { Self.is(frames[0], $0.topic) }
         if Self.is(frames[0], "alert") {

@@ -70,7 +70,7 @@ package struct ReferenceData: Sendable {
         guard let grid = grids.locate(point, preferring: event.gridCode) else {
             return .failure(Rejection(.outsideArea, "position (\(point.lon), \(point.lat)) lies outside every grid"))
         }
-        return .success((point, crs, grid, channel?.device))
+        return .success((point, crs, grid, channel?.device ?? event.via))
     }
 }
 

@@ -98,6 +98,62 @@ struct SIPp {
     }
 }
 
+extension SIPp {
+    /// SIPp running `scenario` (tools/sipp/nvr.xml) in the background as `device`, with `platform`
+    /// (an -oocsf scenario) answering what the bridge asks of it; `pause` ms between registering
+    /// and its last alarm. `wait()` gives its result.
+    final class Background {
+        let process = Process()
+        let outURL: URL
+
+        init(_ scenario: String, platform: String, bridge: BridgeProcess, device: String, channel: String, pause: Int,
+             keys: [String: String] = [:]) throws
+        {
+            let localPort = try freeUDPAndTCPPort()
+            outURL = URL(fileURLWithPath: "/tmp/ld-sipp-\(UUID().uuidString.prefix(8)).out")
+            FileManager.default.createFile(atPath: outURL.path, contents: nil)
+            var arguments = ["127.0.0.1:\(bridge.sipPort)", "-sf", "\(SIPp.scenarios)/\(scenario).xml",
+                             "-oocsf", "\(SIPp.scenarios)/\(platform).xml", "-t", "u1", "-i", "127.0.0.1", "-p", String(localPort),
+                             "-m", "1", "-d", String(pause), "-timeout", "90s", "-timeout_error", "-nostdin", "-trace_err",
+                             "-error_file", outURL.path + ".err",
+                             "-au", device, "-ap", BridgeProcess.password,
+                             "-key", "device", device, "-key", "channel", channel, "-key", "realm", BridgeProcess.realm,
+                             "-key", "server", BridgeProcess.serverID, "-key", "expires", "3600",
+                             "-key", "alarm_time", String(Timestamp.formatCST(Date().timeIntervalSince1970 - 2).prefix(19))]
+            for (k, v) in keys { arguments += ["-key", k, v] }
+            process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/bin/sipp") ? "/usr/bin/sipp" : "/usr/local/bin/sipp")
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+            let out = try FileHandle(forWritingTo: outURL)
+            process.standardOutput = out
+            process.standardError = out
+            try process.run()
+        }
+
+        /// Its exit status and what it printed (its error file included), once it ended (killed after `timeout`).
+        func wait(timeout: TimeInterval = 100) throws -> (status: Int32, output: String) {
+            do {
+                try waitUntil(timeout: timeout, "SIPp to finish") { !process.isRunning }
+            } catch {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            let output = ((try? String(contentsOf: outURL, encoding: .utf8)) ?? "")
+                + ((try? String(contentsOfFile: outURL.path + ".err", encoding: .utf8)) ?? "")
+            return (process.terminationStatus, output)
+        }
+
+        deinit {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(atPath: outURL.path + ".err")
+        }
+    }
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1 a moment ago.
 func freeUDPAndTCPPort() throws -> Int {
     for _ in 0..<50 {
