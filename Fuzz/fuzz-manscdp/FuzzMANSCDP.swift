@@ -2,7 +2,7 @@ import FuzzSupport
 import LiandongCore
 
 /// libFuzzer target: GB/T 28181 MANSCDP bodies (encoding detection and iconv conversion, the XML
-/// reader, the Notify checks, AlarmTime, the Catalog and DeviceInfo responses). Never crashes; a
+/// reader, the Notify checks, AlarmTime, the Catalog, DeviceInfo and DeviceControl responses, catalog NOTIFYs). Never crashes; a
 /// decoded alarm is well formed, a decoded catalog names 20-digit channels within its limits.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMANSCDP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -27,6 +27,17 @@ public func fuzzMANSCDP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 }
                 var assembly = CatalogAssembly(deviceID: part.deviceID, sn: part.sn, deadline: 0)
                 precondition(assembly.add(part) && assembly.channels.count <= part.items.count, "assembly lost its way")
+            }
+        } catch {
+            precondition(!error.detail.isEmpty, "a rejection without a reason")
+        }
+        // A catalog NOTIFY: every item's Event one of the standard's, and its status said by it.
+        do {
+            let part = try ManscdpResponse.catalogNotify(utf8: utf8)
+            for item in part.items {
+                precondition(item.event.map { CatalogItem.events.contains($0) } ?? true, "accepted an unknown Event: \(item)")
+                if item.event == "ON" { precondition(item.online == true, "ON did not set the status") }
+                if ["OFF", "VLOST", "DEFECT"].contains(item.event ?? "") { precondition(item.online == false, "OFF did not set the status") }
             }
         } catch {
             precondition(!error.detail.isEmpty, "a rejection without a reason")
