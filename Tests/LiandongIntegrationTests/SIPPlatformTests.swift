@@ -40,7 +40,7 @@ struct SIPPlatformTests {
         let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "0"])
         let bridge = try Self.bridge(s, devices: [Self.nvr])
         let sipp = try SIPp.Background("nvr", platform: "nvr_platform", bridge: bridge, device: Self.nvr, channel: Self.channel(0), pause: 12_000,
-                                       keys: ["camera": Self.camera, "lon": String(s.centre.lon), "lat": String(s.centre.lat)])
+                                       keys: ["camera": Self.camera, "chprefix": "62092200001310000", "lon": String(s.centre.lon), "lat": String(s.centre.lat)])
         try Self.explaining(s, bridge, sipp) { try waitUntil(timeout: 30, "the NVR's catalog, device row, arming and subscriptions recorded") {
             try s.count("SELECT count(*) FROM liandong.device_channels WHERE device_id = '\(Self.nvr)' AND gone_at IS NULL") == 70
                 && s.count("""

@@ -53,19 +53,19 @@ def response(cmd, fields, encoding="GB2312"):
 </Response>''' % (encoding, cmd, fields)
 
 def channel(k):
-    return "6209220000131%07d" % (k + 500)
+    return "[chprefix]%03d" % (k + 500)
 
-def item(k):
+def item(k, total):
     cid = "[camera]" if k == 1 else channel(k)
     place = ""
     if k == 0: place = "<Longitude>[lon]</Longitude><Latitude>[lat]</Latitude>"
-    if k == 69: place = "<Longitude>100.0</Longitude><Latitude>30.0</Latitude>"
+    if k == total - 1: place = "<Longitude>100.0</Longitude><Latitude>30.0</Latitude>"
     status = "OFF" if k % 10 == 9 else "ON"
     return "<Item><DeviceID>%s</DeviceID><Name>通道%d</Name><Manufacturer>Hikvision</Manufacturer><ParentID>[device]</ParentID><CivilCode>620922</CivilCode><Status>%s</Status>%s</Item>" % (cid, k + 1, status, place)
 
-def catalog(rng):
-    items = "\n".join(item(k) for k in rng)
-    return response("Catalog", '<SumNum>70</SumNum>\n<DeviceList Num="%d">\n%s\n</DeviceList>' % (len(rng), items), "UTF-8")
+def catalog(rng, total):
+    items = "\n".join(item(k, total) for k in rng)
+    return response("Catalog", '<SumNum>%d</SumNum>\n<DeviceList Num="%d">\n%s\n</DeviceList>' % (total, len(rng), items), "UTF-8")
 
 BRANCH = '''  <nop>
     <action>
@@ -97,7 +97,7 @@ def ooc(name, doc, guard_answer, device_info, catalog_parts, subscribe_answer, n
     out += reply() + '  <nop next="end"/>\n'
     out += '  <label id="catalog"/>\n' + reply()
     for i, part in enumerate(catalog_parts):
-        out += request("MESSAGE", "[pid]c%d[call_number]" % i, 20 + i, catalog(part))
+        out += request("MESSAGE", "[pid]c%d[call_number]" % i, 20 + i, catalog(part, catalog_parts[-1][-1] + 1))
     out += '  <nop next="end"/>\n'
     out += '  <label id="deviceinfo"/>\n' + reply()
     if device_info:
@@ -148,16 +148,26 @@ CATALOG_NOTIFY = '''<?xml version="1.0" encoding="GB2312"?>
 </Notify>''' % channel(3)
 
 d = os.path.dirname(os.path.abspath(__file__)) + "/"
-open(d + "nvr_platform.xml", "w").write(ooc("gb28181 NVR answering its platform",
+import argparse
+args = argparse.ArgumentParser(description="Writes the platform-side SIPp scenarios of tools/sipp.")
+args.add_argument("--nvr-channels", type=int, default=70, help="channels of the NVR (default 70)")
+args.add_argument("--out", help="write only the NVR's scenario, to this file")
+args = args.parse_args()
+n = args.nvr_channels
+half = (n + 1) // 2 + 5 if n > 10 else n
+parts = [range(0, min(half, n)), range(min(half, n), n)] if n > 10 else [range(0, n)]
+open(args.out or d + "nvr_platform.xml", "w").write(ooc("gb28181 NVR answering its platform",
     "The platform side of an NVR of 70 channels (SIPp -oocsf, beside nvr.xml): each request of the\n"
     "     platform is an out-of-call call. Query Catalog: 200, then the answer in two MESSAGEs (SumNum 70;\n"
     "     channel 1 is the registry camera -key camera, channel 0 at -key lon/lat, channel 70 outside\n"
-    "     every grid); Query DeviceInfo: 200 and its answer (Channel 70); DeviceControl: 200 and Result\n"
+    "     every grid; channel ids -key chprefix (17 digits) and 500, 501, ...); Query DeviceInfo: 200 and its answer (Channel 70); DeviceControl: 200 and Result\n"
     "     OK; SUBSCRIBE: 200 (Expires 3600), then a NOTIFY in the dialog (alarms: an Alarm of the camera\n"
     "     channel; catalog: channel 4 OFF, 1.5 s later); anything else (the platform's Response to an alarm): 200.\n"
     "     Keys: device, realm, server, camera, lon, lat, alarm_time.",
     "OK", "<Result>OK</Result>\n<DeviceName>NVR-SIPp</DeviceName>\n<Manufacturer>Hikvision</Manufacturer>\n<Model>DS-7864N-K4</Model>\n<Firmware>V4.30.085</Firmware>\n<Channel>70</Channel>",
-    [range(0, 40), range(40, 70)], "200 OK", [ALARM, CATALOG_NOTIFY]))
+    parts, "200 OK", [ALARM, CATALOG_NOTIFY]).replace("70 channels", "%d channels" % n).replace("SumNum 70", "SumNum %d" % n).replace("Channel>70<", "Channel>%d<" % n).replace("channel 70 outside", "channel %d outside" % n))
+if args.out:
+    raise SystemExit(0)
 open(d + "camera_platform.xml", "w").write(ooc("gb28181 camera without arming",
     "The platform side of a camera that cannot be armed (SIPp -oocsf, beside nvr.xml): DeviceControl\n"
     "     is answered 501 Not Implemented; Query Catalog: 200 and no answer; Query\n"
