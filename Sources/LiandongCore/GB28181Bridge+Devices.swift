@@ -178,6 +178,12 @@ extension GB28181Bridge {
             return wasActive ? [] : [fact(device, now, .subscription(event, .active, until: s.expiresAt, detail: nil))]
         }
         guard code >= 300 else { return [] }
+        // A refresh of a subscription the device no longer knows (it restarted): a new one.
+        if code == 481, case .subscribe(let event) = o.purpose {
+            subscriptions[Self.subscriptionKey(device, event)] = nil
+            count("subscription_lost")
+            return []
+        }
         let detail = "\(code) \(Self.reason(response))"
         return refusedBy(device, o.purpose, detail: detail, now: now)
     }
@@ -317,6 +323,7 @@ extension GB28181Bridge {
         infoAsked = infoAsked.filter { registrations[$0.key] != nil }
         guardSent = guardSent.filter { registrations[$0.key] != nil }
         refused = refused.filter { registrations[$0.key] != nil }
+        channelsOf = channelsOf.filter { registrations[$0.key] != nil }
         return actions
     }
 }

@@ -154,6 +154,20 @@ struct GB28181DeviceTests {
         #expect(again.count == 1 && again[0].header("Call-ID") != alarmSub.header("Call-ID"))
     }
 
+    @Test("a refresh answered 481 (the device restarted and lost the dialog): a new subscription, not a refusal")
+    func lostSubscription() throws {
+        var b = T.bridge(timeout: 3600, manage: true)
+        let requests = T.sent(T.authorizedRegister(&b).actions).dropFirst()
+        let sub = try #require(requests.first { $0.method == "SUBSCRIBE" && $0.header("Event") == "presence" })
+        _ = b.receive(sub.response(200, "OK", toTag: "d", extra: [("Expires", "100")]), from: T.peer, now: Self.t0 + 1)
+        let refresh = try #require(T.sent(b.tick(now: Self.t0 + 82)).first { $0.method == "SUBSCRIBE" && $0.header("Event") == "presence" })
+        #expect(refresh.header("Call-ID") == sub.header("Call-ID"))
+        let lost = b.receive(refresh.response(481, "Call/Transaction Does Not Exist", toTag: "d"), from: T.peer, now: Self.t0 + 83)
+        #expect(Self.facts(lost).isEmpty && b.counters["subscription_lost"] == 1 && b.counters["refused_subscribe_alarm"] == nil)
+        let fresh = try #require(T.sent(b.tick(now: Self.t0 + 84)).first { $0.method == "SUBSCRIBE" && $0.header("Event") == "presence" })
+        #expect(fresh.header("Call-ID") != sub.header("Call-ID") && fresh.to?.tag == nil && fresh.cseq?.number == 1)
+    }
+
     @Test("alarms by channel: an NVR's listed channel is its own; a channel another device's catalog lists is refused")
     func channels() throws {
         var b = T.bridge()
