@@ -117,7 +117,7 @@ public struct Explainer {
                    e.category, e.priority, \(Self.time("e.observed_at")) AS observed_at, \(Self.time("e.received_at")) AS received_at,
                    e.received_at AS received_raw, e.source_crs, e.grid_code, g.name AS grid_name, e.village_code, v.name AS village_name,
                    left(e.village_code, 9) AS township_code, tw.name AS township_name, e.incident_id, e.muted_by,
-                   i.status, i.alert_count, i.report_count, i.category AS incident_category
+                   e.parent_device_id, i.status, i.alert_count, i.report_count, i.category AS incident_category
             FROM liandong.events e
             JOIN liandong.incidents i ON i.id = e.incident_id
             LEFT JOIN liandong.cameras c ON c.device_id = e.device_id
@@ -133,11 +133,13 @@ public struct Explainer {
         var out: [String] = []
         let from = v("source") == "alert" ? "camera \(v("device_id")) \(v("camera"))" : "worker \(v("worker_id")) \(v("worker"))"
         out.append("\(v("source")) \(v("source_id")) (event \(v("id"))): \(v("category")), priority \(v("priority")), from \(from)"
+            + (e[0, "parent_device_id"].map { ", a channel of device \($0)" } ?? "")
             + (e[0, "gateway_id"].map { " via gateway \($0)" } ?? ""))
         out.append("  observed \(v("observed_at")), received \(v("received_at")) (China Standard Time)")
         let how = switch v("source_crs") {
         case "camera": "at the camera's registered position (the alert carried none)"
         case "grid": "at its grid (the report named grid_code and no position)"
+        case "channel": "at its channel's position in its device's GB/T 28181 catalog (not a registry camera; the alert carried none)"
         default: "at its position (\(v("source_crs")), stored as WGS-84)"
         }
         out.append("  placed \(how): grid \(v("grid_code")) \(v("grid_name")), village \(v("village_code")) \(v("village_name")), "

@@ -119,6 +119,9 @@ struct DeviceCatalogTests {
         #expect(rows[1, "device_id"] == camera && rows[1, "source_crs"] == "camera" && rows[1, "parent_device_id"] == Self.nvr)
         #expect(rows[0, "device_id"] == placed && rows[0, "source_crs"] == "channel" && rows[0, "parent_device_id"] == Self.nvr
                 && rows[0, "metres"] == "0" && rows[0, "grid_code"] != nil)
+        let why = try liandongd(["event", "why", alarm(placed, sn: 2).id], database: s.daemon.database)
+        #expect(why.status == 0 && why.stdout.contains("a channel of device \(Self.nvr)") && why.stdout.contains("at its channel's position"),
+                "\(why.stdout)\(why.stderr)")
         let refused = try answer("gb28181", alarm(blind, sn: 3).body, alarm(blind, sn: 3).id)
         #expect(!refused.ok && refused.error?.contains("is a channel of device \(Self.nvr) whose catalog gives no position") == true,
                 "\(refused.error ?? "")")

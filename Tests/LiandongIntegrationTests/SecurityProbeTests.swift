@@ -233,6 +233,9 @@ extension SecurityProbeTests {
     @Test("/healthz, /readyz and /metrics stay answerable while 200 idle connections and a client sending a byte a second hold on; those are closed within seconds")
     func healthUnderSlowClients() throws {
         let daemon = try DaemonProcess(database: try TestDatabase.create())
+        // Ready first (on a loaded machine the writer's first connection can take a moment): what
+        // is measured is the slow clients' effect, not the start.
+        try waitUntil(timeout: 30, "the daemon ready") { (try? httpGet(port: daemon.metricsPort, "/readyz").status) == 200 }
         var idle: [Int32] = []
         defer { idle.forEach { close($0) } }
         for _ in 0..<200 { idle.append(Self.connectTCP(from: "127.0.0.2", to: daemon.metricsPort)) }
