@@ -119,6 +119,17 @@ struct DeviceCatalogTests {
         #expect(rows[1, "device_id"] == camera && rows[1, "source_crs"] == "camera" && rows[1, "parent_device_id"] == Self.nvr)
         #expect(rows[0, "device_id"] == placed && rows[0, "source_crs"] == "channel" && rows[0, "parent_device_id"] == Self.nvr
                 && rows[0, "metres"] == "0" && rows[0, "grid_code"] != nil)
+        // A catalog NOTIFY deletes the placed channel (DEL): gone, with history; its next alarm has
+        // no position to be placed at (the same batch's planner forgets it too).
+        var deleted = CatalogItem(channelID: placed)
+        deleted.event = "DEL"
+        let removal = Self.catalog(sn: "9", at: s.now - 5, complete: false, [deleted])
+        #expect(try answer("catalog", removal.json(), removal.id).ok)
+        #expect(try s.count("SELECT count(*) FROM liandong.device_channels WHERE channel_id = '\(placed)' AND gone_at IS NOT NULL") == 1)
+        #expect(try s.db.query("SELECT string_agg(change, ',' ORDER BY at) FROM liandong.device_channel_history WHERE channel_id = '\(placed)'").scalar
+                == "listed,gone")
+        let afterDelete = try answer("gb28181", alarm(placed, sn: 4).body, alarm(placed, sn: 4).id)
+        #expect(!afterDelete.ok && afterDelete.error?.hasPrefix("unknown_device") == true, "\(afterDelete.error ?? "")")
         let why = try liandongd(["event", "why", alarm(placed, sn: 2).id], database: s.daemon.database)
         #expect(why.status == 0 && why.stdout.contains("a channel of device \(Self.nvr)") && why.stdout.contains("at its channel's position"),
                 "\(why.stdout)\(why.stderr)")
