@@ -20,12 +20,9 @@ package enum DeviceCommands {
                             poll: Double = 0.25) throws -> Outcome
     {
         guard DeviceID(device) != nil else { throw StorageError("\(device) is not a 20-digit GB/T 28181 device id") }
-        let id = try db.query("""
-            INSERT INTO liandong.device_commands (device_id, command) VALUES ($1, $2) RETURNING id, extract(epoch FROM requested_at)
-            """, [device, arm ? "arm" : "disarm"])
-        guard let row = id.rows.first, let commandID = row[0], let requested = row[1].flatMap(Double.init) else {
-            throw StorageError("could not record the command")
-        }
+        let id = try db.query("INSERT INTO liandong.device_commands (device_id, command) VALUES ($1, $2) RETURNING id",
+                              [device, arm ? "arm" : "disarm"])
+        guard let commandID = id.scalar else { throw StorageError("could not record the command") }
         let deadline = Date().timeIntervalSince1970 + timeout
         var takenBy: String?
         while Date().timeIntervalSince1970 < deadline {
@@ -41,7 +38,6 @@ package enum DeviceCommands {
             }
             Thread.sleep(forTimeInterval: poll)
         }
-        _ = requested
         if let takenBy { return .noAnswer(takenBy: takenBy) }
         // Not taken: withdrawn, so that a bridge starting later does not act on a stale command.
         try db.query("DELETE FROM liandong.device_commands WHERE id = $1 AND taken_at IS NULL", [commandID])
