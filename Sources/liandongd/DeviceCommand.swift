@@ -14,8 +14,9 @@ struct DeviceCommand: AsyncParsableCommand {
             abstract: "Arm a device (DeviceControl GuardCmd SetGuard): many cameras send no alarm until armed. Waits for its answer.")
         @OptionGroup var options: CommonOptions
         @Argument(help: "The device's 20-digit id (as it registered).") var device: String
+        @Option(help: "Seconds to wait for the device's answer.") var wait: Double = 45
 
-        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: true) }
+        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: true, wait: wait) }
     }
 
     struct Disarm: AsyncParsableCommand {
@@ -23,22 +24,25 @@ struct DeviceCommand: AsyncParsableCommand {
             abstract: "Disarm a device (DeviceControl GuardCmd ResetGuard), e.g. for maintenance. Waits for its answer.")
         @OptionGroup var options: CommonOptions
         @Argument(help: "The device's 20-digit id (as it registered).") var device: String
+        @Option(help: "Seconds to wait for the device's answer.") var wait: Double = 45
 
-        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: false) }
+        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: false, wait: wait) }
     }
 
-    static func guardCommand(_ options: CommonOptions, _ device: String, arm: Bool) async throws {
+    static func guardCommand(_ options: CommonOptions, _ device: String, arm: Bool, wait: Double) async throws {
+        guard wait > 0, wait <= 600 else { throw ValidationError("--wait must be 1-600 seconds") }
         try await reportingErrors {
             let verb = arm ? "arm" : "disarm"
-            switch try DeviceCommands.run(try options.currentDatabase(), device: device, arm: arm) {
+            let seconds = Int(wait.rounded())
+            switch try DeviceCommands.run(try options.currentDatabase(), device: device, arm: arm, timeout: wait) {
             case .answered(let state, let detail):
                 print("device \(device): \(state)" + (detail.map { " (\($0))" } ?? ""))
                 let wanted = arm ? "armed" : "disarmed"
                 if state != wanted { throw ExitCode(1) }
             case .notTaken:
-                throw StorageError("no liandong-gb28181 took the \(verb) command within 45 s: is one running with this database.url?")
+                throw StorageError("no liandong-gb28181 took the \(verb) command within \(seconds) s: is one running with this database.url?")
             case .noAnswer(let bridge):
-                throw StorageError("liandong-gb28181 \(bridge) sent the \(verb) command; no answer from device \(device) reached the database within 45 s")
+                throw StorageError("liandong-gb28181 \(bridge) sent the \(verb) command; no answer from device \(device) reached the database within \(seconds) s")
             }
         }
     }

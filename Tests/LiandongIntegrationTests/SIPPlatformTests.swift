@@ -82,6 +82,16 @@ struct SIPPlatformTests {
         #expect(bridge.stop() == 0)
     }
 
+    @Test("device arm without a bridge to take it: a clear error within --wait, the command withdrawn; a malformed id is refused")
+    func armWithoutBridge() throws {
+        let s = try Scene()
+        let r = try liandongd(["device", "arm", Self.nvr, "--wait", "2"], database: s.daemon.database)
+        #expect(r.status == 1 && r.stderr.contains("no liandong-gb28181 took the arm command within 2 s"), "\(r.stdout)\(r.stderr)")
+        #expect(try s.count("SELECT count(*) FROM liandong.device_commands") == 0)
+        let bad = try liandongd(["device", "disarm", "123", "--wait", "2"], database: s.daemon.database)
+        #expect(bad.status == 1 && bad.stderr.contains("123 is not a 20-digit GB/T 28181 device id"), "\(bad.stderr)")
+    }
+
     @Test("a camera that answers 501 to SetGuard: recorded as refused with the device's words, and not asked again while registered")
     func cameraRefuses() throws {
         let s = try Scene()
