@@ -156,7 +156,7 @@ extension CurveTests {
             "--curve-server-key", s.dir + "/daemon.pub", "--curve-key", s.dir + "/disp-a.key"])
         let first = try s.verifyTask("tail-1", at: s.centreA)
         do {
-            try waitUntil(timeout: 20, "the tail to print the first task") { tail.stdout.contains(first) }
+            try waitUntil(timeout: 45, "the tail to print the first task") { tail.stdout.contains(first) }
         } catch {
             throw TestFailure("\(error); the tail printed: \(tail.stdout.suffix(1500)) | stderr: \(tail.stderr.suffix(1500))")
         }
