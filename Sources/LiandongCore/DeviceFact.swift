@@ -204,12 +204,6 @@ extension DeviceFact: InboundRecord {
     package static let counter = (name: "liandong_device_facts_total", label: "kind",
                                   values: ["registration", "info", "guard", "subscription"])
 
-    package var counterValue: String {
-        switch fact {
-        case .registration: "registration"
-        case .info: "info"
-        case .guardState: "guard"
-        case .subscription: "subscription"
-        }
-    }
+    /// The id's kind, the two subscription events counted as one.
+    package var counterValue: String { fact.kind.hasPrefix("subscription") ? "subscription" : fact.kind }
 }

@@ -9,24 +9,27 @@ struct DeviceCommand: AsyncParsableCommand {
         commandName: "device", abstract: "Act on a GB/T 28181 device through liandong-gb28181 (it must be registered there).",
         subcommands: [Arm.self, Disarm.self])
 
-    struct Arm: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Arm a device (DeviceControl GuardCmd SetGuard): many cameras send no alarm until armed. Waits for its answer.")
+    /// What both subcommands take.
+    struct Target: ParsableArguments {
         @OptionGroup var options: CommonOptions
         @Argument(help: "The device's 20-digit id (as it registered).") var device: String
         @Option(help: "Seconds to wait for the device's answer.") var wait: Double = 45
+    }
 
-        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: true, wait: wait) }
+    struct Arm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Arm a device (DeviceControl GuardCmd SetGuard): many cameras send no alarm until armed. Waits for its answer.")
+        @OptionGroup var target: Target
+
+        func run() async throws { try await DeviceCommand.guardCommand(target.options, target.device, arm: true, wait: target.wait) }
     }
 
     struct Disarm: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Disarm a device (DeviceControl GuardCmd ResetGuard), e.g. for maintenance. Waits for its answer.")
-        @OptionGroup var options: CommonOptions
-        @Argument(help: "The device's 20-digit id (as it registered).") var device: String
-        @Option(help: "Seconds to wait for the device's answer.") var wait: Double = 45
+        @OptionGroup var target: Target
 
-        func run() async throws { try await DeviceCommand.guardCommand(options, device, arm: false, wait: wait) }
+        func run() async throws { try await DeviceCommand.guardCommand(target.options, target.device, arm: false, wait: target.wait) }
     }
 
     static func guardCommand(_ options: CommonOptions, _ device: String, arm: Bool, wait: Double) async throws {
