@@ -32,6 +32,9 @@ public struct IngestEvent: Sendable, Equatable {
     /// A GB/T 28181 alarm forwarded by liandong-gb28181 for a channel: the registered device that
     /// sent it (topic `gb28181.via.<device>`), its channel's device when no catalog says otherwise.
     public var via: String? = nil
+    /// A resident's request (topic `citizen`): what liandong.citizen_requests and
+    /// citizen_contacts keep of it besides the event.
+    public var citizen: CitizenRequest? = nil
 
     public init(
         source: EventSource, sourceID: String, gatewayID: String? = nil, gatewaySeq: Int64? = nil,

@@ -20,10 +20,13 @@ public struct IngestLimits: Sendable, Equatable {
 /// Pure: the clock is passed in.
 public struct MessageDecoder: Sendable {
     /// Recorded, not correlated: every kind of `InboundRecord` liandongd reads, by topic.
-    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self, DeviceCatalog.self, DeviceFact.self]
+    package static let recordKinds: [any InboundRecord.Type] = [DeviceStatusReport.self, WorkerPosition.self, DeviceCatalog.self, DeviceFact.self, CitizenFeedback.self]
 
     /// Every topic the ingest SUB socket subscribes to.
-    package static var topics: [String] { ["alert", "report", "gb28181"] + recordKinds.map { $0.topic } }
+    package static var topics: [String] { eventTopics + recordKinds.map { $0.topic } }
+
+    /// The topics of events (correlated): alerts, reports, GB/T 28181 bodies, residents' requests.
+    static let eventTopics = ["alert", "report", "gb28181", CitizenRequest.topic]
 
     /// The kinds of records this decoder reads (`recordKinds`; tests add their own).
     package var records: [any InboundRecord.Type] = MessageDecoder.recordKinds
@@ -54,7 +57,7 @@ public struct MessageDecoder: Sendable {
         guard frames.count >= 2, case .object(let o)? = try? JSONValue.parse(frames[1]) else {
             return nil
         }
-        for key in ["alert_id", "report_id"] {
+        for key in ["alert_id", "report_id", "request_id"] where key != "request_id" || Self.is(frames[0], CitizenRequest.topic) {
             if case .string(let id)? = o[key] { return id }
         }
         guard let kind = recordKinds.first(where: { Self.is(frames[0], $0.topic) }) else { return nil }
@@ -128,10 +131,10 @@ public struct MessageDecoder: Sendable {
             source = .alert
         } else if Self.is(frames[0], "report") {
             source = .report
-        } else if record != nil {
+        } else if Self.is(frames[0], CitizenRequest.topic) || record != nil {
             source = nil
         } else {
-            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of \((["alert", "report", "gb28181"] + records.map { $0.topic }).map { $0 + "[.*]" }.joined(separator: ", "))")
+            throw Rejection(.unknownTopic, "topic \"\(topic.prefix(64))\" is none of \((Self.eventTopics + records.map { $0.topic }).map { $0 + "[.*]" }.joined(separator: ", "))")
         }
         guard let text = String(validating: body, as: UTF8.self) else {
             throw Rejection(.invalidUTF8, "body is not valid UTF-8")
@@ -146,6 +149,7 @@ public struct MessageDecoder: Sendable {
             throw Rejection(.malformedJSON, "body is a JSON \(value.typeName), expected an object")
         }
         var fields = Fields(object)
+        if Self.is(frames[0], CitizenRequest.topic) { return .event(try decodeCitizenRequest(&fields, now: now)) }
         guard let source else { return .record(try record!.decode(&fields, by: self, now: now)) }
         let schema = try fields.string("schema")
         let expected = source == .alert ? Self.alertSchema : Self.reportSchema

@@ -112,6 +112,8 @@ public struct IncidentState: Sendable, Equatable {
 /// task_history.event: what happened to a task.
 public enum TaskEvent: String, Sendable, CaseIterable {
     case created, upgraded, accepted, started, resolved, falseAlarm = "false_alarm", rejected, escalated, overdue, reannounced, reassigned
+    /// A resident rated the outcome 1 or 2 (liandong.citizen_feedback): open again where it was closed.
+    case reopened
 }
 
 /// One step of a task's life as the planner decided it: the task after the step, the history row
@@ -327,6 +329,25 @@ public struct TaskPlanner: Sendable {
         task.overdueSince = now
         let reason = "\(missed) \(missedAt) missed at the county: overdue"
         return step(incident, task, event: .overdue, kind: .escalation, now: now, note: reason, reason: reason)
+    }
+
+    // MARK: residents
+
+    /// A resident's rating of 1 or 2 of a finished task (`CitizenFeedback.reopens`): the task is
+    /// open again at the tier and division that closed it, with that tier's deadlines from now,
+    /// no longer overdue (`reopened`, announced as an update with the resident's words as its
+    /// reason). Nil when the task is not finished (still being worked on: nothing to reopen).
+    public func reopen(_ incident: IncidentState, rating: Int, comment: String?, now: Double) -> TaskStep? {
+        guard var task = incident.task, task.state.isTerminal else { return nil }
+        let deadlines = rules.deadlines(tier: task.tier, priority: task.priority, from: now)
+        task.state = .open
+        task.respondBy = deadlines.respondBy
+        task.resolveBy = deadlines.resolveBy
+        task.overdue = false
+        task.overdueSince = nil
+        let reason = "reopened: the resident rated the outcome \(rating) of 5" + (comment.map { ": \($0)" } ?? "")
+        return step(incident, task, event: .reopened, kind: .update, now: now, actor: "resident", note: reason,
+                    updateID: nil, reason: reason)
     }
 
     // MARK: building

@@ -18,6 +18,9 @@ extension Config {
         if !gb28181.devicesFile.isEmpty {
             out.append(ConfiguredFile(setting: "gb28181.devices_file", path: gb28181.devicesFile, secret: false))
         }
+        if !open311.apiKeysFile.isEmpty {
+            out.append(ConfiguredFile(setting: "open311.api_keys_file", path: open311.apiKeysFile, secret: true))
+        }
         return out
     }
 
@@ -125,6 +128,7 @@ extension Config {
         add("gb28181.arm_on_register", gb28181.armOnRegister ? "true (SetGuard after every registration)" : "false")
         add("gb28181.alarm_subscribe_s", gb28181.alarmSubscribeSeconds == 0 ? "0 (no subscriptions)" : "\(gb28181.alarmSubscribeSeconds)")
         add("gb28181.metrics_bind", gb28181.metricsBind.isEmpty ? "(none)" : gb28181.metricsBind)
+        for (key, value) in open311.effective { add(key, value) }
         for tier in Tier.allCases {
             let sla = rules.sla(for: tier)
             add("sla.\(tier.rawValue).respond_minutes", list(sla.respondMinutes.map(minutes)))

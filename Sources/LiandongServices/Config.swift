@@ -179,6 +179,10 @@ public struct Config: Sendable {
         public init() {}
     }
 
+    /// open311.*: liandong-open311, the Open311 GeoReport v2 endpoint for residents' apps
+    /// (Config+Open311.swift).
+    public var open311 = Open311()
+
     public init() {}
 
     /// Loads `path` (nil: defaults only) and applies the environment.
@@ -261,6 +265,7 @@ public struct Config: Sendable {
         "ha": ["enabled", "standby_buffer_s", "takeover_s"],
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s", "catalog_interval_s",
                     "arm_on_register", "alarm_subscribe_s", "metrics_bind", "state_path"],
+        "open311": Open311.keys,
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -531,6 +536,7 @@ public struct Config: Sendable {
             gb28181.metricsBind = try g.string("metrics_bind") ?? gb28181.metricsBind
         }
         try Self.checkGB28181(gb28181)
+        if let o = try root.child("open311") { try open311.read(o) }
         if security.curve {
             for (key, value) in [("security.secret_key_file", security.secretKeyFile), ("security.peers_file", security.peersFile)]
             where value.isEmpty {

@@ -105,6 +105,7 @@ public final class Metrics: Sendable {
         "liandong_gb28181_daemon_unanswered": "liandong-gb28181: messages sent to liandongd not yet answered (status reports included).",
         "liandong_gb28181_tcp_closed_total": "liandong-gb28181: TCP connections from devices it closed, by reason (per_address: beyond the per-address cap; idle: silent too long).",
         "liandong_device_facts_total": "GB/T 28181 device facts recorded in liandong.devices, by kind (registration, info: its DeviceInfo answer, guard: its answer to arming, subscription).",
+        "liandong_citizen_feedback_total": "Residents' ratings of their requests' outcome recorded (liandong.citizen_feedback), by rating 1-5; a rating of 1 or 2 reopens the finished task.",
         "liandong_device_catalogs_total": "GB/T 28181 device catalogs recorded, by result (complete: every announced channel came; partial: the query's time ran out).",
         "liandong_patrol_reminders_total": "Patrol reminders (liandong.reminder.v1) committed to the feed: grids with no on_patrol position by workers.patrol_due.",
         "liandong_worker_positions_total": "Grid workers' positions stored, by state (on_patrol, on_task, off_duty).",

@@ -87,6 +87,8 @@ public final class SweeperService: Service, Sendable {
             try publish(due, session) { id, db in try sweep(id, db: db, reannounce: reannounce) }
             let owing = try session.run { db in try TaskDeadlines.owing(db, at: Date().timeIntervalSince1970) }
             try publish(owing, session) { id, db in try sendOwedUpdate(id, db: db) }
+            let rated = try session.run { db in try CitizenStore.pendingReopens(db) }
+            try publish(rated, session) { id, db in try reopenRated(id, db: db) }
             let wait = interval - Date().timeIntervalSince(started)
             var slept = 0.0
             while slept < wait && !stop.isSet {
@@ -237,6 +239,29 @@ public final class SweeperService: Service, Sendable {
             return []
         }
         return try TaskStore.write(db, steps: [step])
+    }
+
+    /// A resident's rating of 1-2 (liandong.citizen_feedback): the request's finished task is
+    /// opened again where it was closed (`TaskPlanner.reopen`); one still being worked on stays
+    /// as it is. The rating is marked handled in the same transaction.
+    private func reopenRated(_ id: String, db: PGConnection) throws -> [FeedMessage] {
+        let now = Date().timeIntervalSince1970
+        guard let rating = try CitizenStore.lockPending(db, feedbackID: id) else { return [] }
+        guard let incident = try TaskStore.load(db, incidentIDs: [rating.incidentID], lock: true).first, incident.task != nil else {
+            try CitizenStore.handled(db, feedbackID: id, .noTask, at: now)
+            return []
+        }
+        guard let step = planner.reopen(incident, rating: rating.rating, comment: rating.comment, now: now) else {
+            try CitizenStore.handled(db, feedbackID: id, .notFinished, at: now)
+            return []
+        }
+        let messages = try TaskStore.write(db, steps: [step])
+        try CitizenStore.handled(db, feedbackID: id, .reopened, at: now)
+        logger.notice("task reopened by a resident's rating", metadata: [
+            "task.id": "\(step.task.id)", "task.division": "\(step.task.divisionCode)", "feedback.id": "\(id)",
+            "feedback.rating": "\(rating.rating)",
+        ])
+        return messages
     }
 
     /// Escalates or re-announces one task if it is still due (checked under its row lock).

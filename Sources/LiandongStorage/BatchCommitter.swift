@@ -123,6 +123,9 @@ package final class BatchCommitter {
                                       parent_device_id) FROM STDIN
                 """, events)
         }
+        if let citizens = rows.citizens {
+            try db.query("SELECT liandong.record_citizen_requests($1::jsonb)", [citizens])
+        }
         guard let update = rows.update else { return nil }
         // One round trip for all three (a repeated key refuses the batch here, as the unique
         // index on events did before partitioning). The grown incidents' span comes back for the

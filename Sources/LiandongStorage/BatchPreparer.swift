@@ -154,6 +154,7 @@ package final class BatchPreparer {
             copy.endRow()
         }
         rows.events = copy.bytes
+        rows.citizens = try CitizenStore.rows(plan.events)
         // Highest seq per gateway, for the gap tracker's seed at the next start.
         var highest: [String: Int64] = [:]
         for planned in plan.events {

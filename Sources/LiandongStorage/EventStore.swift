@@ -167,6 +167,8 @@ package struct BatchRows: Sendable {
     /// Parameters of the statement that records gateway seqs, grows incidents and adds the
     /// events' keys (event_keys).
     package var update: [String?]?
+    /// The residents' requests among the events (liandong.record_citizen_requests), JSON.
+    package var citizens: String?
 }
 
 /// A day in China Standard Time, as days since 1970-01-01: the partition of liandong.events an

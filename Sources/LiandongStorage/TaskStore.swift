@@ -282,6 +282,11 @@ package enum TaskStore {
                 SET status = 'closed', resolution = x.state, closed_at = x.at, updated_at = x.at
                 FROM x JOIN u ON u.id = x.id
                 WHERE i.id = u.incident_id AND x.closes
+            ), reopened AS (
+                UPDATE liandong.incidents i
+                SET status = 'open', resolution = NULL, closed_at = NULL, updated_at = x.at
+                FROM x JOIN u ON u.id = x.id
+                WHERE i.id = u.incident_id AND x.event = 'reopened'
             )
             SELECT base FROM head
             """, [String(feedMessages), try json(rows.changed)])
