@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "liandong-dispatcher", targets: ["liandong-dispatcher"]),
         .executable(name: "liandong-bench", targets: ["liandong-bench"]),
         .executable(name: "liandong-gb28181", targets: ["liandong-gb28181"]),
+        .executable(name: "liandong-open311", targets: ["liandong-open311"]),
         // For integrators: the acknowledged gateway (IngestClient) and the gap-free dispatcher feed (FeedClient).
         .library(name: "LiandongClient", targets: ["LiandongClient", "LiandongCore", "ZeroMQ"]),
     ],
@@ -104,6 +105,17 @@ let package = Package(
                 "LiandongCore", "LiandongClient", "LiandongServices", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Open311 GeoReport v2 for residents' apps: requests go to liandongd's ack path, status is read from PostgreSQL.
+        .executableTarget(
+            name: "liandong-open311",
+            dependencies: [
+                "LiandongCore", "LiandongClient", "LiandongServices", "LiandongStorage", "ZeroMQ", "LibPQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -427,8 +427,10 @@ package struct BatchPlanner: Sendable {
         guard !c.opened.isEmpty else { return [:] }
         var evidence: [UUID: (alerts: [String], reports: [String])] = [:]
         var latest: [UUID: (alert: IngestEvent?, report: IngestEvent?)] = [:]
+        var residents = Set<UUID>()
         // Most recent first, as the stored evidence is read (observed time, then arrival).
         for (p, incident) in zip(placed, c.incidents).reversed() where c.opened[incident] != nil {
+            if p.event.citizen != nil { residents.insert(incident) }
             if p.event.source == .alert, latest[incident]?.alert == nil { latest[incident, default: (nil, nil)].alert = p.event }
             if p.event.source == .report, latest[incident]?.report == nil { latest[incident, default: (nil, nil)].report = p.event }
             if p.event.source == .alert {
@@ -446,6 +448,7 @@ package struct BatchPlanner: Sendable {
                 evidence: TaskEvidence(alerts: evidence[id]?.alerts ?? [], reports: evidence[id]?.reports ?? [],
                                        alertCount: g.alerts, reportCount: g.reports),
                 relatedIncidentIDs: n.related.map { $0.uuidString.lowercased() })
+            out[id]!.residentRequest = residents.contains(id)
             let alert = latest[id]?.alert, report = latest[id]?.report
             let details = IncidentContext.details(alert: alert.map { Array($0.body.utf8) }, report: report.map { Array($0.body.utf8) })
             out[id]!.context = IncidentContext(

@@ -4,8 +4,9 @@ import Foundation
 /// liandong-open311 (Open311 GeoReport v2) from a mini-program or a city app. It is a report from
 /// a resident: stored as an event of source `report` (its id is the service_request_id, owned by
 /// its sender), it correlates like any report - near a camera alert it makes the joint dispatch -
-/// and climbs the same ladder. A resident's request always gets a task: its severity counts as
-/// at least `correlation.dispatch_severity`. Who filed it (`CitizenContact`) is stored apart
+/// and climbs the same ladder. A resident's request always gets a task, however minor
+/// (`IncidentState.residentRequest`): a dispatch at the tier its category and severity route to.
+/// Who filed it (`CitizenContact`) is stored apart
 /// (liandong.citizen_contacts) and never in the event's payload, a task message or an answer.
 public struct CitizenRequest: Sendable, Equatable {
     public static let schema = "liandong.citizen_request.v1"
@@ -108,7 +109,7 @@ extension MessageDecoder {
         let body = String(decoding: encoded, as: UTF8.self)
         var event = IngestEvent(
             source: .report, sourceID: id, gatewayID: try f.optionalString("gateway_id").map { _ in try f.identifier("gateway_id") },
-            category: rules.category(report: category), priority: min(severity, rules.dispatchSeverity), observedAt: observedAt,
+            category: rules.category(report: category), priority: severity, observedAt: observedAt,
             position: position, crs: crs, body: body)
         event.citizen = request
         return event

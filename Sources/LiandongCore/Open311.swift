@@ -37,7 +37,7 @@ public enum Open311 {
         public var category: String
         public var group: String
         public var keywords: [String]
-        /// 1 most urgent ... 4; a resident's request counts as at least correlation.dispatch_severity.
+        /// 1 most urgent ... 4 (with the category's route it decides the tier the task starts at).
         public var severity: Int
 
         public init(code: String, name: String, description: String, category: String, group: String, keywords: [String], severity: Int = 3) {

@@ -91,6 +91,9 @@ public struct IncidentState: Sendable, Equatable {
     public var relatedIncidentIDs: [String]
     /// Names, description, camera and media for its messages.
     public var context = IncidentContext()
+    /// A resident's request (liandong.citizen_requests) is among its events: it gets a task even
+    /// when minor - an unanswered request climbs village -> township -> county like any task.
+    public var residentRequest = false
 
     public init(id: String, category: String, gridCode: String, villageCode: String, priority: Int, lon: Double, lat: Double,
                 workerID: String?, evidence: TaskEvidence, task: TaskRecord? = nil, relatedIncidentIDs: [String] = [])
@@ -187,7 +190,7 @@ public struct TaskPlanner: Sendable {
         let decision = emissionDecision(
             for: IncidentEvidence(alertCount: incident.evidence.alertCount, reportCount: incident.evidence.reportCount,
                                   priority: incident.priority, taskKind: incident.task?.kind),
-            dispatchSeverity: rules.dispatchSeverity)
+            dispatchSeverity: incident.residentRequest ? 4 : rules.dispatchSeverity)
         switch decision {
         case .none:
             return nil

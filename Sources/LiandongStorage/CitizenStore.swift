@@ -83,6 +83,8 @@ package enum CitizenStore {
     /// What GET requests asks for: ids, or a service, a time range and a status.
     package struct Query: Sendable {
         package var ids: [String] = []
+        /// Only the requests this app filed.
+        package var app: String?
         package var serviceCodes: [String] = []
         package var from: Double?
         package var to: Double?
@@ -98,6 +100,7 @@ package enum CitizenStore {
             return "$\(parameters.count)"
         }
         if !q.ids.isEmpty { filters.append("service_request_id = ANY(\(parameter(PGCopyText.arrayLiteral(q.ids)))::text[])") }
+        if let app = q.app { filters.append("app = \(parameter(app))") }
         if !q.serviceCodes.isEmpty { filters.append("service_code = ANY(\(parameter(PGCopyText.arrayLiteral(q.serviceCodes)))::text[])") }
         if let from = q.from { filters.append("requested_at >= to_timestamp(\(parameter(String(from))))") }
         if let to = q.to { filters.append("requested_at <= to_timestamp(\(parameter(String(to))))") }

@@ -191,7 +191,8 @@ package enum TaskStore {
                    extract(epoch FROM t.counts_sent_at), extract(epoch FROM t.update_due_at), i.related_incident_ids,
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = i.village_code),
                    (SELECT d.name FROM liandong.divisions d WHERE d.code = left(i.village_code, 9)),
-                   t.escalations, extract(epoch FROM t.last_announced_at), extract(epoch FROM t.closed_at)
+                   t.escalations, extract(epoch FROM t.last_announced_at), extract(epoch FROM t.closed_at),
+                   EXISTS (SELECT 1 FROM liandong.citizen_requests r WHERE r.incident_id = i.id)
             FROM liandong.incidents i
             -- LATERAL with LIMIT (one task per incident anyway) is not flattened into a join, so
             -- each incident probes tasks_incident_id_key: a hash join would read all tasks.
@@ -208,6 +209,7 @@ package enum TaskStore {
                 evidence: TaskEvidence(alerts: evidence.alerts, reports: evidence.reports,
                                        alertCount: alertCount, reportCount: reportCount),
                 relatedIncidentIDs: parsePGTextArray(v[24] ?? "{}"))
+            incident.residentRequest = try v.bool(30)
             let details = IncidentContext.details(alert: evidence.newestAlert, report: evidence.newestReport)
             incident.context = IncidentContext(villageName: v[25], townshipName: v[26], description: details.description,
                                                cameraName: evidence.camera, media: details.media)

@@ -154,26 +154,28 @@ COMMENT ON VIEW liandong.citizen_kpis IS 'Residents'' requests per division and 
 
 -- division_kpis gains the residents' figures (columns appended; the others are unchanged).
 CREATE OR REPLACE VIEW liandong.division_kpis AS
-SELECT o.division_code, d.name AS division_name, d.level,
-       (o.at AT TIME ZONE 'Asia/Shanghai')::date AS day,
-       count(*) AS tasks_received,
-       count(o.accepted_at) AS accepted,
-       round(100.0 * count(*) FILTER (WHERE o.accepted_at <= o.respond_by) / count(*), 1) AS accepted_on_time_pct,
-       count(o.resolved_at) AS resolved,
-       round(100.0 * count(*) FILTER (WHERE o.resolved_at <= o.resolve_by) / count(*), 1) AS resolved_on_time_pct,
-       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.accepted_at - o.at) / 60))::numeric, 1)
-           AS median_minutes_to_accept,
-       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.resolved_at - o.at) / 60))::numeric, 1)
-           AS median_minutes_to_resolve,
-       count(*) FILTER (WHERE o.escalated) AS escalations,
-       count(*) FILTER (WHERE o.false_alarm) AS false_alarms,
-       min(c.citizen_requests) AS citizen_requests,
-       min(c.answered_on_time_pct) AS citizen_answered_on_time_pct,
-       min(c.satisfaction) AS citizen_satisfaction
-FROM liandong.task_assignments o
-JOIN liandong.divisions d ON d.code = o.division_code
-LEFT JOIN liandong.citizen_kpis c ON c.division_code = o.division_code AND c.day = (o.at AT TIME ZONE 'Asia/Shanghai')::date
-GROUP BY o.division_code, d.name, d.level, (o.at AT TIME ZONE 'Asia/Shanghai')::date;
+SELECT k.*, r.cameras, r.online_pct AS camera_online_pct, c.citizen_requests,
+       c.answered_on_time_pct AS citizen_answered_on_time_pct, c.satisfaction AS citizen_satisfaction
+FROM (
+    SELECT o.division_code, d.name AS division_name, d.level,
+           (o.at AT TIME ZONE 'Asia/Shanghai')::date AS day,
+           count(*) AS tasks_received,
+           count(o.accepted_at) AS accepted,
+           round(100.0 * count(*) FILTER (WHERE o.accepted_at <= o.respond_by) / count(*), 1) AS accepted_on_time_pct,
+           count(o.resolved_at) AS resolved,
+           round(100.0 * count(*) FILTER (WHERE o.resolved_at <= o.resolve_by) / count(*), 1) AS resolved_on_time_pct,
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.accepted_at - o.at) / 60))::numeric, 1)
+               AS median_minutes_to_accept,
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.resolved_at - o.at) / 60))::numeric, 1)
+               AS median_minutes_to_resolve,
+           count(*) FILTER (WHERE o.escalated) AS escalations,
+           count(*) FILTER (WHERE o.false_alarm) AS false_alarms
+    FROM liandong.task_assignments o
+    JOIN liandong.divisions d ON d.code = o.division_code
+    GROUP BY o.division_code, d.name, d.level, (o.at AT TIME ZONE 'Asia/Shanghai')::date
+) k
+LEFT JOIN liandong.camera_online_rate r ON r.division_code = k.division_code AND r.day = k.day
+LEFT JOIN liandong.citizen_kpis c ON c.division_code = k.division_code AND c.day = k.day;
 ALTER VIEW liandong.division_kpis SET (security_invoker = true);
 COMMENT ON COLUMN liandong.division_kpis.citizen_requests IS 'Residents'' requests handed to it that day (liandong.citizen_kpis).';
 COMMENT ON COLUMN liandong.division_kpis.citizen_answered_on_time_pct IS 'Of those, % accepted or resolved within the response deadline.';
