@@ -318,6 +318,12 @@ public enum Open311 {
         public var name: String
         public var keyHash: String
         public var perMinute: Int
+
+        public init(name: String, keyHash: String, perMinute: Int) {
+            self.name = name
+            self.keyHash = keyHash
+            self.perMinute = perMinute
+        }
     }
 
     public static func apps(_ text: String, file: String) throws(Failure) -> [String: App] {

@@ -24,6 +24,8 @@ struct OperatorScopeTests {
         ("device_status", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status.device_id)"),
         ("device_status_history", "(SELECT grid_code FROM liandong.cameras c WHERE c.device_id = device_status_history.device_id)"),
         ("camera_online_rate", "division_code"), ("ha_lease", nil), ("ha_takeovers", nil),
+        ("citizen_requests", "grid_code"), ("citizen_request_status", "grid_code"), ("citizen_kpis", "division_code"),
+        ("citizen_feedback", "(SELECT grid_code FROM liandong.citizen_requests r WHERE r.service_request_id = citizen_feedback.service_request_id)"),
     ]
 
     @Test("a township's operator sees its own rows in every view and table, and nothing of the next township")

@@ -108,4 +108,19 @@ struct WireSchemaTests {
             try expectValid("device_info.v1.schema.json", DeviceFact(deviceID: "62092200001180000001", at: now, fact).json())
         }
     }
+
+    @Test("a resident's request and rating as liandong-open311 writes them")
+    func residents() throws {
+        let now = Date().timeIntervalSince1970
+        let form = ["service_code": "dispute", "lat": "40.5", "long": "95.7", "crs": "gcj02", "description": "邻里纠纷 \"quoted\"",
+                    "address_string": "某村", "media_url": "https://example.cn/p.jpg", "first_name": "秀英", "phone": "13800000000", "account_id": "a"]
+        let filing = try Open311.filing(form, services: Open311.Service.defaults, app: "wechat", requestID: "620922-00ff", now: now, gatewayID: "liandong-open311")
+        try expectValid("citizen_request.v1.schema.json", filing.body)
+        let bare = try Open311.filing(["service_code": "other", "lat": "40.5", "long": "95.7"], services: Open311.Service.defaults, app: "w",
+                                      requestID: "620922-01", now: now, gatewayID: "liandong-open311")
+        try expectValid("citizen_request.v1.schema.json", bare.body)
+        try expectValid("citizen_feedback.v1.schema.json", try Open311.feedback(["rating": "2", "comment": "未解决"], requestID: "620922-00ff",
+                                                                                app: "wechat", feedbackID: "620922-aa", now: now))
+        try expectValid("citizen_feedback.v1.schema.json", try Open311.feedback(["rating": "5"], requestID: "r", app: "w", feedbackID: "f", now: now))
+    }
 }
