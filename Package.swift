@@ -134,7 +134,7 @@ let package = Package(
 // supplies main), so a normal build neither needs nor sees them.
 if ProcessInfo.processInfo.environment["LIANDONG_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/support"))
-    for (name, dependency) in [("fuzz-json", "LiandongCore"), ("fuzz-message", "LiandongCore"), ("fuzz-manscdp", "LiandongCore"), ("fuzz-sip", "LiandongCore"),
+    for (name, dependency) in [("fuzz-json", "LiandongCore"), ("fuzz-message", "LiandongCore"), ("fuzz-manscdp", "LiandongCore"), ("fuzz-sip", "LiandongCore"), ("fuzz-open311", "LiandongCore"),
                                ("fuzz-csv", "LiandongStorage"), ("fuzz-geojson", "LiandongStorage")] {
         package.targets.append(.executableTarget(
             name: name, dependencies: [.target(name: dependency), "FuzzSupport"], path: "Fuzz/\(name)",

@@ -148,7 +148,7 @@ public enum Open311 {
             throw Failure(400, "lat \"\(latText.prefix(20))\" and long \"\(lonText.prefix(20))\" are not a position on Earth")
         }
         func text(_ key: String, max: Int) throws(Failure) -> String? {
-            guard let v = form[key]?.trimmingCharacters(in: .whitespacesAndNewlines), !v.isEmpty else { return nil }
+            guard let v = form[key].map(printable)?.trimmingCharacters(in: .whitespacesAndNewlines), !v.isEmpty else { return nil }
             guard v.utf8.count <= max else { throw Failure(400, "\(key) is longer than \(max) bytes") }
             return v
         }
@@ -186,12 +186,19 @@ public enum Open311 {
         return Filing(requestID: requestID, service: service, body: Array(body.text.utf8), accountID: try text("account_id", max: 256))
     }
 
+    /// Free text as stored: control characters other than tab and line breaks are dropped (a NUL
+    /// cannot be stored, and none belongs in a resident's words).
+    static func printable(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.value < 0x20 && !["\t", "\n", "\r"].contains($0) || $0.value == 0x7F }) else { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.filter { !($0.value < 0x20 && !["\t", "\n", "\r"].contains($0) || $0.value == 0x7F) }))
+    }
+
     /// A feedback form (rating 1-5, comment) into liandong.citizen_feedback.v1.
     public static func feedback(_ form: [String: String], requestID: String, app: String, feedbackID: String, now: Double) throws(Failure) -> [UInt8] {
         guard let ratingText = form["rating"], let rating = Int(ratingText), (1...5).contains(rating) else {
             throw Failure(400, "rating is required: a whole number from 1 (very dissatisfied) to 5 (very satisfied)")
         }
-        let comment = form["comment"]?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let comment = form["comment"].map(printable)?.trimmingCharacters(in: .whitespacesAndNewlines)
         if let comment, comment.utf8.count > 4000 { throw Failure(400, "comment is longer than 4000 bytes") }
         var body = JSONText()
         body.object {

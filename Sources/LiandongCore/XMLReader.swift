@@ -201,20 +201,21 @@ public enum XMLReader {
                 throw XMLError(message: "text is not valid UTF-8", offset: range.lowerBound)
             }
             guard raw.contains("&") else { return raw }
-            var out = ""
-            var rest = Substring(raw)
+            // By Unicode scalar, not Character: a combining mark after ";" would otherwise join it.
+            var out = String.UnicodeScalarView()
+            var rest = Substring(raw).unicodeScalars
             while let amp = rest.firstIndex(of: "&") {
-                out += rest[..<amp]
+                out.append(contentsOf: rest[..<amp])
                 guard let semi = rest[amp...].firstIndex(of: ";"), rest.distance(from: amp, to: semi) <= 10 else {
                     throw XMLError(message: "an & that starts no entity", offset: range.lowerBound)
                 }
-                let entity = rest[rest.index(after: amp)..<semi]
+                let entity = String(String.UnicodeScalarView(rest[rest.index(after: amp)..<semi]))
                 switch entity {
-                case "lt": out += "<"
-                case "gt": out += ">"
-                case "amp": out += "&"
-                case "quot": out += "\""
-                case "apos": out += "'"
+                case "lt": out.append("<")
+                case "gt": out.append(">")
+                case "amp": out.append("&")
+                case "quot": out.append("\"")
+                case "apos": out.append("'")
                 default:
                     var code: UInt32?
                     if entity.hasPrefix("#x") || entity.hasPrefix("#X") { code = UInt32(entity.dropFirst(2), radix: 16) }
@@ -223,11 +224,12 @@ public enum XMLReader {
                         throw XMLError(message: "entity &\(entity.prefix(10)); is not one of lt, gt, amp, quot, apos or a character reference",
                                        offset: range.lowerBound)
                     }
-                    out.unicodeScalars.append(scalar)
+                    out.append(scalar)
                 }
                 rest = rest[rest.index(after: semi)...]
             }
-            return out + rest
+            out.append(contentsOf: rest)
+            return String(out)
         }
     }
 }
