@@ -34,6 +34,31 @@ struct ConfigTests {
         #expect(c.effectiveSettings.contains { $0.key == "ha.enabled" && $0.value == "true" })
     }
 
+    @Test("open311.*: the example's section, services replacing the defaults, and refusals naming the key")
+    func open311() throws {
+        let example = try Config.load(path: TestDatabase.repository.path + "/deploy/liandong.example.yaml", environment: [:])
+        #expect(example.open311.bind == "127.0.0.1:8311" && example.open311.basePath == "/open311/v2"
+                && example.open311.apiKeysFile == "/etc/liandong/open311-keys" && example.open311.services == Open311.Service.defaults)
+        let c = try Config.load(path: try temporaryFile("""
+            open311:
+              jurisdiction_id: "620922"
+              services:
+                well: {category: environment, name: "水井 Well", keywords: [水, well], severity: 2}
+                lamp: {category: other}
+            """), environment: ["LIANDONG_OPEN311_DAEMON_ACK": "tcp://a:7602, tcp://b:7602", "LIANDONG_OPEN311_ANSWER_TIMEOUT_S": "3"])
+        #expect(c.open311.services.map(\.code) == ["lamp", "well"] && c.open311.services[1].keywords == ["水", "well"] && c.open311.services[1].severity == 2)
+        #expect(c.open311.services[0].severity == 3 && c.open311.services[0].name == "lamp")
+        #expect(c.open311.daemonAcks == ["tcp://a:7602", "tcp://b:7602"] && c.open311.answerTimeoutSeconds == 3)
+        #expect(c.effectiveSettings.contains { $0.key == "open311.services" && $0.value.contains("well -> environment (severity 2)") })
+        for (yaml, words) in [("open311:\n  base_path: open311/\n", "open311.base_path"), ("open311:\n  services:\n    x: {name: X}\n", "open311.services.x.category"),
+                              ("open311:\n  services:\n    x: {category: c, colour: red}\n", "colour"), ("open311:\n  bind: nowhere\n", "open311.bind"),
+                              ("open311:\n  api_key: k-123\n", "unknown config key open311.api_key")] {
+            #expect { try Config.load(path: try temporaryFile(yaml), environment: [:]) } throws: {
+                ($0 as? ConfigError)?.message.contains(words) == true
+            }
+        }
+    }
+
     @Test("LIANDONG_<SECTION>_<KEY> overrides the file, lists are comma-separated")
     func environment() throws {
         let file = try temporaryFile("database:\n  url: host=file\ningest:\n  batch_size: 10\n")
