@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import LiandongCore
 import Testing
 
 /// The Python examples in docs/examples (pyzmq) work against a real daemon, as an integrator
@@ -30,5 +31,34 @@ struct PythonExampleTests {
         #expect(dispatcher.stdout.contains("\"kind\": \"verify\"") && dispatcher.stdout.contains("\"ok\": true"), "\(dispatcher.stdout)")
         #expect(try s.db.query("SELECT state FROM liandong.tasks").scalar == "accepted")
         #expect(try s.db.int("SELECT count(*) FROM liandong.task_updates WHERE actor = 'py-disp' AND action = 'accept'") == 1)
+    }
+
+    @Test("the example Open311 client files a request in GCJ-02, follows it to closed and rates it 2, which reopens it")
+    func open311Client() throws {
+        let s = try Scene()
+        let server = try Open311Process(daemonAck: s.daemon.ack, database: s.daemon.database)
+        let gcj = CoordinateConverter.wgs84ToGCJ02(s.centre)
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: Self.python)
+        client.arguments = [Self.examples + "/open311_client.py", "--url", "http://127.0.0.1:\(server.port)/open311/v2",
+                            "--api-key", Open311Process.wechatKey, "--service", "dispute", "--lat", String(gcj.lat), "--long", String(gcj.lon),
+                            "--crs", "gcj02", "--description", "邻里因宅基地争吵", "--follow", "40", "--rate", "2"]
+        let out = Pipe(), err = Pipe()
+        client.standardOutput = out
+        client.standardError = err
+        try client.run()
+        // The resident's request becomes a task; a dispatcher resolves it while the client follows.
+        try waitUntil(timeout: 20, "the request's task") { try s.db.int("SELECT count(*) FROM liandong.tasks") == 1 }
+        let task = try #require(try s.db.query("SELECT id FROM liandong.tasks").scalar)
+        #expect(try Dispatcher(s.daemon).send(task, "resolve", note: "已调解 mediated")["ok"] as? Bool == true)
+        client.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(client.terminationStatus == 0, "stdout: \(stdout) stderr: \(stderr)")
+        #expect(stdout.contains("\"filed\": \"620922-") && stdout.contains("\"status\": \"open\"")
+                && stdout.contains("\"status_notes\": \"已调解 mediated\"") && stdout.contains("\"reopened\": true"), "\(stdout)")
+        try waitUntil(timeout: 10, "the task reopened") {
+            try s.db.int("SELECT count(*) FROM liandong.task_history WHERE event = 'reopened'") == 1
+        }
     }
 }
