@@ -34,12 +34,19 @@ struct Bench: ParsableCommand {
     @Flag(help: "The throughput phase is the dense load (DenseLoad.swift): alerts of nine categories over 4 x 4 km observed within 5 minutes, published at once; --copy-file then writes the lean rows (uuid, kind, time, point, priority).")
     var dense = false
     @Flag(help: "Only the close layouts (CloseLayouts.swift): precision and recall of incidents close together.") var closeOnly = false
+    @Option(help: "Only residents' requests (Open311Load.swift): liandong-open311's HOST:PORT.") var open311 = ""
+    @Option(help: "An api_key of liandong-open311's keys file.") var open311Key = ""
+    @Option(help: "Requests in the as-fast-as-answered phase.") var open311Requests = 5000
+    @Option(help: "Keep-alive connections.") var open311Concurrency = 16
+    @Option(help: "Requests a second in the fixed-rate phase.") var open311Rate = 500.0
+    @Option(help: "Seconds of the fixed-rate phase.") var open311Seconds = 20.0
 
     struct Camera { let id: String; let grid: String; let p: LonLat }
     struct Event { let topic: String; let id: String; let group: Int; let body: String; let p: LonLat; let at: Double }
 
     func run() throws {
         let db = try PGConnection(conninfo: database)
+        if !open311.isEmpty { return try open311Phase(db: db) }
         // Cameras at least 1.5 km apart, so concurrent true incidents never touch.
         var cameras: [Camera] = []
         for r in try db.query("SELECT device_id, grid_code, ST_X(geom), ST_Y(geom) FROM liandong.cameras WHERE grid_code IS NOT NULL ORDER BY device_id").rows {
