@@ -8,7 +8,7 @@ public enum ReportHTML {
     /// File name -> contents: report.html and one CSV per table.
     public static func files(_ r: AssessmentReport) -> [(name: String, contents: String)] {
         [("report.html", html(r)), ("ranking.csv", rankingCSV(r)), ("daily.csv", dailyCSV(r)), ("overdue.csv", overdueCSV(r)),
-         ("grids.csv", gridsCSV(r))]
+         ("grids.csv", gridsCSV(r)), ("residents.csv", residentsCSV(r))]
     }
 
     /// Townships ranked: resolved on time, then accepted on time (more is better), then fewer escalations.
@@ -46,6 +46,7 @@ public enum ReportHTML {
         h += "\n<h2>乡镇排名 <i>Townships ranked</i></h2>\n" + rankingTable(r)
         h += "\n<h2>视频在线率 <i>Camera online rate (share of the cameras' time online, mean of the days)</i></h2>\n" + onlineTable(r)
         h += "\n<h2>巡查覆盖率 <i>Patrol coverage (share of the grids' area within 50 m of a patrol track, mean of the days)</i></h2>\n" + patrolTable(r)
+        h += "\n<h2>市民诉求 <i>Residents' requests (Open311): answered on time, satisfaction (1-5)</i></h2>\n" + residentsTable(r)
         h += "\n<h2>每日趋势 <i>Day by day</i></h2>\n" + trend(r)
         h += "\n<h2>超期最久的任务 <i>The ten most overdue tasks, with their escalation path</i></h2>\n" + overdueTable(r)
         h += "\n<h2>村（社区） <i>Villages and communities</i></h2>\n" + villageTable(r)
@@ -166,6 +167,28 @@ public enum ReportHTML {
                 + "<td>\(p.km)</td><td>\(p.hours)</td><td>\(p.coveragePct)%</td></tr>"
         }
         return t + "</table>"
+    }
+
+    /// Residents' requests by division: requests handed to it, answered on time, ratings and satisfaction.
+    static func residentsTable(_ r: AssessmentReport) -> String {
+        var t = "<table class=\"residents\"><tr><th class=\"t\"><i>division</i>单位</th><th><i>requests</i>诉求</th>"
+            + "<th><i>answered on time</i>按时响应</th><th><i>ratings</i>评价</th><th><i>satisfaction</i>满意度</th>"
+            + "<th><i>rated 1-2</i>不满意</th><th><i>reopened</i>重办</th></tr>"
+        guard !r.residents.isEmpty else {
+            return t + "<tr><td colspan=\"7\" class=\"t\">本期无市民诉求 <i>no residents' requests in the period (liandong-open311)</i></td></tr></table>"
+        }
+        for x in r.residents {
+            t += "<tr data-division=\"\(x.code)\"><td class=\"t\">\(esc(x.name))</td><td>\(x.requests)</td>"
+                + "<td>\(x.answeredOnTimePct.isEmpty ? "–" : x.answeredOnTimePct + "%")</td><td>\(x.ratings)</td>"
+                + "<td>\(x.satisfaction.isEmpty ? "–" : x.satisfaction)</td><td>\(x.lowRatings)</td><td>\(x.reopened)</td></tr>"
+        }
+        return t + "</table>"
+    }
+
+    static func residentsCSV(_ r: AssessmentReport) -> String {
+        csv([["division_code", "division_name", "level", "citizen_requests", "answered_on_time_pct", "ratings", "satisfaction", "low_ratings", "reopened"]]
+            + r.residents.map { [$0.code, $0.name, $0.level, String($0.requests), $0.answeredOnTimePct, String($0.ratings), $0.satisfaction,
+                                 String($0.lowRatings), String($0.reopened)] })
     }
 
     static func rankingTable(_ r: AssessmentReport) -> String {

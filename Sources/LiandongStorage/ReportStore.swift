@@ -60,6 +60,14 @@ public struct AssessmentReport: Sendable {
         public var coveragePct: String
     }
 
+    /// Residents' requests (Open311) over the period: liandong.citizen_assessment.
+    public struct Residents: Sendable {
+        public var code, name, level: String
+        public var requests, ratings, lowRatings, reopened: Int
+        /// Percent with one decimal, mean rating with two ("" when none).
+        public var answeredOnTimePct, satisfaction: String
+    }
+
     public var divisionCode, divisionName, level: String
     public var from, to: String
     public var generatedAt: String
@@ -74,6 +82,8 @@ public struct AssessmentReport: Sendable {
     public var overdue: [Overdue] = []
     /// 巡查覆盖率 of the division and its townships over the period.
     public var patrol: [Patrol] = []
+    /// 市民诉求: the division's townships (and villages under a township) with residents' requests.
+    public var residents: [Residents] = []
     /// The period's patrol tracks (SVG path data, y = -latitude), at most 3000.
     public var tracks: [String] = []
     public var incidentCount = 0, taskCount = 0, escalationCount = 0, falseAlarmCount = 0, overdueCount = 0
@@ -227,6 +237,15 @@ public struct ReportStore {
             """, args).typed.map {
             .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), grids: try $0.int(3), gridDaysPatrolled: try $0.int(4),
                   gridDays: try $0.int(5), km: $0[6] ?? "0", hours: $0[7] ?? "0", coveragePct: $0[8] ?? "")
+        }
+        r.residents = try db.query("""
+            SELECT division_code, division_name, level, citizen_requests, answered_on_time_pct, ratings, satisfaction, low_ratings, reopened
+            FROM liandong.citizen_assessment($2::date, $3::date)
+            WHERE division_code LIKE $1 || '%' AND length(division_code) <= greatest(9, length($1) + 3)
+            ORDER BY division_code
+            """, args).typed.map {
+            .init(code: try $0.string(0), name: try $0.string(1), level: try $0.string(2), requests: try $0.int(3), ratings: try $0.int(5),
+                  lowRatings: try $0.int(7), reopened: try $0.int(8), answeredOnTimePct: $0[4] ?? "", satisfaction: $0[6] ?? "")
         }
         r.tracks = try db.query("""
             \(withPeriod)

@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Only residents' requests (Open311Load.swift): liandong-open311's HOST:PORT.") var open311 = ""
     @Option(help: "An api_key of liandong-open311's keys file.") var open311Key = ""
     @Option(help: "Requests in the as-fast-as-answered phase.") var open311Requests = 5000
-    @Option(help: "Keep-alive connections.") var open311Concurrency = 16
+    @Option(help: "Keep-alive connections (requests in flight at most).") var open311Concurrency = 64
     @Option(help: "Requests a second in the fixed-rate phase.") var open311Rate = 500.0
     @Option(help: "Seconds of the fixed-rate phase.") var open311Seconds = 20.0
 

@@ -110,6 +110,16 @@ struct Open311Tests {
         let kpi = try s.db.query("SELECT citizen_requests, ratings, satisfaction, low_ratings, reopened FROM liandong.citizen_assessment(current_date - 1, current_date + 1) WHERE division_code = $1", [township])
         #expect(kpi[0, "citizen_requests"] == "1" && kpi[0, "ratings"] == "1" && kpi[0, "satisfaction"] == "2.00" && kpi[0, "reopened"] == "1")
         #expect(try s.db.query("SELECT sum(citizen_requests) FROM liandong.division_kpis WHERE division_code = $1", [township]).scalar == "1")
+        // The assessment report has them too: the township's row in its residents' table and CSV.
+        let day = String(Timestamp.formatCST(s.now).prefix(10)), out = "/tmp/ld-report-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let report = try liandongd(["report", "--from", day, "--to", day, "--out", out], database: s.daemon.database)
+        #expect(report.status == 0, "\(report.stderr)")
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(html.contains("市民诉求") && html.contains("<tr data-division=\"\(township)\"><td class=\"t\">"))
+        let residents = try String(contentsOfFile: out + "/residents.csv", encoding: .utf8)
+        #expect(residents.split(separator: "\n").contains { $0.hasPrefix("\(township),") && $0.hasSuffix(",township,1,100.0,1,2.00,1,1") },
+                "one request handed to the township, accepted in time, one rating of 2 that reopened it: \(residents)")
         // Contacts: nowhere but citizen_contacts - not the event, the feed, the answers or the log.
         for secret in ["13800000000", "wang@example.cn", "wx-openid-1", "秀英"] {
             #expect(try s.count("SELECT count(*) FROM liandong.events WHERE payload::text LIKE '%\(secret)%'") == 0)
