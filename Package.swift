@@ -116,6 +116,7 @@ let package = Package(
                 "LiandongCore", "LiandongClient", "LiandongServices", "LiandongStorage", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

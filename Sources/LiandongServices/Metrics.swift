@@ -96,6 +96,9 @@ public final class Metrics: Sendable {
     public static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
     static let help: [String: String] = [
+        "liandong_open311_requests_total": "liandong-open311: HTTP requests answered, by endpoint (services, service, file, list, status, feedback, other) and status code.",
+        "liandong_open311_commit_seconds": "liandong-open311: from a POST (request or rating) handed to liandongd to its answer after commit.",
+        "liandong_open311_daemon_unanswered": "liandong-open311: requests and ratings handed to liandongd and not yet answered (resent until they are).",
         "liandong_gb28181_responses_total": "liandong-gb28181: final SIP answers sent, by request method and status code.",
         "liandong_gb28181_events_total": "liandong-gb28181: what it saw and did (registered, keepalives, alarms, retransmissions, status_<reason>, busy, ...).",
         "liandong_gb28181_malformed_total": "liandong-gb28181: SIP messages that could not be read (UDP datagrams and TCP streams).",

@@ -6,6 +6,7 @@ import LiandongServices
 import LiandongStorage
 import Logging
 import Synchronization
+import CoreMetrics
 
 /// The endpoints, under open311.base_path: GET services.{fmt}, GET services/{code}.{fmt},
 /// POST and GET requests.{fmt}, GET requests/{id}.{fmt}, POST requests/{id}/feedback.{fmt}.
@@ -17,8 +18,14 @@ final class Open311API: Sendable {
     let reader: StatusReader
     let logger: Logger
     let buckets = Mutex(RateBuckets())
+    let metrics: Metrics
+    private let commitSeconds: CoreMetrics.Recorder
 
-    init(settings: Config.Open311, apps: [String: Open311.App], forwarder: AckForwarder, reader: StatusReader, logger: Logger) {
+    init(settings: Config.Open311, apps: [String: Open311.App], forwarder: AckForwarder, reader: StatusReader, logger: Logger,
+         metrics: Metrics = Metrics()) {
+        self.metrics = metrics
+        commitSeconds = metrics.histogram("liandong_open311_commit_seconds")
+        metrics.gauge("liandong_open311_daemon_unanswered") { [forwarder] in Double(forwarder.unanswered) }
         self.settings = settings
         self.apps = apps
         self.forwarder = forwarder
@@ -35,6 +42,11 @@ final class Open311API: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        // For the host's monitoring, outside base_path (the reverse proxy forwards base_path only).
+        router.get("/metrics") { [metrics] _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+        router.get("/healthz") { _, _ in "ok\n" }
         let base = router.group(RouterPath(settings.basePath))
         base.get("{file}") { [self] request, context in await self.answer(request, context, file: context.parameters.get("file") ?? "") }
         base.post("{file}") { [self] request, context in await self.answer(request, context, file: context.parameters.get("file") ?? "") }
@@ -58,6 +70,27 @@ final class Open311API: Sendable {
     }
 
     private func answer(_ request: Request, _ context: BasicRequestContext, file: String, under: String? = nil, id: String? = nil) async -> Response {
+        let response = await respond(request, file: file, under: under, id: id)
+        metrics.counter("liandong_open311_requests_total", [("endpoint", Self.endpoint(request.method, under, file)),
+                                                            ("code", String(response.status.code))]).increment()
+        return response
+    }
+
+    /// The endpoint a request named, for the counter.
+    static func endpoint(_ method: HTTPRequest.Method, _ under: String?, _ file: String) -> String {
+        let name = split(file)?.0
+        switch (method, under, name) {
+        case (.get, nil, "services"?): return "services"
+        case (.get, "services", _): return "service"
+        case (.post, nil, "requests"?): return "file"
+        case (.get, nil, "requests"?): return "list"
+        case (.get, "requests", _): return "status"
+        case (.post, "feedback", "feedback"?): return "feedback"
+        default: return "other"
+        }
+    }
+
+    private func respond(_ request: Request, file: String, under: String?, id: String?) async -> Response {
         guard let (name, format) = Self.split(file) else {
             return fail(Open311.Failure(404, "no such endpoint: name it with .json or .xml"), .json)
         }
@@ -200,7 +233,11 @@ final class Open311API: Sendable {
 
     /// Sends a message to liandongd and waits for its commit.
     private func deliver(topic: String, body: [UInt8], id: String) async throws {
-        guard let answer = await forwarder.send(topic: topic, body: body, id: id, timeout: settings.answerTimeoutSeconds) else {
+        let started = ContinuousClock.now
+        let answer = await forwarder.send(topic: topic, body: body, id: id, timeout: settings.answerTimeoutSeconds)
+        let waited = ContinuousClock.now - started
+        commitSeconds.record(Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
+        guard let answer else {
             logger.warning("liandongd did not answer in time", metadata: ["open311.id": "\(id)", "open311.unanswered": "\(forwarder.unanswered)"])
             throw Open311.Failure(503, "liandongd did not confirm it within \(Int(settings.answerTimeoutSeconds)) s; send it again with the same Idempotency-Key")
         }

@@ -270,7 +270,7 @@ struct Report: AsyncParsableCommand {
             }
             print("report of \(report.divisionName) (\(report.divisionCode)) \(from) – \(to): \(dir.appendingPathComponent("report.html").path)"
                 + " (\(report.grids.count) grids, \(report.incidentCount) incidents, \(report.taskCount) tasks created; "
-                + "CSV: ranking, daily, overdue, grids)")
+                + "CSV: ranking, daily, overdue, grids, residents)")
         }
     }
 }

@@ -239,6 +239,14 @@ struct Open311Tests {
         try expectError(limited, 429, "2 requests a minute", xml: true)
         #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1)
         #expect(try s.count("SELECT count(*) FROM liandong.citizen_requests") == 2, "only what was answered 200 was filed")
+        // Its own /metrics and /healthz, outside base_path: the answers by endpoint and code.
+        let metrics = try httpGet(port: server.port, "/metrics").body
+        #expect(DaemonProcess.metric("liandong_open311_requests_total{endpoint=\"file\",code=\"429\"}", in: metrics) == 1, "\(metrics)")
+        #expect(DaemonProcess.metric("liandong_open311_requests_total{endpoint=\"file\",code=\"200\"}", in: metrics) == 2)
+        #expect(DaemonProcess.metric("liandong_open311_requests_total{endpoint=\"file\",code=\"413\"}", in: metrics) == 1)
+        #expect(DaemonProcess.metric("liandong_open311_commit_seconds_count", in: metrics) == 3, "two filed, one refused by liandongd")
+        #expect(DaemonProcess.metric("liandong_open311_daemon_unanswered", in: metrics) == 0)
+        #expect(try httpGet(port: server.port, "/healthz").status == 200)
     }
 
     @Test("a resident's request next to a camera's crowd alarm makes the joint dispatch")
