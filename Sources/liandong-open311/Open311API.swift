@@ -147,14 +147,16 @@ final class Open311API: Sendable {
     private func list(_ request: Request, _ format: Open311.Format) async throws -> Response {
         let q = try Open311.form(Array((request.uri.query ?? "").utf8))
         let app = try authenticate(q)
+        try limit(app)
         var query = CitizenStore.Query()
         query.app = app.name
         func list(_ key: String) -> [String] {
             (q[key] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        // service_request_id overrides every other argument (GeoReport v2).
         query.ids = list("service_request_id")
-        query.serviceCodes = list("service_code")
         if query.ids.isEmpty {
+            query.serviceCodes = list("service_code")
             func date(_ key: String) throws(Open311.Failure) -> Double? {
                 guard let text = q[key], !text.isEmpty else { return nil }
                 guard let t = Timestamp.parse(text) else { throw Open311.Failure(400, "\(key) \"\(text.prefix(40))\" is not a W3C (RFC 3339) date-time") }
@@ -168,10 +170,10 @@ final class Open311API: Sendable {
             guard to - from <= span else { throw Open311.Failure(400, "start_date and end_date are more than \(Int(Self.maxSpanDays)) days apart") }
             query.from = from
             query.to = to
+            let statuses = list("status")
+            guard statuses.allSatisfy({ $0 == "open" || $0 == "closed" }) else { throw Open311.Failure(400, "status must be open or closed") }
+            if statuses.count == 1 { query.status = statuses[0] }
         }
-        let statuses = list("status")
-        guard statuses.allSatisfy({ $0 == "open" || $0 == "closed" }) else { throw Open311.Failure(400, "status must be open or closed") }
-        if statuses.count == 1 { query.status = statuses[0] }
         let rows = try await reader.read { [query] db in try CitizenStore.statuses(db, query) }
         return ok(render(rows, format), format)
     }
@@ -180,6 +182,7 @@ final class Open311API: Sendable {
     private func one(_ request: Request, id: String, _ format: Open311.Format) async throws -> Response {
         let q = try Open311.form(Array((request.uri.query ?? "").utf8))
         let app = try authenticate(q)
+        try limit(app)
         let row = try await status(of: id, app: app)
         return ok(render([row], format), format)
     }

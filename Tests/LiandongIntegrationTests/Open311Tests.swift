@@ -162,6 +162,8 @@ struct Open311Tests {
         #expect(try server.get("requests.json", query: ["api_key": Self.key, "service_code": "dispute"]).list.count == 2)
         #expect(try server.get("requests.json", query: ["api_key": Self.key, "service_request_id": "\(ids[0]),\(ids[2])"]).list.count == 2)
         #expect(try server.get("requests.json", query: ["api_key": Self.key, "status": "closed"]).list.isEmpty)
+        #expect(try server.get("requests.json", query: ["api_key": Self.key, "status": "closed", "service_request_id": ids[1]]).list.count == 1,
+                "service_request_id overrides the other arguments")
         let hourAgo = Timestamp.formatCST(s.now - 3600)
         #expect(try server.get("requests.xml", query: ["api_key": Self.key, "start_date": hourAgo]).xml.children.count == 3)
         #expect(try server.get("requests.json", query: ["api_key": Self.key, "end_date": hourAgo]).list.isEmpty)
