@@ -105,7 +105,7 @@ extension MessageDecoder {
         kept["contact"] = nil
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let encoded: Data = (try? encoder.encode(kept)) ?? Data("{}".utf8)
+        guard let encoded = try? encoder.encode(kept) else { throw Rejection(.malformedJSON, "the request's fields could not be encoded again") }
         let body = String(decoding: encoded, as: UTF8.self)
         var event = IngestEvent(
             source: .report, sourceID: id, gatewayID: try f.optionalString("gateway_id").map { _ in try f.identifier("gateway_id") },
@@ -119,7 +119,7 @@ extension MessageDecoder {
 /// A resident's rating of a request's outcome (结果反馈、满意度: liandong.citizen_feedback.v1,
 /// topic `feedback[.x]`), from the app that filed it. A rating of 1 or 2 reopens the finished task
 /// at the tier that closed it (the sweeper: `TaskPlanner.reopen`). Recorded in
-/// liandong.citizen_feedback (`CitizenFeedbackStore`).
+/// liandong.citizen_feedback (its rows: `CitizenStore`, storage).
 public struct CitizenFeedback: Sendable, Equatable {
     public static let schema = "liandong.citizen_feedback.v1"
 

@@ -21,6 +21,9 @@ extension Config {
         if !open311.apiKeysFile.isEmpty {
             out.append(ConfiguredFile(setting: "open311.api_keys_file", path: open311.apiKeysFile, secret: true))
         }
+        if !console.usersFile.isEmpty {
+            out.append(ConfiguredFile(setting: "console.users_file", path: console.usersFile, secret: true))
+        }
         return out
     }
 
@@ -129,6 +132,7 @@ extension Config {
         add("gb28181.alarm_subscribe_s", gb28181.alarmSubscribeSeconds == 0 ? "0 (no subscriptions)" : "\(gb28181.alarmSubscribeSeconds)")
         add("gb28181.metrics_bind", gb28181.metricsBind.isEmpty ? "(none)" : gb28181.metricsBind)
         for (key, value) in open311.effective { add(key, value) }
+        for (key, value) in console.effective { add(key, value) }
         for tier in Tier.allCases {
             let sla = rules.sla(for: tier)
             add("sla.\(tier.rawValue).respond_minutes", list(sla.respondMinutes.map(minutes)))

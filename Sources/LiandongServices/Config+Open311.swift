@@ -45,6 +45,10 @@ extension Config {
             }
             apiKeysFile = try o.string("api_keys_file") ?? apiKeysFile
             daemonAck = try o.string("daemon_ack") ?? daemonAck
+            guard !daemonAcks.isEmpty else { throw ConfigError("config key open311.daemon_ack names no endpoint: liandongd's ingest.ack_bind") }
+            for endpoint in daemonAcks {
+                if let problem = Endpoint.problem(endpoint, binding: false) { throw ConfigError("config key open311.daemon_ack: \(problem)") }
+            }
             databaseURL = try o.string("database_url") ?? databaseURL
             answerTimeoutSeconds = try o.double("answer_timeout_s", 1...120) ?? answerTimeoutSeconds
             if let s = try o.child("services") {

@@ -182,6 +182,8 @@ public struct Config: Sendable {
     /// open311.*: liandong-open311, the Open311 GeoReport v2 endpoint for residents' apps
     /// (Config+Open311.swift).
     public var open311 = Open311()
+    /// console.*: liandong-console, the duty officer's console (Config+Console.swift).
+    public var console = Console()
 
     public init() {}
 
@@ -266,6 +268,7 @@ public struct Config: Sendable {
         "gb28181": ["sip_bind", "server_id", "realm", "password", "passwords_file", "devices_file", "daemon_ack", "keepalive_timeout_s", "catalog_interval_s",
                     "arm_on_register", "alarm_subscribe_s", "metrics_bind", "state_path"],
         "open311": Open311.keys,
+        "console": Console.keys,
     ]
 
     /// Environment variables of the project's own scripts and tests, not config keys.
@@ -537,6 +540,7 @@ public struct Config: Sendable {
         }
         try Self.checkGB28181(gb28181)
         if let o = try root.child("open311") { try open311.read(o) }
+        if let c = try root.child("console") { try console.read(c) }
         if security.curve {
             for (key, value) in [("security.secret_key_file", security.secretKeyFile), ("security.peers_file", security.peersFile)]
             where value.isEmpty {

@@ -52,7 +52,25 @@ struct ConfigTests {
         #expect(c.effectiveSettings.contains { $0.key == "open311.services" && $0.value.contains("well -> environment (severity 2)") })
         for (yaml, words) in [("open311:\n  base_path: open311/\n", "open311.base_path"), ("open311:\n  services:\n    x: {name: X}\n", "open311.services.x.category"),
                               ("open311:\n  services:\n    x: {category: c, colour: red}\n", "colour"), ("open311:\n  bind: nowhere\n", "open311.bind"),
-                              ("open311:\n  api_key: k-123\n", "unknown config key open311.api_key")] {
+                              ("open311:\n  api_key: k-123\n", "unknown config key open311.api_key"),
+                              ("open311:\n  daemon_ack: 127.0.0.1:7602\n", "open311.daemon_ack")] {
+            #expect { try Config.load(path: try temporaryFile(yaml), environment: [:]) } throws: {
+                ($0 as? ConfigError)?.message.contains(words) == true
+            }
+        }
+    }
+
+    @Test("console.*: defaults, a pair's endpoint lists, and refusals naming the key")
+    func console() throws {
+        let defaults = try Config.load(path: nil, environment: [:])
+        #expect(defaults.console.bind == "127.0.0.1:8088" && defaults.console.updates == ["tcp://127.0.0.1:7621"] && defaults.console.usersFile == "")
+        let c = try Config.load(path: try temporaryFile("console:\n  feed: [tcp://10.0.0.11:7611, tcp://10.0.0.12:7611]\n  users_file: /etc/liandong/console-users\n"),
+                                environment: ["LIANDONG_CONSOLE_UPDATES": "tcp://10.0.0.11:7621, tcp://10.0.0.12:7621"])
+        #expect(c.console.feed == ["tcp://10.0.0.11:7611", "tcp://10.0.0.12:7611"] && c.console.updates.count == 2)
+        #expect(c.effectiveSettings.contains { $0.key == "console.users_file" && $0.value == "/etc/liandong/console-users" })
+        #expect(c.namedFiles.contains { $0.setting == "console.users_file" })
+        for (yaml, words) in [("console:\n  feed: nowhere\n", "console.feed"), ("console:\n  bind: 8088\n", "console.bind"),
+                              ("console:\n  theme: dark\n", "unknown config key console.theme")] {
             #expect { try Config.load(path: try temporaryFile(yaml), environment: [:]) } throws: {
                 ($0 as? ConfigError)?.message.contains(words) == true
             }
