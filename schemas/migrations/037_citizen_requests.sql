@@ -38,6 +38,12 @@ COMMENT ON COLUMN liandong.citizen_requests.incident_id IS 'The incident its eve
 COMMENT ON COLUMN liandong.citizen_requests.geog IS 'Where, WGS-84 (converted from source_crs).';
 COMMENT ON COLUMN liandong.citizen_requests.source_crs IS 'The coordinate system the app sent (Open311 extension crs; mini-programs send gcj02).';
 COMMENT ON COLUMN liandong.citizen_requests.requested_at IS 'When the resident filed it (Open311 requested_datetime).';
+COMMENT ON COLUMN liandong.citizen_requests.grid_code IS 'The grid it lies in (its event''s).';
+COMMENT ON COLUMN liandong.citizen_requests.village_code IS 'The grid''s village: the task starts there or above.';
+COMMENT ON COLUMN liandong.citizen_requests.description IS 'What the resident wrote (Open311 description).';
+COMMENT ON COLUMN liandong.citizen_requests.address_string IS 'The address the resident gave (Open311 address_string; not used for placing).';
+COMMENT ON COLUMN liandong.citizen_requests.media_url IS 'A photo or video the app stored (Open311 media_url, http or https).';
+COMMENT ON COLUMN liandong.citizen_requests.received_at IS 'When liandongd committed it.';
 
 CREATE TABLE liandong.citizen_contacts (
     service_request_id text PRIMARY KEY REFERENCES liandong.citizen_requests (service_request_id),
@@ -48,6 +54,13 @@ CREATE TABLE liandong.citizen_contacts (
     device_id  text,
     account_id text
 );
+COMMENT ON COLUMN liandong.citizen_contacts.service_request_id IS 'The request.';
+COMMENT ON COLUMN liandong.citizen_contacts.first_name IS 'Open311 first_name.';
+COMMENT ON COLUMN liandong.citizen_contacts.last_name IS 'Open311 last_name.';
+COMMENT ON COLUMN liandong.citizen_contacts.email IS 'Open311 email.';
+COMMENT ON COLUMN liandong.citizen_contacts.phone IS 'Open311 phone.';
+COMMENT ON COLUMN liandong.citizen_contacts.device_id IS 'Open311 device_id: the resident''s phone as the app knows it.';
+COMMENT ON COLUMN liandong.citizen_contacts.account_id IS 'Open311 account_id: the resident''s account in the app (a mini-program''s openid).';
 COMMENT ON TABLE liandong.citizen_contacts IS 'Who filed a resident''s request (Open311 first_name, last_name, email, phone, device_id, account_id): readable by county-wide operators only (scope of 6 digits or less), never on the task feed or in an Open311 answer.';
 
 CREATE TABLE liandong.citizen_feedback (
@@ -66,6 +79,12 @@ CREATE TABLE liandong.citizen_feedback (
 CREATE INDEX citizen_feedback_request ON liandong.citizen_feedback (service_request_id);
 CREATE INDEX citizen_feedback_pending ON liandong.citizen_feedback (received_at) WHERE rating <= 2 AND handled_at IS NULL;
 COMMENT ON TABLE liandong.citizen_feedback IS 'Residents'' ratings of their requests'' outcome (结果反馈、满意度: POST requests/{id}/feedback, liandong.citizen_feedback.v1). A rating of 1 or 2 reopens the finished task at the tier that closed it (the sweeper; outcome).';
+COMMENT ON COLUMN liandong.citizen_feedback.feedback_id IS 'Its id (liandong-open311 makes it; a retried rating with the same Idempotency-Key has the same one).';
+COMMENT ON COLUMN liandong.citizen_feedback.service_request_id IS 'The request rated.';
+COMMENT ON COLUMN liandong.citizen_feedback.app IS 'The app that sent it (the one that filed the request).';
+COMMENT ON COLUMN liandong.citizen_feedback.comment IS 'What the resident wrote with the rating.';
+COMMENT ON COLUMN liandong.citizen_feedback.at IS 'When the resident rated it.';
+COMMENT ON COLUMN liandong.citizen_feedback.received_at IS 'When liandongd committed it.';
 COMMENT ON COLUMN liandong.citizen_feedback.rating IS '1 very dissatisfied ... 5 very satisfied.';
 COMMENT ON COLUMN liandong.citizen_feedback.task_id IS 'The request''s task when the rating came.';
 COMMENT ON COLUMN liandong.citizen_feedback.division_code IS 'The division that held the task when the rating came (whose satisfaction it counts in).';
@@ -122,6 +141,23 @@ SELECT r.service_request_id, r.app, r.service_code, r.description, r.address_str
 FROM liandong.citizen_requests r
 LEFT JOIN liandong.tasks t ON t.incident_id = r.incident_id
 LEFT JOIN liandong.divisions d ON d.code = coalesce(t.division_code, r.village_code);
+COMMENT ON COLUMN liandong.citizen_request_status.service_request_id IS 'The Open311 service_request_id.';
+COMMENT ON COLUMN liandong.citizen_request_status.app IS 'The app that filed it (GET requests answers an app only its own).';
+COMMENT ON COLUMN liandong.citizen_request_status.service_code IS 'Open311 service_code.';
+COMMENT ON COLUMN liandong.citizen_request_status.description IS 'What the resident wrote.';
+COMMENT ON COLUMN liandong.citizen_request_status.address_string IS 'The address the resident gave (Open311 address).';
+COMMENT ON COLUMN liandong.citizen_request_status.media_url IS 'Open311 media_url.';
+COMMENT ON COLUMN liandong.citizen_request_status.requested_at IS 'Open311 requested_datetime.';
+COMMENT ON COLUMN liandong.citizen_request_status.lat IS 'Latitude, WGS-84 (Open311 lat).';
+COMMENT ON COLUMN liandong.citizen_request_status.lon IS 'Longitude, WGS-84 (Open311 long).';
+COMMENT ON COLUMN liandong.citizen_request_status.grid_code IS 'The grid it lies in (scoped operators see their own).';
+COMMENT ON COLUMN liandong.citizen_request_status.status IS 'open, or closed once its task is resolved or false_alarm (Open311 status).';
+COMMENT ON COLUMN liandong.citizen_request_status.task_state IS 'Its task''s state (NULL: no task).';
+COMMENT ON COLUMN liandong.citizen_request_status.status_notes IS 'The note of the step that closed, rejected or reopened its task (Open311 status_notes).';
+COMMENT ON COLUMN liandong.citizen_request_status.division_code IS 'The division that holds its task now (its village before it has one).';
+COMMENT ON COLUMN liandong.citizen_request_status.agency_responsible IS 'That division''s name (Open311 agency_responsible).';
+COMMENT ON COLUMN liandong.citizen_request_status.expected_at IS 'Its current deadline: respond_by while open, then resolve_by; NULL once closed (Open311 expected_datetime).';
+COMMENT ON COLUMN liandong.citizen_request_status.updated_at IS 'When it or its task last changed (Open311 updated_datetime).';
 COMMENT ON VIEW liandong.citizen_request_status IS 'Residents'' requests as Open311 GET requests answers them: status open/closed, status_notes (the dispatcher''s note on resolve, false_alarm or reject, or the reopening), agency_responsible (the division that holds the task now: it climbs village -> township -> county), expected_at (respond_by while open, then resolve_by), updated_at.';
 
 -- Per division: residents' requests handed to it, answered (accepted or resolved) within the
@@ -150,6 +186,16 @@ SELECT coalesce(h.division_code, r.division_code) AS division_code, coalesce(h.d
        round(r.rating_sum::numeric / nullif(r.ratings, 0), 2) AS satisfaction,
        coalesce(r.low_ratings, 0) AS low_ratings, coalesce(r.reopened, 0) AS reopened
 FROM handed h FULL JOIN rated r ON r.division_code = h.division_code AND r.day = h.day;
+COMMENT ON COLUMN liandong.citizen_kpis.division_code IS 'The division.';
+COMMENT ON COLUMN liandong.citizen_kpis.day IS 'The day, China Standard Time.';
+COMMENT ON COLUMN liandong.citizen_kpis.citizen_requests IS 'Hand-overs of residents'' requests'' tasks to it (like division_kpis.tasks_received).';
+COMMENT ON COLUMN liandong.citizen_kpis.answered_on_time IS 'Of those, accepted or resolved within the hand-over''s response deadline.';
+COMMENT ON COLUMN liandong.citizen_kpis.answered_on_time_pct IS 'answered_on_time in percent of citizen_requests.';
+COMMENT ON COLUMN liandong.citizen_kpis.ratings IS 'Ratings given that day while it held the task.';
+COMMENT ON COLUMN liandong.citizen_kpis.rating_sum IS 'Their sum (for means over several days).';
+COMMENT ON COLUMN liandong.citizen_kpis.satisfaction IS 'Mean rating, 1-5 (满意度).';
+COMMENT ON COLUMN liandong.citizen_kpis.low_ratings IS 'Ratings of 1 or 2.';
+COMMENT ON COLUMN liandong.citizen_kpis.reopened IS 'Tasks reopened by those ratings.';
 COMMENT ON VIEW liandong.citizen_kpis IS 'Residents'' requests per division and day (China Standard Time): handed to it (citizen_requests, counted like division_kpis.tasks_received), answered (accepted or resolved) within the response deadline, ratings given while it held the task, mean satisfaction (1-5), ratings of 1-2 and the reopenings they caused.';
 
 -- division_kpis gains the residents' figures (columns appended; the others are unchanged).
