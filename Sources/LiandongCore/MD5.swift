@@ -57,12 +57,6 @@ public enum MD5 {
 
     /// Lower-case hex of the digest, as Digest authentication writes it.
     public static func hex(_ text: String) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in digest(Array(text.utf8)) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.lowercase(digest(Array(text.utf8)))
     }
 }

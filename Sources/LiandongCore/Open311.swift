@@ -189,8 +189,9 @@ public enum Open311 {
     /// Free text as stored: control characters other than tab and line breaks are dropped (a NUL
     /// cannot be stored, and none belongs in a resident's words).
     static func printable(_ s: String) -> String {
-        guard s.unicodeScalars.contains(where: { $0.value < 0x20 && !["\t", "\n", "\r"].contains($0) || $0.value == 0x7F }) else { return s }
-        return String(String.UnicodeScalarView(s.unicodeScalars.filter { !($0.value < 0x20 && !["\t", "\n", "\r"].contains($0) || $0.value == 0x7F) }))
+        let control = { (u: Unicode.Scalar) in (u.value < 0x20 && !["\t", "\n", "\r"].contains(u)) || u.value == 0x7F }
+        guard s.unicodeScalars.contains(where: control) else { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.filter { !control($0) }))
     }
 
     /// A feedback form (rating 1-5, comment) into liandong.citizen_feedback.v1.

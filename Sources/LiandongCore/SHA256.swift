@@ -46,10 +46,7 @@ public enum SHA256 {
     }
 
     /// Lower-case hex of the digest of `text`'s UTF-8.
-    public static func hex(_ text: String) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(digest(Array(text.utf8)).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
-    }
+    public static func hex(_ text: String) -> String { Hex.lowercase(digest(Array(text.utf8))) }
 
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import LiandongCore
-import LibPQ
 
 extension Config {
     /// console.*: liandong-console, the duty officer's console (a client of the feed, replay and
@@ -43,7 +42,7 @@ extension Config {
         var effective: [(String, String)] {
             [("console.bind", bind),
              ("console.database_url", databaseURL.isEmpty ? "(database.url)"
-                : ((try? PGConnection.parseConninfo(databaseURL))?.map { "\($0.key)=\($0.value)" }.joined(separator: " ") ?? "(unreadable)")),
+                : Config.shown(conninfo: databaseURL)),
              ("console.feed", feed.joined(separator: ", ")), ("console.replay", replay.joined(separator: ", ")),
              ("console.updates", updates.joined(separator: ", ")), ("console.users_file", usersFile.isEmpty ? "(none)" : usersFile)]
         }

@@ -30,15 +30,19 @@ extension Config {
     /// Every key with the value in effect (defaults, file and environment applied), as
     /// `check-config` prints it: one "key: value" line each, in the order of the example config.
     /// The database password is never shown.
+    /// A conninfo as check-config prints it: its settings, the password as "(set)".
+    static func shown(conninfo: String) -> String {
+        guard let settings = try? PGConnection.parseConninfo(conninfo) else { return "(unreadable)" }
+        return settings.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
     public var effectiveSettings: [(key: String, value: String)] {
         var out: [(String, String)] = []
         func add(_ key: String, _ value: Any) { out.append((key, "\(value)")) }
         func list(_ items: [String]) -> String { items.isEmpty ? "[]" : "[" + items.joined(separator: ", ") + "]" }
         func minutes(_ m: Double) -> String { m == m.rounded() ? String(Int(m)) : String(m) }
 
-        let db = (try? PGConnection.parseConninfo(databaseURL)) ?? []
-        add("database.url", databaseURL.isEmpty ? "(from the PG* environment, .pgpass and pg_service.conf)"
-            : db.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        add("database.url", databaseURL.isEmpty ? "(from the PG* environment, .pgpass and pg_service.conf)" : Self.shown(conninfo: databaseURL))
         add("database.synchronous", databaseGuard.synchronous.rawValue + " (" + databaseGuard.synchronous.meaning + ")")
         add("database.stuck_s", minutes(databaseGuard.stuckSeconds))
         add("ingest.bind", ingestBind.isEmpty ? "(none)" : ingestBind)

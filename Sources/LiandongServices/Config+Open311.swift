@@ -1,6 +1,5 @@
 import Foundation
 import LiandongCore
-import LibPQ
 
 extension Config {
     /// open311.*: liandong-open311, the Open311 GeoReport v2 endpoint residents' apps file,
@@ -76,7 +75,7 @@ extension Config {
              ("open311.api_keys_file", apiKeysFile.isEmpty ? "(none: liandong-open311 refuses to start)" : apiKeysFile),
              ("open311.daemon_ack", daemonAck),
              ("open311.database_url", databaseURL.isEmpty ? "(database.url)"
-                : ((try? PGConnection.parseConninfo(databaseURL))?.map { "\($0.key)=\($0.value)" }.joined(separator: " ") ?? "(unreadable)")),
+                : Config.shown(conninfo: databaseURL)),
              ("open311.answer_timeout_s", "\(answerTimeoutSeconds)"),
              ("open311.services", services.map { "\($0.code) -> \($0.category) (severity \($0.severity))" }.joined(separator: ", "))]
         }

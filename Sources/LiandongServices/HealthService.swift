@@ -145,22 +145,15 @@ final class ReadinessProbe: @unchecked Sendable {
     func check(within seconds: Double, _ body: @escaping @Sendable (inout PGConnection?) -> (Bool, String),
                late: @escaping @Sendable () -> (Bool, String)) async -> (Bool, String) {
         await withCheckedContinuation { continuation in
-            let once = Once(continuation)
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { once.resume(late()) }
+            let once = FirstAnswer<(Bool, String)> { continuation.resume(returning: $0) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { once.give(late()) }
             queue.async { [self] in
                 let now = Date().timeIntervalSince1970
-                if let last, now - last.at < 1 { return once.resume(last.answer) }
+                if let last, now - last.at < 1 { return once.give(last.answer) }
                 let answer = body(&db)
                 last = (now, answer)
-                once.resume(answer)
+                once.give(answer)
             }
         }
-    }
-
-    /// Resumes a continuation once: the first answer wins.
-    private final class Once: Sendable {
-        private let continuation: Mutex<CheckedContinuation<(Bool, String), Never>?>
-        init(_ c: CheckedContinuation<(Bool, String), Never>) { continuation = Mutex(c) }
-        func resume(_ answer: (Bool, String)) { continuation.withLock { $0.take() }?.resume(returning: answer) }
     }
 }

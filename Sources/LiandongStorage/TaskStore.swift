@@ -389,16 +389,7 @@ package enum TaskStore {
     }
 }
 
-package func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
+package func hex(_ bytes: [UInt8]) -> String { Hex.lowercase(bytes) }
 
 /// Parses PostgreSQL's text output of a text[] of simple words ("{police,fire}").
 /// Evidence ids from a JSON array of [source, id] pairs, most recent first (ids may hold any

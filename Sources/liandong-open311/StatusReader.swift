@@ -1,5 +1,6 @@
 import Foundation
 import LiandongCore
+import LiandongServices
 import LiandongStorage
 import LibPQ
 import Logging
@@ -30,14 +31,13 @@ final class StatusReader: Sendable {
 
     func read<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
         let slot = slots[next.wrappingAdd(1, ordering: .relaxed).oldValue % slots.count]
-        let once = Once<Result<T, any Error>>()
         let timeout = self.timeout
         let conninfo = self.conninfo
         let logger = self.logger
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            once.set { continuation.resume(with: $0) }
+            let once = FirstAnswer<Result<T, any Error>> { continuation.resume(with: $0) }
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                once.fire(.failure(Open311.Failure(503, "the database did not answer within \(Int(timeout)) s; try again later")))
+                once.give(.failure(Open311.Failure(503, "the database did not answer within \(Int(timeout)) s; try again later")))
             }
             slot.queue.async {
                 let result: Result<T, any Error> = slot.db.withLock { db in
@@ -53,15 +53,8 @@ final class StatusReader: Sendable {
                         return .failure(Open311.Failure(503, "the database could not be read; try again later"))
                     }
                 }
-                once.fire(result)
+                once.give(result)
             }
         }
     }
-}
-
-/// Resumes a continuation once, whichever comes first (the answer or the timeout).
-final class Once<V: Sendable>: Sendable {
-    private let state = Mutex<(@Sendable (V) -> Void)?>(nil)
-    func set(_ f: @escaping @Sendable (V) -> Void) { state.withLock { $0 = f } }
-    func fire(_ v: V) { state.withLock { $0.take() }?(v) }
 }
