@@ -11,6 +11,12 @@ public enum TaskAction: String, Sendable, Codable, CaseIterable {
     /// An operator moves an unfinished task to another division of its county (`division_code`
     /// of the update): open there, with that tier's deadlines. `liandongd task reassign`.
     case reassign
+    /// A dispatcher records a note (a call made, what was seen): the task's state does not
+    /// change; a task_history row `noted` and an `update` message carry it.
+    case note
+    /// 督办 by hand: a duty officer moves an unfinished task one tier up with a reason, open there
+    /// with that tier's deadlines (task_history `escalated` naming the officer).
+    case escalate
 }
 
 /// The outcome of applying an action.
@@ -34,6 +40,8 @@ public struct TaskRefusal: Error, Sendable, Equatable, CustomStringConvertible {
 /// - resolve, false_alarm: open | accepted | in_progress -> resolved | false_alarm
 /// - reject: open -> one tier up, open there; the county cannot reject
 /// - reassign: any unfinished state -> open at the named division (TaskPlanner.apply takes it)
+/// - note: any unfinished state, unchanged
+/// - escalate: any unfinished state -> one tier up, open there; the county cannot escalate
 /// Resolved and false-alarmed tasks accept nothing more.
 public struct TaskLifecycle: Sendable, Equatable {
     public private(set) var state: TaskState
@@ -64,6 +72,15 @@ public struct TaskLifecycle: Sendable, Equatable {
             state = .falseAlarm
         case .reassign:
             state = .open
+        case .note:
+            break
+        case .escalate:
+            guard let up = tier.next else {
+                return .failure(TaskRefusal("the task is at the county, the top tier: it cannot be escalated further; reassign it or resolve it"))
+            }
+            tier = up
+            state = .open
+            return .success(.escalate(to: up))
         case .reject:
             guard state == .open else {
                 return .failure(TaskRefusal("task was \(state.rawValue); only an open task can be rejected"))

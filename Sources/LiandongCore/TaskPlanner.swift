@@ -117,6 +117,8 @@ public enum TaskEvent: String, Sendable, CaseIterable {
     case created, upgraded, accepted, started, resolved, falseAlarm = "false_alarm", rejected, escalated, overdue, reannounced, reassigned
     /// A resident rated the outcome 1 or 2 (liandong.citizen_feedback): open again where it was closed.
     case reopened
+    /// A dispatcher's note (task_update `note`): the task is as it was.
+    case noted
 }
 
 /// One step of a task's life as the planner decided it: the task after the step, the history row
@@ -291,15 +293,18 @@ public struct TaskPlanner: Sendable {
             case .falseAlarm: .falseAlarm
             case .reject: .rejected
             case .reassign: .reassigned
+            case .note: .noted
+            case .escalate: .escalated
             }
             return .success(step(incident, task, event: event, kind: .update, now: now, actor: actor, note: note,
                                  updateID: updateID, reason: note))
         case .success(.escalate(let tier)):
             let from = task.divisionCode
             hand(&task, to: tier, village: incident.villageCode, now: now)
-            return .success(step(incident, task, event: .rejected, kind: .escalation, now: now, escalated: true, from: from,
-                                 actor: actor, note: note, updateID: updateID,
-                                 reason: "rejected by \(actor) at \(from): \(note ?? "")"))
+            let byHand = action == .escalate
+            return .success(step(incident, task, event: byHand ? .escalated : .rejected, kind: .escalation, now: now,
+                                 escalated: true, from: from, actor: actor, note: note, updateID: updateID,
+                                 reason: (byHand ? "escalated by \(actor) from \(from): " : "rejected by \(actor) at \(from): ") + (note ?? "")))
         }
     }
 

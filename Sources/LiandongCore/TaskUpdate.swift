@@ -52,6 +52,8 @@ public struct TaskUpdate: Sendable, Equatable {
         default: return fail("note must be a string")
         }
         if action == .reject && (note ?? "").isEmpty { return fail("a reject needs a note giving the reason") }
+        if action == .note && (note ?? "").isEmpty { return fail("a note action needs the note's text in note") }
+        if action == .escalate && (note ?? "").isEmpty { return fail("an escalate needs a note giving the reason (督办)") }
         var divisionCode: String? = nil
         if action == .reassign {
             guard case .string(let code)? = o["division_code"], Tier(divisionCode: code) != nil else {

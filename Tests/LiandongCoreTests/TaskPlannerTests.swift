@@ -223,6 +223,41 @@ struct TaskPlannerTests {
         #expect((try? update(",\"division_code\":\"620922100\"").get()) == nil)
     }
 
+    @Test("a duty officer's note leaves the task as it was; an escalate by hand (督办) climbs one tier with the reason, not from the county")
+    func noteAndEscalate() throws {
+        let accepted = task(.dispatch, state: .accepted, priority: 2)
+        let noted = try planner().apply(.note, to: incident(priority: 2, task: accepted), actor: "王值班", note: "called the grid worker",
+                                        updateID: "u-n", now: now).get()
+        #expect(noted.event == .noted && !noted.escalated && noted.actor == "王值班" && noted.note == "called the grid worker")
+        #expect(noted.task.state == .accepted && noted.task.tier == accepted.tier && noted.task.respondBy == accepted.respondBy)
+        #expect(noted.message.kind == .update && noted.message.reason == "called the grid worker" && noted.message.actor == "王值班")
+        let up = try planner().apply(.escalate, to: incident(priority: 2, task: accepted), actor: "王值班", note: "no answer in 10 min",
+                                     updateID: "u-e", now: now).get()
+        #expect(up.event == .escalated && up.escalated && up.fromDivision == village && up.actor == "王值班")
+        #expect(up.task.tier == .township && up.task.divisionCode == "620922100" && up.task.state == .open)
+        #expect(up.task.respondBy == now + 20 * 60 && up.task.resolveBy == now + 180 * 60)
+        #expect(up.message.kind == .escalation && up.message.topic == "task.620922100" && up.message.previousDivisionCode == village)
+        #expect(up.message.reason == "escalated by 王值班 from \(village): no answer in 10 min")
+        for (action, state, tier, why) in [(TaskAction.escalate, TaskState.open, Tier.county, "top tier"),
+                                           (.note, .resolved, .village, "already resolved"),
+                                           (.escalate, .falseAlarm, .village, "already false_alarm")] {
+            let refused = planner().apply(action, to: incident(task: task(.dispatch, state: state, tier: tier)), actor: "a", note: "x",
+                                          updateID: "u-r", now: now)
+            if case .failure(let refusal) = refused { #expect(refusal.message.contains(why), "\(refusal.message)") } else {
+                Issue.record("\(action) on a \(state) task at \(tier) was not refused")
+            }
+        }
+        // On the wire both need a note.
+        for action in ["note", "escalate"] {
+            let body = { (extra: String) in
+                TaskUpdate.decode(Array(("{\"schema\":\"liandong.task_update.v1\",\"update_id\":\"u\",\"task_id\":\"t\",\"action\":\"\(action)\","
+                    + "\"actor\":\"a\",\"at\":\"\(Timestamp.formatCST(now))\"" + extra + "}").utf8), now: now, maxFutureSeconds: 300)
+            }
+            #expect((try? body(",\"note\":\"why\"").get())?.action == TaskAction(rawValue: action))
+            #expect((try? body("").get()) == nil && (try? body(",\"note\":\"\"").get()) == nil)
+        }
+    }
+
     // MARK: deadlines
 
     @Test("a missed deadline climbs village -> township -> county, then marks the task overdue, then re-announces it")
