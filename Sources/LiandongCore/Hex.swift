@@ -11,4 +11,9 @@ public enum Hex {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// 0-9, a-f, A-F.
+    public static func isDigit(_ c: UInt8) -> Bool {
+        (48...57).contains(c) || (97...102).contains(c) || (65...70).contains(c)
+    }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import LiandongCore
 import LiandongServices
 import LiandongStorage
+import LibPQ
 import Logging
 import Synchronization
 import CoreMetrics
@@ -15,13 +16,13 @@ final class Open311API: Sendable {
     let settings: Config.Open311
     let apps: [String: Open311.App]
     let forwarder: AckForwarder
-    let reader: StatusReader
+    let reader: ReadSessions
     let logger: Logger
     let buckets = Mutex(RateBuckets())
     let metrics: Metrics
     private let commitSeconds: CoreMetrics.Recorder
 
-    init(settings: Config.Open311, apps: [String: Open311.App], forwarder: AckForwarder, reader: StatusReader, logger: Logger,
+    init(settings: Config.Open311, apps: [String: Open311.App], forwarder: AckForwarder, reader: ReadSessions, logger: Logger,
          metrics: Metrics = Metrics()) {
         self.metrics = metrics
         commitSeconds = metrics.histogram("liandong_open311_commit_seconds")
@@ -174,7 +175,7 @@ final class Open311API: Sendable {
             guard statuses.allSatisfy({ $0 == "open" || $0 == "closed" }) else { throw Open311.Failure(400, "status must be open or closed") }
             if statuses.count == 1 { query.status = statuses[0] }
         }
-        let rows = try await reader.read { [query] db in try CitizenStore.statuses(db, query) }
+        let rows = try await read { [query] db in try CitizenStore.statuses(db, query) }
         return ok(render(rows, format), format)
     }
 
@@ -214,10 +215,19 @@ final class Open311API: Sendable {
         query.app = app.name
         query.limit = 1
         // Another app's request is as unknown as one that does not exist.
-        guard let row = try await reader.read({ [query] db in try CitizenStore.statuses(db, query) }).first else {
+        guard let row = try await read({ [query] db in try CitizenStore.statuses(db, query) }).first else {
             throw Open311.Failure(404, "no request \(id.prefix(64))")
         }
         return row
+    }
+
+    /// A database read; too slow or failed is a 503.
+    private func read<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
+        do {
+            return try await reader.read(passing: Open311.Failure.self, body)
+        } catch let error as ReadSessions.Unavailable {
+            throw Open311.Failure(503, error.message)
+        }
     }
 
     private func render(_ rows: [CitizenStore.RequestStatus], _ format: Open311.Format) -> String {

@@ -7,7 +7,6 @@ import LiandongServices
 import LiandongStorage
 import Logging
 import ServiceLifecycle
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,7 +61,7 @@ struct Open311Command: AsyncParsableCommand {
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { setenv("PGCONNECT_TIMEOUT", "5", 1) }
         let forwarder = try AckForwarder(endpoints: settings.daemonAcks,
                                          curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
-        let reader = StatusReader(conninfo: settings.databaseURL.isEmpty ? full.databaseURL : settings.databaseURL, logger: logger)
+        let reader = ReadSessions(conninfo: settings.databaseURL.isEmpty ? full.databaseURL : settings.databaseURL, name: "open311", logger: logger)
         let api = Open311API(settings: settings, apps: apps, forwarder: forwarder, reader: reader, logger: logger)
         let (host, port) = try Config.metricsAddress(settings.bind, key: "open311.bind")
         close(try HealthService.openListener(settings.bind, key: "open311.bind"))
@@ -80,35 +79,11 @@ struct Open311Command: AsyncParsableCommand {
                                                             "open311.apps": "\(apps.count)", "open311.daemon_ack": "\(settings.daemonAck)"])
             },
             logger: logger)
-        let ack = AckThread(forwarder: forwarder, logger: logger)
+        // The forwarder's socket thread: started first, stopped last (what liandongd has not answered yet gets up to 5 s).
+        let ack = ThreadService(name: "liandong-open311-ack", logger: logger, run: forwarder.run, stop: forwarder.stop)
         var configuration = ServiceGroupConfiguration(services: [.init(service: ack), .init(service: app)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(15)
         try await ServiceGroup(configuration: configuration).run()
-    }
-}
-
-/// The forwarder's socket thread as a service: started first, stopped last (what liandongd has
-/// not answered yet gets up to 5 s).
-struct AckThread: Service {
-    let forwarder: AckForwarder
-    let logger: Logger
-
-    func run() async throws {
-        let done = Mutex<CheckedContinuation<Void, any Error>?>(nil)
-        try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                done.withLock { $0 = c }
-                let thread = Thread { [forwarder, logger] in
-                    let result = Result { try forwarder.run() }
-                    if case .failure(let error) = result { logger.error("liandongd's ack path failed", metadata: ["error": "\(error)"]) }
-                    done.withLock { $0.take() }?.resume(with: result)
-                }
-                thread.name = "liandong-open311-ack"
-                thread.start()
-            }
-        } onGracefulShutdown: { [forwarder] in
-            forwarder.stop()
-        }
     }
 }
