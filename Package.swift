@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "liandong-bench", targets: ["liandong-bench"]),
         .executable(name: "liandong-gb28181", targets: ["liandong-gb28181"]),
         .executable(name: "liandong-open311", targets: ["liandong-open311"]),
+        .executable(name: "liandong-console", targets: ["liandong-console"]),
         // For integrators: the acknowledged gateway (IngestClient) and the gap-free dispatcher feed (FeedClient).
         .library(name: "LiandongClient", targets: ["LiandongClient", "LiandongCore", "ZeroMQ"]),
     ],
@@ -38,6 +39,7 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // Small safe wrappers: one owner per C handle.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "LibPQ", dependencies: ["CLibPQ"]),
@@ -114,6 +116,18 @@ let package = Package(
             name: "liandong-open311",
             dependencies: [
                 "LiandongCore", "LiandongClient", "LiandongServices", "LiandongStorage", "ZeroMQ", "LibPQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The duty officer's console: a web page over the feed, replay and updates sockets and PostgreSQL.
+        .executableTarget(
+            name: "liandong-console",
+            dependencies: [
+                "CCrypt", "LiandongCore", "LiandongClient", "LiandongServices", "LiandongStorage", "ZeroMQ", "LibPQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

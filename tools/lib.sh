@@ -16,6 +16,7 @@ ensure_packages() {
     [ -x "$PG_BIN/initdb" ] || missing+=(postgresql-15)
     [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
+    [ -f /usr/include/crypt.h ] || missing+=(libcrypt-dev)  # yescrypt for liandong-console's users
     command -v python3 >/dev/null || missing+=(python3)
     command -v sipp >/dev/null || missing+=(sip-tester)  # SIPp: a real SIP client for the GB/T 28181 bridge
     /usr/bin/python3 -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)  # docs/examples (Debian's python3, not a pyenv one)
@@ -35,11 +36,12 @@ apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# Headless Chromium and a CJK font, for the tests that look at the assessment report as a person
-# would (tools/test only: the daemon needs neither).
+# Headless Chromium, its WebDriver and a CJK font, for the tests that look at the assessment report
+# and drive the console as a person would (tools/test and tools/demo only: the daemon needs none).
 ensure_browser() {
     local missing=()
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || missing+=(fonts-wqy-microhei)
     apt_install "${missing[@]}"
 }

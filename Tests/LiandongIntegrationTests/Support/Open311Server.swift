@@ -86,6 +86,8 @@ struct HTTPAnswer {
     var status: Int
     var headers: [String: String]
     var body: String
+    /// Every Set-Cookie header line (`headers` keeps one line of each name).
+    var rawSetCookies: [String] = []
 
     /// The body as a JSON array of objects.
     var list: [[String: Any]] {
@@ -111,7 +113,7 @@ func http(port: Int, _ method: String, _ path: String, headers: [String: String]
     }
     var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     for (k, v) in headers { head += "\(k): \(v)\r\n" }
-    if method == "POST" { head += "Content-Length: \(body.count)\r\n" }
+    if method != "GET" { head += "Content-Length: \(body.count)\r\n" }
     let request = Array((head + "\r\n").utf8) + body
     var sent = 0
     while sent < request.count {
@@ -121,10 +123,18 @@ func http(port: Int, _ method: String, _ path: String, headers: [String: String]
     }
     var response = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65_536)
+    // Until the server closes, or the body its Content-Length announces is complete (a server
+    // that keeps the connection open despite Connection: close, as chromedriver does).
     while true {
         let n = read(fd, &buffer, buffer.count)
         if n <= 0 { break }
         response += buffer[0..<n]
+        if let end = response.firstRange(of: Array("\r\n\r\n".utf8)) {
+            let head = String(decoding: response[..<end.lowerBound], as: UTF8.self).lowercased()
+            if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+               let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)),
+               response.count - end.upperBound >= length { break }
+        }
     }
     let text = String(decoding: response, as: UTF8.self)
     // No answer at all (closed first): status 0, as a caller polling a server that is not up yet expects.
@@ -132,10 +142,13 @@ func http(port: Int, _ method: String, _ path: String, headers: [String: String]
     let lines = text[..<split.lowerBound].split(separator: "\r\n")
     let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
     var fields: [String: String] = [:]
+    var cookies: [String] = []
     for line in lines.dropFirst() {
         if let colon = line.firstIndex(of: ":") {
-            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            fields[name] = value
+            if name == "set-cookie" { cookies.append(value) }
         }
     }
-    return HTTPAnswer(status: status, headers: fields, body: String(text[split.upperBound...]))
+    return HTTPAnswer(status: status, headers: fields, body: String(text[split.upperBound...]), rawSetCookies: cookies)
 }
