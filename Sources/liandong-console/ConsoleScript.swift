@@ -29,7 +29,7 @@ extension ConsoleAssets {
           const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), x = s % 60;
           return sign + (h ? h + ':' + String(m).padStart(2, '0') : m) + ':' + String(x).padStart(2, '0');
         }
-        function when(epoch) { return new Date(epoch * 1000).toLocaleString('zh-CN', { hour12: false }); }
+        function when(epoch) { return new Date(epoch * 1000).toLocaleString('zh-CN', { hour12: false, timeZone: 'Asia/Shanghai' }); }
         function urgency(t) {
           if (TERMINAL.has(t.state)) return '';
           const d = deadline(t), left = d - now();
