@@ -67,7 +67,7 @@ extension ConsoleAssets {
         .figures span { font-size: 11px; color: #9fb0c0; }
         .figures .bad b { color: #ff7b72; }
         #ranked { margin: 0; padding-left: 28px; font-size: 12px; columns: 2; column-gap: 36px; }
-    #ranked li { white-space: nowrap; }
+        #ranked li { white-space: nowrap; }
         .live { padding: 1px 6px; border-radius: 3px; font-size: 12px; }
         .live.on { background: #1f6f3f; } .live.off { background: #7a4a00; }
         main { display: grid; grid-template-columns: minmax(520px, 3fr) 2fr; gap: 8px; padding: 8px; height: calc(100vh - 92px); }
