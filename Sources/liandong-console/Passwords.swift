@@ -14,7 +14,8 @@ enum Passwords {
         guard crypt_gensalt_rn("$y$", 0, nil, 0, &setting, Int32(setting.count)) != nil else {
             throw Failure(description: "cannot make a salt: \(String(cString: strerror(errno)))")
         }
-        guard let hashed = crypt(password, setting: String(cString: setting)), hashed.hasPrefix("$y$") else {
+        let salt = String(decoding: setting.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let hashed = crypt(password, setting: salt), hashed.hasPrefix("$y$") else {
             throw Failure(description: "cannot hash the password with yescrypt")
         }
         return hashed

@@ -103,7 +103,7 @@ struct MetricsRegistryTests {
 /// Prometheus' own linter on both /metrics endpoints (tools/test fetches promtool).
 @Suite("Metrics exposition (promtool)")
 struct PromtoolTests {
-    @Test("promtool check metrics passes on liandongd's, liandong-gb28181's and liandong-open311's /metrics: every family has HELP and TYPE, names and units as Prometheus expects")
+    @Test("promtool check metrics passes on liandongd's, liandong-gb28181's, liandong-open311's and liandong-console's /metrics: every family has HELP and TYPE, names and units as Prometheus expects")
     func promtool() throws {
         let tool = try #require(ProcessInfo.processInfo.environment["LIANDONG_TEST_PROMTOOL"],
                                 "LIANDONG_TEST_PROMTOOL is not set: run the suite with tools/test, which fetches promtool")
@@ -116,7 +116,12 @@ struct PromtoolTests {
         let open311 = try Open311Process(daemonAck: s.daemon.ack, database: s.daemon.database)
         _ = try open311.post("requests.json", ["api_key": Open311Process.wechatKey, "service_code": "theft", "lat": String(s.centre.lat),
                                                "long": String(s.centre.lon)])
-        for (name, port) in [("liandongd", s.daemon.metricsPort), ("liandong-gb28181", bridge.metricsPort), ("liandong-open311", open311.port)] {
+        let console = try ConsoleProcess(daemon: s.daemon, users: [("duty", "dispatcher", "620922")])
+        _ = try console.login("duty")
+        _ = try http(port: console.port, "POST", "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                     body: Array("user=duty&password=wrong".utf8))
+        for (name, port) in [("liandongd", s.daemon.metricsPort), ("liandong-gb28181", bridge.metricsPort), ("liandong-open311", open311.port),
+                             ("liandong-console", console.port)] {
             let text = try httpGet(port: port, "/metrics").body
             let file = "/tmp/ld-promtool-\(UUID().uuidString.prefix(8)).txt"
             try text.write(toFile: file, atomically: true, encoding: .utf8)
