@@ -8,7 +8,7 @@ MutationObserver), and the figure is alert sent -> row shown on every page (p50/
     console-load.py --console http://127.0.0.1:18088 --user bench --password-file F --ack tcp://127.0.0.1:7702 \
         --database "host=... dbname=..." --pages 50 --alerts 30
 """
-import argparse, datetime, json, os, subprocess, sys, time, zmq
+import argparse, datetime, http.client, json, os, subprocess, sys, threading, time, urllib.parse, zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "docs", "examples"))
 from console_screenshot import Driver  # noqa: E402
@@ -26,6 +26,27 @@ return true;
 
 def psql(database, sql):
     return subprocess.run(["psql", database, "-qAtc", sql], check=True, capture_output=True, text=True).stdout.split()
+
+
+def stream_listener(console, user, password, arrivals, ready):
+    """A bare Server-Sent Events client beside the browsers: when the console delivered each task
+    message (the part of alert -> shown that is not the browser's)."""
+    u = urllib.parse.urlparse(console)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    c.request("POST", "/login", urllib.parse.urlencode({"user": user, "password": password}),
+              {"Content-Type": "application/x-www-form-urlencoded"})
+    r = c.getresponse()
+    r.read()
+    cookie = "; ".join(v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie")
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    c.request("GET", "/api/events", headers={"Cookie": cookie})
+    r = c.getresponse()
+    ready.set()
+    for line in r:
+        if line.startswith(b"data: "):
+            task = json.loads(line[6:]).get("task_id")
+            if task and task not in arrivals:
+                arrivals[task] = time.time() * 1000
 
 
 def pct(values, p):
@@ -69,6 +90,9 @@ def main():
                 pages.append((d, h))
         handles = pages
         print(f"console_pages: {len(pages)} open and live in {len(drivers)} browsers in {time.time() - t0:.1f} s")
+        arrivals, ready = {}, threading.Event()
+        threading.Thread(target=stream_listener, args=(a.console, a.user, password, arrivals, ready), daemon=True).start()
+        ready.wait(10)
         grids = psql(a.database, f"SELECT ST_X(p) || ',' || ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM liandong.grids ORDER BY md5(grid_code) LIMIT {a.alerts}) g")
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -100,6 +124,10 @@ def main():
         if latencies:
             print("console_alert_to_shown_ms: p50 %.0f p95 %.0f p99 %.0f max %.0f (%d pages)" % (
                 pct(latencies, 50), pct(latencies, 95), pct(latencies, 99), max(latencies), len(handles)))
+        delivered = [arrivals[t] - sent[aid] for aid, t in task_of.items() if t in arrivals]
+        if delivered:
+            print("console_alert_to_stream_ms: p50 %.0f p95 %.0f p99 %.0f max %.0f (a bare SSE client beside the browsers; %d of %d)" % (
+                pct(delivered, 50), pct(delivered, 95), pct(delivered, 99), max(delivered), len(delivered), len(task_of)))
         return 0 if missing == 0 and latencies else 1
     finally:
         for d in drivers:

@@ -27,7 +27,8 @@ package enum ConsoleStore {
     /// The user's open tasks by deadline (respond_by while open, then resolve_by) and the strip:
     /// today's (CST) new, closed, escalated; overdue now; the camera online rate; the divisions
     /// one level down ranked by overdue tasks.
-    package static func snapshot(_ db: PGConnection, scope: String) throws -> String {
+    /// `tasks` false: the strip alone (the page refreshes it as messages come).
+    package static func snapshot(_ db: PGConnection, scope: String, tasks: Bool = true) throws -> String {
         let rows = try db.query("""
             WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai') AT TIME ZONE 'Asia/Shanghai' AS start),
             open AS (
@@ -43,8 +44,8 @@ package enum ConsoleStore {
                 'now', extract(epoch FROM now()),
                 'scope', $1::text,
                 'scope_name', (SELECT d.name FROM liandong.divisions d WHERE d.code = $1),
-                'tasks', coalesce((SELECT json_agg(\(taskFields) ORDER BY CASE WHEN t.state = 'open' THEN t.respond_by ELSE t.resolve_by END, t.id)
-                                   FROM open t JOIN liandong.incidents i ON i.id = t.incident_id), '[]'::json),
+                'tasks', CASE WHEN $2::boolean THEN coalesce((SELECT json_agg(\(taskFields) ORDER BY CASE WHEN t.state = 'open' THEN t.respond_by ELSE t.resolve_by END, t.id)
+                                   FROM open t JOIN liandong.incidents i ON i.id = t.incident_id), '[]'::json) ELSE '[]'::json END,
                 'strip', json_build_object(
                     'new', (SELECT count(*) FROM history h WHERE h.event = 'created' AND h.division_code LIKE $1 || '%'),
                     'closed', (SELECT count(*) FROM history h WHERE h.event IN ('resolved', 'false_alarm') AND h.division_code LIKE $1 || '%'),
@@ -60,7 +61,7 @@ package enum ConsoleStore {
                                         CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE o.late) AS n, count(*) AS o FROM open o
                                                             WHERE o.grid_code LIKE d.code || '%') x
                                         WHERE d.parent_code = $1), '[]'::json)))::text
-            """, [scope])
+            """, [scope, tasks ? "true" : "false"])
         return rows.rows.first?[0] ?? "{}"
     }
 

@@ -85,8 +85,8 @@ final class ConsoleAPI: Sendable {
             Self.json(Self.object([("name", s.user.name), ("role", s.user.role.rawValue), ("scope", s.user.scope)]))
         } }
         router.get("/api/snapshot") { [self] request, _ in await guardedRead(request) { s in
-            let scope = s.user.scope
-            return try await self.read { db in try ConsoleStore.snapshot(db, scope: scope) }
+            let scope = s.user.scope, tasks = request.uri.queryParameters["only"] != "strip"
+            return try await self.read { db in try ConsoleStore.snapshot(db, scope: scope, tasks: tasks) }
         } }
         router.get("/api/map") { [self] request, _ in await guardedRead(request) { s in
             let scope = s.user.scope

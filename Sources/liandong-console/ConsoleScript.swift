@@ -113,49 +113,65 @@ extension ConsoleAssets {
         }
         function refreshStripSoon() {
           if (stripTimer) return;
-          stripTimer = setTimeout(async () => { stripTimer = null; try { const s = await api('/api/snapshot'); renderStrip(s.strip, s.scope_name); } catch (e) {} }, 2000);
+          stripTimer = setTimeout(async () => { stripTimer = null; try { const s = await api('/api/snapshot?only=strip'); renderStrip(s.strip, s.scope_name); } catch (e) {} }, 5000);
         }
 
-        // The map: the scope's grids (SVG paths from PostGIS, y = -latitude), shaded by their open
-        // and overdue tasks, and the tasks as points. Longitude is scaled by cos(latitude).
+        // The map: the scope's grids (SVG paths from PostGIS, y = -latitude), drawn once, shaded by
+        // their open and overdue tasks, and the tasks as points (redrawn, at most once a second).
+        // Longitude is scaled by cos(latitude).
         const SVG = 'http://www.w3.org/2000/svg';
-        function drawMap() {
+        let mapK = 1, mapR = 0, gridPaths = new Map(), pointLayer = null, mapPending = false;
+        function buildMap() {
           if (!mapData || !mapData.box || mapData.box[0] === null) return;
-          const [x0, y0, x1, y1] = mapData.box, k = Math.cos((y0 + y1) / 2 * Math.PI / 180);
-          const w = Math.max((x1 - x0) * k, 1e-4), h = Math.max(y1 - y0, 1e-4), pad = Math.max(w, h) * 0.03;
+          const [x0, y0, x1, y1] = mapData.box;
+          mapK = Math.cos((y0 + y1) / 2 * Math.PI / 180);
+          const w = Math.max((x1 - x0) * mapK, 1e-4), h = Math.max(y1 - y0, 1e-4), pad = Math.max(w, h) * 0.03;
+          mapR = Math.max(w, h) / 120;
           const svg = $('map');
-          svg.setAttribute('viewBox', [x0 * k - pad, -y1 - pad, w + 2 * pad, h + 2 * pad].join(' '));
-          const counts = new Map();
-          for (const id of order) {
-            const t = tasks.get(id); if (TERMINAL.has(t.state)) continue;
-            const c = counts.get(t.grid_code) || { open: 0, late: 0 };
-            c.open++; if (urgency(t) === 'late') c.late++;
-            counts.set(t.grid_code, c);
-          }
+          svg.setAttribute('viewBox', [x0 * mapK - pad, -y1 - pad, w + 2 * pad, h + 2 * pad].join(' '));
           const grids = document.createElementNS(SVG, 'g');
-          grids.setAttribute('transform', 'scale(' + k + ',1)');
+          grids.setAttribute('transform', 'scale(' + mapK + ',1)');
           for (const g of mapData.grids) {
             const p = document.createElementNS(SVG, 'path');
             p.setAttribute('d', g.d);
-            const c = counts.get(g.code);
-            if (c) p.setAttribute('class', c.late ? 'late' : 'open');
             const title = document.createElementNS(SVG, 'title');
-            title.textContent = g.name + ' ' + g.code + (c ? ': ' + c.open + ' open, ' + c.late + ' overdue' : '');
+            title.textContent = g.name + ' ' + g.code;
             p.appendChild(title);
             grids.appendChild(p);
+            gridPaths.set(g.code, { path: p, title: title, name: g.name, shade: '' });
           }
-          const points = document.createElementNS(SVG, 'g');
-          const r = Math.max(w, h) / 120;
+          pointLayer = document.createElementNS(SVG, 'g');
+          svg.replaceChildren(grids, pointLayer);
+        }
+        function drawMap() {
+          if (mapPending) return;
+          mapPending = true;
+          setTimeout(() => { mapPending = false; redrawMap(); }, 250);
+        }
+        function redrawMap() {
+          if (!pointLayer) return;
+          const counts = new Map(), points = [];
           for (const id of order) {
             const t = tasks.get(id); if (TERMINAL.has(t.state)) continue;
-            const c = document.createElementNS(SVG, 'circle');
-            c.setAttribute('cx', t.lon * k); c.setAttribute('cy', -t.lat); c.setAttribute('r', r);
-            c.setAttribute('class', [urgency(t), t.id === selected ? 'selected' : ''].join(' ').trim());
-            c.dataset.taskId = t.id;
-            c.addEventListener('click', () => select(t.id));
-            points.appendChild(c);
+            const c = counts.get(t.grid_code) || { open: 0, late: 0 };
+            const u = urgency(t);
+            c.open++; if (u === 'late') c.late++;
+            counts.set(t.grid_code, c);
+            const circle = document.createElementNS(SVG, 'circle');
+            circle.setAttribute('cx', t.lon * mapK); circle.setAttribute('cy', -t.lat); circle.setAttribute('r', mapR);
+            circle.setAttribute('class', [u, t.id === selected ? 'selected' : ''].join(' ').trim());
+            circle.dataset.taskId = t.id;
+            circle.addEventListener('click', () => select(t.id));
+            points.push(circle);
           }
-          svg.replaceChildren(grids, points);
+          for (const [code, g] of gridPaths) {
+            const c = counts.get(code), shade = c ? (c.late ? 'late' : 'open') : '';
+            if (shade === g.shade) continue;
+            g.shade = shade;
+            if (shade) g.path.setAttribute('class', shade); else g.path.removeAttribute('class');
+            g.title.textContent = g.name + ' ' + code + (c ? ': ' + c.open + ' open, ' + c.late + ' overdue' : '');
+          }
+          pointLayer.replaceChildren(...points);
         }
 
         // The selected task: its facts, history and evidence are redrawn; the note form is not.
@@ -253,6 +269,7 @@ extension ConsoleAssets {
             location.href = '/login';
           });
           mapData = await api('/api/map');
+          buildMap();
           await loadSnapshot(true);
           listen();
           setInterval(() => {

@@ -102,7 +102,7 @@ struct ConsoleTests {
         // The map draws the county's grids offline and the open tasks on them.
         let paths = try b.run("return document.querySelectorAll('#map path').length") as? Int
         #expect(paths == (try s.count("SELECT count(*) FROM liandong.grids WHERE grid_code LIKE '620922%'")))
-        #expect(try b.run("return document.querySelectorAll('#map circle').length") as? Int == 3)
+        try b.waitFor("the three open tasks on the map", "return document.querySelectorAll('#map circle').length === 3")
     }
 
     @Test("in a browser: an overdue task is red in the queue, on the map and in the strip; a task within a quarter of its time is yellow")
@@ -117,8 +117,8 @@ struct ConsoleTests {
         try s.send("alert", Wire.alert(id: "late-1", at: s.now, position: s.centre))
         try s.daemon.waitUntil(timeout: 30, "the task overdue at the county") { try s.count("SELECT count(*) FROM liandong.tasks WHERE overdue") == 1 }
         try b.waitFor(timeout: 10, "the overdue row red", "const r = document.querySelector('tr[data-task-id]'); return !!r && r.classList.contains('late') && r.children[1].textContent.includes('county')")
-        try b.waitFor("the overdue point red", "return document.querySelectorAll('#map circle.late').length === 1")
-        try b.waitFor("the strip counting it", "return document.getElementById('s-overdue').textContent === '1'")
+        try b.waitFor(timeout: 5, "the overdue point red", "return document.querySelectorAll('#map circle.late').length === 1")
+        try b.waitFor(timeout: 20, "the strip counting it", "return document.getElementById('s-overdue').textContent === '1'")
         #expect(try b.string("return getComputedStyle(document.querySelector('tr.late td.cd')).color") == "rgb(255, 123, 114)")
         // The page's rule: yellow within the last quarter of the time it was given, red past it.
         #expect(try b.string("return urgency({state: 'open', respond_by: now() + 10, resolve_by: now() + 999, handed_at: now() - 90, overdue: false})") == "soon")
@@ -194,6 +194,7 @@ struct ConsoleTests {
         try s.send("alert", Wire.alert(id: "r-1", at: s.now, position: s.centre))
         try s.daemon.waitUntil(timeout: 10, "the task") { try s.count("SELECT count(*) FROM liandong.tasks") == 1 }
         let task = try #require(try s.db.query("SELECT id FROM liandong.tasks").scalar)
+        #expect(try (console.get("/api/snapshot?only=strip", as: me).object["tasks"] as? [Any])?.isEmpty == true)
         let strip = try #require(try console.get("/api/snapshot", as: me).object["strip"] as? [String: Any])
         #expect(strip["open"] as? Int == 1 && strip["new"] as? Int == 1 && strip["closed"] as? Int == 0 && strip["overdue"] as? Int == 0)
         let ranked = try #require(strip["ranked"] as? [[String: Any]])
