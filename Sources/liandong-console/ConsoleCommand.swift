@@ -77,29 +77,13 @@ struct ConsoleCommand: AsyncParsableCommand {
         let feed = LiveFeed(feed: settings.feed, replay: settings.replay, curve: curve, since: head, logger: logger)
         let updates = try UpdateSender(endpoints: settings.updates, curve: curve)
         let api = ConsoleAPI(users: users, reader: reader, feed: feed, updates: updates, logger: logger)
-        let (host, port) = try Config.metricsAddress(settings.bind, key: "console.bind")
-        close(try HealthService.openListener(settings.bind, key: "console.bind"))
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for sig in [SIGTERM, SIGINT] { sigaddset(&mask, sig) }
-        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
-        let app = Application(
-            router: api.router(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(120))),
-            configuration: .init(address: .hostname(host.isEmpty || host == "*" ? "0.0.0.0" : host, port: Int(port)),
-                                 serverName: "liandong-console", availableConnectionsDelegate: .maximum(1024, logger: logger)),
-            onServerRunning: { _ in
-                logger.info("console listening", metadata: ["http.bind": "\(settings.bind)", "console.users": "\(users.count)",
-                                                            "console.feed": "\(settings.feed)", "console.since_seq": "\(head)"])
-            },
-            logger: logger)
-        var configuration = ServiceGroupConfiguration(
-            services: [.init(service: ThreadService(name: "liandong-console-updates", logger: logger, run: updates.run, stop: updates.stop)),
-                       .init(service: ThreadService(name: "liandong-console-feed", logger: logger, run: feed.run, stop: feed.stop)),
-                       .init(service: app)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        configuration.maximumGracefulShutdownDuration = .seconds(10)
-        try await ServiceGroup(configuration: configuration).run()
+        let threads = [ThreadService(name: "liandong-console-updates", logger: logger, run: updates.run, stop: updates.stop),
+                       ThreadService(name: "liandong-console-feed", logger: logger, run: feed.run, stop: feed.stop)]
+        try await HTTPFront.run(router: api.router(), bind: settings.bind, key: "console.bind", serverName: "liandong-console",
+                                idleTimeoutSeconds: 120, threads: threads, shutdownSeconds: 10, logger: logger) {
+            logger.info("console listening", metadata: ["http.bind": "\(settings.bind)", "console.users": "\(users.count)",
+                                                        "console.feed": "\(settings.feed)", "console.since_seq": "\(head)"])
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import LiandongClient
 import LiandongCore
+import LiandongServices
 import Synchronization
 import ZeroMQ
 #if canImport(Glibc)
@@ -26,18 +27,13 @@ final class UpdateSender: Sendable {
 
     private let state = Mutex(State())
     private let stopped = Atomic<Bool>(false)
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakeup: WakePipe
     private let endpoints: [String]
     private let curve: CurveClientKeys?
     static let resendAfter = 5.0
 
     init(endpoints: [String], curve: CurveClientKeys?) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ConsoleFailure(500, "cannot make a pipe: \(String(cString: strerror(errno)))") }
-        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        wakeup = try WakePipe()
         self.endpoints = endpoints
         self.curve = curve
     }
@@ -50,10 +46,9 @@ final class UpdateSender: Sendable {
         try dealer.setImmediate()  // only to a daemon that is up: a standby binds updates when it leads
         try dealer.setReceiveTimeout(milliseconds: 0)
         for endpoint in endpoints { try dealer.connect(endpoint) }
-        var scratch = [UInt8](repeating: 0, count: 256)
         while !stopped.load(ordering: .relaxed) {
-            let events = try ZMQPoll.wait([.socket(dealer), .fd(wakeRead)], timeoutMilliseconds: 100)
-            if events[1].readable { while read(wakeRead, &scratch, scratch.count) > 0 {} }
+            let events = try ZMQPoll.wait([.socket(dealer), .fd(wakeup.readFD)], timeoutMilliseconds: 100)
+            if events[1].readable { wakeup.drain() }
             let now = Date().timeIntervalSince1970
             var answered: [(CheckedContinuation<TaskUpdateAnswer?, Never>, TaskUpdateAnswer?)] = []
             if events[0].readable {
@@ -97,8 +92,7 @@ final class UpdateSender: Sendable {
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
-        var b: UInt8 = 1
-        _ = write(wakeWrite, &b, 1)
+        wakeup.wake()
     }
 
     /// Sends an update and waits up to `timeout` seconds for the daemon's answer (nil: none came).
@@ -106,8 +100,7 @@ final class UpdateSender: Sendable {
         if stopped.load(ordering: .relaxed) { return nil }
         return await withCheckedContinuation { continuation in
             state.withLock { $0.inbox.append((id, body, continuation, Date().timeIntervalSince1970 + timeout)) }
-            var b: UInt8 = 1
-            _ = write(wakeWrite, &b, 1)
+            wakeup.wake()
         }
     }
 }

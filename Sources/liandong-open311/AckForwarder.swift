@@ -1,6 +1,7 @@
 import Foundation
 import LiandongClient
 import LiandongCore
+import LiandongServices
 import Synchronization
 import ZeroMQ
 #if canImport(Glibc)
@@ -28,18 +29,12 @@ final class AckForwarder: Sendable {
 
     private let state = Mutex(State())
     private let stopped = Atomic<Bool>(false)
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakeup: WakePipe
     private let endpoints: [String]
     private let curve: CurveClientKeys?
 
     init(endpoints: [String], curve: CurveClientKeys?) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw Open311.Failure(500, "cannot make a pipe: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        wakeup = try WakePipe()
         self.endpoints = endpoints
         self.curve = curve
     }
@@ -52,10 +47,9 @@ final class AckForwarder: Sendable {
         let context = try ZMQContext()
         let client = try IngestClient(context: context, endpoint: endpoints[0], retryAfter: 2, curve: curve)
         for endpoint in endpoints.dropFirst() { try client.connect(endpoint) }
-        var scratch = [UInt8](repeating: 0, count: 256)
         while !stopped.load(ordering: .relaxed) {
-            let events = try ZMQPoll.wait([client.pollItem, .fd(wakeRead)], timeoutMilliseconds: 50)
-            if events[1].readable { while read(wakeRead, &scratch, scratch.count) > 0 {} }
+            let events = try ZMQPoll.wait([client.pollItem, .fd(wakeup.readFD)], timeoutMilliseconds: 50)
+            if events[1].readable { wakeup.drain() }
             let batch = state.withLock { s in
                 let taken = s.inbox
                 s.inbox = []
@@ -80,8 +74,7 @@ final class AckForwarder: Sendable {
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
-        var b: UInt8 = 1
-        _ = write(wakeWrite, &b, 1)
+        wakeup.wake()
     }
 
     /// Sends a message and waits for liandongd's answer for up to `timeout` seconds (nil: none came
@@ -94,8 +87,7 @@ final class AckForwarder: Sendable {
                 s.inbox.append((topic, body, id))
                 return s.nextToken
             }
-            var b: UInt8 = 1
-            _ = write(wakeWrite, &b, 1)
+            wakeup.wake()
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in
                 let expired = self.state.withLock { s -> Waiter? in
                     guard var list = s.waiting[id], let i = list.firstIndex(where: { $0.token == token }) else { return nil }

@@ -63,27 +63,12 @@ struct Open311Command: AsyncParsableCommand {
                                          curve: try CurveClientKeys.options(serverKey: curveServerKey, secretKeyFile: curveKey))
         let reader = ReadSessions(conninfo: settings.databaseURL.isEmpty ? full.databaseURL : settings.databaseURL, name: "open311", logger: logger)
         let api = Open311API(settings: settings, apps: apps, forwarder: forwarder, reader: reader, logger: logger)
-        let (host, port) = try Config.metricsAddress(settings.bind, key: "open311.bind")
-        close(try HealthService.openListener(settings.bind, key: "open311.bind"))
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for sig in [SIGTERM, SIGINT] { sigaddset(&mask, sig) }
-        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
-        let app = Application(
-            router: api.router(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
-            configuration: .init(address: .hostname(host.isEmpty || host == "*" ? "0.0.0.0" : host, port: Int(port)),
-                                 serverName: "liandong-open311", availableConnectionsDelegate: .maximum(1024, logger: logger)),
-            onServerRunning: { _ in
-                logger.info("open311 listening", metadata: ["http.bind": "\(settings.bind)", "http.base_path": "\(settings.basePath)",
-                                                            "open311.apps": "\(apps.count)", "open311.daemon_ack": "\(settings.daemonAck)"])
-            },
-            logger: logger)
         // The forwarder's socket thread: started first, stopped last (what liandongd has not answered yet gets up to 5 s).
         let ack = ThreadService(name: "liandong-open311-ack", logger: logger, run: forwarder.run, stop: forwarder.stop)
-        var configuration = ServiceGroupConfiguration(services: [.init(service: ack), .init(service: app)],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        configuration.maximumGracefulShutdownDuration = .seconds(15)
-        try await ServiceGroup(configuration: configuration).run()
+        try await HTTPFront.run(router: api.router(), bind: settings.bind, key: "open311.bind", serverName: "liandong-open311",
+                                idleTimeoutSeconds: 30, threads: [ack], shutdownSeconds: 15, logger: logger) {
+            logger.info("open311 listening", metadata: ["http.bind": "\(settings.bind)", "http.base_path": "\(settings.basePath)",
+                                                        "open311.apps": "\(apps.count)", "open311.daemon_ack": "\(settings.daemonAck)"])
+        }
     }
 }
