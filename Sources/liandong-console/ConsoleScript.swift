@@ -6,7 +6,7 @@ extension ConsoleAssets {
     static let script = #"""
         'use strict';
         const $ = (id) => document.getElementById(id);
-        const TERMINAL = new Set(['resolved', 'false_alarm']);
+        const TERMINAL = new Set(['resolved', 'false_alarm', 'left your scope']);
         const TIER = { village: '村 village', township: '乡镇 township', county: '县 county' };
         const SOURCE = { camera: '视频 camera', report: '上报 report', both: '联动 both' };
         let me = null, skew = 0, selected = null, fresh = 0, mapData = null, connectedOnce = false, stripTimer = null;
@@ -221,7 +221,16 @@ extension ConsoleAssets {
             });
             out.className = 'ok'; out.textContent = action + ': done 已提交';
             $('note').value = '';
-            loadDetail(selected);
+            const id = selected;
+            // An escalation can hand the task to a division outside this user's scope: its
+            // messages stop coming here, so the row says so (it goes at the next sort).
+            try { await api('/api/tasks/' + encodeURIComponent(id)); loadDetail(id); } catch (e) {
+              const t = tasks.get(id), row = rowOf(id);
+              if (t) { t.state = 'left your scope'; t.left = true; }
+              if (row) { row.classList.add('closed'); row.querySelector('td.state').textContent = 'left your scope 已移出'; }
+              $('detail-info').textContent = 'The task is no longer in your scope. 已移交上级';
+              drawMap();
+            }
           } catch (e) {
             out.className = 'bad'; out.textContent = action + ': ' + e.message;
           }

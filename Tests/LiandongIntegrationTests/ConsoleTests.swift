@@ -166,6 +166,23 @@ struct ConsoleTests {
         // The daemon's own refusal comes back as it is.
         let twice = try console.act(inside, "accept", as: li)
         #expect(twice.status == 409 && twice.body.contains("already accepted"), "\(twice.body)")
+        // 督办 from the page: to the township (still its scope: the row follows), then to the county
+        // (out of the township's scope: the row says it left).
+        try b.click("tr[data-task-id]")
+        try b.waitFor("the task's detail", "return document.getElementById('detail-history').children.length > 0")
+        for (reason, division) in [("村里无人签收 nobody at the village", "620922102"), ("需县级协调 needs the county", "620922")] {
+            try b.run("document.getElementById('action-result').className = ''")
+            try b.type("#note", reason)
+            try b.click("button[data-action=escalate]")
+            try b.waitFor("the escalation answered", "return document.getElementById('action-result').className !== ''")
+            #expect(try b.string("return document.getElementById('action-result').textContent").contains("done"))
+            #expect(try s.db.query("SELECT division_code FROM liandong.tasks WHERE id = $1", [inside]).scalar == division)
+            if division == "620922102" {
+                try b.waitFor("the row at the township", "return document.querySelector('tr[data-task-id]').children[1].textContent.includes('township')")
+            }
+        }
+        try b.waitFor("the row marked as gone up", "const r = document.querySelector('tr[data-task-id]'); return r.classList.contains('closed') && r.querySelector('td.state').textContent.startsWith('left your scope')")
+        #expect(try s.count("SELECT count(*) FROM liandong.task_history WHERE event = 'escalated' AND actor = 'li' AND task_id = '\(inside)'") == 2)
     }
 
     @Test("login and API rules: 401 without a session, cookies HttpOnly and SameSite=Strict, CSRF header required, logins rate-limited, same-origin policy; user add checks its input and writes a 0600 file")
