@@ -135,7 +135,8 @@ final class ConsoleAPI: Sendable {
         }
         guard let user, matches else {
             metrics.counter("liandong_console_logins_total", [("outcome", "refused")]).increment()
-            logger.notice("login refused", metadata: ["console.user": "\(name.prefix(64))"])
+            // An unknown name is not logged as typed: it may be a password typed into the wrong box.
+            logger.notice("login refused", metadata: ["console.user": "\(user == nil ? "(unknown name)" : name)"])
             return Self.page(ConsoleAssets.login(error: "Unknown user or wrong password."), status: .unauthorized)
         }
         let token = Self.randomHex(32), csrf = Self.randomHex(16)

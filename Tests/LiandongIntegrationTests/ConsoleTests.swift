@@ -232,6 +232,9 @@ struct ConsoleTests {
             codes.append(try http(port: console.port, "POST", "/login", headers: form, body: Array("user=ghost&password=nope".utf8)).status)
         }
         #expect(codes.prefix(10).allSatisfy { $0 == 401 } && codes.last == 429, "\(codes)")
+        // A name nobody has (perhaps a password typed into the wrong box) is not logged as typed.
+        try waitUntil(timeout: 5, "the refusals logged") { console.log.contains("(unknown name)") }
+        #expect(!console.log.contains("ghost"))
         let metrics = try http(port: console.port, "GET", "/metrics").body
         #expect(metrics.contains("liandong_console_logins_total{outcome=\"limited\"} 1"))
         #expect(metrics.contains("liandong_console_actions_total{action=\"false_alarm\",outcome=\"ok\"} 1"))
