@@ -41,11 +41,21 @@ package struct WindowFacts: Sendable {
     /// Each grid worker's latest position within workers.presence_s (the presence the task
     /// messages' suggested workers come from).
     package var sightings: [WorkerSighting]
+    /// The keys of the events stored with an observed time at or after `keysHorizon`, oldest
+    /// first (`RecentKeys.load`); not `keysComplete`: only the newest of them (the window's capacity).
+    package var keys: [(key: EventKey, t: Double)]
+    package var keysHorizon: Double
+    package var keysComplete: Bool
 
-    package init(newest: Double?, events: [WindowEvent], sightings: [WorkerSighting] = []) {
+    package init(newest: Double?, events: [WindowEvent], sightings: [WorkerSighting] = [],
+                 keys: [(key: EventKey, t: Double)] = [], keysHorizon: Double = .infinity, keysComplete: Bool = true)
+    {
         self.newest = newest
         self.events = events
         self.sightings = sightings
+        self.keys = keys
+        self.keysHorizon = keysHorizon
+        self.keysComplete = keysComplete
     }
 }
 

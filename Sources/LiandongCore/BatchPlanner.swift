@@ -31,6 +31,12 @@ package struct BatchPlanner: Sendable {
     /// Where the grid workers were last seen: loaded with the window, kept by the positions of
     /// the batches planned since (a failure discards it with the window).
     private var presence: WorkerPresence
+    /// The keys of recently stored events: dedup asks the database only about the others
+    /// (loaded with the window, kept by the batches planned since, discarded with it).
+    private var keys: RecentKeys
+    /// Ask the database about every event's key (after a refused batch: an id reused with another
+    /// observed time is found there, not here).
+    package var verifyKeys = false
 
     /// - Parameters:
     ///   - inhibitedUntil: from the picture-lost alarms stored within `rules.inhibitSeconds`.
@@ -46,6 +52,7 @@ package struct BatchPlanner: Sendable {
         self.windowCapacity = windowCapacity
         self.inhibitedUntil = inhibitedUntil
         presence = WorkerPresence(seconds: rules.workerPresenceSeconds)
+        keys = RecentKeys(capacity: windowCapacity)
     }
 
     // MARK: the window between batches
@@ -72,6 +79,7 @@ package struct BatchPlanner: Sendable {
         window = nil
         extents = [:]
         pending = nil
+        keys.forget()
     }
 
     /// What the window needs loaded when it is not in memory (see `PlanFactRequest.window`).
@@ -82,6 +90,7 @@ package struct BatchPlanner: Sendable {
         var loaded: HotWindow
         extents = [:]
         presence = WorkerPresence(seconds: rules.workerPresenceSeconds, sightings: facts.sightings)
+        keys.load(horizon: facts.keysHorizon, keys: facts.keys, complete: facts.keysComplete)
         guard let newest = facts.newest else {
             // No open incident: nothing stored can be joined, the empty window is complete.
             window = HotWindow(retention: retention, capacity: windowCapacity, mergeSeconds: mergeSeconds)
@@ -218,7 +227,12 @@ package struct BatchPlanner: Sendable {
     private mutating func askStored() -> PlanStep {
         let window = window!
         var request = StoredFactsRequest(before: window.start)
-        request.keys = pending!.events.map { EventKey($0.event) }
+        // Only the keys that may be stored: of an event observed since the keys' horizon whose
+        // key is not among them, the answer is known.
+        request.keys = pending!.events.compactMap {
+            let key = EventKey($0.event)
+            return verifyKeys || keys.mayBeStored(key, observedAt: $0.event.observedAt) ? key : nil
+        }
         for (k, c) in pending!.candidates.enumerated() {
             let t = c.event.observedAt
             request.candidates.formUnion(window.incidents(category: c.event.category, near: c.point, at: t,
@@ -270,7 +284,9 @@ package struct BatchPlanner: Sendable {
         let reference = p.reference
         for (item, incident) in zip(placed, correlated.incidents) {
             p.plan.outcomes[item.index] = .stored(incidentID: incident.uuidString.lowercased())
-            p.plan.storedKeys.insert(EventKey(item.event))
+            let key = EventKey(item.event)
+            p.plan.storedKeys.insert(key)
+            keys.insert(key, observedAt: item.event.observedAt)
             if touched.insert(incident).inserted { p.plan.touched.append(incident) }
             let muted = mute(item, reference: reference, &p.plan.counts)
             if muted == nil { loud.insert(incident) }

@@ -75,10 +75,12 @@ package final class BatchPreparer {
     /// `inFlight`: the batch being written meanwhile (prepared just before this one, not yet
     /// committed). Changes the window; any failure after this, of this batch or of `inFlight`,
     /// needs `discardPrepared()`.
-    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
-        throws -> PreparedBatch
+    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.verifyKeys`).
+    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil,
+                         verifyKeys: Bool = false) throws -> PreparedBatch
     {
         clock.start()
+        planner.verifyKeys = verifyKeys
         let reference = try currentReference()
         clock.lap("reference")
         var step = planner.start(batch, reference: reference, now: now, after: inFlight?.plan)

@@ -55,14 +55,15 @@ public final class EventStore {
     /// than a broken connection, the items are written one by one so one bad item cannot block the
     /// rest; an item refused alone becomes a dead letter (store_error). Connection failures are
     /// thrown for the caller to retry.
-    package func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
+    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.verifyKeys`).
+    package func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, verifyKeys: Bool = false) throws -> BatchResult {
         do {
-            let result = try commit(try prepare(batch, now: now), now: now)
+            let result = try commit(try preparer.prepare(batch, now: now, verifyKeys: verifyKeys), now: now)
             committed()
             return result
         } catch where Self.isRefusal(error) {
             discardPrepared()
-            return try writeSeparately(batch, refusedWith: error, now: now)
+            return try writeSeparately(batch, refusedWith: error, now: now, verified: verifyKeys)
         } catch {
             discardPrepared()
             throw error
@@ -70,14 +71,16 @@ public final class EventStore {
     }
 
     /// After a batch the database refused (`error`): its items one by one, so one bad item cannot
-    /// block the rest; an item refused alone becomes a dead letter (store_error).
-    package func writeSeparately(_ batch: [Inbound], refusedWith error: any Error, now: Double = Date().timeIntervalSince1970)
-        throws -> BatchResult
+    /// block the rest, each with every key asked of the database (the refusal may have been an id
+    /// the writer's recent keys did not hold: reused with another observed time, it is a
+    /// duplicate); an item refused alone, so asked (`verified`), becomes a dead letter (store_error).
+    package func writeSeparately(_ batch: [Inbound], refusedWith error: any Error, now: Double = Date().timeIntervalSince1970,
+                                 verified: Bool = false) throws -> BatchResult
     {
-        guard batch.count == 1 else {
+        guard batch.count == 1, verified else {
             var result = BatchResult(outcomes: [], messages: [])
             for item in batch {
-                let one = try write([item], now: now)
+                let one = try write([item], now: now, verifyKeys: true)
                 result.outcomes += one.outcomes
                 result.messages += one.messages
                 result.counts += one.counts
@@ -131,10 +134,10 @@ public final class EventStore {
 
 extension SharedPreparer {
     /// Prepares a batch (see `BatchPreparer.prepare`), on whichever thread calls it.
-    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil)
-        throws -> PreparedBatch
+    package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil,
+                         verifyKeys: Bool = false) throws -> PreparedBatch
     {
-        try with { try $0.prepare(batch, now: now, after: inFlight) }
+        try with { try $0.prepare(batch, now: now, after: inFlight, verifyKeys: verifyKeys) }
     }
 }
 

@@ -38,7 +38,23 @@ package struct PlanFactStore {
             SELECT extract(epoch FROM max(last_observed_at)) FROM liandong.incidents WHERE status = 'open'
             """).scalar.flatMap(Double.init)
         let sightings = try WorkerPositionStore.latest(db, within: presence)
-        guard let newest else { return WindowFacts(newest: nil, events: [], sightings: sightings) }
+        // The keys of the events stored within `retention` of now, at most `capacity` of them.
+        let since = Date().timeIntervalSince1970 - retention
+        let keyRows = try db.query("""
+            SELECT source, owner, source_id, extract(epoch FROM observed_at) FROM liandong.event_keys
+            WHERE observed_at >= to_timestamp($1::float8)
+            ORDER BY observed_at DESC
+            LIMIT $2
+            """, [String(since), String(capacity)]).typed
+        var keys: [(key: EventKey, t: Double)] = []
+        keys.reserveCapacity(keyRows.count)
+        for row in keyRows.reversed() {
+            keys.append((EventKey(source: try row.string(0), owner: try row.string(1), id: try row.string(2)), try row.double(3)))
+        }
+        let complete = keys.count < capacity
+        guard let newest else {
+            return WindowFacts(newest: nil, events: [], sightings: sightings, keys: keys, keysHorizon: since, keysComplete: complete)
+        }
         let rows = try db.query("""
             SELECT e.category, ST_X(e.geog::geometry), ST_Y(e.geog::geometry), extract(epoch FROM e.observed_at),
                    e.incident_id, e.id, extract(epoch FROM i.first_observed_at)
@@ -50,7 +66,7 @@ package struct PlanFactStore {
         return WindowFacts(newest: newest, events: try rows.typed.map {
             WindowEvent(category: try $0.string(0), point: LonLat(lon: try $0.double(1), lat: try $0.double(2)), t: try $0.double(3),
                         incident: try $0.uuid(4), ordinal: try $0.int64(5), incidentFirst: try $0.double(6))
-        }, sightings: sightings)
+        }, sightings: sightings, keys: keys, keysHorizon: since, keysComplete: complete)
     }
 
     /// Which of `keys` are stored already (on event_keys) and which of `incidents` are no longer

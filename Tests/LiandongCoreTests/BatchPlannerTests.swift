@@ -116,6 +116,9 @@ struct BatchPlannerTests {
             if Double.random(in: 0..<1, using: &rng) < 0.1 { planner.discardWindow() }
         }
         #expect(joined > 20 && late > 0, "seed \(seed): the batches must exercise joins (\(joined)) and stored history (\(late))")
+        // Most keys are answered by the planner's recent keys; late events, retransmissions and
+        // every key after a window reload are asked.
+        #expect(facts.keysAsked > 0 && facts.keysAsked < number / 2, "seed \(seed): \(facts.keysAsked) of \(number) keys asked")
         _ = cut
     }
 
@@ -314,6 +317,8 @@ final class FactsInMemory {
     var span: [UUID: (first: Double, last: Double)] = [:]
     /// Workers' positions committed (the window's presence: the latest of each).
     var sightings: [WorkerSighting] = []
+    /// How many keys the planner asked about (the others it knew were not stored).
+    var keysAsked = 0
 
     var openIncidents: [UUID] { open.filter(\.value).map(\.key).sorted { $0.uuidString < $1.uuidString } }
 
@@ -335,8 +340,14 @@ final class FactsInMemory {
 
     func window(retention: Double, capacity: Int) -> WindowFacts {
         let latest = Dictionary(sightings.map { ($0.workerID, $0) }, uniquingKeysWith: { $0.at >= $1.at ? $0 : $1 })
+        // The recent keys, as PlanFactStore.window loads them: within `retention` of the newest
+        // event (the store: of now), at most `capacity`, the newest.
+        let horizon = (events.map(\.t).max() ?? 0) - retention
+        let recent = events.filter { $0.t >= horizon }.sorted { $0.t < $1.t }.suffix(capacity)
+        let keys = recent.map { (key: $0.key, t: $0.t) }
         guard let newest = span.filter({ open[$0.key] == true }).map(\.value.last).max() else {
-            return WindowFacts(newest: nil, events: [], sightings: Array(latest.values))
+            return WindowFacts(newest: nil, events: [], sightings: Array(latest.values), keys: keys, keysHorizon: horizon,
+                               keysComplete: keys.count < capacity)
         }
         let from = newest - retention
         let rows = events.filter { open[$0.incident] == true && span[$0.incident]!.last >= from && $0.t >= from }
@@ -344,7 +355,7 @@ final class FactsInMemory {
         return WindowFacts(newest: newest, events: rows.map {
             WindowEvent(category: $0.category, point: $0.point, t: $0.t, incident: $0.incident, ordinal: $0.id,
                         incidentFirst: span[$0.incident]!.first)
-        }, sightings: Array(latest.values))
+        }, sightings: Array(latest.values), keys: keys, keysHorizon: horizon, keysComplete: keys.count < capacity)
     }
 
     func extents(_ ids: Set<UUID>) -> [UUID: IncidentExtent] {
@@ -362,6 +373,7 @@ final class FactsInMemory {
         case .window(let retention, let capacity): return .window(window(retention: retention, capacity: capacity))
         case .extents(let ids): return .extents(extents(ids))
         case .stored(let r):
+            keysAsked += r.keys.count
             let keys = Set(events.map(\.key))
             let history = r.probes.map { probe -> [CorrelationMatch] in
                 var best: [UUID: CorrelationMatch] = [:]
