@@ -122,14 +122,19 @@ public struct HotWindow: Sendable {
         guard let id = categoryIDs[category] else { return }
         let reachLat = radius / 110_000 + 1e-9
         let reachLon = radius / (111_000 * max(cos(p.lat * .pi / 180), 0.01)) + 1e-9
+        let boxLat = reachLat * 1.01, boxLon = reachLon * 1.01
         let x0 = cell(p.lon - reachLon), x1 = cell(p.lon + reachLon)
         let y0 = cell(p.lat - reachLat), y1 = cell(p.lat + reachLat)
         for x in x0...x1 {
             for y in y0...y1 {
                 guard let entries = cells[CellKey(category: id, x: x, y: y)] else { continue }
-                for entry in entries where entry.seconds(to: t) <= window && !closed.contains(entry.incident) {
+                // Cheapest test first: the reach box (a little larger than the circle) leaves out
+                // most entries of a dense cell before any trigonometry or hashing.
+                for entry in entries where abs(entry.lat - p.lat) <= boxLat && abs(entry.lon - p.lon) <= boxLon
+                    && entry.seconds(to: t) <= window
+                {
                     let distance = p.ellipsoidDistance(to: LonLat(lon: entry.lon, lat: entry.lat))
-                    if distance <= radius { body(entry, distance) }
+                    if distance <= radius, !closed.contains(entry.incident) { body(entry, distance) }
                 }
             }
         }

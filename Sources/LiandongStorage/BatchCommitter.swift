@@ -168,6 +168,7 @@ package final class BatchCommitter {
     {
         guard !p.plan.touched.isEmpty else { return ([], 0) }
         var steps: [TaskStep] = [], owed: [TaskRecord] = []
+        var coalesced = 0
         var messages: [TaskMessage] = []
         var announced: [UUID: TaskStep] = [:]
         let existing = p.plan.touched.filter { !p.plan.fresh.contains($0) && !p.plan.silencedOnly.contains($0) }
@@ -188,7 +189,11 @@ package final class BatchCommitter {
                                                evidence: atOnce) {
                 switch planner.evidence(on: incident, now: now) {
                 case .announce(let step)?: if atOnce { announce(step, of: incident) } else { announcing.append(incident.id) }
-                case .coalesced(let task)?: owed.append(task)
+                case .coalesced(let task)?:
+                    coalesced += 1
+                    // Written only when it changes the task: an update owed already is owed at
+                    // the same time (under a dense storm most grown incidents are such).
+                    if !Self.owedAlready(task, incident.task) { owed.append(task) }
                 case nil: continue
                 }
             }
@@ -223,7 +228,16 @@ package final class BatchCommitter {
         clock.lap("upsert_tasks")
         let feed = try TaskStore.appendFeed(db, messages, base: base)
         clock.lap("feed")
-        return (feed, owed.count)
+        return (feed, coalesced)
+    }
+
+    /// Whether `owing` (a coalesced outcome) is `stored` as it was: the same update owed at the
+    /// same time (to the stored microsecond).
+    static func owedAlready(_ owing: TaskRecord, _ stored: TaskRecord?) -> Bool {
+        guard let stored, let due = owing.updateDueAt, let was = stored.updateDueAt, abs(due - was) < 0.000_5 else { return false }
+        var same = owing
+        same.updateDueAt = was
+        return same == stored
     }
 
     /// Up to this many grown incidents are read with their evidence in one query; more, and only
