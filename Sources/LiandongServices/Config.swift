@@ -27,8 +27,9 @@ public struct Config: Sendable {
     public var ingestAckBind = "tcp://*:7602"
     /// ingest.connect: endpoints the SUB socket connects to (gateways that bind their PUB).
     public var ingestConnect: [String] = []
-    /// ingest.batch_size: most events per database transaction.
-    public var batchSize = 500
+    /// ingest.batch_size: most events per database transaction (a storm's backlog is written in
+    /// batches this large: the per-incident work of a batch is shared by more events).
+    public var batchSize = 2_000
     /// ingest.batch_ms: longest wait, in milliseconds, for a batch to fill.
     public var batchMilliseconds = 2
     /// ingest.queue_capacity: messages held between the socket and the writer; the reader
