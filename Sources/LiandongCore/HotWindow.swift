@@ -61,7 +61,9 @@ public struct HotWindow: Sendable {
     public private(set) var watermark: Double = -.infinity
     public private(set) var count = 0
 
-    private let cellDegrees = 0.01
+    /// About 280 x 210 m in Guazhou: a 300 m search looks at about 0.7 km² of cells, not 2.2 (a
+    /// dense storm holds hundreds of entries per cell and category).
+    private let cellDegrees = 0.0025
     private var cells: [CellKey: [Entry]] = [:]
     private var categoryIDs: [String: Int32] = [:]
     private var closed = Set<UUID>()
