@@ -29,7 +29,7 @@ public struct Config: Sendable {
     public var ingestConnect: [String] = []
     /// ingest.batch_size: most events per database transaction (a storm's backlog is written in
     /// batches this large: the per-incident work of a batch is shared by more events).
-    public var batchSize = 2_000
+    public var batchSize = 1_000
     /// ingest.batch_ms: longest wait, in milliseconds, for a batch to fill.
     public var batchMilliseconds = 2
     /// ingest.queue_capacity: messages held between the socket and the writer; the reader

@@ -10,7 +10,7 @@ struct ConfigTests {
     func defaults() throws {
         let c = try Config.load(path: nil, environment: [:])
         #expect(c.ingestBind == "tcp://*:7601" && c.feedBind == "tcp://*:7611" && c.databaseURL == "")
-        #expect(c.batchSize == 2_000 && c.rules.dispatchSeverity == 2)
+        #expect(c.batchSize == 1_000 && c.rules.dispatchSeverity == 2)
         #expect(c.rules == Rules())
     }
 
