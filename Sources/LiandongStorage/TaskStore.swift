@@ -254,7 +254,9 @@ package enum TaskStore {
                 """, rows.history)
         }
         guard !rows.changed.isEmpty else { return nil }
-        let result = try db.query("""
+        // Prepared: its planning (five statements in one) took ~0.4 ms a call, four times its
+        // execution for a small batch; its plan cannot depend on the values (one jsonb).
+        let result = try db.queryPrepared("""
             WITH x AS (
                 SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
                     id uuid, kind text, state text, tier text, division_code text, priority smallint, departments text[],

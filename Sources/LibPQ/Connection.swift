@@ -54,6 +54,33 @@ public final class PGConnection {
         return try finish(sql, result)
     }
 
+    /// Named prepared statements of this session, by their SQL.
+    private var prepared: [String: String] = [:]
+
+    /// Runs `sql` as `query` does, as a statement prepared once per session: PostgreSQL plans it
+    /// once (and again by itself when the schema changes), not on every call - for statements run
+    /// often whose planning costs more than their execution. Only for statements whose plan does
+    /// not depend on the parameters' values: after five executions PostgreSQL may keep a generic
+    /// plan (a partitioned table's query would plan every partition; an `= ANY($1)` would lose its
+    /// estimate). A prepared statement outlives the transaction that made it, not the session.
+    @discardableResult
+    public func queryPrepared(_ sql: String, _ parameters: [String?] = []) throws -> PGRows {
+        let name: String
+        if let known = prepared[sql] {
+            name = known
+        } else {
+            name = "liandong_\(prepared.count + 1)"
+            activity.begin(sql)
+            _ = try finish(sql, PQprepare(handle, name, sql, Int32(parameters.count), nil))
+            prepared[sql] = name
+        }
+        activity.begin(sql)
+        let result = withCStrings(parameters) { pointers in
+            PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
+        }
+        return try finish(sql, result)
+    }
+
     /// Runs one or more statements without parameters (migrations, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
         activity.begin(sql)

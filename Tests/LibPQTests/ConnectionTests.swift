@@ -18,6 +18,29 @@ struct ConnectionTests {
         #expect(try db.query("SELECT $1::text", ["瓜州县 渊泉镇"]).scalar == "瓜州县 渊泉镇")
     }
 
+    @Test("a prepared statement is prepared once per session, binds parameters like any, survives a rolled-back transaction and reports server errors")
+    func prepared() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        let sql = "SELECT $1::int + 1 AS n, $2::text AS t"
+        #expect(try db.queryPrepared(sql, ["41", "瓜州"])[0, "n"] == "42")
+        #expect(try db.queryPrepared(sql, ["1", nil])[0, "t"] == nil)
+        // Rolled back after it was made: still there.
+        do {
+            try db.transaction { db in
+                _ = try db.queryPrepared("SELECT $1::int * 2", ["21"])
+                throw PQError(kind: .client, message: "roll back")
+            }
+        } catch {}
+        #expect(try db.queryPrepared("SELECT $1::int * 2", ["4"]).scalar == "8")
+        #expect(try db.query("SELECT count(*) FROM pg_prepared_statements").scalar == "2", "two statements, each prepared once")
+        #expect(throws: PQError.self) { try db.queryPrepared("SELECT $1::int / 0", ["1"]) }
+        #expect(try db.queryPrepared(sql, ["2", "x"])[0, "n"] == "3", "the session goes on")
+        // Another session has its own.
+        let other = try PGConnection(conninfo: Self.conninfo)
+        #expect(try other.queryPrepared(sql, ["9", "y"])[0, "n"] == "10")
+        #expect(try other.query("SELECT count(*) FROM pg_prepared_statements").scalar == "1")
+    }
+
     @Test("a statement is visible from another thread while it waits, and a cancel from there ends it as cancelled (outcome unknown); the session goes on")
     func activityAndCancel() throws {
         let db = try PGConnection(conninfo: Self.conninfo)
