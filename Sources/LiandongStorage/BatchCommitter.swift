@@ -232,7 +232,7 @@ package final class BatchCommitter {
     }
 
     /// Whether `owing` (a coalesced outcome) is `stored` as it was: the same update owed at the
-    /// same time (to the stored microsecond).
+    /// same time (within half a millisecond: the stored time is rounded to the microsecond).
     static func owedAlready(_ owing: TaskRecord, _ stored: TaskRecord?) -> Bool {
         guard let stored, let due = owing.updateDueAt, let was = stored.updateDueAt, abs(due - was) < 0.000_5 else { return false }
         var same = owing
