@@ -76,6 +76,29 @@ struct CoalescingTests {
         #expect(task[0, "priority"] == "1" && task[0, "update_due_at"] == nil, "the urgent update carried what was owed")
     }
 
+    @Test("evidence on a task that owes its update already leaves the task's row as it was (not rewritten every batch)")
+    func owedOnce() throws {
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "120"])
+        let now = Date().timeIntervalSince1970
+        try s.send("alert", Wire.alert(id: "once-0", priority: 3, at: now, position: s.centre))
+        try s.daemon.waitUntil(timeout: 10, "the verify") { try s.count("SELECT count(*) FROM liandong.feed") == 1 }
+        try s.send("alert", Wire.alert(id: "once-1", priority: 3, at: now + 1, position: offset(s.centre, north: 20)))
+        try s.daemon.waitUntil(timeout: 10, "an update owed") {
+            try s.count("SELECT count(*) FROM liandong.tasks WHERE update_due_at IS NOT NULL") == 1
+        }
+        let owed = try s.db.query("SELECT update_due_at::text, updated_at::text, xmin::text FROM liandong.tasks")
+        try s.send("alert", Wire.alert(id: "once-2", priority: 3, at: now + 2, position: offset(s.centre, east: 20)))
+        try s.daemon.waitUntil(timeout: 10, "the third alert stored and counted") {
+            try s.count("SELECT count(*) FROM liandong.events") == 3
+                && s.count("SELECT alert_count FROM liandong.incidents") == 3
+        }
+        let after = try s.db.query("SELECT update_due_at::text, updated_at::text, xmin::text FROM liandong.tasks")
+        #expect(after[0, "update_due_at"] == owed[0, "update_due_at"] && after[0, "updated_at"] == owed[0, "updated_at"])
+        #expect(after[0, "xmin"] == owed[0, "xmin"], "the task's row was not written again")
+        #expect(try s.count("SELECT count(*) FROM liandong.feed") == 1, "both held back")
+        #expect(try s.daemon.metric("liandong_updates_coalesced_total") == 2, "both counted as coalesced")
+    }
+
     @Test("what is owed survives a crash: the restarted daemon sends the update with the final counts")
     func owedAcrossRestart() throws {
         let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "5", "LIANDONG_ESCALATION_SWEEP_MS": "100"])
