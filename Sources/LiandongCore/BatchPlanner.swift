@@ -34,9 +34,6 @@ package struct BatchPlanner: Sendable {
     /// The keys of recently stored events: dedup asks the database only about the others
     /// (loaded with the window, kept by the batches planned since, discarded with it).
     private var keys: RecentKeys
-    /// Ask the database about every event's key (after a refused batch: an id reused with another
-    /// observed time is found there, not here).
-    package var verifyKeys = false
 
     /// - Parameters:
     ///   - inhibitedUntil: from the picture-lost alarms stored within `rules.inhibitSeconds`.
@@ -114,13 +111,15 @@ package struct BatchPlanner: Sendable {
 
     /// Begins planning `batch` against `reference`. `inFlight`: the batch being written meanwhile
     /// (planned just before this one, not yet committed): its events count as stored and its late
-    /// events as correlated. Any failure after this, of this batch or of `inFlight`, needs
+    /// events as correlated. `verifyKeys`: ask the database about every event's key, not only those
+    /// the recent keys cannot answer (after a refused batch: an id reused with another observed time
+    /// is found there, not here). Any failure after this, of this batch or of `inFlight`, needs
     /// `discardWindow()`.
-    package mutating func start(_ batch: [Inbound], reference: ReferenceData, now: Double, after inFlight: BatchPlan? = nil)
-        -> PlanStep
+    package mutating func start(_ batch: [Inbound], reference: ReferenceData, now: Double, after inFlight: BatchPlan? = nil,
+                                verifyKeys: Bool = false) -> PlanStep
     {
-        pending = Pending(batch: batch, now: now, reference: reference, inFlightKeys: inFlight?.storedKeys ?? [],
-                          inFlightLate: inFlight?.lateEvents ?? [])
+        pending = Pending(batch: batch, now: now, reference: reference, verifyKeys: verifyKeys,
+                          inFlightKeys: inFlight?.storedKeys ?? [], inFlightLate: inFlight?.lateEvents ?? [])
         pending!.inFlightRecords = inFlight?.records ?? []
         return place()
     }
@@ -229,9 +228,10 @@ package struct BatchPlanner: Sendable {
         var request = StoredFactsRequest(before: window.start)
         // Only the keys that may be stored: of an event observed since the keys' horizon whose
         // key is not among them, the answer is known.
+        let verify = pending!.verifyKeys
         request.keys = pending!.events.compactMap {
             let key = EventKey($0.event)
-            return verifyKeys || keys.mayBeStored(key, observedAt: $0.event.observedAt) ? key : nil
+            return verify || keys.mayBeStored(key, observedAt: $0.event.observedAt) ? key : nil
         }
         for (k, c) in pending!.candidates.enumerated() {
             let t = c.event.observedAt
@@ -479,6 +479,8 @@ package struct BatchPlanner: Sendable {
         let batch: [Inbound]
         let now: Double
         var reference: ReferenceData
+        /// Every key is asked of the database (`start`).
+        let verifyKeys: Bool
         /// The reference data was loaded again for this batch (it is not asked for twice).
         var rechecked = false
         let inFlightKeys: Set<EventKey>
@@ -496,10 +498,12 @@ package struct BatchPlanner: Sendable {
         /// Positions of the batch, noted in the presence once the batch is planned.
         var sightings: [WorkerSighting] = []
 
-        init(batch: [Inbound], now: Double, reference: ReferenceData, inFlightKeys: Set<EventKey>, inFlightLate: [LateEvent]) {
+        init(batch: [Inbound], now: Double, reference: ReferenceData, verifyKeys: Bool, inFlightKeys: Set<EventKey>,
+             inFlightLate: [LateEvent]) {
             self.batch = batch
             self.now = now
             self.reference = reference
+            self.verifyKeys = verifyKeys
             self.inFlightKeys = inFlightKeys
             self.inFlightLate = inFlightLate
         }

@@ -27,9 +27,7 @@ package struct RecentKeys: Sendable {
     /// after `horizon` (oldest first), unless there were more than `capacity` of them, in which
     /// case they are the newest and the horizon moves past the oldest time among them.
     package mutating func load(horizon: Double, keys: [(key: EventKey, t: Double)], complete: Bool) {
-        order = []
-        head = 0
-        counts = [:]
+        forget()
         counts.reserveCapacity(min(capacity, max(keys.count, 1024)))
         self.horizon = complete ? horizon : (keys.first?.t.nextUp ?? horizon)
         for (key, t) in keys where t >= self.horizon { insert(key, observedAt: t) }

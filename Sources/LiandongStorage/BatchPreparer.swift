@@ -75,15 +75,14 @@ package final class BatchPreparer {
     /// `inFlight`: the batch being written meanwhile (prepared just before this one, not yet
     /// committed). Changes the window; any failure after this, of this batch or of `inFlight`,
     /// needs `discardPrepared()`.
-    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.verifyKeys`).
+    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.start`).
     package func prepare(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, after inFlight: PreparedBatch? = nil,
                          verifyKeys: Bool = false) throws -> PreparedBatch
     {
         clock.start()
-        planner.verifyKeys = verifyKeys
         let reference = try currentReference()
         clock.lap("reference")
-        var step = planner.start(batch, reference: reference, now: now, after: inFlight?.plan)
+        var step = planner.start(batch, reference: reference, now: now, after: inFlight?.plan, verifyKeys: verifyKeys)
         clock.lap("place")
         while case .need(let request) = step {
             let loaded = try facts.load(request, reference: { try currentReference(force: true) }, &clock)

@@ -55,7 +55,7 @@ public final class EventStore {
     /// than a broken connection, the items are written one by one so one bad item cannot block the
     /// rest; an item refused alone becomes a dead letter (store_error). Connection failures are
     /// thrown for the caller to retry.
-    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.verifyKeys`).
+    /// `verifyKeys`: dedup asks the database about every key (`BatchPlanner.start`).
     package func write(_ batch: [Inbound], now: Double = Date().timeIntervalSince1970, verifyKeys: Bool = false) throws -> BatchResult {
         do {
             let result = try commit(try preparer.prepare(batch, now: now, verifyKeys: verifyKeys), now: now)
