@@ -88,14 +88,17 @@ public final class FeedClient {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             let wait = Int(max(0, min(deadline.timeIntervalSinceNow, 0.1)) * 1000)
-            if Date().timeIntervalSince(lastHeard) > Self.silence {
+            guard try ZMQSocket.poll([sub], timeoutMilliseconds: wait)[0] else {
                 // liandongd beats every second: a silent feed is a connection libzmq gave up (a
-                // refused handshake is never retried) or lost unnoticed. Connect afresh.
-                try sub.dropConnections()
-                lastHeard = Date()
-                reconnects += 1
+                // refused handshake is never retried) or lost unnoticed. Connect afresh - only
+                // after finding nothing queued (a caller away for a while has beats waiting).
+                if Date().timeIntervalSince(lastHeard) > Self.silence {
+                    try sub.dropConnections()
+                    lastHeard = Date()
+                    reconnects += 1
+                }
+                continue
             }
-            guard try ZMQSocket.poll([sub], timeoutMilliseconds: wait)[0] else { continue }
             while let frames = try sub.receiveNow(), frames.count == 2 {
                 lastHeard = Date()
                 let topic = String(decoding: frames[0], as: UTF8.self)

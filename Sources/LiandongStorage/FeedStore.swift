@@ -56,8 +56,12 @@ package struct FeedStore {
     /// its seq be given to another (a dispatcher would drop that one as seen). A transactional
     /// logical message (pg_logical_emit_message, any role, any wal_level) makes this commit write
     /// WAL after everything `body` saw, so it returns only once the standby has all of it.
+    /// Repeatable read: every read of `body` sees one snapshot, so the head it reads matches the
+    /// messages it read (with a snapshot per statement, a message committed between the two was
+    /// counted as caught up by a replaying client without being sent to it, and the publisher
+    /// starting then skipped it).
     package func confirmed<T>(_ body: (FeedStore) throws -> T) throws -> T {
-        try db.transaction { db in
+        try db.transaction(.repeatableRead) { db in
             let value = try body(FeedStore(db: db))
             try db.query("SELECT pg_logical_emit_message(true, 'liandong', 'feed read')")
             return value

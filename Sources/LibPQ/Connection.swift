@@ -150,9 +150,16 @@ public final class PGConnection {
         return false
     }
 
+    /// A transaction's isolation level: read committed (PostgreSQL's default) gives each statement
+    /// its own snapshot; repeatable read gives every statement the snapshot of the first.
+    public enum Isolation: String, Sendable {
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+    }
+
     /// Runs `body` inside BEGIN/COMMIT; rolls back when it throws.
-    public func transaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        try execute("BEGIN")
+    public func transaction<T>(_ isolation: Isolation = .readCommitted, _ body: (PGConnection) throws -> T) throws -> T {
+        try execute(isolation == .readCommitted ? "BEGIN" : "BEGIN ISOLATION LEVEL \(isolation.rawValue)")
         do {
             let value = try body(self)
             try execute("COMMIT")

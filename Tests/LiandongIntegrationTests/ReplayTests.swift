@@ -1,6 +1,9 @@
 import Foundation
 import LiandongClient
 import LiandongCore
+import LiandongStorage
+import LibPQ
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -92,5 +95,41 @@ struct ReplayTests {
         let replayed = try #require(try dealer.receive())
         #expect(replayed.count == 2)
         #expect(replayed.first == published[1], "the stored message is the published text, not a re-serialised document")
+    }
+
+    /// The race a dispatcher starting at the moment a task commits meets: the head a replay answers
+    /// must come from the snapshot its messages came from, or a message committed between the two
+    /// reads is counted as caught up without being sent (a client then never asks for it again).
+    @Test("a replay concurrent with commits never answers a head beyond the messages it sent")
+    func headMatchesMessages() throws {
+        let url = try TestDatabase.create()
+        let reader = try PGConnection(conninfo: url)
+        let writing = Mutex(true)
+        let writer = Thread {
+            guard let db = try? PGConnection(conninfo: url) else { return }
+            while writing.withLock({ $0 }) {
+                _ = try? db.query("""
+                    WITH head AS (UPDATE liandong.feed_head SET seq = seq + 1 RETURNING seq)
+                    INSERT INTO liandong.feed (seq, message_id, topic, kind, body)
+                    SELECT seq, gen_random_uuid(), 'reminder.620922100001', 'reminder', jsonb_build_object('seq', seq) FROM head
+                    """)
+            }
+        }
+        writer.start()
+        defer { writing.withLock { $0 = false } }
+        var caughtUp: Int64 = 0
+        var received: [Int64] = []
+        for _ in 0..<1500 {
+            let (bodies, head) = try FeedStore(db: reader).replay(since: caughtUp, prefix: "reminder.", limit: 100_000)
+            received += try bodies.map { body -> Int64 in
+                let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+                return Int64(try #require(object?["seq"] as? Int))
+            }
+            caughtUp = max(received.last ?? caughtUp, head)
+        }
+        writing.withLock { $0 = false }
+        #expect(caughtUp > 100, "the writer committed while the replays ran")
+        let missing = Set(1...caughtUp).subtracting(received).sorted()
+        #expect(received == Array(1...caughtUp), "every seq up to the head answered, once, in order; missing \(missing.count): \(missing.prefix(10))")
     }
 }
