@@ -184,4 +184,28 @@ struct HotPathTests {
         #expect(try db.query("SELECT count(*) FROM liandong.tasks WHERE abs(extract(epoch FROM updated_at) - $1::float8) < 0.01",
                                [String(at + 6)]).scalar == "3", "the last round's time on all three")
     }
+
+    /// The task write is one statement, whose UPDATE does not see the rows its INSERT adds: a task
+    /// created and changed in the same write must still end as changed, with both history rows.
+    @Test("a task created and escalated in one write ends escalated, with both history rows")
+    func createdAndChangedInOneWrite() throws {
+        let db = try PGConnection(conninfo: try TestDatabase.create())
+        let id = try #require(try db.query("""
+            INSERT INTO liandong.incidents (category, priority, geog, grid_code, village_code, first_observed_at, last_observed_at, alert_count)
+            SELECT 'fire', 2, ST_PointOnSurface(geom)::geography, grid_code, village_code, now(), now(), 1
+            FROM liandong.grids WHERE valid_to IS NULL ORDER BY grid_code LIMIT 1 RETURNING id
+            """).scalar)
+        let planner = TaskPlanner(rules: Rules())
+        let now = Date().timeIntervalSince1970
+        var incident = try #require(try TaskStore.load(db, incidentIDs: [id]).first)
+        let created = try #require(planner.evidence(on: incident, now: now)?.announced)
+        incident.task = created.task
+        let escalated = try #require(planner.deadline(incident, now: now + 86_400))
+        #expect(created.event == .created && escalated.event == .escalated)
+        try db.transaction { db in _ = try TaskStore.write(db, TaskRows([created, escalated]), reservingFeed: 2) }
+        let row = try db.query("SELECT tier, escalations FROM liandong.tasks WHERE id = $1", [created.task.id])
+        #expect(row[0, "tier"] == escalated.task.tier.rawValue && row[0, "escalations"] == String(escalated.task.escalations))
+        #expect(try db.query("SELECT string_agg(event, ',' ORDER BY id) FROM liandong.task_history WHERE task_id = $1",
+                             [created.task.id]).scalar == "created,escalated")
+    }
 }
