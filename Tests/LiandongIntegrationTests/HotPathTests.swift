@@ -185,8 +185,9 @@ struct HotPathTests {
                                [String(at + 6)]).scalar == "3", "the last round's time on all three")
     }
 
-    /// The task write is one statement, whose UPDATE does not see the rows its INSERT adds: a task
-    /// created and changed in the same write must still end as changed, with both history rows.
+    /// A task created and changed in the same write must end as changed, with both history rows
+    /// (a write folding the INSERT and the UPDATE into one statement loses the change: its UPDATE
+    /// does not see the rows its INSERT adds - tried in issue 31, see BENCHMARKS.md).
     @Test("a task created and escalated in one write ends escalated, with both history rows")
     func createdAndChangedInOneWrite() throws {
         let db = try PGConnection(conninfo: try TestDatabase.create())
