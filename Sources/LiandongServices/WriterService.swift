@@ -316,8 +316,7 @@ public final class WriterService: Service, Sendable {
 
     /// On the prepare thread: the next batch (the queue first, then the spill after `spillFrom`),
     /// prepared with `inFlight` being written meanwhile. From the queue: a full batch as soon as
-    /// one is queued, or anything at once while the spill holds work (a backlog: preparing
-    /// overlaps writing), else what is queued once `written`
+    /// one is queued (a backlog: preparing overlaps writing), else what is queued once `written`
     /// is set - taken at once, the events arriving while `inFlight` was written waited for the
     /// whole batch after this one too (issue 31: most of the latency at 2,000 events/s).
     private func lookAhead(_ preparer: SharedPreparer, after inFlight: PreparedBatch, spillFrom: UInt64?,
@@ -327,12 +326,7 @@ public final class WriterService: Service, Sendable {
             var clock = PhaseClock()
             clock.start()
             var taken: Batch
-            // While the spill holds work there is a backlog (the ingest spills only when the queue is
-            // full): take at once, as a full batch would be.
-            let backlog = !(spill?.isEmpty ?? true)
-            let queued = backlog ? input.popBatch(max: config.batchSize, idle: 0, linger: 0)
-                : input.popBatch(max: config.batchSize, until: { written.isSet }, timeout: 1)
-            if let batch = queued, !batch.isEmpty {
+            if let batch = input.popBatch(max: config.batchSize, until: { written.isSet }, timeout: 1), !batch.isEmpty {
                 taken = Batch(batch)
             } else if let spill {
                 let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
