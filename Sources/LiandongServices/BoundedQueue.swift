@@ -53,32 +53,6 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         while items.count - head < max && !closed {
             if !condition.wait(until: lingerDeadline) { break }
         }
-        return take(max)
-    }
-
-    /// Takes up to `max` elements once `max` are queued, or `released()` holds (checked whenever
-    /// the queue changes or `wake` is called), or `timeout` passes. Returns what is there then
-    /// ([] when nothing), nil once closed and drained.
-    public func popBatch(max: Int, until released: () -> Bool, timeout: TimeInterval) -> [Element]? {
-        condition.lock()
-        defer { condition.unlock() }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while items.count - head < max && !closed && !released() {
-            if !condition.wait(until: deadline) { break }
-        }
-        if items.count == head && closed { return nil }
-        return take(max)
-    }
-
-    /// Wakes a consumer waiting in `popBatch(max:until:timeout:)` to check its condition again.
-    public func wake() {
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// The first `max` elements (fewer when fewer are queued); `condition` is locked.
-    private func take(_ max: Int) -> [Element] {
         let n = Swift.min(max, items.count - head)
         let batch = Array(items[head..<(head + n)])
         head += n
