@@ -61,8 +61,9 @@ public final class PGConnection {
     /// once (and again by itself when the schema changes), not on every call - for statements run
     /// often whose planning costs more than their execution. Only for statements whose plan does
     /// not depend on the parameters' values: after five executions PostgreSQL may keep a generic
-    /// plan (a partitioned table's query would plan every partition; an `= ANY($1)` would lose its
-    /// estimate). A prepared statement outlives the transaction that made it, not the session.
+    /// plan (a partitioned table's query would plan every partition; an `= ANY($1)` is estimated at
+    /// a few elements whatever the array holds - right for a batch's keys, wrong for thousands).
+    /// A prepared statement outlives the transaction that made it, not the session.
     @discardableResult
     public func queryPrepared(_ sql: String, _ parameters: [String?] = []) throws -> PGRows {
         let name: String
@@ -150,8 +151,9 @@ public final class PGConnection {
         return false
     }
 
-    /// A transaction's isolation level: read committed (PostgreSQL's default) gives each statement
-    /// its own snapshot; repeatable read gives every statement the snapshot of the first.
+    /// A transaction's isolation level: `readCommitted` is a plain BEGIN (the session's default,
+    /// read committed unless an operator set another), each statement with its own snapshot;
+    /// `repeatableRead` gives every statement the snapshot of the first.
     public enum Isolation: String, Sendable {
         case readCommitted = "READ COMMITTED"
         case repeatableRead = "REPEATABLE READ"
