@@ -21,7 +21,9 @@ public struct RawMessage: Sendable {
 }
 
 /// One unit of work for the writer: a validated event, or a message already refused by the decoder.
-package enum Inbound: Sendable {
+/// Indirect: a case's payload (an event is 470 bytes) lives in its own allocation, so the ingest
+/// queue and the writer's batches hold a word per message, not 480 bytes of mostly unused slots.
+package indirect enum Inbound: Sendable {
     case event(IngestEvent, RawMessage)
     /// Recorded, not correlated: a device's status (liandong.device_status.v1, or a MANSCDP
     /// Keepalive), ... (`InboundRecord`).
