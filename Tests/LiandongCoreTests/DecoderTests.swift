@@ -31,6 +31,20 @@ struct DecoderTests {
         #expect(e.position == LonLat(lon: 95.7801, lat: 40.5203))
     }
 
+    @Test("a decoded message is one word in the ingest queue and the writer's batches; its event is kept whole")
+    func inboundIsAWord() {
+        // Indirect: 5,000 queued messages took a 16,384-slot array of 480 bytes each (heaptrack, dense bench).
+        #expect(MemoryLayout<Inbound>.stride == MemoryLayout<UnsafeRawPointer>.stride)
+        let raw = RawMessage(endpoint: "ingest.sub", frames: frames("alert.gw-7", alert), receivedAt: now)
+        let queued = [Inbound(raw, decodedBy: decoder)]
+        guard case .event(let e, let kept) = queued[0] else {
+            Issue.record("the alert was not decoded as an event")
+            return
+        }
+        #expect(e.sourceID == "gw-7:000123" && e.gatewaySeq == 123 && e.position == LonLat(lon: 95.7801, lat: 40.5203))
+        #expect(kept.frames == raw.frames && queued[0].id == "gw-7:000123")
+    }
+
     @Test("the gap tracker's peek reads the gateway_id and seq the decoder reads, and nothing from other messages")
     func peekSequence() throws {
         let e = try decoder.decode(frames: frames("alert.gw-7", alert), now: now).get()
