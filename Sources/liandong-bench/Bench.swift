@@ -170,6 +170,7 @@ struct Bench: ParsableCommand {
         let committedBefore = committed()
         let phasesBefore = writerPhases()
         resetStatements(db)
+        let sampler = MemorySampler(pid: pid)
         let started = Date()
         for e in load { try send(e) }
         let sentIn = Date().timeIntervalSince(started)
@@ -373,7 +374,7 @@ struct Bench: ParsableCommand {
             latency_ms_every_event: p50 \(pct(0.50, everyEvent)) p95 \(pct(0.95, everyEvent)) p99 \(pct(0.99, everyEvent)) max \(pct(0.999999, everyEvent)) (later evidence is coalesced, correlation.update_interval_s)
             latency p99 per 2 s of the phase (ms): \(windows.joined(separator: " "))\(walkers.isEmpty ? "" : "\nlatency phase positions: \(livePositions) from \(walkers.count) workers (one each every \(Int(positionInterval)) s)")
             precision: \(String(format: "%.4f", precision)) recall: \(String(format: "%.4f", recall)) (pairwise, \(expectedJoint) true incidents with a report)
-            daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))
+            daemon_rss_mib: after throughput \(rssAfterLoad.rss) (peak \(rssAfterLoad.hwm)), at end \(mem.rss) (peak \(mem.hwm))\(sampler.stop().map { String(format: "; largest anonymous %.1f, file-backed %.1f (every 0.1 s)", Double($0.anon) / 1024, Double($0.file) / 1024) } ?? "")
             """)
         if !slowest.isEmpty {
             print("creating messages slower than 50 ms: \(slowest.count); the slowest:")
