@@ -131,6 +131,16 @@ pg_stop() {
     fi
 }
 
+# Release binaries as tools/install ships them: the Swift runtime linked statically, in their own
+# scratch path (tools/bench measures the daemon built here).
+STATIC_SCRATCH=$ROOT/.build-static
+swift_build_static() {
+    local product
+    for product in "$@"; do
+        swift_build -c release --static-swift-stdlib --scratch-path "$STATIC_SCRATCH" --product "$product"
+    done
+}
+
 swift_build() {
     say "building (swift build $*)"
     local status

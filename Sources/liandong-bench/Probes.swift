@@ -73,9 +73,7 @@ extension Bench {
     func memory() -> (rss: String, hwm: String) {
         guard pid > 0, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return ("?", "?") }
         func field(_ name: String) -> String {
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
-                let kb = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return "?" }
-            return String(format: "%.1f", kb / 1024)
+            MemorySampler.kib(status, name).map { String(format: "%.1f", Double($0) / 1024) } ?? "?"
         }
         return (field("VmRSS:"), field("VmHWM:"))
     }
