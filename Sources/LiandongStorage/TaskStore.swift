@@ -122,8 +122,12 @@ package enum TaskStore {
     /// when the caller knows it (the writer, from the statement that grew them).
     /// `evidence` false leaves out the evidence ids and what the newest events say (the writer
     /// reads them only for the incidents whose task announces something).
+    /// `prepared` (the writer, whose session keeps generic plans): by incident ids only, run as
+    /// a prepared statement, which names the events partition of the span's day (a span over
+    /// days runs unprepared).
     package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false,
-                             span known: (first: String, last: String)? = nil, evidence: Bool = true) throws -> [IncidentState]
+                             span known: (first: String, last: String)? = nil, evidence: Bool = true,
+                             prepared: Bool = false) throws -> [IncidentState]
     {
         var filters: [String] = [], parameters: [String?] = []
         if !incidentIDs.isEmpty {
@@ -150,10 +154,25 @@ package enum TaskStore {
             if let row, let first = row[0], let last = row[1] { span = (first, last) }
         }
         let evidenceColumn: String
+        var statementOfDay = prepared && taskIDs.isEmpty && !lock
         if evidence {
             guard let span else { return [] }
-            parameters += [span.first, span.last]
-            let between = "to_timestamp($\(parameters.count - 1)::float8) AND to_timestamp($\(parameters.count)::float8)"
+            guard let first = Double(span.first), let last = Double(span.last), first.isFinite, last.isFinite else {
+                throw PGDecodeError(column: "span", expected: "two epoch times", found: "\(span.first) \(span.last)")
+            }
+            // The span in the text, not a parameter: a generic plan prunes partitions only by
+            // constants. A prepared statement reads the day's partition (every event of these
+            // incidents is observed within the span).
+            let events: String, between: String
+            if statementOfDay, EventDay(first) == EventDay(last) {
+                events = EventDay(first).partition
+                between = "e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at"
+            } else {
+                statementOfDay = false
+                events = "liandong.events"
+                between = "e.observed_at BETWEEN to_timestamp(\(first)::float8) AND to_timestamp(\(last)::float8)"
+                    + " AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at"
+            }
             evidenceColumn = """
                    (SELECT json_agg(CASE WHEN e.newest THEN json_build_array(s.source, e.source_id,
                                          jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
@@ -165,10 +184,10 @@ package enum TaskStore {
                     CROSS JOIN LATERAL (
                         SELECT e.source_id, e.observed_at, e.id, e.device_id, e.payload,
                                row_number() OVER (ORDER BY e.observed_at DESC, e.id DESC) = 1 AS newest
-                        FROM liandong.events e
+                        FROM \(events) e
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
-                          AND e.observed_at BETWEEN \(between) AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
+                          AND \(between)
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
                 """
         } else {
@@ -176,7 +195,7 @@ package enum TaskStore {
         }
         // One round trip: each incident with its task, its grid's worker and the 20 most recent
         // alert and report ids (from events_incident_recent_idx, however large the incident).
-        let rows = try db.query("""
+        let sql = """
             SELECT i.id, i.category, i.priority, ST_X(i.geog::geometry), ST_Y(i.geog::geometry), i.grid_code,
                    i.village_code, i.alert_count, i.report_count, t.id, t.kind, t.state, t.tier, t.division_code,
                    extract(epoch FROM t.respond_by), extract(epoch FROM t.resolve_by), t.departments, t.priority,
@@ -199,7 +218,8 @@ package enum TaskStore {
             LEFT JOIN LATERAL (SELECT * FROM liandong.tasks t WHERE t.incident_id = i.id LIMIT 1) t ON true
             WHERE \(filters.joined(separator: " OR "))
             ORDER BY i.first_observed_at, i.id
-            """ + (lock ? " FOR UPDATE OF i" : ""), parameters)
+            """ + (lock ? " FOR UPDATE OF i" : "")
+        let rows = statementOfDay ? try db.queryPrepared(sql, parameters) : try db.query(sql, parameters)
         return try rows.typed.map { v in
             let alertCount = try v.int(7), reportCount = try v.int(8)
             let evidence = try evidenceItems(v[21])

@@ -54,8 +54,12 @@ public final class PGConnection {
         return try finish(sql, result)
     }
 
-    /// Named prepared statements of this session, by their SQL.
-    private var prepared: [String: String] = [:]
+    /// Named prepared statements of this session, by their SQL, with when each was last used.
+    private var prepared: [String: (name: String, used: Int)] = [:]
+    private var preparedUses = 0, preparedNames = 0
+    /// At most this many statements stay prepared; the least recently used goes first (a
+    /// statement that names a day's partition is prepared once a day).
+    public static let preparedLimit = 16
 
     /// Runs `sql` as `query` does, as a statement prepared once per session: PostgreSQL plans it
     /// once (and again by itself when the schema changes), not on every call - for statements run
@@ -66,21 +70,30 @@ public final class PGConnection {
     /// A prepared statement outlives the transaction that made it, not the session.
     @discardableResult
     public func queryPrepared(_ sql: String, _ parameters: [String?] = []) throws -> PGRows {
+        preparedUses += 1
         let name: String
         if let known = prepared[sql] {
-            name = known
+            name = known.name
         } else {
-            name = "liandong_\(prepared.count + 1)"
+            if prepared.count >= Self.preparedLimit, let (oldest, entry) = prepared.min(by: { $0.value.used < $1.value.used }) {
+                try execute("DEALLOCATE \(entry.name)")
+                prepared[oldest] = nil
+            }
+            preparedNames += 1
+            name = "liandong_\(preparedNames)"
             activity.begin(sql)
             _ = try finish(sql, PQprepare(handle, name, sql, Int32(parameters.count), nil))
-            prepared[sql] = name
         }
+        prepared[sql] = (name, preparedUses)
         activity.begin(sql)
         let result = withCStrings(parameters) { pointers in
             PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
         }
         return try finish(sql, result)
     }
+
+    /// How many statements this session holds prepared (`queryPrepared`).
+    public var preparedCount: Int { prepared.count }
 
     /// Runs one or more statements without parameters (migrations, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {

@@ -185,6 +185,62 @@ struct HotPathTests {
                                [String(at + 6)]).scalar == "3", "the last round's time on all three")
     }
 
+    /// The writer's task load is a prepared statement with a generic plan (issue 31: planning it
+    /// was ~0.5 ms a call, three times its execution); it names the events partition of the day
+    /// its incidents' span lies in. Over midnight it runs unprepared, with the span in its text.
+    @Test("the writer's task load is prepared once per day with a generic plan and reads what the unprepared load reads; over midnight it is not prepared")
+    func preparedTaskLoad() throws {
+        let url = try TestDatabase.create()
+        let db = try PGConnection(conninfo: url)
+        let now = Date().timeIntervalSince1970
+        let today = ((now + 8 * 3600) / 86_400).rounded(.down) * 86_400 - 8 * 3600
+        let midnight = now - today > 600 ? today : today - 86_400
+        try db.query("SELECT liandong.ensure_event_partitions(DATE '1970-01-01' + $1::int, DATE '1970-01-01' + $2::int)",
+                     [String(EventDay(midnight - 1).number), String(EventDay(midnight).number)])
+        // Incident "day": three alerts after midnight; incident "over": one before, one after.
+        func incident(_ name: String, _ times: [Double]) throws -> String {
+            try #require(try db.query("""
+                WITH g AS (SELECT grid_code, village_code, ST_PointOnSurface(geom)::geography AS p FROM liandong.grids
+                           WHERE valid_to IS NULL ORDER BY grid_code LIMIT 1),
+                inc AS (
+                    INSERT INTO liandong.incidents (category, priority, geog, grid_code, village_code, first_observed_at,
+                                                    last_observed_at, alert_count)
+                    SELECT 'intrusion', 3, g.p, g.grid_code, g.village_code, to_timestamp($2::float8), to_timestamp($3::float8),
+                           cardinality($1::float8[])
+                    FROM g RETURNING id, geog, grid_code, village_code),
+                ev AS (
+                    INSERT INTO liandong.events (source, source_id, gateway_id, device_id, category, priority, observed_at, geog,
+                                                 source_crs, grid_code, village_code, incident_id, payload)
+                    SELECT 'alert', $4 || '-' || k, 'gw-test', '62092200001320000004', 'intrusion', 3, to_timestamp(t), geog,
+                           'camera', grid_code, village_code, id, jsonb_build_object('description', $4 || ' ' || k)
+                    FROM inc, unnest($1::float8[]) WITH ORDINALITY AS x(t, k))
+                SELECT id FROM inc
+                """, ["{" + times.map { String($0) }.joined(separator: ",") + "}", String(times.min()!), String(times.max()!), name]).scalar)
+        }
+        let day = try incident("day", [midnight + 60, midnight + 120, midnight + 180])
+        let over = try incident("over", [midnight - 30, midnight + 30])
+        func span(_ times: [Double]) -> (first: String, last: String) { (String(times.min()!), String(times.max()!)) }
+        func evidence(_ incidents: [IncidentState]) -> [[String]] {
+            incidents.map { $0.evidence.alerts }
+        }
+        let unprepared = try PGConnection(conninfo: url)
+        try db.execute("SET plan_cache_mode = force_generic_plan")
+        for round in 1...3 {
+            let loaded = try TaskStore.load(db, incidentIDs: [day], span: span([midnight + 60, midnight + 180]), prepared: true)
+            let expected = try TaskStore.load(unprepared, incidentIDs: [day], span: span([midnight + 60, midnight + 180]))
+            #expect(evidence(loaded) == [["day-3", "day-2", "day-1"]], "round \(round)")
+            #expect(evidence(loaded) == evidence(expected) && loaded.map(\.context) == expected.map(\.context))
+        }
+        let statements = try db.query("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        #expect(statements.count == 1)
+        #expect(statements[0, "statement"]?.contains(EventDay(midnight).partition + " e") == true, "it reads the day's partition")
+        #expect(statements[0, "generic_plans"] == "3" && statements[0, "custom_plans"] == "0", "planned once, generically")
+        // Over midnight: both days' alerts, nothing more prepared.
+        let both = try TaskStore.load(db, incidentIDs: [over], span: span([midnight - 30, midnight + 30]), prepared: true)
+        #expect(evidence(both) == [["over-2", "over-1"]])
+        #expect(try db.query("SELECT count(*) FROM pg_prepared_statements").scalar == "1")
+    }
+
     /// A task created and changed in the same write must end as changed, with both history rows
     /// (a write folding the INSERT and the UPDATE into one statement loses the change: its UPDATE
     /// does not see the rows its INSERT adds - tried in issue 31, see BENCHMARKS.md).

@@ -41,6 +41,27 @@ struct ConnectionTests {
         #expect(try other.query("SELECT count(*) FROM pg_prepared_statements").scalar == "1")
     }
 
+    @Test("at most preparedLimit statements stay prepared: the least recently used is deallocated, and prepared again when asked")
+    func preparedLimit() throws {
+        let db = try PGConnection(conninfo: Self.conninfo)
+        func statement(_ k: Int) -> String { "SELECT $1::int + \(k)" }
+        for k in 1...PGConnection.preparedLimit {
+            #expect(try db.queryPrepared(statement(k), ["1"]).scalar == String(1 + k))
+        }
+        #expect(try db.queryPrepared(statement(1), ["2"]).scalar == "3", "the first is used again: the second is now the oldest")
+        #expect(try db.queryPrepared(statement(100), ["1"]).scalar == "101")
+        func held() throws -> Set<String> {
+            Set(try db.query("SELECT statement FROM pg_prepared_statements").rows.map { $0[0]! })
+        }
+        #expect(db.preparedCount == PGConnection.preparedLimit)
+        #expect(try held().count == PGConnection.preparedLimit)
+        #expect(try held().contains(statement(1)) && held().contains(statement(100)))
+        #expect(try !held().contains(statement(2)), "the least recently used went")
+        #expect(try db.queryPrepared(statement(2), ["1"]).scalar == "3", "and is prepared again when asked")
+        #expect(try held().contains(statement(2)) && !held().contains(statement(3)))
+        #expect(try held().count == PGConnection.preparedLimit)
+    }
+
     @Test("a statement is visible from another thread while it waits, and a cancel from there ends it as cancelled (outcome unknown); the session goes on")
     func activityAndCancel() throws {
         let db = try PGConnection(conninfo: Self.conninfo)
