@@ -46,11 +46,23 @@ package enum TaskDeadlines {
                      [String(now), String(limit)]).typed.map { try $0.string(0) }
     }
 
-    /// Locks the task's incident and then the task, if it still owes an update.
-    package static func lockIfOwing(_ db: PGConnection, task id: String, at now: Double) throws -> Bool {
-        try lockIncident(ofTask: id, db)
-        return try db.query("SELECT 1 FROM liandong.tasks WHERE id = $1::uuid AND update_due_at <= to_timestamp($2::float8) FOR UPDATE",
-                            [id, String(now)]).count == 1
+    /// Locks, of the tasks `ids`, the incidents no other transaction holds (a busy one - the
+    /// writer growing it - is skipped, its update is sent at a later sweep), then those of their
+    /// tasks that still owe an update at `now`. The incidents first, as every writer of tasks
+    /// does; without waiting for any, so a batch of them cannot deadlock with the writer.
+    /// Returns the tasks locked.
+    package static func lockOwing(_ db: PGConnection, tasks ids: [String], at now: Double) throws -> [String] {
+        try db.query("""
+            WITH incidents AS MATERIALIZED (
+                SELECT i.id FROM liandong.incidents i
+                WHERE i.id IN (SELECT t.incident_id FROM liandong.tasks t WHERE t.id = ANY($1::uuid[]))
+                ORDER BY i.id
+                FOR UPDATE SKIP LOCKED)
+            SELECT t.id FROM liandong.tasks t JOIN incidents i ON i.id = t.incident_id
+            WHERE t.id = ANY($1::uuid[]) AND t.update_due_at <= to_timestamp($2::float8)
+            ORDER BY t.id
+            FOR UPDATE OF t
+            """, [TaskStore.uuidArray(ids), String(now)]).typed.map { try $0.string(0) }
     }
 
     private static func lockIncident(ofTask id: String, _ db: PGConnection) throws {

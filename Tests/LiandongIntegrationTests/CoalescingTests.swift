@@ -140,4 +140,49 @@ struct CoalescingTests {
         #expect(accepted?.kind == "update" && accepted?.alerts == 5)
         #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE update_due_at IS NOT NULL") == 0)
     }
+
+    /// After a storm thousands of tasks owe their update at once: they go out a batch to a
+    /// transaction (issue 31: one each took the CPU new alerts needed), and an incident another
+    /// transaction holds is left for a later sweep instead of being waited for.
+    @Test("forty updates owed at once go out in a few transactions, each with its incident's counts; an incident another session holds is skipped until it is released")
+    func owedInBatches() throws {
+        let s = try Scene(environment: ["LIANDONG_CORRELATION_UPDATE_INTERVAL_S": "6", "LIANDONG_ESCALATION_SWEEP_MS": "100"])
+        let now = Date().timeIntervalSince1970, n = 40
+        // Forty incidents at one place, an hour apart; each gets its verify, then a second alert
+        // whose update is held back.
+        for k in 0..<n { try s.send("alert", Wire.alert(id: "batch-\(k)-a", priority: 3, at: now - Double(k) * 3600, position: s.centre)) }
+        try s.daemon.waitUntil(timeout: 10, "\(n) verify tasks") { try s.count("SELECT count(*) FROM liandong.feed") == n }
+        for k in 0..<n {
+            try s.send("alert", Wire.alert(id: "batch-\(k)-b", priority: 3, at: now - Double(k) * 3600 + 10,
+                                           position: offset(s.centre, north: 20)))
+        }
+        try s.daemon.waitUntil(timeout: 10, "\(n) updates owed") {
+            try s.count("SELECT count(*) FROM liandong.tasks WHERE update_due_at IS NOT NULL") == n
+        }
+        #expect(try s.count("SELECT count(DISTINCT incident_id) FROM liandong.events") == n)
+        // Another session holds one incident (as the writer does while it grows one).
+        let held = try #require(try s.db.query("SELECT incident_id FROM liandong.events WHERE source_id = 'batch-7-a'").scalar)
+        let other = try PGConnection(conninfo: s.daemon.database)
+        try other.execute("BEGIN")
+        try other.query("SELECT 1 FROM liandong.incidents WHERE id = $1 FOR UPDATE", [held])
+        try s.daemon.waitUntil(timeout: 15, "\(n - 1) updates sent") {
+            try s.count("SELECT count(*) FROM liandong.feed WHERE kind = 'update'") == n - 1
+        }
+        let updates = try s.db.query("""
+            SELECT count(DISTINCT created_at), min((body->'evidence'->>'alert_count')::int), max((body->'evidence'->>'alert_count')::int),
+                   count(*) FILTER (WHERE body->>'incident_id' = $1)
+            FROM liandong.feed WHERE kind = 'update'
+            """, [held])
+        let transactions = try #require(Int(updates[0, "count"] ?? ""))
+        #expect(transactions <= 6, "\(n - 1) updates in \(transactions) transactions")
+        #expect(updates[0, "min"] == "2" && updates[0, "max"] == "2", "each with its incident's two alerts")
+        #expect(updates.rows[0][3] == "0", "the held incident's update waits")
+        #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE update_due_at IS NOT NULL") == 1)
+        try other.execute("ROLLBACK")
+        try s.daemon.waitUntil(timeout: 10, "the held incident's update") {
+            try s.count("SELECT count(*) FROM liandong.feed WHERE kind = 'update' AND body->>'incident_id' = '\(held)'") == 1
+        }
+        #expect(try s.count("SELECT count(*) FROM liandong.tasks WHERE update_due_at IS NOT NULL") == 0)
+        #expect(try s.count("SELECT count(*) FROM liandong.feed WHERE kind = 'update'") == n)
+    }
 }
