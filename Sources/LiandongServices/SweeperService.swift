@@ -85,7 +85,9 @@ public final class SweeperService: Service, Sendable {
             }
             let due = try session.run { db in try TaskDeadlines.due(db, at: Date().timeIntervalSince1970, reannounce: reannounce) }
             try publish(due, session) { id, db in try sweep(id, db: db, reannounce: reannounce) }
-            let owing = try session.run { db in try TaskDeadlines.owing(db, at: Date().timeIntervalSince1970) }
+            let owing = try session.run { db in
+                try TaskDeadlines.owing(db, at: Date().timeIntervalSince1970, limit: max(Self.owedAtOnce, Int(Self.owedPerSecond * interval)))
+            }
             try publish(owing, by: Self.owedAtOnce, session) { ids, db in try sendOwedUpdates(ids, db: db) }
             let rated = try session.run { db in try CitizenStore.pendingReopens(db) }
             try publish(rated, session) { id, db in try reopenRated(id, db: db) }
@@ -239,6 +241,9 @@ public final class SweeperService: Service, Sendable {
     /// and one transaction each (eight statements) took the CPU the writer needed for new alerts
     /// (issue 31: p99 of creating messages 38-67 ms while they went out).
     static let owedAtOnce = 32
+    /// And at most this many a second (thousands owed at once drain over seconds, beside the
+    /// writer, not in one burst that delays new alerts).
+    static let owedPerSecond = 256.0
 
     /// Sends the updates the tasks `ids` owe after coalescing (correlation.update_interval_s) with
     /// the counts of now, for those that still owe one (checked under their incidents' locks; an
