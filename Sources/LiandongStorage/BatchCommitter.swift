@@ -13,6 +13,13 @@ package final class BatchCommitter {
     private let maxDeadLetterBytes: Int
     /// Raw dead-letter bytes stored per hour at most (retention.dead_letter_bytes_per_hour).
     private let deadLetterBytesPerHour: Int
+    /// How the session plans: nil until set (and after a failure).
+    private var genericPlans: Bool?
+
+    /// A batch that touched at most this many incidents runs its statements prepared, with generic
+    /// plans (planned once per session); a larger one has them planned for its values.
+    static let genericPlansUpTo = 32
+
     /// Where committing takes its time, by phase (see `takePhases`).
     private var clock = PhaseClock()
     /// Days whose events partition exists (created by the sweeper ahead of time, or here).
@@ -27,12 +34,6 @@ package final class BatchCommitter {
         guard try db.query("SELECT pg_try_advisory_lock($1::bigint)", [String(EventStore.writerLockKey)]).scalar == "t" else {
             throw WriterLockBusy()
         }
-        // The writer's statements run thousands of times an hour with a batch's keys as arrays
-        // or JSON: each is planned once (prepared) and kept generic, whatever the values (issue
-        // 31: planning was ~0.65 ms of a small batch's ~2.2 ms on the server). None of its
-        // statements leaves partition pruning to a parameter: a prepared one names its partition,
-        // the others put the time span in the text (TaskStore.load).
-        try db.execute("SET plan_cache_mode = force_generic_plan")
         self.db = db
         planner = TaskPlanner(rules: rules)
         self.maxDeadLetterBytes = maxDeadLetterBytes
@@ -50,10 +51,23 @@ package final class BatchCommitter {
     /// success the caller calls `committed()` once no other batch is being prepared.
     package func commit(_ p: PreparedBatch, now: Double = Date().timeIntervalSince1970) throws -> BatchResult {
         clock.start()
+        // A small batch's statements (the latency case: a few events, one at a time) are planned
+        // once per session, generically: planning them was ~0.65 ms of a small batch's ~2.2 ms on
+        // the server (issue 31). A backlog's batch of hundreds of incidents keeps plans made for
+        // its arrays (generic ones, which assume ten, made those statements 1.5 times slower).
+        // Set outside the transaction (a rollback would undo it), only when it changes.
+        let generic = p.plan.touched.count <= Self.genericPlansUpTo
+        if genericPlans != generic {
+            genericPlans = nil
+            // None of the writer's statements leaves partition pruning to a parameter: a prepared
+            // one names its partition, the others put the time span in their text (TaskStore.load).
+            try db.execute("SET plan_cache_mode = \(generic ? "force_generic_plan" : "auto")")
+            genericPlans = generic
+        }
         // After any failure, which partitions exist is checked again: one dropped meanwhile (by
         // retention, or by hand) is re-created when the batch or its items are written again.
         let result = try withPartitionsForgottenOnFailure { try db.transaction { _ in
-            let grownSpan = try insert(p.rows)
+            let grownSpan = try insert(p.rows, prepared: generic)
             clock.lap("write_events")
             try insertDeadLetters(p.plan.deadLetters)
             clock.lap("dead_letters")
@@ -61,7 +75,7 @@ package final class BatchCommitter {
                 try RecordWriter.write(db, p.plan.records)
                 clock.lap("records")
             }
-            let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, now: now)
+            let (messages, coalesced) = try emitTasks(p, grownSpan: grownSpan, prepared: generic, now: now)
             if p.plan.outcomes.contains(where: { if case .duplicate? = $0 { true } else { $0 == nil } }) {
                 // A duplicate is answered "stored" too: the row it found may be one a cancelled
                 // commit left on this server alone, so this commit waits for the standby like a write.
@@ -111,7 +125,7 @@ package final class BatchCommitter {
 
     /// New incidents and events by COPY; gateway seqs, grown incidents and the events' keys in
     /// one statement. Returns the span of observed time of the grown incidents (nil: none grew).
-    private func insert(_ rows: BatchRows) throws -> (first: String, last: String)? {
+    private func insert(_ rows: BatchRows, prepared: Bool) throws -> (first: String, last: String)? {
         if let incidents = rows.incidents {
             try db.copy("""
                 COPY liandong.incidents (id, category, priority, geog, grid_code, village_code, first_observed_at,
@@ -138,7 +152,7 @@ package final class BatchCommitter {
         // evidence query (TaskStore.load), which then needs no query of its own for it. `= ANY` gives the planner the exact incident keys (it guesses
         // 100 rows for jsonb_to_recordset and, on a young incidents table, chose a hash join over
         // all of it: 4 ms a batch).
-        let span = try db.queryPrepared("""
+        let span = try (prepared ? db.queryPrepared : db.query)("""
             WITH seqs AS (
                 INSERT INTO liandong.gateway_seqs AS t (gateway_id, highest_seq)
                 SELECT x.g, x.s FROM jsonb_to_recordset($1::jsonb) AS x(g text, s bigint)
@@ -169,7 +183,7 @@ package final class BatchCommitter {
     /// Tasks and messages for the incidents the batch touched, in the order it touched them:
     /// those it opened were planned by `prepare`; the others are read (with their tasks) and
     /// planned here. Also returns how many evidence updates coalescing held back.
-    private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, now: Double) throws
+    private func emitTasks(_ p: PreparedBatch, grownSpan: (first: String, last: String)?, prepared: Bool, now: Double) throws
         -> (feed: [FeedMessage], coalesced: Int)
     {
         guard !p.plan.touched.isEmpty else { return ([], 0) }
@@ -192,7 +206,7 @@ package final class BatchCommitter {
                 announced[UUID(uuidString: incident.id)!] = step
             }
             for incident in try TaskStore.load(db, incidentIDs: existing.map { $0.uuidString.lowercased() }, span: grownSpan,
-                                               evidence: atOnce, prepared: true) {
+                                               evidence: atOnce, prepared: prepared) {
                 switch planner.evidence(on: incident, now: now) {
                 case .announce(let step)?: if atOnce { announce(step, of: incident) } else { announcing.append(incident.id) }
                 case .coalesced(let task)?:
@@ -204,7 +218,7 @@ package final class BatchCommitter {
                 }
             }
             if !announcing.isEmpty {
-                for incident in try TaskStore.load(db, incidentIDs: announcing, span: grownSpan, prepared: true) {
+                for incident in try TaskStore.load(db, incidentIDs: announcing, span: grownSpan, prepared: prepared) {
                     // The same task and counts under the same row locks: the same decision.
                     guard case .announce(let step)? = planner.evidence(on: incident, now: now) else {
                         throw StorageError("incident \(incident.id): its task announced nothing when read again in the same transaction")
