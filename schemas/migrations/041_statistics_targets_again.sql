@@ -7,20 +7,16 @@
 -- incidents 0.2-0.3 s, each a 30-60 ms step in new alerts' latency (issue 31). event_keys and
 -- worker_positions, filled as fast, get the same. A test (HotPathTests) keeps every column of
 -- these tables at 20 or 0, so a column added later cannot bring it back unseen.
+-- On a partitioned table ALTER ... SET STATISTICS reaches every partition; new partitions copy the
+-- parent's targets (ensure_day_partitions).
 DO $$
-DECLARE
-    c record;
 BEGIN
-    FOR c IN
-        SELECT a.attrelid::regclass AS tab, a.attname AS col
+    EXECUTE coalesce((
+        SELECT string_agg(format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 20', a.attrelid::regclass, a.attname), '; ')
         FROM pg_attribute a
         WHERE a.attrelid IN ('liandong.events'::regclass, 'liandong.incidents'::regclass, 'liandong.tasks'::regclass,
                              'liandong.task_history'::regclass, 'liandong.feed'::regclass, 'liandong.event_keys'::regclass,
                              'liandong.worker_positions'::regclass)
-          AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget < 0
-    LOOP
-        -- On a partitioned table this reaches every partition; new partitions copy the parent's.
-        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 20', c.tab, c.col);
-    END LOOP;
+          AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget < 0), 'SELECT 1');
 END;
 $$;
