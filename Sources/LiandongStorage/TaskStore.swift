@@ -122,9 +122,9 @@ package enum TaskStore {
     /// when the caller knows it (the writer, from the statement that grew them).
     /// `evidence` false leaves out the evidence ids and what the newest events say (the writer
     /// reads them only for the incidents whose task announces something).
-    /// `prepared` (the writer, whose session keeps generic plans): by incident ids only, run as
-    /// a prepared statement, which names the events partition of the span's day (a span over
-    /// days runs unprepared).
+    /// `prepared` (the writer's small batches, its session set to generic plans): by incident ids
+    /// only, run as a prepared statement that names the events partition of the span's day (a
+    /// span over days runs unprepared). The span is always in the text, never a parameter.
     package static func load(_ db: PGConnection, incidentIDs: [String] = [], taskIDs: [String] = [], lock: Bool = false,
                              span known: (first: String, last: String)? = nil, evidence: Bool = true,
                              prepared: Bool = false) throws -> [IncidentState]
