@@ -261,8 +261,7 @@ public final class SweeperService: Service, Sendable {
                 forgotten.append(task)
             }
         }
-        let base = try TaskStore.write(db, TaskRows(steps, records: forgotten, at: now), reservingFeed: steps.count)
-        return try TaskStore.appendFeed(db, steps.map(\.message), base: base)
+        return try TaskStore.write(db, steps: steps, records: forgotten, at: now)
     }
 
     /// A resident's rating of 1-2 (liandong.citizen_feedback): the request's finished task is

@@ -154,6 +154,7 @@ package enum TaskStore {
             if let row, let first = row[0], let last = row[1] { span = (first, last) }
         }
         let evidenceColumn: String
+        // Prepared only by incident ids and, with evidence, for a span within one day.
         var statementOfDay = prepared && taskIDs.isEmpty && !lock
         if evidence {
             guard let span else { return [] }
@@ -163,16 +164,9 @@ package enum TaskStore {
             // The span in the text, not a parameter: a generic plan prunes partitions only by
             // constants. A prepared statement reads the day's partition (every event of these
             // incidents is observed within the span).
-            let events: String, between: String
-            if statementOfDay, EventDay(first) == EventDay(last) {
-                events = EventDay(first).partition
-                between = "e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at"
-            } else {
-                statementOfDay = false
-                events = "liandong.events"
-                between = "e.observed_at BETWEEN to_timestamp(\(first)::float8) AND to_timestamp(\(last)::float8)"
-                    + " AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at"
-            }
+            statementOfDay = statementOfDay && EventDay(first) == EventDay(last)
+            let events = statementOfDay ? EventDay(first).partition : "liandong.events"
+            let within = statementOfDay ? "" : "e.observed_at BETWEEN to_timestamp(\(first)::float8) AND to_timestamp(\(last)::float8) AND "
             evidenceColumn = """
                    (SELECT json_agg(CASE WHEN e.newest THEN json_build_array(s.source, e.source_id,
                                          jsonb_build_object('description', e.payload->'description', 'snapshot_url', e.payload->'snapshot_url',
@@ -187,7 +181,7 @@ package enum TaskStore {
                         FROM \(events) e
                         WHERE e.incident_id = i.id AND e.source = s.source
                           -- The incident's time span: only the day partitions it covers are read.
-                          AND \(between)
+                          AND \(within)e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
                         ORDER BY e.observed_at DESC, e.id DESC LIMIT 20) e)
                 """
         } else {
@@ -328,9 +322,12 @@ package enum TaskStore {
         return seq
     }
 
-    /// Writes `steps` (see `write(_:_:reservingFeed:)`) and appends their messages to the feed.
-    package static func write(_ db: PGConnection, steps: [TaskStep]) throws -> [FeedMessage] {
-        let base = try write(db, TaskRows(steps), reservingFeed: steps.count)
+    /// Writes `steps` (see `write(_:_:reservingFeed:)`), and `records` changed without a step as of
+    /// `at`, and appends the steps' messages to the feed.
+    package static func write(_ db: PGConnection, steps: [TaskStep], records: [TaskRecord] = [], at: Double = 0) throws
+        -> [FeedMessage]
+    {
+        let base = try write(db, TaskRows(steps, records: records, at: at), reservingFeed: steps.count)
         return try appendFeed(db, steps.map(\.message), base: base)
     }
 
