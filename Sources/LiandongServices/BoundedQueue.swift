@@ -53,6 +53,24 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         while items.count - head < max && !closed {
             if !condition.wait(until: lingerDeadline) { break }
         }
+        return takeLocked(max)
+    }
+
+    /// Takes up to `max` elements at `deadline`, or at once when `max` are waiting (a backlog is
+    /// never held). Returns [] when nothing came by then and nil once closed and drained. Sleeps
+    /// rather than waking at every push meanwhile.
+    public func popBatch(max: Int, until deadline: Date) -> [Element]? {
+        condition.lock()
+        let full = closed || items.count - head >= max
+        condition.unlock()
+        if !full { Thread.sleep(until: deadline) }
+        condition.lock()
+        defer { condition.unlock() }
+        if closed && items.count == head { return nil }
+        return takeLocked(max)
+    }
+
+    private func takeLocked(_ max: Int) -> [Element] {
         let n = Swift.min(max, items.count - head)
         let batch = Array(items[head..<(head + n)])
         head += n

@@ -142,6 +142,9 @@ public final class WriterService: Service, Sendable {
         clock.start()
         // The preparation of the batch the pipeline holds ahead, when it succeeded.
         var preparedAhead: PreparedBatch? = nil
+        // When the batch prepared ahead is taken off the queue: as late as its preparation still
+        // ends with the commit (LookAheadTiming).
+        var timing = LookAheadTiming()
         var step: Pipeline.Next? = nil
         while true {
             if step == nil {
@@ -177,7 +180,7 @@ public final class WriterService: Service, Sendable {
                 let started = Date()
                 let prepared = ahead ? preparedAhead : nil
                 preparedAhead = nil
-                switch try write(batch, prepared: prepared, lookAhead: lookAhead, store, &pipeline, decoder) {
+                switch try write(batch, prepared: prepared, lookAhead: lookAhead, store, &pipeline, &timing, decoder) {
                 case .committed(let result, let pending):
                     clock.skip()  // the store measures its own phases
                     logger.debug("batch committed", metadata: [
@@ -196,6 +199,7 @@ public final class WriterService: Service, Sendable {
                     if let next {
                         handles.preparedAhead.increment(preparedAhead == nil ? "discarded" : "used")
                         handles.phases.add(next.phases)
+                        timing.prepared(seconds: next.preparing)
                     }
                     let after = pipeline.committed(ahead: next?.taken, aheadPrepared: preparedAhead != nil)
                     // Failed part-way, the preparation ahead may have left its events in the window: rebuilt.
@@ -267,7 +271,7 @@ public final class WriterService: Service, Sendable {
     /// next. When the database refuses the batch, it is written item by item (one bad item cannot
     /// block the rest).
     private func write(_ batch: Batch, prepared: PreparedBatch?, lookAhead: Bool, _ store: EventStore,
-                       _ pipeline: inout Pipeline, _ decoder: MessageDecoder) throws -> WriteOutcome
+                       _ pipeline: inout Pipeline, _ timing: inout LookAheadTiming, _ decoder: MessageDecoder) throws -> WriteOutcome
     {
         var aheadTaken: Batch? = nil
         // database.synchronous require without a synchronous standby: nothing is written (spilled).
@@ -284,10 +288,15 @@ public final class WriterService: Service, Sendable {
                 store.discardPrepared()
                 throw error
             }
+            // From the spill (a backlog on disk), the next batch is taken at once.
+            let started = Date()
+            let takeAt = batch.spillEnd == nil && (spill?.isEmpty ?? true) ? started.addingTimeInterval(timing.hold) : started
             let pending = lookAhead && store.canPrepareAhead
-                ? self.lookAhead(store.preparer, after: p, spillFrom: batch.spillEnd, decoder) : nil
+                ? self.lookAhead(store.preparer, after: p, takeAt: takeAt, spillFrom: batch.spillEnd, decoder) : nil
             do {
-                return .committed(try store.commit(p), pending: pending)
+                let result = try store.commit(p)
+                timing.committed(seconds: Date().timeIntervalSince(started))
+                return .committed(result, pending: pending)
             } catch {
                 // The batch prepared ahead was correlated with this one's incidents: prepared again later.
                 if let next = pending?.wait() {
@@ -305,16 +314,17 @@ public final class WriterService: Service, Sendable {
         }
     }
 
-    /// On the prepare thread: the next batch if one is waiting now (the queue first, then the
-    /// spill after `spillFrom`), prepared with `inFlight` being written meanwhile.
-    private func lookAhead(_ preparer: SharedPreparer, after inFlight: PreparedBatch, spillFrom: UInt64?,
+    /// On the prepare thread: the next batch if one is waiting at `takeAt` (the queue first,
+    /// taken at once when it holds a full batch, then the spill after `spillFrom`), prepared with
+    /// `inFlight` being written meanwhile.
+    private func lookAhead(_ preparer: SharedPreparer, after inFlight: PreparedBatch, takeAt: Date, spillFrom: UInt64?,
                            _ decoder: MessageDecoder) -> Pending<LookAhead?>
     {
         Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
             clock.start()
             var taken: Batch
-            if let batch = input.popBatch(max: config.batchSize, idle: 0, linger: 0), !batch.isEmpty {
+            if let batch = input.popBatch(max: config.batchSize, until: takeAt), !batch.isEmpty {
                 taken = Batch(batch)
             } else if let spill {
                 let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
@@ -324,8 +334,10 @@ public final class WriterService: Service, Sendable {
             } else {
                 return nil
             }
+            let started = Date()
             let prepared = Result { try preparer.prepare(taken.items, after: inFlight) }
-            return LookAhead(taken: taken, prepared: prepared, phases: clock.take())
+            return LookAhead(taken: taken, prepared: prepared, phases: clock.take(),
+                             preparing: Date().timeIntervalSince(started))
         }
     }
 
@@ -534,4 +546,6 @@ struct LookAhead {
     var prepared: Result<PreparedBatch, Error>
     /// Time spent taking it (spill reads), for liandong_writer_seconds_total.
     var phases: [String: Double]
+    /// Seconds its preparation took (LookAheadTiming).
+    var preparing: Double
 }

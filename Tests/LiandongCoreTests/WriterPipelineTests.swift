@@ -268,3 +268,64 @@ struct WriterPipelineTests {
         Issue.record("seed \(seed): never finished (committed \(committed.count) of \(all.count))")
     }
 }
+
+/// When the look-ahead takes the next batch: the slack between a commit and a preparation, from
+/// moving averages of what was measured.
+@Suite("Look-ahead timing")
+struct LookAheadTimingTests {
+    @Test("nothing measured: the next batch is taken at once")
+    func unmeasured() {
+        var t = LookAheadTiming()
+        #expect(t.hold == 0)
+        t.committed(seconds: 0.002)
+        #expect(t.hold == 0)  // no preparation measured yet
+    }
+
+    @Test("commits of 2 ms and preparations of 0.8 ms: taken 0.9 ms into a commit (the slack less the margin)")
+    func slack() {
+        var t = LookAheadTiming()
+        for _ in 0..<50 {
+            t.committed(seconds: 0.002)
+            t.prepared(seconds: 0.0008)
+        }
+        #expect(abs(t.hold - (0.002 - 0.0008 - LookAheadTiming.margin)) < 1e-9)
+    }
+
+    @Test("preparations that vary keep twice their mean deviation back instead of the margin")
+    func varying() {
+        var t = LookAheadTiming()
+        for i in 0..<200 {
+            t.committed(seconds: 0.004)
+            t.prepared(seconds: i % 2 == 0 ? 0.0004 : 0.0012)
+        }
+        // Alternating 0.4 and 1.2 ms: mean ~0.8, mean deviation ~0.4 (the averages lag a little).
+        #expect(abs(t.prepare! - 0.0008) < 0.0001)
+        #expect(abs(t.prepareDeviation - 0.0004) < 0.0001)
+        #expect(abs(t.hold - (0.004 - t.prepare! - 2 * t.prepareDeviation)) < 1e-12)
+        // ~2.3 ms: 0.6 ms earlier than steady preparations of 0.8 ms would leave (4 - 0.8 - 0.3 margin).
+        #expect(t.hold > 0.0022 && t.hold < 0.0024)
+    }
+
+    @Test("a preparation as long as the commit: no hold; a slow database: at most the longest hold")
+    func bounds() {
+        var t = LookAheadTiming()
+        t.committed(seconds: 0.001)
+        t.prepared(seconds: 0.003)
+        #expect(t.hold == 0)
+        for _ in 0..<100 { t.committed(seconds: 2) }
+        #expect(t.hold == LookAheadTiming.longest)
+    }
+
+    @Test("the averages follow the measurements by a fifth, and ignore what is not a duration")
+    func averages() {
+        var t = LookAheadTiming()
+        t.committed(seconds: 0.002)
+        t.committed(seconds: 0.004)
+        #expect(abs(t.commit! - 0.0024) < 1e-12)
+        t.committed(seconds: -1)
+        t.committed(seconds: .nan)
+        #expect(abs(t.commit! - 0.0024) < 1e-12)
+        t.prepared(seconds: 0.001)
+        #expect(t.prepare == 0.001)
+    }
+}
