@@ -70,10 +70,13 @@ package struct PlanFactStore {
     }
 
     /// Which of `keys` are stored already (on event_keys) and which of `incidents` are no longer
-    /// open, in one round trip.
+    /// open, in one round trip. Prepared once per session: every batch asks, and planning it took
+    /// five times as long as running it (~180 vs ~30 µs) - time a batch waits for since the
+    /// look-ahead is taken as late as its preparation allows. Its plan is the same for any
+    /// number of keys (an index probe each; event_keys is not partitioned).
     private func storedAlready(_ keys: [EventKey], closedAmong incidents: Set<UUID>) throws -> (Set<EventKey>, [UUID]) {
         guard !keys.isEmpty || !incidents.isEmpty else { return ([], []) }
-        let rows = try db.query("""
+        let rows = try db.queryPrepared("""
             SELECT x.s, x.o, x.i FROM unnest($1::text[], $2::text[], $4::text[]) AS x(s, i, o)
             WHERE EXISTS (SELECT 1 FROM liandong.event_keys v WHERE v.source = x.s AND v.owner = x.o AND v.source_id = x.i)
             UNION ALL
