@@ -323,6 +323,7 @@ public final class WriterService: Service, Sendable {
         Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
             clock.start()
+            let entered = Date()
             var taken: Batch
             if let batch = input.popBatch(max: config.batchSize, until: takeAt), !batch.isEmpty {
                 taken = Batch(batch)
@@ -334,10 +335,12 @@ public final class WriterService: Service, Sendable {
             } else {
                 return nil
             }
-            let started = Date()
+            // Counted from the moment it was due (this thread may wake late on a busy machine,
+            // and that delays the batch as much), or from when it was taken, if earlier.
+            let from = min(Date(), max(entered, takeAt))
             let prepared = Result { try preparer.prepare(taken.items, after: inFlight) }
             return LookAhead(taken: taken, prepared: prepared, phases: clock.take(),
-                             preparing: Date().timeIntervalSince(started))
+                             preparing: Date().timeIntervalSince(from))
         }
     }
 
