@@ -322,10 +322,11 @@ public final class WriterService: Service, Sendable {
     {
         Pending(on: prepareThread) { [input, spill, config] in
             var clock = PhaseClock()
-            clock.start()
             let entered = Date()
             var taken: Batch
-            if let batch = input.popBatch(max: config.batchSize, until: takeAt), !batch.isEmpty {
+            let queued = input.popBatch(max: config.batchSize, until: takeAt)
+            clock.skip()  // holding for takeAt is no phase of the writer's
+            if let batch = queued, !batch.isEmpty {
                 taken = Batch(batch)
             } else if let spill {
                 let (raws, end) = spill.read(max: config.batchSize, from: spillFrom)
