@@ -11,7 +11,7 @@
 /// least `margin`), from moving averages of what was measured.
 /// The queue hands over a full batch at once (a backlog never waits), and a preparation that ends
 /// after the commit costs the writer only that overrun, which raises the preparation's average.
-public struct LookAheadTiming: Sendable, Equatable {
+public struct LookAheadTiming: Sendable {
     /// Moving averages in seconds (nil: nothing measured yet - no hold).
     public private(set) var commit: Double?
     public private(set) var prepare: Double?
@@ -28,13 +28,14 @@ public struct LookAheadTiming: Sendable, Equatable {
     public init() {}
 
     public mutating func committed(seconds: Double) {
-        commit = Self.average(commit, seconds)
+        guard Self.isDuration(seconds) else { return }
+        commit = Self.average(commit ?? seconds, seconds)
     }
 
     public mutating func prepared(seconds: Double) {
-        guard seconds.isFinite, seconds >= 0 else { return }
-        if let prepare { prepareDeviation = Self.average(prepareDeviation, abs(seconds - prepare)) ?? 0 }
-        prepare = Self.average(prepare, seconds)
+        guard Self.isDuration(seconds) else { return }
+        if let prepare { prepareDeviation = Self.average(prepareDeviation, abs(seconds - prepare)) }
+        prepare = Self.average(prepare ?? seconds, seconds)
     }
 
     /// Seconds after a commit starts at which the next batch is taken (0: at once).
@@ -43,9 +44,7 @@ public struct LookAheadTiming: Sendable, Equatable {
         return min(max(0, commit - prepare - max(Self.margin, 2 * prepareDeviation)), Self.longest)
     }
 
-    private static func average(_ old: Double?, _ new: Double) -> Double? {
-        guard new.isFinite, new >= 0 else { return old }
-        guard let old else { return new }
-        return old + weight * (new - old)
-    }
+    private static func isDuration(_ seconds: Double) -> Bool { seconds.isFinite && seconds >= 0 }
+
+    private static func average(_ old: Double, _ new: Double) -> Double { old + weight * (new - old) }
 }
