@@ -228,12 +228,29 @@ public final class IngestService: Service, Sendable {
             "zmq.bind": "\(config.ingestBind)", "ha.standby_buffer_s": "\(config.ha.standbyBufferSeconds)",
         ])
         var overflowed = 0
+        // While nobody leads (the database is away), nothing ages out; beyond the buffer's
+        // capacity what it holds goes to the spill file, written when this daemon leads. While
+        // a leader lives, the oldest just go (the leader stored them). Checked at every message
+        // kept: one read from the socket can bring more than the buffer holds.
+        func spillIfLeaderless() {
+            guard let spill, buffer.count >= standbyCapacity - min(1000, standbyCapacity / 10),
+                  Date().timeIntervalSince1970 - role.leaderLastSeen > config.ha.takeoverSeconds else { return }
+            let kept = buffer.drain()
+            let written = spill.appendAll(kept)
+            if written < kept.count { handles.overflowed.increment(by: kept.count - written) }
+            logger.warning("no leader for a while: what the standby kept went to the spill file", metadata: [
+                "ha.spilled": "\(written)", "spill.bytes": "\(spill.pendingBytes)",
+            ])
+        }
         while !stop.isSet && !role.isLeader {
             do {
                 if let sub {
                     if try ZMQSocket.poll([sub], timeoutMilliseconds: 50)[0] {
                         let raws = try readSub(sub)
-                        for raw in raws { buffer.append(raw, at: raw.receivedAt) }
+                        for raw in raws {
+                            spillIfLeaderless()
+                            buffer.append(raw, at: raw.receivedAt)
+                        }
                         handles.received.increment("standby", by: raws.count)
                     }
                 } else {
@@ -243,19 +260,8 @@ public final class IngestService: Service, Sendable {
                 logger.error("standby: reading the SUB socket failed", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: 0.1)
             }
-            // While nobody leads (the database is away), nothing ages out; beyond the buffer's
-            // capacity what it holds goes to the spill file, written when this daemon leads. While
-            // a leader lives, the oldest just go (the leader stored them).
             buffer.trim(now: role.leaderLastSeen)
-            if let spill, Date().timeIntervalSince1970 - role.leaderLastSeen > config.ha.takeoverSeconds,
-               buffer.count >= standbyCapacity - min(1000, standbyCapacity / 10) {
-                let kept = buffer.drain()
-                let written = spill.appendAll(kept)
-                if written < kept.count { handles.overflowed.increment(by: kept.count - written) }
-                logger.warning("no leader for a while: what the standby kept went to the spill file", metadata: [
-                    "ha.spilled": "\(written)", "spill.bytes": "\(spill.pendingBytes)",
-                ])
-            }
+            spillIfLeaderless()
             handles.buffered.record(buffer.count)
             if buffer.overflowed > overflowed {
                 handles.overflowed.increment(by: buffer.overflowed - overflowed)
