@@ -70,7 +70,7 @@ struct CameraOnlineRateTests {
 
         // The assessment report of yesterday: the card and the townships' table.
         let day = try #require(try s.db.query("SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::text").scalar)
-        let out = "/tmp/ld-online-\(UUID().uuidString.prefix(8))"
+        let out = "\(Scratch.directory)/ld-online-\(UUID().uuidString.prefix(8))"
         let made = try liandongd(["report", "--from", day, "--to", day, "--out", out], database: s.daemon.database)
         #expect(made.status == 0, "\(made.stderr)")
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)

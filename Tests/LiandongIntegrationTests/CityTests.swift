@@ -11,7 +11,7 @@ struct CityTests {
 
     /// The Guazhou dataset as a second county, 620923 (codes and device ids renumbered, names marked).
     static func secondCounty() throws -> String {
-        let dir = "/tmp/ld-county-\(UUID().uuidString.prefix(8))"
+        let dir = "\(Scratch.directory)/ld-county-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for file in ["divisions.csv", "grids.geojson", "cameras.csv"] {
             let text = try String(contentsOfFile: TestDatabase.data + "/" + file, encoding: .utf8)

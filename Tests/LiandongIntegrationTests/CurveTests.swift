@@ -24,7 +24,7 @@ struct CurveTests {
         var peersFile: String { dir + "/peers.yaml" }
 
         init(peers: [(String, String, String)]? = nil) throws {
-            dir = NSTemporaryDirectory() + "ld-curve-" + UUID().uuidString.prefix(8)
+            dir = Scratch.directory + "/ld-curve-" + UUID().uuidString.prefix(8)
             daemonPublic = try CurveKeyFiles.generate(name: "daemon", directory: dir)
             for name in ["gw-a", "gw-rogue", "gw-new", "disp-a", "disp-b", "obs"] {
                 _ = try CurveKeyFiles.generate(name: name, directory: dir)

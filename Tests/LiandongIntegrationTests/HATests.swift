@@ -272,7 +272,7 @@ struct HATests {
         var env = Self.ha
         for (key, name) in [("INGEST_BIND", "ingest"), ("INGEST_ACK_BIND", "ack"), ("FEED_BIND", "feed"),
                             ("FEED_REPLAY_BIND", "replay"), ("UPDATES_BIND", "updates")] {
-            env["LIANDONG_" + key] = "ipc:///tmp/ld-\(id)-\(name)"
+            env["LIANDONG_" + key] = "ipc://\(Scratch.directory)/ld-\(id)-\(name)"
         }
         env["LIANDONG_METRICS_BIND"] = ""
         let run = try liandongd(["run", "--migrations", TestDatabase.migrations], database: url + " application_name=grafana",
@@ -283,7 +283,7 @@ struct HATests {
 
     @Test("a pair behind CURVE (one server key for both): the standby authenticates the gateway on its SUB socket, and after a kill -9 it stores what it kept and answers the acknowledged gateway")
     func pairBehindCurve() throws {
-        let dir = NSTemporaryDirectory() + "ld-ha-curve-" + UUID().uuidString.prefix(8)
+        let dir = Scratch.directory + "/ld-ha-curve-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try CurveKeyFiles.generate(name: "daemon", directory: dir)
         _ = try CurveKeyFiles.generate(name: "gw", directory: dir)

@@ -10,7 +10,7 @@ import ZeroMQ
 struct KeysTests {
     @Test("generate writes a private secret key and its public key, never overwrites, and a readable secret is refused")
     func generate() throws {
-        let dir = "/tmp/ld-keys-\(UUID().uuidString.prefix(8))/keys"
+        let dir = "\(Scratch.directory)/ld-keys-\(UUID().uuidString.prefix(8))/keys"
         let r = try liandongd(["keys", "generate", "disp-620922100", "--dir", dir])
         #expect(r.status == 0, "\(r.stderr)")
         let secretPath = dir + "/disp-620922100.key", publicPath = dir + "/disp-620922100.pub"

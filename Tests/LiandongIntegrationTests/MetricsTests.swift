@@ -123,7 +123,7 @@ struct PromtoolTests {
         for (name, port) in [("liandongd", s.daemon.metricsPort), ("liandong-gb28181", bridge.metricsPort), ("liandong-open311", open311.port),
                              ("liandong-console", console.port)] {
             let text = try httpGet(port: port, "/metrics").body
-            let file = "/tmp/ld-promtool-\(UUID().uuidString.prefix(8)).txt"
+            let file = "\(Scratch.directory)/ld-promtool-\(UUID().uuidString.prefix(8)).txt"
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: file) }
             let r = try runCaptured("/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", tool, file])

@@ -154,7 +154,7 @@ struct MigrateImportTests {
 }
 
 func temporaryFile(_ contents: String) throws -> String {
-    let path = "/tmp/ld-\(UUID().uuidString)"
+    let path = "\(Scratch.directory)/ld-\(UUID().uuidString)"
     try contents.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }

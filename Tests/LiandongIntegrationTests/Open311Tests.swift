@@ -111,7 +111,7 @@ struct Open311Tests {
         #expect(kpi[0, "citizen_requests"] == "1" && kpi[0, "ratings"] == "1" && kpi[0, "satisfaction"] == "2.00" && kpi[0, "reopened"] == "1")
         #expect(try s.db.query("SELECT sum(citizen_requests) FROM liandong.division_kpis WHERE division_code = $1", [township]).scalar == "1")
         // The assessment report has them too: the township's row in its residents' table and CSV.
-        let day = String(Timestamp.formatCST(s.now).prefix(10)), out = "/tmp/ld-report-\(UUID().uuidString.prefix(8))"
+        let day = String(Timestamp.formatCST(s.now).prefix(10)), out = "\(Scratch.directory)/ld-report-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let report = try liandongd(["report", "--from", day, "--to", day, "--out", out], database: s.daemon.database)
         #expect(report.status == 0, "\(report.stderr)")

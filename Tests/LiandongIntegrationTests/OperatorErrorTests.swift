@@ -55,7 +55,7 @@ struct OperatorErrorTests {
     func portInUse() throws {
         let url = try TestDatabase.create()
         let r = try liandongd(["run", "--migrations", TestDatabase.migrations], database: url,
-                              environment: ["LIANDONG_INGEST_BIND": "ipc:///tmp/ld-unused-\(UUID().uuidString.prefix(6))",
+                              environment: ["LIANDONG_INGEST_BIND": "ipc://\(Scratch.directory)/ld-unused-\(UUID().uuidString.prefix(6))",
                                             "LIANDONG_FEED_BIND": "tcp://127.0.0.1:\(try heldPort())"])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("feed.bind") && r.stderr.contains("already in use"), "\(r.stderr)")

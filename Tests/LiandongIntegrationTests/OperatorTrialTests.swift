@@ -73,11 +73,11 @@ struct OperatorTrialTests {
     @Test("a key root made for the service: the daemon and check-config name security.secret_key_file and the fix; --owner makes it right")
     func keysTheServiceCanRead() throws {
         guard getuid() == 0 else { return }  // needs root to make files another account cannot read (CI and tools/test run as root)
-        let directory = "/tmp/ld-keys-\(UUID().uuidString.prefix(8))"
+        let directory = "\(Scratch.directory)/ld-keys-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // The service account runs a copy of liandongd and the migrations from a directory it may
         // enter: the clone this suite runs in may be private to root (a mktemp -d, a home).
-        let installed = "/tmp/ld-bin-\(UUID().uuidString.prefix(8))"
+        let installed = "\(Scratch.directory)/ld-bin-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: installed) }
         try FileManager.default.createDirectory(atPath: installed, withIntermediateDirectories: false)
         try FileManager.default.copyItem(atPath: DaemonProcess.binaries + "/liandongd", toPath: installed + "/liandongd")
@@ -124,8 +124,8 @@ final class BackgroundProcess {
 
     init(_ executable: String, _ arguments: [String]) throws {
         let id = UUID().uuidString.prefix(8)
-        outURL = URL(fileURLWithPath: "/tmp/ld-bg-\(id).out")
-        errURL = URL(fileURLWithPath: "/tmp/ld-bg-\(id).err")
+        outURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-bg-\(id).out")
+        errURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-bg-\(id).err")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
@@ -176,7 +176,7 @@ extension CurveTests {
         // A replay endpoint nobody binds: --duration is kept, the exit is clean.
         let started = Date()
         let lonely = try runCaptured(DaemonProcess.binaries + "/liandong-tail", [
-            "--connect", "ipc:///tmp/ld-nobody-\(UUID().uuidString.prefix(8))", "--replay", "ipc:///tmp/ld-nobody-replay", "--duration", "3"],
+            "--connect", "ipc://\(Scratch.directory)/ld-nobody-\(UUID().uuidString.prefix(8))", "--replay", "ipc://\(Scratch.directory)/ld-nobody-replay", "--duration", "3"],
             timeout: 20)
         #expect(lonely.status == 0 && Date().timeIntervalSince(started) < 8, "\(lonely.stderr)")
         #expect(lonely.stderr.contains("no replay endpoint connected"), "\(lonely.stderr)")
@@ -186,7 +186,7 @@ extension CurveTests {
 extension CurveTests {
     @Test("clients that fail the CURVE handshake before ZAP (no keys, the wrong server key) are counted by reason and logged once per address")
     func handshakeFailuresLeaveATrace() throws {
-        let dir = NSTemporaryDirectory() + "ld-hs-" + UUID().uuidString.prefix(8)
+        let dir = Scratch.directory + "/ld-hs-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try CurveKeyFiles.generate(name: "daemon", directory: dir)
         _ = try CurveKeyFiles.generate(name: "impostor", directory: dir)

@@ -16,7 +16,7 @@ struct ReportTests {
     static func chromium(_ arguments: [String], file: String, height: Int = 1123) throws -> CLIResult {
         guard let binary = chromium else { throw TestFailure("no chromium: tools/test installs it (apt-get install chromium)") }
         return try runCaptured(binary, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                                        "--user-data-dir=\(NSTemporaryDirectory())/chromium-\(getpid())",
+                                        "--user-data-dir=\(Scratch.directory)/chromium-\(getpid())",
                                         "--window-size=794,\(height)"] + arguments + ["file://" + file])
     }
 
@@ -48,7 +48,7 @@ struct ReportTests {
         }
 
         let today = String(Timestamp.formatCST(now).prefix(10))
-        let out = NSTemporaryDirectory() + "report-\(UUID().uuidString.prefix(8))"
+        let out = Scratch.directory + "/report-\(UUID().uuidString.prefix(8))"
         let made = try liandongd(["report", "--from", today, "--to", today, "--out", out], database: s.daemon.database)
         #expect(made.status == 0, "\(made.stdout) \(made.stderr)")
         #expect(made.stdout.contains("report.html") && made.stdout.contains("767 grids"))

@@ -13,7 +13,7 @@ struct SIPPlatformTests {
 
     /// A bridge that reads liandongd's database (its known devices, operators' commands) and knows `devices`.
     static func bridge(_ s: Scene, devices: [String]) throws -> BridgeProcess {
-        let file = "/tmp/ld-devices-\(UUID().uuidString.prefix(8))"
+        let file = "\(Scratch.directory)/ld-devices-\(UUID().uuidString.prefix(8))"
         try (devices.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         return try BridgeProcess(daemonAck: s.daemon.ack, environment: [
             "LIANDONG_DATABASE_URL": s.daemon.database, "LIANDONG_GB28181_DEVICES_FILE": file,

@@ -12,7 +12,7 @@ struct SpillFileTests {
 
     @Test("messages come back in order with their frames and times; commit truncates once all is read")
     func roundTrip() throws {
-        let path = "/tmp/ld-spill-\(UUID().uuidString.prefix(8))"
+        let path = "\(Scratch.directory)/ld-spill-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".offset") }
         let spill = try SpillFile(path: path, maxBytes: 1 << 20)
         for i in 0..<10 { #expect(spill.append(raw(i))) }
@@ -29,7 +29,7 @@ struct SpillFileTests {
 
     @Test("an authenticated sender is kept with its message (the rights it had on arrival); records without one still read")
     func sender() throws {
-        let path = "/tmp/ld-spill-\(UUID().uuidString.prefix(8))"
+        let path = "\(Scratch.directory)/ld-spill-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".offset") }
         let spill = try SpillFile(path: path, maxBytes: 1 << 20)
         var signed = raw(1)
@@ -44,7 +44,7 @@ struct SpillFileTests {
 
     @Test("a new process resumes after the last committed read; a full spill refuses more")
     func resumeAndLimit() throws {
-        let path = "/tmp/ld-spill-\(UUID().uuidString.prefix(8))"
+        let path = "\(Scratch.directory)/ld-spill-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".offset") }
         do {
             let spill = try SpillFile(path: path, maxBytes: 1 << 20)

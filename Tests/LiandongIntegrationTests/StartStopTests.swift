@@ -11,9 +11,9 @@ struct StartStopTests {
     func ownEndpoints() throws -> [String: String] {
         let id = UUID().uuidString.prefix(8)
         return [
-            "LIANDONG_INGEST_BIND": "ipc:///tmp/ld-\(id)-ingest", "LIANDONG_INGEST_ACK_BIND": "ipc:///tmp/ld-\(id)-ack",
-            "LIANDONG_FEED_BIND": "ipc:///tmp/ld-\(id)-feed", "LIANDONG_FEED_REPLAY_BIND": "ipc:///tmp/ld-\(id)-replay",
-            "LIANDONG_UPDATES_BIND": "ipc:///tmp/ld-\(id)-updates", "LIANDONG_METRICS_BIND": "127.0.0.1:\(try freePort())",
+            "LIANDONG_INGEST_BIND": "ipc://\(Scratch.directory)/ld-\(id)-ingest", "LIANDONG_INGEST_ACK_BIND": "ipc://\(Scratch.directory)/ld-\(id)-ack",
+            "LIANDONG_FEED_BIND": "ipc://\(Scratch.directory)/ld-\(id)-feed", "LIANDONG_FEED_REPLAY_BIND": "ipc://\(Scratch.directory)/ld-\(id)-replay",
+            "LIANDONG_UPDATES_BIND": "ipc://\(Scratch.directory)/ld-\(id)-updates", "LIANDONG_METRICS_BIND": "127.0.0.1:\(try freePort())",
         ]
     }
 
@@ -52,7 +52,7 @@ struct StartStopTests {
         let db = try PGConnection(conninfo: url)
         let centre = try Scene.centre(of: Scene.ruralGrid, db)
         let first = try DaemonProcess(database: url)
-        let spill = "/tmp/ld-standby-\(UUID().uuidString.prefix(8)).spill"
+        let spill = "\(Scratch.directory)/ld-standby-\(UUID().uuidString.prefix(8)).spill"
         var env = ["LIANDONG_INGEST_SPILL_PATH": spill]
         let standby = try DaemonProcess(database: url, environment: env)
         try standby.waitUntil(timeout: 10, "the standby to report itself") {

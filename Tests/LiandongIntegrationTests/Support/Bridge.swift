@@ -21,8 +21,8 @@ final class BridgeProcess {
         sipPort = try freeUDPAndTCPPort()
         metricsPort = try freePort()
         let id = UUID().uuidString.prefix(8)
-        logURL = URL(fileURLWithPath: "/tmp/ld-gb-\(id).log")
-        directory = "/tmp/ld-gb-\(id)"
+        logURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-gb-\(id).log")
+        directory = "\(Scratch.directory)/ld-gb-\(id)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
@@ -110,7 +110,7 @@ extension SIPp {
              keys: [String: String] = [:]) throws
         {
             let localPort = try freeUDPAndTCPPort()
-            outURL = URL(fileURLWithPath: "/tmp/ld-sipp-\(UUID().uuidString.prefix(8)).out")
+            outURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-sipp-\(UUID().uuidString.prefix(8)).out")
             FileManager.default.createFile(atPath: outURL.path, contents: nil)
             var arguments = ["127.0.0.1:\(bridge.sipPort)", "-sf", "\(SIPp.scenarios)/\(scenario).xml",
                              "-oocsf", "\(SIPp.scenarios)/\(platform).xml", "-t", "u1", "-i", "127.0.0.1", "-p", String(localPort),

@@ -12,7 +12,7 @@ func liandongd(_ arguments: [String], database: String? = nil, environment: [Str
                timeout: TimeInterval = 60) throws -> CLIResult {
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
     if let database { env["LIANDONG_DATABASE_URL"] = database }
-    env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-cli-\(UUID().uuidString.prefix(8)).spill"
+    env["LIANDONG_INGEST_SPILL_PATH"] = "\(Scratch.directory)/ld-cli-\(UUID().uuidString.prefix(8)).spill"
     for (k, v) in environment { env[k] = v }
     return try runCaptured(DaemonProcess.binaries + "/liandongd", arguments, environment: env, timeout: timeout)
 }
@@ -26,7 +26,7 @@ func runCaptured(_ executable: String, _ arguments: [String], environment: [Stri
     if let environment { process.environment = environment }
     process.currentDirectoryURL = TestDatabase.repository
     let id = UUID().uuidString
-    let outURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).out"), errURL = URL(fileURLWithPath: "/tmp/ld-cli-\(id).err")
+    let outURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-cli-\(id).out"), errURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-cli-\(id).err")
     FileManager.default.createFile(atPath: outURL.path, contents: nil)
     FileManager.default.createFile(atPath: errURL.path, contents: nil)
     defer {

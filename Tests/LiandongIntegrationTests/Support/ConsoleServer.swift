@@ -19,8 +19,8 @@ final class ConsoleProcess {
     init(daemon: DaemonProcess, users: [(String, String, String)], environment extra: [String: String] = [:]) throws {
         port = try freePort()
         let id = UUID().uuidString.prefix(8)
-        logURL = URL(fileURLWithPath: "/tmp/ld-console-\(id).log")
-        usersFile = "/tmp/ld-console-users-\(id)"
+        logURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-console-\(id).log")
+        usersFile = "\(Scratch.directory)/ld-console-users-\(id)"
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_CONSOLE_BIND"] = "127.0.0.1:\(port)"

@@ -39,13 +39,13 @@ final class DaemonProcess {
         self.database = database
         self.arguments = arguments
         let id = UUID().uuidString.prefix(8)
-        ingest = "ipc:///tmp/ld-\(id)-ingest"
-        feed = "ipc:///tmp/ld-\(id)-feed"
-        updates = "ipc:///tmp/ld-\(id)-updates"
-        ack = "ipc:///tmp/ld-\(id)-ack"
-        replay = "ipc:///tmp/ld-\(id)-replay"
+        ingest = "ipc://\(Scratch.directory)/ld-\(id)-ingest"
+        feed = "ipc://\(Scratch.directory)/ld-\(id)-feed"
+        updates = "ipc://\(Scratch.directory)/ld-\(id)-updates"
+        ack = "ipc://\(Scratch.directory)/ld-\(id)-ack"
+        replay = "ipc://\(Scratch.directory)/ld-\(id)-replay"
         metricsPort = try freePort()
-        logURL = URL(fileURLWithPath: "/tmp/ld-\(id).log")
+        logURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-\(id).log")
         context = try ZMQContext()
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LIANDONG_") }
         env["LIANDONG_DATABASE_URL"] = database
@@ -56,7 +56,7 @@ final class DaemonProcess {
         env["LIANDONG_INGEST_ACK_BIND"] = ack
         env["LIANDONG_FEED_REPLAY_BIND"] = replay
         env["LIANDONG_METRICS_BIND"] = "127.0.0.1:\(metricsPort)"
-        env["LIANDONG_INGEST_SPILL_PATH"] = "/tmp/ld-\(id).spill"
+        env["LIANDONG_INGEST_SPILL_PATH"] = "\(Scratch.directory)/ld-\(id).spill"
         env["LIANDONG_INGEST_BATCH_MS"] = "5"
         env["LIANDONG_LOG_LEVEL"] = "info"
         // No patrol reminders (after 18:00 CST every grid of a test would get one) unless asked for.

@@ -17,8 +17,8 @@ final class Open311Process {
     init(daemonAck: String, database: String, environment extra: [String: String] = [:]) throws {
         port = try freePort()
         let id = UUID().uuidString.prefix(8)
-        logURL = URL(fileURLWithPath: "/tmp/ld-open311-\(id).log")
-        keysFile = "/tmp/ld-open311-keys-\(id)"
+        logURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-open311-\(id).log")
+        keysFile = "\(Scratch.directory)/ld-open311-keys-\(id)"
         let keys = """
             # name  sha256(key)  per minute
             wechat \(SHA256.hex(Self.wechatKey)) 600

@@ -20,7 +20,7 @@ final class PrivateCluster {
     init(serverOptions: String = "", data: String = TestDatabase.data, county: Bool = true,
          prepare: ((String) throws -> Void)? = nil) throws {
         self.serverOptions = serverOptions
-        directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
+        directory = "\(Scratch.directory)/ld-pg-\(UUID().uuidString.prefix(8))"
         port = try freePort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0 { try Self.run(["/bin/chown", "postgres:", directory]) }
@@ -47,7 +47,7 @@ final class PrivateCluster {
     /// application_name is `name`.
     init(standbyOf primary: PrivateCluster, name: String = "standby1") throws {
         serverOptions = primary.serverOptions
-        directory = "/tmp/ld-pg-\(UUID().uuidString.prefix(8))"
+        directory = "\(Scratch.directory)/ld-pg-\(UUID().uuidString.prefix(8))"
         port = try freePort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0 { try Self.run(["/bin/chown", "postgres:", directory]) }

@@ -19,7 +19,7 @@ final class Browser {
             throw TestFailure("chromedriver is not installed (tools/test installs chromium and chromium-driver)")
         }
         port = try freePort()
-        logURL = URL(fileURLWithPath: "/tmp/ld-chromedriver-\(UUID().uuidString.prefix(8)).log")
+        logURL = URL(fileURLWithPath: "\(Scratch.directory)/ld-chromedriver-\(UUID().uuidString.prefix(8)).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         driver.executableURL = URL(fileURLWithPath: Self.driverPath)
         driver.arguments = ["--port=\(port)", "--allowed-ips=127.0.0.1"]
