@@ -30,25 +30,31 @@ public struct CameraStore {
             let before = try suppressed(db)
             let days = String(rule.days)
             // The span of the judged incidents' events, as constants: only those day partitions
-            // are planned (each incident's own span prunes further as it runs).
+            // are planned.
             let span = try db.query("""
                 SELECT extract(epoch FROM min(first_observed_at)), extract(epoch FROM max(last_observed_at))
                 FROM liandong.incidents
                 WHERE status = 'closed' AND resolution IN ('resolved', 'false_alarm') AND closed_at > now() - make_interval(days => $1)
                 """, [days]).rows.first
+            // Each judged incident counts once for each camera among its alerts (since that camera's
+            // last review). A join, not a lookup of each incident's events: with a year of history
+            // the window holds tens of thousands of judged incidents, and one index probe each
+            // (run-time partition pruning every time) took 3-4 s of the server's CPU every minute
+            // (issue 31); the planner now chooses.
             try db.query("""
-                WITH judged AS (
-                    SELECT d.device_id, i.resolution
+                WITH reviewed AS (
+                    SELECT device_id, max(reviewed_at) AS at FROM liandong.camera_reviews GROUP BY device_id
+                ), judged AS (
+                    SELECT DISTINCT i.id, e.device_id, i.resolution
                     FROM liandong.incidents i
-                    CROSS JOIN LATERAL (
-                        SELECT DISTINCT e.device_id FROM liandong.events e
-                        WHERE e.incident_id = i.id AND e.source = 'alert' AND e.device_id IS NOT NULL
-                          AND e.observed_at BETWEEN to_timestamp($2::float8) AND to_timestamp($3::float8)
-                          AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at) d
+                    JOIN liandong.events e ON e.incident_id = i.id
+                    LEFT JOIN reviewed r ON r.device_id = e.device_id
                     WHERE i.status = 'closed' AND i.resolution IN ('resolved', 'false_alarm')
                       AND i.closed_at > now() - make_interval(days => $1)
-                      AND i.closed_at > coalesce((SELECT max(r.reviewed_at) FROM liandong.camera_reviews r
-                                                  WHERE r.device_id = d.device_id), '-infinity')
+                      AND e.source = 'alert' AND e.device_id IS NOT NULL
+                      AND e.observed_at BETWEEN to_timestamp($2::float8) AND to_timestamp($3::float8)
+                      AND e.observed_at BETWEEN i.first_observed_at AND i.last_observed_at
+                      AND i.closed_at > coalesce(r.at, '-infinity')
                 ), stats AS (
                     SELECT device_id, count(*)::integer AS judged,
                            count(*) FILTER (WHERE resolution = 'false_alarm')::integer AS false_alarms
