@@ -39,7 +39,7 @@ public struct CameraStore {
             // Each judged incident counts once for each camera among its alerts (since that camera's
             // last review). A join, not a lookup of each incident's events: with a year of history
             // the window holds tens of thousands of judged incidents, and one index probe each
-            // (run-time partition pruning every time) took 3-4 s of the server's CPU every minute
+            // (run-time partition pruning every time) took 2.6-4 s of the server's CPU every minute
             // (issue 31); the planner now chooses.
             try db.query("""
                 WITH reviewed AS (
