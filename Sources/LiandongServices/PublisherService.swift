@@ -114,7 +114,7 @@ public final class PublisherService: Service, Sendable {
             }
             if !ready.isEmpty {
                 try cursor.send(ready, socket)
-            } else if cursor.markedThrough < cursor.sentThrough && Date().timeIntervalSince(lastBeat) >= 1 {
+            } else if cursor.markedThrough < cursor.sentThrough && Date().timeIntervalSince(cursor.lastMarked) >= FeedCursor.markEvery {
                 cursor.markPublished()
             }
             if Date().timeIntervalSince(lastBeat) >= 1 {
@@ -124,6 +124,7 @@ public final class PublisherService: Service, Sendable {
             }
             if batch == nil && waiting.isEmpty { break }
         }
+        cursor.markPublished()
         logger.info("publisher drained", metadata: ["feed.head": "\(next - 1)"])
     }
 
@@ -148,8 +149,9 @@ public final class PublisherService: Service, Sendable {
 }
 
 /// How far the feed went out, on the publisher's thread: the highest seq sent (strictly in seq
-/// order) and the highest recorded in liandong.feed_published - recorded after each send, or as
-/// soon as the database is back - and the connection for it, reopened on demand: publishing
+/// order) and the highest recorded in liandong.feed_published - recorded at most every
+/// `markEvery` after a send, at once when the publisher drains, or as soon as the database is
+/// back - and the connection for it, reopened on demand: publishing
 /// what is in memory never waits for the database, only marking rows published and filling
 /// holes do.
 private final class FeedCursor {
@@ -204,14 +206,22 @@ private final class FeedCursor {
             sentThrough = max(sentThrough, last.seq)
             feedHead.record(last.seq)
         }
-        markPublished()
+        if Date().timeIntervalSince(lastMarked) >= Self.markEvery { markPublished() }
     }
+
+    /// How far the feed went out is recorded at most this often (and when the publisher drains):
+    /// once per batch it was ~470 UPDATEs a second in a storm, each a round trip, a commit and
+    /// WAL, competing with the writer (issue 31). A restart republishes at most this much again,
+    /// with the same message_id and seq.
+    static let markEvery: TimeInterval = 0.1
+    private(set) var lastMarked = Date.distantPast
 
     func markPublished() {
         guard markedThrough < sentThrough else { return }
         do {
             try FeedStore(db: try database()).markPublished(through: sentThrough, at: Date().timeIntervalSince1970)
             markedThrough = sentThrough
+            lastMarked = Date()
         } catch {
             // Sent but not recorded yet: retried each round; a restart before that republishes
             // them with the same message_id and seq.
