@@ -114,8 +114,8 @@ public final class PublisherService: Service, Sendable {
             }
             if !ready.isEmpty {
                 try cursor.send(ready, socket)
-            } else if cursor.markedThrough < cursor.sentThrough && Date().timeIntervalSince(cursor.lastMarked) >= FeedCursor.markEvery {
-                cursor.markPublished()
+            } else {
+                cursor.markPublishedIfDue()
             }
             if Date().timeIntervalSince(lastBeat) >= 1 {
                 let beat = Heartbeat(head: next - 1, at: Timestamp.formatCST(Date().timeIntervalSince1970))
@@ -159,8 +159,8 @@ private final class FeedCursor {
     let feedHead: CoreMetrics.Gauge
     let logger: Logger
     private var connection: PGConnection?
-    private(set) var sentThrough: Int64 = 0
-    private(set) var markedThrough: Int64 = 0
+    private var sentThrough: Int64 = 0
+    private var markedThrough: Int64 = 0
 
     let fence: (PGConnection) throws -> Void
 
@@ -206,7 +206,7 @@ private final class FeedCursor {
             sentThrough = max(sentThrough, last.seq)
             feedHead.record(last.seq)
         }
-        if Date().timeIntervalSince(lastMarked) >= Self.markEvery { markPublished() }
+        markPublishedIfDue()
     }
 
     /// How far the feed went out is recorded at most this often (and when the publisher drains):
@@ -214,7 +214,11 @@ private final class FeedCursor {
     /// WAL, competing with the writer (issue 31). A restart republishes at most this much again,
     /// with the same message_id and seq.
     static let markEvery: TimeInterval = 0.1
-    private(set) var lastMarked = Date.distantPast
+    private var lastMarked = Date.distantPast
+
+    func markPublishedIfDue() {
+        if Date().timeIntervalSince(lastMarked) >= Self.markEvery { markPublished() }
+    }
 
     func markPublished() {
         guard markedThrough < sentThrough else { return }
